@@ -1,0 +1,76 @@
+"""radon-actors: atoms (isolated, stateful actors) on trio.
+
+The public API is re-exported here; every other module is private.
+
+Host-only names (the runtime, which needs trio and structlog) are imported
+lazily, so that ``from radon_actors import Atom, handler`` also works inside the
+WebAssembly guest, where trio does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._atom import Atom, Timer, handler
+from ._errors import (
+    AskTimeout,
+    AtomStopped,
+    BadArguments,
+    DeadlockError,
+    HandlerNotFound,
+    MailboxFull,
+    NameTaken,
+    NoSuchAtom,
+    NotSpawned,
+    RadonError,
+    SpawnError,
+    StashOverflow,
+)
+from ._ref import Ref
+
+if TYPE_CHECKING:
+    from .mailbox import DeadLetter, DeadLetters
+    from .runtime import System, open_system
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AskTimeout",
+    "Atom",
+    "AtomStopped",
+    "BadArguments",
+    "DeadLetter",
+    "DeadLetters",
+    "DeadlockError",
+    "HandlerNotFound",
+    "MailboxFull",
+    "NameTaken",
+    "NoSuchAtom",
+    "NotSpawned",
+    "RadonError",
+    "Ref",
+    "SpawnError",
+    "StashOverflow",
+    "System",
+    "Timer",
+    "handler",
+    "open_system",
+]
+
+_LAZY = {
+    "System": "runtime",
+    "open_system": "runtime",
+    "DeadLetter": "mailbox",
+    "DeadLetters": "mailbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'radon_actors' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

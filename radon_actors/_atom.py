@@ -1,0 +1,294 @@
+"""``Atom``, the ``@handler`` marker, and the per-class handler table.
+
+An atom is an ordinary Python object whose ``@handler`` methods are the only way
+in. The class knows nothing about trio, mailboxes or hosts: everything that needs
+the runtime goes through ``self._radon_ctx``, an object the runtime installs
+before ``__init__`` runs. That indirection is what lets the *same* class run
+natively on trio or inside the WebAssembly guest, where a different context
+object forwards the calls across the sandbox boundary.
+
+This module is imported inside the WebAssembly guest: standard library only.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from ._errors import BadArguments, HandlerNotFound, NotSpawned
+
+if TYPE_CHECKING:
+    from ._ref import Ref
+
+__all__ = ["Atom", "Timer", "handler"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+A = TypeVar("A", bound="Atom")
+
+_HANDLER_MARK = "__radon_handler__"
+
+
+def handler(fn: F) -> F:
+    """Mark a method of an :class:`Atom` subclass as callable by messages.
+
+    Both ``async def`` and plain ``def`` methods can be handlers. Only marked
+    methods can be reached through a :class:`~radon_actors.Ref`: every other
+    method stays private to the atom. The function is returned unchanged, so
+    ``Counter.incr`` keeps its type and can be passed to ``ref.ask``.
+    """
+    if not callable(fn) or isinstance(fn, (staticmethod, classmethod)):
+        raise TypeError(f"@handler takes a plain method, not {fn!r}")
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        raise TypeError(
+            f"@handler {fn.__qualname__} is a generator; handlers must return a value "
+            "(use a plain def or an async def)"
+        )
+    setattr(fn, _HANDLER_MARK, True)
+    return fn
+
+
+class Timer(Protocol):
+    """A scheduled message to the atom itself (see :meth:`Atom.send_after`)."""
+
+    def cancel(self) -> None:
+        """Cancel the timer. A message it already queued but that has not run yet is
+        dropped too, so nothing arrives after ``cancel()`` returns."""
+
+    @property
+    def active(self) -> bool:
+        """True until the timer fires (one-shot) or is cancelled."""
+
+
+class _AtomContext(Protocol):
+    """What an atom needs from whichever runtime hosts it (native or guest)."""
+
+    @property
+    def ref(self) -> Ref[Any]: ...
+    @property
+    def log(self) -> Any: ...
+    async def spawn(
+        self, cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str | None
+    ) -> Ref[Any]: ...
+    def stop(self) -> None: ...
+    def send_after(
+        self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Timer: ...
+    def send_every(
+        self, interval: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Timer: ...
+    def stash(self) -> None: ...
+    def unstash_all(self) -> None: ...
+
+
+class _Unspawned:
+    """The context of an atom built directly: every use explains the mistake."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotSpawned(
+            "this atom was constructed directly; create atoms with "
+            "`await system.spawn(Cls, ...)` (or `await self.spawn(Cls, ...)` in a handler)"
+        )
+
+
+_UNSPAWNED: Any = _Unspawned()
+
+
+class Atom:
+    """Base class of atoms: isolated, stateful objects that only talk by messages.
+
+    Subclass it, keep state in ordinary attributes, and mark the methods that
+    messages may call with :func:`handler`. The runtime runs one message at a time
+    per atom (a *turn*): while a handler awaits, the atom's next message waits.
+
+    Inside a handler the atom can use :attr:`ref`, :attr:`log`, :meth:`spawn`,
+    :meth:`stop`, the timers :meth:`send_after` / :meth:`send_every`, and
+    :meth:`stash` / :meth:`unstash_all`. The names of those members, and of
+    ``on_start`` / ``on_stop``, are reserved.
+    """
+
+    # Installed by the runtime before ``__init__``; a class attribute so that an
+    # atom built by hand gets a helpful error instead of an AttributeError.
+    _radon_ctx: _AtomContext = _UNSPAWNED
+
+    def on_start(self) -> Awaitable[None] | None:
+        """Called once, before the first message (sync or ``async``).
+
+        An exception here makes ``spawn`` raise :class:`~radon_actors.SpawnError`.
+        """
+        return None
+
+    def on_stop(self) -> Awaitable[None] | None:
+        """Called once when the atom stops, after its children have stopped."""
+        return None
+
+    @property
+    def ref(self) -> Ref[Any]:
+        """This atom's own :class:`~radon_actors.Ref`; safe to hand to others."""
+        return self._radon_ctx.ref
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound with this atom's ``atom_id`` and ``atom_name``."""
+        return self._radon_ctx.log
+
+    async def spawn(
+        self, cls: type[A], /, *args: Any, name: str | None = None, **kwargs: Any
+    ) -> Ref[A]:
+        """Spawn a child atom; it stops before this atom does."""
+        return await self._radon_ctx.spawn(cls, args, kwargs, name)
+
+    def stop(self) -> None:
+        """Stop this atom once the current turn ends.
+
+        Messages still queued are not run: asks fail with
+        :class:`~radon_actors.AtomStopped` and tells go to the dead letters.
+        """
+        self._radon_ctx.stop()
+
+    def send_after(self, delay: float, h: Any, /, *args: Any, **kwargs: Any) -> Timer:
+        """Tell this atom ``h(*args, **kwargs)`` once, ``delay`` seconds from now."""
+        return self._radon_ctx.send_after(delay, h, args, kwargs)
+
+    def send_every(self, interval: float, h: Any, /, *args: Any, **kwargs: Any) -> Timer:
+        """Tell this atom ``h(*args, **kwargs)`` every ``interval`` seconds (fixed
+        rate; a tick that finds the mailbox full is skipped and logged)."""
+        return self._radon_ctx.send_every(interval, h, args, kwargs)
+
+    def stash(self) -> None:
+        """Set the message being handled aside, unanswered, until :meth:`unstash_all`.
+
+        Its asker keeps waiting. Typical use: an atom that is not ready yet stashes
+        requests and releases them in their original order once it is.
+        """
+        self._radon_ctx.stash()
+
+    def unstash_all(self) -> None:
+        """Put every stashed message back at the head of the mailbox, in order."""
+        self._radon_ctx.unstash_all()
+
+
+class _Default:
+    """Stands in for default values in argument-checking stubs."""
+
+    def __repr__(self) -> str:
+        return "__radon_default__"
+
+
+class HandlerSpec:
+    """One handler of one atom class, prepared for the message path.
+
+    ``check`` is a compiled stub with the handler's exact parameter list and an
+    empty body: calling it validates a message's arguments in well under a
+    microsecond, at the sender, before anything is queued.
+    """
+
+    __slots__ = ("check", "fn", "is_async", "name", "owner")
+
+    def __init__(self, owner: type[Atom], name: str, fn: Callable[..., Any]) -> None:
+        self.owner = owner
+        self.name = name
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.check = _make_checker(name, fn)
+
+    def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise :class:`BadArguments` if ``args``/``kwargs`` cannot bind."""
+        check = self.check
+        if check is None:
+            return
+        try:
+            check(*args, **kwargs)
+        except TypeError as exc:
+            raise BadArguments(
+                f"{self.owner.__name__}.{exc} (signature: {self.name}{self.signature()})"
+            ) from None
+
+    def signature(self) -> str:
+        try:
+            params = list(inspect.signature(self.fn).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return "(...)"
+        return str(inspect.Signature(params))
+
+    def __repr__(self) -> str:
+        return f"<handler {self.owner.__name__}.{self.name}>"
+
+
+def _make_checker(name: str, fn: Callable[..., Any]) -> Callable[..., None] | None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    params = list(sig.parameters.values())
+    if not params or params[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        raise TypeError(f"handler {fn.__qualname__} must take `self` as its first parameter")
+    default = _Default()
+    stub_params = [
+        p.replace(
+            annotation=inspect.Parameter.empty,
+            default=inspect.Parameter.empty if p.default is inspect.Parameter.empty else default,
+        )
+        for p in params[1:]
+    ]
+    text = str(inspect.Signature(stub_params))
+    namespace: dict[str, Any] = {"__radon_default__": default}
+    if not name.isidentifier():
+        return None
+    exec(f"def {name}{text}:\n    return None\n", namespace)
+    checker: Callable[..., None] = namespace[name]
+    return checker
+
+
+def handler_table(cls: type[Atom]) -> dict[Any, HandlerSpec]:
+    """The handlers of ``cls``, keyed both by name and by function object.
+
+    Keys include the functions of overridden base-class handlers, mapped to the
+    most derived override, so ``ref.ask(Base.method)`` dispatches virtually.
+    Cached on the class.
+    """
+    cached = cls.__dict__.get("_radon_handlers")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    table: dict[Any, HandlerSpec] = {}
+    functions: list[tuple[str, Callable[..., Any]]] = []
+    for klass in reversed(cls.__mro__):
+        for attr, value in vars(klass).items():
+            if inspect.isfunction(value) and getattr(value, _HANDLER_MARK, False):
+                functions.append((attr, value))
+    for attr, value in functions:
+        final = inspect.getattr_static(cls, attr)
+        if not getattr(final, _HANDLER_MARK, False):
+            # A subclass overrode a handler with an unmarked method: not callable.
+            table.pop(attr, None)
+            continue
+        spec = table.get(attr)
+        if spec is None or spec.fn is not final:
+            spec = HandlerSpec(cls, attr, final)
+            table[attr] = spec
+        table[value] = spec
+    # Only names that still resolve to a marked method are handlers.
+    cls._radon_handlers = table  # type: ignore[attr-defined]
+    return table
+
+
+def resolve_handler(cls: type[Atom], table: dict[Any, HandlerSpec], h: Any) -> HandlerSpec:
+    """Slow path of a handler lookup: build a helpful error for ``h``."""
+    try:
+        spec = table.get(h)
+    except TypeError:
+        spec = None
+    if spec is not None:
+        return spec
+    names = sorted({s.name for s in table.values()})
+    listing = ", ".join(names) if names else "none"
+    label = h if isinstance(h, str) else getattr(h, "__qualname__", repr(h))
+    attr_name = h if isinstance(h, str) else getattr(h, "__name__", None)
+    if isinstance(attr_name, str) and callable(getattr(cls, attr_name, None)):
+        hint = f"{cls.__name__}.{attr_name} exists but is not marked @handler"
+    else:
+        hint = f"{cls.__name__} has no handler {label!r}"
+    raise HandlerNotFound(f"{hint} (handlers: {listing})")

@@ -1,0 +1,171 @@
+"""The per-atom mailbox.
+
+Three queues, one consumer:
+
+* the *control lane*: unbounded, always served first (stop, restart, migrate,
+  failure notices). Control messages overtake user messages so that a full or
+  slow mailbox can always be stopped.
+* the *user lane*: bounded by ``capacity``. ``put_nowait`` fails loudly with
+  :class:`~radon_actors.MailboxFull` when it is full; ``put`` waits for room.
+  Nothing in a mailbox grows without bound.
+* the *stash*: messages the atom set aside; ``unstash_all`` puts them back at the
+  head of the user lane in their original order. The stash is bounded by
+  ``capacity`` as well, so at worst a mailbox holds twice its capacity.
+
+The consumer (the atom's task) drains the lanes with plain ``popleft`` calls and
+parks only when both are empty, so a burst of messages costs one wake-up, not
+one per message. Producers never yield when there is room.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import attrs
+import trio
+from trio.lowlevel import Abort, ParkingLot, Task, current_task, reschedule, wait_task_rescheduled
+
+from .._errors import MailboxFull, StashOverflow
+
+__all__ = ["Mailbox", "MailboxStatistics"]
+
+
+@attrs.frozen
+class MailboxStatistics:
+    """A snapshot of one mailbox."""
+
+    queued: int
+    """User messages waiting."""
+    control: int
+    """Control messages waiting."""
+    stashed: int
+    """Messages set aside with ``stash()``."""
+    capacity: int
+    """Bound of the user lane (and of the stash)."""
+    senders_waiting: int
+    """Senders blocked in ``put`` for room."""
+
+
+class Mailbox:
+    """A bounded mailbox with a priority lane and a stash; see the module docs."""
+
+    __slots__ = ("_consumer", "_senders", "capacity", "closed", "control", "stashed", "user")
+
+    def __init__(self, capacity: int) -> None:
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise ValueError(f"mailbox capacity must be a positive int, not {capacity!r}")
+        self.capacity = capacity
+        # Public to the runtime's hot loop, which pops them directly.
+        self.user: deque[Any] = deque()
+        self.control: deque[Any] = deque()
+        self.stashed: deque[Any] = deque()
+        self.closed = False
+        self._consumer: Task | None = None
+        self._senders = ParkingLot()
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    # producers ----------------------------------------------------------
+    def put_nowait(self, msg: Any) -> bool:
+        """Queue a user message; False if the mailbox is closed.
+
+        Raises :class:`MailboxFull` when the user lane is at capacity.
+        """
+        if self.closed:
+            return False
+        user = self.user
+        if len(user) >= self.capacity:
+            raise MailboxFull(
+                f"mailbox full ({self.capacity} messages); use `await ref.send(...)` to wait "
+                "for room, or spawn the atom with a larger mailbox_size"
+            )
+        user.append(msg)
+        consumer = self._consumer
+        if consumer is not None:
+            self._consumer = None
+            reschedule(consumer)
+        return True
+
+    async def put(self, msg: Any) -> bool:
+        """Queue a user message, waiting for room; False if the mailbox is (or gets) closed.
+
+        Cancellation while waiting leaves the message unsent.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while len(self.user) >= self.capacity and not self.closed:
+            await self._senders.park()
+        return self.put_nowait(msg)
+
+    def put_control(self, msg: Any) -> bool:
+        """Queue a control message ahead of all user messages; False if closed."""
+        if self.closed:
+            return False
+        self.control.append(msg)
+        consumer = self._consumer
+        if consumer is not None:
+            self._consumer = None
+            reschedule(consumer)
+        return True
+
+    # consumer -----------------------------------------------------------
+    def room_made(self) -> None:
+        """Called by the consumer after it popped user messages: wake one waiting sender."""
+        if self._senders:
+            self._senders.unpark()
+
+    async def wait(self) -> None:
+        """Park the consumer until a message arrives (returns at once if one is queued)."""
+        if self.control or self.user:
+            return
+        self._consumer = current_task()
+        await wait_task_rescheduled(self._abort_wait)
+
+    def _abort_wait(self, _raise_cancel: Any) -> Abort:
+        self._consumer = None
+        return Abort.SUCCEEDED
+
+    # stash -------------------------------------------------------------
+    def stash(self, msg: Any) -> None:
+        """Set ``msg`` aside until :meth:`unstash_all`."""
+        if len(self.stashed) >= self.capacity:
+            raise StashOverflow(
+                f"stash full ({self.capacity} messages); unstash before stashing more"
+            )
+        self.stashed.append(msg)
+
+    def unstash_all(self) -> int:
+        """Move every stashed message to the head of the user lane, in order."""
+        stashed = self.stashed
+        n = len(stashed)
+        if n:
+            self.user.extendleft(reversed(stashed))
+            stashed.clear()
+            consumer = self._consumer
+            if consumer is not None:
+                self._consumer = None
+                reschedule(consumer)
+        return n
+
+    # shutdown -----------------------------------------------------------
+    def close(self) -> list[Any]:
+        """Refuse further messages and return the undelivered ones (stash first,
+        then the user lane, in order); blocked senders wake and see the closure."""
+        self.closed = True
+        left = [*self.stashed, *self.user]
+        self.stashed.clear()
+        self.user.clear()
+        self.control.clear()
+        self._senders.unpark_all()
+        return left
+
+    def statistics(self) -> MailboxStatistics:
+        """Current queue lengths."""
+        return MailboxStatistics(
+            queued=len(self.user),
+            control=len(self.control),
+            stashed=len(self.stashed),
+            capacity=self.capacity,
+            senders_waiting=len(self._senders),
+        )

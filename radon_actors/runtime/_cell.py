@@ -1,0 +1,556 @@
+"""``AtomCell``: the runtime side of one atom.
+
+A cell owns the atom's instance, its mailbox and the task that runs its turns.
+It is also the *endpoint* behind the atom's Refs (``ask``/``tell``/``send``) and
+the *context* the atom instance calls into (``self.spawn``, ``self.stop``...).
+The cell outlives the instance: a restart swaps the instance under the same
+cell, and a stopped cell stays as a dead end for the Refs that still point at it.
+
+The message path, in order of cost:
+
+* ``ask`` of a plain-``def`` handler on an idle atom runs the handler right away
+  in the caller's task: no queue, no task switch. It is still a proper turn
+  (nothing else can run in between, since the handler cannot await), FIFO holds
+  because the mailbox is empty, and the caller's cancellation cannot interrupt it.
+* any other ``ask`` queues ``(spec, args, kwargs, reply)`` and parks the caller
+  with ``wait_task_rescheduled``; the atom's task reschedules it directly with the
+  outcome. Two task switches per round trip, no channel objects.
+* ``tell`` queues ``(spec, args, kwargs, None)`` and returns.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import structlog
+import trio
+from trio.lowlevel import (
+    Abort,
+    Task,
+    cancel_shielded_checkpoint,
+    checkpoint_if_cancelled,
+    current_task,
+    reschedule,
+    wait_task_rescheduled,
+)
+
+from .._atom import Atom, HandlerSpec, handler_table, resolve_handler
+from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError
+from .._ref import Ref
+from ..mailbox import BUDGET, DeadLetter, Mailbox, budget
+from . import _directory
+from ._timers import TimerHandle
+
+if TYPE_CHECKING:
+    from ._system import System
+
+__all__ = ["AtomCell", "Directive"]
+
+_log = structlog.get_logger("radon_actors")
+
+_STARTING, _RUNNING, _STOPPING, _STOPPED = range(4)
+
+
+class Directive(enum.Enum):
+    """What happens to an atom after one of its handlers raised."""
+
+    RESUME = "resume"
+    """Keep the atom and its state; the failing message is dropped."""
+    RESTART = "restart"
+    """Replace the instance by a fresh one built from the spawn arguments; the
+    Ref and the queued messages are kept."""
+    STOP = "stop"
+    """Stop the atom."""
+    ESCALATE = "escalate"
+    """Fail the atom's parent with the same error."""
+
+
+def _default_decider(cell: AtomCell, exc: BaseException) -> Directive:
+    return Directive.RESTART
+
+
+class Reply:
+    """Where one ask's outcome goes: the parked caller task, or None once the caller
+    has gone (cancelled or timed out), in which case the reply is dropped.
+
+    The object is also the abort callback of the caller's wait, which saves a
+    bound-method allocation per ask.
+    """
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: Task | None) -> None:
+        self.task = task
+
+    def __call__(self, _raise_cancel: Any) -> Abort:
+        self.task = None
+        return Abort.SUCCEEDED
+
+
+def _deliver(reply: Reply, result: outcome.Outcome[Any]) -> None:
+    # Timer tickets share the message slot but hold a marker, not a Task.
+    task = reply.task
+    if type(task) is Task:
+        reply.task = None
+        reschedule(task, result)
+
+
+class AtomCell:
+    """One atom's runtime state; see the module docs."""
+
+    __slots__ = (
+        "_log",
+        "_stash_current",
+        "_stop_reason",
+        "_stop_requested",
+        "args",
+        "busy",
+        "children",
+        "cls",
+        "decider",
+        "id",
+        "instance",
+        "kwargs",
+        "mailbox",
+        "name",
+        "on_stopped",
+        "parent",
+        "ref",
+        "restarts",
+        "state",
+        "stopped",
+        "system",
+        "table",
+        "task",
+        "timers",
+    )
+
+    def __init__(
+        self,
+        system: System,
+        cls: type[Atom],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        atom_id: str,
+        name: str | None,
+        parent: AtomCell | None,
+        capacity: int,
+    ) -> None:
+        self.system = system
+        self.cls = cls
+        self.args = args
+        self.kwargs = kwargs
+        self.id = atom_id
+        self.name = name
+        self.parent = parent
+        self.table = handler_table(cls)
+        self.mailbox = Mailbox(capacity)
+        self.instance: Any = None
+        self.state = _STARTING
+        self.busy = False
+        self.task: Task | None = None
+        self.children: dict[str, AtomCell] = {}
+        self.timers: set[TimerHandle] = set()
+        self.ref: Ref[Any] = Ref(atom_id, name, self)
+        self.stopped = trio.Event()
+        self.restarts = 0
+        self.decider: Callable[[AtomCell, BaseException], Directive] = _default_decider
+        self.on_stopped: list[Callable[[AtomCell, BaseException | None], None]] = []
+        self._stash_current = False
+        self._stop_requested = False
+        self._stop_reason: BaseException | None = None
+        self._log: Any = None
+
+    def __repr__(self) -> str:
+        return f"<AtomCell {self.cls.__name__} {self.name or ''} {self.id}>"
+
+    @property
+    def log(self) -> Any:
+        """The structlog logger bound with this atom's identity (made on first use)."""
+        log = self._log
+        if log is None:
+            log = self._log = _log.bind(
+                atom_id=self.id, atom_name=self.name, atom_class=self.cls.__name__
+            )
+        return log
+
+    # ------------------------------------------------------------------
+    # Endpoint: what Refs call.
+    # ------------------------------------------------------------------
+    def _spec(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HandlerSpec:
+        try:
+            spec = self.table[h]
+        except (KeyError, TypeError):
+            spec = resolve_handler(self.cls, self.table, h)
+        check = spec.check
+        if check is not None:
+            try:
+                check(*args, **kwargs)
+            except TypeError:
+                spec.validate(args, kwargs)
+        return spec
+
+    async def ask(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        spec = self._spec(h, args, kwargs)
+        if (
+            not spec.is_async
+            and self.state == _RUNNING
+            and not self.busy
+            and not self.mailbox.user
+            and not self.mailbox.control
+        ):
+            # Inline turn: see the module docs for why this is a faithful turn.
+            await checkpoint_if_cancelled()
+            self.busy = True
+            try:
+                result = spec.fn(self.instance, *args, **kwargs)
+            except Exception as exc:
+                self.busy = False
+                self._stash_current = False
+                self._note(exc, spec)
+                self.mailbox.put_control(("failed", exc, spec))
+                raise
+            self.busy = False
+            if self._stash_current:
+                # The handler set its message aside: it now waits in the stash
+                # like any queued ask would.
+                self._stash_current = False
+                return await self._park_stashed(spec, args, kwargs, timeout)
+            b = budget
+            b.left -= 1
+            if b.left <= 0:
+                b.left = BUDGET
+                await cancel_shielded_checkpoint()
+            return result
+
+        if self.state >= _STOPPING:
+            raise AtomStopped(f"{self._label()} is not running (ask {spec.name!r})")
+        task = current_task()
+        if task is self.task:
+            raise DeadlockError(
+                f"{self._label()} asked itself {spec.name!r} from inside a handler; the reply "
+                "could only come from the turn that waits for it"
+            )
+        reply = Reply(task)
+        msg = (spec, args, kwargs, reply)
+        mailbox = self.mailbox
+        if len(mailbox.user) < mailbox.capacity:
+            queued = mailbox.put_nowait(msg)
+        else:
+            queued = await mailbox.put(msg)
+        if not queued:
+            raise AtomStopped(f"{self._label()} stopped before {spec.name!r} was queued")
+        if timeout is None:
+            return await wait_task_rescheduled(reply)
+        with trio.move_on_after(timeout):
+            return await wait_task_rescheduled(reply)
+        raise AskTimeout(f"{self._label()} did not answer {spec.name!r} within {timeout} s")
+
+    async def _park_stashed(
+        self,
+        spec: HandlerSpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Any:
+        reply = Reply(current_task())
+        self.mailbox.stash((spec, args, kwargs, reply))
+        if timeout is None:
+            return await wait_task_rescheduled(reply)
+        with trio.move_on_after(timeout):
+            return await wait_task_rescheduled(reply)
+        raise AskTimeout(f"{self._label()} did not answer {spec.name!r} within {timeout} s")
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        spec = self._spec(h, args, kwargs)
+        if not self.mailbox.put_nowait((spec, args, kwargs, None)):
+            self._dead_letter(spec, args, kwargs, "atom stopped")
+
+    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        spec = self._spec(h, args, kwargs)
+        mailbox = self.mailbox
+        msg = (spec, args, kwargs, None)
+        if len(mailbox.user) < mailbox.capacity and not mailbox.closed:
+            await checkpoint_if_cancelled()
+            mailbox.put_nowait(msg)
+            b = budget
+            b.left -= 1
+            if b.left <= 0:
+                b.left = BUDGET
+                await cancel_shielded_checkpoint()
+            return
+        if not await mailbox.put(msg):
+            self._dead_letter(spec, args, kwargs, "atom stopped")
+
+    def _dead_letter(
+        self, spec: HandlerSpec, args: tuple[Any, ...], kwargs: dict[str, Any], reason: str
+    ) -> None:
+        self.system.dead_letters.record(
+            DeadLetter(self.id, self.name, spec.name, args, kwargs, reason)
+        )
+
+    def _label(self) -> str:
+        who = f"{self.name!r} " if self.name else ""
+        return f"atom {self.cls.__name__} {who}({self.id})"
+
+    def _note(self, exc: BaseException, spec: HandlerSpec) -> None:
+        exc.add_note(f"raised in handler {self.cls.__name__}.{spec.name} of {self._label()}")
+
+    # ------------------------------------------------------------------
+    # Context: what the atom instance calls (see Atom).
+    # ------------------------------------------------------------------
+    async def spawn(
+        self, cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str | None
+    ) -> Ref[Any]:
+        return await self.system._spawn(cls, args, kwargs, name=name, parent=self)
+
+    def stop(self) -> None:
+        self.request_stop()
+
+    def send_after(
+        self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> TimerHandle:
+        return self._timer(delay, h, args, kwargs, periodic=False)
+
+    def send_every(
+        self, interval: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> TimerHandle:
+        return self._timer(interval, h, args, kwargs, periodic=True)
+
+    def _timer(
+        self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], periodic: bool
+    ) -> TimerHandle:
+        if not delay >= 0 or (periodic and delay <= 0):
+            kind = "interval" if periodic else "delay"
+            raise ValueError(f"timer {kind} must be a positive number of seconds, not {delay!r}")
+        spec = self._spec(h, args, kwargs)
+        timer = TimerHandle(self, (spec, args, kwargs), delay, periodic)
+        if self.state < _STOPPING:
+            self.timers.add(timer)
+            self.system._nursery.start_soon(timer.run)
+        else:
+            timer.cancel()
+        return timer
+
+    def stash(self) -> None:
+        if not self.busy:
+            raise RuntimeError("stash() can only be called by a handler, during its turn")
+        self._stash_current = True
+
+    def unstash_all(self) -> None:
+        self.mailbox.unstash_all()
+
+    # ------------------------------------------------------------------
+    # The atom's task.
+    # ------------------------------------------------------------------
+    def request_stop(self, reason: BaseException | None = None) -> None:
+        """Ask the atom to stop after its current turn (idempotent)."""
+        if self._stop_requested or self.state >= _STOPPING:
+            return
+        self._stop_requested = True
+        self._stop_reason = reason
+        self.mailbox.put_control(("stop",))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The atom's task: start, run turns until stopped, stop."""
+        self.task = current_task()
+        self.busy = True
+        try:
+            await self._start_instance()
+        except BaseException as exc:
+            self.state = _STOPPED
+            self.mailbox.close()
+            self._forget()
+            self.stopped.set()
+            if isinstance(exc, Exception):
+                self.log.error("atom.spawn_failed", error=repr(exc))
+                raise SpawnError(f"{self._label()} failed to start: {exc!r}") from exc
+            raise
+        self.busy = False
+        self.state = _RUNNING
+        self.log.debug("atom.spawned")
+        task_status.started()
+        try:
+            await self._loop()
+        finally:
+            if self.state != _STOPPED:
+                # Cancelled (the system is being torn down): finish without awaiting.
+                self._finish(self._stop_reason)
+
+    async def _start_instance(self) -> None:
+        cls = self.cls
+        instance = cls.__new__(cls)
+        instance._radon_ctx = self
+        cls.__init__(instance, *self.args, **self.kwargs)
+        self.instance = instance
+        await _maybe_await(instance.on_start())
+
+    async def _loop(self) -> None:
+        mailbox = self.mailbox
+        user = mailbox.user
+        control = mailbox.control
+        b = budget
+        while True:
+            if control:
+                if await self._control(control.popleft()):
+                    return
+                continue
+            if not user:
+                await mailbox.wait()
+                continue
+            msg = user.popleft()
+            mailbox.room_made()
+            spec, args, kwargs, reply = msg
+            if reply is not None and reply.task is None:
+                continue  # the asker gave up before the turn began: withdrawn
+            self.busy = True
+            try:
+                if spec.is_async:
+                    result = await spec.fn(self.instance, *args, **kwargs)
+                else:
+                    result = spec.fn(self.instance, *args, **kwargs)
+            except Exception as exc:
+                self.busy = False
+                self._stash_current = False
+                self._note(exc, spec)
+                if reply is not None:
+                    _deliver(reply, outcome.Error(exc))
+                await self._failed(exc, spec)
+                continue
+            self.busy = False
+            if self._stash_current:
+                self._stash_current = False
+                mailbox.stash(msg)
+            elif reply is not None:
+                _deliver(reply, outcome.Value(result))
+            b.left -= 1
+            if b.left <= 0:
+                b.left = BUDGET
+                await cancel_shielded_checkpoint()
+
+    async def _control(self, msg: tuple[Any, ...]) -> bool:
+        kind = msg[0]
+        if kind == "stop":
+            await self._shutdown(self._stop_reason)
+            return True
+        if kind == "failed":
+            await self._failed(msg[1], msg[2])
+            return self.state == _STOPPED
+        raise AssertionError(f"unknown control message {kind!r}")  # pragma: no cover
+
+    async def _failed(self, exc: BaseException, spec: HandlerSpec) -> None:
+        directive = self.decider(self, exc)
+        self.log.error(
+            "atom.crashed",
+            handler=spec.name,
+            error=repr(exc),
+            directive=directive.value,
+            restarts=self.restarts,
+            exc_info=exc,
+        )
+        if directive is Directive.RESUME:
+            return
+        if directive is Directive.RESTART:
+            await self._restart(exc)
+        elif directive is Directive.STOP:
+            await self._shutdown(exc)
+        else:  # ESCALATE
+            parent = self.parent
+            await self._shutdown(exc)
+            if parent is not None:
+                parent.mailbox.put_control(("failed", exc, _ESCALATION))
+
+    async def _restart(self, exc: BaseException) -> None:
+        self.busy = True
+        try:
+            await self._stop_children()
+            self._cancel_timers()
+            await self._call_on_stop()
+            self.restarts += 1
+            try:
+                await self._start_instance()
+            except Exception as start_exc:
+                self.log.error("atom.restart_failed", error=repr(start_exc), exc_info=start_exc)
+                await self._shutdown(start_exc)
+                return
+            self.log.info("atom.restarted", restarts=self.restarts, reason=repr(exc))
+        finally:
+            self.busy = False
+
+    async def _stop_children(self) -> None:
+        for child in reversed(list(self.children.values())):
+            child.request_stop()
+            await child.stopped.wait()
+
+    def _cancel_timers(self) -> None:
+        for timer in list(self.timers):
+            timer.cancel()
+
+    async def _call_on_stop(self) -> None:
+        instance = self.instance
+        if instance is None:
+            return
+        try:
+            await _maybe_await(instance.on_stop())
+        except Exception as exc:
+            self.log.error("atom.on_stop_failed", error=repr(exc), exc_info=exc)
+
+    async def _shutdown(self, reason: BaseException | None) -> None:
+        if self.state >= _STOPPING:
+            return
+        self.state = _STOPPING
+        self.busy = True
+        await self._stop_children()
+        self._cancel_timers()
+        await self._call_on_stop()
+        self._finish(reason)
+
+    def _finish(self, reason: BaseException | None) -> None:
+        """Close the mailbox, fail or dead-letter what is left, and tell the world."""
+        self.state = _STOPPED
+        self.busy = False
+        self._cancel_timers()
+        for child in list(self.children.values()):
+            child.request_stop()
+        for spec, args, kwargs, reply in self.mailbox.close():
+            if type(reply) is Reply:
+                _deliver(
+                    reply,
+                    outcome.Error(
+                        AtomStopped(f"{self._label()} stopped before handling {spec.name!r}")
+                    ),
+                )
+            elif reply is None:
+                self._dead_letter(spec, args, kwargs, "atom stopped")
+        self._forget()
+        self.instance = None
+        self.log.debug("atom.stopped", reason=None if reason is None else repr(reason))
+        self.stopped.set()
+        for callback in self.on_stopped:
+            callback(self, reason)
+
+    def _forget(self) -> None:
+        _directory.unregister(self)
+        self.system._forget(self)
+        parent = self.parent
+        if parent is not None and parent.children.get(self.id) is self:
+            del parent.children[self.id]
+
+
+# A HandlerSpec-like marker for failures escalated from a child.
+class _Escalation:
+    name = "<escalated from child>"
+
+
+_ESCALATION: Any = _Escalation()
+
+
+async def _maybe_await(value: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(value):
+        await value

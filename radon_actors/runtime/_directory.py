@@ -1,0 +1,73 @@
+"""The process-wide directory of live atoms, used to resolve unpickled Refs.
+
+Atom ids are unique across systems (each system draws a random prefix), so one
+table serves every system in the process. A Ref whose atom is not here resolves
+to a dead end: asks fail with AtomStopped, tells become dead letters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .. import _ref
+from .._errors import AtomStopped
+
+if TYPE_CHECKING:
+    from ._cell import AtomCell
+
+__all__ = ["DeadEndpoint", "register", "resolve", "unregister"]
+
+_log = structlog.get_logger("radon_actors.dead_letters")
+_cells: dict[str, AtomCell] = {}
+
+
+def register(cell: AtomCell) -> None:
+    _cells[cell.id] = cell
+
+
+def unregister(cell: AtomCell) -> None:
+    if _cells.get(cell.id) is cell:
+        del _cells[cell.id]
+
+
+def lookup(atom_id: str) -> AtomCell | None:
+    return _cells.get(atom_id)
+
+
+class DeadEndpoint:
+    """Endpoint of a Ref to an atom this process does not know (stopped, or never here)."""
+
+    __slots__ = ("_id", "_name")
+
+    def __init__(self, atom_id: str, name: str | None) -> None:
+        self._id = atom_id
+        self._name = name
+
+    async def ask(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        raise AtomStopped(f"atom {self._name or self._id} is not running")
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        _log.warning("dead_letter", atom_id=self._id, atom_name=self._name, reason="unknown atom")
+
+    def send(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, None]:
+        async def _send() -> None:
+            self.tell(h, args, kwargs)
+
+        return _send()
+
+
+def resolve(atom_id: str, name: str | None) -> _ref.Endpoint:
+    cell = _cells.get(atom_id)
+    if cell is not None:
+        return cell
+    return DeadEndpoint(atom_id, name)
+
+
+_ref._resolver = resolve
