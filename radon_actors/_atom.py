@@ -206,9 +206,13 @@ class HandlerSpec:
 
     def signature(self) -> str:
         try:
-            params = list(inspect.signature(self.fn).parameters.values())[1:]
-        except (TypeError, ValueError):
-            return "(...)"
+            sig = inspect.signature(self.fn, eval_str=True)
+        except Exception:
+            try:
+                sig = inspect.signature(self.fn)
+            except (TypeError, ValueError):
+                return "(...)"
+        params = list(sig.parameters.values())[1:]
         return str(inspect.Signature(params))
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ import trio
 from .._atom import Atom
 from .._errors import NameTaken, NoSuchAtom
 from .._ref import Ref
-from ..mailbox import DeadLetters
+from ..mailbox import DeadLetters, MailboxStatistics
 from . import _directory
 from ._cell import AtomCell
 
@@ -109,6 +109,13 @@ class System:
         if cell is None:
             raise NoSuchAtom(f"no running atom is named {name!r}")
         return cell.ref
+
+    def mailbox_statistics(self, ref: Ref[Any]) -> MailboxStatistics:
+        """Queue lengths of a live atom's mailbox (for monitoring and tests)."""
+        cell = _directory.lookup(ref.id)
+        if cell is None or cell.system is not self:
+            raise NoSuchAtom(f"{ref!r} is not a running atom of this system")
+        return cell.mailbox.statistics()
 
     async def stop(self, ref: Ref[Any]) -> None:
         """Stop the atom behind ``ref`` (children first) and wait until it has stopped.
