@@ -4,8 +4,9 @@ Measured in one run, on this machine:
 
 * raw trio memory-channel ping-pong round trip (the floor for a request/reply
   between two trio tasks);
-* in-process ``ask`` round trip, for a plain-``def`` handler (answered inline by
-  an idle atom) and an ``async def`` handler (a queued turn on the atom's task);
+* in-process ``ask`` round trip, for a plain-``def`` handler and an ``async def``
+  handler without ``await`` (both answered inline by an idle atom), and an
+  ``async def`` handler that awaits (a queued turn on the atom's task);
 * raw trio one-way memory-channel throughput, and ``tell`` throughput.
 
 Round trips are timed one by one (p50/p99 of per-message times, in microseconds);
@@ -48,7 +49,13 @@ class Echo(Atom):
         return x
 
     @handler
-    async def aping(self, x: int) -> int:
+    async def aping(self, x: int) -> int:  # async, but no await: runs inline too
+        return x
+
+    @handler
+    async def qping(self, x: int) -> int:
+        # Has an await, so it may suspend: always a queued turn on the atom's task.
+        await trio.lowlevel.checkpoint_if_cancelled()
         return x
 
     @handler
@@ -155,6 +162,7 @@ async def run(rtt_n: int, tput_n: int, repeat: int) -> dict[str, Any]:
     raw_rtt: list[dict[str, float]] = []
     sync_rtt: list[dict[str, float]] = []
     async_rtt: list[dict[str, float]] = []
+    queued_rtt: list[dict[str, float]] = []
     raw_tput: list[float] = []
     tell_tput: list[float] = []
     # Interleave the configurations so machine noise hits them alike.
@@ -163,11 +171,13 @@ async def run(rtt_n: int, tput_n: int, repeat: int) -> dict[str, Any]:
         raw_rtt.append(_percentiles(await raw_channel_rtt(rtt_n, warmup)))
         sync_rtt.append(_percentiles(await ask_rtt(rtt_n, warmup, "ping")))
         async_rtt.append(_percentiles(await ask_rtt(rtt_n, warmup, "aping")))
+        queued_rtt.append(_percentiles(await ask_rtt(rtt_n, warmup, "qping")))
         raw_tput.append(await raw_channel_throughput(tput_n))
         tell_tput.append(await tell_throughput(tput_n))
     raw = _median_run(raw_rtt)
     sync = _median_run(sync_rtt)
     asy = _median_run(async_rtt)
+    queued = _median_run(queued_rtt)
     raw_t = statistics.median(raw_tput)
     tell_t = statistics.median(tell_tput)
     return {
@@ -180,7 +190,9 @@ async def run(rtt_n: int, tput_n: int, repeat: int) -> dict[str, Any]:
         "ask_sync_handler_rtt": sync,
         "ask_async_handler_rtt": asy,
         "ratio_ask_sync_p50": sync["p50_us"] / raw["p50_us"],
+        "ask_queued_turn_rtt": queued,
         "ratio_ask_async_p50": asy["p50_us"] / raw["p50_us"],
+        "ratio_ask_queued_p50": queued["p50_us"] / raw["p50_us"],
         "raw_channel_msgs_per_s": raw_t,
         "tell_msgs_per_s": tell_t,
         "ratio_tell_throughput": tell_t / raw_t,
@@ -189,21 +201,22 @@ async def run(rtt_n: int, tput_n: int, repeat: int) -> dict[str, Any]:
 
 def _print_table(r: dict[str, Any]) -> None:
     print(f"python {r['python']}, trio {r['trio']}, median of {r['repeat']} runs")
-    print(f"{'round trip':34} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'p50/raw':>8}")
+    print(f"{'round trip':36} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'p50/raw':>8}")
     raw = r["raw_channel_rtt"]
     for label, key in [
         ("raw trio memory channel", "raw_channel_rtt"),
         ("ask, def handler (inline)", "ask_sync_handler_rtt"),
-        ("ask, async def handler (queued)", "ask_async_handler_rtt"),
+        ("ask, async def, no await (inline)", "ask_async_handler_rtt"),
+        ("ask, async def that awaits (queued)", "ask_queued_turn_rtt"),
     ]:
         v = r[key]
         ratio = v["p50_us"] / raw["p50_us"]
-        print(f"{label:34} {v['p50_us']:8.2f} {v['p90_us']:8.2f} {v['p99_us']:8.2f} {ratio:8.2f}")
-    print(f"{'one-way throughput':34} {'msgs/s':>17} {'/raw':>17}")
-    print(f"{'raw trio memory channel':34} {r['raw_channel_msgs_per_s']:17,.0f} {1.0:17.2f}")
+        print(f"{label:36} {v['p50_us']:8.2f} {v['p90_us']:8.2f} {v['p99_us']:8.2f} {ratio:8.2f}")
+    print(f"{'one-way throughput':36} {'msgs/s':>17} {'/raw':>8}")
+    print(f"{'raw trio memory channel':36} {r['raw_channel_msgs_per_s']:17,.0f} {1.0:8.2f}")
     print(
-        f"{'tell (send, bounded mailbox)':34} {r['tell_msgs_per_s']:17,.0f} "
-        f"{r['ratio_tell_throughput']:17.2f}"
+        f"{'tell (send, bounded mailbox)':36} {r['tell_msgs_per_s']:17,.0f} "
+        f"{r['ratio_tell_throughput']:8.2f}"
     )
 
 

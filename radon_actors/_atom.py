@@ -12,6 +12,7 @@ This module is imported inside the WebAssembly guest: standard library only.
 
 from __future__ import annotations
 
+import dis
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -183,13 +184,17 @@ class HandlerSpec:
     microsecond, at the sender, before anything is queued.
     """
 
-    __slots__ = ("check", "fn", "is_async", "name", "owner")
+    __slots__ = ("check", "fn", "is_async", "name", "never_suspends", "owner")
 
     def __init__(self, owner: type[Atom], name: str, fn: Callable[..., Any]) -> None:
         self.owner = owner
         self.name = name
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
+        # True for plain functions, and for ``async def`` bodies without a single
+        # suspension point: both run to completion in one step, so the runtime may
+        # run them as an inline turn (see runtime/_cell.py).
+        self.never_suspends = not self.is_async or _has_no_await(fn)
         self.check = _make_checker(name, fn)
 
     def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -217,6 +222,29 @@ class HandlerSpec:
 
     def __repr__(self) -> str:
         return f"<handler {self.owner.__name__}.{self.name}>"
+
+
+# Opcodes through which a coroutine body can suspend (await, async for, async with).
+_SUSPENDING_OPS = frozenset(
+    {"GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "BEFORE_ASYNC_WITH", "SEND", "YIELD_VALUE"}
+)
+
+
+def _has_no_await(fn: Callable[..., Any]) -> bool:
+    code = getattr(fn, "__code__", None)
+    if not inspect.isfunction(fn) or code is None:
+        return False  # a wrapper or a builtin: cannot tell, assume it suspends
+    return not any(ins.opname in _SUSPENDING_OPS for ins in dis.get_instructions(code))
+
+
+def run_to_completion(coro: Any) -> Any:
+    """Run a coroutine that has no suspension point and return its result."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError(f"{coro!r} suspended although it has no await")
 
 
 def _make_checker(name: str, fn: Callable[..., Any]) -> Callable[..., None] | None:

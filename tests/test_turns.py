@@ -47,11 +47,17 @@ class Seq(Atom):
         await trio.lowlevel.checkpoint()
 
     @handler
+    async def nput(self, sender: int, i: int) -> None:  # async, but never suspends
+        self.seen.append((sender, i))
+
+    @handler
     def dump(self) -> list[tuple[int, int]]:
         return self.seen
 
 
-_OPS = st.lists(st.sampled_from(["tell", "atell", "ask", "aask", "send"]), min_size=1, max_size=40)
+_OPS = st.lists(
+    st.sampled_from(["tell", "atell", "ask", "aask", "nask", "send"]), min_size=1, max_size=40
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -78,6 +84,8 @@ def test_per_sender_fifo_holds_across_all_delivery_paths(plans: list[list[str]])
                         await seq.send(Seq.put, who, i)
                     elif op == "ask":
                         await seq.ask(Seq.put, who, i)
+                    elif op == "nask":
+                        await seq.ask(Seq.nput, who, i)
                     else:
                         await seq.ask(Seq.aput, who, i)
 
@@ -89,6 +97,29 @@ def test_per_sender_fifo_holds_across_all_delivery_paths(plans: list[list[str]])
                 assert [i for s, i in seen if s == who] == list(range(len(plan)))
 
     trio.run(main)
+
+
+class WhereAmI(Atom):
+    @handler
+    def plain(self) -> object:
+        return trio.lowlevel.current_task()
+
+    @handler
+    async def no_await(self) -> object:
+        return trio.lowlevel.current_task()
+
+    @handler
+    async def awaits(self) -> object:
+        await trio.lowlevel.checkpoint()
+        return trio.lowlevel.current_task()
+
+
+async def test_idle_atom_runs_non_suspending_handlers_inline(system: System) -> None:
+    w = await system.spawn(WhereAmI)
+    me = trio.lowlevel.current_task()
+    assert await w.ask(WhereAmI.plain) is me
+    assert await w.ask(WhereAmI.no_await) is me
+    assert await w.ask(WhereAmI.awaits) is not me  # a queued turn on the atom's task
 
 
 async def test_cancelled_caller_withdraws_a_queued_message(system: System) -> None:

@@ -38,7 +38,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from .._atom import Atom, HandlerSpec, handler_table, resolve_handler
+from .._atom import Atom, HandlerSpec, handler_table, resolve_handler, run_to_completion
 from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError
 from .._ref import Ref
 from ..mailbox import BUDGET, DeadLetter, Mailbox, budget
@@ -199,7 +199,7 @@ class AtomCell:
     ) -> Any:
         spec = self._spec(h, args, kwargs)
         if (
-            not spec.is_async
+            spec.never_suspends
             and self.state == _RUNNING
             and not self.busy
             and not self.mailbox.user
@@ -210,6 +210,8 @@ class AtomCell:
             self.busy = True
             try:
                 result = spec.fn(self.instance, *args, **kwargs)
+                if spec.is_async:
+                    result = run_to_completion(result)
             except Exception as exc:
                 self.busy = False
                 self._stash_current = False
