@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from radon_actors import (
     Atom,
+    AtomStopped,
     NameTaken,
     NoSuchAtom,
     NotSpawned,
@@ -200,3 +202,27 @@ async def test_atoms_can_spawn_children_from_handlers(system: System) -> None:
     child: Any = await p.ask(Parent.make, 5)
     assert await child.ask(Counter.incr) == 6
     assert system.lookup("child-5") == child
+
+
+async def test_asker_outside_the_system_gets_atom_stopped_when_a_turn_is_cancelled() -> None:
+    class Stuck(Atom):
+        @handler
+        async def forever(self) -> None:
+            await trio.sleep_forever()
+
+    errors: list[BaseException] = []
+    async with trio.open_nursery() as outside, open_system(shutdown_timeout=0) as system:
+        s = await system.spawn(Stuck)
+
+        async def ask_from_outside() -> None:
+            try:
+                await s.ask(Stuck.forever)
+            except AtomStopped as exc:
+                errors.append(exc)
+
+        outside.start_soon(ask_from_outside)
+        await trio.testing.wait_all_tasks_blocked()
+        # The system closed with the turn stuck: shutdown timed out, the atom was
+        # cancelled, and the asker (not in the system's nursery) was told.
+    assert len(errors) == 1
+    assert "cancelled mid-turn" in str(errors[0])

@@ -425,6 +425,15 @@ class AtomCell:
                     _deliver(reply, outcome.Error(exc))
                 await self._failed(exc, spec)
                 continue
+            except BaseException:
+                # Cancelled mid-turn (the system is being torn down): the asker
+                # must not be left waiting for a reply that will never come.
+                if reply is not None:
+                    _deliver(
+                        reply,
+                        outcome.Error(AtomStopped(f"{self._label()} was cancelled mid-turn")),
+                    )
+                raise
             self.busy = False
             if self._stash_current:
                 self._stash_current = False
