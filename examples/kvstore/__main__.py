@@ -1,0 +1,43 @@
+"""Run the store: ``python -m examples.kvstore --port 6380 --shards 8 --replicas 2``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+
+import structlog
+import trio
+
+from radon_actors import open_system
+
+from . import open_store, serve
+
+
+async def _main(args: argparse.Namespace) -> None:
+    async with (
+        open_system() as system,
+        open_store(
+            system, shards=args.shards, replicas=args.replicas, coordinators=args.coordinators
+        ) as store,
+    ):
+        await serve(store, args.host, args.port)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m examples.kvstore", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=6380)
+    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--coordinators", type=int, default=4)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    level = getattr(logging, args.log_level.upper())
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(_main, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The cluster atom: owns the shard replica sets and handles failover."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from radon_actors import Atom, RadonError, Ref, handler
+
+from ._shard import Shard
+
+__all__ = ["Cluster"]
+
+Group = list[Ref[Shard]]
+
+
+class Cluster(Atom):
+    """Spawns ``shards`` shard replica sets of ``replicas`` atoms each.
+
+    The first replica of a set is its primary. When a primary is reported dead,
+    :meth:`failover` promotes the next replica (which holds every acknowledged
+    write, see ``_shard.py``) and starts a replacement backup, so the set returns
+    to full strength. Failover is idempotent: a report about a replica that is no
+    longer the primary just returns the current set.
+    """
+
+    def __init__(
+        self,
+        shards: int,
+        replicas: int,
+        clock: Callable[[], float],
+        spawn_options: Callable[[int, int], dict[str, Any]] | None = None,
+    ) -> None:
+        if shards < 1 or replicas < 1:
+            raise ValueError("a cluster needs at least one shard and one replica")
+        self.shards = shards
+        self.replicas = replicas
+        self.clock = clock
+        self.spawn_options = spawn_options or (lambda shard, replica: {})
+        self.groups: list[Group] = []
+        self.spawned = 0
+
+    async def on_start(self) -> None:
+        for s in range(self.shards):
+            group = [await self._new_replica(s) for _ in range(self.replicas)]
+            await group[0].ask(Shard.promote, group[1:])
+            self.groups.append(group)
+
+    async def _new_replica(self, shard: int) -> Ref[Shard]:
+        options = self.spawn_options(shard, self.spawned)
+        self.spawned += 1
+        return await self.spawn(Shard, shard, self.clock, **options)
+
+    @handler
+    def table(self) -> list[Group]:
+        """Every shard's replica set, primary first."""
+        return [list(g) for g in self.groups]
+
+    @handler
+    async def failover(self, shard: int, dead: Ref[Shard]) -> Group:
+        """``dead`` stopped answering: promote a backup if it was the primary."""
+        group = self.groups[shard]
+        if dead not in group:
+            return list(group)
+        was_primary = group[0] == dead
+        group.remove(dead)
+        while was_primary and group:
+            try:
+                await group[0].ask(Shard.promote, group[1:])
+                break
+            except RadonError:
+                group.pop(0)  # that backup is gone too
+        if not group:
+            self.log.error("kv.shard_lost", shard=shard)
+            raise RadonError(f"every replica of shard {shard} is gone")
+        self.log.warning("kv.failover", shard=shard, primary=repr(group[0]))
+        try:
+            fresh = await self._new_replica(shard)
+            await group[0].ask(Shard.add_backup, fresh)
+            group.append(fresh)
+        except RadonError as exc:
+            self.log.warning("kv.backup_not_replaced", shard=shard, error=repr(exc))
+        return list(group)

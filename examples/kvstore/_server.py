@@ -1,0 +1,154 @@
+"""The RESP2 frontend: a trio TCP server that speaks enough Redis for its clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+import trio
+
+from ._resp import Error, ProtocolError, Reply, RespParser, Simple, encode
+from ._store import Store
+
+__all__ = ["serve"]
+
+_log = structlog.get_logger("kvstore")
+
+QUEUED = Simple("QUEUED")
+OK = Simple("OK")
+
+
+class _Connection:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.multi: list[list[bytes]] | None = None
+        self.multi_failed = False
+        self.quit = False
+
+    async def dispatch(self, command: list[bytes]) -> Reply:
+        name = command[0].upper()
+        args = command[1:]
+        if self.multi is not None and name not in (b"EXEC", b"DISCARD", b"MULTI", b"QUIT"):
+            return self._queue(name, command)
+        if name == b"PING":
+            if len(args) > 1:
+                return Error("ERR wrong number of arguments for 'ping' command")
+            return args[0] if args else Simple("PONG")
+        if name == b"ECHO":
+            if len(args) != 1:
+                return Error("ERR wrong number of arguments for 'echo' command")
+            return args[0]
+        if name == b"QUIT":
+            self.quit = True
+            return OK
+        if name == b"MULTI":
+            if self.multi is not None:
+                return Error("ERR MULTI calls can not be nested")
+            self.multi, self.multi_failed = [], False
+            return OK
+        if name == b"DISCARD":
+            if self.multi is None:
+                return Error("ERR DISCARD without MULTI")
+            self.multi = None
+            return OK
+        if name == b"EXEC":
+            if self.multi is None:
+                return Error("ERR EXEC without MULTI")
+            queued, failed = self.multi, self.multi_failed
+            self.multi = None
+            if failed:
+                return Error("EXECABORT Transaction discarded because of previous errors.")
+            return await self.store.transaction(queued)
+        if name == b"MSET":
+            return await self.store.mset(args)
+        if name == b"MGET":
+            return await self.store.mget(args)
+        if name in (b"FLUSHALL", b"FLUSHDB"):
+            await self.store.flushall()
+            return OK
+        if name == b"SELECT":
+            return OK if args == [b"0"] else Error("ERR DB index is out of range")
+        if name in (b"CONFIG", b"COMMAND"):
+            return []  # clients probe these at start-up; there is nothing to configure
+        if name == b"CLIENT":
+            return OK
+        if name == b"HELLO":
+            if args and args[0] not in (b"2",):
+                return Error("NOPROTO this server speaks RESP2 only")
+            return [
+                b"server", b"radon-kvstore", b"version", b"7.0.0", b"proto", 2, b"id", 1,
+                b"mode", b"standalone", b"role", b"master", b"modules", [],
+            ]  # fmt: skip
+        return await self.store.execute(command)
+
+    def _queue(self, name: bytes, command: list[bytes]) -> Reply:
+        assert self.multi is not None
+        from ._commands import check_arity, is_data_command
+
+        if not is_data_command(name):
+            self.multi_failed = True
+            return Error(
+                f"ERR unknown command '{command[0].decode(errors='replace')}' inside MULTI "
+                "(only data commands can be part of a transaction)"
+            )
+        error = check_arity(name, len(command))
+        if error is not None:
+            self.multi_failed = True
+            return error
+        self.multi.append(command)
+        return QUEUED
+
+
+async def _handle(stream: trio.SocketStream, store: Store) -> None:
+    conn = _Connection(store)
+    parser = RespParser()
+    try:
+        while not conn.quit:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            out = bytearray()
+            try:
+                parser.feed(data)
+                commands = parser.commands()
+            except ProtocolError as exc:
+                encode(Error(f"ERR {exc}"), out)
+                await stream.send_all(out)
+                return
+            for command in commands:
+                try:
+                    reply = await conn.dispatch(command)
+                except Exception as exc:  # a bug must not take the server down
+                    _log.error("kv.command_failed", command=command[:1], error=repr(exc))
+                    reply = Error(f"ERR internal error: {exc!r}")
+                encode(reply, out)
+                if conn.quit:
+                    break
+            if out:
+                await stream.send_all(out)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
+    finally:
+        await stream.aclose()
+
+
+async def serve(
+    store: Store,
+    host: str = "127.0.0.1",
+    port: int = 6380,
+    *,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``store`` over RESP2 on ``host:port`` until cancelled.
+
+    With ``port=0`` the OS picks a port; ``task_status.started`` reports it.
+    """
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await _handle(stream, store)
+
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    _log.info("kv.listening", host=host, port=bound)
+    task_status.started(bound)
+    await trio.serve_listeners(handler, listeners)

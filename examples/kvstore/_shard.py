@@ -1,0 +1,220 @@
+"""A shard replica: one atom holding part of the key space.
+
+Each shard has a primary and zero or more backups (primary-backup replication).
+The primary executes commands and, before it replies, sends the resulting
+changes to every live backup and waits for their acknowledgements, all inside one
+turn. So an acknowledged write is on every live replica, and a promoted backup
+has every acknowledged write.
+
+Transactions lock keys on the shards they touch (``prepare``), then ``commit``
+or ``abort``. Locks are replicated too, so a backup promoted between prepare and
+commit can still take the commit. Plain commands on a locked key are stashed
+until the lock is released; a conflicting ``prepare`` is refused at once (no-wait,
+so transactions cannot deadlock: the coordinator retries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from radon_actors import Atom, RadonError, Ref, Timer, handler
+
+from ._commands import Entry, execute, keys_of
+from ._resp import Reply
+
+__all__ = ["Changes", "Shard"]
+
+# key -> new entry, or None for "deleted"
+Changes = dict[bytes, Entry | None]
+
+LOCK_LEASE = 10.0  # seconds a prepared transaction may hold its locks
+
+
+class _Recording:
+    """A view over the shard's table that remembers what it changed."""
+
+    __slots__ = ("changes", "data")
+
+    def __init__(self, data: dict[bytes, Entry]) -> None:
+        self.data = data
+        self.changes: Changes = {}
+
+    def get(self, key: bytes) -> Entry | None:
+        return self.data.get(key)
+
+    def put(self, key: bytes, entry: Entry) -> None:
+        self.data[key] = entry
+        self.changes[key] = entry
+
+    def delete(self, key: bytes) -> bool:
+        if self.data.pop(key, None) is None:
+            return False
+        self.changes[key] = None
+        return True
+
+
+class Shard(Atom):
+    """One replica of one shard (see the module docs)."""
+
+    def __init__(self, index: int, clock: Callable[[], float]) -> None:
+        self.index = index
+        self.clock = clock
+        self.data: dict[bytes, Entry] = {}
+        self.locks: dict[bytes, str] = {}
+        self.lock_timers: dict[str, Timer] = {}
+        self.backups: list[Ref[Shard]] = []
+        self.primary = False
+
+    # plain commands ------------------------------------------------------
+    @handler
+    def read(self, name: bytes, args: list[bytes]) -> Reply:
+        """A command that does not write (GET, EXISTS, TTL...)."""
+        if self._locked(keys_of(name, args)):
+            self.stash()
+            return None
+        view = _Recording(self.data)
+        reply = execute(view, name, args, self.clock())
+        # Lazy expiry may have deleted keys; backups expire them on their own.
+        return reply
+
+    @handler
+    async def write(self, name: bytes, args: list[bytes]) -> Reply:
+        """A command that may write: applied here, then on every backup, then acked."""
+        if self._locked(keys_of(name, args)):
+            self.stash()
+            return None
+        view = _Recording(self.data)
+        reply = execute(view, name, args, self.clock())
+        if view.changes:
+            await self._replicate("apply", view.changes)
+        return reply
+
+    @handler
+    async def batch(self, commands: list[list[bytes]]) -> list[Reply]:
+        """A transaction confined to this shard: all commands in one turn."""
+        keys = [k for cmd in commands for k in keys_of(cmd[0], cmd[1:])]
+        if self._locked(keys):
+            self.stash()
+            return []
+        view = _Recording(self.data)
+        now = self.clock()
+        replies = [execute(view, cmd[0], cmd[1:], now) for cmd in commands]
+        if view.changes:
+            await self._replicate("apply", view.changes)
+        return replies
+
+    # two-phase commit ----------------------------------------------------
+    @handler
+    async def prepare(self, txid: str, keys: list[bytes]) -> dict[bytes, Entry | None] | None:
+        """Lock ``keys`` for ``txid`` and return their entries; None if any is locked."""
+        if any(self.locks.get(k, txid) != txid for k in keys):
+            return None
+        await self._replicate("lock", txid, keys)
+        self._lock(txid, keys)
+        return {k: self.data.get(k) for k in keys}
+
+    @handler
+    async def commit(self, txid: str, changes: Changes) -> None:
+        """Apply a prepared transaction's changes and release its locks (idempotent)."""
+        await self._replicate("apply_unlock", txid, changes)
+        self._apply(changes)
+        self._unlock(txid)
+
+    @handler
+    async def abort(self, txid: str) -> None:
+        await self._replicate("unlock", txid)
+        self._unlock(txid)
+
+    @handler
+    async def lease_expired(self, txid: str) -> None:
+        if txid in self.lock_timers:
+            self.log.warning("kv.lock_lease_expired", txid=txid)
+            await self._replicate("unlock", txid)
+            self._unlock(txid)
+
+    # replication (backup side) -------------------------------------------
+    @handler
+    def apply(self, changes: Changes) -> None:
+        self._apply(changes)
+
+    @handler
+    def lock(self, txid: str, keys: list[bytes]) -> None:
+        self._lock(txid, keys, lease=False)
+
+    @handler
+    def apply_unlock(self, txid: str, changes: Changes) -> None:
+        self._apply(changes)
+        self._unlock(txid)
+
+    @handler
+    def unlock(self, txid: str) -> None:
+        self._unlock(txid)
+
+    @handler
+    def load(self, data: dict[bytes, Entry], locks: dict[bytes, str]) -> None:
+        """Replace this replica's state by a primary's (a new backup catching up)."""
+        self.data = dict(data)
+        self.locks = dict(locks)
+
+    # membership ----------------------------------------------------------
+    @handler
+    def promote(self, backups: list[Ref[Shard]]) -> None:
+        """Become the primary, replicating to ``backups`` (already in sync)."""
+        self.primary = True
+        self.backups = list(backups)
+        # Locks inherited from a dead primary get a lease here, so a transaction
+        # whose coordinator died cannot hold them forever.
+        for txid in set(self.locks.values()):
+            if txid not in self.lock_timers:
+                self.lock_timers[txid] = self.send_after(LOCK_LEASE, Shard.lease_expired, txid)
+
+    @handler
+    async def add_backup(self, backup: Ref[Shard]) -> None:
+        """Bring a fresh replica up to date and replicate to it from now on."""
+        await backup.ask(Shard.load, self.data, self.locks)
+        self.backups.append(backup)
+
+    @handler
+    def snapshot(self) -> dict[bytes, Entry]:
+        return dict(self.data)
+
+    @handler
+    def flush(self) -> None:
+        self.data.clear()
+
+    # internals -----------------------------------------------------------
+    def _locked(self, keys: list[bytes]) -> bool:
+        locks = self.locks
+        return bool(locks) and any(k in locks for k in keys)
+
+    def _lock(self, txid: str, keys: list[bytes], lease: bool = True) -> None:
+        for k in keys:
+            self.locks[k] = txid
+        if lease and txid not in self.lock_timers:
+            self.lock_timers[txid] = self.send_after(LOCK_LEASE, Shard.lease_expired, txid)
+
+    def _unlock(self, txid: str) -> None:
+        for k in [k for k, t in self.locks.items() if t == txid]:
+            del self.locks[k]
+        timer = self.lock_timers.pop(txid, None)
+        if timer is not None:
+            timer.cancel()
+        self.unstash_all()
+
+    def _apply(self, changes: Changes) -> None:
+        data = self.data
+        for key, entry in changes.items():
+            if entry is None:
+                data.pop(key, None)
+            else:
+                data[key] = entry
+
+    async def _replicate(self, handler_name: str, *args: Any) -> None:
+        for backup in list(self.backups):
+            try:
+                await backup.ask(handler_name, *args)
+            except RadonError as exc:
+                # A lost backup leaves the replica set; the cluster replaces it.
+                self.log.warning("kv.backup_lost", backup=repr(backup), error=repr(exc))
+                self.backups.remove(backup)

@@ -1,0 +1,300 @@
+"""The kvstore case study: RESP protocol, commands, replication, transactions."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from examples.kvstore import (
+    Error,
+    ProtocolError,
+    RespParser,
+    Ring,
+    Simple,
+    Store,
+    encode,
+    open_store,
+    serve,
+)
+from radon_actors import System, open_system
+
+redis = pytest.importorskip("redis")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# protocol -------------------------------------------------------------------
+def test_parser_handles_pipelined_partial_and_inline_commands() -> None:
+    p = RespParser()
+    wire = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$2\r\nxy\r\nPING\r\n"
+    for i in range(len(wire)):  # byte by byte: nothing is parsed before it is complete
+        p.feed(wire[i : i + 1])
+        if i < 19:
+            assert p.commands() == []
+        else:
+            break
+    p.feed(wire[20:])
+    assert p.commands() == [[b"GET", b"a"], [b"SET", b"b", b"xy"], [b"PING"]]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"*x\r\n",
+        b"*1\r\n+3\r\n",
+        b"*1\r\n$-5\r\n",
+        b"*1\r\n$1\r\nab\r\n",
+        b"*1\r\n$99999999999\r\n",
+    ],
+)
+def test_parser_rejects_malformed_input(bad: bytes) -> None:
+    p = RespParser()
+    with pytest.raises(ProtocolError):
+        p.feed(bad)
+        p.commands()
+
+
+def test_encoder_writes_resp2() -> None:
+    out = bytearray()
+    encode([Simple("OK"), Error("ERR x"), b"v", None, 7, [b"a"]], out)
+    assert bytes(out) == b"*6\r\n+OK\r\n-ERR x\r\n$1\r\nv\r\n$-1\r\n:7\r\n*1\r\n$1\r\na\r\n"
+
+
+def test_ring_spreads_keys_and_is_stable() -> None:
+    ring = Ring(8)
+    counts = [0] * 8
+    for i in range(8000):
+        counts[ring.shard_of(f"key:{i}".encode())] += 1
+    assert min(counts) > 500  # roughly even
+    assert Ring(8).shard_of(b"user:42") == ring.shard_of(b"user:42")
+
+
+# a served store -----------------------------------------------------------------
+class Served:
+    def __init__(self, system: System, store: Store, port: int, clock: FakeClock) -> None:
+        self.system, self.store, self.port, self.clock = system, store, port, clock
+
+    def client(self) -> Any:
+        return redis.Redis(port=self.port, socket_timeout=30, protocol=2)
+
+    async def run(self, fn: Callable[[Any], Any]) -> Any:
+        def call() -> Any:
+            with self.client() as client:
+                return fn(client)
+
+        return await trio.to_thread.run_sync(call)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    clock = FakeClock()
+    async with (
+        open_system() as system,
+        open_store(system, shards=4, replicas=2, coordinators=2, clock=clock) as store,
+        trio.open_nursery() as nursery,
+    ):
+        port = await nursery.start(serve, store, "127.0.0.1", 0)
+        yield Served(system, store, port, clock)
+        nursery.cancel_scope.cancel()
+
+
+async def test_string_commands_over_resp(served: Served) -> None:
+    def scenario(r: Any) -> list[Any]:
+        return [
+            r.ping(),
+            r.set("a", "1"),
+            r.get("a"),
+            r.incr("a"),
+            r.incrby("a", 10),
+            r.decr("a"),
+            r.get("missing"),
+            r.set("a", "x", nx=True),
+            r.set("fresh", "y", xx=True),
+            r.set("fresh", "y", nx=True),
+            r.exists("a", "fresh", "missing"),
+            r.delete("a", "fresh", "missing"),
+            r.exists("a"),
+            r.mset({"k1": "v1", "k2": "v2", "k3": "v3"}),
+            r.mget("k1", "nope", "k3"),
+            r.echo("hi"),
+        ]
+
+    assert await served.run(scenario) == [
+        True, True, b"1", 2, 12, 11, None, None, None, True, 2, 2, 0, True,
+        [b"v1", None, b"v3"], b"hi",
+    ]  # fmt: skip
+
+
+async def test_expiry_follows_the_store_clock(served: Served) -> None:
+    assert await served.run(lambda r: r.set("s", "v", ex=10)) is True
+    assert await served.run(lambda r: r.set("p", "v", px=1500)) is True
+    assert await served.run(lambda r: [r.ttl("s"), r.ttl("p"), r.ttl("nope")]) == [10, 2, -2]
+    served.clock.now += 2
+    assert await served.run(lambda r: [r.get("s"), r.get("p"), r.ttl("s")]) == [b"v", None, 8]
+    assert await served.run(lambda r: [r.expire("s", 100), r.ttl("s"), r.expire("nope", 5)]) == [
+        True,
+        100,
+        False,
+    ]
+    served.clock.now += 100
+    assert await served.run(lambda r: r.exists("s")) == 0
+
+
+async def test_errors_use_redis_format(served: Served) -> None:
+    def scenario(r: Any) -> list[str]:
+        errors = []
+        for args in (
+            ("FOO", "bar"),
+            ("GET",),
+            ("SET", "a", "b", "EX", "0"),
+            ("SET", "a", "b", "XX", "NX"),
+        ):
+            try:
+                r.execute_command(*args)
+            except redis.ResponseError as exc:
+                errors.append(str(exc))
+        r.set("n", "abc")
+        try:
+            r.incr("n")
+        except redis.ResponseError as exc:
+            errors.append(str(exc))
+        return errors
+
+    assert await served.run(scenario) == [
+        "unknown command 'FOO'",
+        "wrong number of arguments for 'get' command",
+        "invalid expire time in 'set' command",
+        "syntax error",
+        "value is not an integer or out of range",
+    ]
+
+
+async def test_malformed_input_gets_an_error_and_the_server_carries_on(served: Served) -> None:
+    def scenario() -> bytes:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=30) as s:
+            s.sendall(b"*1\r\n$abc\r\n")
+            data = b""
+            while chunk := s.recv(1024):
+                data += chunk
+            return data
+
+    reply = await trio.to_thread.run_sync(scenario)
+    assert reply.startswith(b"-ERR Protocol error")
+    assert await served.run(lambda r: r.ping()) is True
+
+
+async def test_multi_exec_is_atomic_and_reports_each_reply(served: Served) -> None:
+    def scenario(r: Any) -> Any:
+        r.mset({"acct:a": 100, "acct:b": 0})
+        pipe = r.pipeline(transaction=True)
+        pipe.decrby("acct:a", 30).incrby("acct:b", 30).get("acct:a").get("acct:b")
+        return pipe.execute()
+
+    assert await served.run(scenario) == [70, 30, b"70", b"30"]
+
+
+async def test_exec_after_a_queueing_error_is_aborted(served: Served) -> None:
+    def scenario() -> bytes:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=30) as s:
+            s.sendall(b"MULTI\r\nSET k v\r\nNOSUCH\r\nEXEC\r\nGET k\r\nQUIT\r\n")
+            data = b""
+            while chunk := s.recv(1024):
+                data += chunk
+            return data
+
+    reply = await trio.to_thread.run_sync(scenario)
+    assert reply.startswith(b"+OK\r\n+QUEUED\r\n-ERR unknown command 'NOSUCH'")
+    assert b"-EXECABORT" in reply
+    assert reply.endswith(b"$-1\r\n+OK\r\n")  # k was never set
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli not installed")
+async def test_redis_cli_is_a_client(served: Served) -> None:
+    async def cli(*args: str) -> str:
+        done = await trio.run_process(
+            ["redis-cli", "-p", str(served.port), *args], capture_stdout=True
+        )
+        return done.stdout.decode().strip()
+
+    assert await cli("SET", "greeting", "hello") == "OK"
+    assert await cli("GET", "greeting") == "hello"
+    assert await cli("INCRBY", "counter", "5") == "5"
+    assert await cli("PING") == "PONG"
+
+
+# replication and transactions ----------------------------------------------------
+async def test_acknowledged_writes_survive_losing_a_primary() -> None:
+    async with open_system() as system, open_store(system, shards=2, replicas=3) as store:
+        for i in range(200):
+            assert await store.execute([b"SET", b"k%d" % i, b"v%d" % i]) == Simple("OK")
+        for shard in range(2):
+            await system.stop(store.groups[shard][0])  # the primary dies
+        for i in range(200):
+            assert await store.execute([b"GET", b"k%d" % i]) == b"v%d" % i
+        table = await store.cluster.ask("table")
+        assert all(len(group) == 3 for group in table)  # replacements caught up
+        await system.stop(table[0][0])
+        assert await store.execute([b"GET", b"k1"]) in (b"v1",)
+
+
+async def test_bank_transfers_keep_the_total_invariant_while_replicas_die() -> None:
+    accounts = 20
+    async with (
+        open_system() as system,
+        open_store(system, shards=4, replicas=2, coordinators=3) as store,
+    ):
+        for a in range(accounts):
+            await store.execute([b"SET", b"acct:%d" % a, b"1000"])
+        rng = random.Random(7)
+        killed = trio.Event()
+        halfway = trio.Event()
+        done = 0
+
+        async def transfers(n: int) -> None:
+            nonlocal done
+            for _ in range(n):
+                src, dst = rng.sample(range(accounts), 2)
+                amount = str(rng.randint(1, 50)).encode()
+                replies = await store.transaction(
+                    [[b"DECRBY", b"acct:%d" % src, amount], [b"INCRBY", b"acct:%d" % dst, amount]]
+                )
+                assert not isinstance(replies, Error), replies
+                done += 1
+                if done == 80:
+                    halfway.set()
+
+        victims = [store.groups[0][0], store.groups[2][0]]
+
+        async def killer() -> None:
+            await halfway.wait()
+            for victim in victims:  # both primaries die while transfers run
+                await system.stop(victim)
+            killed.set()
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(transfers, 40)
+            nursery.start_soon(killer)
+        assert killed.is_set()
+        assert done == 240
+        table = await store.cluster.ask("table")
+        assert not set(victims) & {ref for group in table for ref in group}
+        total = 0
+        for a in range(accounts):
+            value = await store.execute([b"GET", b"acct:%d" % a])
+            assert isinstance(value, bytes)
+            total += int(value)
+        assert total == accounts * 1000
