@@ -141,3 +141,18 @@ async def test_intensity_escalation_reaching_the_root_crashes_the_system(
     error = await crashed(Supervisor.spec([leaf], max_restarts=0), body)
     assert "gave up" in str(error.__cause__)
     assert events_of("stop") == ["w"]
+
+
+async def test_intensity_give_up_of_a_supervisor_spawned_at_the_default_root_crashes_the_system(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def run() -> None:
+        async with open_system() as system:
+            await system.spawn(Supervisor, [worker("a")], max_restarts=0)
+            await crash("a", system)
+            await trio.sleep_forever()
+
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await run()
+    assert isinstance(info.value.__cause__, Boom)  # the supervisor's own error, not wrapped
+    assert events_of("start") == ["a"]

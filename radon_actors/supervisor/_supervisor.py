@@ -67,6 +67,12 @@ class ChildInfo:
     """How many times this incarnation's cell was restarted in place."""
 
 
+_ESCALATE_GIVE_UPS: dict[type[BaseException], Directive] = {
+    RestartIntensityExceeded: Directive.ESCALATE,
+    Escalated: Directive.ESCALATE,
+}
+
+
 def _is_supervisor_failure(exc: BaseException) -> bool:
     return isinstance(exc, (RestartIntensityExceeded, Escalated))
 
@@ -290,7 +296,13 @@ class Supervisor(Atom):
                 await parked.request("finish", None)
             return
         if directive is Directive.ESCALATE:
-            error = Escalated(f"{cell._label()} failed with {exc!r}; its directive is ESCALATE")
+            # A child supervisor's give-up travels up as itself (like Akka's
+            # Escalate, which rethrows); any other error is wrapped.
+            error = (
+                exc
+                if _is_supervisor_failure(exc)
+                else Escalated(f"{cell._label()} failed with {exc!r}; its directive is ESCALATE")
+            )
             await self._give_up(error, exc, {cell.id: parked})
         elif directive is Directive.STOP or restart is Restart.TEMPORARY:
             await parked.request("finish", exc)
@@ -385,7 +397,8 @@ class Supervisor(Atom):
         self, error: BaseException, cause: BaseException | None, handovers: dict[str, Parked]
     ) -> None:
         me = self._cell
-        error.__cause__ = cause
+        if error is not cause:
+            error.__cause__ = cause
         me.log.error("supervisor.gave_up", reason=repr(error), cause=repr(cause))
         for child in reversed(list(self._children)):
             cell = child.cell
@@ -412,9 +425,18 @@ class Supervisor(Atom):
         mailbox_size: int | None,
         restart: Restart = Restart.TRANSIENT,
     ) -> Ref[Any]:
-        """Start an atom spawned with ``system.spawn`` as a dynamic child."""
+        """Start an atom spawned with ``system.spawn`` as a dynamic child.
+
+        A supervisor spawned this way that gives up is not restarted: its failure
+        escalates (see docs/supervision.md, "The system root")."""
         spec = ChildSpec(
-            cls, args=args, kwargs=kwargs, name=name, restart=restart, mailbox_size=mailbox_size
+            cls,
+            args=args,
+            kwargs=kwargs,
+            name=name,
+            restart=restart,
+            mailbox_size=mailbox_size,
+            directives=_ESCALATE_GIVE_UPS,
         )
         return await self._start(_Child(spec, "", dynamic=True))
 
