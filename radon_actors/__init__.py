@@ -30,7 +30,18 @@ from ._ref import Ref
 
 if TYPE_CHECKING:
     from .mailbox import DeadLetter, DeadLetters
-    from .runtime import System, open_system
+    from .runtime import Directive, System, open_system
+    from .supervisor import (
+        ChildInfo,
+        ChildSpec,
+        Down,
+        Escalated,
+        Restart,
+        RestartIntensityExceeded,
+        Strategy,
+        Supervisor,
+        SupervisorError,
+    )
 
 __version__ = "0.1.0"
 
@@ -39,9 +50,14 @@ __all__ = [
     "Atom",
     "AtomStopped",
     "BadArguments",
+    "ChildInfo",
+    "ChildSpec",
     "DeadLetter",
     "DeadLetters",
     "DeadlockError",
+    "Directive",
+    "Down",
+    "Escalated",
     "HandlerNotFound",
     "MailboxFull",
     "NameTaken",
@@ -49,8 +65,13 @@ __all__ = [
     "NotSpawned",
     "RadonError",
     "Ref",
+    "Restart",
+    "RestartIntensityExceeded",
     "SpawnError",
     "StashOverflow",
+    "Strategy",
+    "Supervisor",
+    "SupervisorError",
     "System",
     "Timer",
     "handler",
@@ -60,6 +81,16 @@ __all__ = [
 _LAZY = {
     "System": "runtime",
     "open_system": "runtime",
+    "Directive": "runtime",
+    "ChildInfo": "supervisor",
+    "ChildSpec": "supervisor",
+    "Down": "supervisor",
+    "Escalated": "supervisor",
+    "Restart": "supervisor",
+    "RestartIntensityExceeded": "supervisor",
+    "Strategy": "supervisor",
+    "Supervisor": "supervisor",
+    "SupervisorError": "supervisor",
     "DeadLetter": "mailbox",
     "DeadLetters": "mailbox",
 }

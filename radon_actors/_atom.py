@@ -80,6 +80,8 @@ class _AtomContext(Protocol):
     ) -> Timer: ...
     def stash(self) -> None: ...
     def unstash_all(self) -> None: ...
+    def watch(self, ref: Ref[Any], h: Any) -> None: ...
+    def unwatch(self, ref: Ref[Any]) -> None: ...
 
 
 class _Unspawned:
@@ -104,8 +106,9 @@ class Atom:
 
     Inside a handler the atom can use :attr:`ref`, :attr:`log`, :meth:`spawn`,
     :meth:`stop`, the timers :meth:`send_after` / :meth:`send_every`, and
-    :meth:`stash` / :meth:`unstash_all`. The names of those members, and of
-    ``on_start`` / ``on_stop``, are reserved.
+    :meth:`stash` / :meth:`unstash_all`, and death watch :meth:`watch` /
+    :meth:`unwatch`. The names of those members, and of ``on_start`` /
+    ``on_stop``, are reserved.
     """
 
     # Installed by the runtime before ``__init__``; a class attribute so that an
@@ -167,6 +170,23 @@ class Atom:
     def unstash_all(self) -> None:
         """Put every stashed message back at the head of the mailbox, in order."""
         self._radon_ctx.unstash_all()
+
+    def watch(self, ref: Ref[Any], h: Any, /) -> None:
+        """Death watch: have ``h(down)`` told to this atom when ``ref``'s atom crashes
+        or stops.
+
+        ``h`` is one of this atom's handlers taking one
+        :class:`~radon_actors.Down` argument. It gets a notice per crash that the
+        watched atom survived (``down.stopped`` False) and a last one when it stops
+        (``down.stopped`` True, ``down.reason`` None for a normal stop). Watching an
+        atom that is not running notifies at once; watching twice is watching once.
+        """
+        self._radon_ctx.watch(ref, h)
+
+    def unwatch(self, ref: Ref[Any], /) -> None:
+        """Stop watching ``ref`` (see :meth:`watch`); no notice arrives afterwards
+        unless one was already queued."""
+        self._radon_ctx.unwatch(ref)
 
 
 class _Default:

@@ -45,7 +45,7 @@ async def test_lifecycle_and_crash_events_carry_atom_identity(system: System) ->
         assert by_event[event]["atom_name"] == "chatty"
     crash = by_event["atom.crashed"]
     assert crash["log_level"] == "error"
-    assert crash["handler"] == "crash" and "bang" in str(crash["error"])
+    assert crash["handler"] == "crash" and "bang" in str(crash["reason"])
     assert crash["restarts"] == 0 and crash["directive"] == "restart"
     assert by_event["said"]["word"] == "hello"
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import outcome
 import structlog
@@ -46,9 +46,10 @@ from . import _directory
 from ._timers import TimerHandle
 
 if TYPE_CHECKING:
+    from ..supervisor._parked import Parked
     from ._system import System
 
-__all__ = ["AtomCell", "Directive"]
+__all__ = ["AtomCell", "Directive", "SupervisorHook"]
 
 _log = structlog.get_logger("radon_actors")
 
@@ -71,6 +72,17 @@ class Directive(enum.Enum):
 
 def _default_decider(cell: AtomCell, exc: BaseException) -> Directive:
     return Directive.RESTART
+
+
+class SupervisorHook(Protocol):
+    """What a supervised cell calls when it fails or exits (see radon_actors.supervisor)."""
+
+    async def child_failed(
+        self, cell: AtomCell, exc: BaseException | None, directive: Directive
+    ) -> None:
+        """Runs in the child's task; returns when the child may go on (or has stopped).
+
+        ``exc`` is None for a normal exit (the atom stopped itself)."""
 
 
 class Reply:
@@ -104,6 +116,7 @@ class AtomCell:
 
     __slots__ = (
         "_log",
+        "_self_stop",
         "_stash_current",
         "_stop_reason",
         "_stop_requested",
@@ -117,12 +130,16 @@ class AtomCell:
         "kwargs",
         "mailbox",
         "name",
+        "on_crashed",
         "on_stopped",
         "parent",
+        "parked",
         "ref",
         "restarts",
+        "shutdown_timeout",
         "state",
         "stopped",
+        "supervisor",
         "system",
         "table",
         "task",
@@ -160,6 +177,13 @@ class AtomCell:
         self.restarts = 0
         self.decider: Callable[[AtomCell, BaseException], Directive] = _default_decider
         self.on_stopped: list[Callable[[AtomCell, BaseException | None], None]] = []
+        # Failure-path plumbing (see radon_actors.supervisor): set by a supervisor
+        # before the atom starts; None for atoms nobody supervises.
+        self.supervisor: SupervisorHook | None = None
+        self.parked: Parked | None = None
+        self.shutdown_timeout: float | None = None
+        self.on_crashed: list[Callable[[AtomCell, BaseException], None]] | None = None
+        self._self_stop = False
         self._stash_current = False
         self._stop_requested = False
         self._stop_reason: BaseException | None = None
@@ -313,7 +337,21 @@ class AtomCell:
         return await self.system._spawn(cls, args, kwargs, name=name, parent=self)
 
     def stop(self) -> None:
+        # A stop the atom asks for itself is a *normal exit*: its supervisor may
+        # restart it (a permanent child) or let it go (transient, temporary).
+        if self.supervisor is not None and self.state == _RUNNING:
+            self._self_stop = True
         self.request_stop()
+
+    def watch(self, ref: Ref[Any], h: Any) -> None:
+        from ..supervisor._watch import watch
+
+        watch(self, ref, h)
+
+    def unwatch(self, ref: Ref[Any]) -> None:
+        from ..supervisor._watch import unwatch
+
+        unwatch(self, ref)
 
     def send_after(
         self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -357,6 +395,11 @@ class AtomCell:
             return
         self._stop_requested = True
         self._stop_reason = reason
+        parked = self.parked
+        if parked is not None:
+            # The atom's task is parked under its supervisor: wake it there.
+            parked.stop_requested(reason)
+            return
         self.mailbox.put_control(("stop",))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -424,6 +467,8 @@ class AtomCell:
                 if reply is not None:
                     _deliver(reply, outcome.Error(exc))
                 await self._failed(exc, spec)
+                if self.state == _STOPPED:
+                    return
                 continue
             except BaseException:
                 # Cancelled mid-turn (the system is being torn down): the asker
@@ -448,26 +493,50 @@ class AtomCell:
     async def _control(self, msg: tuple[Any, ...]) -> bool:
         kind = msg[0]
         if kind == "stop":
+            supervisor = self.supervisor
+            if self._self_stop and supervisor is not None and self.state == _RUNNING:
+                # A normal exit: the supervisor decides (restart types).
+                self._self_stop = False
+                self._stop_requested = False
+                await supervisor.child_failed(self, None, Directive.STOP)
+                return self.state == _STOPPED
             await self._shutdown(self._stop_reason)
             return True
         if kind == "failed":
             await self._failed(msg[1], msg[2])
             return self.state == _STOPPED
+        if kind == "call":
+            # Run a step of the failure path (a supervisor's) in this atom's task,
+            # between turns.
+            self.busy = True
+            try:
+                await msg[1]()
+            finally:
+                if self.state < _STOPPING:
+                    self.busy = False
+            return self.state == _STOPPED
         raise AssertionError(f"unknown control message {kind!r}")  # pragma: no cover
 
     async def _failed(self, exc: BaseException, spec: HandlerSpec) -> None:
+        # The crash report, then the directive: applied here for an unsupervised
+        # atom, handed to the supervisor otherwise. The failing message's asker
+        # already has the exception; queued messages stay queued.
+        self.busy = True
         directive = self.decider(self, exc)
         self.log.error(
             "atom.crashed",
             handler=spec.name,
-            error=repr(exc),
+            reason=repr(exc),
             directive=directive.value,
             restarts=self.restarts,
             exc_info=exc,
         )
+        supervisor = self.supervisor
         if directive is Directive.RESUME:
-            return
-        if directive is Directive.RESTART:
+            pass
+        elif supervisor is not None:
+            await supervisor.child_failed(self, exc, directive)
+        elif directive is Directive.RESTART:
             await self._restart(exc)
         elif directive is Directive.STOP:
             await self._shutdown(exc)
@@ -476,6 +545,12 @@ class AtomCell:
             await self._shutdown(exc)
             if parent is not None:
                 parent.mailbox.put_control(("failed", exc, _ESCALATION))
+        if self.state < _STOPPING:
+            self.busy = False
+            crashed = self.on_crashed
+            if crashed:
+                for callback in list(crashed):
+                    callback(self, exc)
 
     async def _restart(self, exc: BaseException) -> None:
         self.busy = True
@@ -507,8 +582,18 @@ class AtomCell:
         instance = self.instance
         if instance is None:
             return
+        timeout = self.shutdown_timeout
         try:
-            await _maybe_await(instance.on_stop())
+            if timeout is None:
+                await _maybe_await(instance.on_stop())
+            elif timeout <= 0:
+                self.log.debug("atom.on_stop_skipped", reason="brutal kill (shutdown=0)")
+            else:
+                # The shutdown timeout: on_stop gets that long, then it is cancelled.
+                with trio.move_on_after(timeout) as scope:
+                    await _maybe_await(instance.on_stop())
+                if scope.cancelled_caught:
+                    self.log.warning("atom.shutdown_timeout", timeout=timeout)
         except Exception as exc:
             self.log.error("atom.on_stop_failed", error=repr(exc), exc_info=exc)
 

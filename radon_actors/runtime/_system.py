@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 import trio
@@ -17,6 +17,10 @@ from .._ref import Ref
 from ..mailbox import DeadLetters, MailboxStatistics
 from . import _directory
 from ._cell import AtomCell
+
+if TYPE_CHECKING:
+    from ..supervisor._spec import ChildSpec
+    from ..supervisor._supervisor import Supervisor
 
 __all__ = ["System", "open_system"]
 
@@ -31,9 +35,10 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 class System:
     """A running atom system. Create one with :func:`open_system`.
 
-    Atoms spawned here are *top-level*; atoms spawned by atoms are their children.
-    When the system closes, top-level atoms stop in reverse spawn order, and each
-    atom stops its own children (newest first) before itself.
+    The system's root is a :class:`~radon_actors.Supervisor`: atoms spawned here
+    are its (transient) children; atoms spawned by atoms are their children. When
+    the system closes, the root stops its children in reverse start order, and
+    each atom stops its own children (newest first) before itself.
     """
 
     def __init__(self, nursery: trio.Nursery, *, mailbox_size: int) -> None:
@@ -44,6 +49,8 @@ class System:
         self._top: dict[str, AtomCell] = {}
         self._closing = False
         self._mailbox_size = mailbox_size
+        self._root: AtomCell | None = None
+        self._crash: BaseException | None = None
         self.dead_letters = DeadLetters()
         """Messages that could not be delivered (see :class:`~radon_actors.DeadLetters`)."""
 
@@ -63,8 +70,58 @@ class System:
         bounds its mailbox (default: the class's ``mailbox_size`` attribute if it
         has one, else the system's). Raises :class:`~radon_actors.SpawnError` if
         the constructor or ``on_start`` fails.
+
+        The atom is a *transient* child of the system's root supervisor: a failing
+        handler restarts it (same Ref, queued messages kept) unless the root was
+        given other rules; stopping itself is final. See docs/supervision.md.
         """
-        return await self._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+        root = self._root
+        if root is None or self._closing:
+            return await self._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+        supervisor: Supervisor = root.instance
+        return await supervisor._adopt(cls, args, kwargs, name, mailbox_size)
+
+    @property
+    def root(self) -> Ref[Any]:
+        """The Ref of the root supervisor (``ask`` it ``which_children``, ``start_child``...)."""
+        if self._root is None:
+            raise RuntimeError("the atom system has no root supervisor yet")
+        return self._root.ref
+
+    async def _start_root(self, spec: ChildSpec | None) -> None:
+        from ..supervisor._spec import ChildSpec
+        from ..supervisor._supervisor import Supervisor, root_decider
+
+        if spec is None:
+            # The default root restarts without limit: see docs/supervision.md.
+            spec = ChildSpec(Supervisor, kwargs={"max_restarts": None})
+        elif not (isinstance(spec, ChildSpec) and issubclass(spec.cls, Supervisor)):
+            raise TypeError(
+                f"root must be a Supervisor's ChildSpec (Supervisor.spec(...)), not {spec!r}"
+            )
+
+        def setup(cell: AtomCell) -> None:
+            cell.decider = root_decider
+            cell.on_stopped.append(self._root_stopped)
+
+        ref = await self._spawn(
+            spec.cls,
+            spec.args,
+            spec.kwargs,
+            name=spec.name,
+            mailbox_size=spec.mailbox_size,
+            setup=setup,
+        )
+        self._root = _directory.lookup(ref.id)
+
+    def _root_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        if reason is not None and not self._closing:
+            # The root gave up (restart intensity, or an escalation reached it):
+            # the whole system stops and open_system raises the reason.
+            _log.critical("system.crashed", reason=repr(reason))
+            self._crash = reason
+            self._closing = True
+            self._nursery.cancel_scope.cancel()
 
     async def _spawn(
         self,
@@ -75,6 +132,7 @@ class System:
         name: str | None = None,
         parent: AtomCell | None = None,
         mailbox_size: int | None = None,
+        setup: Callable[[AtomCell], None] | None = None,
     ) -> Ref[Any]:
         if not (isinstance(cls, type) and issubclass(cls, Atom)):
             raise TypeError(f"spawn() takes an Atom subclass, not {cls!r}")
@@ -88,6 +146,8 @@ class System:
         capacity = mailbox_size or getattr(cls, "mailbox_size", None) or self._mailbox_size
         atom_id = f"{self._prefix}.{next(self._ids)}"
         cell = AtomCell(self, cls, args, kwargs, atom_id, name, parent, capacity)
+        if setup is not None:
+            setup(cell)  # e.g. a supervisor's failure plumbing, before the atom runs
         if name is not None:
             self._names[name] = cell
         (parent.children if parent is not None else self._top)[atom_id] = cell
@@ -141,6 +201,7 @@ async def open_system(
     *,
     mailbox_size: int = DEFAULT_MAILBOX_SIZE,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    root: ChildSpec | None = None,
 ) -> AsyncIterator[System]:
     """Open an atom system for the duration of an ``async with`` block.
 
@@ -148,6 +209,13 @@ async def open_system(
     and waits for them, at most ``shutdown_timeout`` seconds, after which whatever
     is left is cancelled. An exception leaving the block is re-raised unchanged
     after the shutdown.
+
+    ``root`` declares the root supervisor (``Supervisor.spec(children, ...)``); its
+    children start before the block runs. If the root gives up (its restart
+    intensity is exceeded, or a failure escalates to it), the block is cancelled
+    and ``open_system`` raises the root's reason
+    (:class:`~radon_actors.RestartIntensityExceeded` or
+    :class:`~radon_actors.Escalated`).
     """
     if not isinstance(mailbox_size, int) or mailbox_size < 1:
         raise ValueError(f"mailbox_size must be a positive int, not {mailbox_size!r}")
@@ -155,6 +223,7 @@ async def open_system(
     async with trio.open_nursery() as nursery:
         system = System(nursery, mailbox_size=mailbox_size)
         try:
+            await system._start_root(root)
             yield system
         except BaseException as exc:
             # Re-raised below, outside the nursery, so it reaches the caller as
@@ -166,5 +235,7 @@ async def open_system(
             if scope.cancelled_caught:
                 _log.warning("system.shutdown_timeout", timeout=shutdown_timeout)
             nursery.cancel_scope.cancel()
+    if system._crash is not None:
+        raise system._crash
     if error is not None:
         raise error

@@ -1,0 +1,28 @@
+"""Supervision trees: supervisors, child specs, restart strategies, death watch.
+
+See docs/supervision.md for the semantics and how they compare with OTP's and
+Akka's.
+"""
+
+from ._spec import (
+    ChildSpec,
+    Escalated,
+    Restart,
+    RestartIntensityExceeded,
+    Strategy,
+    SupervisorError,
+)
+from ._supervisor import ChildInfo, Supervisor
+from ._watch import Down
+
+__all__ = [
+    "ChildInfo",
+    "ChildSpec",
+    "Down",
+    "Escalated",
+    "Restart",
+    "RestartIntensityExceeded",
+    "Strategy",
+    "Supervisor",
+    "SupervisorError",
+]

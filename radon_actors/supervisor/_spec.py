@@ -1,0 +1,159 @@
+"""Child specs, restart types, strategies and the supervisor errors.
+
+Plain data: nothing here needs trio.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .._atom import Atom
+from .._errors import RadonError
+from ..runtime._cell import Directive
+
+__all__ = [
+    "DEFAULT_MAX_RESTARTS",
+    "DEFAULT_SHUTDOWN",
+    "DEFAULT_WITHIN",
+    "ChildSpec",
+    "Escalated",
+    "Restart",
+    "RestartIntensityExceeded",
+    "Strategy",
+    "SupervisorError",
+    "match_directive",
+]
+
+DEFAULT_MAX_RESTARTS = 3
+"""Restarts a supervisor allows within :data:`DEFAULT_WITHIN` seconds (see docs/supervision.md)."""
+DEFAULT_WITHIN = 5.0
+DEFAULT_SHUTDOWN = 5.0
+"""Seconds a worker's ``on_stop`` gets before it is cancelled (OTP's 5000 ms)."""
+
+
+class Restart(enum.Enum):
+    """When a supervisor restarts a child that ended (OTP's restart types)."""
+
+    PERMANENT = "permanent"
+    """Always restarted: after a failure and after a normal stop (``self.stop()``)."""
+    TRANSIENT = "transient"
+    """Restarted only after a failure; a normal stop is final and not a failure."""
+    TEMPORARY = "temporary"
+    """Never restarted, also not when a sibling's failure takes it down."""
+
+
+class Strategy(enum.Enum):
+    """Which children a supervisor restarts when one of them fails."""
+
+    ONE_FOR_ONE = "one_for_one"
+    """Only the failed child."""
+    ONE_FOR_ALL = "one_for_all"
+    """Every child: all stop (in reverse start order), then all start (in order)."""
+    REST_FOR_ONE = "rest_for_one"
+    """The failed child and the children started after it."""
+    SIMPLE_ONE_FOR_ONE = "simple_one_for_one"
+    """A dynamic pool of identical children built from one template spec; each is
+    restarted on its own, as in one-for-one."""
+
+
+def _kwargs(value: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(value)
+
+
+def _directives(
+    value: Mapping[type[BaseException], Directive],
+) -> dict[type[BaseException], Directive]:
+    result = dict(value)
+    for exc_type, directive in result.items():
+        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+            raise TypeError(f"directives keys must be exception types, not {exc_type!r}")
+        if not isinstance(directive, Directive):
+            raise TypeError(
+                f"directives[{exc_type.__name__}] must be a Directive "
+                f"(RESUME, RESTART, STOP, ESCALATE), not {directive!r}"
+            )
+    return result
+
+
+def _check_cls(instance: Any, attribute: Any, value: Any) -> None:
+    if not (isinstance(value, type) and issubclass(value, Atom)):
+        raise TypeError(f"ChildSpec takes an Atom subclass, not {value!r}")
+
+
+def _check_shutdown(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+        raise ValueError(
+            f"shutdown must be seconds >= 0 (0: on_stop is not run) or None (no limit), "
+            f"not {value!r}"
+        )
+
+
+@attrs.frozen
+class ChildSpec:
+    """How a supervisor starts, restarts and stops one child.
+
+    ``cls(*args, **kwargs)`` builds the child, and builds it again from scratch on
+    every restart. ``name`` registers it system-wide (see ``System.lookup``) and is
+    its id in the supervisor (default: the class name; ids must be unique per
+    supervisor). ``shutdown`` is how long its ``on_stop`` may run before it is
+    cancelled (``None``: no limit, the default for supervisors; ``0``: ``on_stop``
+    is not run). ``directives`` maps exception types to what the supervisor does
+    when the child raises one (the most specific type wins; default: restart).
+    """
+
+    cls: type[Atom] = attrs.field(validator=_check_cls)
+    args: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    kwargs: dict[str, Any] = attrs.field(factory=dict, converter=_kwargs)
+    name: str | None = None
+    restart: Restart = attrs.field(
+        default=Restart.PERMANENT, validator=attrs.validators.instance_of(Restart)
+    )
+    shutdown: float | None = attrs.field(default=DEFAULT_SHUTDOWN, validator=_check_shutdown)
+    directives: dict[type[BaseException], Directive] = attrs.field(
+        factory=dict, converter=_directives
+    )
+    mailbox_size: int | None = None
+
+    @property
+    def id(self) -> str:
+        """The child's id in its supervisor: its name, else its class name."""
+        return self.name if self.name is not None else self.cls.__name__
+
+
+def match_directive(
+    directives: Mapping[type[BaseException], Directive], exc: BaseException
+) -> Directive | None:
+    """The directive of the most specific exception type in ``directives`` that ``exc`` is."""
+    if not directives:
+        return None
+    for klass in type(exc).__mro__:
+        directive = directives.get(klass)
+        if directive is not None:
+            return directive
+    return None
+
+
+class SupervisorError(RadonError):
+    """A supervisor was asked something it cannot do (unknown child id, wrong call
+    for its strategy...). The supervisor itself is unaffected."""
+
+
+class RestartIntensityExceeded(RadonError):
+    """A supervisor saw more than ``max_restarts`` restarts within ``within`` seconds.
+
+    It stopped all its children and then failed with this error, so that its own
+    parent decides what to do with it (escalation). The last child failure is the
+    ``__cause__``. Raise the limits, or fix the failing child.
+    """
+
+
+class Escalated(RadonError):
+    """A child's failure that its supervisor's directives say to ``ESCALATE``.
+
+    The supervisor stopped all its children and failed with this error; the
+    child's exception is the ``__cause__``.
+    """

@@ -1,0 +1,109 @@
+"""Death watch: an atom asks to be told when another atom crashes or stops.
+
+``self.watch(ref, Watcher.on_down)`` registers the watcher's handler; it then
+receives one :class:`Down` message per crash of the watched atom (that its
+supervisor answered with a restart or a resume; ``stopped=False``) and a last
+one when the watched atom stops, for any reason (``stopped=True``). Watching an
+atom that is not running notifies at once. Watching is idempotent (watching
+again only changes the handler) and ends with ``unwatch`` or the watched atom's
+stop. Notices to a watcher that has stopped are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._errors import AtomStopped, MailboxFull
+from .._ref import Ref
+from ..runtime import _directory
+
+if TYPE_CHECKING:
+    from .._atom import HandlerSpec
+    from ..runtime._cell import AtomCell
+
+__all__ = ["Down", "unwatch", "watch"]
+
+_STOPPING, _STOPPED = 2, 3
+
+
+@attrs.frozen
+class Down:
+    """The message a watcher's handler receives (see ``Atom.watch``)."""
+
+    ref: Ref[Any]
+    """The watched atom."""
+    reason: BaseException | None
+    """The exception it crashed or stopped with; None for a normal stop."""
+    stopped: bool
+    """True: it stopped for good (the last notice). False: it crashed and its
+    supervisor kept it (restarted or resumed); the Ref still works."""
+
+
+class _Watch:
+    __slots__ = ("spec", "target", "watcher")
+
+    def __init__(self, watcher: AtomCell, spec: HandlerSpec, target: AtomCell) -> None:
+        self.watcher = watcher
+        self.spec = spec
+        self.target = target
+
+    def crashed(self, cell: AtomCell, exc: BaseException) -> None:
+        _deliver(self.watcher, self.spec, Down(cell.ref, exc, stopped=False))
+
+    def stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        _deliver(self.watcher, self.spec, Down(cell.ref, reason, stopped=True))
+
+
+def _deliver(watcher: AtomCell, spec: HandlerSpec, down: Down) -> None:
+    if watcher.state >= _STOPPING:
+        return
+    msg: tuple[Any, ...] = (spec, (down,), {}, None)
+    try:
+        watcher.mailbox.put_nowait(msg)
+    except MailboxFull:
+        # A death notice is not dropped: wait for room in the background.
+        watcher.system._nursery.start_soon(watcher.mailbox.put, msg)
+
+
+def _find(target: AtomCell, watcher: AtomCell) -> _Watch | None:
+    for callback in target.on_stopped:
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, _Watch) and owner.watcher is watcher:
+            return owner
+    return None
+
+
+def watch(watcher: AtomCell, ref: Ref[Any], h: Any) -> None:
+    """Register ``h`` (a handler of ``watcher`` taking one :class:`Down`) for ``ref``."""
+    if not isinstance(ref, Ref):
+        raise TypeError(f"watch() takes a Ref, not {ref!r}")
+    spec = watcher._spec(h, (None,), {})
+    target = _directory.lookup(ref.id)
+    if target is None or target.state >= _STOPPED:
+        reason = AtomStopped(f"atom {ref.name or ref.id} was not running when watched")
+        _deliver(watcher, spec, Down(ref, reason, stopped=True))
+        return
+    existing = _find(target, watcher)
+    if existing is not None:
+        existing.spec = spec
+        return
+    entry = _Watch(watcher, spec, target)
+    target.on_stopped.append(entry.stopped)
+    if target.on_crashed is None:
+        target.on_crashed = []
+    target.on_crashed.append(entry.crashed)
+
+
+def unwatch(watcher: AtomCell, ref: Ref[Any]) -> None:
+    """Stop watching ``ref`` (nothing happens if it was not watched)."""
+    target = _directory.lookup(ref.id)
+    if target is None:
+        return
+    entry = _find(target, watcher)
+    if entry is None:
+        return
+    target.on_stopped.remove(entry.stopped)
+    if target.on_crashed is not None:
+        target.on_crashed.remove(entry.crashed)

@@ -1,0 +1,196 @@
+"""Supervisors: child specs, one-for-one, restart types (one test per OTP rule)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import trio
+import trio.testing
+
+from radon_actors import (
+    AtomStopped,
+    ChildSpec,
+    Restart,
+    SpawnError,
+    Supervisor,
+    SupervisorError,
+    open_system,
+)
+
+from ._sup_helpers import EVENTS, Boom, Worker, events_of
+
+
+@pytest.fixture(autouse=True)
+def _clear_events() -> Iterator[None]:
+    EVENTS.clear()
+    yield
+    EVENTS.clear()
+
+
+def spec(label: str, restart: Restart = Restart.PERMANENT, **kw: object) -> ChildSpec:
+    return ChildSpec(Worker, args=(label,), name=label, restart=restart, **kw)  # type: ignore[arg-type]
+
+
+async def test_children_start_in_declaration_order() -> None:
+    async with open_system() as system:
+        await system.spawn(Supervisor, [spec("a"), spec("b"), spec("c")])
+        assert events_of("start") == ["a", "b", "c"]
+
+
+async def test_children_stop_in_reverse_order() -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a"), spec("b"), spec("c")])
+        await system.stop(sup)
+        assert events_of("stop") == ["c", "b", "a"]
+
+
+async def test_child_failing_to_start_fails_supervisor_start_and_stops_started_children() -> None:
+    class Broken(Worker):
+        def on_start(self) -> None:
+            raise RuntimeError("no")
+
+    async with open_system() as system:
+        with pytest.raises(SpawnError):
+            await system.spawn(
+                Supervisor, [spec("a"), ChildSpec(Broken, args=("x",), name="x"), spec("c")]
+            )
+        assert events_of("start") == ["a"]
+        assert events_of("stop") == ["a"]
+
+
+async def test_one_for_one_restarts_only_the_failed_child_with_fresh_state() -> None:
+    async with open_system() as system:
+        await system.spawn(Supervisor, [spec("a"), spec("b")])
+        a, b = system.lookup("a"), system.lookup("b")
+        await a.ask(Worker.incr)
+        await b.ask(Worker.incr)
+        with pytest.raises(Boom, match="boom"):
+            await a.ask(Worker.fail, Boom("boom"))
+        assert await a.ask(Worker.get) == 0  # fresh state from the spec's args
+        assert await b.ask(Worker.get) == 1  # sibling untouched
+        assert events_of("stop") == ["a"]
+        assert events_of("start") == ["a", "b", "a"]
+
+
+async def test_restart_keeps_the_ref_and_the_queued_messages() -> None:
+    async with open_system() as system:
+        await system.spawn(Supervisor, [spec("a")])
+        a = system.lookup("a")
+        results: list[object] = []
+
+        async def ask_failing() -> None:
+            with pytest.raises(Boom, match="boom"):
+                await a.ask(Worker.afail, Boom("boom"))
+            results.append("failed")
+
+        async def ask_after_failure() -> None:
+            results.append(await a.ask(Worker.incr))
+
+        async with trio.open_nursery() as nursery:
+            # The failing (async) message is queued first, two more behind it.
+            nursery.start_soon(ask_failing)
+            nursery.start_soon(ask_after_failure)
+            nursery.start_soon(ask_after_failure)
+        assert "failed" in results
+        results.remove("failed")
+        assert sorted(results) == [1, 2]  # both ran on the new incarnation
+        assert system.lookup("a") == a
+
+
+async def test_failing_asker_always_gets_the_exception() -> None:
+    async with open_system() as system:
+        await system.spawn(Supervisor, [spec("a")])
+        a = system.lookup("a")
+        for exc in (Boom("sync"), KeyError("k")):
+            with pytest.raises(type(exc)):
+                await a.ask(Worker.fail, exc)
+        with pytest.raises(Boom):
+            await a.ask(Worker.afail, Boom("async"))
+        assert await a.ask(Worker.incr) == 1
+
+
+async def test_permanent_child_is_restarted_after_a_normal_stop() -> None:
+    async with open_system() as system:
+        await system.spawn(Supervisor, [spec("a", Restart.PERMANENT)])
+        a = system.lookup("a")
+        await a.ask(Worker.incr)
+        await a.ask(Worker.quit)
+        assert await a.ask(Worker.get) == 0
+        assert events_of("start") == ["a", "a"]
+
+
+async def test_transient_child_is_restarted_after_a_failure() -> None:
+    async with open_system() as system:
+        await system.spawn(Supervisor, [spec("a", Restart.TRANSIENT)])
+        a = system.lookup("a")
+        with pytest.raises(Boom):
+            await a.ask(Worker.fail, Boom())
+        assert await a.ask(Worker.incr) == 1
+        assert events_of("start") == ["a", "a"]
+
+
+async def test_transient_child_normal_stop_is_final_and_not_a_failure() -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a", Restart.TRANSIENT)], max_restarts=0)
+        a = system.lookup("a")
+        await a.ask(Worker.quit)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(AtomStopped):
+            await a.ask(Worker.get)
+        # Not a failure: with max_restarts=0 a failure would have taken the supervisor down.
+        (info,) = await sup.ask(Supervisor.which_children)
+        assert info.id == "a"
+        assert info.ref is None  # spec kept, child not running
+        assert await sup.ask(Supervisor.count_children) == {"specs": 1, "active": 0}
+
+
+async def test_temporary_child_is_never_restarted() -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a", Restart.TEMPORARY)])
+        a = system.lookup("a")
+        with pytest.raises(Boom):
+            await a.ask(Worker.fail, Boom())
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(AtomStopped):
+            await a.ask(Worker.get)
+        assert await sup.ask(Supervisor.which_children) == []  # its spec is forgotten
+
+
+async def test_start_child_adds_a_child_last_in_order() -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a")])
+        ref = await sup.ask(Supervisor.start_child, spec("b"))
+        assert await ref.ask(Worker.incr) == 1
+        await system.stop(sup)
+        assert events_of("stop") == ["b", "a"]
+
+
+async def test_start_child_with_a_duplicate_id_is_refused_and_supervisor_survives() -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a")])
+        with pytest.raises(SupervisorError, match="unique name"):
+            await sup.ask(Supervisor.start_child, spec("a"))
+        assert events_of("start") == ["a"]  # nothing restarted
+        assert [c.id for c in await sup.ask(Supervisor.which_children)] == ["a"]
+
+
+async def test_terminate_child_then_restart_child_and_delete_child() -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a"), spec("b")])
+        await sup.ask(Supervisor.terminate_child, "a")
+        assert await sup.ask(Supervisor.count_children) == {"specs": 2, "active": 1}
+        ref = await sup.ask(Supervisor.restart_child, "a")
+        assert await ref.ask(Worker.incr) == 1
+        await sup.ask(Supervisor.terminate_child, ref)
+        await sup.ask(Supervisor.delete_child, "a")
+        assert [c.id for c in await sup.ask(Supervisor.which_children)] == ["b"]
+        with pytest.raises(SupervisorError, match="no child"):
+            await sup.ask(Supervisor.restart_child, "a")
+
+
+async def test_duplicate_child_ids_are_rejected() -> None:
+    async with open_system() as system:
+        with pytest.raises(SpawnError) as info:
+            await system.spawn(Supervisor, [ChildSpec(Worker), ChildSpec(Worker)])
+        assert "unique" in str(info.value.__cause__)

@@ -1,0 +1,159 @@
+"""Restart intensity and escalation (OTP's MaxR/MaxT), on a MockClock."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from radon_actors import (
+    ChildSpec,
+    RestartIntensityExceeded,
+    Supervisor,
+    open_system,
+)
+
+from ._sup_helpers import EVENTS, Boom, Worker, events_of
+
+
+@pytest.fixture(autouse=True)
+def _clear_events() -> Iterator[None]:
+    EVENTS.clear()
+    yield
+    EVENTS.clear()
+
+
+def worker(label: str) -> ChildSpec:
+    return ChildSpec(Worker, args=(label,), name=label)
+
+
+async def crash(label: str, system: object) -> None:
+    ref = system.lookup(label)  # type: ignore[attr-defined]
+    with pytest.raises(Boom):
+        await ref.ask(Worker.fail, Boom(label))
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def _run_until_crash(root: ChildSpec, body: Callable[[Any], Awaitable[None]]) -> None:
+    async with open_system(root=root) as system:
+        await body(system)
+        await trio.sleep_forever()  # cancelled by the system crash
+
+
+async def crashed(root: ChildSpec, body: Callable[[Any], Awaitable[None]]) -> BaseException:
+    """Run ``body`` in a system with ``root``; return what open_system raised."""
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await _run_until_crash(root, body)
+    return info.value
+
+
+async def test_intensity_allows_max_restarts_within_period(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    root = Supervisor.spec([worker("a")], max_restarts=2, within=5)
+    async with open_system(root=root) as system:
+        await crash("a", system)
+        await crash("a", system)
+        assert events_of("start") == ["a", "a", "a"]  # two restarts, still up
+
+
+async def test_intensity_more_than_max_restarts_within_period_stops_all_children_then_supervisor(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    mid = Supervisor.spec([worker("a"), worker("b")], max_restarts=1, within=5, name="mid")
+    # The parent allows no restart of `mid`, so the give-up reaches the system.
+
+    async def body(system: Any) -> None:
+        await crash("a", system)
+        await crash("a", system)  # second restart within 5 s: more than 1
+
+    error = await crashed(Supervisor.spec([mid], max_restarts=0), body)
+    assert events_of("stop") == ["a", "b", "a"]  # a restarted once; then b, a in reverse
+    assert isinstance(error.__cause__, RestartIntensityExceeded)  # mid's, escalated
+    assert isinstance(error.__cause__.__cause__, Boom)
+
+
+async def test_intensity_window_slides_restarts_older_than_period_are_forgotten(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system(root=Supervisor.spec([worker("a")], max_restarts=1, within=5)) as system:
+        for _ in range(4):
+            await crash("a", system)
+            await trio.sleep(5)  # each restart leaves the window before the next
+        assert events_of("start") == ["a"] * 5
+
+
+async def test_intensity_zero_means_the_first_failure_gives_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+
+    async def body(system: Any) -> None:
+        await crash("a", system)
+
+    await crashed(Supervisor.spec([worker("a")], max_restarts=0), body)
+    assert events_of("start") == ["a"]
+
+
+async def test_intensity_default_is_three_restarts_in_five_seconds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    top = Supervisor.spec([Supervisor.spec([worker("a")], name="mid")], max_restarts=0)
+
+    async def body(system: Any) -> None:
+        for _ in range(3):
+            await crash("a", system)
+        assert events_of("start") == ["a"] * 4
+        await trio.sleep(4.9)
+        await crash("a", system)  # the fourth within 5 s
+
+    await crashed(top, body)
+
+
+async def test_intensity_escalates_two_levels_and_the_grandparent_restarts_the_subtree(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    leaf = Supervisor.spec([worker("w")], max_restarts=0, name="leaf")
+    mid = Supervisor.spec([leaf], max_restarts=0, name="mid")
+    async with open_system(root=Supervisor.spec([mid], max_restarts=1)) as system:
+        mid_ref = system.lookup("mid")
+        await system.lookup("w").ask(Worker.incr)
+        await crash("w", system)
+        # leaf gave up (0 restarts allowed) -> mid had to restart leaf, gave up too
+        # -> the root restarted mid (1 allowed), which started leaf and w afresh.
+        assert events_of("start") == ["w", "w"]
+        assert system.lookup("mid") == mid_ref  # restarted in place: same Ref
+        (info,) = await system.root.ask(Supervisor.which_children)
+        assert info.id == "mid"
+        assert info.restarts == 1
+        assert await system.lookup("w").ask(Worker.get) == 0
+
+
+async def test_intensity_escalation_reaching_the_root_crashes_the_system(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    leaf = Supervisor.spec([worker("w")], max_restarts=0, name="leaf")
+
+    async def body(system: Any) -> None:
+        await crash("w", system)
+
+    error = await crashed(Supervisor.spec([leaf], max_restarts=0), body)
+    assert "gave up" in str(error.__cause__)
+    assert events_of("stop") == ["w"]
+
+
+async def test_intensity_give_up_of_a_supervisor_spawned_at_the_default_root_crashes_the_system(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def run() -> None:
+        async with open_system() as system:
+            await system.spawn(Supervisor, [worker("a")], max_restarts=0)
+            await crash("a", system)
+            await trio.sleep_forever()
+
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await run()
+    assert isinstance(info.value.__cause__, Boom)  # the supervisor's own error, not wrapped
+    assert events_of("start") == ["a"]

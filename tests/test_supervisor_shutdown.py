@@ -1,0 +1,115 @@
+"""Shutdown order and per-child shutdown timeouts (on a MockClock)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import structlog.testing
+import trio
+import trio.testing
+
+from radon_actors import ChildSpec, Strategy, Supervisor, open_system
+
+from ._sup_helpers import EVENTS, Boom, Worker, events_of
+
+
+@pytest.fixture(autouse=True)
+def _clear_events() -> Iterator[None]:
+    EVENTS.clear()
+    yield
+    EVENTS.clear()
+
+
+class Hangs(Worker):
+    """A worker whose on_stop never returns by itself."""
+
+    async def on_stop(self) -> None:
+        EVENTS.append(("stop", self.label))
+        await trio.sleep_forever()
+        EVENTS.append(("stopped", self.label))  # pragma: no cover
+
+
+class Slow(Worker):
+    """A worker whose on_stop takes 100 s."""
+
+    async def on_stop(self) -> None:
+        await trio.sleep(100)
+        EVENTS.append(("stop", self.label))
+
+
+def spec(label: str, cls: type[Worker] = Worker, shutdown: float | None = 5.0) -> ChildSpec:
+    return ChildSpec(cls, args=(label,), name=label, shutdown=shutdown)
+
+
+async def test_shutdown_timeout_cancels_on_stop_that_hangs_past_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a"), spec("h", Hangs, 2.0), spec("c")])
+        start = trio.current_time()
+        with structlog.testing.capture_logs() as logs:
+            await system.stop(sup)
+        assert trio.current_time() - start == pytest.approx(2.0)
+        assert events_of("stop") == ["c", "h", "a"]  # the order holds around the hang
+        assert "stopped" not in {kind for kind, _ in EVENTS}
+        (warning,) = [e for e in logs if e["event"] == "atom.shutdown_timeout"]
+        assert warning["timeout"] == 2.0
+
+
+async def test_shutdown_timeout_bounds_on_stop_during_a_restart_too(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        await system.spawn(
+            Supervisor, [spec("h", Hangs, 3.0), spec("b")], strategy=Strategy.ONE_FOR_ALL
+        )
+        start = trio.current_time()
+        with pytest.raises(Boom):
+            await system.lookup("b").ask(Worker.fail, Boom())
+        assert await system.lookup("b").ask(Worker.incr) == 1  # queued behind the restart
+        assert trio.current_time() - start == pytest.approx(3.0)
+        assert events_of("start") == ["h", "b", "h", "b"]
+
+
+async def test_shutdown_none_lets_on_stop_finish_however_long(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system(shutdown_timeout=1000) as system:
+        sup = await system.spawn(Supervisor, [spec("s", Slow, None)])
+        start = trio.current_time()
+        await system.stop(sup)
+        assert trio.current_time() - start == pytest.approx(100)
+        assert events_of("stop") == ["s"]
+
+
+async def test_shutdown_zero_is_a_brutal_kill_on_stop_does_not_run() -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a", shutdown=0), spec("b")])
+        await system.stop(sup)
+        assert events_of("stop") == ["b"]
+
+
+async def test_nested_tree_stops_depth_first_in_reverse_start_order() -> None:
+    inner = Supervisor.spec([spec("i1"), spec("i2")], name="inner")
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a"), inner, spec("z")])
+        assert events_of("start") == ["a", "i1", "i2", "z"]
+        await system.stop(sup)
+        assert events_of("stop") == ["z", "i2", "i1", "a"]
+
+
+async def test_system_close_stops_root_children_in_reverse_start_order() -> None:
+    root = Supervisor.spec([spec("a"), spec("b")])
+    async with open_system(root=root) as system:
+        await system.spawn(Worker, "c")
+        await system.spawn(Worker, "d")
+    assert events_of("start") == ["a", "b", "c", "d"]
+    assert events_of("stop") == ["d", "c", "b", "a"]
+
+
+def test_supervisor_spec_has_no_shutdown_limit_and_workers_five_seconds() -> None:
+    assert Supervisor.spec([]).shutdown is None
+    assert ChildSpec(Worker).shutdown == 5.0
+    with pytest.raises(ValueError, match="shutdown"):
+        ChildSpec(Worker, shutdown=-1)
