@@ -1,43 +1,64 @@
-"""Message latency and throughput of radon-actors against the raw trio floor.
+"""Message latency and throughput of radon-actors, its raw floors and its peers.
 
-Measured in one run, on this machine:
+Measured in one run, on this machine, for each configuration: the ask round trip
+(p50/p90/p99 of per-message times, in microseconds) and the tell throughput
+(messages per second over a stream), each also as a ratio to the raw trio
+memory-channel baseline of the same run.
 
-* raw trio memory-channel ping-pong round trip (the floor for a request/reply
-  between two trio tasks);
-* in-process ``ask`` round trip, for a plain-``def`` handler and an ``async def``
-  handler without ``await`` (both answered inline by an idle atom), and an
-  ``async def`` handler that awaits (a queued turn on the atom's task);
-* raw trio one-way memory-channel throughput, and ``tell`` throughput.
+In this process, on trio (interleaved, so machine noise hits them alike):
 
-Round trips are timed one by one (p50/p99 of per-message times, in microseconds);
-throughputs are messages per second over a stream. Each measurement is repeated
-``--repeat`` times and the median of the runs is reported, with the ratio to its
-raw baseline from the same run.
+* ``raw-channel``: raw trio memory-channel ping-pong / one-way stream (the floor
+  for a request/reply between two trio tasks, and the baseline of every ratio);
+* ``raw-tcp``: raw trio loopback TCP ping-pong of 32-byte frames / one-way stream;
+* ``native``: radon-actors in-process ``ask`` of a plain-``def`` handler (answered
+  inline by an idle atom) and ``await ref.send`` throughput into a bounded mailbox;
+* ``native-async``: ``ask`` of an ``async def`` handler without ``await`` (also
+  answered inline: it cannot suspend);
+* ``native-queued``: ``ask`` of an ``async def`` handler that awaits (a queued
+  turn on the atom's task).
 
-    python bench/latency.py            # full run (~20 s)
+Each in its own process (``bench._peers``; the whole process group is killed at
+the end, also on failure): ``asyncio`` (asyncio.Queue ping-pong, its own event
+loop), ``pykka``, ``thespian-simple``, ``thespian-tcp``, ``xoscar-local``,
+``xoscar-remote``. A peer that is not installed is skipped with a note.
+
+To add a configuration (sandboxed, cross-process...), append a ``Config`` to
+``IN_PROCESS``. Each measurement is repeated ``--repeat`` times and the median of
+the runs is reported.
+
+    python bench/latency.py            # full run
     python bench/latency.py --smoke    # tiny run that only checks it all works
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import importlib.util
 import json
 import logging
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 import trio
 import trio.testing
 
 from radon_actors import Atom, handler, open_system
 
-Clock = Callable[[], int]
+ROOT = Path(__file__).resolve().parent.parent
 _now = time.perf_counter_ns
+BASELINE = "raw-channel"
 
 
 class Echo(Atom):
@@ -67,7 +88,12 @@ class Echo(Atom):
         return self.count
 
 
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
+class LostMessages(AssertionError):
+    """A configuration lost or garbled messages: the run is broken, not slow."""
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    """p50/p90/p99 in microseconds."""
     s = sorted(samples_ns)
     n = len(s)
     return {
@@ -84,11 +110,14 @@ async def _round_trips(op: Callable[[int], Awaitable[Any]], n: int, warmup: int)
     now = _now
     for i in range(n):
         t0 = now()
-        await op(i)
+        r = await op(i)
         samples[i] = now() - t0
+        if r != i:
+            raise LostMessages(f"echo of {i} returned {r!r}")
     return samples
 
 
+# -- raw trio memory channel ----------------------------------------------------
 async def raw_channel_rtt(n: int, warmup: int) -> list[int]:
     req_send, req_recv = trio.open_memory_channel[int](0)
     rep_send, rep_recv = trio.open_memory_channel[int](0)
@@ -109,22 +138,13 @@ async def raw_channel_rtt(n: int, warmup: int) -> list[int]:
     return samples
 
 
-async def ask_rtt(n: int, warmup: int, method: str) -> list[int]:
-    async with open_system() as system:
-        ref = await system.spawn(Echo)
-
-        async def op(i: int) -> Any:
-            return await ref.ask(method, i)
-
-        return await _round_trips(op, n, warmup)
-
-
 async def raw_channel_throughput(n: int) -> float:
     send, recv = trio.open_memory_channel[int](1000)
     done = trio.Event()
+    count = 0
 
     async def consumer() -> None:
-        count = 0
+        nonlocal count
         async for _ in recv:
             count += 1
             if count == n:
@@ -139,7 +159,97 @@ async def raw_channel_throughput(n: int) -> float:
             await send.send(i)
         await done.wait()
         elapsed = _now() - t0
+    if count != n:
+        raise LostMessages(f"consumer got {count} of {n}")
     return n / (elapsed / 1e9)
+
+
+# -- raw trio loopback TCP ------------------------------------------------------
+FRAME = 32
+
+
+async def _recv_exactly(stream: trio.SocketStream, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = await stream.receive_some(size - len(buf))
+        if not chunk:
+            raise LostMessages("connection closed early")
+        buf += chunk
+    return bytes(buf)
+
+
+async def _tcp_pair(
+    nursery: trio.Nursery, serve: Callable[[trio.SocketStream], Awaitable[None]]
+) -> trio.SocketStream:
+    listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    return await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def raw_tcp_rtt(n: int, warmup: int) -> list[int]:
+    async def echo(stream: trio.SocketStream) -> None:
+        async with stream:
+            while True:
+                try:
+                    frame = await _recv_exactly(stream, FRAME)
+                except LostMessages:
+                    return
+                await stream.send_all(frame)
+
+    async with trio.open_nursery() as nursery:
+        client = await _tcp_pair(nursery, echo)
+        async with client:
+
+            async def op(i: int) -> int:
+                await client.send_all(i.to_bytes(FRAME, "little"))
+                return int.from_bytes(await _recv_exactly(client, FRAME), "little")
+
+            samples = await _round_trips(op, n, warmup)
+        nursery.cancel_scope.cancel()
+    return samples
+
+
+async def raw_tcp_throughput(n: int) -> float:
+    async def sink(stream: trio.SocketStream) -> None:
+        async with stream:
+            await _recv_exactly(stream, n * FRAME)
+            await stream.send_all(b"!")
+
+    async with trio.open_nursery() as nursery:
+        client = await _tcp_pair(nursery, sink)
+        async with client:
+            frame = b"x" * FRAME
+            t0 = _now()
+            for _ in range(n):
+                await client.send_all(frame)
+            if await _recv_exactly(client, 1) != b"!":
+                raise LostMessages("no acknowledgement")
+            elapsed = _now() - t0
+        nursery.cancel_scope.cancel()
+    return n / (elapsed / 1e9)
+
+
+# -- radon-actors native, in-process --------------------------------------------
+async def ask_rtt(n: int, warmup: int, method: str) -> list[int]:
+    async with open_system() as system:
+        ref = await system.spawn(Echo)
+
+        async def op(i: int) -> Any:
+            return await ref.ask(method, i)
+
+        return await _round_trips(op, n, warmup)
+
+
+async def native_rtt(n: int, warmup: int) -> list[int]:
+    return await ask_rtt(n, warmup, "ping")
+
+
+async def native_async_rtt(n: int, warmup: int) -> list[int]:
+    return await ask_rtt(n, warmup, "aping")
+
+
+async def native_queued_rtt(n: int, warmup: int) -> list[int]:
+    return await ask_rtt(n, warmup, "qping")
 
 
 async def tell_throughput(n: int) -> float:
@@ -148,76 +258,275 @@ async def tell_throughput(n: int) -> float:
         t0 = _now()
         for _ in range(n):
             await ref.send("hit")
-        assert await ref.ask("total") == n
+        total = await ref.ask("total")
         elapsed = _now() - t0
+    if total != n:
+        raise LostMessages(f"atom counted {total} of {n} messages")
     return n / (elapsed / 1e9)
 
 
-def _median_run(results: list[dict[str, float]]) -> dict[str, float]:
-    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+@attrs.frozen
+class Config:
+    """One in-process (trio) configuration of the latency suite."""
+
+    key: str
+    label: str
+    group: str  # "baseline" or "radon-actors"
+    rtt: Callable[[int, int], Awaitable[list[int]]]
+    tput: Callable[[int], Awaitable[float]] | None = None
+    tput_label: str = ""
 
 
-async def run(rtt_n: int, tput_n: int, repeat: int) -> dict[str, Any]:
-    warmup = max(10, rtt_n // 10)
-    raw_rtt: list[dict[str, float]] = []
-    sync_rtt: list[dict[str, float]] = []
-    async_rtt: list[dict[str, float]] = []
-    queued_rtt: list[dict[str, float]] = []
-    raw_tput: list[float] = []
-    tell_tput: list[float] = []
-    # Interleave the configurations so machine noise hits them alike.
+IN_PROCESS: list[Config] = [
+    Config(
+        "raw-channel",
+        "raw trio memory channel",
+        "baseline",
+        raw_channel_rtt,
+        raw_channel_throughput,
+        "one-way channel, 1000 buffer",
+    ),
+    Config(
+        "raw-tcp",
+        "raw trio loopback TCP (32 B)",
+        "baseline",
+        raw_tcp_rtt,
+        raw_tcp_throughput,
+        "one-way stream of 32 B frames",
+    ),
+    Config(
+        "native",
+        "radon-actors native, def handler",
+        "radon-actors",
+        native_rtt,
+        tell_throughput,
+        "await ref.send, bounded mailbox",
+    ),
+    Config(
+        "native-async",
+        "radon-actors native, async def, no await",
+        "radon-actors",
+        native_async_rtt,
+    ),
+    Config(
+        "native-queued",
+        "radon-actors native, async def that awaits",
+        "radon-actors",
+        native_queued_rtt,
+    ),
+]
+
+
+@attrs.frozen
+class Peer:
+    """A configuration measured by ``bench._peers`` in a process of its own."""
+
+    key: str
+    label: str
+    module: str  # what must be importable for it to run
+    scale: int = 1  # slow configurations run iterations // scale, messages // (scale * 4)
+
+
+PEERS: list[Peer] = [
+    Peer("asyncio", "asyncio.Queue ping-pong (raw)", "asyncio"),
+    Peer("pykka", "pykka 1 thread/actor", "pykka"),
+    Peer("thespian-simple", "Thespian simpleSystemBase", "thespian"),
+    Peer("thespian-tcp", "Thespian multiprocTCPBase (other proc)", "thespian", scale=8),
+    Peer("xoscar-local", "xoscar, same pool", "xoscar", scale=2),
+    Peer("xoscar-remote", "xoscar, other process", "xoscar", scale=8),
+]
+
+
+def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[str, Any]:
+    """Measure one peer in a new session; always kill its whole process group."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [sys.executable, "-m", "bench._peers", peer.key]
+    cmd += ["--iterations", str(n), "--messages", str(m), "--repeat", str(repeat)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    finally:
+        # The peer's helpers (Thespian's admin, xoscar's sub-pools) share its
+        # process group: kill whatever is left of it, whether it worked or not.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    if proc.returncode != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        return {"error": f"exit code {proc.returncode}: {' | '.join(tail)}"}
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def _median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def _row(
+    key: str,
+    label: str,
+    group: str,
+    rtts: list[dict[str, float]],
+    tputs: list[float],
+    samples: list[int],
+    **extra: Any,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"config": key, "label": label, "group": group}
+    row.update(_median_of(rtts))
+    row["tell_msgs_per_s"] = statistics.median(tputs) if tputs else None
+    row["samples_us"] = [s / 1000 for s in samples]
+    row.update(extra)
+    return row
+
+
+def _add_ratios(rows: list[dict[str, Any]]) -> None:
+    base = next(r for r in rows if r["config"] == BASELINE)
+    for r in rows:
+        if "p50_us" not in r:
+            continue
+        for p in ("p50", "p90", "p99"):
+            r[f"{p}_ratio"] = r[f"{p}_us"] / base[f"{p}_us"]
+        t = r.get("tell_msgs_per_s")
+        r["tell_ratio"] = t / base["tell_msgs_per_s"] if t else None
+
+
+async def run_in_process(n: int, m: int, repeat: int) -> list[dict[str, Any]]:
+    """The trio configurations, interleaved run by run."""
+    warmup = max(10, n // 10)
+    rtts: dict[str, list[dict[str, float]]] = {c.key: [] for c in IN_PROCESS}
+    tputs: dict[str, list[float]] = {c.key: [] for c in IN_PROCESS}
+    last: dict[str, list[int]] = {}
     for _ in range(repeat):
-        gc.collect()
-        raw_rtt.append(_percentiles(await raw_channel_rtt(rtt_n, warmup)))
-        sync_rtt.append(_percentiles(await ask_rtt(rtt_n, warmup, "ping")))
-        async_rtt.append(_percentiles(await ask_rtt(rtt_n, warmup, "aping")))
-        queued_rtt.append(_percentiles(await ask_rtt(rtt_n, warmup, "qping")))
-        raw_tput.append(await raw_channel_throughput(tput_n))
-        tell_tput.append(await tell_throughput(tput_n))
-    raw = _median_run(raw_rtt)
-    sync = _median_run(sync_rtt)
-    asy = _median_run(async_rtt)
-    queued = _median_run(queued_rtt)
-    raw_t = statistics.median(raw_tput)
-    tell_t = statistics.median(tell_tput)
+        for c in IN_PROCESS:
+            gc.collect()
+            samples = await c.rtt(n, warmup)
+            rtts[c.key].append(percentiles(samples))
+            last[c.key] = samples
+            if c.tput is not None:
+                gc.collect()
+                tputs[c.key].append(await c.tput(m))
+    return [
+        _row(
+            c.key,
+            c.label,
+            c.group,
+            rtts[c.key],
+            tputs[c.key],
+            last[c.key],
+            tell_label=c.tput_label,
+            iterations=n,
+            messages=m if c.tput else None,
+        )
+        for c in IN_PROCESS
+    ]
+
+
+def run_peers(
+    n: int,
+    m: int,
+    repeat: int,
+    only: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for peer in PEERS:
+        if only is not None and peer.key not in only:
+            continue
+        pn, pm = max(20, n // peer.scale), max(100, m // (peer.scale * 4 if peer.scale > 1 else 1))
+        base = {"config": peer.key, "label": peer.label, "group": "peer"}
+        if importlib.util.find_spec(peer.module) is None:
+            rows.append(
+                {**base, "skipped": f"{peer.module} is not installed (pip install .[bench])"}
+            )
+            continue
+        if progress:
+            progress(f"latency {peer.key}: {pn} round trips, {pm} tells, x{repeat}")
+        result = run_peer(peer, pn, pm, repeat, timeout=120 + 0.01 * pn * repeat)
+        if "error" in result:
+            rows.append({**base, "skipped": result["error"]})
+            continue
+        runs = result["runs"]
+        rows.append(
+            _row(
+                peer.key,
+                peer.label,
+                "peer",
+                [percentiles(s) for s, _ in runs],
+                [t for _, t in runs],
+                runs[-1][0],
+                version=result["version"],
+                iterations=pn,
+                messages=pm,
+            )
+        )
+    return rows
+
+
+def run_suite(
+    n: int,
+    m: int,
+    repeat: int,
+    peers: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The whole latency suite: trio configurations, then peers; ratios to the baseline."""
+    if progress:
+        progress(f"latency in-process: {n} round trips, {m} messages, x{repeat}")
+    rows = trio.run(run_in_process, n, m, repeat)
+    rows += run_peers(n, m, repeat, peers, progress)
+    _add_ratios(rows)
     return {
-        "python": sys.version.split()[0],
-        "trio": trio.__version__,
-        "rtt_iterations": rtt_n,
-        "throughput_messages": tput_n,
+        "baseline": BASELINE,
+        "iterations": n,
+        "messages": m,
         "repeat": repeat,
-        "raw_channel_rtt": raw,
-        "ask_sync_handler_rtt": sync,
-        "ask_async_handler_rtt": asy,
-        "ratio_ask_sync_p50": sync["p50_us"] / raw["p50_us"],
-        "ask_queued_turn_rtt": queued,
-        "ratio_ask_async_p50": asy["p50_us"] / raw["p50_us"],
-        "ratio_ask_queued_p50": queued["p50_us"] / raw["p50_us"],
-        "raw_channel_msgs_per_s": raw_t,
-        "tell_msgs_per_s": tell_t,
-        "ratio_tell_throughput": tell_t / raw_t,
+        "rows": rows,
+        "skipped_peers": {
+            "ray": "not run: its wheel alone is ~79 MB (plus grpcio and friends) and "
+            "ray.init() starts a GCS server, raylet and dashboard processes, which on "
+            "a shared 2-core machine would dominate the noise of every other figure",
+        },
     }
 
 
-def _print_table(r: dict[str, Any]) -> None:
-    print(f"python {r['python']}, trio {r['trio']}, median of {r['repeat']} runs")
-    print(f"{'round trip':36} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'p50/raw':>8}")
-    raw = r["raw_channel_rtt"]
-    for label, key in [
-        ("raw trio memory channel", "raw_channel_rtt"),
-        ("ask, def handler (inline)", "ask_sync_handler_rtt"),
-        ("ask, async def, no await (inline)", "ask_async_handler_rtt"),
-        ("ask, async def that awaits (queued)", "ask_queued_turn_rtt"),
-    ]:
-        v = r[key]
-        ratio = v["p50_us"] / raw["p50_us"]
-        print(f"{label:36} {v['p50_us']:8.2f} {v['p90_us']:8.2f} {v['p99_us']:8.2f} {ratio:8.2f}")
-    print(f"{'one-way throughput':36} {'msgs/s':>17} {'/raw':>8}")
-    print(f"{'raw trio memory channel':36} {r['raw_channel_msgs_per_s']:17,.0f} {1.0:8.2f}")
-    print(
-        f"{'tell (send, bounded mailbox)':36} {r['tell_msgs_per_s']:17,.0f} "
-        f"{r['ratio_tell_throughput']:8.2f}"
-    )
+def format_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"ask round trip (us) and tell throughput; median of {result['repeat']} runs; "
+        f"ratios to {result['baseline']} of the same run",
+        f"{'configuration':40} {'p50':>8} {'p90':>8} {'p99':>8} {'p50x':>6} {'p99x':>6} "
+        f"{'tell msg/s':>11} {'tellx':>6}",
+    ]
+    for r in result["rows"]:
+        if "skipped" in r:
+            lines.append(f"{r['label']:40} skipped: {r['skipped']}")
+            continue
+        t = r.get("tell_msgs_per_s")
+        tell = f"{t:11,.0f} {r['tell_ratio']:6.2f}" if t else f"{'-':>11} {'-':>6}"
+        lines.append(
+            f"{r['label']:40} {r['p50_us']:8.1f} {r['p90_us']:8.1f} {r['p99_us']:8.1f} "
+            f"{r['p50_ratio']:6.2f} {r['p99_ratio']:6.2f} {tell}"
+        )
+    for name, why in result.get("skipped_peers", {}).items():
+        lines.append(f"{name:40} {why}")
+    return "\n".join(lines)
+
+
+def configure_logging() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def smoke_sizes() -> tuple[int, int, int]:
+    return 200, 2_000, 1
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -226,13 +535,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=20_000, help="round trips per run")
     parser.add_argument("--messages", type=int, default=200_000, help="messages per throughput run")
     parser.add_argument("--repeat", type=int, default=5, help="runs per configuration")
+    parser.add_argument("--no-peers", action="store_true", help="skip the peer frameworks")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.iterations, args.messages, args.repeat = 200, 2_000, 1
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    result = trio.run(run, args.iterations, args.messages, args.repeat)
-    _print_table(result)
+        args.iterations, args.messages, args.repeat = smoke_sizes()
+    configure_logging()
+    result = run_suite(
+        args.iterations,
+        args.messages,
+        args.repeat,
+        peers=[] if args.no_peers else None,
+        progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True),
+    )
+    print(format_table(result))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

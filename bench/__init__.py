@@ -1,0 +1,9 @@
+"""The radon-actors benchmark suite: ``python -m bench`` (see docs/benchmarks.md).
+
+* :mod:`bench.latency`: message latency and throughput of radon-actors, raw
+  baselines (trio memory channel, trio loopback TCP, asyncio.Queue) and peer
+  frameworks (pykka, Thespian, xoscar), in one run on one machine;
+* :mod:`bench.savina`: the Savina actor benchmarks on radon-actors and pykka.
+
+Peers come from the ``bench`` extra: ``pip install -e ".[bench]"``.
+"""

@@ -1,0 +1,113 @@
+"""The benchmark suite still works: Savina workloads at smoke size, and its checks bite.
+
+No timings are asserted here; performance is measured by ``python -m bench``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import structlog
+
+from bench import latency, savina
+from bench.savina import _radon
+from bench.savina._common import BenchmarkFailed, PseudoRandom, check, complement, fib
+
+WORKLOADS = {w.name: w for w in savina.WORKLOADS}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> Any:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+async def test_savina_smoke_on_radon(name: str) -> None:
+    w = WORKLOADS[name]
+    await w.radon(w.smoke)
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_savina_smoke_on_pykka(name: str) -> None:
+    pytest.importorskip("pykka")
+    w = WORKLOADS[name]
+    times = savina.run_workload(w, "pykka", w.smoke, 1)
+    assert len(times) == 1
+
+
+def test_savina_covers_the_issue_list_with_published_defaults() -> None:
+    assert WORKLOADS["PingPong"].savina == {"n": 40_000}
+    assert WORKLOADS["Counting"].savina == {"n": 1_000_000}
+    assert WORKLOADS["ThreadRing"].savina == {"n": 100, "r": 100_000}
+    assert WORKLOADS["Fork-Join throughput"].savina == {"a": 60, "n": 10_000}
+    assert WORKLOADS["Fork-Join create"].savina == {"n": 40_000}
+    assert WORKLOADS["Fib"].savina == {"n": 25}
+    assert WORKLOADS["Big"].savina == {"w": 120, "n": 20_000}
+    assert WORKLOADS["Chameneos"].savina == {"chameneos": 100, "meetings": 200_000}
+    for w in savina.WORKLOADS:
+        assert set(w.machine) == set(w.savina) == set(w.smoke)
+        assert not w.scaled or w.note, f"{w.name} is scaled without saying why"
+
+
+def test_pseudo_random_matches_savina() -> None:
+    # value = (value * 1309 + 13849) & 65535, from Savina's default seed 74755.
+    r = PseudoRandom()
+    expected = []
+    v = 74755
+    for _ in range(5):
+        v = (v * 1309 + 13849) & 65535
+        expected.append(v)
+    assert [r.next_long() for _ in range(5)] == expected
+    assert PseudoRandom(3).next_int(120) == ((3 * 1309 + 13849) & 65535) % 120
+
+
+def test_reference_values() -> None:
+    assert [fib(n) for n in range(1, 11)] == [1, 1, 2, 3, 5, 8, 13, 21, 34, 55]
+    assert complement(0, 1) == 2  # red meets yellow -> blue
+    assert complement(2, 2) == 2
+    assert complement(3, 0) == 3
+
+
+def test_check_fails_loudly() -> None:
+    with pytest.raises(BenchmarkFailed, match="Fib: result is 54, expected 55"):
+        check("Fib", "result", 54, 55)
+
+
+async def test_a_broken_workload_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A counter that drops every other increment must make Counting fail.
+    def lossy(self: Any) -> None:
+        self.count += self.count % 2 == 0
+
+    monkeypatch.setattr(_radon.Counter.increment, "__code__", lossy.__code__)
+    with pytest.raises(BenchmarkFailed, match="Counting: count"):
+        await _radon.counting({"n": 100})
+
+
+def test_sanitize_is_savinas() -> None:
+    # Median (upper, sorted[n // 2]) is 100: 70 and 130 are more than 20 % away.
+    assert savina.sanitize([100, 70, 105, 130, 95]) == [95, 100, 105]
+    assert savina.savina_median([100, 70, 105, 130, 95]) == 100
+
+
+async def test_latency_in_process_smoke() -> None:
+    rows = await latency.run_in_process(50, 200, 1)
+    by = {r["config"]: r for r in rows}
+    assert set(by) == {c.key for c in latency.IN_PROCESS}
+    for r in rows:
+        assert len(r["samples_us"]) == 50
+        assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"]
+    assert by["native"]["tell_msgs_per_s"] > 0
+
+
+def test_peer_processes_are_reaped() -> None:
+    pytest.importorskip("pykka")
+    peer = next(p for p in latency.PEERS if p.key == "pykka")
+    result = latency.run_peer(peer, 20, 100, 1, timeout=60)
+    assert "error" not in result, result
+    samples, tput = result["runs"][0]
+    assert len(samples) == 20
+    assert tput > 0
