@@ -9,6 +9,7 @@ import cloudpickle
 import pytest
 import trio
 import trio.testing
+from runtime_atoms import Counter, Forwarder, Gate, Recorder
 
 from radon_actors import (
     AskTimeout,
@@ -21,8 +22,6 @@ from radon_actors import (
     System,
     handler,
 )
-
-from .atoms import Counter, Forwarder, Gate, Recorder
 
 
 async def test_ask_by_name_and_by_function(system: System) -> None:

@@ -7,11 +7,10 @@ import resource
 import pytest
 import trio
 import trio.testing
+from runtime_atoms import Gate
 
 from radon_actors import Atom, MailboxFull, StashOverflow, System, handler
 from radon_actors.mailbox import Mailbox
-
-from .atoms import Gate
 
 
 def test_capacity_must_be_positive() -> None:

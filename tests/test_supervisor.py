@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import trio
 import trio.testing
+from _sup_helpers import EVENTS, Boom, Worker, events_of
 
 from radon_actors import (
     AtomStopped,
@@ -17,8 +18,6 @@ from radon_actors import (
     SupervisorError,
     open_system,
 )
-
-from ._sup_helpers import EVENTS, Boom, Worker, events_of
 
 
 @pytest.fixture(autouse=True)

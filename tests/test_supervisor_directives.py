@@ -8,6 +8,7 @@ import pytest
 import structlog.testing
 import trio
 import trio.testing
+from _sup_helpers import EVENTS, Boom, Fatal, Worker, events_of
 
 from radon_actors import (
     Atom,
@@ -19,8 +20,6 @@ from radon_actors import (
     handler,
     open_system,
 )
-
-from ._sup_helpers import EVENTS, Boom, Fatal, Worker, events_of
 
 
 @pytest.fixture(autouse=True)

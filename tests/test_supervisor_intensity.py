@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from _sup_helpers import EVENTS, Boom, Worker, events_of
 
 from radon_actors import (
     ChildSpec,
@@ -15,8 +16,6 @@ from radon_actors import (
     Supervisor,
     open_system,
 )
-
-from ._sup_helpers import EVENTS, Boom, Worker, events_of
 
 
 @pytest.fixture(autouse=True)

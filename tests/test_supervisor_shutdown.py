@@ -8,10 +8,9 @@ import pytest
 import structlog.testing
 import trio
 import trio.testing
+from _sup_helpers import EVENTS, Boom, Worker, events_of
 
 from radon_actors import ChildSpec, Strategy, Supervisor, open_system
-
-from ._sup_helpers import EVENTS, Boom, Worker, events_of
 
 
 @pytest.fixture(autouse=True)

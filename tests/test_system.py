@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from runtime_atoms import Counter, Recorder
 
 from radon_actors import (
     Atom,
@@ -20,8 +21,6 @@ from radon_actors import (
     handler,
     open_system,
 )
-
-from .atoms import Counter, Recorder
 
 
 class Lifecycle(Atom):

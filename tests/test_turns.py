@@ -6,10 +6,9 @@ import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from runtime_atoms import Gate
 
 from radon_actors import Atom, System, handler, open_system
-
-from .atoms import Gate
 
 
 async def test_an_awaiting_handler_does_not_let_the_next_message_in(system: System) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from _sup_helpers import Boom, Worker
 
 from radon_actors import (
     Atom,
@@ -21,8 +22,6 @@ from radon_actors import (
     handler,
     open_system,
 )
-
-from ._sup_helpers import Boom, Worker
 
 
 class Watcher(Atom):
