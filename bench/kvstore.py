@@ -1,0 +1,163 @@
+"""The kvstore example against a real Redis, with redis-benchmark, in one run.
+
+For each deployment of ``examples.kvstore`` and for a ``redis-server`` started
+here on loopback, runs ``redis-benchmark -t set,get -n N -c 50`` without and with
+pipelining (``-P 16``), and prints throughput and latency side by side with the
+ratio to Redis. Every server is started by this script and killed at the end,
+also on failure.
+
+    python bench/kvstore.py                 # N = 100,000
+    python bench/kvstore.py --smoke         # N = 1,000: checks it all works
+    python bench/kvstore.py --json FILE     # also write the results as JSON
+
+Needs ``redis-server`` and ``redis-benchmark`` (Debian: redis-server, redis-tools).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)  # polling a process we started; this is a benchmark, not a test
+    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+@contextlib.contextmanager
+def _server(cmd: list[str], port: int) -> Iterator[None]:
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: killed whole at the end
+    )
+    try:
+        _wait_for_port(port, proc)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _redis_benchmark(port: int, n: int, clients: int, pipeline: int) -> dict[str, dict[str, float]]:
+    cmd = ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(n)]
+    cmd += ["-c", str(clients), "-P", str(pipeline), "--csv"]
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    results: dict[str, dict[str, float]] = {}
+    for row in csv.DictReader(io.StringIO(out)):
+        results[row["test"]] = {
+            "rps": float(row["rps"]),
+            "p50_ms": float(row["p50_latency_ms"]),
+            "p99_ms": float(row["p99_latency_ms"]),
+        }
+    if set(results) != {"SET", "GET"}:
+        raise RuntimeError(f"unexpected redis-benchmark output: {out!r}")
+    return results
+
+
+def _store(*options: str) -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "examples.kvstore", "--port", str(port),
+                "--log-level", "ERROR", *options]  # fmt: skip
+
+    return command
+
+
+# (label, port -> command line); the first is the baseline of the ratios
+DEPLOYMENTS: list[tuple[str, Callable[[int], list[str]]]] = [
+    (
+        "redis-server",
+        lambda port: ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+    ),
+    ("kvstore, one process, 8 shards x 2 replicas", _store("--shards", "8", "--replicas", "2")),
+    ("kvstore, one process, 8 shards x 1 replica", _store("--shards", "8", "--replicas", "1")),
+]
+
+
+def run(n: int, clients: int, pipelines: list[int]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for label, command in DEPLOYMENTS:
+        port = _free_port()
+        print(f"... {label}", file=sys.stderr, flush=True)
+        with _server(command(port), port):
+            for p in pipelines:
+                rows.append(
+                    {"deployment": label, "pipeline": p, **_redis_benchmark(port, n, clients, p)}
+                )
+    return rows
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    redis = {(r["pipeline"]): r for r in rows if r["deployment"] == "redis-server"}
+    print(f"{'deployment':46} {'-P':>3} {'SET rps':>10} {'p50 ms':>7} {'GET rps':>10} "
+          f"{'p50 ms':>7} {'SET/redis':>9} {'GET/redis':>9}")  # fmt: skip
+    for r in rows:
+        base = redis[r["pipeline"]]
+        set_ratio = r["SET"]["rps"] / base["SET"]["rps"]
+        get_ratio = r["GET"]["rps"] / base["GET"]["rps"]
+        print(
+            f"{r['deployment']:46} {r['pipeline']:3} {r['SET']['rps']:10,.0f} "
+            f"{r['SET']['p50_ms']:7.3f} {r['GET']['rps']:10,.0f} {r['GET']['p50_ms']:7.3f} "
+            f"{set_ratio:9.3f} {get_ratio:9.3f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="N = 1,000: only checks it works")
+    parser.add_argument("-n", type=int, default=100_000, help="requests per test")
+    parser.add_argument("-c", type=int, default=50, help="parallel clients")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    missing = [tool for tool in ("redis-server", "redis-benchmark") if shutil.which(tool) is None]
+    if missing:
+        print(f"skipped: {', '.join(missing)} not installed (apt-get install redis-server "
+              "redis-tools)")  # fmt: skip
+        return 0
+    n = 1_000 if args.smoke else args.n
+    rows = run(n, args.c, [1, 16])
+    _print(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
