@@ -38,80 +38,77 @@ class RespParser:
     """Feed bytes in, take complete commands (lists of ``bytes``) out."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._pos = 0
+        self._buf = b""
 
     def feed(self, data: bytes) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
+        self._buf = self._buf + data if self._buf else data
         if len(self._buf) > MAX_QUERY_BUFFER:
             raise ProtocolError("Protocol error: query buffer limit exceeded")
 
     def commands(self) -> list[list[bytes]]:
         """Every complete command buffered so far (possibly none)."""
         out: list[list[bytes]] = []
-        while True:
-            cmd = self._one()
-            if cmd is None:
-                return out
+        buf = self._buf
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            got = self._one(buf, pos)
+            if got is None:
+                break
+            cmd, pos = got
             if cmd:
                 out.append(cmd)
+        self._buf = buf[pos:]
+        return out
 
-    def _line(self, start: int, limit: int) -> tuple[bytes, int] | None:
-        end = self._buf.find(b"\r\n", start)
-        if end < 0:
-            if len(self._buf) - start > limit:
-                raise ProtocolError("Protocol error: too big inline request")
-            return None
-        return bytes(self._buf[start:end]), end + 2
-
-    def _int(self, raw: bytes, what: str) -> int:
+    @staticmethod
+    def _int(raw: bytes, what: str) -> int:
         try:
             return int(raw)
         except ValueError:
             raise ProtocolError(f"Protocol error: invalid {what}") from None
 
-    def _one(self) -> list[bytes] | None:
-        buf = self._buf
-        pos = self._pos
-        if pos >= len(buf):
-            return None
-        if buf[pos] != ord("*"):
-            got = self._line(pos, MAX_INLINE)
-            if got is None:
+    def _one(self, buf: bytes, pos: int) -> tuple[list[bytes], int] | None:
+        if buf[pos] != 42:  # not '*': an inline command
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                if len(buf) - pos > MAX_INLINE:
+                    raise ProtocolError("Protocol error: too big inline request")
                 return None
-            line, self._pos = got
-            return line.split()  # inline command; an empty line yields []
-        got = self._line(pos + 1, 32)
-        if got is None:
+            return buf[pos:nl].split(), nl + 2  # an empty line yields []
+        nl = buf.find(b"\r\n", pos + 1)
+        if nl < 0:
+            if len(buf) - pos > 32:
+                raise ProtocolError("Protocol error: invalid multibulk length")
             return None
-        count_raw, pos = got
-        count = self._int(count_raw, "multibulk length")
+        count = self._int(buf[pos + 1 : nl], "multibulk length")
         if count > MAX_ARGS:
             raise ProtocolError("Protocol error: invalid multibulk length")
+        pos = nl + 2
         args: list[bytes] = []
+        end = len(buf)
         for _ in range(max(count, 0)):
-            if pos >= len(buf):
+            if pos >= end:
                 return None
-            if buf[pos] != ord("$"):
+            if buf[pos] != 36:  # '$'
                 raise ProtocolError(f"Protocol error: expected '$', got '{chr(buf[pos])}'")
-            got = self._line(pos + 1, 32)
-            if got is None:
+            nl = buf.find(b"\r\n", pos + 1)
+            if nl < 0:
+                if end - pos > 32:
+                    raise ProtocolError("Protocol error: invalid bulk length")
                 return None
-            size_raw, pos = got
-            size = self._int(size_raw, "bulk length")
+            size = self._int(buf[pos + 1 : nl], "bulk length")
             if size < 0 or size > MAX_BULK:
                 raise ProtocolError("Protocol error: invalid bulk length")
-            if len(buf) < pos + size + 2:
+            start = nl + 2
+            stop = start + size
+            if end < stop + 2:
                 return None
-            if buf[pos + size : pos + size + 2] != b"\r\n":
+            if buf[stop : stop + 2] != b"\r\n":
                 raise ProtocolError("Protocol error: bulk string not terminated by CRLF")
-            args.append(bytes(buf[pos : pos + size]))
-            pos += size + 2
-        self._pos = pos
-        return args
+            args.append(buf[start:stop])
+            pos = stop + 2
+        return args, pos
 
 
 def encode(reply: Reply, out: bytearray) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-import hashlib
+import zlib
 
 __all__ = ["Ring"]
 
@@ -22,14 +22,15 @@ class Ring:
         points = sorted(
             (self._hash(f"shard-{s}-{v}".encode()), s) for s in range(shards) for v in range(vnodes)
         )
+        self._bisect = bisect.bisect
         self._hashes = [h for h, _ in points]
         self._owners = [s for _, s in points]
         self.shards = shards
 
     @staticmethod
     def _hash(data: bytes) -> int:
-        return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+        return zlib.crc32(data)
 
     def shard_of(self, key: bytes) -> int:
-        i = bisect.bisect(self._hashes, self._hash(key))
+        i = self._bisect(self._hashes, zlib.crc32(key))
         return self._owners[i % len(self._owners)]

@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 import trio
 
+from ._commands import check_arity, is_data_command
 from ._resp import Error, ProtocolError, Reply, RespParser, Simple, encode
 from ._store import Store
 
@@ -30,6 +31,8 @@ class _Connection:
         args = command[1:]
         if self.multi is not None and name not in (b"EXEC", b"DISCARD", b"MULTI", b"QUIT"):
             return self._queue(name, command)
+        if is_data_command(name):  # the common case first
+            return await self.store.execute(command)
         if name == b"PING":
             if len(args) > 1:
                 return Error("ERR wrong number of arguments for 'ping' command")
@@ -83,8 +86,6 @@ class _Connection:
 
     def _queue(self, name: bytes, command: list[bytes]) -> Reply:
         assert self.multi is not None
-        from ._commands import check_arity, is_data_command
-
         if not is_data_command(name):
             self.multi_failed = True
             return Error(

@@ -47,8 +47,8 @@ class Store:
         if error is not None:
             return error
         keys = keys_of(name, args)
-        shards = {self.ring.shard_of(k) for k in keys}
-        if len(shards) > 1:  # DEL / EXISTS over keys of several shards
+        shards = {self.ring.shard_of(k) for k in keys} if len(keys) > 1 else None
+        if shards is not None and len(shards) > 1:  # DEL / EXISTS over several shards
             if name == b"EXISTS":
                 total = 0
                 for key in keys:
@@ -56,7 +56,7 @@ class Store:
                     total += found if isinstance(found, int) else 0
                 return total
             return await self._transaction_reply([[name, *args]], single=True)
-        shard = shards.pop()
+        shard = self.ring.shard_of(keys[0])
         handler = "write" if name in WRITES else "read"
         for _ in range(8):
             primary = self.groups[shard][0]
