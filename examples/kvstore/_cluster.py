@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from radon_actors import Atom, RadonError, Ref, handler
 
@@ -19,37 +18,33 @@ class Cluster(Atom):
 
     The first replica of a set is its primary. When a primary is reported dead,
     :meth:`failover` promotes the next replica (which holds every acknowledged
-    write, see ``_shard.py``) and starts a replacement backup, so the set returns
-    to full strength. Failover is idempotent: a report about a replica that is no
-    longer the primary just returns the current set.
+    write, see ``_shard.py``) and starts a replacement, so the set returns to full
+    strength; a primary reports a lost backup the same way. Failover is
+    idempotent: a report about a replica no longer in the set just returns it.
+
+    ``new_replica(shard)`` spawns one replica wherever the deployment wants it
+    (this process, a worker host, a sandbox): the cluster itself is the control
+    plane and stays in the entry process.
     """
 
     def __init__(
         self,
         shards: int,
         replicas: int,
-        clock: Callable[[], float],
-        spawn_options: Callable[[int, int], dict[str, Any]] | None = None,
+        new_replica: Callable[[int], Awaitable[Ref[Shard]]],
     ) -> None:
         if shards < 1 or replicas < 1:
             raise ValueError("a cluster needs at least one shard and one replica")
         self.shards = shards
         self.replicas = replicas
-        self.clock = clock
-        self.spawn_options = spawn_options or (lambda shard, replica: {})
+        self.new_replica = new_replica
         self.groups: list[Group] = []
-        self.spawned = 0
 
     async def on_start(self) -> None:
         for s in range(self.shards):
-            group = [await self._new_replica(s) for _ in range(self.replicas)]
-            await group[0].ask(Shard.promote, group[1:])
+            group = [await self.new_replica(s) for _ in range(self.replicas)]
+            await group[0].ask(Shard.promote, group[1:], self.ref)
             self.groups.append(group)
-
-    async def _new_replica(self, shard: int) -> Ref[Shard]:
-        options = self.spawn_options(shard, self.spawned)
-        self.spawned += 1
-        return await self.spawn(Shard, shard, self.clock, **options)
 
     @handler
     def table(self) -> list[Group]:
@@ -66,16 +61,16 @@ class Cluster(Atom):
         group.remove(dead)
         while was_primary and group:
             try:
-                await group[0].ask(Shard.promote, group[1:])
+                await group[0].ask(Shard.promote, group[1:], self.ref)
                 break
             except RadonError:
                 group.pop(0)  # that backup is gone too
         if not group:
             self.log.error("kv.shard_lost", shard=shard)
             raise RadonError(f"every replica of shard {shard} is gone")
-        self.log.warning("kv.failover", shard=shard, primary=repr(group[0]))
+        self.log.warning("kv.failover", shard=shard, primary=repr(group[0]), lost=repr(dead))
         try:
-            fresh = await self._new_replica(shard)
+            fresh = await self.new_replica(shard)
             await group[0].ask(Shard.add_backup, fresh)
             group.append(fresh)
         except RadonError as exc:

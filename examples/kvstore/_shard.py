@@ -65,6 +65,7 @@ class Shard(Atom):
         self.lock_timers: dict[str, Timer] = {}
         self.backups: list[Ref[Shard]] = []
         self.primary = False
+        self.cluster: Ref[Atom] | None = None
 
     # plain commands ------------------------------------------------------
     @handler
@@ -159,10 +160,12 @@ class Shard(Atom):
 
     # membership ----------------------------------------------------------
     @handler
-    def promote(self, backups: list[Ref[Shard]]) -> None:
-        """Become the primary, replicating to ``backups`` (already in sync)."""
+    def promote(self, backups: list[Ref[Shard]], cluster: Ref[Atom]) -> None:
+        """Become the primary, replicating to ``backups`` (already in sync) and
+        reporting lost backups to ``cluster``."""
         self.primary = True
         self.backups = list(backups)
+        self.cluster = cluster
         # Locks inherited from a dead primary get a lease here, so a transaction
         # whose coordinator died cannot hold them forever.
         for txid in set(self.locks.values()):
@@ -218,3 +221,5 @@ class Shard(Atom):
                 # A lost backup leaves the replica set; the cluster replaces it.
                 self.log.warning("kv.backup_lost", backup=repr(backup), error=repr(exc))
                 self.backups.remove(backup)
+                if self.cluster is not None:
+                    self.cluster.tell("failover", self.index, backup)

@@ -125,10 +125,17 @@ async def open_store(
 ) -> AsyncIterator[Store]:
     """Spawn the store's atoms in ``system`` and yield a :class:`Store` over them.
 
-    ``spawn_options(shard, n)`` may return extra keyword arguments for spawning
-    the ``n``-th replica of shard ``shard`` (for example where to place it).
+    ``spawn_options(shard, n)`` may return extra keyword arguments of
+    ``system.spawn`` for the ``n``-th replica started (for example ``host=`` or
+    ``sandbox=``): that is the whole difference between deployments.
     """
-    cluster = await system.spawn(Cluster, shards, replicas, clock, spawn_options)
+    started = itertools.count()
+
+    async def new_replica(shard: int) -> Ref[Shard]:
+        options = spawn_options(shard, next(started)) if spawn_options is not None else {}
+        return await system.spawn(Shard, shard, clock, **options)
+
+    cluster = await system.spawn(Cluster, shards, replicas, new_replica)
     groups = await cluster.ask(Cluster.table)
     coords = [await system.spawn(Coordinator, cluster, shards, clock) for _ in range(coordinators)]
     try:
@@ -136,4 +143,8 @@ async def open_store(
     finally:
         for ref in coords:
             await system.stop(ref)
+        groups = await cluster.ask(Cluster.table)
         await system.stop(cluster)
+        for group in groups:
+            for replica in group:
+                await system.stop(replica)
