@@ -27,10 +27,12 @@ from ._errors import (
     StashOverflow,
 )
 from ._ref import Ref
+from .sandbox._errors import MessageNotPortable, SandboxBuildError, SandboxCrashed, SandboxError
 
 if TYPE_CHECKING:
     from .mailbox import DeadLetter, DeadLetters
     from .runtime import System, open_system
+    from .sandbox._config import SandboxConfig
 
 __version__ = "0.1.0"
 
@@ -44,11 +46,16 @@ __all__ = [
     "DeadlockError",
     "HandlerNotFound",
     "MailboxFull",
+    "MessageNotPortable",
     "NameTaken",
     "NoSuchAtom",
     "NotSpawned",
     "RadonError",
     "Ref",
+    "SandboxBuildError",
+    "SandboxConfig",
+    "SandboxCrashed",
+    "SandboxError",
     "SpawnError",
     "StashOverflow",
     "System",
@@ -62,6 +69,7 @@ _LAZY = {
     "open_system": "runtime",
     "DeadLetter": "mailbox",
     "DeadLetters": "mailbox",
+    "SandboxConfig": "sandbox._config",
 }
 
 

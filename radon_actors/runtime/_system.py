@@ -54,6 +54,7 @@ class System:
         *args: Any,
         name: str | None = None,
         mailbox_size: int | None = None,
+        sandbox: Any = None,
         **kwargs: Any,
     ) -> Ref[A]:
         """Start an atom of class ``cls`` built with ``cls(*args, **kwargs)``.
@@ -63,8 +64,14 @@ class System:
         bounds its mailbox (default: the class's ``mailbox_size`` attribute if it
         has one, else the system's). Raises :class:`~radon_actors.SpawnError` if
         the constructor or ``on_start`` fails.
+
+        ``sandbox`` (``True`` or a :class:`~radon_actors.SandboxConfig`; default: the
+        class's ``sandbox`` attribute, else ``False``) runs the atom's handlers inside
+        WebAssembly; see docs/sandbox.md.
         """
-        return await self._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+        return await self._spawn(
+            cls, args, kwargs, name=name, mailbox_size=mailbox_size, sandbox=sandbox
+        )
 
     async def _spawn(
         self,
@@ -75,11 +82,22 @@ class System:
         name: str | None = None,
         parent: AtomCell | None = None,
         mailbox_size: int | None = None,
+        sandbox: Any = None,
     ) -> Ref[Any]:
         if not (isinstance(cls, type) and issubclass(cls, Atom)):
             raise TypeError(f"spawn() takes an Atom subclass, not {cls!r}")
         if self._closing:
             raise RuntimeError("the atom system is shutting down; no new atoms can be spawned")
+        runtime: Any = None
+        if sandbox is None:
+            sandbox = getattr(cls, "sandbox", False)
+        if sandbox is not False:
+            # Imported only when used: it needs wasmtime.
+            from ..sandbox import _spawn as sandboxing
+
+            config = sandboxing.resolve_config(cls, sandbox)
+            if config is not None:
+                runtime = await sandboxing.prepare(cls, config)
         if name is not None:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"an atom name must be a non-empty str, not {name!r}")
@@ -88,6 +106,9 @@ class System:
         capacity = mailbox_size or getattr(cls, "mailbox_size", None) or self._mailbox_size
         atom_id = f"{self._prefix}.{next(self._ids)}"
         cell = AtomCell(self, cls, args, kwargs, atom_id, name, parent, capacity)
+        if runtime is not None:
+            cell.sandbox = runtime
+            cell.table = sandboxing.sandbox_table(cls)
         if name is not None:
             self._names[name] = cell
         (parent.children if parent is not None else self._top)[atom_id] = cell

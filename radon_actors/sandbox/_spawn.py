@@ -1,0 +1,120 @@
+"""How a cell runs a sandboxed atom: its handler table and its instance factory.
+
+The cell's loop is the same for native and sandboxed atoms. For a sandboxed
+atom the handler table is a copy of the class's where each handler's ``fn`` is an
+``async`` forwarder into the guest (so every message is a queued turn), while
+``check`` keeps validating the arguments at the sender against the real
+signature, and also checks that the message can cross the boundary at all.
+The cell's ``instance`` is a :class:`~._engine.GuestAtom`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._atom import Atom, HandlerSpec, handler_table
+from . import _engine
+from ._config import SandboxConfig
+from ._errors import MessageNotPortable
+
+if TYPE_CHECKING:
+    from ..runtime._cell import AtomCell
+
+__all__ = ["SandboxRuntime", "prepare"]
+
+_tables: dict[type[Atom], dict[Any, HandlerSpec]] = {}
+
+
+def _forwarder(name: str) -> Callable[..., Any]:
+    async def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
+        return await guest.call(name, args, kwargs)
+
+    forward.__name__ = name
+    return forward
+
+
+def _portable_check(original: Callable[..., None] | None, label: str) -> Callable[..., None]:
+    dumps = pickle.dumps
+
+    def check(*args: Any, **kwargs: Any) -> None:
+        if original is not None:
+            original(*args, **kwargs)
+        try:
+            dumps((args, kwargs), 5)
+        except Exception as exc:
+            raise MessageNotPortable(
+                f"a message for sandboxed handler {label} cannot cross the sandbox boundary: "
+                f"{exc!r}; send plain data, Refs, or instances of importable classes"
+            ) from None
+
+    return check
+
+
+def sandbox_table(cls: type[Atom]) -> dict[Any, HandlerSpec]:
+    """The class's handler table with every handler forwarded into the guest."""
+    table = _tables.get(cls)
+    if table is not None:
+        return table
+    native = handler_table(cls)
+    copies: dict[int, HandlerSpec] = {}
+    table = {}
+    for key, spec in native.items():
+        copy = copies.get(id(spec))
+        if copy is None:
+            copy = HandlerSpec.__new__(HandlerSpec)
+            copy.owner = spec.owner
+            copy.name = spec.name
+            copy.fn = _forwarder(spec.name)
+            copy.is_async = True
+            copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}")
+            copies[id(spec)] = copy
+        table[key] = copy
+    _tables[cls] = table
+    return table
+
+
+class SandboxRuntime:
+    """What a cell needs to run one sandboxed atom (see ``AtomCell.sandbox``)."""
+
+    __slots__ = ("config", "loaded", "restore_state")
+
+    def __init__(self, loaded: _engine.LoadedComponent, config: SandboxConfig) -> None:
+        self.loaded = loaded
+        self.config = config
+        self.restore_state: str | None = None
+
+    async def start(self, cell: AtomCell) -> _engine.GuestAtom:
+        """A fresh guest instance of the cell's atom, constructed and started."""
+        guest = _engine.GuestAtom(cell, self.loaded, self.config)
+        state, self.restore_state = self.restore_state, None
+        if state is not None:
+            await guest.restore(state)
+        else:
+            await guest.begin()
+        return guest
+
+
+def resolve_config(cls: type[Any], sandbox: Any) -> SandboxConfig | None:
+    """``spawn(sandbox=...)``, else the class's ``sandbox`` attribute, as a config."""
+    if sandbox is None:
+        sandbox = getattr(cls, "sandbox", False)
+    if sandbox is False:
+        return None
+    if sandbox is True:
+        return SandboxConfig()
+    if isinstance(sandbox, SandboxConfig):
+        return sandbox
+    raise TypeError(f"sandbox= takes a bool or a SandboxConfig, not {sandbox!r}")
+
+
+async def prepare(cls: type[Atom], config: SandboxConfig) -> SandboxRuntime:
+    """Load (building and compiling on first use) the component of ``cls``'s module."""
+    module = cls.__module__
+    found = _engine.loaded(module)
+    if found is None:
+        found = await trio.to_thread.run_sync(_engine.load, module)
+    return SandboxRuntime(found, config)

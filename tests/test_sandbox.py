@@ -1,0 +1,179 @@
+"""Sandboxed atoms: the same classes give the same results natively and in WebAssembly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import structlog
+import trio
+from sandbox_atoms import Boom, Counter, Point, Relay, SandboxedCounter, Starter
+from sandbox_fixtures import sandbox_component
+
+from radon_actors import (
+    BadArguments,
+    DeadlockError,
+    MessageNotPortable,
+    Ref,
+    SandboxConfig,
+    open_system,
+)
+from radon_actors.runtime import _directory
+from radon_actors.sandbox._engine import GuestAtom
+
+pytestmark = pytest.mark.usefixtures("sandbox_component")
+__all__ = ["sandbox_component"]
+
+MODES = [pytest.param(False, id="native"), pytest.param(True, id="sandboxed")]
+
+
+def _instance(ref: Ref[Any]) -> Any:
+    cell = _directory.lookup(ref.id)
+    assert cell is not None
+    return cell.instance
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_sync_handlers_same_results(sandbox: bool) -> None:
+    async with open_system() as system:
+        ref = await system.spawn(Counter, 5, sandbox=sandbox)
+        assert isinstance(_instance(ref), GuestAtom) is sandbox
+        assert await ref.ask(Counter.incr, 3) == 8
+        assert await ref.ask("incr") == 9
+        assert await ref.ask(Counter.incr, by=10) == 19
+        assert await ref.ask(Counter.move, Point(1, 2), 5) == Point(6, 2)
+        value = {"a": [1, 2.5, None], "b": (b"\x00\xff", "é✓"), "c": {3, 4}}
+        assert await ref.ask(Counter.echo, value) == value
+        ref.tell(Counter.incr, 1)
+        assert await ref.ask(Counter.get) == 20
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_exceptions_reach_the_asker(sandbox: bool) -> None:
+    async with open_system() as system:
+        ref = await system.spawn(Counter, 1, sandbox=sandbox)
+        await ref.ask(Counter.incr, 1)
+        with pytest.raises(Boom, match="bad thing") as info:
+            await ref.ask(Counter.fail, "bad thing")
+        notes = "\n".join(getattr(info.value, "__notes__", []))
+        assert "raised in handler Counter.fail" in notes
+        if sandbox:
+            assert "traceback inside the sandbox" in notes
+            assert "sandbox_atoms.py" in notes
+        # The default directive restarts the atom: state is rebuilt from the spawn args.
+        assert await ref.ask(Counter.get) == 1
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_bad_arguments_fail_at_the_sender(sandbox: bool) -> None:
+    async with open_system() as system:
+        ref = await system.spawn(Counter, sandbox=sandbox)
+        with pytest.raises(BadArguments, match="incr"):
+            await ref.ask(Counter.incr, 1, 2)
+        assert await ref.ask(Counter.get) == 0
+
+
+async def test_unportable_message_fails_at_the_sender() -> None:
+    async with open_system() as system:
+        ref = await system.spawn(Counter, sandbox=True)
+        with pytest.raises(MessageNotPortable, match="cannot cross the sandbox boundary"):
+            await ref.ask(Counter.echo, lambda: 1)
+        with pytest.raises(MessageNotPortable):
+            ref.tell(Counter.echo, lambda: 1)
+        assert await ref.ask(Counter.get) == 0
+        # Natively the same message is fine.
+        native = await system.spawn(Counter)
+        assert callable(await native.ask(Counter.echo, lambda: 1))
+
+
+@pytest.mark.parametrize("relay_sandbox", MODES)
+@pytest.mark.parametrize("target_sandbox", MODES)
+async def test_async_handlers_suspend_for_asks(relay_sandbox: bool, target_sandbox: bool) -> None:
+    async with open_system() as system:
+        counter = await system.spawn(Counter, 10, sandbox=target_sandbox)
+        relay = await system.spawn(Relay, sandbox=relay_sandbox)
+        assert await relay.ask(Relay.forward, counter, 2) == 12 + 14
+        assert await relay.ask(Relay.history) == [14]
+        assert await relay.ask(Relay.forward_failure, counter) == "caught inner"
+        # The failure restarted the counter: back to its spawn state.
+        assert await counter.ask(Counter.get) == 10
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_refs_cross_both_ways(sandbox: bool) -> None:
+    async with open_system() as system:
+        counter = await system.spawn(Counter, sandbox=sandbox)
+        relay = await system.spawn(Relay, sandbox=sandbox)
+        me = await counter.ask(Counter.me)
+        assert me == counter
+        assert await me.ask(Counter.incr, 1) == 1
+        echoed = await counter.ask(Counter.echo, [relay, counter])
+        assert echoed == [relay, counter]
+        await relay.ask(Relay.notify, counter, 5)
+        assert await counter.ask(Counter.get) == 6
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_spawn_from_a_handler(sandbox: bool) -> None:
+    async with open_system() as system:
+        relay = await system.spawn(Relay, sandbox=sandbox)
+        assert await relay.ask(Relay.make_child, 41) == 42
+        assert await relay.ask(Relay.spawn_sandboxed_child, 9) == 10
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_asking_itself_is_a_deadlock_error(sandbox: bool) -> None:
+    async with open_system() as system:
+        relay = await system.spawn(Relay, sandbox=sandbox)
+        with pytest.raises(DeadlockError):
+            await relay.ask(Relay.ask_self)
+
+
+async def test_class_level_default_and_override() -> None:
+    async with open_system() as system:
+        default = await system.spawn(SandboxedCounter, 1)
+        assert isinstance(_instance(default), GuestAtom)
+        native = await system.spawn(SandboxedCounter, 1, sandbox=False)
+        assert not isinstance(_instance(native), GuestAtom)
+        assert await default.ask(SandboxedCounter.incr) == await native.ask(SandboxedCounter.incr)
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_on_start_and_on_stop_run(sandbox: bool) -> None:
+    async with open_system() as system:
+        counter = await system.spawn(Counter)
+        starter = await system.spawn(Starter, counter, sandbox=sandbox)
+        assert await counter.ask(Counter.get) == 100
+        assert await starter.ask(Starter.ping) == "pong"
+        await system.stop(starter)
+        assert await counter.ask(Counter.get) == 1100
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_timers_from_the_guest(sandbox: bool, autojump_clock: trio.abc.Clock) -> None:
+    async with open_system() as system:
+        relay = await system.spawn(Relay, sandbox=sandbox)
+        assert await relay.ask(Relay.timed, 5.0) is True
+        assert await relay.ask(Relay.history) == []
+        await trio.sleep(6)
+        assert await relay.ask(Relay.history) == [99]
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_log_from_the_guest(sandbox: bool) -> None:
+    async with open_system() as system:
+        relay = await system.spawn(Relay, sandbox=sandbox)
+        with structlog.testing.capture_logs() as logs:
+            assert await relay.ask(Relay.log_something, "hello") == "hello"
+        said = [e for e in logs if e["event"] == "relay.said"]
+        assert len(said) == 1
+        assert said[0]["word"] == "hello"
+        assert said[0].get("sandboxed", False) is sandbox
+
+
+async def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="fuel"):
+        SandboxConfig(fuel=0)
+    async with open_system() as system:
+        with pytest.raises(TypeError, match="sandbox="):
+            await system.spawn(Counter, sandbox="yes")
