@@ -95,9 +95,7 @@ class System:
             # Imported only when used: it needs wasmtime.
             from ..sandbox import _spawn as sandboxing
 
-            config = sandboxing.resolve_config(cls, sandbox)
-            if config is not None:
-                runtime = await sandboxing.prepare(cls, config)
+            runtime = await sandboxing.runtime_for(cls, sandbox)
         if name is not None:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"an atom name must be a non-empty str, not {name!r}")

@@ -12,19 +12,32 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from .._atom import Atom, HandlerSpec, handler_table
+from .._errors import AtomStopped
+from .._ref import Ref
 from . import _engine
 from ._config import SandboxConfig
-from ._errors import MessageNotPortable
+from ._errors import MessageNotPortable, SandboxError
 
 if TYPE_CHECKING:
     from ..runtime._cell import AtomCell
+    from ..runtime._system import System
 
-__all__ = ["SandboxRuntime", "prepare"]
+__all__ = [
+    "SandboxRuntime",
+    "prepare",
+    "resolve_config",
+    "runtime_for",
+    "sandbox_table",
+    "snapshot",
+    "spawn_restored",
+]
+
+A = TypeVar("A", bound=Atom)
 
 _tables: dict[type[Atom], dict[Any, HandlerSpec]] = {}
 
@@ -90,9 +103,9 @@ class SandboxRuntime:
     async def start(self, cell: AtomCell) -> _engine.GuestAtom:
         """A fresh guest instance of the cell's atom, constructed and started."""
         guest = _engine.GuestAtom(cell, self.loaded, self.config)
-        state, self.restore_state = self.restore_state, None
-        if state is not None:
-            await guest.restore(state)
+        if self.restore_state is not None:
+            # A restored atom restarts from its snapshot: it has no spawn arguments.
+            await guest.restore(self.restore_state)
         else:
             await guest.begin()
         return guest
@@ -111,6 +124,16 @@ def resolve_config(cls: type[Any], sandbox: Any) -> SandboxConfig | None:
     raise TypeError(f"sandbox= takes a bool or a SandboxConfig, not {sandbox!r}")
 
 
+async def runtime_for(cls: type[Atom], sandbox: Any) -> SandboxRuntime | None:
+    """What ``spawn(..., sandbox=...)`` asks for: None (native) or a ready runtime."""
+    if isinstance(sandbox, SandboxRuntime):
+        return sandbox
+    config = resolve_config(cls, sandbox)
+    if config is None:
+        return None
+    return await prepare(cls, config)
+
+
 async def prepare(cls: type[Atom], config: SandboxConfig) -> SandboxRuntime:
     """Load (building and compiling on first use) the component of ``cls``'s module."""
     module = cls.__module__
@@ -118,3 +141,52 @@ async def prepare(cls: type[Atom], config: SandboxConfig) -> SandboxRuntime:
     if found is None:
         found = await trio.to_thread.run_sync(_engine.load, module)
     return SandboxRuntime(found, config)
+
+
+# ----------------------------------------------------------------------
+# Snapshot and restore (used to move an atom: placement, recovery)
+# ----------------------------------------------------------------------
+def _guest_of(ref: Ref[Any]) -> tuple[AtomCell, _engine.GuestAtom]:
+    from ..runtime import _directory
+
+    cell = _directory.lookup(ref.id)
+    if cell is None or cell.instance is None:
+        raise AtomStopped(f"atom {ref.name or ref.id} is not running here; nothing to snapshot")
+    guest = cell.instance
+    if not isinstance(guest, _engine.GuestAtom):
+        raise SandboxError(
+            f"atom {ref.name or ref.id} is not sandboxed; only sandboxed atoms can be "
+            "snapshotted (spawn it with sandbox=True)"
+        )
+    return cell, guest
+
+
+async def snapshot(ref: Ref[Any]) -> str:
+    """The encoded state of the sandboxed atom behind ``ref``, taken between turns.
+
+    Raises :class:`SandboxError` if the atom is in the middle of a turn (try again
+    once it is idle), :class:`AtomStopped` if it is not running in this process.
+    """
+    cell, guest = _guest_of(ref)
+    if cell.busy:
+        await trio.lowlevel.checkpoint()
+        raise SandboxError(f"{cell._label()} is in the middle of a turn; snapshot it when idle")
+    return await guest.snapshot()
+
+
+async def spawn_restored(
+    system: System,
+    cls: type[A],
+    state: str,
+    *,
+    name: str | None = None,
+    config: SandboxConfig | None = None,
+) -> Ref[A]:
+    """Spawn a sandboxed ``cls`` atom rebuilt from :func:`snapshot` output.
+
+    The constructor and ``on_start`` do not run; a later restart (after a crash)
+    restores the same snapshot again.
+    """
+    runtime = await prepare(cls, config or resolve_config(cls, None) or SandboxConfig())
+    runtime.restore_state = state
+    return await system._spawn(cls, (), {}, name=name, sandbox=runtime)
