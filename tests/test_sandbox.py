@@ -24,7 +24,12 @@ from radon_actors.sandbox._engine import GuestAtom
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 __all__ = ["sandbox_component"]
 
-MODES = [pytest.param(False, id="native"), pytest.param(True, id="sandboxed")]
+MODES = [
+    pytest.param(False, id="native"),
+    pytest.param(True, id="sandboxed"),
+    # Guest calls on worker threads; host imports hop back to trio.
+    pytest.param(SandboxConfig(threaded=True), id="threaded"),
+]
 
 
 def _instance(ref: Ref[Any]) -> Any:
@@ -34,10 +39,10 @@ def _instance(ref: Ref[Any]) -> Any:
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_sync_handlers_same_results(sandbox: bool) -> None:
+async def test_sync_handlers_same_results(sandbox: Any) -> None:
     async with open_system() as system:
         ref = await system.spawn(Counter, 5, sandbox=sandbox)
-        assert isinstance(_instance(ref), GuestAtom) is sandbox
+        assert isinstance(_instance(ref), GuestAtom) is bool(sandbox)
         assert await ref.ask(Counter.incr, 3) == 8
         assert await ref.ask("incr") == 9
         assert await ref.ask(Counter.incr, by=10) == 19
@@ -49,7 +54,7 @@ async def test_sync_handlers_same_results(sandbox: bool) -> None:
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_exceptions_reach_the_asker(sandbox: bool) -> None:
+async def test_exceptions_reach_the_asker(sandbox: Any) -> None:
     async with open_system() as system:
         ref = await system.spawn(Counter, 1, sandbox=sandbox)
         await ref.ask(Counter.incr, 1)
@@ -65,7 +70,7 @@ async def test_exceptions_reach_the_asker(sandbox: bool) -> None:
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_bad_arguments_fail_at_the_sender(sandbox: bool) -> None:
+async def test_bad_arguments_fail_at_the_sender(sandbox: Any) -> None:
     async with open_system() as system:
         ref = await system.spawn(Counter, sandbox=sandbox)
         with pytest.raises(BadArguments, match="incr"):
@@ -88,7 +93,7 @@ async def test_unportable_message_fails_at_the_sender() -> None:
 
 @pytest.mark.parametrize("relay_sandbox", MODES)
 @pytest.mark.parametrize("target_sandbox", MODES)
-async def test_async_handlers_suspend_for_asks(relay_sandbox: bool, target_sandbox: bool) -> None:
+async def test_async_handlers_suspend_for_asks(relay_sandbox: Any, target_sandbox: Any) -> None:
     async with open_system() as system:
         counter = await system.spawn(Counter, 10, sandbox=target_sandbox)
         relay = await system.spawn(Relay, sandbox=relay_sandbox)
@@ -100,7 +105,7 @@ async def test_async_handlers_suspend_for_asks(relay_sandbox: bool, target_sandb
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_refs_cross_both_ways(sandbox: bool) -> None:
+async def test_refs_cross_both_ways(sandbox: Any) -> None:
     async with open_system() as system:
         counter = await system.spawn(Counter, sandbox=sandbox)
         relay = await system.spawn(Relay, sandbox=sandbox)
@@ -114,7 +119,7 @@ async def test_refs_cross_both_ways(sandbox: bool) -> None:
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_spawn_from_a_handler(sandbox: bool) -> None:
+async def test_spawn_from_a_handler(sandbox: Any) -> None:
     async with open_system() as system:
         relay = await system.spawn(Relay, sandbox=sandbox)
         assert await relay.ask(Relay.make_child, 41) == 42
@@ -122,7 +127,7 @@ async def test_spawn_from_a_handler(sandbox: bool) -> None:
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_asking_itself_is_a_deadlock_error(sandbox: bool) -> None:
+async def test_asking_itself_is_a_deadlock_error(sandbox: Any) -> None:
     async with open_system() as system:
         relay = await system.spawn(Relay, sandbox=sandbox)
         with pytest.raises(DeadlockError):
@@ -139,7 +144,7 @@ async def test_class_level_default_and_override() -> None:
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_on_start_and_on_stop_run(sandbox: bool) -> None:
+async def test_on_start_and_on_stop_run(sandbox: Any) -> None:
     async with open_system() as system:
         counter = await system.spawn(Counter)
         starter = await system.spawn(Starter, counter, sandbox=sandbox)
@@ -150,7 +155,7 @@ async def test_on_start_and_on_stop_run(sandbox: bool) -> None:
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_timers_from_the_guest(sandbox: bool, autojump_clock: trio.abc.Clock) -> None:
+async def test_timers_from_the_guest(sandbox: Any, autojump_clock: trio.abc.Clock) -> None:
     async with open_system() as system:
         relay = await system.spawn(Relay, sandbox=sandbox)
         assert await relay.ask(Relay.timed, 5.0) is True
@@ -160,7 +165,7 @@ async def test_timers_from_the_guest(sandbox: bool, autojump_clock: trio.abc.Clo
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_log_from_the_guest(sandbox: bool) -> None:
+async def test_log_from_the_guest(sandbox: Any) -> None:
     async with open_system() as system:
         relay = await system.spawn(Relay, sandbox=sandbox)
         with structlog.testing.capture_logs() as logs:
@@ -168,7 +173,7 @@ async def test_log_from_the_guest(sandbox: bool) -> None:
         said = [e for e in logs if e["event"] == "relay.said"]
         assert len(said) == 1
         assert said[0]["word"] == "hello"
-        assert said[0].get("sandboxed", False) is sandbox
+        assert said[0].get("sandboxed", False) is bool(sandbox)
 
 
 async def test_config_validation() -> None:

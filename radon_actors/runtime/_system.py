@@ -106,7 +106,7 @@ class System:
         cell = AtomCell(self, cls, args, kwargs, atom_id, name, parent, capacity)
         if runtime is not None:
             cell.sandbox = runtime
-            cell.table = sandboxing.sandbox_table(cls)
+            cell.table = runtime.table
         if name is not None:
             self._names[name] = cell
         (parent.children if parent is not None else self._top)[atom_id] = cell

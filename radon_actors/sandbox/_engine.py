@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import os
 import pickle
@@ -29,7 +30,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 import trio
 import wasmtime
+from wasmtime import _ffi
 from wasmtime import component as wc
+from wasmtime.component._enter import enter_wasm as _enter_wasm
 
 from ..runtime import _directory
 from . import _build
@@ -157,6 +160,90 @@ def _compile(wasm: Path, compiled: Path, progress: Callable[[str], None]) -> wc.
 
 
 # ----------------------------------------------------------------------
+# Calling exports
+# ----------------------------------------------------------------------
+class _Export:
+    """A guest export with its types looked up once.
+
+    ``wasmtime.component.Func.__call__`` asks the engine for the function's type,
+    and the lifting of a variant for its cases, on every call: about half the
+    binding cost of a turn. This caches both, and lifts the common outcomes
+    (``done``/``failed`` with a string payload) directly; anything else goes
+    through wasmtime-py's own lifting. Mirrors ``Func.__call__`` of wasmtime-py 50
+    (its private ``_ffi`` module); :func:`_export` falls back to the plain call
+    if the internals ever differ.
+    """
+
+    __slots__ = ("_func", "_params", "_result", "_string_cases", "_string_type")
+
+    def __init__(self, func: wc.Func, store: wasmtime.Store) -> None:
+        fty = func.type(store)
+        self._func = func
+        self._params = [ty for _name, ty in fty.params]
+        self._result = fty.result
+        self._string_cases: frozenset[str] = frozenset()
+        self._string_type: Any = None
+        if isinstance(self._result, wc.VariantType):
+            cases = self._result.cases
+            strings = [(name, ty) for name, ty in cases if isinstance(ty, wc.String)]
+            if strings:
+                self._string_cases = frozenset(name for name, _ty in strings)
+                self._string_type = strings[0][1]
+
+    def __call__(self, store: wasmtime.Store, *params: Any) -> Any:
+        n = len(params)
+        param_capi = (_ffi.wasmtime_component_val_t * n)()
+        converted = 0
+        try:
+            for ty, val in zip(self._params, params, strict=True):
+                ty.convert_to_c(store, val, ctypes.pointer(param_capi[converted]))
+                converted += 1
+            result_ty = self._result
+            if result_ty is None:
+                _enter_wasm(
+                    lambda: _ffi.wasmtime_component_func_call(
+                        ctypes.byref(self._func._func), store._context(), param_capi, n, None, 0
+                    )
+                )
+                return None
+            result = _ffi.wasmtime_component_val_t()
+            _enter_wasm(
+                lambda: _ffi.wasmtime_component_func_call(
+                    ctypes.byref(self._func._func),
+                    store._context(),
+                    param_capi,
+                    n,
+                    ctypes.byref(result),
+                    1,
+                )
+            )
+            if self._string_cases and result.kind == _ffi.WASMTIME_COMPONENT_VARIANT.value:
+                variant = result.of.variant
+                tag = _ffi.to_str(variant.discriminant)
+                _ffi.wasm_byte_vec_delete(ctypes.byref(variant.discriminant))
+                ptr = variant.val
+                if tag in self._string_cases:
+                    payload = self._string_type.convert_from_c(ptr.contents)
+                    ptr.contents.kind = _ffi.WASMTIME_COMPONENT_BOOL
+                    ptr.contents.of.boolean = False
+                    _ffi.wasmtime_component_val_delete(ptr)
+                    return wc.Variant(tag, payload)
+                return result_ty._lift(tag, ptr)  # type: ignore[attr-defined]
+            return result_ty.convert_from_c(result)
+        finally:
+            for i in range(converted):
+                _ffi.wasmtime_component_val_delete(ctypes.byref(param_capi[i]))
+
+
+def _export(func: wc.Func, store: wasmtime.Store) -> Callable[..., Any]:
+    try:
+        fast = _Export(func, store)
+    except Exception:  # pragma: no cover - a wasmtime-py without these internals
+        return lambda store, *params: func(store, *params)
+    return fast
+
+
+# ----------------------------------------------------------------------
 # Guest atoms
 # ----------------------------------------------------------------------
 _current = threading.local()
@@ -198,12 +285,12 @@ class GuestAtom:
         store.set_limits(memory_size=config.memory)
         store.set_fuel(config.fuel)
         instance = loaded.linker.instantiate(store, loaded.component)
-        funcs: dict[str, wc.Func] = {}
+        funcs: dict[str, Callable[..., Any]] = {}
         for name, idx in loaded.exports.items():
             func = instance.get_func(store, idx)
             if func is None:  # pragma: no cover - checked at load
                 raise SandboxError(f"export {name!r} is not a function")
-            funcs[name] = func
+            funcs[name] = _export(func, store)
         self._store = store
         self._funcs = funcs
 
@@ -221,7 +308,6 @@ class GuestAtom:
         _current.guest = self
         try:
             out = func(self._store, *params)
-            func.post_return(self._store)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             self.crashed = _reason(exc, self.config)
             raise SandboxCrashed(
@@ -300,6 +386,21 @@ class GuestAtom:
         message = enc((args, kwargs))
         self._store.set_fuel(self.config.fuel)
         return await self._settle(await self._invoke("handle", handler, message))
+
+    def call_now(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One turn of a plain-``def`` handler, run right here (never suspends)."""
+        message = enc((args, kwargs))
+        self._store.set_fuel(self.config.fuel)
+        out = self._invoke_sync("handle", handler, message)
+        tag = out.tag
+        if tag == "done":
+            return dec(out.payload)
+        if tag == "failed":
+            raise _decode_exception(out.payload)
+        raise SandboxError(
+            f"handler {handler!r} of {self.cell._label()} is a plain def but returned an "
+            "awaitable that waits on the host; declare it `async def`"
+        )
 
     async def on_stop(self) -> None:
         """The atom's ``on_stop``, run in the guest (skipped after a crash)."""

@@ -39,12 +39,20 @@ __all__ = [
 
 A = TypeVar("A", bound=Atom)
 
-_tables: dict[type[Atom], dict[Any, HandlerSpec]] = {}
+_tables: dict[tuple[type[Atom], bool], dict[Any, HandlerSpec]] = {}
 
 
 def _forwarder(name: str) -> Callable[..., Any]:
     async def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
         return await guest.call(name, args, kwargs)
+
+    forward.__name__ = name
+    return forward
+
+
+def _sync_forwarder(name: str) -> Callable[..., Any]:
+    def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
+        return guest.call_now(name, args, kwargs)
 
     forward.__name__ = name
     return forward
@@ -67,9 +75,14 @@ def _portable_check(original: Callable[..., None] | None, label: str) -> Callabl
     return check
 
 
-def sandbox_table(cls: type[Atom]) -> dict[Any, HandlerSpec]:
-    """The class's handler table with every handler forwarded into the guest."""
-    table = _tables.get(cls)
+def sandbox_table(cls: type[Atom], *, inline: bool) -> dict[Any, HandlerSpec]:
+    """The class's handler table with every handler forwarded into the guest.
+
+    With ``inline``, plain-``def`` handlers get a plain forwarder, so that an idle
+    atom answers an ask in the caller's task, as natively (a sync guest handler
+    never suspends); ``async def`` handlers always get an ``async`` forwarder.
+    """
+    table = _tables.get((cls, inline))
     if table is not None:
         return table
     native = handler_table(cls)
@@ -81,24 +94,29 @@ def sandbox_table(cls: type[Atom]) -> dict[Any, HandlerSpec]:
             copy = HandlerSpec.__new__(HandlerSpec)
             copy.owner = spec.owner
             copy.name = spec.name
-            copy.fn = _forwarder(spec.name)
-            copy.is_async = True
+            sync = inline and not spec.is_async
+            copy.fn = _sync_forwarder(spec.name) if sync else _forwarder(spec.name)
+            copy.is_async = not sync
             copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}")
             copies[id(spec)] = copy
         table[key] = copy
-    _tables[cls] = table
+    _tables[(cls, inline)] = table
     return table
 
 
 class SandboxRuntime:
     """What a cell needs to run one sandboxed atom (see ``AtomCell.sandbox``)."""
 
-    __slots__ = ("config", "loaded", "restore_state")
+    __slots__ = ("config", "loaded", "restore_state", "table")
 
-    def __init__(self, loaded: _engine.LoadedComponent, config: SandboxConfig) -> None:
+    def __init__(
+        self, cls: type[Atom], loaded: _engine.LoadedComponent, config: SandboxConfig
+    ) -> None:
         self.loaded = loaded
         self.config = config
         self.restore_state: str | None = None
+        # Threaded atoms must await every guest call (it runs on a worker thread).
+        self.table = sandbox_table(cls, inline=not config.threaded)
 
     async def start(self, cell: AtomCell) -> _engine.GuestAtom:
         """A fresh guest instance of the cell's atom, constructed and started."""
@@ -140,7 +158,7 @@ async def prepare(cls: type[Atom], config: SandboxConfig) -> SandboxRuntime:
     found = _engine.loaded(module)
     if found is None:
         found = await trio.to_thread.run_sync(_engine.load, module)
-    return SandboxRuntime(found, config)
+    return SandboxRuntime(cls, found, config)
 
 
 # ----------------------------------------------------------------------
