@@ -189,3 +189,54 @@ class Cruncher(Atom):
         for i in range(n):
             total = (total + i * i) % 1_000_003
         return total
+
+
+class Gatekeeper(Atom):
+    """Stashes work until it is opened; stops itself on request; cancels timers."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.done: list[int] = []
+
+    @handler
+    def work(self, x: int) -> int:
+        if not self.open:
+            self.stash()
+            return -1  # never seen: the message is set aside, unanswered
+        self.done.append(x)
+        return x * 10
+
+    @handler
+    def opening(self) -> None:
+        self.open = True
+        self.unstash_all()
+
+    @handler
+    def history(self) -> list[int]:
+        return list(self.done)
+
+    @handler
+    def timer_then_cancel(self, delay: float) -> tuple[bool, bool]:
+        timer = self.send_after(delay, Gatekeeper.work, 7)
+        before = timer.active
+        timer.cancel()
+        return before, timer.active
+
+    @handler
+    def quit(self) -> str:
+        self.stop()
+        return "bye"
+
+    @handler
+    def make_lambda(self) -> Any:
+        return lambda: 1
+
+
+class Faulty(Atom):
+    def __init__(self, fail: bool) -> None:
+        if fail:
+            raise Boom("constructor refused")
+
+    @handler
+    def ping(self) -> str:
+        return "pong"

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 import structlog
 import trio
-from sandbox_atoms import Boom, Counter, Point, Relay, SandboxedCounter, Starter
+import trio.testing
+from sandbox_atoms import (
+    Boom,
+    Counter,
+    Faulty,
+    Gatekeeper,
+    Point,
+    Relay,
+    SandboxedCounter,
+    Starter,
+)
 from sandbox_fixtures import sandbox_component
 
 from radon_actors import (
+    AtomStopped,
     BadArguments,
     DeadlockError,
     MessageNotPortable,
     Ref,
     SandboxConfig,
+    SpawnError,
     open_system,
 )
 from radon_actors.runtime import _directory
@@ -182,3 +196,71 @@ async def test_config_validation() -> None:
     async with open_system() as system:
         with pytest.raises(TypeError, match="sandbox="):
             await system.spawn(Counter, sandbox="yes")
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_stash_and_unstash(sandbox: Any) -> None:
+    async with open_system() as system:
+        gate = await system.spawn(Gatekeeper, sandbox=sandbox)
+        results: list[int] = []
+        async with trio.open_nursery() as nursery:
+
+            async def work(x: int) -> None:
+                results.append(await gate.ask(Gatekeeper.work, x))
+
+            for x in (1, 2, 3):
+                nursery.start_soon(work, x)
+                await trio.testing.wait_all_tasks_blocked()
+            assert results == []
+            await gate.ask(Gatekeeper.opening)
+        assert sorted(results) == [10, 20, 30]
+        assert await gate.ask(Gatekeeper.history) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_cancelled_timer_and_self_stop(sandbox: Any, autojump_clock: trio.abc.Clock) -> None:
+    async with open_system() as system:
+        gate = await system.spawn(Gatekeeper, sandbox=sandbox)
+        assert await gate.ask(Gatekeeper.timer_then_cancel, 1.0) == (True, False)
+        await trio.sleep(2)
+        assert await gate.ask(Gatekeeper.history) == []
+        assert await gate.ask(Gatekeeper.quit) == "bye"
+        with pytest.raises(AtomStopped):
+            await gate.ask(Gatekeeper.history)
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_a_failing_constructor_is_a_spawn_error(sandbox: Any) -> None:
+    async with open_system() as system:
+        with pytest.raises(SpawnError) as info:
+            await system.spawn(Faulty, True, sandbox=sandbox)
+        assert isinstance(info.value.__cause__, Boom)
+        ok = await system.spawn(Faulty, False, sandbox=sandbox)
+        assert await ok.ask(Faulty.ping) == "pong"
+
+
+async def test_a_result_that_cannot_leave_the_guest() -> None:
+    async with open_system() as system:
+        native = await system.spawn(Gatekeeper)
+        assert callable(await native.ask(Gatekeeper.make_lambda))
+        boxed = await system.spawn(Gatekeeper, sandbox=True)
+        with pytest.raises(MessageNotPortable, match="cannot leave the sandbox"):
+            await boxed.ask(Gatekeeper.make_lambda)
+
+
+def test_the_guest_side_imports_without_host_packages() -> None:
+    # What the guest imports must not need trio, structlog, attrs or wasmtime.
+    code = (
+        "import sys\n"
+        "for name in ('trio', 'structlog', 'wasmtime', 'attrs', 'outcome'):\n"
+        "    sys.modules[name] = None\n"
+        "import radon_actors\n"
+        "from radon_actors import Atom, Ref, handler, SandboxCrashed, MessageNotPortable\n"
+        "import radon_actors.sandbox, radon_actors.sandbox._errors\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
