@@ -120,7 +120,22 @@ async def latency(n: int) -> dict[str, Any]:
 
         host_serialisation = _p50_us(_sync_samples(serialisation, n))
         component_call = _p50_us(_sync_samples(crossing, n))
-        guest_work = await boxed.ask(Echo.guest_work_ns, max(100, n // 10)) / 1000
+        reps = max(100, n // 10)
+        guest_work = await boxed.ask(Echo.guest_work_ns, reps) / 1000
+        # Fuel (about one unit per WebAssembly instruction) does not depend on the
+        # machine's load: the guest-side cost of one turn, and of the runtime part.
+        store = guest._store
+        store.set_fuel(10**12)
+        guest._invoke_sync("handle", "ping", message)
+        handle_fuel = 10**12 - store.get_fuel()
+        store.set_fuel(10**12)
+        guest._invoke_sync("handle", "guest_work_ns", _engine.enc(((reps,), {})))
+        runtime_fuel = (10**12 - store.get_fuel()) / reps
+        result["guest_fuel_per_turn"] = {
+            "handle_call": handle_fuel,
+            "guest_runtime": runtime_fuel,
+            "bindings_and_dispatch": handle_fuel - runtime_fuel,
+        }
         total = result["sandboxed_def"]["p50_us"]
         result["split_p50_us"] = {
             "host_serialisation": host_serialisation,
@@ -244,6 +259,12 @@ def _print(r: dict[str, Any]) -> None:
     print("sandboxed def round trip, p50 split (us):")
     for key in ("host_serialisation", "guest_work", "boundary_crossing", "runtime_message_path"):
         print(f"  {key:36} {split[key]:8.1f}")
+    fuel = lat["guest_fuel_per_turn"]
+    print(
+        f"guest instructions (fuel) per def turn: {fuel['handle_call']:,.0f} "
+        f"(guest runtime {fuel['guest_runtime']:,.0f}, "
+        f"bindings and dispatch {fuel['bindings_and_dispatch']:,.0f})"
+    )
     inst = r["instances"]
     print(f"spawn of a sandboxed atom (p50):       {inst['spawn_p50_ms']:8.2f} ms")
     print(f"resident memory per live instance:     {inst['rss_per_instance_mib']:8.2f} MiB")
