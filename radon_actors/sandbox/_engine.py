@@ -34,6 +34,7 @@ from wasmtime import _ffi
 from wasmtime import component as wc
 from wasmtime.component._enter import enter_wasm as _enter_wasm
 
+from .. import _ref
 from ..runtime import _directory
 from . import _build
 from ._config import SandboxConfig
@@ -350,7 +351,7 @@ class GuestAtom:
         req = op.payload
         if op.tag == "ask":
             args, kwargs = _decode_message(req.message)
-            endpoint = _directory.resolve(req.target, None)
+            endpoint = _endpoint(req.target)
             return await endpoint.ask(req.handler, args, kwargs, req.timeout)
         if op.tag == "spawn":
             cls = dec(getattr(req, "class"))
@@ -435,6 +436,13 @@ def _reason(exc: BaseException, config: SandboxConfig) -> str:
     return f"it trapped: {first}"
 
 
+def _endpoint(atom_id: str) -> _ref.Endpoint:
+    """Where a message from the guest to ``atom_id`` goes: the process's resolver
+    (the one unpickled Refs use), so that other runtimes can route it too."""
+    resolver = _ref._resolver or _directory.resolve
+    return resolver(atom_id, None)
+
+
 def _decode_exception(payload: str) -> BaseException:
     try:
         exc = dec(payload)
@@ -475,7 +483,7 @@ def _guest() -> GuestAtom:
 
 def _tell(target: str, handler: str, message: str) -> None:
     args, kwargs = _decode_message(message)
-    _directory.resolve(target, None).tell(handler, args, kwargs)
+    _endpoint(target).tell(handler, args, kwargs)
 
 
 def _h_tell(_store: Any, target: str, handler: str, message: str) -> str | None:
