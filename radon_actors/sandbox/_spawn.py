@@ -1,10 +1,11 @@
 """How a cell runs a sandboxed atom: its handler table and its instance factory.
 
 The cell's loop is the same for native and sandboxed atoms. For a sandboxed
-atom the handler table is a copy of the class's where each handler's ``fn`` is an
-``async`` forwarder into the guest (so every message is a queued turn), while
-``check`` keeps validating the arguments at the sender against the real
-signature, and also checks that the message can cross the boundary at all.
+atom the handler table is a copy of the class's where each handler's ``fn``
+forwards into the guest (a plain function for a plain-``def`` handler, so an idle
+atom still answers inline; an ``async`` one otherwise, and always for threaded
+atoms), while ``check`` keeps validating the arguments at the sender against the
+real signature, and also checks that the message can cross the boundary at all.
 The cell's ``instance`` is a :class:`~._engine.GuestAtom`.
 """
 
@@ -42,19 +43,21 @@ A = TypeVar("A", bound=Atom)
 _tables: dict[tuple[type[Atom], bool], dict[Any, HandlerSpec]] = {}
 
 
-def _forwarder(name: str) -> Callable[..., Any]:
+def _forwarder(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     async def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
         return await guest.call(name, args, kwargs)
 
     forward.__name__ = name
+    forward.__wrapped__ = original  # type: ignore[attr-defined]  # error messages' signature
     return forward
 
 
-def _sync_forwarder(name: str) -> Callable[..., Any]:
+def _sync_forwarder(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
         return guest.call_now(name, args, kwargs)
 
     forward.__name__ = name
+    forward.__wrapped__ = original  # type: ignore[attr-defined]
     return forward
 
 
@@ -95,7 +98,8 @@ def sandbox_table(cls: type[Atom], *, inline: bool) -> dict[Any, HandlerSpec]:
             copy.owner = spec.owner
             copy.name = spec.name
             sync = inline and not spec.is_async
-            copy.fn = _sync_forwarder(spec.name) if sync else _forwarder(spec.name)
+            make = _sync_forwarder if sync else _forwarder
+            copy.fn = make(spec.name, spec.fn)
             copy.is_async = not sync
             copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}")
             copies[id(spec)] = copy
