@@ -34,11 +34,15 @@ from typing import Any
 
 import structlog
 import trio
-from sandbox_bench_atoms import Cruncher, Echo
 
 from radon_actors import SandboxConfig, open_system
 from radon_actors.runtime import _directory
 from radon_actors.sandbox import _engine
+
+# The bench atoms are packaged into the guest under their top-level module name,
+# whether this runs as `python bench/sandbox.py` or `python -m bench.sandbox`.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sandbox_bench_atoms import Cruncher, Echo
 
 _now = time.perf_counter_ns
 

@@ -168,13 +168,26 @@ async def test_on_start_and_on_stop_run(sandbox: Any) -> None:
         assert await counter.ask(Counter.get) == 1100
 
 
+@pytest.fixture
+def manual_clock() -> trio.testing.MockClock:
+    """A clock that moves only when the test jumps it (pytest-trio runs on it).
+
+    Not autojump: in threaded mode the atom's task waits on a worker thread,
+    which autojump would take for idleness and fire timers early."""
+    return trio.testing.MockClock()
+
+
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_timers_from_the_guest(sandbox: Any, autojump_clock: trio.abc.Clock) -> None:
+async def test_timers_from_the_guest(sandbox: Any, manual_clock: trio.testing.MockClock) -> None:
     async with open_system() as system:
         relay = await system.spawn(Relay, sandbox=sandbox)
         assert await relay.ask(Relay.timed, 5.0) is True
+        await trio.testing.wait_all_tasks_blocked()  # the timer's task is sleeping
+        manual_clock.jump(4)
+        await trio.testing.wait_all_tasks_blocked()
         assert await relay.ask(Relay.history) == []
-        await trio.sleep(6)
+        manual_clock.jump(2)
+        await trio.testing.wait_all_tasks_blocked()
         assert await relay.ask(Relay.history) == [99]
 
 
@@ -218,11 +231,15 @@ async def test_stash_and_unstash(sandbox: Any) -> None:
 
 
 @pytest.mark.parametrize("sandbox", MODES)
-async def test_cancelled_timer_and_self_stop(sandbox: Any, autojump_clock: trio.abc.Clock) -> None:
+async def test_cancelled_timer_and_self_stop(
+    sandbox: Any, manual_clock: trio.testing.MockClock
+) -> None:
     async with open_system() as system:
         gate = await system.spawn(Gatekeeper, sandbox=sandbox)
         assert await gate.ask(Gatekeeper.timer_then_cancel, 1.0) == (True, False)
-        await trio.sleep(2)
+        await trio.testing.wait_all_tasks_blocked()
+        manual_clock.jump(2)
+        await trio.testing.wait_all_tasks_blocked()
         assert await gate.ask(Gatekeeper.history) == []
         assert await gate.ask(Gatekeeper.quit) == "bye"
         with pytest.raises(AtomStopped):
