@@ -5,6 +5,7 @@ gets an argparse sub-parser and a function taking the parsed arguments and
 returning an exit status. Only this module may print.
 
     radon build MODULE [MODULE ...]   prebuild the sandbox components of modules
+    radon cache [--clear]             list (or delete) the cached components
 """
 
 from __future__ import annotations
@@ -68,6 +69,27 @@ def _build(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
         print(f"{module}: ready ({found.key}) in {elapsed:.1f} s")
     return status
+
+
+def _configure_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clear", action="store_true", help="delete every cached component")
+
+
+@command("cache", "list the cached sandbox components, or delete them", _configure_cache)
+def _cache(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .sandbox import _build
+
+    entries = _build.cache_entries()
+    print(f"{_build.cache_root()}: {len(entries)} components")
+    for directory, module, size in entries:
+        print(f"  {directory.name}  {size / 2**20:7.1f} MiB  {module}")
+        if args.clear:
+            shutil.rmtree(directory, ignore_errors=True)
+    if args.clear and entries:
+        print(f"deleted {len(entries)} components")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -86,3 +86,21 @@ def test_cli_build(capsys: pytest.CaptureFixture[str]) -> None:
     assert "no_such_module_xyz" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([])
+
+
+def test_cli_cache_lists_and_clears(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RADON_SANDBOX_CACHE", str(tmp_path))
+    entry = tmp_path / "0123abcd"
+    entry.mkdir()
+    (entry / "component.wasm").write_bytes(b"\0" * 2048)
+    (entry / "module.txt").write_text("some_module\n")
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert "1 components" in out
+    assert "some_module" in out
+    assert entry.exists()
+    assert main(["cache", "--clear"]) == 0
+    assert "deleted 1 components" in capsys.readouterr().out
+    assert not entry.exists()

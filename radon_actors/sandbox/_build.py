@@ -28,7 +28,14 @@ from pathlib import Path
 
 from ._errors import SandboxBuildError
 
-__all__ = ["BuildResult", "build_component", "cache_root", "collect_sources", "source_key"]
+__all__ = [
+    "BuildResult",
+    "build_component",
+    "cache_entries",
+    "cache_root",
+    "collect_sources",
+    "source_key",
+]
 
 WIT_DIR = Path(__file__).parent / "wit"
 WORLD = "atom"
@@ -236,12 +243,29 @@ def build_component(module_name: str, *, progress: Progress = _quiet) -> BuildRe
         proc = subprocess.run(cmd, cwd=stage, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out.exists():
             raise SandboxBuildError(_explain(module_name, proc.stdout + proc.stderr))
+        (directory / "module.txt").write_text(f"{module_name}\n")
         partial = directory / f"component.wasm.{os.getpid()}.tmp"
         shutil.copyfile(out, partial)
         partial.replace(result.wasm)
     progress(f"built {module_name} ({result.wasm.stat().st_size // 1024} KiB) in {directory}")
     result.built = True
     return result
+
+
+def cache_entries() -> list[tuple[Path, str, int]]:
+    """The cache's entries: (directory, module name if known, size in bytes)."""
+    root = cache_root()
+    if not root.is_dir():
+        return []
+    entries = []
+    for directory in sorted(root.iterdir()):
+        if not directory.is_dir():
+            continue
+        marker = directory / "module.txt"
+        module = marker.read_text().strip() if marker.exists() else "?"
+        size = sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
+        entries.append((directory, module, size))
+    return entries
 
 
 _MISSING = re.compile(r"No module named '([^']+)'")
