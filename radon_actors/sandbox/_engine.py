@@ -314,6 +314,11 @@ class GuestAtom:
             raise SandboxCrashed(
                 f"the sandbox stopped {self.cell._label()}: {self.crashed}"
             ) from None
+        except BaseException as exc:
+            # A host import raised (wasmtime-py turns that into a trap and re-raises
+            # it here): the instance cannot be entered again either.
+            self.crashed = f"a host import raised {exc!r}"
+            raise
         finally:
             _current.guest = previous
         return out
