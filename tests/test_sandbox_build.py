@@ -104,3 +104,26 @@ def test_cli_cache_lists_and_clears(
     assert main(["cache", "--clear"]) == 0
     assert "deleted 1 components" in capsys.readouterr().out
     assert not entry.exists()
+
+
+async def test_spawn_reports_a_module_the_guest_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _module(
+        tmp_path,
+        monkeypatch,
+        "native_ext_atoms",
+        "import componentize_py.componentize_py\n"
+        "from radon_actors import Atom, handler\n\n"
+        "class Pinger(Atom):\n"
+        "    @handler\n"
+        "    def ping(self) -> int:\n"
+        "        return 1\n",
+    )
+    module = __import__(name)
+    async with open_system() as system:
+        with pytest.raises(SandboxBuildError, match="sandbox=False"):
+            await system.spawn(module.Pinger, sandbox=True)
+        # Natively the same class runs.
+        ref = await system.spawn(module.Pinger)
+        assert await ref.ask("ping") == 1
