@@ -71,6 +71,29 @@ def test_a_missing_module_fails_the_build(tmp_path: Path, monkeypatch: pytest.Mo
         _build.collect_sources(name)
 
 
+def test_a_host_only_import_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _module(
+        tmp_path,
+        monkeypatch,
+        "imports_trio",
+        "from radon_actors import Atom\nif True:\n    import trio.lowlevel\n",
+    )
+    with pytest.raises(SandboxBuildError, match=r"'trio.lowlevel'.*sandbox=False"):
+        _build.collect_sources(name)
+    # Inside functions, optional, or under the __main__ guard, they are fine.
+    fine = _module(
+        tmp_path,
+        monkeypatch,
+        "imports_trio_lazily",
+        "from radon_actors import Atom\n\ndef main():\n    import trio\n\n"
+        "try:\n    import wasmtime\nexcept ImportError:\n    wasmtime = None\n\n"
+        "if __name__ == '__main__':\n    import structlog\n",
+    )
+    assert f"{fine}.py" in _build.collect_sources(fine)
+
+
 def test_main_and_radon_actors_modules_are_refused() -> None:
     with pytest.raises(SandboxBuildError, match="importable module"):
         _build.collect_sources("__main__")

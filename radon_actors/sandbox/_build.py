@@ -13,6 +13,7 @@ Compiling the component for this machine is the host engine's business (see
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -123,7 +124,78 @@ def collect_sources(module_name: str) -> dict[str, bytes]:
     return files
 
 
+def _is_main_guard(node: ast.stmt) -> bool:
+    test = getattr(node, "test", None)
+    return (
+        isinstance(node, ast.If)
+        and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+    )
+
+
+def _catches_import_error(node: ast.Try) -> bool:
+    for handler in node.handlers:
+        kinds = handler.type
+        names = kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]
+        for kind in names:
+            if kind is None or (
+                isinstance(kind, ast.Name)
+                and kind.id in ("ImportError", "ModuleNotFoundError", "Exception", "BaseException")
+            ):
+                return True
+    return False
+
+
+def _import_time_imports(tree: ast.Module) -> list[str]:
+    """Modules a module imports when it is imported (not inside functions, and
+    not under ``if __name__ == "__main__":``)."""
+    found: list[str] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.module and not node.level:
+                found.append(node.module)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or _is_main_guard(node):
+            continue
+        elif isinstance(node, ast.Try) and _catches_import_error(node):
+            # ``try: import x`` / ``except ImportError:``: optional, fine if missing.
+            for handler in node.handlers:
+                pending.extend(handler.body)
+            pending.extend(node.orelse)
+            pending.extend(node.finalbody)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                children = getattr(node, field, None)
+                if isinstance(children, list):
+                    for child in children:
+                        if isinstance(child, ast.ExceptHandler):
+                            pending.extend(child.body)
+                        elif isinstance(child, ast.stmt):
+                            pending.append(child)
+    return found
+
+
+def _check_host_only(module_name: str, origin: Path) -> None:
+    try:
+        tree = ast.parse(origin.read_bytes(), str(origin))
+    except SyntaxError as exc:
+        raise SandboxBuildError(f"cannot parse module {module_name!r}: {exc}") from exc
+    for name in _import_time_imports(tree):
+        top = name.split(".")[0]
+        if top in _HOST_ONLY and top != "radon_actors":
+            raise SandboxBuildError(
+                f"module {module_name!r} imports {name!r} when it is imported, and {top!r} "
+                "only exists on the host, not in the WebAssembly sandbox; import it inside "
+                "the functions that need it, or spawn the atom with sandbox=False"
+            )
+
+
 def _dependencies(module_name: str, origin: Path) -> dict[str, bytes]:
+    _check_host_only(module_name, origin)
     # Only the user's own and third-party modules matter: the guest has its own
     # standard library, and its own radon_actors.
     finder = modulefinder.ModuleFinder(excludes=[*sys.stdlib_module_names, *_HOST_ONLY])
