@@ -11,7 +11,11 @@
 * instantiating a guest (spawn of a sandboxed atom), resident memory per live
   instance, and loading a compiled component from the disk cache;
 * two CPU-bound sandboxed atoms on worker threads (``SandboxConfig(threaded=True)``):
-  turns run one after the other, then both at once; the ratio is the speedup.
+  turns run one after the other, then both at once; the ratio is the speedup
+  (with the process's CPU time per wall-clock second, to tell a busy machine
+  from a serialised run);
+* whether Python keeps running while a guest runs on a worker thread (wasmtime
+  releasing the GIL), as a fraction of the same loop's speed alone.
 
     python bench/sandbox.py            # full run (a minute or two)
     python bench/sandbox.py --smoke    # tiny run that only checks it all works
@@ -34,6 +38,7 @@ from typing import Any
 
 import structlog
 import trio
+import trio.testing
 
 from radon_actors import SandboxConfig, open_system
 from radon_actors.runtime import _directory
@@ -222,12 +227,52 @@ async def parallel(work: int, turns: int) -> dict[str, float]:
     }
 
 
+async def gil_check(work: int) -> dict[str, float]:
+    """Does Python keep running while a guest call runs on a worker thread?
+
+    The trio thread counts in a tight loop until the guest call (on a worker
+    thread) is done. If wasmtime held the GIL the count would stay near zero;
+    relative to the same loop alone it shows how much of a core Python still got.
+    """
+    config = SandboxConfig(fuel=10**13)
+    async with open_system() as system:
+        ref = await system.spawn(Cruncher, sandbox=config)
+        cell = _directory.lookup(ref.id)
+        assert cell is not None
+        guest: _engine.GuestAtom = cell.instance
+        message = _engine.enc(((work,), {}))
+
+        done: list[bool] = []
+
+        def spin(limit: float) -> float:
+            # The same loop alone and beside the guest: iterations per second.
+            t0 = time.perf_counter()
+            count = 0
+            while not done and time.perf_counter() - t0 < limit:
+                count += 1
+            return count / (time.perf_counter() - t0)
+
+        solo = spin(0.2)
+
+        def in_thread() -> None:
+            guest._invoke_sync("handle", "crunch", message)
+            done.append(True)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.to_thread.run_sync, in_thread)
+            await trio.testing.wait_all_tasks_blocked(0.01)
+            # Blocks trio on purpose: the worker thread needs nothing from it.
+            beside = spin(1e9)
+    return {"python_progress_while_guest_runs": beside / solo}
+
+
 async def run(n: int, count: int, work: int, turns: int, repeat: int) -> dict[str, Any]:
     # Make sure the component is ready before anything is timed.
     await trio.to_thread.run_sync(_engine.load, Echo.__module__)
     lat = [await latency(n) for _ in range(repeat)]
     par = [await parallel(work, turns) for _ in range(repeat)]
     inst = await instances(count)
+    gil = await gil_check(max(work * 3, 1_000_000))
 
     def med(rows: list[dict[str, Any]], key: str) -> Any:
         first = rows[0][key]
@@ -243,6 +288,7 @@ async def run(n: int, count: int, work: int, turns: int, repeat: int) -> dict[st
         "latency": {k: med(lat, k) for k in lat[0]},
         "parallel": {k: med(par, k) for k in par[0]},
         "instances": inst,
+        "gil": gil,
     }
 
 
@@ -279,6 +325,11 @@ def _print(r: dict[str, Any]) -> None:
         f"concurrent {par['concurrent_s']:.2f} s, speedup {par['speedup']:.2f}x "
         f"(process CPU/wall: sequential {par['sequential_cpu_per_wall']:.2f}, "
         f"concurrent {par['concurrent_cpu_per_wall']:.2f})"
+    )
+    gil = r["gil"]
+    print(
+        f"Python progress on the trio thread while a guest runs on a worker thread: "
+        f"{gil['python_progress_while_guest_runs']:.2f} of its solo rate (0 if the GIL were held)"
     )
     load = os.getloadavg()[0]
     print(f"load average during the run: {load:.2f} on {r['cpus']} cpus")

@@ -23,10 +23,12 @@ class SandboxConfig:
     it by default); the host and the other atoms carry on.
     """
 
-    fuel: int = attrs.field(default=10_000_000_000, validator=_positive)
+    fuel: int = attrs.field(default=1_000_000_000, validator=_positive)
     """CPU budget of one turn (from the start of a handler to its result, across
-    suspensions), in WebAssembly fuel units: roughly one per instruction; 1e8 is a
-    few milliseconds of Python on a recent core. Host work does not count."""
+    suspensions), in WebAssembly fuel units: roughly one per instruction, a few
+    billion a second; the default is a few hundred milliseconds of guest Python.
+    Host work does not count. Raise it for atoms whose turns are long computations
+    (and consider ``threaded``: a non-threaded turn holds up the trio thread)."""
 
     memory: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)
     """Cap on the guest's linear memory, in bytes (the embedded CPython and its heap
