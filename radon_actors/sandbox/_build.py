@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -312,9 +313,9 @@ def build_component(module_name: str, *, progress: Progress = _quiet) -> BuildRe
             "-o",
             str(out),
         ]
-        proc = subprocess.run(cmd, cwd=stage, env=env, capture_output=True, text=True)
-        if proc.returncode != 0 or not out.exists():
-            raise SandboxBuildError(_explain(module_name, proc.stdout + proc.stderr))
+        returncode, output = _run_with_progress(cmd, stage, env, progress)
+        if returncode != 0 or not out.exists():
+            raise SandboxBuildError(_explain(module_name, output))
         (directory / "module.txt").write_text(f"{module_name}\n")
         partial = directory / f"component.wasm.{os.getpid()}.tmp"
         shutil.copyfile(out, partial)
@@ -339,6 +340,25 @@ def cache_entries() -> list[tuple[Path, str, int]]:
         entries.append((directory, module, size))
     return entries
 
+
+def _run_with_progress(
+    cmd: list[str], cwd: Path, env: dict[str, str], progress: Progress
+) -> tuple[int, str]:
+    """Run the build, reporting every ``_PROGRESS_EVERY`` seconds that it goes on."""
+    started = time.monotonic()
+    with subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        while True:
+            try:
+                output, _ = proc.communicate(timeout=_PROGRESS_EVERY)
+            except subprocess.TimeoutExpired:
+                progress(f"still building ({time.monotonic() - started:.0f} s)")
+                continue
+            return proc.returncode, output
+
+
+_PROGRESS_EVERY = 10.0
 
 _MISSING = re.compile(r"No module named '([^']+)'")
 
