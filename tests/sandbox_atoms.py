@@ -51,6 +51,13 @@ class Counter(Atom):
     def me(self) -> Ref[Any]:
         return self.ref
 
+    @handler
+    def hue(self, r: float, g: float, b: float) -> float:
+        # A standard-library import inside a handler: the build preloads it.
+        import colorsys
+
+        return colorsys.rgb_to_hsv(r, g, b)[0]
+
 
 class Relay(Atom):
     """Async handlers that ask other atoms: suspension across the boundary."""
@@ -171,7 +178,9 @@ class Hostile(Atom):
     def connect(self, host: str, port: int) -> str:
         import socket
 
-        with socket.create_connection((host, port), timeout=1):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1)
+            sock.connect((host, port))
             return "connected"
 
     @handler

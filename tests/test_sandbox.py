@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -38,6 +40,14 @@ from radon_actors.sandbox._engine import GuestAtom
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 __all__ = ["sandbox_component"]
 
+
+@dataclass(frozen=True)
+class HostOnly:
+    """A class the guest cannot import (this test module is not in the bundle)."""
+
+    n: int
+
+
 MODES = [
     pytest.param(False, id="native"),
     pytest.param(True, id="sandboxed"),
@@ -65,6 +75,7 @@ async def test_sync_handlers_same_results(sandbox: Any) -> None:
         assert await ref.ask(Counter.echo, value) == value
         ref.tell(Counter.incr, 1)
         assert await ref.ask(Counter.get) == 20
+        assert await ref.ask(Counter.hue, 0.0, 1.0, 0.0) == pytest.approx(1 / 3)
 
 
 @pytest.mark.parametrize("sandbox", MODES)
@@ -99,10 +110,20 @@ async def test_unportable_message_fails_at_the_sender() -> None:
             await ref.ask(Counter.echo, lambda: 1)
         with pytest.raises(MessageNotPortable):
             ref.tell(Counter.echo, lambda: 1)
+        # It pickles, but the guest could not rebuild it: its class is not in there.
+        with pytest.raises(MessageNotPortable, match="test_sandbox"):
+            await ref.ask(Counter.echo, [HostOnly(1)])
+        # Classes of the atom's module, the standard library and Refs are fine.
+        assert await ref.ask(Counter.echo, [Point(1, 2), Fraction(1, 3), ref]) == [
+            Point(1, 2),
+            Fraction(1, 3),
+            ref,
+        ]
         assert await ref.ask(Counter.get) == 0
-        # Natively the same message is fine.
+        # Natively the same messages are fine.
         native = await system.spawn(Counter)
         assert callable(await native.ask(Counter.echo, lambda: 1))
+        assert await native.ask(Counter.echo, HostOnly(2)) == HostOnly(2)
 
 
 @pytest.mark.parametrize("relay_sandbox", MODES)

@@ -94,12 +94,20 @@ def engine() -> wasmtime.Engine:
 class LoadedComponent:
     """A compiled component, its linker (host imports defined) and export indices."""
 
-    __slots__ = ("component", "exports", "key", "linker", "module")
+    __slots__ = ("component", "exports", "key", "linker", "module", "modules")
 
-    def __init__(self, module: str, key: str, component: wc.Component) -> None:
+    def __init__(
+        self,
+        module: str,
+        key: str,
+        component: wc.Component,
+        modules: frozenset[str] = frozenset(),
+    ) -> None:
         self.module = module
         self.key = key
         self.component = component
+        # Modules the guest can import besides its standard library.
+        self.modules = modules
         linker = wc.Linker(engine())
         linker.add_wasip2()
         host = linker.root().add_instance(HOST_INTERFACE)
@@ -142,7 +150,7 @@ def load(module: str, *, progress: Callable[[str], None] | None = None) -> Loade
         say = progress or (lambda message: _log.info("sandbox.build", message=message))
         result = _build.build_component(module, progress=say)
         component = _compile(result.wasm, result.directory / "component.cwasm", say)
-        found = _loaded[module] = LoadedComponent(module, result.key, component)
+        found = _loaded[module] = LoadedComponent(module, result.key, component, result.modules)
         return found
 
 

@@ -12,6 +12,7 @@ The cell's ``instance`` is a :class:`~._engine.GuestAtom`.
 from __future__ import annotations
 
 import pickle
+import pickletools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,7 +41,7 @@ __all__ = [
 
 A = TypeVar("A", bound=Atom)
 
-_tables: dict[tuple[type[Atom], bool], dict[Any, HandlerSpec]] = {}
+_tables: dict[tuple[type[Atom], bool, frozenset[str]], dict[Any, HandlerSpec]] = {}
 
 
 def _forwarder(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,33 +62,94 @@ def _sync_forwarder(name: str, original: Callable[..., Any]) -> Callable[..., An
     return forward
 
 
-def _portable_check(original: Callable[..., None] | None, label: str) -> Callable[..., None]:
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"})
+_GET_OPS = frozenset({"BINGET", "LONG_BINGET", "GET"})
+
+
+def pickled_modules(data: bytes) -> set[str]:
+    """The modules a pickle needs to import when it is loaded."""
+    if b"\x93" not in data:
+        return set()  # no STACK_GLOBAL opcode byte (protocol 5 uses no other): plain data
+    modules: set[str] = set()
+    pushed: list[Any] = []  # strings pushed (or fetched from the memo), in order
+    memo: dict[int, Any] = {}
+    for op, arg, _pos in pickletools.genops(data):
+        name = op.name
+        if name in _STRING_OPS:
+            pushed.append(arg)
+        elif name in _GET_OPS:
+            pushed.append(memo.get(int(arg or 0)))
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1] if pushed else None
+        elif name == "STACK_GLOBAL":
+            if len(pushed) >= 2 and isinstance(pushed[-2], str):
+                modules.add(pushed[-2])
+        elif name in ("GLOBAL", "INST"):
+            modules.add(str(arg).split(" ")[0])
+    return modules
+
+
+class _Portability:
+    """Which modules the guest of one component can import (for sender checks).
+
+    The guest has no file system: only modules loaded when the component was built
+    exist there (see ``_build.PRELOAD``), not the whole standard library.
+    """
+
+    __slots__ = ("bundled",)
+
+    def __init__(self, bundled: frozenset[str]) -> None:
+        self.bundled = bundled
+
+    def missing(self, data: bytes) -> list[str]:
+        bundled = self.bundled
+        if not bundled:  # nothing known about the guest: do not guess
+            return []
+        return sorted(m for m in pickled_modules(data) if m not in bundled)
+
+
+def _portable_check(
+    original: Callable[..., None] | None, label: str, portability: _Portability
+) -> Callable[..., None]:
     dumps = pickle.dumps
 
     def check(*args: Any, **kwargs: Any) -> None:
         if original is not None:
             original(*args, **kwargs)
         try:
-            dumps((args, kwargs), 5)
+            data = dumps((args, kwargs), 5)
         except Exception as exc:
             raise MessageNotPortable(
                 f"a message for sandboxed handler {label} cannot cross the sandbox boundary: "
                 f"{exc!r}; send plain data, Refs, or instances of importable classes"
             ) from None
+        missing = portability.missing(data)
+        if missing:
+            raise MessageNotPortable(
+                f"a message for sandboxed handler {label} cannot cross the sandbox boundary: "
+                f"it holds objects of module(s) {', '.join(missing)}, which the sandbox cannot "
+                "import; send plain data, or classes from the atom's own module"
+            )
 
     return check
 
 
-def sandbox_table(cls: type[Atom], *, inline: bool) -> dict[Any, HandlerSpec]:
+def sandbox_table(
+    cls: type[Atom], *, inline: bool, bundled: frozenset[str] = frozenset()
+) -> dict[Any, HandlerSpec]:
     """The class's handler table with every handler forwarded into the guest.
 
     With ``inline``, plain-``def`` handlers get a plain forwarder, so that an idle
     atom answers an ask in the caller's task, as natively (a sync guest handler
     never suspends); ``async def`` handlers always get an ``async`` forwarder.
+    ``bundled`` names the modules the guest can import besides its standard
+    library: a message needing any other fails at the sender.
     """
-    table = _tables.get((cls, inline))
+    cache_key = (cls, inline, bundled)
+    table = _tables.get(cache_key)
     if table is not None:
         return table
+    portability = _Portability(bundled)
     native = handler_table(cls)
     copies: dict[int, HandlerSpec] = {}
     table = {}
@@ -101,10 +163,10 @@ def sandbox_table(cls: type[Atom], *, inline: bool) -> dict[Any, HandlerSpec]:
             make = _sync_forwarder if sync else _forwarder
             copy.fn = make(spec.name, spec.fn)
             copy.is_async = not sync
-            copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}")
+            copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}", portability)
             copies[id(spec)] = copy
         table[key] = copy
-    _tables[(cls, inline)] = table
+    _tables[cache_key] = table
     return table
 
 
@@ -120,7 +182,7 @@ class SandboxRuntime:
         self.config = config
         self.restore_state: str | None = None
         # Threaded atoms must await every guest call (it runs on a worker thread).
-        self.table = sandbox_table(cls, inline=not config.threaded)
+        self.table = sandbox_table(cls, inline=not config.threaded, bundled=loaded.modules)
 
     async def start(self, cell: AtomCell) -> _engine.GuestAtom:
         """A fresh guest instance of the cell's atom, constructed and started."""
