@@ -52,6 +52,11 @@ class Counter(Atom):
         return self.ref
 
     @handler
+    def shout(self, text: str) -> str:
+        print(text)  # the guest's stdout goes nowhere; printing must not fail
+        return text.upper()
+
+    @handler
     def hue(self, r: float, g: float, b: float) -> float:
         # A standard-library import inside a handler: the build preloads it.
         import colorsys

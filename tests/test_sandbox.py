@@ -76,6 +76,7 @@ async def test_sync_handlers_same_results(sandbox: Any) -> None:
         ref.tell(Counter.incr, 1)
         assert await ref.ask(Counter.get) == 20
         assert await ref.ask(Counter.hue, 0.0, 1.0, 0.0) == pytest.approx(1 / 3)
+        assert await ref.ask(Counter.shout, "hi") == "HI"
 
 
 @pytest.mark.parametrize("sandbox", MODES)
