@@ -8,7 +8,7 @@ import trio.testing
 from sandbox_atoms import Boom, Counter, Point, Relay
 from sandbox_fixtures import sandbox_component
 
-from radon_actors import Atom, AtomStopped, SandboxError, handler, open_system
+from radon_actors import Atom, AtomStopped, SandboxConfig, SandboxError, handler, open_system
 from radon_actors.sandbox._spawn import snapshot, spawn_restored
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
@@ -78,3 +78,33 @@ async def test_no_snapshot_mid_turn_or_of_native_or_stopped_atoms() -> None:
         await system.stop(relay)
         with pytest.raises(AtomStopped):
             await snapshot(relay)
+
+
+async def test_snapshots_of_a_threaded_atom_never_overlap_its_turns() -> None:
+    # Turns and snapshots both run the guest on worker threads; the guest's store
+    # must only ever be entered by one of them at a time.
+    async with open_system() as system:
+        counter = await system.spawn(Counter, sandbox=SandboxConfig(threaded=True))
+        taken: list[int] = []
+
+        async def hammer() -> None:
+            for _ in range(30):
+                await counter.ask(Counter.incr)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hammer)
+            nursery.start_soon(hammer)
+            for _ in range(30):
+                try:
+                    state = await snapshot(counter)
+                except SandboxError:
+                    continue  # mid-turn: refused, as documented
+                restored = await spawn_restored(system, Counter, state)
+                taken.append(await restored.ask(Counter.get))
+                await system.stop(restored)
+        assert await counter.ask(Counter.get) == 60
+        # The first snapshot starts while the atom is idle, and the hammers' first
+        # turns arrive while it runs on its thread: the overlap this guards against.
+        assert taken
+        assert taken == sorted(taken)
+        assert all(0 <= value <= 60 for value in taken)

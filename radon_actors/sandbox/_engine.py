@@ -273,6 +273,7 @@ class GuestAtom:
 
     __slots__ = (
         "_funcs",
+        "_lock",
         "_store",
         "_timer_ids",
         "cell",
@@ -302,6 +303,7 @@ class GuestAtom:
             funcs[name] = _export(func, store)
         self._store = store
         self._funcs = funcs
+        self._lock = trio.Lock()
 
     def __repr__(self) -> str:
         return f"<GuestAtom {self.cell.cls.__name__} {self.cell.id}>"
@@ -333,9 +335,13 @@ class GuestAtom:
 
     async def _invoke(self, name: str, *params: Any) -> Any:
         if self.config.threaded:
-            return await trio.to_thread.run_sync(
-                self._invoke_sync, name, *params, limiter=_thread_limiter()
-            )
+            # A store must never be entered from two threads at once: the cell's
+            # turns are sequential, but a snapshot taken from another task could
+            # otherwise overlap a turn that started while it ran.
+            async with self._lock:
+                return await trio.to_thread.run_sync(
+                    self._invoke_sync, name, *params, limiter=_thread_limiter()
+                )
         return self._invoke_sync(name, *params)
 
     def on_trio(self, fn: Callable[..., T], *args: Any) -> T:
