@@ -27,10 +27,12 @@ from ._errors import (
     StashOverflow,
 )
 from ._ref import Ref
+from .sandbox._errors import MessageNotPortable, SandboxBuildError, SandboxCrashed, SandboxError
 
 if TYPE_CHECKING:
     from .mailbox import DeadLetter, DeadLetters
     from .runtime import Directive, System, open_system
+    from .sandbox._config import SandboxConfig
     from .supervisor import (
         ChildInfo,
         ChildSpec,
@@ -60,6 +62,7 @@ __all__ = [
     "Escalated",
     "HandlerNotFound",
     "MailboxFull",
+    "MessageNotPortable",
     "NameTaken",
     "NoSuchAtom",
     "NotSpawned",
@@ -67,6 +70,10 @@ __all__ = [
     "Ref",
     "Restart",
     "RestartIntensityExceeded",
+    "SandboxBuildError",
+    "SandboxConfig",
+    "SandboxCrashed",
+    "SandboxError",
     "SpawnError",
     "StashOverflow",
     "Strategy",
@@ -93,6 +100,7 @@ _LAZY = {
     "SupervisorError": "supervisor",
     "DeadLetter": "mailbox",
     "DeadLetters": "mailbox",
+    "SandboxConfig": "sandbox._config",
 }
 
 

@@ -136,6 +136,7 @@ class AtomCell:
         "parked",
         "ref",
         "restarts",
+        "sandbox",
         "shutdown_timeout",
         "state",
         "stopped",
@@ -175,6 +176,9 @@ class AtomCell:
         self.ref: Ref[Any] = Ref(atom_id, name, self)
         self.stopped = trio.Event()
         self.restarts = 0
+        # Set by the system for a sandboxed atom (radon_actors.sandbox): builds the
+        # guest instance that stands in for ``instance``.
+        self.sandbox: Any = None
         self.decider: Callable[[AtomCell, BaseException], Directive] = _default_decider
         self.on_stopped: list[Callable[[AtomCell, BaseException | None], None]] = []
         # Failure-path plumbing (see radon_actors.supervisor): set by a supervisor
@@ -429,6 +433,9 @@ class AtomCell:
                 self._finish(self._stop_reason)
 
     async def _start_instance(self) -> None:
+        if self.sandbox is not None:
+            self.instance = await self.sandbox.start(self)
+            return
         cls = self.cls
         instance = cls.__new__(cls)
         instance._radon_ctx = self

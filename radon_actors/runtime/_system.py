@@ -61,6 +61,7 @@ class System:
         *args: Any,
         name: str | None = None,
         mailbox_size: int | None = None,
+        sandbox: Any = None,
         **kwargs: Any,
     ) -> Ref[A]:
         """Start an atom of class ``cls`` built with ``cls(*args, **kwargs)``.
@@ -74,12 +75,18 @@ class System:
         The atom is a *transient* child of the system's root supervisor: a failing
         handler restarts it (same Ref, queued messages kept) unless the root was
         given other rules; stopping itself is final. See docs/supervision.md.
+
+        ``sandbox`` (``True`` or a :class:`~radon_actors.SandboxConfig`; default: the
+        class's ``sandbox`` attribute, else ``False``) runs the atom's handlers inside
+        WebAssembly; see docs/sandbox.md.
         """
         root = self._root
         if root is None or self._closing:
-            return await self._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+            return await self._spawn(
+                cls, args, kwargs, name=name, mailbox_size=mailbox_size, sandbox=sandbox
+            )
         supervisor: Supervisor = root.instance
-        return await supervisor._adopt(cls, args, kwargs, name, mailbox_size)
+        return await supervisor._adopt(cls, args, kwargs, name, mailbox_size, sandbox=sandbox)
 
     @property
     def root(self) -> Ref[Any]:
@@ -133,11 +140,20 @@ class System:
         parent: AtomCell | None = None,
         mailbox_size: int | None = None,
         setup: Callable[[AtomCell], None] | None = None,
+        sandbox: Any = None,
     ) -> Ref[Any]:
         if not (isinstance(cls, type) and issubclass(cls, Atom)):
             raise TypeError(f"spawn() takes an Atom subclass, not {cls!r}")
         if self._closing:
             raise RuntimeError("the atom system is shutting down; no new atoms can be spawned")
+        runtime: Any = None
+        if sandbox is None:
+            sandbox = getattr(cls, "sandbox", False)
+        if sandbox is not False:
+            # Imported only when used: it needs wasmtime.
+            from ..sandbox import _spawn as sandboxing
+
+            runtime = await sandboxing.runtime_for(cls, sandbox)
         if name is not None:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"an atom name must be a non-empty str, not {name!r}")
@@ -146,6 +162,9 @@ class System:
         capacity = mailbox_size or getattr(cls, "mailbox_size", None) or self._mailbox_size
         atom_id = f"{self._prefix}.{next(self._ids)}"
         cell = AtomCell(self, cls, args, kwargs, atom_id, name, parent, capacity)
+        if runtime is not None:
+            cell.sandbox = runtime
+            cell.table = runtime.table
         if setup is not None:
             setup(cell)  # e.g. a supervisor's failure plumbing, before the atom runs
         if name is not None:

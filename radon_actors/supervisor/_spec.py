@@ -103,6 +103,8 @@ class ChildSpec:
     cancelled (``None``: no limit, the default for supervisors; ``0``: ``on_stop``
     is not run). ``directives`` maps exception types to what the supervisor does
     when the child raises one (the most specific type wins; default: restart).
+    ``sandbox`` runs the child's handlers in WebAssembly (``True`` or a
+    ``SandboxConfig``; default ``None``: the class's ``sandbox`` attribute).
     """
 
     cls: type[Atom] = attrs.field(validator=_check_cls)
@@ -117,6 +119,7 @@ class ChildSpec:
         factory=dict, converter=_directives
     )
     mailbox_size: int | None = None
+    sandbox: Any = None
 
     @property
     def id(self) -> str:

@@ -215,6 +215,7 @@ class Supervisor(Atom):
                 parent=me,
                 mailbox_size=spec.mailbox_size,
                 setup=setup,
+                sandbox=spec.sandbox,
             )
         except BaseException:
             child.cell = None
@@ -424,6 +425,7 @@ class Supervisor(Atom):
         name: str | None,
         mailbox_size: int | None,
         restart: Restart = Restart.TRANSIENT,
+        sandbox: Any = None,
     ) -> Ref[Any]:
         """Start an atom spawned with ``system.spawn`` as a dynamic child.
 
@@ -437,6 +439,7 @@ class Supervisor(Atom):
             restart=restart,
             mailbox_size=mailbox_size,
             directives=_ESCALATE_GIVE_UPS,
+            sandbox=sandbox,
         )
         return await self._start(_Child(spec, "", dynamic=True))
 

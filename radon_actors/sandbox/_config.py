@@ -1,0 +1,41 @@
+"""``SandboxConfig``: the limits and execution mode of one sandboxed atom."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["SandboxConfig"]
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"SandboxConfig.{attribute.name} must be a positive int, not {value!r}")
+
+
+@attrs.frozen
+class SandboxConfig:
+    """How a sandboxed atom runs: pass it as ``spawn(..., sandbox=SandboxConfig(...))``
+    or set it as the class attribute ``sandbox``; ``sandbox=True`` means the defaults.
+
+    The limits are what make a misbehaving atom harmless: a turn that runs past
+    ``fuel`` or allocates past ``memory`` is stopped by WebAssembly and the atom
+    crashes with :class:`~radon_actors.SandboxCrashed` (its supervisor restarts
+    it by default); the host and the other atoms carry on.
+    """
+
+    fuel: int = attrs.field(default=1_000_000_000, validator=_positive)
+    """CPU budget of one turn (from the start of a handler to its result, across
+    suspensions), in WebAssembly fuel units: roughly one per instruction, a few
+    billion a second; the default is a few hundred milliseconds of guest Python.
+    Host work does not count. Raise it for atoms whose turns are long computations
+    (and consider ``threaded``: a non-threaded turn holds up the trio thread)."""
+
+    memory: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)
+    """Cap on the guest's linear memory, in bytes (the embedded CPython and its heap
+    start at about 20 MiB)."""
+
+    threaded: bool = False
+    """Run the atom's turns on worker threads (``trio.to_thread`` with a limiter of
+    one thread per core), so CPU-heavy sandboxed atoms run in parallel: wasmtime
+    releases the GIL while WebAssembly runs. Costs a thread hand-off per call into
+    the guest, so leave it off for atoms whose handlers are short."""

@@ -1,0 +1,600 @@
+"""The host side of the sandbox: wasmtime engine, compiled components, guest atoms.
+
+* One :class:`wasmtime.Engine` per process, with fuel metering on (a compiled
+  component only loads into an engine with the same configuration).
+* :func:`load` turns a module name into a :class:`LoadedComponent`: built by
+  ``_build`` (or found in its cache), compiled once and serialized beside the
+  component, so later processes load it in milliseconds.
+* :class:`GuestAtom` is one instance of a component (its own store, memory cap
+  and fuel), and is what an :class:`~radon_actors.runtime.AtomCell` holds as its
+  ``instance`` for a sandboxed atom. Its ``call`` runs a handler in the guest and
+  drives suspensions: the guest returns an ``ask``/``spawn`` request, the host
+  performs it on trio and resumes the guest with the reply.
+* The host imports (the atom's "syscalls") find the calling guest through a
+  thread-local set around each call into WebAssembly; when the guest runs on a
+  worker thread, the ones that touch trio hop back with ``trio.from_thread``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+import trio
+import wasmtime
+from wasmtime import _ffi
+from wasmtime import component as wc
+from wasmtime.component._enter import enter_wasm as _enter_wasm
+
+from .. import _ref
+from ..runtime import _directory
+from . import _build
+from ._config import SandboxConfig
+from ._errors import MessageNotPortable, SandboxCrashed, SandboxError
+
+if TYPE_CHECKING:
+    from ..runtime._cell import AtomCell
+    from ..runtime._timers import TimerHandle
+
+__all__ = ["GuestAtom", "LoadedComponent", "engine", "load", "loaded"]
+
+_log = structlog.get_logger("radon_actors.sandbox")
+T = TypeVar("T")
+
+_PACKAGE = "radon:atom"
+_VERSION = "0.1.0"
+HOST_INTERFACE = f"{_PACKAGE}/host@{_VERSION}"
+GUEST_INTERFACE = f"{_PACKAGE}/guest@{_VERSION}"
+_EXPORTS = ("create", "start", "handle", "resume", "finish", "snapshot", "restore")
+_PROTOCOL = 5
+_LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
+
+
+def enc(obj: Any) -> str:
+    """Encode a value for the guest (pickle, carried as latin-1 text)."""
+    return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
+
+
+def dec(text: str) -> Any:
+    """Decode a value from the guest."""
+    return pickle.loads(text.encode("latin-1"))
+
+
+def enc_exc(exc: BaseException) -> str:
+    try:
+        return enc(exc)
+    except Exception:
+        return enc(SandboxError(f"{type(exc).__name__}: {exc}"))
+
+
+# ----------------------------------------------------------------------
+# Engine and components
+# ----------------------------------------------------------------------
+_engine: wasmtime.Engine | None = None
+
+
+def engine() -> wasmtime.Engine:
+    """The process's engine (fuel metering on)."""
+    global _engine
+    if _engine is None:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        _engine = wasmtime.Engine(config)
+    return _engine
+
+
+class LoadedComponent:
+    """A compiled component, its linker (host imports defined) and export indices."""
+
+    __slots__ = ("component", "exports", "key", "linker", "module", "modules")
+
+    def __init__(
+        self,
+        module: str,
+        key: str,
+        component: wc.Component,
+        modules: frozenset[str] = frozenset(),
+    ) -> None:
+        self.module = module
+        self.key = key
+        self.component = component
+        # Modules the guest can import besides its standard library.
+        self.modules = modules
+        linker = wc.Linker(engine())
+        linker.add_wasip2()
+        host = linker.root().add_instance(HOST_INTERFACE)
+        for name, fn in _HOST_FUNCS.items():
+            host.add_func(name, fn)
+        self.linker = linker
+        iface = component.get_export_index(GUEST_INTERFACE)
+        if iface is None:
+            raise SandboxError(f"component of {module} does not export {GUEST_INTERFACE}")
+        self.exports: dict[str, wc.ExportIndex] = {}
+        for name in _EXPORTS:
+            idx = component.get_export_index(name, iface)
+            if idx is None:
+                raise SandboxError(f"component of {module} lacks the export {name!r}")
+            self.exports[name] = idx
+
+
+_loaded: dict[str, LoadedComponent] = {}
+_locks: dict[str, threading.Lock] = {}
+
+
+def loaded(module: str) -> LoadedComponent | None:
+    """The component of ``module`` if this process has loaded it already."""
+    return _loaded.get(module)
+
+
+def load(module: str, *, progress: Callable[[str], None] | None = None) -> LoadedComponent:
+    """Build (if needed), compile (if needed) and load the component of ``module``.
+
+    Blocking (seconds on a cold cache): call it from a worker thread in async code.
+    """
+    found = _loaded.get(module)
+    if found is not None:
+        return found
+    lock = _locks.setdefault(module, threading.Lock())
+    with lock:
+        found = _loaded.get(module)
+        if found is not None:
+            return found
+        say = progress or (lambda message: _log.info("sandbox.build", message=message))
+        result = _build.build_component(module, progress=say)
+        component = _compile(result.wasm, result.directory / "component.cwasm", say)
+        found = _loaded[module] = LoadedComponent(module, result.key, component, result.modules)
+        return found
+
+
+def _compile(wasm: Path, compiled: Path, progress: Callable[[str], None]) -> wc.Component:
+    if compiled.exists():
+        try:
+            return wc.Component.deserialize_file(engine(), str(compiled))
+        except wasmtime.WasmtimeError:
+            compiled.unlink(missing_ok=True)  # another wasmtime version or config
+    progress(f"compiling {wasm.name} for this machine (a few seconds, cached after)")
+    component = wc.Component(engine(), wasm.read_bytes())
+    partial = compiled.with_name(f"{compiled.name}.{os.getpid()}.tmp")
+    partial.write_bytes(component.serialize())
+    partial.replace(compiled)
+    return component
+
+
+# ----------------------------------------------------------------------
+# Calling exports
+# ----------------------------------------------------------------------
+class _Export:
+    """A guest export with its types looked up once.
+
+    ``wasmtime.component.Func.__call__`` asks the engine for the function's type,
+    and the lifting of a variant for its cases, on every call: about half the
+    binding cost of a turn. This caches both, and lifts the common outcomes
+    (``done``/``failed`` with a string payload) directly; anything else goes
+    through wasmtime-py's own lifting. Mirrors ``Func.__call__`` of wasmtime-py 50
+    (its private ``_ffi`` module); :func:`_export` falls back to the plain call
+    if the internals ever differ.
+    """
+
+    __slots__ = ("_func", "_params", "_result", "_string_cases", "_string_type")
+
+    def __init__(self, func: wc.Func, store: wasmtime.Store) -> None:
+        fty = func.type(store)
+        self._func = func
+        self._params = [ty for _name, ty in fty.params]
+        self._result = fty.result
+        self._string_cases: frozenset[str] = frozenset()
+        self._string_type: Any = None
+        if isinstance(self._result, wc.VariantType):
+            cases = self._result.cases
+            strings = [(name, ty) for name, ty in cases if isinstance(ty, wc.String)]
+            if strings:
+                self._string_cases = frozenset(name for name, _ty in strings)
+                self._string_type = strings[0][1]
+
+    def __call__(self, store: wasmtime.Store, *params: Any) -> Any:
+        n = len(params)
+        param_capi = (_ffi.wasmtime_component_val_t * n)()
+        converted = 0
+        try:
+            for ty, val in zip(self._params, params, strict=True):
+                ty.convert_to_c(store, val, ctypes.pointer(param_capi[converted]))
+                converted += 1
+            result_ty = self._result
+            if result_ty is None:
+                _enter_wasm(
+                    lambda: _ffi.wasmtime_component_func_call(
+                        ctypes.byref(self._func._func), store._context(), param_capi, n, None, 0
+                    )
+                )
+                return None
+            result = _ffi.wasmtime_component_val_t()
+            _enter_wasm(
+                lambda: _ffi.wasmtime_component_func_call(
+                    ctypes.byref(self._func._func),
+                    store._context(),
+                    param_capi,
+                    n,
+                    ctypes.byref(result),
+                    1,
+                )
+            )
+            if self._string_cases and result.kind == _ffi.WASMTIME_COMPONENT_VARIANT.value:
+                variant = result.of.variant
+                tag = _ffi.to_str(variant.discriminant)
+                _ffi.wasm_byte_vec_delete(ctypes.byref(variant.discriminant))
+                ptr = variant.val
+                if tag in self._string_cases:
+                    payload = self._string_type.convert_from_c(ptr.contents)
+                    ptr.contents.kind = _ffi.WASMTIME_COMPONENT_BOOL
+                    ptr.contents.of.boolean = False
+                    _ffi.wasmtime_component_val_delete(ptr)
+                    return wc.Variant(tag, payload)
+                return result_ty._lift(tag, ptr)  # type: ignore[attr-defined]
+            return result_ty.convert_from_c(result)
+        finally:
+            for i in range(converted):
+                _ffi.wasmtime_component_val_delete(ctypes.byref(param_capi[i]))
+
+
+def _export(func: wc.Func, store: wasmtime.Store) -> Callable[..., Any]:
+    try:
+        fast = _Export(func, store)
+    except Exception:  # pragma: no cover - a wasmtime-py without these internals
+        return lambda store, *params: func(store, *params)
+    return fast
+
+
+# ----------------------------------------------------------------------
+# Guest atoms
+# ----------------------------------------------------------------------
+_current = threading.local()
+_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("radon_sandbox")
+
+
+def _thread_limiter() -> trio.CapacityLimiter:
+    try:
+        return _limiter.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(os.cpu_count() or 1)
+        _limiter.set(limiter)
+        return limiter
+
+
+class GuestAtom:
+    """One sandboxed atom's WebAssembly instance, driven from its cell."""
+
+    __slots__ = (
+        "_funcs",
+        "_lock",
+        "_store",
+        "_timer_ids",
+        "cell",
+        "config",
+        "crashed",
+        "loaded",
+        "timers",
+    )
+
+    def __init__(self, cell: AtomCell, loaded: LoadedComponent, config: SandboxConfig) -> None:
+        self.cell = cell
+        self.loaded = loaded
+        self.config = config
+        self.crashed: str | None = None
+        self.timers: dict[int, TimerHandle] = {}
+        self._timer_ids = itertools.count(1)
+        store = wasmtime.Store(engine())
+        store.set_wasi(wasmtime.WasiConfig())  # no files, no sockets, no environment
+        store.set_limits(memory_size=config.memory)
+        store.set_fuel(config.fuel)
+        instance = loaded.linker.instantiate(store, loaded.component)
+        funcs: dict[str, Callable[..., Any]] = {}
+        for name, idx in loaded.exports.items():
+            func = instance.get_func(store, idx)
+            if func is None:  # pragma: no cover - checked at load
+                raise SandboxError(f"export {name!r} is not a function")
+            funcs[name] = _export(func, store)
+        self._store = store
+        self._funcs = funcs
+        self._lock = trio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<GuestAtom {self.cell.cls.__name__} {self.cell.id}>"
+
+    # calls into the guest ------------------------------------------------
+    def _invoke_sync(self, name: str, *params: Any) -> Any:
+        if self.crashed is not None:
+            raise SandboxCrashed(
+                f"the sandbox of {self.cell._label()} crashed earlier ({self.crashed})"
+            )
+        func = self._funcs[name]
+        previous = getattr(_current, "guest", None)
+        _current.guest = self
+        try:
+            out = func(self._store, *params)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            self.crashed = _reason(exc, self.config)
+            raise SandboxCrashed(
+                f"the sandbox stopped {self.cell._label()}: {self.crashed}"
+            ) from None
+        except BaseException as exc:
+            # A host import raised (wasmtime-py turns that into a trap and re-raises
+            # it here): the instance cannot be entered again either.
+            self.crashed = f"a host import raised {exc!r}"
+            raise
+        finally:
+            _current.guest = previous
+        return out
+
+    async def _invoke(self, name: str, *params: Any) -> Any:
+        if self.config.threaded:
+            # A store must never be entered from two threads at once: the cell's
+            # turns are sequential, but a snapshot taken from another task could
+            # otherwise overlap a turn that started while it ran.
+            async with self._lock:
+                return await trio.to_thread.run_sync(
+                    self._invoke_sync, name, *params, limiter=_thread_limiter()
+                )
+        return self._invoke_sync(name, *params)
+
+    def on_trio(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` where trio state may be touched (a host import's body)."""
+        if self.config.threaded:
+            return trio.from_thread.run_sync(fn, *args)
+        return fn(*args)
+
+    async def _settle(self, out: Any) -> Any:
+        """Follow one guest call to its end, performing the operations it awaits."""
+        while True:
+            tag = out.tag
+            if tag == "done":
+                return dec(out.payload)
+            if tag == "failed":
+                raise _decode_exception(out.payload)
+            request = out.payload
+            try:
+                value = await self._perform(request.op)
+                reply = wc.Variant("value", _encode_reply(value))
+            except Exception as exc:
+                reply = wc.Variant("error", enc_exc(exc))
+            out = await self._invoke("resume", request.token, reply)
+
+    async def _perform(self, op: Any) -> Any:
+        req = op.payload
+        if op.tag == "ask":
+            args, kwargs = _decode_message(req.message)
+            endpoint = _endpoint(req.target)
+            return await endpoint.ask(req.handler, args, kwargs, req.timeout)
+        if op.tag == "spawn":
+            cls = dec(getattr(req, "class"))
+            args, kwargs = _decode_message(req.message)
+            return await self.cell.spawn(cls, args, kwargs, req.name)
+        raise SandboxError(f"unknown guest operation {op.tag!r}")  # pragma: no cover
+
+    # what the cell calls -------------------------------------------------
+    async def begin(self) -> None:
+        """Build the atom inside the guest (constructor, then ``on_start``)."""
+        cell = self.cell
+        try:
+            encoded_cls = enc(cell.cls)
+            message = enc((cell.args, cell.kwargs))
+        except Exception as exc:
+            raise MessageNotPortable(
+                f"the spawn arguments of {cell._label()} cannot enter the sandbox: {exc!r}"
+            ) from exc
+        self._store.set_fuel(self.config.fuel)
+        await self._settle(await self._invoke("create", cell.id, cell.name, encoded_cls, message))
+        self._store.set_fuel(self.config.fuel)
+        await self._settle(await self._invoke("start"))
+
+    async def restore(self, state: str) -> None:
+        """Rebuild the atom from :meth:`snapshot` output, without its constructor."""
+        cell = self.cell
+        self._store.set_fuel(self.config.fuel)
+        out = await self._invoke("restore", cell.id, cell.name, enc(cell.cls), state)
+        await self._settle(out)
+
+    async def call(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
+        message = enc((args, kwargs))
+        self._store.set_fuel(self.config.fuel)
+        return await self._settle(await self._invoke("handle", handler, message))
+
+    def call_now(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One turn of a plain-``def`` handler, run right here (never suspends)."""
+        message = enc((args, kwargs))
+        self._store.set_fuel(self.config.fuel)
+        out = self._invoke_sync("handle", handler, message)
+        tag = out.tag
+        if tag == "done":
+            return dec(out.payload)
+        if tag == "failed":
+            raise _decode_exception(out.payload)
+        raise SandboxError(
+            f"handler {handler!r} of {self.cell._label()} is a plain def but returned an "
+            "awaitable that waits on the host; declare it `async def`"
+        )
+
+    async def on_stop(self) -> None:
+        """The atom's ``on_stop``, run in the guest (skipped after a crash)."""
+        if self.crashed is not None:
+            return
+        self._store.set_fuel(self.config.fuel)
+        await self._settle(await self._invoke("finish"))
+
+    async def snapshot(self) -> str:
+        """The atom's state, encoded by the guest (between turns only)."""
+        self._store.set_fuel(self.config.fuel)
+        out = await self._invoke("snapshot")
+        if isinstance(out, wc.Variant):  # result<payload, payload> lifts tagged
+            if out.tag == "err":
+                raise _decode_exception(str(out.payload))
+            return str(out.payload)
+        return str(out)
+
+
+def _reason(exc: BaseException, config: SandboxConfig) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if "fuel" in text:
+        return f"it ran out of fuel, its CPU budget per turn ({config.fuel:,}): {first}"
+    if "stack overflow" in text or "call stack exhausted" in text:
+        return f"its stack overflowed: {first}"
+    if "unreachable" in text or "memory" in text:
+        return (
+            f"it trapped ({first}); a guest that passes its memory cap "
+            f"({config.memory:,} bytes) aborts this way"
+        )
+    return f"it trapped: {first}"
+
+
+def _endpoint(atom_id: str) -> _ref.Endpoint:
+    """Where a message from the guest to ``atom_id`` goes: the process's resolver
+    (the one unpickled Refs use), so that other runtimes can route it too."""
+    resolver = _ref._resolver or _directory.resolve
+    return resolver(atom_id, None)
+
+
+def _decode_exception(payload: str) -> BaseException:
+    try:
+        exc = dec(payload)
+    except Exception as err:
+        return SandboxError(
+            f"the sandboxed handler raised an exception the host cannot rebuild: {err!r}"
+        )
+    if not isinstance(exc, BaseException):
+        return SandboxError(f"the guest reported a failure that is not an exception: {exc!r}")
+    return exc
+
+
+def _decode_message(message: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    try:
+        args, kwargs = dec(message)
+    except Exception as exc:
+        raise MessageNotPortable(f"a message from the sandbox cannot be decoded: {exc!r}") from exc
+    return args, kwargs
+
+
+def _encode_reply(value: Any) -> str:
+    try:
+        return enc(value)
+    except Exception as exc:
+        raise MessageNotPortable(f"the reply {value!r} cannot enter the sandbox: {exc!r}") from exc
+
+
+# ----------------------------------------------------------------------
+# Host imports (the guest's syscalls). Each receives the store first and must
+# not raise: errors go back to the guest encoded.
+# ----------------------------------------------------------------------
+def _guest() -> GuestAtom:
+    guest: GuestAtom | None = getattr(_current, "guest", None)
+    if guest is None:  # pragma: no cover - wasmtime only calls us inside _invoke_sync
+        raise SandboxError("a host import was called outside a guest call")
+    return guest
+
+
+def _tell(target: str, handler: str, message: str) -> None:
+    args, kwargs = _decode_message(message)
+    _endpoint(target).tell(handler, args, kwargs)
+
+
+def _h_tell(_store: Any, target: str, handler: str, message: str) -> str | None:
+    try:
+        _guest().on_trio(_tell, target, handler, message)
+    except Exception as exc:
+        return enc_exc(exc)
+    return None
+
+
+def _h_stop(_store: Any) -> None:
+    guest = _guest()
+    guest.on_trio(guest.cell.stop)
+
+
+def _h_log(_store: Any, level: str, event: str, fields: str) -> None:
+    guest = _guest()
+    try:
+        decoded = dec(fields)
+        values = dict(decoded) if isinstance(decoded, dict) else {"fields": decoded}
+    except Exception:
+        values = {"fields": "<undecodable>"}
+    values.pop("event", None)
+    method = getattr(guest.cell.log, level if level in _LOG_LEVELS else "info")
+    with contextlib.suppress(Exception):
+        method(event, sandboxed=True, **{str(k): v for k, v in values.items()})
+
+
+def _h_now(_store: Any) -> float:
+    return _guest().on_trio(trio.current_time)
+
+
+def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, message: str) -> int:
+    args, kwargs = _decode_message(message)
+    cell = guest.cell
+    if periodic:
+        handle = cell.send_every(delay, handler, args, kwargs)
+    else:
+        handle = cell.send_after(delay, handler, args, kwargs)
+    timer_id = next(guest._timer_ids)
+    guest.timers[timer_id] = handle
+    return timer_id
+
+
+def _h_start_timer(_store: Any, delay: float, periodic: bool, handler: str, message: str) -> Any:
+    guest = _guest()
+    try:
+        return guest.on_trio(_start_timer, guest, delay, periodic, handler, message)
+    except Exception as exc:
+        return enc_exc(exc)  # result<u64, payload> lifts untagged: a str is the error
+
+
+def _h_cancel_timer(_store: Any, timer: int) -> None:
+    guest = _guest()
+    handle = guest.timers.pop(timer, None)
+    if handle is not None:
+        guest.on_trio(handle.cancel)
+
+
+def _h_timer_active(_store: Any, timer: int) -> bool:
+    guest = _guest()
+    handle = guest.timers.get(timer)
+    if handle is None:
+        return False
+    active = handle.active
+    if not active:
+        guest.timers.pop(timer, None)
+    return active
+
+
+def _h_stash(_store: Any) -> str | None:
+    guest = _guest()
+    try:
+        guest.on_trio(guest.cell.stash)
+    except Exception as exc:
+        return enc_exc(exc)
+    return None
+
+
+def _h_unstash_all(_store: Any) -> None:
+    guest = _guest()
+    guest.on_trio(guest.cell.unstash_all)
+
+
+_HOST_FUNCS: dict[str, Callable[..., Any]] = {
+    "tell": _h_tell,
+    "stop": _h_stop,
+    "log": _h_log,
+    "now": _h_now,
+    "start-timer": _h_start_timer,
+    "cancel-timer": _h_cancel_timer,
+    "timer-active": _h_timer_active,
+    "stash": _h_stash,
+    "unstash-all": _h_unstash_all,
+}

@@ -1,0 +1,277 @@
+"""How a cell runs a sandboxed atom: its handler table and its instance factory.
+
+The cell's loop is the same for native and sandboxed atoms. For a sandboxed
+atom the handler table is a copy of the class's where each handler's ``fn``
+forwards into the guest (a plain function for a plain-``def`` handler, so an idle
+atom still answers inline; an ``async`` one otherwise, and always for threaded
+atoms), while ``check`` keeps validating the arguments at the sender against the
+real signature, and also checks that the message can cross the boundary at all.
+The cell's ``instance`` is a :class:`~._engine.GuestAtom`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import pickletools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from .._atom import Atom, HandlerSpec, handler_table
+from .._errors import AtomStopped
+from .._ref import Ref
+from . import _engine
+from ._config import SandboxConfig
+from ._errors import MessageNotPortable, SandboxError
+
+if TYPE_CHECKING:
+    from ..runtime._cell import AtomCell
+    from ..runtime._system import System
+
+__all__ = [
+    "SandboxRuntime",
+    "prepare",
+    "resolve_config",
+    "runtime_for",
+    "sandbox_table",
+    "snapshot",
+    "spawn_restored",
+]
+
+A = TypeVar("A", bound=Atom)
+
+_tables: dict[tuple[type[Atom], bool, frozenset[str]], dict[Any, HandlerSpec]] = {}
+
+
+def _forwarder(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    async def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
+        return await guest.call(name, args, kwargs)
+
+    forward.__name__ = name
+    forward.__wrapped__ = original  # type: ignore[attr-defined]  # error messages' signature
+    return forward
+
+
+def _sync_forwarder(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
+        return guest.call_now(name, args, kwargs)
+
+    forward.__name__ = name
+    forward.__wrapped__ = original  # type: ignore[attr-defined]
+    return forward
+
+
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"})
+_GET_OPS = frozenset({"BINGET", "LONG_BINGET", "GET"})
+
+
+def pickled_modules(data: bytes) -> set[str]:
+    """The modules a pickle needs to import when it is loaded."""
+    if b"\x93" not in data:
+        return set()  # no STACK_GLOBAL opcode byte (protocol 5 uses no other): plain data
+    modules: set[str] = set()
+    pushed: list[Any] = []  # strings pushed (or fetched from the memo), in order
+    memo: dict[int, Any] = {}
+    for op, arg, _pos in pickletools.genops(data):
+        name = op.name
+        if name in _STRING_OPS:
+            pushed.append(arg)
+        elif name in _GET_OPS:
+            pushed.append(memo.get(int(arg or 0)))
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1] if pushed else None
+        elif name == "STACK_GLOBAL":
+            if len(pushed) >= 2 and isinstance(pushed[-2], str):
+                modules.add(pushed[-2])
+        elif name in ("GLOBAL", "INST"):
+            modules.add(str(arg).split(" ")[0])
+    return modules
+
+
+class _Portability:
+    """Which modules the guest of one component can import (for sender checks).
+
+    The guest has no file system: only modules loaded when the component was built
+    exist there (see ``_build.PRELOAD``), not the whole standard library.
+    """
+
+    __slots__ = ("bundled",)
+
+    def __init__(self, bundled: frozenset[str]) -> None:
+        self.bundled = bundled
+
+    def missing(self, data: bytes) -> list[str]:
+        bundled = self.bundled
+        if not bundled:  # nothing known about the guest: do not guess
+            return []
+        return sorted(m for m in pickled_modules(data) if m not in bundled)
+
+
+def _portable_check(
+    original: Callable[..., None] | None, label: str, portability: _Portability
+) -> Callable[..., None]:
+    dumps = pickle.dumps
+
+    def check(*args: Any, **kwargs: Any) -> None:
+        if original is not None:
+            original(*args, **kwargs)
+        try:
+            data = dumps((args, kwargs), 5)
+        except Exception as exc:
+            raise MessageNotPortable(
+                f"a message for sandboxed handler {label} cannot cross the sandbox boundary: "
+                f"{exc!r}; send plain data, Refs, or instances of importable classes"
+            ) from None
+        missing = portability.missing(data)
+        if missing:
+            raise MessageNotPortable(
+                f"a message for sandboxed handler {label} cannot cross the sandbox boundary: "
+                f"it holds objects of module(s) {', '.join(missing)}, which the sandbox cannot "
+                "import; send plain data, or classes from the atom's own module"
+            )
+
+    return check
+
+
+def sandbox_table(
+    cls: type[Atom], *, inline: bool, bundled: frozenset[str] = frozenset()
+) -> dict[Any, HandlerSpec]:
+    """The class's handler table with every handler forwarded into the guest.
+
+    With ``inline``, plain-``def`` handlers get a plain forwarder, so that an idle
+    atom answers an ask in the caller's task, as natively (a sync guest handler
+    never suspends); ``async def`` handlers always get an ``async`` forwarder.
+    ``bundled`` names the modules the guest can import besides its standard
+    library: a message needing any other fails at the sender.
+    """
+    cache_key = (cls, inline, bundled)
+    table = _tables.get(cache_key)
+    if table is not None:
+        return table
+    portability = _Portability(bundled)
+    native = handler_table(cls)
+    copies: dict[int, HandlerSpec] = {}
+    table = {}
+    for key, spec in native.items():
+        copy = copies.get(id(spec))
+        if copy is None:
+            copy = HandlerSpec.__new__(HandlerSpec)
+            copy.owner = spec.owner
+            copy.name = spec.name
+            sync = inline and not spec.is_async
+            make = _sync_forwarder if sync else _forwarder
+            copy.fn = make(spec.name, spec.fn)
+            copy.is_async = not sync
+            copy.never_suspends = sync
+            copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}", portability)
+            copies[id(spec)] = copy
+        table[key] = copy
+    _tables[cache_key] = table
+    return table
+
+
+class SandboxRuntime:
+    """What a cell needs to run one sandboxed atom (see ``AtomCell.sandbox``)."""
+
+    __slots__ = ("config", "loaded", "restore_state", "table")
+
+    def __init__(
+        self, cls: type[Atom], loaded: _engine.LoadedComponent, config: SandboxConfig
+    ) -> None:
+        self.loaded = loaded
+        self.config = config
+        self.restore_state: str | None = None
+        # Threaded atoms must await every guest call (it runs on a worker thread).
+        self.table = sandbox_table(cls, inline=not config.threaded, bundled=loaded.modules)
+
+    async def start(self, cell: AtomCell) -> _engine.GuestAtom:
+        """A fresh guest instance of the cell's atom, constructed and started."""
+        guest = _engine.GuestAtom(cell, self.loaded, self.config)
+        if self.restore_state is not None:
+            # A restored atom restarts from its snapshot: it has no spawn arguments.
+            await guest.restore(self.restore_state)
+        else:
+            await guest.begin()
+        return guest
+
+
+def resolve_config(cls: type[Any], sandbox: Any) -> SandboxConfig | None:
+    """``spawn(sandbox=...)``, else the class's ``sandbox`` attribute, as a config."""
+    if sandbox is None:
+        sandbox = getattr(cls, "sandbox", False)
+    if sandbox is False:
+        return None
+    if sandbox is True:
+        return SandboxConfig()
+    if isinstance(sandbox, SandboxConfig):
+        return sandbox
+    raise TypeError(f"sandbox= takes a bool or a SandboxConfig, not {sandbox!r}")
+
+
+async def runtime_for(cls: type[Atom], sandbox: Any) -> SandboxRuntime | None:
+    """What ``spawn(..., sandbox=...)`` asks for: None (native) or a ready runtime."""
+    if isinstance(sandbox, SandboxRuntime):
+        return sandbox
+    config = resolve_config(cls, sandbox)
+    if config is None:
+        return None
+    return await prepare(cls, config)
+
+
+async def prepare(cls: type[Atom], config: SandboxConfig) -> SandboxRuntime:
+    """Load (building and compiling on first use) the component of ``cls``'s module."""
+    module = cls.__module__
+    found = _engine.loaded(module)
+    if found is None:
+        found = await trio.to_thread.run_sync(_engine.load, module)
+    return SandboxRuntime(cls, found, config)
+
+
+# ----------------------------------------------------------------------
+# Snapshot and restore (used to move an atom: placement, recovery)
+# ----------------------------------------------------------------------
+def _guest_of(ref: Ref[Any]) -> tuple[AtomCell, _engine.GuestAtom]:
+    from ..runtime import _directory
+
+    cell = _directory.lookup(ref.id)
+    if cell is None or cell.instance is None:
+        raise AtomStopped(f"atom {ref.name or ref.id} is not running here; nothing to snapshot")
+    guest = cell.instance
+    if not isinstance(guest, _engine.GuestAtom):
+        raise SandboxError(
+            f"atom {ref.name or ref.id} is not sandboxed; only sandboxed atoms can be "
+            "snapshotted (spawn it with sandbox=True)"
+        )
+    return cell, guest
+
+
+async def snapshot(ref: Ref[Any]) -> str:
+    """The encoded state of the sandboxed atom behind ``ref``, taken between turns.
+
+    Raises :class:`SandboxError` if the atom is in the middle of a turn (try again
+    once it is idle), :class:`AtomStopped` if it is not running in this process.
+    """
+    cell, guest = _guest_of(ref)
+    if cell.busy:
+        await trio.lowlevel.checkpoint()
+        raise SandboxError(f"{cell._label()} is in the middle of a turn; snapshot it when idle")
+    return await guest.snapshot()
+
+
+async def spawn_restored(
+    system: System,
+    cls: type[A],
+    state: str,
+    *,
+    name: str | None = None,
+    config: SandboxConfig | None = None,
+) -> Ref[A]:
+    """Spawn a sandboxed ``cls`` atom rebuilt from :func:`snapshot` output.
+
+    The constructor and ``on_start`` do not run; a later restart (after a crash)
+    restores the same snapshot again.
+    """
+    runtime = await prepare(cls, config or resolve_config(cls, None) or SandboxConfig())
+    runtime.restore_state = state
+    return await system._spawn(cls, (), {}, name=name, sandbox=runtime)

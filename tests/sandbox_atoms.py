@@ -1,0 +1,257 @@
+"""Atom classes the sandbox tests run both natively and inside WebAssembly.
+
+This module is packaged into the guest: it may import only the standard library
+and the guest-safe part of radon_actors (no trio, no pytest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from radon_actors import Atom, Ref, handler
+
+
+class Boom(Exception):
+    """A user exception, raised inside handlers."""
+
+
+@dataclass(frozen=True)
+class Point:
+    x: int
+    y: int
+
+
+class Counter(Atom):
+    def __init__(self, start: int = 0) -> None:
+        self.value = start
+
+    @handler
+    def incr(self, by: int = 1) -> int:
+        self.value += by
+        return self.value
+
+    @handler
+    def get(self) -> int:
+        return self.value
+
+    @handler
+    def fail(self, message: str) -> None:
+        raise Boom(message)
+
+    @handler
+    def move(self, p: Point, dx: int) -> Point:
+        return Point(p.x + dx, p.y)
+
+    @handler
+    def echo(self, value: Any) -> Any:
+        return value
+
+    @handler
+    def me(self) -> Ref[Any]:
+        return self.ref
+
+    @handler
+    def shout(self, text: str) -> str:
+        print(text)  # the guest's stdout goes nowhere; printing must not fail
+        return text.upper()
+
+    @handler
+    def hue(self, r: float, g: float, b: float) -> float:
+        # A standard-library import inside a handler: the build preloads it.
+        import colorsys
+
+        return colorsys.rgb_to_hsv(r, g, b)[0]
+
+
+class Relay(Atom):
+    """Async handlers that ask other atoms: suspension across the boundary."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    @handler
+    async def forward(self, target: Ref[Counter], by: int) -> int:
+        first = await target.ask(Counter.incr, by)
+        second = await target.ask("incr", by)
+        self.seen.append(second)
+        return first + second
+
+    @handler
+    async def forward_failure(self, target: Ref[Counter]) -> str:
+        try:
+            await target.ask(Counter.fail, "inner")
+        except Boom as exc:
+            return f"caught {exc}"
+        return "not raised"
+
+    @handler
+    def notify(self, target: Ref[Counter], by: int) -> None:
+        target.tell(Counter.incr, by)
+
+    @handler
+    async def make_child(self, start: int) -> int:
+        child = await self.spawn(Counter, start)
+        return await child.ask(Counter.incr, 1)
+
+    @handler
+    async def spawn_sandboxed_child(self, start: int) -> int:
+        child = await self.spawn(SandboxedCounter, start)
+        return await child.ask(SandboxedCounter.incr, 1)
+
+    @handler
+    async def ask_self(self) -> int:
+        return await self.ref.ask(Relay.history)  # type: ignore[arg-type]
+
+    @handler
+    def history(self) -> list[int]:
+        return list(self.seen)
+
+    @handler
+    def timed(self, delay: float) -> bool:
+        timer = self.send_after(delay, Relay.record, 99)
+        return timer.active
+
+    @handler
+    def record(self, value: int) -> None:
+        self.seen.append(value)
+
+    @handler
+    def log_something(self, word: str) -> str:
+        # warning: the project's test configuration filters out info events
+        self.log.warning("relay.said", word=word)
+        return word
+
+
+class SandboxedCounter(Counter):
+    """A class-level default: always sandboxed unless spawn says otherwise."""
+
+    sandbox = True
+
+
+class Starter(Atom):
+    """Exercises on_start/on_stop in the guest."""
+
+    def __init__(self, target: Ref[Counter]) -> None:
+        self.target = target
+
+    async def on_start(self) -> None:
+        await self.target.ask(Counter.incr, 100)
+
+    def on_stop(self) -> None:
+        self.target.tell(Counter.incr, 1000)
+
+    @handler
+    def ping(self) -> str:
+        return "pong"
+
+
+class Hostile(Atom):
+    """Handlers that attack the sandbox."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+
+    @handler
+    def ok(self) -> int:
+        self.turns += 1
+        return self.turns
+
+    @handler
+    def spin(self) -> None:
+        while True:
+            pass
+
+    @handler
+    def hog(self) -> int:
+        blocks = []
+        while True:
+            blocks.append(bytearray(8 * 1024 * 1024))
+            if len(blocks) > 10_000:  # never reached in the sandbox
+                return len(blocks)
+
+    @handler
+    def recurse(self, depth: int = 0) -> int:
+        return self.recurse(depth + 1) + 1  # type: ignore[no-any-return]
+
+    @handler
+    def read_file(self, path: str) -> str:
+        with open(path) as f:
+            return f.read()
+
+    @handler
+    def connect(self, host: str, port: int) -> str:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1)
+            sock.connect((host, port))
+            return "connected"
+
+    @handler
+    def environ(self) -> dict[str, str]:
+        import os
+
+        return dict(os.environ)
+
+
+class Cruncher(Atom):
+    """CPU-bound work, for the parallel speedup (bench) and fuel tests."""
+
+    @handler
+    def crunch(self, n: int) -> int:
+        total = 0
+        for i in range(n):
+            total = (total + i * i) % 1_000_003
+        return total
+
+
+class Gatekeeper(Atom):
+    """Stashes work until it is opened; stops itself on request; cancels timers."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.done: list[int] = []
+
+    @handler
+    def work(self, x: int) -> int:
+        if not self.open:
+            self.stash()
+            return -1  # never seen: the message is set aside, unanswered
+        self.done.append(x)
+        return x * 10
+
+    @handler
+    def opening(self) -> None:
+        self.open = True
+        self.unstash_all()
+
+    @handler
+    def history(self) -> list[int]:
+        return list(self.done)
+
+    @handler
+    def timer_then_cancel(self, delay: float) -> tuple[bool, bool]:
+        timer = self.send_after(delay, Gatekeeper.work, 7)
+        before = timer.active
+        timer.cancel()
+        return before, timer.active
+
+    @handler
+    def quit(self) -> str:
+        self.stop()
+        return "bye"
+
+    @handler
+    def make_lambda(self) -> Any:
+        return lambda: 1
+
+
+class Faulty(Atom):
+    def __init__(self, fail: bool) -> None:
+        if fail:
+            raise Boom("constructor refused")
+
+    @handler
+    def ping(self) -> str:
+        return "pong"
