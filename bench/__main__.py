@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         for w in savina.WORKLOADS:
             if w.note and any(r["benchmark"] == w.name for r in rows):
                 print(f"  {w.name}: {w.note}")
-    result["machine"]["load_average_end"] = result["machine"].pop("load_average")
+    result["machine"]["load_average_start"] = result["machine"].pop("load_average")
+    result["machine"]["load_average_end"] = machine()["load_average"]
     result["elapsed_s"] = time.time() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(result, indent=1))

@@ -95,8 +95,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_xticklabels([r["label"] for r in rows], rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("ask round trip (us, log scale)")
         ax.set_title(
-            "Ask round-trip distributions (one run each; grey: raw baselines, "
-            "red: radon-actors, blue: peers)",
+            "Ask round-trip distributions (the median run of each; grey: raw baselines, "
+            "red: radon-actors, blue: peers; labels: p50 us)",
             fontsize=10,
         )
         for x, r in enumerate(rows, start=1):

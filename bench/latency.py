@@ -320,7 +320,11 @@ PEERS: list[Peer] = [
 
 
 def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[str, Any]:
-    """Measure one peer in a new session; always kill its whole process group."""
+    """Measure one peer in a new session; always kill its whole process group.
+
+    Returns the peer's JSON result, or ``{"error": ...}``; ``pgid`` names the
+    process group that was killed.
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, "-m", "bench._peers", peer.key]
@@ -336,17 +340,18 @@ def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[st
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
+        return {"error": f"timed out after {timeout:.0f} s", "pgid": proc.pid}
     finally:
-        # The peer's helpers (Thespian's admin, xoscar's sub-pools) share its
+        # The peer's helpers (Thespian's admin, xoscar's sub-pools) are in its
         # process group: kill whatever is left of it, whether it worked or not.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()[-3:]
-        return {"error": f"exit code {proc.returncode}: {' | '.join(tail)}"}
+        return {"error": f"exit code {proc.returncode}: {' | '.join(tail)}", "pgid": proc.pid}
     result: dict[str, Any] = json.loads(out)
+    result["pgid"] = proc.pid
     return result
 
 
@@ -366,9 +371,26 @@ def _row(
     row: dict[str, Any] = {"config": key, "label": label, "group": group}
     row.update(_median_of(rtts))
     row["tell_msgs_per_s"] = statistics.median(tputs) if tputs else None
-    row["samples_us"] = [s / 1000 for s in samples]
+    row["samples_us"] = quantiles_us(samples)
     row.update(extra)
     return row
+
+
+def quantiles_us(samples_ns: list[int], points: int = 1000) -> list[float]:
+    """The distribution of one run as ``points`` evenly spaced quantiles, in us
+    (what the plot draws; keeps the JSON small)."""
+    s = sorted(samples_ns)
+    n = len(s)
+    if n <= points:
+        return [x / 1000 for x in s]
+    return [s[min(n - 1, (i * n) // points)] / 1000 for i in range(points)]
+
+
+def median_run(runs: list[list[int]]) -> list[int]:
+    """The samples of the run whose p50 is the median p50 (so the plot matches the table)."""
+    p50s = [sorted(r)[len(r) // 2] for r in runs]
+    target = sorted(p50s)[len(p50s) // 2]
+    return runs[p50s.index(target)]
 
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -387,13 +409,13 @@ async def run_in_process(n: int, m: int, repeat: int) -> list[dict[str, Any]]:
     warmup = max(10, n // 10)
     rtts: dict[str, list[dict[str, float]]] = {c.key: [] for c in IN_PROCESS}
     tputs: dict[str, list[float]] = {c.key: [] for c in IN_PROCESS}
-    last: dict[str, list[int]] = {}
+    runs: dict[str, list[list[int]]] = {c.key: [] for c in IN_PROCESS}
     for _ in range(repeat):
         for c in IN_PROCESS:
             gc.collect()
             samples = await c.rtt(n, warmup)
             rtts[c.key].append(percentiles(samples))
-            last[c.key] = samples
+            runs[c.key].append(samples)
             if c.tput is not None:
                 gc.collect()
                 tputs[c.key].append(await c.tput(m))
@@ -404,7 +426,7 @@ async def run_in_process(n: int, m: int, repeat: int) -> list[dict[str, Any]]:
             c.group,
             rtts[c.key],
             tputs[c.key],
-            last[c.key],
+            median_run(runs[c.key]),
             tell_label=c.tput_label,
             iterations=n,
             messages=m if c.tput else None,
@@ -445,7 +467,7 @@ def run_peers(
                 "peer",
                 [percentiles(s) for s, _ in runs],
                 [t for _, t in runs],
-                runs[-1][0],
+                median_run([s for s, _ in runs]),
                 version=result["version"],
                 iterations=pn,
                 messages=pm,

@@ -6,6 +6,7 @@ No timings are asserted here; performance is measured by ``python -m bench``.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -103,7 +104,15 @@ async def test_latency_in_process_smoke() -> None:
     assert by["native"]["tell_msgs_per_s"] > 0
 
 
-def test_peer_processes_are_reaped() -> None:
+def _group_is_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_peer_measured_in_its_own_process_group() -> None:
     pytest.importorskip("pykka")
     peer = next(p for p in latency.PEERS if p.key == "pykka")
     result = latency.run_peer(peer, 20, 100, 1, timeout=60)
@@ -111,3 +120,20 @@ def test_peer_processes_are_reaped() -> None:
     samples, tput = result["runs"][0]
     assert len(samples) == 20
     assert tput > 0
+    assert _group_is_gone(result["pgid"])
+
+
+def test_multiprocess_peer_leaves_no_process_behind() -> None:
+    # Thespian's multiprocTCPBase starts an admin and one process per actor.
+    pytest.importorskip("thespian")
+    peer = next(p for p in latency.PEERS if p.key == "thespian-tcp")
+    result = latency.run_peer(peer, 20, 100, 1, timeout=120)
+    assert "error" not in result, result
+    assert _group_is_gone(result["pgid"])
+
+
+def test_failing_peer_is_reported_and_reaped() -> None:
+    bogus = latency.Peer("no-such-config", "bogus", "asyncio")
+    result = latency.run_peer(bogus, 20, 100, 1, timeout=60)
+    assert "exit code 2" in result["error"]
+    assert _group_is_gone(result["pgid"])

@@ -89,6 +89,8 @@ WORKLOADS: list[Workload] = [
         smoke={"n": 10, "r": 500},
         radon=_radon.threadring,
         pykka_name="threadring",
+        note="the last exit message reaches an atom that already stopped, as in Savina: "
+        "one dead_letter warning per run is expected",
     ),
     Workload(
         "Fork-Join throughput",
