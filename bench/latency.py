@@ -15,8 +15,9 @@ In this process, on trio (interleaved, so machine noise hits them alike):
 * ``native-async``: ``ask`` of an ``async def`` handler (a queued turn on the
   atom's task).
 
-Each in its own process (``bench._peers``; the whole process group is killed at
-the end, also on failure): ``asyncio`` (asyncio.Queue ping-pong, its own event
+Each in its own process (``bench._peers``; at the end, also on failure or timeout,
+its process group and every process carrying its environment tag are killed):
+``asyncio`` (asyncio.Queue ping-pong, its own event
 loop), ``pykka``, ``thespian-simple``, ``thespian-tcp``, ``xoscar-local``,
 ``xoscar-remote``. A peer that is not installed is skipped with a note.
 
@@ -42,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -319,14 +321,49 @@ PEERS: list[Peer] = [
 ]
 
 
-def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[str, Any]:
-    """Measure one peer in a new session; always kill its whole process group.
+PEER_TOKEN_VAR = "RADON_BENCH_PEER_TOKEN"
 
-    Returns the peer's JSON result, or ``{"error": ...}``; ``pgid`` names the
-    process group that was killed.
+
+def tagged_processes(token: str) -> list[int]:
+    """Live processes (Linux: read from /proc) whose environment carries ``token``.
+
+    Every process a peer starts inherits the tag, including daemons that left the
+    process group (Thespian's admin double-forks into a session of its own).
     """
+    needle = f"{PEER_TOKEN_VAR}={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_peer_processes(pgid: int, token: str) -> None:
+    """SIGKILL the peer's process group and every process tagged with ``token``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    for pid in tagged_processes(token):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[str, Any]:
+    """Measure one peer in a process of its own; always kill everything it started.
+
+    Returns the peer's JSON result, or ``{"error": ...}``; ``pgid`` and ``token``
+    name the process group and the environment tag that were used to clean up.
+    """
+    token = uuid.uuid4().hex
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env[PEER_TOKEN_VAR] = token
     cmd = [sys.executable, "-m", "bench._peers", peer.key]
     cmd += ["--iterations", str(n), "--messages", str(m), "--repeat", str(repeat)]
     proc = subprocess.Popen(
@@ -337,21 +374,21 @@ def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[st
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    ids = {"pgid": proc.pid, "token": token}
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s", "pgid": proc.pid}
+        return {"error": f"timed out after {timeout:.0f} s", **ids}
     finally:
-        # The peer's helpers (Thespian's admin, xoscar's sub-pools) are in its
-        # process group: kill whatever is left of it, whether it worked or not.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        # Whether it worked or not, kill whatever the peer left behind: its
+        # process group (xoscar's sub-pools) and anything tagged (Thespian's admin).
+        kill_peer_processes(proc.pid, token)
         proc.wait()
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()[-3:]
-        return {"error": f"exit code {proc.returncode}: {' | '.join(tail)}", "pgid": proc.pid}
+        return {"error": f"exit code {proc.returncode}: {' | '.join(tail)}", **ids}
     result: dict[str, Any] = json.loads(out)
-    result["pgid"] = proc.pid
+    result.update(ids)
     return result
 
 
