@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     result["elapsed_s"] = time.time() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(result, indent=1))
-    plot(result, args.out / "benchmarks.png")
+    try:
+        plot(result, args.out / "benchmarks.png")
+    except ImportError:
+        print(f"\nwrote {args.out / 'benchmarks.json'} (no plot: matplotlib is not installed)")
+        return 0
     print(f"\nwrote {args.out / 'benchmarks.json'} and {args.out / 'benchmarks.png'}")
     return 0
 
