@@ -82,11 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         for w in savina.WORKLOADS:
             if w.note and any(r["benchmark"] == w.name for r in rows):
                 print(f"  {w.name}: {w.note}")
-    result["machine"]["load_average_end"] = result["machine"].pop("load_average")
+    result["machine"]["load_average_start"] = result["machine"].pop("load_average")
+    result["machine"]["load_average_end"] = machine()["load_average"]
     result["elapsed_s"] = time.time() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(result, indent=1))
-    plot(result, args.out / "benchmarks.png")
+    try:
+        plot(result, args.out / "benchmarks.png")
+    except ImportError:
+        print(f"\nwrote {args.out / 'benchmarks.json'} (no plot: matplotlib is not installed)")
+        return 0
     print(f"\nwrote {args.out / 'benchmarks.json'} and {args.out / 'benchmarks.png'}")
     return 0
 

@@ -3,9 +3,10 @@
 Run as ``python -m bench._peers CONFIG --iterations N --messages M --repeat R``:
 prints one JSON object (ask round-trip samples and tell throughput per run) on
 stdout. ``bench.latency`` starts one such process per configuration in a new
-session and kills that whole process group when it is done (or fails, or hangs),
-so no peer's helper processes (Thespian's admin, xoscar's sub-pools) outlive the
-run. Each configuration also shuts its own system down in a ``finally``.
+session and, when it is done (or fails, or hangs), kills that process group
+and every process tagged with its environment token (Thespian's admin daemonizes
+out of the group), so no peer's helper processes outlive the run. Each
+configuration also shuts its own system down in a ``finally``.
 
 Every configuration measures the same two things as the radon-actors suite:
 

@@ -54,8 +54,8 @@ def savina_table(rows: list[dict[str, Any]], frameworks: list[str]) -> str:
             params += " / " + _fmt(any_row["savina_params"])
         line = f"{name:22} {params:44}"
         for fw in frameworks:
-            r = per.get(fw)
-            line += f" {r['median_ms']:16.1f}" if r else f" {'-':>16}"
+            cell = per.get(fw)
+            line += f" {cell['median_ms']:16.1f}" if cell else f" {'-':>16}"
         if len(frameworks) == 2 and all(fw in per for fw in frameworks):
             line += f" {per[frameworks[1]]['median_ms'] / per[frameworks[0]]['median_ms']:14.2f}"
         lines.append(line)
@@ -87,7 +87,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         colors = {"baseline": "#999999", "radon-actors": "#c0392b", "peer": "#2e86c1"}
         data = [[max(s, 0.01) for s in r["samples_us"]] for r in rows]
         parts = ax.violinplot(data, showmedians=True, showextrema=False)
-        for body, r in zip(parts["bodies"], rows, strict=True):  # type: ignore[attr-defined]
+        for body, r in zip(parts["bodies"], rows, strict=True):
             body.set_facecolor(colors[r["group"]])
             body.set_alpha(0.6)
         ax.set_yscale("log")
@@ -95,8 +95,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_xticklabels([r["label"] for r in rows], rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("ask round trip (us, log scale)")
         ax.set_title(
-            "Ask round-trip distributions (one run each; grey: raw baselines, "
-            "red: radon-actors, blue: peers)",
+            "Ask round-trip distributions (the median run of each; grey: raw baselines, "
+            "red: radon-actors, blue: peers; labels: p50 us)",
             fontsize=10,
         )
         for x, r in enumerate(rows, start=1):

@@ -17,8 +17,9 @@ In this process, on trio (interleaved, so machine noise hits them alike):
 * ``native-queued``: ``ask`` of an ``async def`` handler that awaits (a queued
   turn on the atom's task).
 
-Each in its own process (``bench._peers``; the whole process group is killed at
-the end, also on failure): ``asyncio`` (asyncio.Queue ping-pong, its own event
+Each in its own process (``bench._peers``; at the end, also on failure or timeout,
+its process group and every process carrying its environment tag are killed):
+``asyncio`` (asyncio.Queue ping-pong, its own event
 loop), ``pykka``, ``thespian-simple``, ``thespian-tcp``, ``xoscar-local``,
 ``xoscar-remote``. A peer that is not installed is skipped with a note.
 
@@ -44,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -337,10 +339,49 @@ PEERS: list[Peer] = [
 ]
 
 
+PEER_TOKEN_VAR = "RADON_BENCH_PEER_TOKEN"
+
+
+def tagged_processes(token: str) -> list[int]:
+    """Live processes (Linux: read from /proc) whose environment carries ``token``.
+
+    Every process a peer starts inherits the tag, including daemons that left the
+    process group (Thespian's admin double-forks into a session of its own).
+    """
+    needle = f"{PEER_TOKEN_VAR}={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_peer_processes(pgid: int, token: str) -> None:
+    """SIGKILL the peer's process group and every process tagged with ``token``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    for pid in tagged_processes(token):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[str, Any]:
-    """Measure one peer in a new session; always kill its whole process group."""
+    """Measure one peer in a process of its own; always kill everything it started.
+
+    Returns the peer's JSON result, or ``{"error": ...}``; ``pgid`` and ``token``
+    name the process group and the environment tag that were used to clean up.
+    """
+    token = uuid.uuid4().hex
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env[PEER_TOKEN_VAR] = token
     cmd = [sys.executable, "-m", "bench._peers", peer.key]
     cmd += ["--iterations", str(n), "--messages", str(m), "--repeat", str(repeat)]
     proc = subprocess.Popen(
@@ -351,20 +392,21 @@ def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[st
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    ids = {"pgid": proc.pid, "token": token}
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
+        return {"error": f"timed out after {timeout:.0f} s", **ids}
     finally:
-        # The peer's helpers (Thespian's admin, xoscar's sub-pools) share its
-        # process group: kill whatever is left of it, whether it worked or not.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        # Whether it worked or not, kill whatever the peer left behind: its
+        # process group (xoscar's sub-pools) and anything tagged (Thespian's admin).
+        kill_peer_processes(proc.pid, token)
         proc.wait()
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()[-3:]
-        return {"error": f"exit code {proc.returncode}: {' | '.join(tail)}"}
+        return {"error": f"exit code {proc.returncode}: {' | '.join(tail)}", **ids}
     result: dict[str, Any] = json.loads(out)
+    result.update(ids)
     return result
 
 
@@ -384,9 +426,26 @@ def _row(
     row: dict[str, Any] = {"config": key, "label": label, "group": group}
     row.update(_median_of(rtts))
     row["tell_msgs_per_s"] = statistics.median(tputs) if tputs else None
-    row["samples_us"] = [s / 1000 for s in samples]
+    row["samples_us"] = quantiles_us(samples)
     row.update(extra)
     return row
+
+
+def quantiles_us(samples_ns: list[int], points: int = 1000) -> list[float]:
+    """The distribution of one run as ``points`` evenly spaced quantiles, in us
+    (what the plot draws; keeps the JSON small)."""
+    s = sorted(samples_ns)
+    n = len(s)
+    if n <= points:
+        return [x / 1000 for x in s]
+    return [s[min(n - 1, (i * n) // points)] / 1000 for i in range(points)]
+
+
+def median_run(runs: list[list[int]]) -> list[int]:
+    """The samples of the run whose p50 is the median p50 (so the plot matches the table)."""
+    p50s = [sorted(r)[len(r) // 2] for r in runs]
+    target = sorted(p50s)[len(p50s) // 2]
+    return runs[p50s.index(target)]
 
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -405,13 +464,13 @@ async def run_in_process(n: int, m: int, repeat: int) -> list[dict[str, Any]]:
     warmup = max(10, n // 10)
     rtts: dict[str, list[dict[str, float]]] = {c.key: [] for c in IN_PROCESS}
     tputs: dict[str, list[float]] = {c.key: [] for c in IN_PROCESS}
-    last: dict[str, list[int]] = {}
+    runs: dict[str, list[list[int]]] = {c.key: [] for c in IN_PROCESS}
     for _ in range(repeat):
         for c in IN_PROCESS:
             gc.collect()
             samples = await c.rtt(n, warmup)
             rtts[c.key].append(percentiles(samples))
-            last[c.key] = samples
+            runs[c.key].append(samples)
             if c.tput is not None:
                 gc.collect()
                 tputs[c.key].append(await c.tput(m))
@@ -422,7 +481,7 @@ async def run_in_process(n: int, m: int, repeat: int) -> list[dict[str, Any]]:
             c.group,
             rtts[c.key],
             tputs[c.key],
-            last[c.key],
+            median_run(runs[c.key]),
             tell_label=c.tput_label,
             iterations=n,
             messages=m if c.tput else None,
@@ -463,7 +522,7 @@ def run_peers(
                 "peer",
                 [percentiles(s) for s, _ in runs],
                 [t for _, t in runs],
-                runs[-1][0],
+                median_run([s for s, _ in runs]),
                 version=result["version"],
                 iterations=pn,
                 messages=pm,

@@ -6,6 +6,10 @@ No timings are asserted here; performance is measured by ``python -m bench``.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +24,10 @@ WORKLOADS = {w.name: w for w in savina.WORKLOADS}
 
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> Any:
+    saved = structlog.get_config()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     yield
-    structlog.reset_defaults()
+    structlog.configure(**saved)
 
 
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
@@ -103,7 +108,26 @@ async def test_latency_in_process_smoke() -> None:
     assert by["native"]["tell_msgs_per_s"] > 0
 
 
-def test_peer_processes_are_reaped() -> None:
+def _live_in_group(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
+
+
+def _all_gone(result: dict[str, Any]) -> bool:
+    return not _live_in_group(result["pgid"]) and not latency.tagged_processes(result["token"])
+
+
+def test_peer_measured_in_a_process_of_its_own() -> None:
     pytest.importorskip("pykka")
     peer = next(p for p in latency.PEERS if p.key == "pykka")
     result = latency.run_peer(peer, 20, 100, 1, timeout=60)
@@ -111,3 +135,44 @@ def test_peer_processes_are_reaped() -> None:
     samples, tput = result["runs"][0]
     assert len(samples) == 20
     assert tput > 0
+    assert _all_gone(result)
+
+
+def test_multiprocess_peer_leaves_no_process_behind() -> None:
+    # Thespian's multiprocTCPBase starts an admin (which daemonizes out of the
+    # process group) and one process per actor.
+    pytest.importorskip("thespian")
+    peer = next(p for p in latency.PEERS if p.key == "thespian-tcp")
+    result = latency.run_peer(peer, 20, 100, 1, timeout=120)
+    assert "error" not in result, result
+    assert _all_gone(result)
+
+
+def test_peer_killed_mid_run_leaves_no_process_behind() -> None:
+    # A timeout while Thespian's admin and actor are running: no shutdown() runs,
+    # so only the group kill and the environment tag can clean up.
+    pytest.importorskip("thespian")
+    peer = next(p for p in latency.PEERS if p.key == "thespian-tcp")
+    result = latency.run_peer(peer, 10_000_000, 100, 1, timeout=6)
+    assert result["error"] == "timed out after 6 s"
+    assert _all_gone(result)
+
+
+def test_failing_peer_is_reported_and_reaped() -> None:
+    bogus = latency.Peer("no-such-config", "bogus", "asyncio")
+    result = latency.run_peer(bogus, 20, 100, 1, timeout=60)
+    assert "exit code 2" in result["error"]
+    assert _all_gone(result)
+
+
+def test_tagged_processes_finds_a_tagged_child() -> None:
+    env = {**os.environ, latency.PEER_TOKEN_VAR: "tag-under-test"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], env=env, stdin=subprocess.PIPE
+    )
+    try:
+        assert latency.tagged_processes("tag-under-test") == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+    assert latency.tagged_processes("tag-under-test") == []
