@@ -86,11 +86,14 @@ async def test_restart_keeps_the_ref_and_the_queued_messages() -> None:
         async def ask_after_failure() -> None:
             results.append(await a.ask(Worker.incr))
 
+        gate = trio.Event()
+        a.tell(Worker.block, gate)  # keeps the atom busy while the rest queue up
         async with trio.open_nursery() as nursery:
-            # The failing (async) message is queued first, two more behind it.
-            nursery.start_soon(ask_failing)
-            nursery.start_soon(ask_after_failure)
-            nursery.start_soon(ask_after_failure)
+            # The failing message is queued first, two more behind it.
+            for task in (ask_failing, ask_after_failure, ask_after_failure):
+                nursery.start_soon(task)
+                await trio.testing.wait_all_tasks_blocked()
+            gate.set()
         assert "failed" in results
         results.remove("failed")
         assert sorted(results) == [1, 2]  # both ran on the new incarnation

@@ -156,3 +156,57 @@ async def test_intensity_give_up_of_a_supervisor_spawned_at_the_default_root_cra
         await run()
     assert isinstance(info.value.__cause__, Boom)  # the supervisor's own error, not wrapped
     assert events_of("start") == ["a"]
+
+
+class StartsBadly(Worker):
+    """Its on_start fails while ``failures_left`` > 0 (shared by incarnations)."""
+
+    failures_left = 0
+
+    def on_start(self) -> None:
+        super().on_start()
+        if StartsBadly.failures_left > 0:
+            StartsBadly.failures_left -= 1
+            raise Boom("cannot start")
+
+
+async def test_intensity_counts_a_failed_restart_and_retries_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        await system.spawn(
+            Supervisor, [ChildSpec(StartsBadly, args=("s",), name="s")], max_restarts=3
+        )
+        ref = system.lookup("s")
+        StartsBadly.failures_left = 2
+        await crash("s", system)
+        # one restart for the crash, two more for the failed starts: 3, allowed
+        assert events_of("start") == ["s"] * 4
+        assert await ref.ask(Worker.incr) == 1
+
+
+async def test_intensity_gives_up_when_failed_restarts_exceed_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def body(system: Any) -> None:
+        StartsBadly.failures_left = 5
+        await crash("s", system)
+
+    spec = ChildSpec(StartsBadly, args=("s",), name="s")
+    error = await crashed(Supervisor.spec([spec], max_restarts=2), body)
+    StartsBadly.failures_left = 0
+    assert "keeps failing" in str(error)
+    # the first start, the restart for the crash, one retry; a second retry would
+    # be the third restart within 5 s
+    assert events_of("start") == ["s"] * 3
+
+
+async def test_failed_restart_under_unlimited_intensity_stops_the_child() -> None:
+    async with open_system() as system:
+        ref = await system.spawn(StartsBadly, "s")
+        StartsBadly.failures_left = 1
+        with pytest.raises(Boom):
+            await ref.ask(Worker.fail, Boom())
+        await trio.testing.wait_all_tasks_blocked()
+        assert events_of("start") == ["s", "s"]  # one attempt, not a loop
+        assert await system.root.ask(Supervisor.which_children) == []
