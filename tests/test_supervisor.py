@@ -16,6 +16,7 @@ from radon_actors import (
     SpawnError,
     Supervisor,
     SupervisorError,
+    handler,
     open_system,
 )
 
@@ -196,3 +197,30 @@ async def test_duplicate_child_ids_are_rejected() -> None:
         with pytest.raises(SpawnError) as info:
             await system.spawn(Supervisor, [ChildSpec(Worker), ChildSpec(Worker)])
         assert "unique" in str(info.value.__cause__)
+
+
+class StopsThenFails(Worker):
+    @handler
+    def stop_and_fail(self) -> None:
+        self.stop()
+        raise Boom("after stop")
+
+    @handler
+    async def astop_and_fail(self) -> None:
+        self.stop()
+        await trio.lowlevel.checkpoint()
+        raise Boom("after stop")
+
+
+@pytest.mark.parametrize("h", [StopsThenFails.stop_and_fail, StopsThenFails.astop_and_fail])
+async def test_permanent_child_that_stops_itself_then_fails_is_restarted_once(h: object) -> None:
+    async with open_system() as system:
+        await system.spawn(
+            Supervisor, [ChildSpec(StopsThenFails, args=("s",), name="s")], max_restarts=1
+        )
+        s = system.lookup("s")
+        with pytest.raises(Boom):
+            await s.ask(h)  # type: ignore[call-overload]
+        await trio.testing.wait_all_tasks_blocked()
+        assert events_of("start") == ["s", "s"]  # the failure's restart; the stop is dropped
+        assert await s.ask(Worker.incr) == 1

@@ -112,3 +112,35 @@ def test_supervisor_spec_has_no_shutdown_limit_and_workers_five_seconds() -> Non
     assert ChildSpec(Worker).shutdown == 5.0
     with pytest.raises(ValueError, match="shutdown"):
         ChildSpec(Worker, shutdown=-1)
+
+
+class SlowStop(Worker):
+    async def on_stop(self) -> None:
+        await trio.sleep(2)
+        EVENTS.append(("stop", self.label))
+
+
+async def test_simple_one_for_one_pool_members_stop_concurrently(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        pool = await system.spawn(
+            Supervisor, [ChildSpec(SlowStop, args=("m",))], strategy=Strategy.SIMPLE_ONE_FOR_ONE
+        )
+        for _ in range(3):
+            await pool.ask(Supervisor.start_child)
+        start = trio.current_time()
+        await system.stop(pool)
+        assert trio.current_time() - start == pytest.approx(2.0)  # not 3 x 2 s
+        assert events_of("stop") == ["m", "m", "m"]
+
+
+async def test_static_children_stop_one_after_the_other(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a", SlowStop), spec("b", SlowStop)])
+        start = trio.current_time()
+        await system.stop(sup)
+        assert trio.current_time() - start == pytest.approx(4.0)
+        assert events_of("stop") == ["b", "a"]

@@ -238,7 +238,10 @@ class AtomCell:
                 self.busy = False
                 self._stash_current = False
                 self._note(exc, spec)
-                self.mailbox.put_control(("failed", exc, spec))
+                if self.mailbox.put_control(("failed", exc, spec)):
+                    # Handled first, as a failure in a queued turn would be: before
+                    # a stop this turn requested.
+                    self.mailbox.control.rotate(1)
                 raise
             self.busy = False
             if self._stash_current:
@@ -559,7 +562,12 @@ class AtomCell:
             self.busy = False
 
     async def _stop_children(self) -> None:
-        for child in reversed(list(self.children.values())):
+        children = list(reversed(self.children.values()))
+        if getattr(self.instance, "_radon_stop_concurrently", False):
+            # A pool (simple-one-for-one supervisor): all members stop at once.
+            for child in children:
+                child.request_stop()
+        for child in children:
             child.request_stop()
             await child.stopped.wait()
 

@@ -140,5 +140,13 @@ class Parked:
             cell.log.error("atom.restart_failed", reason=repr(exc), restarts=cell.restarts)
             return exc
         self.terminated = False
+        if cell._self_stop:
+            # The old incarnation stopped itself and then failed: the new one
+            # does not inherit that stop.
+            cell._self_stop = False
+            cell._stop_requested = False
+            control = cell.mailbox.control
+            for msg in [m for m in control if m[0] == "stop"]:
+                control.remove(msg)
         cell.log.info("atom.restarted", restarts=cell.restarts)
         return None

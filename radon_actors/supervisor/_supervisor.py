@@ -137,6 +137,9 @@ class Supervisor(Atom):
             raise ValueError(f"child ids must be unique; give these children names: {dupes}")
         self._specs = specs
         self._strategy = strategy
+        # Read by the runtime when this supervisor stops: a pool's members stop
+        # concurrently (as in OTP), other children one by one in reverse order.
+        self._radon_stop_concurrently = strategy is Strategy.SIMPLE_ONE_FOR_ONE
         self._max_restarts = max_restarts
         self._within = float(within)
         self._directives = dict(directives or {})
