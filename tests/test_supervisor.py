@@ -224,3 +224,23 @@ async def test_permanent_child_that_stops_itself_then_fails_is_restarted_once(h:
         await trio.testing.wait_all_tasks_blocked()
         assert events_of("start") == ["s", "s"]  # the failure's restart; the stop is dropped
         assert await s.ask(Worker.incr) == 1
+
+
+async def _open_with_root(root: ChildSpec) -> None:
+    async with open_system(root=root):
+        pass  # pragma: no cover
+
+
+async def test_root_spec_child_failing_to_start_makes_open_system_raise() -> None:
+    class Broken(Worker):
+        def on_start(self) -> None:
+            raise RuntimeError("no")
+
+    with pytest.raises(SpawnError):
+        await _open_with_root(Supervisor.spec([spec("a"), ChildSpec(Broken, name="x")]))
+    assert events_of("stop") == ["a"]
+
+
+async def test_root_must_be_a_supervisor_spec() -> None:
+    with pytest.raises(TypeError, match="Supervisor"):
+        await _open_with_root(spec("a"))

@@ -19,6 +19,7 @@ the child failing on its own, joins the handover instead of starting another.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,27 @@ class Parked:
         self.done = False
         """True once the child left the handover (resumed or stopped)."""
         cell.parked = self
+        # Should the child stop without ever serving (its mailbox closed under a
+        # pending ``call``), nobody may wait for it forever.
+        cell.on_stopped.append(self._cell_stopped)
+
+    def _cell_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        self.done = True
+        if cell.parked is self:
+            cell.parked = None
+        self._answer_all()
+
+    def _answer_all(self) -> list[Any]:
+        """Answer every queued command; return the arguments of queued ``finish``es."""
+        finishes: list[Any] = []
+        while True:
+            try:
+                op, arg, reply = self._recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return finishes
+            if op == "finish":
+                finishes.append(arg)
+            reply.done.set()
 
     # supervisor side --------------------------------------------------
     async def request(self, op: str, arg: Any = None) -> BaseException | None:
@@ -103,19 +125,13 @@ class Parked:
             self.done = True
             if cell.parked is self:
                 cell.parked = None
+            with contextlib.suppress(ValueError):
+                cell.on_stopped.remove(self._cell_stopped)
             if cell.state < _STOPPING:
                 cell.busy = False
             # Anything still queued is answered; a stop request that came after
             # ``resume`` goes back to the mailbox, where the atom will see it.
-            late_stop: list[Any] = []
-            while True:
-                try:
-                    op, arg, reply = self._recv.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                if op == "finish":
-                    late_stop.append(arg)
-                reply.done.set()
+            late_stop = self._answer_all()
             if late_stop and cell.state < _STOPPING:
                 cell._stop_reason = late_stop[0]
                 cell.mailbox.put_control(("stop",))
