@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -10,6 +11,7 @@ import trio.testing
 from _sup_helpers import EVENTS, Boom, Worker, events_of
 
 from radon_actors import (
+    Atom,
     AtomStopped,
     ChildSpec,
     Restart,
@@ -244,3 +246,27 @@ async def test_root_spec_child_failing_to_start_makes_open_system_raise() -> Non
 async def test_root_must_be_a_supervisor_spec() -> None:
     with pytest.raises(TypeError, match="Supervisor"):
         await _open_with_root(spec("a"))
+
+
+class Owner(Atom):
+    """A plain atom that owns a supervisor."""
+
+    def __init__(self) -> None:
+        self.sup: Any = None
+
+    async def on_start(self) -> None:
+        self.sup = await self.spawn(Supervisor, [spec("a")])
+
+    @handler
+    def get_sup(self) -> Any:
+        return self.sup
+
+
+async def test_supervisor_under_a_plain_atom_survives_errors_in_its_own_handlers() -> None:
+    async with open_system() as system:
+        owner = await system.spawn(Owner)
+        sup = await owner.ask(Owner.get_sup)
+        with pytest.raises(SupervisorError):
+            await sup.ask(Supervisor.restart_child, "nope")
+        await trio.testing.wait_all_tasks_blocked()
+        assert events_of("start") == ["a"]  # the subtree was not restarted

@@ -26,7 +26,7 @@ import trio
 
 from .._atom import Atom, handler
 from .._ref import Ref
-from ..runtime._cell import _ESCALATION, AtomCell, Directive
+from ..runtime._cell import _ESCALATION, AtomCell, Directive, _default_decider
 from ._parked import Parked
 from ._spec import (
     DEFAULT_MAX_RESTARTS,
@@ -81,6 +81,10 @@ def root_decider(cell: AtomCell, exc: BaseException) -> Directive:
     """Decider of the system's root: its own handler errors only reach the caller;
     a give-up (intensity or escalation) stops the system."""
     return Directive.ESCALATE if _is_supervisor_failure(exc) else Directive.RESUME
+
+
+def _plain_parent_decider(cell: AtomCell, exc: BaseException) -> Directive:
+    return Directive.RESTART if _is_supervisor_failure(exc) else Directive.RESUME
 
 
 class Supervisor(Atom):
@@ -184,6 +188,11 @@ class Supervisor(Atom):
         return cast(AtomCell, self._radon_ctx)
 
     async def on_start(self) -> None:
+        cell = self._cell
+        if cell.decider is _default_decider:
+            # Spawned by a plain atom: its own handlers' errors must not restart
+            # the subtree either.
+            cell.decider = _plain_parent_decider
         try:
             for spec in self._specs:
                 await self._start(_Child(spec, spec.id))
