@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 import trio
 import trio.testing
 from _sup_helpers import EVENTS, Boom, Worker, events_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from radon_actors import (
     ChildSpec,
@@ -210,3 +213,47 @@ async def test_failed_restart_under_unlimited_intensity_stops_the_child() -> Non
         await trio.testing.wait_all_tasks_blocked()
         assert events_of("start") == ["s", "s"]  # one attempt, not a loop
         assert await system.root.ask(Supervisor.which_children) == []
+
+
+def _sliding_window_model(max_restarts: int, within: float, delays: list[int]) -> int | None:
+    """OTP's rule, on its own: the failure number at which the supervisor gives up."""
+    now = 0.0
+    times: list[float] = []
+    for i, delay in enumerate(delays):
+        now += delay
+        times = [t for t in times if now - t < within] + [now]
+        if len(times) > max_restarts:
+            return i + 1
+    return None
+
+
+async def _inject(max_restarts: int, within: float, delays: list[int]) -> int | None:
+    injected = 0
+    root = Supervisor.spec([worker("a")], max_restarts=max_restarts, within=within)
+    try:
+        async with open_system(root=root) as system:
+            ref = system.lookup("a")
+            for delay in delays:
+                await trio.sleep(delay)
+                injected += 1
+                with contextlib.suppress(Boom):
+                    await ref.ask(Worker.fail, Boom())
+                await trio.testing.wait_all_tasks_blocked()
+    except RestartIntensityExceeded:
+        return injected
+    return None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    max_restarts=st.integers(0, 3),
+    within=st.integers(1, 5),
+    delays=st.lists(st.integers(0, 6), min_size=1, max_size=8),
+)
+def test_intensity_matches_the_sliding_window_model(
+    max_restarts: int, within: int, delays: list[int]
+) -> None:
+    window = within + 0.5  # failures land on whole seconds: never on the boundary
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    actual = trio.run(_inject, max_restarts, window, delays, clock=clock)
+    assert actual == _sliding_window_model(max_restarts, window, delays)
