@@ -340,6 +340,8 @@ class AtomCell:
     def stop(self) -> None:
         # A stop the atom asks for itself is a *normal exit*: its supervisor may
         # restart it (a permanent child) or let it go (transient, temporary).
+        if self._stop_requested or self.state >= _STOPPING:
+            return
         if self.supervisor is not None and self.state == _RUNNING:
             self._self_stop = True
         self.request_stop()
@@ -393,6 +395,8 @@ class AtomCell:
     def request_stop(self, reason: BaseException | None = None) -> None:
         """Ask the atom to stop after its current turn (idempotent)."""
         if self._stop_requested or self.state >= _STOPPING:
+            # A stop from outside overrides a pending normal exit: no restart.
+            self._self_stop = False
             return
         self._stop_requested = True
         self._stop_reason = reason

@@ -284,7 +284,8 @@ class Supervisor(Atom):
         if parked is None:
             parked = Parked(cell)
             notice = functools.partial(self._handle, cell, exc, directive, parked)
-            if not self._cell.mailbox.put_control(("call", notice)):
+            me = self._cell
+            if me.state >= _STOPPING or not me.mailbox.put_control(("call", notice)):
                 parked.stop_requested(exc)  # this supervisor is stopping: so does the child
         # else: the supervisor is already acting on this child (a sibling's
         # failure); this failure joins that handover.
