@@ -285,7 +285,11 @@ class Supervisor(Atom):
             parked = Parked(cell)
             notice = functools.partial(self._handle, cell, exc, directive, parked)
             me = self._cell
-            if me.state >= _STOPPING or not me.mailbox.put_control(("call", notice)):
+            if cell._stop_requested and not cell._self_stop:
+                # Asked to stop (from outside) before it failed: it stops, and
+                # whoever asked may be waiting for that (even this supervisor).
+                parked.stop_requested(exc)
+            elif me.state >= _STOPPING or not me.mailbox.put_control(("call", notice)):
                 parked.stop_requested(exc)  # this supervisor is stopping: so does the child
         # else: the supervisor is already acting on this child (a sibling's
         # failure); this failure joins that handover.
