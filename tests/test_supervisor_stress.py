@@ -14,35 +14,64 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from _sup_helpers import EVENTS, Boom, Worker
+from _sup_helpers import EVENTS, Boom, Fatal, Worker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from radon_actors import (
+    Atom,
     AtomStopped,
     ChildSpec,
     Directive,
+    Down,
     Escalated,
     NoSuchAtom,
+    Ref,
     Restart,
     RestartIntensityExceeded,
     Strategy,
     Supervisor,
     SupervisorError,
+    handler,
     open_system,
 )
 from radon_actors.runtime import _directory
 
-EXPECTED = (Boom, AtomStopped, SupervisorError, NoSuchAtom)
-OPS = ["incr", "fail", "afail", "quit", "stop", "terminate", "restart_child", "stop_sup"]
+EXPECTED = (Boom, Fatal, AtomStopped, SupervisorError, NoSuchAtom)
+OPS = [
+    "incr",
+    "fail",
+    "afail",
+    "fatal",
+    "quit",
+    "stop",
+    "terminate",
+    "restart_child",
+    "stop_sup",
+    "watch",
+]
+
+
+class Watcher(Atom):
+    def __init__(self) -> None:
+        self.downs: list[Down] = []
+
+    @handler
+    def watch_it(self, ref: Ref[Any]) -> None:
+        self.watch(ref, Watcher.on_down)
+
+    @handler
+    def on_down(self, down: Down) -> None:
+        self.downs.append(down)
 
 
 LABELS = ["c0", "c1", "c2", "d0", "d1"]
 
 
-async def _op(system: Any, sup: Any, name: str, i: int) -> None:
+async def _op(system: Any, watcher: Any, name: str, i: int) -> None:
     label = LABELS[i]
     try:
+        sup = system.lookup("sup")
         if name == "stop_sup":
             await system.stop(sup)
             return
@@ -59,6 +88,10 @@ async def _op(system: Any, sup: Any, name: str, i: int) -> None:
             await ref.ask(Worker.fail, Boom())
         elif name == "afail":
             await ref.ask(Worker.afail, Boom())
+        elif name == "fatal":
+            await ref.ask(Worker.fail, Fatal())
+        elif name == "watch":
+            await watcher.ask(Watcher.watch_it, ref)
         elif name == "quit":
             await ref.ask(Worker.quit)
         else:
@@ -81,7 +114,9 @@ async def _scenario(
             args=(f"c{i}",),
             name=f"c{i}",
             restart=r,
-            directives={Boom: Directive.RESUME} if res else {},
+            directives={Boom: Directive.RESUME, Fatal: Directive.ESCALATE}
+            if res
+            else {Fatal: Directive.STOP},
         )
         for i, (r, res) in enumerate(zip(restarts, resume, strict=True))
     ]
@@ -91,17 +126,16 @@ async def _scenario(
             Supervisor.spec(inner, strategy=Strategy.ONE_FOR_ALL, max_restarts=1, name="inner")
         )
     system_ref: Any = None
+    sup = Supervisor.spec(specs, strategy=strategy, max_restarts=max_restarts, name="sup")
     try:
-        async with open_system() as system:
+        async with open_system(root=Supervisor.spec([sup], max_restarts=2)) as system:
             system_ref = system
-            sup = await system.spawn(
-                Supervisor, specs, strategy=strategy, max_restarts=max_restarts
-            )
+            watcher = await system.spawn(Watcher)
             for batch in batches:
                 with trio.fail_after(10_000):  # a hang shows as TooSlowError
                     async with trio.open_nursery() as nursery:
                         for name, i in batch:
-                            nursery.start_soon(_op, system, sup, name, i)
+                            nursery.start_soon(_op, system, watcher, name, i)
                     await trio.testing.wait_all_tasks_blocked()
                 for label in LABELS:  # whatever runs answers
                     try:
@@ -155,7 +189,7 @@ def test_concurrent_failures_and_stops_never_hang(
 def test_stress_scenario_can_fail() -> None:
     # The harness itself bites: an unexpected error escapes.
     async def boom() -> None:
-        await _op(None, None, "incr", 0)
+        await _op(object(), None, "incr", 0)
 
     with pytest.raises(AttributeError):
         trio.run(boom)
