@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import structlog
 import structlog.testing
 import trio.testing
 
@@ -23,6 +26,16 @@ def example() -> ModuleType:
     return module
 
 
+@pytest.fixture
+def _info_logs() -> Iterator[None]:
+    # The example reports at info level; a suite may filter that out globally.
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("_info_logs")
 async def test_supervision_tree_example_restarts_resumes_and_escalates(
     example: ModuleType, autojump_clock: trio.testing.MockClock
 ) -> None:
