@@ -173,3 +173,14 @@ async def test_shutdown_of_the_supervisor_overrides_a_childs_pending_normal_exit
 
 async def sup_stopped(system: object, sup: object) -> None:
     await system.stop(sup)  # type: ignore[attr-defined]
+
+
+async def test_top_level_atoms_have_no_shutdown_limit_of_their_own(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system(shutdown_timeout=1000) as system:
+        ref = await system.spawn(Slow, "s")
+        start = trio.current_time()
+        await system.stop(ref)
+        assert trio.current_time() - start == pytest.approx(100)
+        assert events_of("stop") == ["s"]

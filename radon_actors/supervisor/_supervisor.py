@@ -453,6 +453,8 @@ class Supervisor(Atom):
             name=name,
             restart=restart,
             mailbox_size=mailbox_size,
+            # Bounded by open_system(shutdown_timeout=...) as a whole, as before.
+            shutdown=None,
             directives=_ESCALATE_GIVE_UPS,
         )
         return await self._start(_Child(spec, "", dynamic=True))
