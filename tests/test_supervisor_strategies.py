@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import structlog.testing
 import trio
 import trio.testing
 from _sup_helpers import EVENTS, Boom, Worker, events_of
@@ -19,6 +21,7 @@ from radon_actors import (
     Strategy,
     Supervisor,
     SupervisorError,
+    handler,
     open_system,
 )
 
@@ -271,3 +274,42 @@ def test_strategies_and_restart_types_match_the_model(
     EVENTS.clear()
     actual = trio.run(_drive, strategy, restarts, ops)
     assert actual == _model(strategy, restarts, ops)
+
+
+class AsksItsSupervisor(Worker):
+    @handler
+    async def ask_sup_after(self, sup: Any, gate: trio.Event) -> int:
+        await gate.wait()
+        return len(await sup.ask(Supervisor.which_children))
+
+
+async def test_one_for_all_sibling_busy_asking_the_supervisor_restarts_after_its_shutdown_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        sup = await system.spawn(
+            Supervisor,
+            [ChildSpec(AsksItsSupervisor, args=("a",), name="a", shutdown=2), spec("b")],
+            strategy=Strategy.ONE_FOR_ALL,
+        )
+        a = system.lookup("a")
+        gate = trio.Event()
+        answers: list[int] = []
+
+        async def ask_a() -> None:
+            answers.append(await a.ask(AsksItsSupervisor.ask_sup_after, sup, gate))
+
+        with trio.fail_after(100), structlog.testing.capture_logs() as logs:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask_a)
+                await trio.testing.wait_all_tasks_blocked()  # a's turn waits for the gate
+                EVENTS.clear()
+                start = trio.current_time()
+                with pytest.raises(Boom):
+                    await system.lookup("b").ask(Worker.fail, Boom())
+                gate.set()  # a now asks the supervisor, which waits for a to stop
+        assert answers == [2]  # no deadlock: a's turn got its answer
+        assert trio.current_time() - start == pytest.approx(2.0)  # a's shutdown time
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(events_of("start")) == ["a", "b"]  # both restarted
+        assert [e["event"] for e in logs].count("supervisor.child_unresponsive") == 1

@@ -385,7 +385,10 @@ class Supervisor(Atom):
             if child is not failed and child.spec.restart is Restart.TEMPORARY:
                 await handover.request("finish", None)
             else:
-                await handover.request("terminate")
+                # OTP waits `shutdown` for a child to terminate, then kills it. A
+                # turn cannot be killed here: a child still in one after that
+                # long restarts on its own once the turn ends (out of order).
+                await handover.request("terminate", timeout=child.spec.shutdown)
         # Start again in start order; each resumes its kept mailbox at once.
         for child in group:
             handover = handovers[child.id]
