@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from radon_actors import (
     ChildSpec,
     RestartIntensityExceeded,
+    Strategy,
     Supervisor,
     open_system,
 )
@@ -26,6 +27,7 @@ def _clear_events() -> Iterator[None]:
     EVENTS.clear()
     yield
     EVENTS.clear()
+    StartsBadly.failures_left = 0
 
 
 def worker(label: str) -> ChildSpec:
@@ -257,3 +259,23 @@ def test_intensity_matches_the_sliding_window_model(
     clock = trio.testing.MockClock(autojump_threshold=0)
     actual = trio.run(_inject, max_restarts, window, delays, clock=clock)
     assert actual == _sliding_window_model(max_restarts, window, delays)
+
+
+async def test_intensity_give_up_while_restarting_a_group_stops_the_already_restarted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def body(system: Any) -> None:
+        StartsBadly.failures_left = 5
+        await crash("a", system)
+
+    group = Supervisor.spec(
+        [worker("a"), ChildSpec(StartsBadly, args=("s",), name="s")],
+        strategy=Strategy.ONE_FOR_ALL,
+        max_restarts=1,
+    )
+    with trio.fail_after(100):  # a child left running would hang the give-up
+        await crashed(Supervisor.spec([group], max_restarts=0), body)
+    StartsBadly.failures_left = 0
+    # a restarted, then s failed to start (the second restart): a is stopped again
+    assert events_of("start") == ["a", "s", "a", "s"]
+    assert events_of("stop") == ["s", "a", "a"]

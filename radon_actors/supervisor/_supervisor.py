@@ -383,7 +383,7 @@ class Supervisor(Atom):
         for child in reversed(group):
             handover = handovers[child.id]
             if child is not failed and child.spec.restart is Restart.TEMPORARY:
-                await handover.request("finish", None)
+                await handover.request("finish", None, timeout=child.spec.shutdown)
             else:
                 # OTP waits `shutdown` for a child to terminate, then kills it. A
                 # turn cannot be killed here: a child still in one after that
@@ -425,10 +425,19 @@ class Supervisor(Atom):
             if cell is None:
                 continue
             handover = handovers.get(cell.id) or cell.parked
-            if handover is not None:
-                await handover.request("finish", cause if cell.id in handovers else None)
+            if handover is not None and not handover.done:
+                handover.stop_requested(cause if cell.id in handovers else None)
             else:
                 cell.request_stop()
+            timeout = child.spec.shutdown
+            if timeout is not None:
+                with trio.move_on_after(timeout):
+                    await cell.stopped.wait()
+                if not cell.stopped.is_set():
+                    # Still in a turn (perhaps asking this supervisor): say so.
+                    cell.log.warning(
+                        "supervisor.child_unresponsive", command="stop", timeout=timeout
+                    )
             await cell.stopped.wait()
         # Fail this supervisor itself, between turns: its parent decides.
         me.mailbox.put_control(("failed", error, _ESCALATION))
