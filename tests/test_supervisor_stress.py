@@ -29,6 +29,7 @@ from radon_actors import (
     Ref,
     Restart,
     RestartIntensityExceeded,
+    SpawnError,
     Strategy,
     Supervisor,
     SupervisorError,
@@ -37,7 +38,7 @@ from radon_actors import (
 )
 from radon_actors.runtime import _directory
 
-EXPECTED = (Boom, Fatal, AtomStopped, SupervisorError, NoSuchAtom)
+EXPECTED = (Boom, Fatal, AtomStopped, SupervisorError, NoSuchAtom, SpawnError)
 OPS = [
     "incr",
     "fail",
@@ -49,7 +50,20 @@ OPS = [
     "restart_child",
     "stop_sup",
     "watch",
+    "break",
 ]
+
+# Labels whose next starts fail, and how many times.
+BROKEN: dict[str, int] = {}
+
+
+class StressWorker(Worker):
+    def on_start(self) -> None:
+        super().on_start()
+        left = BROKEN.get(self.label, 0)
+        if left:
+            BROKEN[self.label] = left - 1
+            raise Boom("cannot start")
 
 
 class Watcher(Atom):
@@ -72,6 +86,9 @@ async def _op(system: Any, watcher: Any, name: str, i: int) -> None:
     label = LABELS[i]
     try:
         sup = system.lookup("sup")
+        if name == "break":
+            BROKEN[label] = 2
+            return
         if name == "stop_sup":
             await system.stop(sup)
             return
@@ -108,9 +125,10 @@ async def _scenario(
     nested: bool,
     batches: list[list[tuple[str, int]]],
 ) -> None:
+    BROKEN.clear()
     specs = [
         ChildSpec(
-            Worker,
+            StressWorker,
             args=(f"c{i}",),
             name=f"c{i}",
             restart=r,
@@ -121,7 +139,7 @@ async def _scenario(
         for i, (r, res) in enumerate(zip(restarts, resume, strict=True))
     ]
     if nested:  # a one-for-all supervisor of d0, d1 as the last child
-        inner = [ChildSpec(Worker, args=(d,), name=d) for d in ("d0", "d1")]
+        inner = [ChildSpec(StressWorker, args=(d,), name=d) for d in ("d0", "d1")]
         specs.append(
             Supervisor.spec(inner, strategy=Strategy.ONE_FOR_ALL, max_restarts=1, name="inner")
         )
