@@ -42,14 +42,6 @@ def _drop_tracebacks(_logger: Any, _name: str, event: dict[str, Any]) -> dict[st
     return event
 
 
-structlog.configure(
-    processors=[
-        structlog.processors.add_log_level,
-        _drop_tracebacks,
-        structlog.dev.ConsoleRenderer(colors=False),
-    ],
-    wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-)
 log = structlog.get_logger("example")
 
 
@@ -134,4 +126,12 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            _drop_tracebacks,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
     trio.run(main)

@@ -44,6 +44,10 @@ class Worker(Atom):
         raise exc
 
     @handler
+    async def block(self, gate: trio.Event) -> None:
+        await gate.wait()
+
+    @handler
     def quit(self) -> None:
         self.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -10,12 +11,14 @@ import trio.testing
 from _sup_helpers import EVENTS, Boom, Worker, events_of
 
 from radon_actors import (
+    Atom,
     AtomStopped,
     ChildSpec,
     Restart,
     SpawnError,
     Supervisor,
     SupervisorError,
+    handler,
     open_system,
 )
 
@@ -86,11 +89,14 @@ async def test_restart_keeps_the_ref_and_the_queued_messages() -> None:
         async def ask_after_failure() -> None:
             results.append(await a.ask(Worker.incr))
 
+        gate = trio.Event()
+        a.tell(Worker.block, gate)  # keeps the atom busy while the rest queue up
         async with trio.open_nursery() as nursery:
-            # The failing (async) message is queued first, two more behind it.
-            nursery.start_soon(ask_failing)
-            nursery.start_soon(ask_after_failure)
-            nursery.start_soon(ask_after_failure)
+            # The failing message is queued first, two more behind it.
+            for task in (ask_failing, ask_after_failure, ask_after_failure):
+                nursery.start_soon(task)
+                await trio.testing.wait_all_tasks_blocked()
+            gate.set()
         assert "failed" in results
         results.remove("failed")
         assert sorted(results) == [1, 2]  # both ran on the new incarnation
@@ -193,3 +199,74 @@ async def test_duplicate_child_ids_are_rejected() -> None:
         with pytest.raises(SpawnError) as info:
             await system.spawn(Supervisor, [ChildSpec(Worker), ChildSpec(Worker)])
         assert "unique" in str(info.value.__cause__)
+
+
+class StopsThenFails(Worker):
+    @handler
+    def stop_and_fail(self) -> None:
+        self.stop()
+        raise Boom("after stop")
+
+    @handler
+    async def astop_and_fail(self) -> None:
+        self.stop()
+        await trio.lowlevel.checkpoint()
+        raise Boom("after stop")
+
+
+@pytest.mark.parametrize("h", [StopsThenFails.stop_and_fail, StopsThenFails.astop_and_fail])
+async def test_permanent_child_that_stops_itself_then_fails_is_restarted_once(h: object) -> None:
+    async with open_system() as system:
+        await system.spawn(
+            Supervisor, [ChildSpec(StopsThenFails, args=("s",), name="s")], max_restarts=1
+        )
+        s = system.lookup("s")
+        with pytest.raises(Boom):
+            await s.ask(h)  # type: ignore[call-overload]
+        await trio.testing.wait_all_tasks_blocked()
+        assert events_of("start") == ["s", "s"]  # the failure's restart; the stop is dropped
+        assert await s.ask(Worker.incr) == 1
+
+
+async def _open_with_root(root: ChildSpec) -> None:
+    async with open_system(root=root):
+        pass  # pragma: no cover
+
+
+async def test_root_spec_child_failing_to_start_makes_open_system_raise() -> None:
+    class Broken(Worker):
+        def on_start(self) -> None:
+            raise RuntimeError("no")
+
+    with pytest.raises(SpawnError):
+        await _open_with_root(Supervisor.spec([spec("a"), ChildSpec(Broken, name="x")]))
+    assert events_of("stop") == ["a"]
+
+
+async def test_root_must_be_a_supervisor_spec() -> None:
+    with pytest.raises(TypeError, match="Supervisor"):
+        await _open_with_root(spec("a"))
+
+
+class Owner(Atom):
+    """A plain atom that owns a supervisor."""
+
+    def __init__(self) -> None:
+        self.sup: Any = None
+
+    async def on_start(self) -> None:
+        self.sup = await self.spawn(Supervisor, [spec("a")])
+
+    @handler
+    def get_sup(self) -> Any:
+        return self.sup
+
+
+async def test_supervisor_under_a_plain_atom_survives_errors_in_its_own_handlers() -> None:
+    async with open_system() as system:
+        owner = await system.spawn(Owner)
+        sup = await owner.ask(Owner.get_sup)
+        with pytest.raises(SupervisorError):
+            await sup.ask(Supervisor.restart_child, "nope")
+        await trio.testing.wait_all_tasks_blocked()
+        assert events_of("start") == ["a"]  # the subtree was not restarted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -9,10 +10,13 @@ import pytest
 import trio
 import trio.testing
 from _sup_helpers import EVENTS, Boom, Worker, events_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from radon_actors import (
     ChildSpec,
     RestartIntensityExceeded,
+    Strategy,
     Supervisor,
     open_system,
 )
@@ -23,6 +27,7 @@ def _clear_events() -> Iterator[None]:
     EVENTS.clear()
     yield
     EVENTS.clear()
+    StartsBadly.failures_left = 0
 
 
 def worker(label: str) -> ChildSpec:
@@ -156,3 +161,121 @@ async def test_intensity_give_up_of_a_supervisor_spawned_at_the_default_root_cra
         await run()
     assert isinstance(info.value.__cause__, Boom)  # the supervisor's own error, not wrapped
     assert events_of("start") == ["a"]
+
+
+class StartsBadly(Worker):
+    """Its on_start fails while ``failures_left`` > 0 (shared by incarnations)."""
+
+    failures_left = 0
+
+    def on_start(self) -> None:
+        super().on_start()
+        if StartsBadly.failures_left > 0:
+            StartsBadly.failures_left -= 1
+            raise Boom("cannot start")
+
+
+async def test_intensity_counts_a_failed_restart_and_retries_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        await system.spawn(
+            Supervisor, [ChildSpec(StartsBadly, args=("s",), name="s")], max_restarts=3
+        )
+        ref = system.lookup("s")
+        StartsBadly.failures_left = 2
+        await crash("s", system)
+        # one restart for the crash, two more for the failed starts: 3, allowed
+        assert events_of("start") == ["s"] * 4
+        assert await ref.ask(Worker.incr) == 1
+
+
+async def test_intensity_gives_up_when_failed_restarts_exceed_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def body(system: Any) -> None:
+        StartsBadly.failures_left = 5
+        await crash("s", system)
+
+    spec = ChildSpec(StartsBadly, args=("s",), name="s")
+    error = await crashed(Supervisor.spec([spec], max_restarts=2), body)
+    StartsBadly.failures_left = 0
+    assert "keeps failing" in str(error)
+    # the first start, the restart for the crash, one retry; a second retry would
+    # be the third restart within 5 s
+    assert events_of("start") == ["s"] * 3
+
+
+async def test_failed_restart_under_unlimited_intensity_stops_the_child() -> None:
+    async with open_system() as system:
+        ref = await system.spawn(StartsBadly, "s")
+        StartsBadly.failures_left = 1
+        with pytest.raises(Boom):
+            await ref.ask(Worker.fail, Boom())
+        await trio.testing.wait_all_tasks_blocked()
+        assert events_of("start") == ["s", "s"]  # one attempt, not a loop
+        assert await system.root.ask(Supervisor.which_children) == []
+
+
+def _sliding_window_model(max_restarts: int, within: float, delays: list[int]) -> int | None:
+    """OTP's rule, on its own: the failure number at which the supervisor gives up."""
+    now = 0.0
+    times: list[float] = []
+    for i, delay in enumerate(delays):
+        now += delay
+        times = [t for t in times if now - t < within] + [now]
+        if len(times) > max_restarts:
+            return i + 1
+    return None
+
+
+async def _inject(max_restarts: int, within: float, delays: list[int]) -> int | None:
+    injected = 0
+    root = Supervisor.spec([worker("a")], max_restarts=max_restarts, within=within)
+    try:
+        async with open_system(root=root) as system:
+            ref = system.lookup("a")
+            for delay in delays:
+                await trio.sleep(delay)
+                injected += 1
+                with contextlib.suppress(Boom):
+                    await ref.ask(Worker.fail, Boom())
+                await trio.testing.wait_all_tasks_blocked()
+    except RestartIntensityExceeded:
+        return injected
+    return None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    max_restarts=st.integers(0, 3),
+    within=st.integers(1, 5),
+    delays=st.lists(st.integers(0, 6), min_size=1, max_size=8),
+)
+def test_intensity_matches_the_sliding_window_model(
+    max_restarts: int, within: int, delays: list[int]
+) -> None:
+    window = within + 0.5  # failures land on whole seconds: never on the boundary
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    actual = trio.run(_inject, max_restarts, window, delays, clock=clock)
+    assert actual == _sliding_window_model(max_restarts, window, delays)
+
+
+async def test_intensity_give_up_while_restarting_a_group_stops_the_already_restarted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def body(system: Any) -> None:
+        StartsBadly.failures_left = 5
+        await crash("a", system)
+
+    group = Supervisor.spec(
+        [worker("a"), ChildSpec(StartsBadly, args=("s",), name="s")],
+        strategy=Strategy.ONE_FOR_ALL,
+        max_restarts=1,
+    )
+    with trio.fail_after(100):  # a child left running would hang the give-up
+        await crashed(Supervisor.spec([group], max_restarts=0), body)
+    StartsBadly.failures_left = 0
+    # a restarted, then s failed to start (the second restart): a is stopped again
+    assert events_of("start") == ["a", "s", "a", "s"]
+    assert events_of("stop") == ["s", "a", "a"]

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from _sup_helpers import EVENTS, Boom, Worker, events_of
 
-from radon_actors import ChildSpec, Strategy, Supervisor, open_system
+from radon_actors import ChildSpec, Strategy, Supervisor, handler, open_system
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +112,75 @@ def test_supervisor_spec_has_no_shutdown_limit_and_workers_five_seconds() -> Non
     assert ChildSpec(Worker).shutdown == 5.0
     with pytest.raises(ValueError, match="shutdown"):
         ChildSpec(Worker, shutdown=-1)
+
+
+class SlowStop(Worker):
+    async def on_stop(self) -> None:
+        await trio.sleep(2)
+        EVENTS.append(("stop", self.label))
+
+
+async def test_simple_one_for_one_pool_members_stop_concurrently(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        pool = await system.spawn(
+            Supervisor, [ChildSpec(SlowStop, args=("m",))], strategy=Strategy.SIMPLE_ONE_FOR_ONE
+        )
+        for _ in range(3):
+            await pool.ask(Supervisor.start_child)
+        start = trio.current_time()
+        await system.stop(pool)
+        assert trio.current_time() - start == pytest.approx(2.0)  # not 3 x 2 s
+        assert events_of("stop") == ["m", "m", "m"]
+
+
+async def test_static_children_stop_one_after_the_other(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("a", SlowStop), spec("b", SlowStop)])
+        start = trio.current_time()
+        await system.stop(sup)
+        assert trio.current_time() - start == pytest.approx(4.0)
+        assert events_of("stop") == ["b", "a"]
+
+
+class QuitsSlowly(Worker):
+    @handler
+    async def quit_then_wait(self, gate: trio.Event) -> None:
+        self.stop()
+        await gate.wait()
+
+
+async def test_shutdown_of_the_supervisor_overrides_a_childs_pending_normal_exit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        sup = await system.spawn(Supervisor, [spec("q", QuitsSlowly)])
+        gate = trio.Event()
+        system.lookup("q").tell(QuitsSlowly.quit_then_wait, gate)
+        await trio.testing.wait_all_tasks_blocked()  # q has asked to stop, mid-turn
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(system.stop, sup)
+            await trio.testing.wait_all_tasks_blocked()  # sup is stopping, waits for q
+            gate.set()
+            with trio.fail_after(60):  # a hang would show as a timeout
+                await sup_stopped(system, sup)
+        assert events_of("start") == ["q"]  # not restarted by a stopping supervisor
+        assert events_of("stop") == ["q"]
+
+
+async def sup_stopped(system: object, sup: object) -> None:
+    await system.stop(sup)  # type: ignore[attr-defined]
+
+
+async def test_top_level_atoms_have_no_shutdown_limit_of_their_own(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system(shutdown_timeout=1000) as system:
+        ref = await system.spawn(Slow, "s")
+        start = trio.current_time()
+        await system.stop(ref)
+        assert trio.current_time() - start == pytest.approx(100)
+        assert events_of("stop") == ["s"]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import structlog.testing
 import trio
 import trio.testing
 from _sup_helpers import EVENTS, Boom, Worker, events_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from radon_actors import (
     AtomStopped,
@@ -17,6 +21,7 @@ from radon_actors import (
     Strategy,
     Supervisor,
     SupervisorError,
+    handler,
     open_system,
 )
 
@@ -176,3 +181,136 @@ async def test_simple_one_for_one_needs_exactly_one_unnamed_template() -> None:
         for children in ([], [pool_spec(), pool_spec()], [spec("named")]):
             with pytest.raises(SpawnError):
                 await system.spawn(Supervisor, children, strategy=Strategy.SIMPLE_ONE_FOR_ONE)
+
+
+# ---------------------------------------------------------------------------
+# A model of the three static strategies with the three restart types, checked
+# against the real thing on random sequences of increments, failures and stops.
+# ---------------------------------------------------------------------------
+
+
+def _model(
+    strategy: Strategy, restarts: list[Restart], ops: list[tuple[str, int]]
+) -> tuple[list[list[int | None]], list[int]]:
+    """After each op, each child's counter (None: not running); starts per child."""
+    values: list[int | None] = [0] * len(restarts)
+    starts = [1] * len(restarts)
+    snapshots = []
+    for op, i in ops:
+        if values[i] is None:
+            pass
+        elif op == "incr":
+            values[i] = (values[i] or 0) + 1
+        else:
+            abnormal = op == "fail"
+            kind = restarts[i]
+            comes_back = kind is Restart.PERMANENT or (abnormal and kind is Restart.TRANSIENT)
+            if not comes_back:
+                values[i] = None
+            else:
+                if strategy is Strategy.ONE_FOR_ALL:
+                    group = range(len(values))
+                elif strategy is Strategy.REST_FOR_ONE:
+                    group = range(i, len(values))
+                else:
+                    group = range(i, i + 1)
+                for j in group:
+                    if values[j] is None:
+                        continue
+                    if j != i and restarts[j] is Restart.TEMPORARY:
+                        values[j] = None
+                    else:
+                        values[j] = 0
+                        starts[j] += 1
+        snapshots.append(list(values))
+    return snapshots, starts
+
+
+async def _drive(
+    strategy: Strategy, restarts: list[Restart], ops: list[tuple[str, int]]
+) -> tuple[list[list[int | None]], list[int]]:
+    specs = [
+        ChildSpec(Worker, args=(f"c{i}",), name=f"c{i}", restart=r) for i, r in enumerate(restarts)
+    ]
+    snapshots = []
+    async with open_system() as system:
+        await system.spawn(Supervisor, specs, strategy=strategy, max_restarts=None)
+        refs = [system.lookup(f"c{i}") for i in range(len(restarts))]
+        for op, i in ops:
+            try:
+                if op == "incr":
+                    await refs[i].ask(Worker.incr)
+                elif op == "fail":
+                    await refs[i].ask(Worker.fail, Boom())
+                else:
+                    await refs[i].ask(Worker.quit)
+            except (Boom, AtomStopped):
+                pass
+            await trio.testing.wait_all_tasks_blocked()
+            snapshot: list[int | None] = []
+            for ref in refs:
+                try:
+                    snapshot.append(await ref.ask(Worker.get))
+                except AtomStopped:
+                    snapshot.append(None)
+            snapshots.append(snapshot)
+    starts = [events_of("start").count(f"c{i}") for i in range(len(restarts))]
+    return snapshots, starts
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    strategy=st.sampled_from([Strategy.ONE_FOR_ONE, Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE]),
+    restarts=st.lists(st.sampled_from(list(Restart)), min_size=1, max_size=4),
+    raw_ops=st.lists(
+        st.tuples(st.sampled_from(["incr", "incr", "fail", "quit"]), st.integers(0, 3)),
+        max_size=12,
+    ),
+)
+def test_strategies_and_restart_types_match_the_model(
+    strategy: Strategy, restarts: list[Restart], raw_ops: list[tuple[str, int]]
+) -> None:
+    ops = [(op, i % len(restarts)) for op, i in raw_ops]
+    EVENTS.clear()
+    actual = trio.run(_drive, strategy, restarts, ops)
+    assert actual == _model(strategy, restarts, ops)
+
+
+class AsksItsSupervisor(Worker):
+    @handler
+    async def ask_sup_after(self, sup: Any, gate: trio.Event) -> int:
+        await gate.wait()
+        return len(await sup.ask(Supervisor.which_children))
+
+
+async def test_one_for_all_sibling_busy_asking_the_supervisor_restarts_after_its_shutdown_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        sup = await system.spawn(
+            Supervisor,
+            [ChildSpec(AsksItsSupervisor, args=("a",), name="a", shutdown=2), spec("b")],
+            strategy=Strategy.ONE_FOR_ALL,
+        )
+        a = system.lookup("a")
+        gate = trio.Event()
+        answers: list[int] = []
+
+        async def ask_a() -> None:
+            answers.append(await a.ask(AsksItsSupervisor.ask_sup_after, sup, gate))
+
+        with structlog.testing.capture_logs() as logs, trio.fail_after(100):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask_a)
+                await trio.testing.wait_all_tasks_blocked()  # a's turn waits for the gate
+                EVENTS.clear()
+                start = trio.current_time()
+                with pytest.raises(Boom):
+                    await system.lookup("b").ask(Worker.fail, Boom())
+                await trio.testing.wait_all_tasks_blocked()  # sup waits for a to stop
+                gate.set()  # a asks sup: without a limit on that wait, a deadlock
+        assert answers == [2]  # a's turn got its answer
+        assert trio.current_time() - start == pytest.approx(2.0)  # a's shutdown time
+        await trio.testing.wait_all_tasks_blocked()
+        assert events_of("start") == ["b", "a"]  # a restarted last, on its own
+        assert [e["event"] for e in logs].count("supervisor.child_unresponsive") == 1

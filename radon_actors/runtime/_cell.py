@@ -244,7 +244,10 @@ class AtomCell:
                 self.busy = False
                 self._stash_current = False
                 self._note(exc, spec)
-                self.mailbox.put_control(("failed", exc, spec))
+                if self.mailbox.put_control(("failed", exc, spec)):
+                    # Handled first, as a failure in a queued turn would be: before
+                    # a stop this turn requested.
+                    self.mailbox.control.rotate(1)
                 raise
             self.busy = False
             if self._stash_current:
@@ -343,6 +346,8 @@ class AtomCell:
     def stop(self) -> None:
         # A stop the atom asks for itself is a *normal exit*: its supervisor may
         # restart it (a permanent child) or let it go (transient, temporary).
+        if self._stop_requested or self.state >= _STOPPING:
+            return
         if self.supervisor is not None and self.state == _RUNNING:
             self._self_stop = True
         self.request_stop()
@@ -396,6 +401,8 @@ class AtomCell:
     def request_stop(self, reason: BaseException | None = None) -> None:
         """Ask the atom to stop after its current turn (idempotent)."""
         if self._stop_requested or self.state >= _STOPPING:
+            # A stop from outside overrides a pending normal exit: no restart.
+            self._self_stop = False
             return
         self._stop_requested = True
         self._stop_reason = reason
@@ -577,7 +584,12 @@ class AtomCell:
             self.busy = False
 
     async def _stop_children(self) -> None:
-        for child in reversed(list(self.children.values())):
+        children = list(reversed(self.children.values()))
+        if getattr(self.instance, "_radon_stop_concurrently", False):
+            # A pool (simple-one-for-one supervisor): all members stop at once.
+            for child in children:
+                child.request_stop()
+        for child in children:
             child.request_stop()
             await child.stopped.wait()
 

@@ -19,6 +19,7 @@ the child failing on its own, joins the handover instead of starting another.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -53,18 +54,59 @@ class Parked:
         """True between ``terminate`` and a successful ``start``."""
         self.done = False
         """True once the child left the handover (resumed or stopped)."""
+        self.lagging = False
+        """True once the child did not answer within its shutdown timeout: the
+        supervisor queues the remaining commands without waiting for them."""
+        self.start_error: BaseException | None = None
+        self._serving = trio.Event()
         cell.parked = self
+        # Should the child stop without ever serving (its mailbox closed under a
+        # pending ``call``), nobody may wait for it forever.
+        cell.on_stopped.append(self._cell_stopped)
+
+    def _cell_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        self.done = True
+        if cell.parked is self:
+            cell.parked = None
+        self._answer_all()
+
+    def _answer_all(self) -> list[Any]:
+        """Answer every queued command; return the arguments of queued ``finish``es."""
+        finishes: list[Any] = []
+        while True:
+            try:
+                op, arg, reply = self._recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return finishes
+            if op == "finish":
+                finishes.append(arg)
+            reply.done.set()
 
     # supervisor side --------------------------------------------------
-    async def request(self, op: str, arg: Any = None) -> BaseException | None:
+    async def request(
+        self, op: str, arg: Any = None, timeout: float | None = None
+    ) -> BaseException | None:
         """Have the child run ``op``; returns its error (``start`` only), or None.
 
-        Returns at once if the child already left the handover (it stopped).
+        Returns at once if the child already left the handover (it stopped). With
+        ``timeout``, a child that does not park in time (it is still in a turn,
+        perhaps waiting for this very supervisor) is marked ``lagging``: it will run
+        this command and the next ones when its turn ends, unattended. (Once
+        parked, its ``on_stop`` is bounded by its own shutdown timeout.)
         """
         if self.done:
             return None
         reply = _Reply()
         self._send.send_nowait((op, arg, reply))
+        if self.lagging:
+            return None
+        if timeout is not None and not self._serving.is_set():
+            with trio.move_on_after(timeout):
+                await self._serving.wait()
+            if not self._serving.is_set() and not self.done:
+                self.lagging = True
+                self.cell.log.warning("supervisor.child_unresponsive", command=op, timeout=timeout)
+                return None
         await reply.done.wait()
         return reply.error
 
@@ -78,6 +120,7 @@ class Parked:
         """Serve the supervisor's commands in the child's task until resumed or stopped."""
         if self.done:
             return
+        self._serving.set()
         cell = self.cell
         cell.busy = True
         try:
@@ -87,13 +130,18 @@ class Parked:
                     if op == "terminate":
                         await self._terminate()
                     elif op == "start":
-                        reply.error = await self._start()
+                        reply.error = self.start_error = await self._start()
                     elif op == "finish":
                         await self._terminate()
                         cell.state = _STOPPING
                         cell._finish(arg)
                         return
                     elif op == "resume":
+                        if self.terminated:
+                            # Its restart failed and nobody was waiting to retry
+                            # (a lagging child): it stops with the start error.
+                            cell.state = _STOPPING
+                            cell._finish(self.start_error)
                         return
                     else:  # pragma: no cover
                         raise AssertionError(f"unknown supervisor command {op!r}")
@@ -103,19 +151,13 @@ class Parked:
             self.done = True
             if cell.parked is self:
                 cell.parked = None
+            with contextlib.suppress(ValueError):
+                cell.on_stopped.remove(self._cell_stopped)
             if cell.state < _STOPPING:
                 cell.busy = False
             # Anything still queued is answered; a stop request that came after
             # ``resume`` goes back to the mailbox, where the atom will see it.
-            late_stop: list[Any] = []
-            while True:
-                try:
-                    op, arg, reply = self._recv.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                if op == "finish":
-                    late_stop.append(arg)
-                reply.done.set()
+            late_stop = self._answer_all()
             if late_stop and cell.state < _STOPPING:
                 cell._stop_reason = late_stop[0]
                 cell.mailbox.put_control(("stop",))
@@ -140,5 +182,13 @@ class Parked:
             cell.log.error("atom.restart_failed", reason=repr(exc), restarts=cell.restarts)
             return exc
         self.terminated = False
+        if cell._self_stop:
+            # The old incarnation stopped itself and then failed: the new one
+            # does not inherit that stop.
+            cell._self_stop = False
+            cell._stop_requested = False
+            control = cell.mailbox.control
+            for msg in [m for m in control if m[0] == "stop"]:
+                control.remove(msg)
         cell.log.info("atom.restarted", restarts=cell.restarts)
         return None

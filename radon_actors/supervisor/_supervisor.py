@@ -26,7 +26,7 @@ import trio
 
 from .._atom import Atom, handler
 from .._ref import Ref
-from ..runtime._cell import _ESCALATION, AtomCell, Directive
+from ..runtime._cell import _ESCALATION, AtomCell, Directive, _default_decider
 from ._parked import Parked
 from ._spec import (
     DEFAULT_MAX_RESTARTS,
@@ -83,6 +83,10 @@ def root_decider(cell: AtomCell, exc: BaseException) -> Directive:
     return Directive.ESCALATE if _is_supervisor_failure(exc) else Directive.RESUME
 
 
+def _plain_parent_decider(cell: AtomCell, exc: BaseException) -> Directive:
+    return Directive.RESTART if _is_supervisor_failure(exc) else Directive.RESUME
+
+
 class Supervisor(Atom):
     """An atom that owns children declared by :class:`ChildSpec` and keeps them alive.
 
@@ -137,6 +141,9 @@ class Supervisor(Atom):
             raise ValueError(f"child ids must be unique; give these children names: {dupes}")
         self._specs = specs
         self._strategy = strategy
+        # Read by the runtime when this supervisor stops: a pool's members stop
+        # concurrently (as in OTP), other children one by one in reverse order.
+        self._radon_stop_concurrently = strategy is Strategy.SIMPLE_ONE_FOR_ONE
         self._max_restarts = max_restarts
         self._within = float(within)
         self._directives = dict(directives or {})
@@ -181,6 +188,11 @@ class Supervisor(Atom):
         return cast(AtomCell, self._radon_ctx)
 
     async def on_start(self) -> None:
+        cell = self._cell
+        if cell.decider is _default_decider:
+            # Spawned by a plain atom: its own handlers' errors must not restart
+            # the subtree either.
+            cell.decider = _plain_parent_decider
         try:
             for spec in self._specs:
                 await self._start(_Child(spec, spec.id))
@@ -273,7 +285,12 @@ class Supervisor(Atom):
         if parked is None:
             parked = Parked(cell)
             notice = functools.partial(self._handle, cell, exc, directive, parked)
-            if not self._cell.mailbox.put_control(("call", notice)):
+            me = self._cell
+            if cell._stop_requested and not cell._self_stop:
+                # Asked to stop (from outside) before it failed: it stops, and
+                # whoever asked may be waiting for that (even this supervisor).
+                parked.stop_requested(exc)
+            elif me.state >= _STOPPING or not me.mailbox.put_control(("call", notice)):
                 parked.stop_requested(exc)  # this supervisor is stopping: so does the child
         # else: the supervisor is already acting on this child (a sibling's
         # failure); this failure joins that handover.
@@ -367,9 +384,12 @@ class Supervisor(Atom):
         for child in reversed(group):
             handover = handovers[child.id]
             if child is not failed and child.spec.restart is Restart.TEMPORARY:
-                await handover.request("finish", None)
+                await handover.request("finish", None, timeout=child.spec.shutdown)
             else:
-                await handover.request("terminate")
+                # OTP waits `shutdown` for a child to terminate, then kills it. A
+                # turn cannot be killed here: a child still in one after that
+                # long restarts on its own once the turn ends (out of order).
+                await handover.request("terminate", timeout=child.spec.shutdown)
         # Start again in start order; each resumes its kept mailbox at once.
         for child in group:
             handover = handovers[child.id]
@@ -406,10 +426,19 @@ class Supervisor(Atom):
             if cell is None:
                 continue
             handover = handovers.get(cell.id) or cell.parked
-            if handover is not None:
-                await handover.request("finish", cause if cell.id in handovers else None)
+            if handover is not None and not handover.done:
+                handover.stop_requested(cause if cell.id in handovers else None)
             else:
                 cell.request_stop()
+            timeout = child.spec.shutdown
+            if timeout is not None:
+                with trio.move_on_after(timeout):
+                    await cell.stopped.wait()
+                if not cell.stopped.is_set():
+                    # Still in a turn (perhaps asking this supervisor): say so.
+                    cell.log.warning(
+                        "supervisor.child_unresponsive", command="stop", timeout=timeout
+                    )
             await cell.stopped.wait()
         # Fail this supervisor itself, between turns: its parent decides.
         me.mailbox.put_control(("failed", error, _ESCALATION))
@@ -438,6 +467,8 @@ class Supervisor(Atom):
             name=name,
             restart=restart,
             mailbox_size=mailbox_size,
+            # Bounded by open_system(shutdown_timeout=...) as a whole, as before.
+            shutdown=None,
             directives=_ESCALATE_GIVE_UPS,
             sandbox=sandbox,
         )
