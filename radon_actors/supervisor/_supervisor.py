@@ -147,7 +147,11 @@ class Supervisor(Atom):
         self._max_restarts = max_restarts
         self._within = float(within)
         self._directives = dict(directives or {})
-        self._children: list[_Child] = []
+        # Children in start order (a dict used as an ordered set: a pool can hold
+        # tens of thousands, so membership and removal must not be linear), and
+        # each running child by its cell.
+        self._children: dict[_Child, None] = {}
+        self._by_cell: dict[AtomCell, _Child] = {}
         self._restart_times: deque[float] = deque()
 
     @classmethod
@@ -215,9 +219,10 @@ class Supervisor(Atom):
             cell.shutdown_timeout = spec.shutdown
             cell.on_stopped.append(self._child_stopped)
             child.cell = cell
+            self._by_cell[cell] = child
 
         if child not in self._children:
-            self._children.append(child)
+            self._children[child] = None
         try:
             ref = await me.system._spawn(
                 spec.cls,
@@ -230,20 +235,29 @@ class Supervisor(Atom):
                 sandbox=spec.sandbox,
             )
         except BaseException:
+            if child.cell is not None:
+                self._by_cell.pop(child.cell, None)
             child.cell = None
-            if child.dynamic and child in self._children:
-                self._children.remove(child)
+            if child.dynamic:
+                self._children.pop(child, None)
             raise
         if child.dynamic and child.id == "":
             child.id = ref.id
-        self._order_cells()
+        self._order_cells(child)
         return ref
 
-    def _order_cells(self) -> None:
+    def _order_cells(self, started: _Child) -> None:
         # The core stops an atom's children newest first; keep its table in the
         # order of our specs so that "reverse start order" means spec order.
         me = self._cell
         table = me.children
+        cell = started.cell
+        if (
+            cell is not None
+            and next(reversed(self._children)) is started
+            and next(reversed(table), None) == cell.id
+        ):
+            return  # the common case (a child added last): already in order
         ordered = {c.cell.id: c.cell for c in self._children if c.cell is not None}
         if list(ordered) != list(table):
             rest = {k: v for k, v in table.items() if k not in ordered}
@@ -261,18 +275,15 @@ class Supervisor(Atom):
         )
 
     def _child_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
-        for child in self._children:
-            if child.cell is cell:
-                child.cell = None
-                if child.dynamic or child.spec.restart is Restart.TEMPORARY:
-                    self._children.remove(child)
-                return
+        child = self._by_cell.pop(cell, None)
+        if child is not None and child.cell is cell:
+            child.cell = None
+            if child.dynamic or child.spec.restart is Restart.TEMPORARY:
+                self._children.pop(child, None)
 
     def _find(self, cell: AtomCell) -> _Child | None:
-        for child in self._children:
-            if child.cell is cell:
-                return child
-        return None
+        child = self._by_cell.get(cell)
+        return child if child is not None and child.cell is cell else None
 
     # ------------------------------------------------------------------
     # The failure path (SupervisorHook)
@@ -343,7 +354,8 @@ class Supervisor(Atom):
         if strategy is Strategy.ONE_FOR_ALL:
             group = list(self._children)
         elif strategy is Strategy.REST_FOR_ONE:
-            group = self._children[self._children.index(child) :]
+            children = list(self._children)
+            group = children[children.index(child) :]
         else:
             group = [child]
         return [c for c in group if c.cell is not None and c.cell.state < _STOPPING]
@@ -535,7 +547,7 @@ class Supervisor(Atom):
         found = self._lookup(child_id)
         if found.cell is not None:
             raise SupervisorError(f"child {child_id!r} is running; terminate it first")
-        self._children.remove(found)
+        del self._children[found]
 
     @handler
     def which_children(self) -> list[ChildInfo]:
