@@ -30,6 +30,13 @@ from ._ref import Ref
 
 if TYPE_CHECKING:
     from .mailbox import DeadLetter, DeadLetters
+    from .placement import (
+        AuthenticationFailed,
+        HostDown,
+        MigrationError,
+        NoSuchHost,
+        ProtocolError,
+    )
     from .runtime import System, open_system
 
 __version__ = "0.1.0"
@@ -38,15 +45,20 @@ __all__ = [
     "AskTimeout",
     "Atom",
     "AtomStopped",
+    "AuthenticationFailed",
     "BadArguments",
     "DeadLetter",
     "DeadLetters",
     "DeadlockError",
     "HandlerNotFound",
+    "HostDown",
     "MailboxFull",
+    "MigrationError",
     "NameTaken",
     "NoSuchAtom",
+    "NoSuchHost",
     "NotSpawned",
+    "ProtocolError",
     "RadonError",
     "Ref",
     "SpawnError",
@@ -62,6 +74,11 @@ _LAZY = {
     "open_system": "runtime",
     "DeadLetter": "mailbox",
     "DeadLetters": "mailbox",
+    "AuthenticationFailed": "placement",
+    "HostDown": "placement",
+    "MigrationError": "placement",
+    "NoSuchHost": "placement",
+    "ProtocolError": "placement",
 }
 
 

@@ -97,6 +97,10 @@ def _deliver(reply: Reply, result: outcome.Outcome[Any]) -> None:
     if type(task) is Task:
         reply.task = None
         reschedule(task, result)
+    elif callable(task):
+        # An ask from another host (or one forwarded by a moved atom): a callback.
+        reply.task = None
+        task(result)
 
 
 class AtomCell:
@@ -442,6 +446,10 @@ class AtomCell:
         if kind == "failed":
             await self._failed(msg[1], msg[2])
             return self.state == _STOPPED
+        if kind == "call":
+            # Run a runtime hook at a turn boundary (used by live migration); it
+            # returns True when the atom's loop must end here.
+            return bool(await msg[1](self))
         raise AssertionError(f"unknown control message {kind!r}")  # pragma: no cover
 
     async def _failed(self, exc: BaseException, spec: HandlerSpec) -> None:
@@ -519,7 +527,7 @@ class AtomCell:
         for child in list(self.children.values()):
             child.request_stop()
         for spec, args, kwargs, reply in self.mailbox.close():
-            if type(reply) is Reply:
+            if type(reply) is Reply or (reply is not None and callable(reply.task)):
                 _deliver(
                     reply,
                     outcome.Error(

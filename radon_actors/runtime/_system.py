@@ -44,6 +44,8 @@ class System:
         self._top: dict[str, AtomCell] = {}
         self._closing = False
         self._mailbox_size = mailbox_size
+        # The placement node (radon_actors.placement), made on first use.
+        self._placement: Any = None
         self.dead_letters = DeadLetters()
         """Messages that could not be delivered (see :class:`~radon_actors.DeadLetters`)."""
 
@@ -54,6 +56,7 @@ class System:
         *args: Any,
         name: str | None = None,
         mailbox_size: int | None = None,
+        host: str | None = None,
         **kwargs: Any,
     ) -> Ref[A]:
         """Start an atom of class ``cls`` built with ``cls(*args, **kwargs)``.
@@ -62,9 +65,46 @@ class System:
         with :meth:`lookup` (names are unique among live atoms). ``mailbox_size``
         bounds its mailbox (default: the class's ``mailbox_size`` attribute if it
         has one, else the system's). Raises :class:`~radon_actors.SpawnError` if
-        the constructor or ``on_start`` fails.
+        the constructor or ``on_start`` fails. ``host`` places the atom on a host
+        started with :meth:`start_host` or joined with :meth:`connect_host`.
         """
+        if host is not None:
+            from ..placement._node import get_node
+
+            return await get_node(self).spawn(host, cls, args, kwargs, name, mailbox_size)
         return await self._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+
+    async def start_host(self, name: str, **options: Any) -> str:
+        """Start a worker host process ``name`` on this machine and return its name.
+
+        It gets a fresh random cluster secret, listens on loopback only and exits
+        with this system. Spawn atoms on it with ``spawn(..., host=name)``.
+        """
+        from ..placement._hosts import start_host
+
+        return await start_host(self, name, **options)
+
+    async def connect_host(self, address: str, **options: Any) -> str:
+        """Join the host listening at ``host:port`` (started with ``radon host``).
+
+        Pass the cluster secret as ``secret=`` (bytes) or ``secret_file=``; returns
+        the host's name (``name=`` overrides it).
+        """
+        from ..placement._hosts import connect_host
+
+        return await connect_host(self, address, **options)
+
+    async def migrate(self, ref: Ref[Any], *, to: str) -> None:
+        """Move a running atom to host ``to`` (``"local"``: this process), live.
+
+        Its Refs keep working and no message is lost or reordered; see
+        ``docs/placement.md``. Raises ``MigrationError`` (the atom keeps running
+        where it was) when the move fails.
+        """
+        from ..placement._migration import migrate
+        from ..placement._node import get_node
+
+        await migrate(get_node(self), ref, to)
 
     async def _spawn(
         self,
@@ -127,6 +167,8 @@ class System:
         for cell in reversed(list(self._top.values())):
             cell.request_stop()
             await cell.stopped.wait()
+        if self._placement is not None:
+            await self._placement.aclose()
 
 
 @asynccontextmanager

@@ -1,0 +1,9 @@
+"""Placement: hosts, location-transparent Refs across processes, live migration.
+
+Use it through :class:`~radon_actors.System`: ``start_host``, ``connect_host``,
+``spawn(..., host=...)`` and ``migrate``. See ``docs/placement.md``.
+"""
+
+from ._errors import AuthenticationFailed, HostDown, MigrationError, NoSuchHost, ProtocolError
+
+__all__ = ["AuthenticationFailed", "HostDown", "MigrationError", "NoSuchHost", "ProtocolError"]

@@ -1,0 +1,537 @@
+"""``Node``: one process's membership in a cluster of hosts.
+
+A node belongs to a :class:`~radon_actors.System`; its id is the system's atom-id
+prefix, so the id of every atom says which node spawned it (its *origin*). The
+origin is the atom's directory: a Ref unpickled anywhere routes to the origin,
+which delivers to the atom if it is there, or forwards to wherever the atom
+migrated (see ``_migration``).
+
+Each peer node is a :class:`Peer`: an outgoing byte buffer (frames are batched:
+whatever accumulated while the writer was busy goes out in one ``send_all``),
+one connection, and the asks waiting for its replies. A connection that closes,
+errors or stays silent longer than the heartbeat timeout takes the peer down:
+every ask waiting on it fails with :class:`HostDown`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle  # type: ignore[import-untyped]
+import outcome
+import structlog
+import trio
+from trio.lowlevel import current_task, wait_task_rescheduled
+
+from .. import _ref
+from .._ref import Ref
+from ..runtime import _directory
+from ..runtime._cell import Reply, _deliver
+from ._endpoints import (
+    CallbackReply,
+    RemoteEndpoint,
+    RemoteError,
+    dump_outcome,
+    load_outcome,
+    post,
+)
+from ._errors import AuthenticationFailed, HostDown, NoSuchHost, ProtocolError
+from ._wire import PICKLE_PROTOCOL, FrameReader, client_handshake, encode, server_handshake
+
+if TYPE_CHECKING:
+    from ..runtime._system import System
+
+__all__ = ["Node", "Peer", "get_node"]
+
+_log = structlog.get_logger("radon_actors.placement")
+
+HEARTBEAT_INTERVAL = 0.5
+HEARTBEAT_TIMEOUT = 3.0
+LOCAL_NAME = "local"
+
+# prefix (node id) -> (node, peer id): how this process routes Refs it unpickles.
+_routes: dict[str, Node] = {}
+
+
+def _resolve(atom_id: str, name: str | None) -> _ref.Endpoint:
+    cell = _directory.lookup(atom_id)
+    if cell is not None:
+        return cell
+    prefix = atom_id.rpartition(".")[0]
+    node = _routes.get(prefix)
+    if node is not None:
+        return RemoteEndpoint(node, prefix, atom_id, name)
+    return _directory.resolve(atom_id, name)
+
+
+_ref._resolver = _resolve
+
+
+class Peer:
+    """Another node, as seen from this one."""
+
+    def __init__(self, node: Node, node_id: str, name: str, address: str | None) -> None:
+        self.node = node
+        self.node_id = node_id
+        self.name = name
+        self.address = address
+        self.stream: trio.abc.Stream | None = None
+        self.out = bytearray()
+        self.down: str | None = None
+        self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._connecting = False
+
+    @property
+    def label(self) -> str:
+        where = f" at {self.address}" if self.address else ""
+        return f"{self.name!r}{where}"
+
+    def backlog(self) -> int:
+        return len(self.out)
+
+    async def wait_drained(self) -> None:
+        if self.out and self.down is None:
+            await self._drained.wait()
+
+    def send(self, frame: tuple[Any, ...]) -> None:
+        if self.down is not None:
+            raise HostDown(f"host {self.label} is down ({self.down})")
+        self.out += encode(frame)
+        self._wake.set()
+        if self.stream is None and not self._connecting and self.address is not None:
+            self._connecting = True
+            self.node.nursery.start_soon(self._dial)
+
+    async def _dial(self) -> None:
+        assert self.address is not None
+        try:
+            await self.node.dial(self.address)
+        except (
+            OSError,
+            AuthenticationFailed,
+            ProtocolError,
+            trio.TooSlowError,
+            trio.BrokenResourceError,
+        ) as exc:
+            self.mark_down(f"could not connect: {exc}")
+
+    def mark_down(self, reason: str) -> None:
+        if self.down is not None:
+            return
+        self.down = reason
+        self.stream = None
+        self.out.clear()
+        self._wake.set()
+        self._drained.set()
+        _log.warning("placement.host_down", host=self.name, node=self.node_id, reason=reason)
+        self.node.peer_down(self, reason)
+
+    async def writer(self, stream: trio.abc.Stream, interval: float) -> None:
+        """Send whatever accumulated, in one write; a ping when idle (heartbeat)."""
+        while self.down is None and self.stream is stream:
+            if not self.out:
+                with trio.move_on_after(interval):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                if not self.out:
+                    self.out += encode(("ping",))
+            if self.stream is not stream:
+                return
+            data = bytes(self.out)
+            self.out.clear()
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self.mark_down(f"connection lost: {exc!r}")
+                return
+            if not self.out:
+                self._drained.set()
+                self._drained = trio.Event()
+
+
+class Node:
+    """The placement runtime of one process; see the module docs."""
+
+    def __init__(
+        self,
+        system: System,
+        secret: bytes,
+        *,
+        name: str = LOCAL_NAME,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+    ) -> None:
+        self.system = system
+        self.secret = secret
+        self.name = name
+        self.node_id: str = system._prefix
+        self.nursery: trio.Nursery = system._nursery
+        self.address: str | None = None
+        self.peers: dict[str, Peer] = {}
+        self.names: dict[str, str] = {name: self.node_id}
+        self.pending: dict[int, tuple[Peer, Any]] = {}
+        self._ids = itertools.count(1)
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.processes: dict[str, trio.Process] = {}
+        self.shutdown_requested = trio.Event()
+        self.migrations: dict[str, trio.Lock] = {}
+        _routes[self.node_id] = self
+
+    # ------------------------------------------------------------------
+    # peers and connections
+    # ------------------------------------------------------------------
+    def live_peer(self, peer_id: str, atom_id: str = "") -> Peer:
+        peer = self.peers.get(peer_id)
+        if peer is None:
+            raise HostDown(f"no connection to the host of atom {atom_id} (node {peer_id})")
+        if peer.down is not None:
+            raise HostDown(
+                f"host {peer.label} of atom {atom_id} is down ({peer.down}); its atoms are lost "
+                "unless they were migrated away"
+            )
+        return peer
+
+    def peer_by_name(self, name: str) -> Peer:
+        node_id = self.names.get(name)
+        peer = None if node_id is None else self.peers.get(node_id)
+        if peer is None:
+            known = ", ".join(sorted(self.names)) or "none"
+            raise NoSuchHost(
+                f"no host named {name!r} (known hosts: {known}); start one with "
+                "`await system.start_host(name)` or join one with `system.connect_host(...)`"
+            )
+        return peer
+
+    def register(self, peer: Peer, reply: Any) -> int:
+        req = next(self._ids)
+        self.pending[req] = (peer, reply)
+        return req
+
+    async def request(self, peer: Peer, frame: tuple[Any, ...]) -> Any:
+        """Send ``frame`` with a fresh request id after its kind and await the reply."""
+        reply = Reply(current_task())
+        req = self.register(peer, reply)
+        try:
+            peer.send((frame[0], req, *frame[1:]))
+            return await wait_task_rescheduled(reply)
+        finally:
+            self.pending.pop(req, None)
+
+    def peer_down(self, peer: Peer, reason: str) -> None:
+        error = HostDown(
+            f"host {peer.label} went down ({reason}) before answering; the outcome of the "
+            "message is unknown"
+        )
+        for req, (p, reply) in list(self.pending.items()):
+            if p is peer:
+                del self.pending[req]
+                _deliver(reply, outcome.Error(error))
+
+    def _add_peer(self, node_id: str, name: str, address: str | None) -> Peer:
+        peer = self.peers.get(node_id)
+        if peer is None:
+            peer = self.peers[node_id] = Peer(self, node_id, name, address)
+            _routes.setdefault(node_id, self)
+        else:
+            if address is not None:
+                peer.address = address
+        self.names.setdefault(name, node_id)
+        return peer
+
+    def _hello(self) -> tuple[Any, ...]:
+        return ("hello", self.node_id, self.name, self.address)
+
+    async def dial(self, address: str) -> Peer:
+        """Connect to the host at ``host:port``, authenticate, and exchange hellos."""
+        host, _, port = address.rpartition(":")
+        stream = await trio.open_tcp_stream(host, int(port))
+        try:
+            await client_handshake(stream, self.secret)
+            await stream.send_all(encode(self._hello()))
+            reader = FrameReader()
+            frames: list[tuple[Any, ...]] = []
+            with trio.fail_after(5):
+                while not frames:
+                    data = await stream.receive_some()
+                    if not data:
+                        raise AuthenticationFailed(
+                            f"host at {address} closed the connection during the handshake"
+                        )
+                    frames = reader.feed(data)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        kind, node_id, name, peer_address = frames[0]
+        if kind != "hello":
+            raise ProtocolError(f"expected a hello from {address}, got {kind!r}")
+        peer = self._add_peer(node_id, name, peer_address or address)
+        self._attach(peer, stream)
+        self.nursery.start_soon(self._reader, peer, stream, reader, frames[1:])
+        return peer
+
+    async def handle_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one incoming connection (the listener's handler)."""
+        remote = _remote_label(stream)
+        try:
+            await server_handshake(stream, self.secret)
+        except (AuthenticationFailed, ProtocolError, trio.TooSlowError) as exc:
+            _log.warning("placement.auth_refused", remote=remote, reason=str(exc))
+            await trio.aclose_forcefully(stream)
+            return
+        except (trio.BrokenResourceError, OSError) as exc:
+            _log.warning("placement.auth_refused", remote=remote, reason=repr(exc))
+            await trio.aclose_forcefully(stream)
+            return
+        _log.info("placement.peer_authenticated", remote=remote)
+        reader = FrameReader()
+        frames: list[tuple[Any, ...]] = []
+        try:
+            with trio.fail_after(5):
+                while not frames:
+                    data = await stream.receive_some()
+                    if not data:
+                        return
+                    frames = reader.feed(data)
+        except (trio.TooSlowError, trio.BrokenResourceError, OSError):
+            await trio.aclose_forcefully(stream)
+            return
+        kind, node_id, name, address = frames[0]
+        if kind != "hello":
+            await trio.aclose_forcefully(stream)
+            return
+        peer = self._add_peer(node_id, name, address)
+        self._attach(peer, stream, hello=True)
+        # The listener closes the stream when this returns: read it here.
+        await self._reader(peer, stream, reader, frames[1:])
+
+    def _attach(
+        self,
+        peer: Peer,
+        stream: trio.abc.Stream,
+        *,
+        hello: bool = False,
+    ) -> None:
+        if peer.stream is None:
+            if hello:
+                peer.out[:0] = encode(self._hello())
+            peer.stream = stream
+            peer._wake.set()
+            self.nursery.start_soon(peer.writer, stream, self.heartbeat_interval)
+        elif hello:
+            # A second connection (both sides dialled): it only carries the peer's
+            # frames, plus our hello and heartbeats.
+            self.nursery.start_soon(self._idle_writer, stream)
+
+    async def _idle_writer(self, stream: trio.abc.Stream) -> None:
+        try:
+            await stream.send_all(encode(self._hello()))
+            while True:
+                await trio.sleep(self.heartbeat_interval)
+                await stream.send_all(encode(("ping",)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+
+    async def _reader(
+        self,
+        peer: Peer,
+        stream: trio.abc.Stream,
+        reader: FrameReader,
+        early: list[tuple[Any, ...]],
+    ) -> None:
+        reason = "connection closed"
+        try:
+            for frame in early:
+                self._dispatch(peer, frame)
+            while True:
+                with trio.move_on_after(self.heartbeat_timeout) as scope:
+                    data = await stream.receive_some()
+                if scope.cancelled_caught:
+                    reason = f"no heartbeat for {self.heartbeat_timeout} s"
+                    break
+                if not data:
+                    break
+                for frame in reader.feed(data):
+                    self._dispatch(peer, frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            reason = f"connection lost: {exc!r}"
+        except ProtocolError as exc:
+            reason = str(exc)
+        finally:
+            if peer.stream is stream or peer.stream is None:
+                peer.mark_down(reason)
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    # ------------------------------------------------------------------
+    # frames
+    # ------------------------------------------------------------------
+    def _dispatch(self, peer: Peer, frame: tuple[Any, ...]) -> None:
+        kind = frame[0]
+        if kind == "tell":
+            _, atom_id, h, blob = frame
+            self._deliver_in(atom_id, h, blob, None)
+        elif kind == "ask":
+            _, req, atom_id, h, blob = frame
+            self._deliver_in(atom_id, h, blob, CallbackReply(_Answer(self, peer, req)))
+        elif kind == "reply":
+            _, req, blob = frame
+            entry = self.pending.pop(req, None)
+            if entry is not None:
+                _deliver(entry[1], load_outcome(blob))
+        elif kind == "ping" or kind == "hello":
+            pass
+        elif kind == "peers":
+            for node_id, name, address in frame[1]:
+                if node_id != self.node_id:
+                    self._add_peer(node_id, name, address)
+        elif kind == "shutdown":
+            self.shutdown_requested.set()
+        else:
+            handler = _REQUESTS.get(kind)
+            if handler is None:
+                _log.warning("placement.unknown_frame", kind=kind, host=peer.name)
+                return
+            req = frame[1]
+            self.nursery.start_soon(self._serve_request, peer, req, handler, frame[2:])
+
+    def _deliver_in(self, atom_id: str, h: str, blob: bytes, reply: Any) -> None:
+        ep: Any = _directory.lookup(atom_id)
+        if ep is None:
+            ep = _directory.resolve(atom_id, None)
+        try:
+            args, kwargs = pickle.loads(blob)
+        except Exception as exc:
+            error = RemoteError(
+                f"the arguments of {h!r} for atom {atom_id} cannot be unpickled on host "
+                f"{self.name!r}: {exc!r} (is the class importable there?)"
+            )
+            if reply is not None:
+                _deliver(reply, outcome.Error(error))
+            else:
+                _log.warning("dead_letter", atom_id=atom_id, handler=h, reason=str(error))
+            return
+        post(ep, h, args, kwargs, reply)
+
+    async def _serve_request(
+        self,
+        peer: Peer,
+        req: int,
+        handler: Callable[..., Awaitable[Any]],
+        fields: tuple[Any, ...],
+    ) -> None:
+        result = await outcome.acapture(handler, self, peer, *fields)
+        if peer.down is None:
+            peer.send(("reply", req, dump_outcome(result, f"host {self.name!r}")))
+
+    # ------------------------------------------------------------------
+    # API used by System
+    # ------------------------------------------------------------------
+    async def spawn(
+        self,
+        host: str,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        mailbox_size: int | None,
+    ) -> Ref[Any]:
+        if host in (self.name, self.node_id):
+            return await self.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+        peer = self.peer_by_name(host)
+        cls_blob = cloudpickle.dumps(cls, PICKLE_PROTOCOL)
+        blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
+        atom_id = await self.request(
+            self.live_peer(peer.node_id), ("spawn", cls_blob, blob, name, mailbox_size)
+        )
+        return Ref(atom_id, name, RemoteEndpoint(self, peer.node_id, atom_id, name))
+
+    def announce(self) -> None:
+        """Tell every peer about every other (so hosts can talk to each other directly)."""
+        table = [(p.node_id, p.name, p.address) for p in self.peers.values() if p.down is None]
+        table.append((self.node_id, self.name, self.address))
+        for peer in self.peers.values():
+            if peer.down is None:
+                peer.send(("peers", table))
+
+    async def aclose(self) -> None:
+        for peer in self.peers.values():
+            if peer.down is None and peer.node_id in self.processes:
+                peer.send(("shutdown",))
+        for proc in self.processes.values():
+            with trio.move_on_after(5):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        if _routes.get(self.node_id) is self:
+            del _routes[self.node_id]
+        for node_id in list(_routes):
+            if _routes[node_id] is self:
+                del _routes[node_id]
+
+
+class _Answer:
+    """Sends an ask's outcome back to the peer that asked (a reply callback)."""
+
+    __slots__ = ("node", "peer", "req")
+
+    def __init__(self, node: Node, peer: Peer, req: int) -> None:
+        self.node = node
+        self.peer = peer
+        self.req = req
+
+    def __call__(self, result: outcome.Outcome[Any]) -> None:
+        peer = self.peer
+        if peer.down is None:
+            peer.send(("reply", self.req, dump_outcome(result, f"host {self.node.name!r}")))
+
+
+def _remote_label(stream: Any) -> str:
+    try:
+        addr = stream.socket.getpeername()
+        return f"{addr[0]}:{addr[1]}"
+    except Exception:
+        return "?"
+
+
+# ----------------------------------------------------------------------
+# request handlers (run in their own task; their result is the reply)
+# ----------------------------------------------------------------------
+async def _req_spawn(
+    node: Node,
+    peer: Peer,
+    cls_blob: bytes,
+    blob: bytes,
+    name: str | None,
+    mailbox_size: int | None,
+) -> str:
+    cls = pickle.loads(cls_blob)
+    args, kwargs = pickle.loads(blob)
+    ref = await node.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+    return ref.id
+
+
+_REQUESTS: dict[str, Callable[..., Awaitable[Any]]] = {"spawn": _req_spawn}
+
+
+def add_request(kind: str, fn: Callable[..., Awaitable[Any]]) -> None:
+    _REQUESTS[kind] = fn
+
+
+def get_node(system: System) -> Node:
+    """The system's node, made on first use (with a fresh random cluster secret)."""
+    node: Node | None = system._placement
+    if node is None:
+        node = system._placement = Node(system, secrets.token_bytes(32))
+    return node
+
+
+def python_tag() -> str:
+    return f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"

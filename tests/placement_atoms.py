@@ -1,0 +1,93 @@
+"""Atom classes for the placement tests (imported by name on worker hosts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from radon_actors import Atom, Ref, handler
+
+
+class Counter(Atom):
+    def __init__(self, start: int = 0) -> None:
+        self.n = start
+
+    @handler
+    def incr(self, by: int = 1) -> int:
+        self.n += by
+        return self.n
+
+    @handler
+    async def aincr(self, by: int = 1) -> int:
+        await trio.lowlevel.checkpoint()
+        self.n += by
+        return self.n
+
+    @handler
+    def get(self) -> int:
+        return self.n
+
+    @handler
+    def boom(self) -> None:
+        raise ValueError(f"boom at {self.n}")
+
+    @handler
+    async def hang(self) -> None:
+        await trio.sleep_forever()
+
+    @handler
+    def where(self) -> str:
+        import os
+
+        return str(os.getpid())
+
+
+class Relay(Atom):
+    """Asks another atom, whose Ref arrives inside a message."""
+
+    @handler
+    async def relay(self, target: Ref[Counter], by: int) -> int:
+        return await target.ask(Counter.incr, by)
+
+    @handler
+    async def stream(self, target: Ref[Any], sender: str, n: int) -> int:
+        for i in range(n):
+            await target.send("seq", sender, i)
+        return n
+
+
+class Sequencer(Atom):
+    """Checks that each sender's numbered messages arrive complete and in order."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.hosts: set[str] = set()
+
+    @handler
+    def seq(self, sender: str, i: int) -> None:
+        expected = self.last.get(sender, -1) + 1
+        if i != expected:
+            self.errors.append(f"{sender}: got {i}, expected {expected}")
+        self.last[sender] = i
+
+    @handler
+    async def aseq(self, sender: str, i: int) -> int:
+        self.seq(sender, i)
+        return i
+
+    @handler
+    def report(self) -> tuple[dict[str, int], list[str]]:
+        return dict(self.last), list(self.errors)
+
+
+class Unpicklable(Atom):
+    def __init__(self) -> None:
+        self.n = 0
+        self.lock = trio.Lock()  # cannot be pickled: migration must fail cleanly
+
+    @handler
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
