@@ -54,6 +54,8 @@ class Relay(Atom):
     async def stream(self, target: Ref[Any], sender: str, n: int) -> int:
         for i in range(n):
             await target.send("seq", sender, i)
+            if i % 100 == 99:  # flow control: bounds the backlog
+                await target.ask("handled")
         return n
 
 
@@ -63,10 +65,15 @@ class Sequencer(Atom):
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
         self.errors: list[str] = []
-        self.hosts: set[str] = set()
+        self.pids: dict[int, int] = {}
+        self.count = 0
 
     @handler
     def seq(self, sender: str, i: int) -> None:
+        import os
+
+        self.count += 1
+        self.pids[os.getpid()] = self.pids.get(os.getpid(), 0) + 1
         expected = self.last.get(sender, -1) + 1
         if i != expected:
             self.errors.append(f"{sender}: got {i}, expected {expected}")
@@ -78,14 +85,18 @@ class Sequencer(Atom):
         return i
 
     @handler
-    def report(self) -> tuple[dict[str, int], list[str]]:
-        return dict(self.last), list(self.errors)
+    def handled(self) -> int:
+        return self.count
+
+    @handler
+    def report(self) -> tuple[dict[str, int], list[str], dict[int, int]]:
+        return dict(self.last), list(self.errors), dict(self.pids)
 
 
 class Unpicklable(Atom):
     def __init__(self) -> None:
         self.n = 0
-        self.lock = trio.Lock()  # cannot be pickled: migration must fail cleanly
+        self.fn = lambda: 0  # cannot be pickled: migration must fail cleanly
 
     @handler
     def incr(self) -> int:

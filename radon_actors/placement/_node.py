@@ -129,7 +129,8 @@ class Peer:
         self.out.clear()
         self._wake.set()
         self._drained.set()
-        _log.warning("placement.host_down", host=self.name, node=self.node_id, reason=reason)
+        log = _log.debug if self.node.closing else _log.warning
+        log("placement.host_down", host=self.name, node=self.node_id, reason=reason)
         self.node.peer_down(self, reason)
 
     async def writer(self, stream: trio.abc.Stream, interval: float) -> None:
@@ -181,6 +182,7 @@ class Node:
         self.heartbeat_timeout = heartbeat_timeout
         self.processes: dict[str, trio.Process] = {}
         self.shutdown_requested = trio.Event()
+        self.closing = False
         self.migrations: dict[str, trio.Lock] = {}
         _routes[self.node_id] = self
 
@@ -392,6 +394,7 @@ class Node:
                 if node_id != self.node_id:
                     self._add_peer(node_id, name, address)
         elif kind == "shutdown":
+            self.closing = True
             self.shutdown_requested.set()
         else:
             handler = _REQUESTS.get(kind)
@@ -461,6 +464,7 @@ class Node:
                 peer.send(("peers", table))
 
     async def aclose(self) -> None:
+        self.closing = True
         for peer in self.peers.values():
             if peer.down is None and peer.node_id in self.processes:
                 peer.send(("shutdown",))
