@@ -176,3 +176,13 @@ async def test_radon_host_console_script_joined_by_address(tmp_path: Path) -> No
         proc.kill()
         with trio.CancelScope(shield=True):
             await proc.wait()
+
+
+async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, host="w1", mailbox_size=5)
+        for _ in range(500):
+            ref.tell(Counter.aincr)  # far more than the mailbox holds, in one burst
+        for _ in range(500):
+            await ref.send(Counter.aincr)
+        assert await ref.ask(Counter.get) == 1000

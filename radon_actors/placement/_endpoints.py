@@ -204,7 +204,10 @@ class ForwardingCell(AtomCell):
         fwd: Forward = self.instance
         return fwd
 
+    # Handlers travel on by name: the atom's class on its new host may be another
+    # class object (a class shipped by value with cloudpickle).
     def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
+        h = handler_name(h)
         fwd = self._fwd()
         if fwd.paused is not None:
             fwd.paused.append((h, args, kwargs, reply))
@@ -214,7 +217,7 @@ class ForwardingCell(AtomCell):
     async def ask(
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> Any:
-        self._spec(h, args, kwargs)  # validate at the sender, as a local atom would
+        h = self._spec(h, args, kwargs).name  # validate at the sender, as a local atom would
         fwd = self._fwd()
         if fwd.paused is None:
             return await fwd.target.ask(h, args, kwargs, timeout)
@@ -227,11 +230,10 @@ class ForwardingCell(AtomCell):
         raise AskTimeout(f"{self._label()} did not answer {handler_name(h)!r} within {timeout} s")
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self._spec(h, args, kwargs)
-        self.post(h, args, kwargs, None)
+        self.post(self._spec(h, args, kwargs).name, args, kwargs, None)
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self._spec(h, args, kwargs)
+        h = self._spec(h, args, kwargs).name
         fwd = self._fwd()
         if fwd.paused is None:
             await fwd.target.send(h, args, kwargs)

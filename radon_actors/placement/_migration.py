@@ -257,7 +257,12 @@ async def _req_activate(
     capacity: int,
     restarts: int,
 ) -> None:
-    cls = pickle.loads(cls_blob)
+    home = _origin(atom_id) == node.node_id
+    existing = _directory.lookup(atom_id) if home else None
+    if home and type(existing) is not ForwardingCell:
+        raise MigrationError(f"atom {atom_id} is already running on host {node.name!r}")
+    # Back home, keep the original class object (one shipped by value would be a copy).
+    cls = existing.cls if existing is not None else pickle.loads(cls_blob)
     args, kwargs = pickle.loads(ctor)
     state, msgs = pickle.loads(blob)
     system = node.system
@@ -267,10 +272,6 @@ async def _req_activate(
         spec = cell.table[hname]
         reply = None if token is None else CallbackReply(_Answer(node, peer, token))
         (cell.mailbox.stashed if is_stashed else cell.mailbox.user).append((spec, a, k, reply))
-    home = _origin(atom_id) == node.node_id
-    existing = _directory.lookup(atom_id) if home else None
-    if home and type(existing) is not ForwardingCell:
-        raise MigrationError(f"atom {atom_id} is already running on host {node.name!r}")
     _snapshots[atom_id] = state
     try:
         await system._nursery.start(cell.run)

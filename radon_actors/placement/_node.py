@@ -31,9 +31,10 @@ from trio.lowlevel import current_task, wait_task_rescheduled
 from .. import _ref
 from .._ref import Ref
 from ..runtime import _directory
-from ..runtime._cell import Reply, _deliver
+from ..runtime._cell import AtomCell, Reply, _deliver
 from ._endpoints import (
     CallbackReply,
+    ForwardingCell,
     RemoteEndpoint,
     RemoteError,
     dump_outcome,
@@ -350,7 +351,9 @@ class Node:
         reason = "connection closed"
         try:
             for frame in early:
-                self._dispatch(peer, frame)
+                wait = self._dispatch(peer, frame)
+                if wait is not None:
+                    await wait
             while True:
                 with trio.move_on_after(self.heartbeat_timeout) as scope:
                     data = await stream.receive_some()
@@ -360,7 +363,11 @@ class Node:
                 if not data:
                     break
                 for frame in reader.feed(data):
-                    self._dispatch(peer, frame)
+                    wait = self._dispatch(peer, frame)
+                    if wait is not None:
+                        # A full mailbox: stop reading this connection until there
+                        # is room (TCP pushes back on the sender), keeping order.
+                        await wait
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             reason = f"connection lost: {exc!r}"
         except ProtocolError as exc:
@@ -374,14 +381,14 @@ class Node:
     # ------------------------------------------------------------------
     # frames
     # ------------------------------------------------------------------
-    def _dispatch(self, peer: Peer, frame: tuple[Any, ...]) -> None:
+    def _dispatch(self, peer: Peer, frame: tuple[Any, ...]) -> Awaitable[None] | None:
         kind = frame[0]
         if kind == "tell":
             _, atom_id, h, blob = frame
-            self._deliver_in(atom_id, h, blob, None)
+            return self._deliver_in(atom_id, h, blob, None)
         elif kind == "ask":
             _, req, atom_id, h, blob = frame
-            self._deliver_in(atom_id, h, blob, CallbackReply(_Answer(self, peer, req)))
+            return self._deliver_in(atom_id, h, blob, CallbackReply(_Answer(self, peer, req)))
         elif kind == "reply":
             _, req, blob = frame
             entry = self.pending.pop(req, None)
@@ -400,11 +407,12 @@ class Node:
             handler = _REQUESTS.get(kind)
             if handler is None:
                 _log.warning("placement.unknown_frame", kind=kind, host=peer.name)
-                return
+                return None
             req = frame[1]
             self.nursery.start_soon(self._serve_request, peer, req, handler, frame[2:])
+        return None
 
-    def _deliver_in(self, atom_id: str, h: str, blob: bytes, reply: Any) -> None:
+    def _deliver_in(self, atom_id: str, h: str, blob: bytes, reply: Any) -> Awaitable[None] | None:
         ep: Any = _directory.lookup(atom_id)
         if ep is None:
             ep = _directory.resolve(atom_id, None)
@@ -419,8 +427,24 @@ class Node:
                 _deliver(reply, outcome.Error(error))
             else:
                 _log.warning("dead_letter", atom_id=atom_id, handler=h, reason=str(error))
-            return
+            return None
+        if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
+            mailbox = ep.mailbox
+            if len(mailbox.user) >= mailbox.capacity and not mailbox.closed:
+                return self._put_when_room(ep, h, args, kwargs, reply)
         post(ep, h, args, kwargs, reply)
+        return None
+
+    async def _put_when_room(
+        self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+    ) -> None:
+        try:
+            spec = cell._spec(h, args, kwargs)
+        except Exception:
+            post(cell, h, args, kwargs, reply)  # reports the error
+            return
+        if not await cell.mailbox.put((spec, args, kwargs, reply)):
+            post(cell, h, args, kwargs, reply)  # closed meanwhile: reports it
 
     async def _serve_request(
         self,
