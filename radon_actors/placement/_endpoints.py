@@ -124,7 +124,7 @@ class RemoteEndpoint:
         reply = Reply(current_task())
         node = self._node
         req = node.register(peer, reply)
-        peer.send(("ask", req, self.atom_id, handler_name(h), blob))
+        peer.send(("ask", req, self.atom_id, handler_name(h), blob), urgent=True)
         try:
             if timeout is None:
                 return await wait_task_rescheduled(reply)

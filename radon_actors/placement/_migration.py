@@ -32,7 +32,6 @@ from __future__ import annotations
 import pickle
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle  # type: ignore[import-untyped]
 import trio
 from trio.lowlevel import Task
 
@@ -42,7 +41,7 @@ from ..runtime import _directory
 from ..runtime._cell import AtomCell
 from ._endpoints import CallbackReply, Forward, ForwardingCell, RemoteEndpoint
 from ._errors import MigrationError
-from ._node import Node, Peer, _Answer, add_request
+from ._node import Node, Peer, _Answer, add_request, dump_class, load_class
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
@@ -186,7 +185,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
                 msgs.append((spec.name, args, kwargs, token, is_stashed))
         blob = pickle.dumps((state, msgs), PICKLE_PROTOCOL)
         ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
-        cls_blob = cloudpickle.dumps(cell.cls, PICKLE_PROTOCOL)
+        cls_blob = dump_class(cell.cls)
         await node.request(
             peer,
             ("activate", cell.id, cell.name, cls_blob, ctor, blob, mailbox.capacity, cell.restarts),
@@ -262,7 +261,7 @@ async def _req_activate(
     if home and type(existing) is not ForwardingCell:
         raise MigrationError(f"atom {atom_id} is already running on host {node.name!r}")
     # Back home, keep the original class object (one shipped by value would be a copy).
-    cls = existing.cls if existing is not None else pickle.loads(cls_blob)
+    cls = existing.cls if existing is not None else load_class(cls_blob)
     args, kwargs = pickle.loads(ctor)
     state, msgs = pickle.loads(blob)
     system = node.system
