@@ -11,7 +11,7 @@ import pytest
 import trio
 from placement_atoms import Counter, Relay, Sequencer, Unpicklable
 
-from radon_actors import MigrationError, NoSuchHost, System, open_system
+from radon_actors import AtomStopped, MigrationError, NoSuchHost, System, open_system
 
 
 @asynccontextmanager
@@ -176,3 +176,18 @@ async def test_migration_under_load_keeps_every_sequence_complete_and_in_order()
             "asker": n // 5 - 1,
         }
         assert asked == list(range(n // 5))
+
+
+async def test_stopping_a_migrated_atom_stops_it_where_it_lives() -> None:
+    async with cluster("w1", "w2") as system:
+        ref = await system.spawn(Counter, 1)
+        await system.migrate(ref, to="w1")
+        await system.migrate(ref, to="w2")
+        with trio.fail_after(10):
+            await system.stop(ref)
+        with pytest.raises(AtomStopped):
+            await ref.ask(Counter.get)
+        spawned_remote = await system.spawn(Counter, host="w1")
+        await system.migrate(spawned_remote, to="local")
+        await system.migrate(spawned_remote, to="w2")
+        assert await spawned_remote.ask(Counter.incr) == 1

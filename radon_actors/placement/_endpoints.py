@@ -242,7 +242,25 @@ class ForwardingCell(AtomCell):
         fwd.paused.append((h, args, kwargs, None))
 
     def request_stop(self, reason: BaseException | None = None) -> None:
-        return None
+        """Stop the atom where it now lives; ``stopped`` is set once it has."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        self.system._nursery.start_soon(self._stop_remote)
+
+    async def _stop_remote(self) -> None:
+        target = self._fwd().target
+        try:
+            if type(target) is RemoteEndpoint:
+                node = target._node
+                await node.request(node.live_peer(target.peer_id), ("stop_atom", self.id))
+            else:
+                target.request_stop()
+                await target.stopped.wait()
+        except Exception as exc:  # the host is gone: so is the atom
+            self.log.warning("atom.remote_stop_failed", error=repr(exc))
+        finally:
+            self.stopped.set()
 
 
 def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:

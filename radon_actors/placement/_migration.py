@@ -286,7 +286,15 @@ async def _req_activate(
         _directory.register(cell)
 
 
+async def _req_stop_atom(node: Node, peer: Peer, atom_id: str) -> None:
+    cell = _directory.lookup(atom_id)
+    if cell is not None:
+        cell.request_stop()
+        await cell.stopped.wait()
+
+
 _HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "stop_atom": _req_stop_atom,
     "migrate": _req_migrate,
     "emigrate": _req_emigrate,
     "activate": _req_activate,
