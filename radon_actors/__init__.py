@@ -33,9 +33,11 @@ if TYPE_CHECKING:
     from .placement import (
         AuthenticationFailed,
         HostDown,
+        LeastLoaded,
         MigrationError,
         NoSuchHost,
         ProtocolError,
+        RoundRobin,
     )
     from .runtime import System, open_system
 
@@ -52,6 +54,7 @@ __all__ = [
     "DeadlockError",
     "HandlerNotFound",
     "HostDown",
+    "LeastLoaded",
     "MailboxFull",
     "MigrationError",
     "NameTaken",
@@ -61,6 +64,7 @@ __all__ = [
     "ProtocolError",
     "RadonError",
     "Ref",
+    "RoundRobin",
     "SpawnError",
     "StashOverflow",
     "System",
@@ -79,6 +83,8 @@ _LAZY = {
     "MigrationError": "placement",
     "NoSuchHost": "placement",
     "ProtocolError": "placement",
+    "RoundRobin": "placement",
+    "LeastLoaded": "placement",
 }
 
 

@@ -186,3 +186,24 @@ async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:
         for _ in range(500):
             await ref.send(Counter.aincr)
         assert await ref.ask(Counter.get) == 1000
+
+
+async def test_placement_policies_spread_atoms_over_hosts() -> None:
+    from radon_actors import LeastLoaded, RoundRobin
+
+    async with cluster("w1", "w2") as system:
+        assert system.hosts == ["local", "w1", "w2"]
+        policy = RoundRobin(among=["w1", "w2"])
+        refs = [await system.spawn(Counter, host=policy) for _ in range(4)]
+        pids = [int(await r.ask(Counter.where)) for r in refs]
+        assert pids[0] == pids[2] != pids[1] == pids[3]
+        assert os.getpid() not in pids
+        # w1 and w2 now run two atoms each, this process none: it is the least loaded
+        least = LeastLoaded()
+        ref = await system.spawn(Counter, host=least)
+        assert int(await ref.ask(Counter.where)) == os.getpid()
+        await system.spawn(Counter, host="local")
+        ref = await system.spawn(Counter, host=LeastLoaded(among=["w1", "w2"]))
+        assert int(await ref.ask(Counter.where)) in pids
+        with pytest.raises(NoSuchHost):
+            await system.spawn(Counter, host=RoundRobin(among=["nowhere"]))

@@ -5,5 +5,16 @@ Use it through :class:`~radon_actors.System`: ``start_host``, ``connect_host``,
 """
 
 from ._errors import AuthenticationFailed, HostDown, MigrationError, NoSuchHost, ProtocolError
+from ._policy import HostInfo, LeastLoaded, PlacementPolicy, RoundRobin
 
-__all__ = ["AuthenticationFailed", "HostDown", "MigrationError", "NoSuchHost", "ProtocolError"]
+__all__ = [
+    "AuthenticationFailed",
+    "HostDown",
+    "HostInfo",
+    "LeastLoaded",
+    "MigrationError",
+    "NoSuchHost",
+    "PlacementPolicy",
+    "ProtocolError",
+    "RoundRobin",
+]

@@ -45,6 +45,7 @@ from ._endpoints import (
     post,
 )
 from ._errors import AuthenticationFailed, HostDown, NoSuchHost, ProtocolError
+from ._policy import HostInfo
 from ._wire import PICKLE_PROTOCOL, FrameReader, client_handshake, encode, server_handshake
 
 if TYPE_CHECKING:
@@ -491,15 +492,29 @@ class Node:
     # ------------------------------------------------------------------
     # API used by System
     # ------------------------------------------------------------------
+    def hosts(self) -> list[HostInfo]:
+        """The live hosts this node knows, itself first."""
+        me = HostInfo(self.name, self.address, self, self.node_id)
+        others = [
+            HostInfo(name, peer.address, self, peer.node_id)
+            for name, node_id in self.names.items()
+            if node_id != self.node_id
+            and (peer := self.peers.get(node_id)) is not None
+            and peer.down is None
+        ]
+        return [me, *others]
+
     async def spawn(
         self,
-        host: str,
+        host: Any,
         cls: type[Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         name: str | None,
         mailbox_size: int | None,
     ) -> Ref[Any]:
+        if not isinstance(host, str):
+            host = await host.choose(self.hosts(), cls)
         if host in (self.name, self.node_id):
             return await self.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
         peer = self.peer_by_name(host)
@@ -622,7 +637,11 @@ async def _req_spawn(
     return ref.id
 
 
-_REQUESTS: dict[str, Callable[..., Awaitable[Any]]] = {"spawn": _req_spawn}
+async def _req_load(node: Node, peer: Peer) -> int:
+    return len(node.system._top)
+
+
+_REQUESTS: dict[str, Callable[..., Awaitable[Any]]] = {"spawn": _req_spawn, "load": _req_load}
 
 
 def add_request(kind: str, fn: Callable[..., Awaitable[Any]]) -> None:

@@ -56,7 +56,7 @@ class System:
         *args: Any,
         name: str | None = None,
         mailbox_size: int | None = None,
-        host: str | None = None,
+        host: Any = None,
         **kwargs: Any,
     ) -> Ref[A]:
         """Start an atom of class ``cls`` built with ``cls(*args, **kwargs)``.
@@ -66,7 +66,8 @@ class System:
         bounds its mailbox (default: the class's ``mailbox_size`` attribute if it
         has one, else the system's). Raises :class:`~radon_actors.SpawnError` if
         the constructor or ``on_start`` fails. ``host`` places the atom on a host
-        started with :meth:`start_host` or joined with :meth:`connect_host`.
+        started with :meth:`start_host` or joined with :meth:`connect_host` (a
+        name, or a placement policy such as ``RoundRobin()``).
         """
         if host is not None:
             from ..placement._node import get_node
@@ -93,6 +94,13 @@ class System:
         from ..placement._hosts import connect_host
 
         return await connect_host(self, address, **options)
+
+    @property
+    def hosts(self) -> list[str]:
+        """Names of the live hosts of this system (``"local"`` is this process)."""
+        if self._placement is None:
+            return ["local"]
+        return [h.name for h in self._placement.hosts()]
 
     async def migrate(self, ref: Ref[Any], *, to: str) -> None:
         """Move a running atom to host ``to`` (``"local"``: this process), live.
