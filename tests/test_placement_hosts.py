@@ -207,3 +207,26 @@ async def test_placement_policies_spread_atoms_over_hosts() -> None:
         assert int(await ref.ask(Counter.where)) in pids
         with pytest.raises(NoSuchHost):
             await system.spawn(Counter, host=RoundRobin(among=["nowhere"]))
+
+
+async def test_code_shipped_by_value_needs_the_same_python() -> None:
+    from radon_actors import SpawnError
+
+    namespace: dict[str, Any] = {}
+    exec(
+        "from radon_actors import Atom, handler\n"
+        "class Dyn(Atom):\n"
+        "    @handler\n"
+        "    def hi(self) -> str:\n"
+        "        return 'hi'\n",
+        namespace,
+    )
+    dyn = namespace["Dyn"]
+    dyn.__module__ = "__main__"
+    async with cluster("w1") as system:
+        ref = await system.spawn(dyn, host="w1")  # by value, same Python: fine
+        assert await ref.ask("hi") == "hi"
+        peer = system._placement.peer_by_name("w1")
+        peer.python = "cpython-2.7"  # pretend the host runs another Python
+        with pytest.raises(SpawnError, match="same Python"):
+            await system.spawn(dyn, host="w1")

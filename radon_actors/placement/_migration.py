@@ -185,7 +185,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
                 msgs.append((spec.name, args, kwargs, token, is_stashed))
         blob = pickle.dumps((state, msgs), PICKLE_PROTOCOL)
         ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
-        cls_blob = dump_class(cell.cls)
+        cls_blob = dump_class(cell.cls, peer)
         await node.request(
             peer,
             ("activate", cell.id, cell.name, cls_blob, ctor, blob, mailbox.capacity, cell.restarts),

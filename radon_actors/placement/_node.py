@@ -32,6 +32,7 @@ import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .. import _ref
+from .._errors import SpawnError
 from .._ref import Ref
 from ..runtime import _directory
 from ..runtime._cell import AtomCell, Reply, _deliver
@@ -55,6 +56,7 @@ __all__ = ["Node", "Peer", "get_node"]
 
 _log = structlog.get_logger("radon_actors.placement")
 
+PYTHON = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
 HEARTBEAT_INTERVAL = 0.5
 HEARTBEAT_TIMEOUT = 3.0
 LOCAL_NAME = "local"
@@ -85,6 +87,7 @@ class Peer:
         self.node_id = node_id
         self.name = name
         self.address = address
+        self.python = PYTHON  # its Python (from its hello), for code shipped by value
         self.stream: trio.abc.Stream | None = None
         self.fd = -1  # the stream's socket, for direct writes (see ``send``)
         self.writing = False
@@ -277,7 +280,7 @@ class Node:
         return peer
 
     def _hello(self) -> tuple[Any, ...]:
-        return ("hello", self.node_id, self.name, self.address)
+        return ("hello", self.node_id, self.name, self.address, PYTHON)
 
     async def dial(self, address: str) -> Peer:
         """Connect to the host at ``host:port``, authenticate, and exchange hellos."""
@@ -299,10 +302,11 @@ class Node:
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-        kind, node_id, name, peer_address = frames[0]
+        kind, node_id, name, peer_address, python = frames[0]
         if kind != "hello":
             raise ProtocolError(f"expected a hello from {address}, got {kind!r}")
         peer = self._add_peer(node_id, name, peer_address or address)
+        peer.python = python
         self._attach(peer, stream)
         self.nursery.start_soon(self._reader, peer, stream, reader, frames[1:])
         return peer
@@ -333,11 +337,12 @@ class Node:
         except (trio.TooSlowError, trio.BrokenResourceError, OSError):
             await trio.aclose_forcefully(stream)
             return
-        kind, node_id, name, address = frames[0]
+        kind, node_id, name, address, python = frames[0]
         if kind != "hello":
             await trio.aclose_forcefully(stream)
             return
         peer = self._add_peer(node_id, name, address)
+        peer.python = python
         self._attach(peer, stream, hello=True)
         # The listener closes the stream when this returns: read it here.
         await self._reader(peer, stream, reader, frames[1:])
@@ -518,7 +523,7 @@ class Node:
         if host in (self.name, self.node_id):
             return await self.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
         peer = self.peer_by_name(host)
-        cls_blob = dump_class(cls)
+        cls_blob = dump_class(cls, peer)
         blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
         atom_id = await self.request(
             self.live_peer(peer.node_id), ("spawn", cls_blob, blob, name, mailbox_size)
@@ -652,9 +657,20 @@ _class_blobs: weakref.WeakKeyDictionary[type, bytes] = weakref.WeakKeyDictionary
 _classes: dict[bytes, type] = {}
 
 
-def dump_class(cls: type) -> bytes:
+def dump_class(cls: type, peer: Peer) -> bytes:
     """An atom class for the wire: by reference when importable, else by value
-    (cloudpickle). Cached, so a class is pickled once per process."""
+    (cloudpickle). Cached, so a class is pickled once per process.
+
+    Code shipped by value only runs on the same Python version: refused otherwise.
+    """
+    module = sys.modules.get(cls.__module__)
+    if (module is None or cls.__module__ == "__main__") and peer.python != PYTHON:
+        raise SpawnError(
+            f"{cls.__qualname__} is defined in {cls.__module__!r}, so it would travel by value "
+            f"(cloudpickle), which needs the same Python on both sides: this host runs "
+            f"{PYTHON}, host {peer.label} runs {peer.python}. Move the class to a module "
+            "installed on that host"
+        )
     blob = _class_blobs.get(cls)
     if blob is None:
         blob = _class_blobs[cls] = cloudpickle.dumps(cls, PICKLE_PROTOCOL)
@@ -677,7 +693,3 @@ def get_node(system: System) -> Node:
     if node is None:
         node = system._placement = Node(system, secrets.token_bytes(32))
     return node
-
-
-def python_tag() -> str:
-    return f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
