@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -39,9 +40,12 @@ def _evil_frame() -> bytes:
 
 
 @asynccontextmanager
-async def serving(secret: bytes = SECRET) -> AsyncIterator[tuple[System, Node, str]]:
+async def serving(
+    secret: bytes = SECRET, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[System, Node, str]]:
     async with open_system() as system:
         node = Node(system, secret, name="server")
+        node.ssl_server = ssl_context
         system._placement = node
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listeners[0].socket.getsockname()[1]
@@ -165,3 +169,25 @@ def test_frames_split_and_batched() -> None:
     big = (_wire.MAX_FRAME + 1).to_bytes(4, "big")
     with pytest.raises(ProtocolError, match="exceeds"):
         _wire.FrameReader().feed(big)
+
+
+async def test_tls_wraps_the_connection_and_plain_peers_are_refused() -> None:
+    trustme = pytest.importorskip("trustme")
+    from placement_atoms import Counter
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    async with serving(ssl_context=server_ctx) as (_server, _, address):
+        async with open_system() as client:
+            name = await client.connect_host(address, secret=SECRET, ssl_context=client_ctx)
+            ref = await client.spawn(Counter, 1, host=name)
+            assert await ref.ask(Counter.incr) == 2
+            assert client._placement.peer_by_name(name).fd == -1  # no raw writes under TLS
+        with structlog.testing.capture_logs() as logs:
+            async with open_system() as plain:
+                with pytest.raises(ProtocolError):
+                    await plain.connect_host(address, secret=SECRET)
+        assert any(e["event"] == "placement.auth_refused" for e in logs)

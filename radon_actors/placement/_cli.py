@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="file holding the cluster secret (at least 16 bytes), shared by every host",
     )
     parser.add_argument("--name", default=None, help="host name (default: host-<port>)")
+    parser.add_argument("--tls-cert", default=None, help="serve TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", default=None, help="private key of --tls-cert (PEM)")
     parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
@@ -50,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     name = args.name
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"radon host: cannot load the TLS certificate: {exc}", file=sys.stderr)
+            return 2
 
     def ready(address: str) -> None:
         print(f"READY {address}", flush=True)
@@ -57,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         trio.run(
             lambda: serve_host(
-                host, int(port), secret, name or f"host-{port}-{os.getpid()}", ready=ready
+                host,
+                int(port),
+                secret,
+                name or f"host-{port}-{os.getpid()}",
+                ready=ready,
+                ssl_context=context,
             )
         )
     except KeyboardInterrupt:

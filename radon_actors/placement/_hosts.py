@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,8 +113,11 @@ async def connect_host(
     secret: bytes | None = None,
     secret_file: str | os.PathLike[str] | None = None,
     name: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> str:
     node = get_node(system)
+    if ssl_context is not None:
+        node.ssl_client = ssl_context
     if secret_file is not None:
         secret = read_secret(secret_file)
     if secret is not None and secret != node.secret:
@@ -151,8 +155,12 @@ async def serve_host(
     watch_stdin: bool = False,
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Run a host until a ``shutdown`` frame arrives (or stdin closes)."""
+    """Run a host until a ``shutdown`` frame arrives (or stdin closes).
+
+    With ``ssl_context`` (a server context) every connection is TLS.
+    """
     async with open_system() as system:
         node = Node(
             system,
@@ -162,6 +170,7 @@ async def serve_host(
             heartbeat_timeout=heartbeat_timeout,
         )
         system._placement = node
+        node.ssl_server = ssl_context
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound: Any = listeners[0].socket.getsockname()
         node.address = f"{host}:{bound[1]}"

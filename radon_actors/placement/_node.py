@@ -20,6 +20,7 @@ import itertools
 import os
 import pickle
 import secrets
+import ssl
 import sys
 import weakref
 from collections.abc import Awaitable, Callable
@@ -216,6 +217,10 @@ class Node:
         self.shutdown_requested = trio.Event()
         self.closing = False
         self.migrations: dict[str, trio.Lock] = {}
+        # Optional TLS (trio.SSLStream) around the connections this node accepts
+        # and the ones it dials; the HMAC handshake still runs inside it.
+        self.ssl_server: ssl.SSLContext | None = None
+        self.ssl_client: ssl.SSLContext | None = None
         _routes[self.node_id] = self
 
     # ------------------------------------------------------------------
@@ -285,8 +290,12 @@ class Node:
     async def dial(self, address: str) -> Peer:
         """Connect to the host at ``host:port``, authenticate, and exchange hellos."""
         host, _, port = address.rpartition(":")
-        stream = await trio.open_tcp_stream(host, int(port))
+        stream: trio.abc.Stream = await trio.open_tcp_stream(host, int(port))
         try:
+            if self.ssl_client is not None:
+                stream = trio.SSLStream(stream, self.ssl_client, server_hostname=host)
+                with trio.fail_after(5):
+                    await stream.do_handshake()
             await client_handshake(stream, self.secret)
             await stream.send_all(encode(self._hello()))
             reader = FrameReader()
@@ -315,6 +324,10 @@ class Node:
         """Serve one incoming connection (the listener's handler)."""
         remote = _remote_label(stream)
         try:
+            if self.ssl_server is not None:
+                stream = trio.SSLStream(stream, self.ssl_server, server_side=True)
+                with trio.fail_after(5):
+                    await stream.do_handshake()
             await server_handshake(stream, self.secret)
         except (AuthenticationFailed, ProtocolError, trio.TooSlowError) as exc:
             _log.warning("placement.auth_refused", remote=remote, reason=str(exc))
@@ -358,8 +371,8 @@ class Node:
             if hello:
                 peer.out[:0] = encode(self._hello())
             peer.stream = stream
-            sock = getattr(stream, "socket", None)
-            peer.fd = sock.fileno() if sock is not None else -1
+            # Direct writes only on a plain socket (never around TLS).
+            peer.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
             peer._wake.set()
             self.nursery.start_soon(peer.writer, stream, self.heartbeat_interval)
         elif hello:
