@@ -102,3 +102,27 @@ class Unpicklable(Atom):
     def incr(self) -> int:
         self.n += 1
         return self.n
+
+
+def _block_on_unpickle(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)  # freezes the whole host process: it stops answering
+
+
+class FreezesTarget:
+    """A state value whose unpickling freezes the host that unpickles it."""
+
+    def __reduce__(self) -> tuple[Any, tuple[float]]:
+        return (_block_on_unpickle, (30.0,))
+
+
+class Freezer(Atom):
+    def __init__(self) -> None:
+        self.n = 0
+        self.trap = FreezesTarget()
+
+    @handler
+    def incr(self) -> int:
+        self.n += 1
+        return self.n

@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 import trio
-from placement_atoms import Counter, Relay, Sequencer, Unpicklable
+from placement_atoms import Counter, Freezer, Relay, Sequencer, Unpicklable
 
 from radon_actors import AtomStopped, MigrationError, NoSuchHost, System, open_system
 
 
 @asynccontextmanager
-async def cluster(*names: str) -> AsyncIterator[System]:
+async def cluster(*names: str, **options: Any) -> AsyncIterator[System]:
     """A system with worker hosts; the workers are killed whatever happens."""
-    async with open_system() as system:
+    async with open_system(shutdown_timeout=5) as system:
         try:
             for name in names:
-                await system.start_host(name)
+                await system.start_host(name, **options)
             yield system
         finally:
             node = system._placement
@@ -191,3 +191,16 @@ async def test_stopping_a_migrated_atom_stops_it_where_it_lives() -> None:
         await system.migrate(spawned_remote, to="local")
         await system.migrate(spawned_remote, to="w2")
         assert await spawned_remote.ask(Counter.incr) == 1
+
+
+async def test_target_that_stops_answering_mid_migration_leaves_the_atom_here() -> None:
+    async with cluster("w1", heartbeat_interval=0.1, heartbeat_timeout=1.0) as system:
+        ref = await system.spawn(Freezer)
+        assert await ref.ask(Freezer.incr) == 1
+        for _ in range(5):
+            ref.tell(Freezer.incr)
+        with trio.fail_after(15), pytest.raises(MigrationError, match="keeps running") as info:
+            # the target freezes while it unpickles the state: declared down
+            await system.migrate(ref, to="w1")
+        assert "down" in str(info.value)
+        assert await ref.ask(Freezer.incr) == 7
