@@ -13,7 +13,7 @@ import structlog
 import trio
 import trio.testing
 
-from radon_actors import AuthenticationFailed, ProtocolError, open_system
+from radon_actors import AuthenticationFailed, HostDown, ProtocolError, open_system
 from radon_actors.placement import _wire
 from radon_actors.placement._node import Node
 from radon_actors.runtime._system import System
@@ -191,3 +191,23 @@ async def test_tls_wraps_the_connection_and_plain_peers_are_refused() -> None:
                 with pytest.raises(ProtocolError):
                     await plain.connect_host(address, secret=SECRET)
         assert any(e["event"] == "placement.auth_refused" for e in logs)
+
+
+async def test_a_malformed_frame_drops_the_peer_not_the_system() -> None:
+    async with serving() as (server, node, address):
+        with structlog.testing.capture_logs() as logs:
+            async with open_system() as client:
+                cnode = Node(client, SECRET, name="client")
+                client._placement = cnode
+                peer = await cnode.dial(address)
+                peer.send(("tell",))  # authenticated but malformed
+                with trio.fail_after(5), pytest.raises(HostDown):
+                    # the server drops the connection, so this request fails
+                    await cnode.request(peer, ("load",))
+        assert any(e["event"] == "placement.bad_frame" for e in logs)
+        # the server itself is still up: a fresh connection works
+        async with open_system() as client:
+            cnode = Node(client, SECRET, name="client")
+            client._placement = cnode
+            assert (await cnode.dial(address)).name == "server"
+        assert server._placement is node

@@ -420,6 +420,9 @@ class Node:
             reason = f"connection lost: {exc!r}"
         except ProtocolError as exc:
             reason = str(exc)
+        except Exception as exc:  # a frame that does not decode: drop the peer
+            reason = f"malformed frame: {exc!r}"
+            _log.error("placement.bad_frame", host=peer.name, error=repr(exc))
         finally:
             if peer.stream is stream or peer.stream is None:
                 peer.mark_down(reason)
