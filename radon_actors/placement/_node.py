@@ -15,6 +15,7 @@ every ask waiting on it fails with :class:`HostDown`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -214,6 +215,7 @@ class Node:
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.processes: dict[str, trio.Process] = {}
+        self.spawned_on_joined: list[tuple[str, str]] = []
         self.shutdown_requested = trio.Event()
         self.closing = False
         self.migrations: dict[str, trio.Lock] = {}
@@ -544,6 +546,9 @@ class Node:
         atom_id = await self.request(
             self.live_peer(peer.node_id), ("spawn", cls_blob, blob, name, mailbox_size)
         )
+        if peer.node_id not in self.processes:
+            # A host this system joined outlives it: stop these atoms on close.
+            self.spawned_on_joined.append((peer.node_id, atom_id))
         return Ref(atom_id, name, RemoteEndpoint(self, peer.node_id, atom_id, name))
 
     def announce(self) -> None:
@@ -556,6 +561,12 @@ class Node:
 
     async def aclose(self) -> None:
         self.closing = True
+        with trio.move_on_after(5):
+            for node_id, atom_id in self.spawned_on_joined:
+                peer = self.peers[node_id]
+                if peer.down is None:
+                    with contextlib.suppress(Exception):
+                        await self.request(peer, ("stop_atom", atom_id))
         for peer in self.peers.values():
             if peer.down is None and peer.node_id in self.processes:
                 peer.send(("shutdown",))
