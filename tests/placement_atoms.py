@@ -37,6 +37,10 @@ class Counter(Atom):
         await trio.sleep_forever()
 
     @handler
+    async def wait_for(self, event: trio.Event) -> None:
+        await event.wait()
+
+    @handler
     def where(self) -> str:
         import os
 

@@ -204,3 +204,44 @@ async def test_target_that_stops_answering_mid_migration_leaves_the_atom_here() 
             await system.migrate(ref, to="w1")
         assert "down" in str(info.value)
         assert await ref.ask(Freezer.incr) == 7
+
+
+async def test_migration_waits_for_the_turn_and_a_cancelled_one_does_not_move() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0)
+        gate = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ref.ask, Counter.wait_for, gate)  # a long turn
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.move_on_after(0.2) as scope:
+                await system.migrate(ref, to="w1")  # waits for the turn to end
+            assert scope.cancelled_caught
+            gate.set()
+        with trio.fail_after(5):
+            print("pid", await _pid_of(ref))
+        # the turn ended after the caller gave up: the atom did not move
+        assert await _pid_of(ref) == os.getpid()
+        assert await ref.ask(Counter.incr) == 1
+        await system.migrate(ref, to="w1")
+        assert await _pid_of(ref) != os.getpid()
+        assert await ref.ask(Counter.incr) == 2
+
+
+async def test_asks_during_the_hand_over_are_not_run_on_the_source() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0)
+        answered = 0
+        stop = False
+
+        async def hammer() -> None:
+            nonlocal answered
+            while not stop:
+                await ref.ask(Counter.incr)  # a def handler: the inline fast path
+                answered += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hammer)
+            for hop in ("w1", "local", "w1", "local"):
+                await system.migrate(ref, to=hop)
+            stop = True
+        assert await ref.ask(Counter.get) == answered

@@ -101,16 +101,18 @@ async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
             return
         fwd.pause()
         try:
-            await node.request(node.live_peer(holder, atom_id), ("emigrate", atom_id, to_id))
-        except BaseException as exc:
-            fwd.arrived = None
-            fwd.resume()
-            if isinstance(exc, Exception):
+            # Shielded: once the holder has been asked to move the atom, the
+            # directory must learn the outcome, or the two would disagree.
+            with trio.CancelScope(shield=True):
+                await node.request(node.live_peer(holder, atom_id), ("emigrate", atom_id, to_id))
+        except Exception as exc:
+            if fwd.arrived is None:
+                fwd.resume()
                 raise MigrationError(
                     f"moving atom {atom_id} to host {to_id} failed; it keeps running where it "
                     f"was: {exc}"
                 ) from exc
-            raise
+            # It did arrive here (the holder failed after handing it over).
         if to_id == node.node_id:
             home = fwd.arrived
             fwd.arrived = None
@@ -123,41 +125,55 @@ async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
             fwd.resume(RemoteEndpoint(node, to_id, atom_id, cell.name))
 
 
-async def emigrate(node: Node, cell: AtomCell, to_id: str) -> None:
-    """Move the live atom of ``cell`` (in this process) to node ``to_id``."""
-    peer = node.live_peer(to_id, cell.id)
-    done = trio.Event()
-    errors: list[BaseException] = []
+class _Emigration:
+    """The ``call`` control message of one migration, and its outcome."""
 
-    async def hook(c: AtomCell) -> bool:
+    def __init__(self, node: Node, peer: Peer) -> None:
+        self.node = node
+        self.peer = peer
+        self.done = trio.Event()
+        self.errors: list[BaseException] = []
+        self.abandoned = False
+
+    async def __call__(self, cell: AtomCell) -> bool:
+        if self.abandoned:  # the caller gave up before the turn ended: stay here
+            return False
         try:
-            await _move(node, c, peer)
+            await _move(self.node, cell, self.peer)
         except BaseException as exc:
-            errors.append(exc)
-            done.set()
+            self.fail(exc)
             if isinstance(exc, Exception):
                 return False
             raise
-        done.set()
+        self.done.set()
         return True
 
-    def on_stopped(c: AtomCell, reason: BaseException | None) -> None:
-        errors.append(AtomStopped(f"{c._label()} stopped before it could migrate"))
-        done.set()
+    def fail(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+        self.done.set()
 
-    cell.on_stopped.append(on_stopped)
+    def on_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        self.fail(AtomStopped(f"{cell._label()} stopped before it could migrate"))
+
+
+async def emigrate(node: Node, cell: AtomCell, to_id: str) -> None:
+    """Move the live atom of ``cell`` (in this process) to node ``to_id``."""
+    peer = node.live_peer(to_id, cell.id)
+    move = _Emigration(node, peer)
+    cell.on_stopped.append(move.on_stopped)
     try:
-        if cell.state >= 2 or not cell.mailbox.put_control(("call", hook)):
+        if cell.state >= 2 or not cell.mailbox.put_control(("call", move)):
             raise MigrationError(f"{cell._label()} is not running; it cannot be migrated")
-        await done.wait()
+        await move.done.wait()
     finally:
-        if on_stopped in cell.on_stopped:
-            cell.on_stopped.remove(on_stopped)
-    if errors:
+        move.abandoned = not move.done.is_set()
+        if move.on_stopped in cell.on_stopped:
+            cell.on_stopped.remove(move.on_stopped)
+    if move.errors:
         raise MigrationError(
             f"moving {cell._label()} to host {peer.label} failed; it keeps running here: "
-            f"{errors[0]!r}"
-        ) from errors[0]
+            f"{move.errors[0]!r}"
+        ) from move.errors[0]
 
 
 async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
@@ -167,6 +183,8 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
             f"{cell._label()} has child atoms; stop them (or migrate a childless atom)"
         )
     mailbox = cell.mailbox
+    # Busy like a turn: no ask may run inline on the source from here on.
+    cell.busy = True
     stashed = list(mailbox.stashed)
     user = list(mailbox.user)
     mailbox.stashed.clear()
@@ -195,8 +213,12 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
             node.pending.pop(token, None)
         mailbox.user.extendleft(reversed(user))
         mailbox.stashed.extendleft(reversed(stashed))
+        cell.busy = False
         raise
     # Step 5: from here on nothing awaits, so no message can slip in between.
+    for control in mailbox.control:
+        if control[0] == "call" and isinstance(control[1], _Emigration):
+            control[1].fail(MigrationError(f"{cell._label()} moved to {peer.label} meanwhile"))
     rest = mailbox.close()
     cell._cancel_timers()
     is_origin = _origin(cell.id) == node.node_id
