@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -245,3 +246,24 @@ async def test_asks_during_the_hand_over_are_not_run_on_the_source() -> None:
                 await system.migrate(ref, to=hop)
             stop = True
         assert await ref.ask(Counter.get) == answered
+
+
+async def test_senders_waiting_for_room_follow_the_atom() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0, mailbox_size=2)
+        gate = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ref.ask, Counter.wait_for, gate)
+            await trio.testing.wait_all_tasks_blocked()
+            ref.tell(Counter.incr)
+            ref.tell(Counter.incr)  # the mailbox is full now
+            for _ in range(5):
+                nursery.start_soon(ref.send, Counter.incr)
+            nursery.start_soon(ref.ask, Counter.incr)
+            await trio.testing.wait_all_tasks_blocked()  # all six wait for room
+            nursery.start_soon(partial(system.migrate, ref, to="w1"))
+            await trio.testing.wait_all_tasks_blocked()
+            gate.set()
+        assert await ref.ask(Counter.get) == 8
+        assert await _pid_of(ref) != os.getpid()
+        assert len(system.dead_letters) == 0

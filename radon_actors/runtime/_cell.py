@@ -249,6 +249,10 @@ class AtomCell:
         else:
             queued = await mailbox.put(msg)
         if not queued:
+            if type(self).ask is not AtomCell.ask:
+                # The atom migrated while we waited for room: this cell is now a
+                # forwarder (radon_actors.placement), so go through it.
+                return await self.ask(h, args, kwargs, timeout)
             raise AtomStopped(f"{self._label()} stopped before {spec.name!r} was queued")
         if timeout is None:
             return await wait_task_rescheduled(reply)
@@ -290,6 +294,9 @@ class AtomCell:
                 await cancel_shielded_checkpoint()
             return
         if not await mailbox.put(msg):
+            if type(self).send is not AtomCell.send:
+                await self.send(h, args, kwargs)  # migrated meanwhile: see ask
+                return
             self._dead_letter(spec, args, kwargs, "atom stopped")
 
     def _dead_letter(
