@@ -17,6 +17,7 @@ from placement_atoms import Counter, Relay
 
 from radon_actors import (
     AskTimeout,
+    AtomStopped,
     AuthenticationFailed,
     HandlerNotFound,
     HostDown,
@@ -235,3 +236,14 @@ async def test_code_shipped_by_value_needs_the_same_python() -> None:
         peer.python = "cpython-2.7"  # pretend the host runs another Python
         with pytest.raises(SpawnError, match="same Python"):
             await system.spawn(dyn, host="w1")
+
+
+async def test_system_stop_reaches_an_atom_on_a_worker() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 1, host="w1")
+        assert await ref.ask(Counter.incr) == 2
+        with trio.fail_after(10):
+            await system.stop(ref)
+        with pytest.raises(AtomStopped):
+            await ref.ask(Counter.get)
+        await system.stop(ref)  # stopping it again does nothing

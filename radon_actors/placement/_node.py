@@ -551,6 +551,15 @@ class Node:
             self.spawned_on_joined.append((peer.node_id, atom_id))
         return Ref(atom_id, name, RemoteEndpoint(self, peer.node_id, atom_id, name))
 
+    async def stop_atom(self, atom_id: str) -> None:
+        """Stop an atom that lives on another host (through its origin)."""
+        origin = atom_id.rpartition(".")[0]
+        peer = self.peers.get(origin)
+        if peer is None or peer.down is not None:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.request(peer, ("stop_atom", atom_id))
+
     def announce(self) -> None:
         """Tell every peer about every other (so hosts can talk to each other directly)."""
         table = [(p.node_id, p.name, p.address) for p in self.peers.values() if p.down is None]

@@ -164,6 +164,9 @@ class System:
         Stopping an atom that already stopped does nothing.
         """
         cell = _directory.lookup(ref.id)
+        if cell is None and self._placement is not None:
+            await self._placement.stop_atom(ref.id)  # an atom on another host
+            return
         if cell is None or cell.system is not self:
             await trio.lowlevel.checkpoint()
             return
