@@ -41,6 +41,10 @@ class Counter(Atom):
         await event.wait()
 
     @handler
+    async def wait_on(self, gate: Ref[Gate]) -> None:
+        await gate.ask(Gate.wait)
+
+    @handler
     def where(self) -> str:
         import os
 
@@ -130,3 +134,14 @@ class Freezer(Atom):
     def incr(self) -> int:
         self.n += 1
         return self.n
+
+
+class Gate(Atom):
+    """Holds whoever asks ``wait`` until the test sets its (local) event."""
+
+    def __init__(self, event: trio.Event) -> None:
+        self.event = event
+
+    @handler
+    async def wait(self) -> None:
+        await self.event.wait()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import trio
-from placement_atoms import Counter, Relay
+from placement_atoms import Counter, Gate, Relay
 
 from radon_actors import (
     AskTimeout,
@@ -247,3 +247,21 @@ async def test_system_stop_reaches_an_atom_on_a_worker() -> None:
         with pytest.raises(AtomStopped):
             await ref.ask(Counter.get)
         await system.stop(ref)  # stopping it again does nothing
+
+
+async def test_a_remote_ask_abandoned_while_queued_is_withdrawn() -> None:
+    async with cluster("w1") as system:
+        release = trio.Event()
+        gate = await system.spawn(Gate, release)
+        ref = await system.spawn(Counter, 0, host="w1")
+        async with trio.open_nursery() as nursery:
+            # the remote atom's turn waits on the gate, here
+            nursery.start_soon(ref.ask, Counter.wait_on, gate)
+            await trio.testing.wait_all_tasks_blocked()  # it was sent first
+            with pytest.raises(AskTimeout):
+                await ref.ask(Counter.aincr, timeout=0.2)  # queued behind that turn
+            with trio.move_on_after(0.2):
+                await ref.ask(Counter.aincr)  # cancelled while queued
+            release.set()
+        assert await ref.ask(Counter.get) == 0  # neither ran
+        assert not system._placement.pending

@@ -131,7 +131,10 @@ class RemoteEndpoint:
             with trio.move_on_after(timeout):
                 return await wait_task_rescheduled(reply)
         finally:
-            node.pending.pop(req, None)
+            if node.pending.pop(req, None) is not None and peer.down is None:
+                # No reply yet (timeout or cancellation): withdraw the message if
+                # it is still queued over there.
+                peer.send(("cancel", req))
         raise AskTimeout(
             f"atom {self.name or self.atom_id} on host {peer.label} did not answer "
             f"{handler_name(h)!r} within {timeout} s"

@@ -219,6 +219,8 @@ class Node:
         self.shutdown_requested = trio.Event()
         self.closing = False
         self.migrations: dict[str, trio.Lock] = {}
+        # Asks from peers not answered yet, so a "cancel" frame can withdraw them.
+        self.inbound: dict[tuple[str, int], CallbackReply] = {}
         # Optional TLS (trio.SSLStream) around the connections this node accepts
         # and the ones it dials; the HMAC handshake still runs inside it.
         self.ssl_server: ssl.SSLContext | None = None
@@ -274,6 +276,8 @@ class Node:
             if p is peer:
                 del self.pending[req]
                 _deliver(reply, outcome.Error(error))
+        for key in [k for k in self.inbound if k[0] == peer.node_id]:
+            del self.inbound[key]
 
     def _add_peer(self, node_id: str, name: str, address: str | None) -> Peer:
         peer = self.peers.get(node_id)
@@ -441,7 +445,14 @@ class Node:
             return self._deliver_in(atom_id, h, blob, None)
         elif kind == "ask":
             _, req, atom_id, h, blob = frame
-            return self._deliver_in(atom_id, h, blob, CallbackReply(_Answer(self, peer, req)))
+            reply = CallbackReply(_Answer(self, peer, req))
+            self.inbound[(peer.node_id, req)] = reply
+            return self._deliver_in(atom_id, h, blob, reply)
+        elif kind == "cancel":
+            # The asker gave up: withdraw the ask if its turn has not begun.
+            withdrawn = self.inbound.pop((peer.node_id, frame[1]), None)
+            if withdrawn is not None:
+                withdrawn.task = None
         elif kind == "reply":
             _, req, blob = frame
             entry = self.pending.pop(req, None)
@@ -647,6 +658,7 @@ class _Answer:
 
     def __call__(self, result: outcome.Outcome[Any]) -> None:
         peer = self.peer
+        self.node.inbound.pop((peer.node_id, self.req), None)
         if peer.down is None:
             peer.send(
                 ("reply", self.req, dump_outcome(result, f"host {self.node.name!r}")), urgent=True
