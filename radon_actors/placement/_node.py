@@ -403,25 +403,30 @@ class Node:
         early: list[tuple[Any, ...]],
     ) -> None:
         reason = "connection closed"
+        watch = _Watch()
         try:
-            for frame in early:
-                wait = self._dispatch(peer, frame)
-                if wait is not None:
-                    await wait
-            while True:
-                with trio.move_on_after(self.heartbeat_timeout) as scope:
-                    data = await stream.receive_some()
-                if scope.cancelled_caught:
-                    reason = f"no heartbeat for {self.heartbeat_timeout} s"
-                    break
-                if not data:
-                    break
-                for frame in reader.feed(data):
+            with trio.CancelScope() as watch.scope:
+                self.nursery.start_soon(self._watchdog, watch)
+                for frame in early:
                     wait = self._dispatch(peer, frame)
                     if wait is not None:
-                        # A full mailbox: stop reading this connection until there
-                        # is room (TCP pushes back on the sender), keeping order.
                         await wait
+                while True:
+                    data = await stream.receive_some()
+                    if not data:
+                        break
+                    watch.last = trio.current_time()
+                    for frame in reader.feed(data):
+                        wait = self._dispatch(peer, frame)
+                        if wait is not None:
+                            # A full mailbox: stop reading this connection until
+                            # there is room (TCP pushes back on the sender), in order.
+                            watch.paused = True
+                            await wait
+                            watch.paused = False
+                            watch.last = trio.current_time()
+            if watch.timed_out:
+                reason = f"no heartbeat for {self.heartbeat_timeout} s"
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             reason = f"connection lost: {exc!r}"
         except ProtocolError as exc:
@@ -430,10 +435,25 @@ class Node:
             reason = f"malformed frame: {exc!r}"
             _log.error("placement.bad_frame", host=peer.name, error=repr(exc))
         finally:
+            watch.done = True
             if peer.stream is stream or peer.stream is None:
                 peer.mark_down(reason)
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
+
+    async def _watchdog(self, watch: _Watch) -> None:
+        """Cancel a reader that has heard nothing for the heartbeat timeout.
+
+        One task per connection that wakes every heartbeat interval, instead of a
+        cancel scope per read (which would cost on every message).
+        """
+        while not watch.done:
+            await trio.sleep(self.heartbeat_interval)
+            idle = trio.current_time() - watch.last
+            if not watch.done and not watch.paused and idle > self.heartbeat_timeout:
+                watch.timed_out = True
+                watch.scope.cancel()
+                return
 
     # ------------------------------------------------------------------
     # frames
@@ -644,6 +664,19 @@ def _run_inline(
 
 
 _RUNNING = 1
+
+
+class _Watch:
+    """Liveness of one connection's reader (see ``Node._watchdog``)."""
+
+    __slots__ = ("done", "last", "paused", "scope", "timed_out")
+
+    def __init__(self) -> None:
+        self.last = trio.current_time()
+        self.paused = False
+        self.done = False
+        self.timed_out = False
+        self.scope = trio.CancelScope()
 
 
 class _Answer:
