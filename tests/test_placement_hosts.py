@@ -126,8 +126,9 @@ async def test_sigkilled_host_fails_asks_in_flight_fast() -> None:
         assert "'w1'" in str(errors[0])
         with pytest.raises(HostDown, match="down"):
             await ref.ask(Counter.get)
-        # tells to a dead host do not raise (they are dead letters)
+        # tells and sends to a dead host do not raise (they are dead letters)
         ref.tell(Counter.incr)
+        await ref.send(Counter.incr)
 
 
 async def test_stopped_host_is_declared_down_by_heartbeat() -> None:

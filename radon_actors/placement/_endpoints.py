@@ -161,8 +161,11 @@ class RemoteEndpoint:
         self.post(h, args, kwargs, None)
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        peer = self._peer()
         await trio.lowlevel.checkpoint_if_cancelled()
+        peer = self._node.peers.get(self.peer_id)
+        if peer is None or peer.down is not None:
+            self.post(h, args, kwargs, None)  # a dead letter, as for a tell
+            return
         if len(peer.out) > HIGH_WATER:
             await peer.wait_drained()
         peer.send(
