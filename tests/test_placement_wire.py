@@ -186,6 +186,13 @@ async def test_tls_wraps_the_connection_and_plain_peers_are_refused() -> None:
             ref = await client.spawn(Counter, 1, host=name)
             assert await ref.ask(Counter.incr) == 2
             assert client._placement.peer_by_name(name).fd == -1  # no raw writes under TLS
+            # a local worker started afterwards is still reached over plain TCP
+            await client.start_host("w1")
+            try:
+                worker_atom = await client.spawn(Counter, 5, host="w1")
+                assert await worker_atom.ask(Counter.incr) == 6
+            finally:
+                client._placement.processes[client._placement.names["w1"]].kill()
         with structlog.testing.capture_logs() as logs:
             async with open_system() as plain:
                 with pytest.raises(ProtocolError):
@@ -211,3 +218,12 @@ async def test_a_malformed_frame_drops_the_peer_not_the_system() -> None:
             client._placement = cnode
             assert (await cnode.dial(address)).name == "server"
         assert server._placement is node
+
+
+async def test_an_unknown_request_is_answered_with_an_error_not_silence() -> None:
+    async with serving() as (_server, _, address), open_system() as client:
+        cnode = Node(client, SECRET, name="client")
+        client._placement = cnode
+        peer = await cnode.dial(address)
+        with trio.fail_after(5), pytest.raises(ProtocolError, match="does not know"):
+            await cnode.request(peer, ("no-such-request", 1, 2))

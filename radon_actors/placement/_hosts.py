@@ -116,8 +116,6 @@ async def connect_host(
     ssl_context: ssl.SSLContext | None = None,
 ) -> str:
     node = get_node(system)
-    if ssl_context is not None:
-        node.ssl_client = ssl_context
     if secret_file is not None:
         secret = read_secret(secret_file)
     if secret is not None and secret != node.secret:
@@ -127,7 +125,7 @@ async def connect_host(
                 "with the same secret file (or connect them before starting workers)"
             )
         node.secret = secret
-    peer = await node.dial(address)
+    peer = await node.dial(address, ssl_context=ssl_context)
     if name is not None and name != peer.name:
         _check_name(node, name)
         peer.name = name

@@ -221,11 +221,12 @@ class Node:
         self.migrations: dict[str, trio.Lock] = {}
         # Asks from peers not answered yet, so a "cancel" frame can withdraw them.
         self.inbound: dict[tuple[str, int], CallbackReply] = {}
-        # Optional TLS (trio.SSLStream) around the connections this node accepts
-        # and the ones it dials; the HMAC handshake still runs inside it.
+        # Optional TLS (trio.SSLStream) around the connections this node accepts;
+        # dials use TLS when given a client context. The HMAC handshake still runs
+        # inside it.
         self.ssl_server: ssl.SSLContext | None = None
-        self.ssl_client: ssl.SSLContext | None = None
         _routes[self.node_id] = self
+        from . import _migration  # noqa: F401  (registers its requests)
 
     # ------------------------------------------------------------------
     # peers and connections
@@ -293,13 +294,13 @@ class Node:
     def _hello(self) -> tuple[Any, ...]:
         return ("hello", self.node_id, self.name, self.address, PYTHON)
 
-    async def dial(self, address: str) -> Peer:
+    async def dial(self, address: str, *, ssl_context: ssl.SSLContext | None = None) -> Peer:
         """Connect to the host at ``host:port``, authenticate, and exchange hellos."""
         host, _, port = address.rpartition(":")
         stream: trio.abc.Stream = await trio.open_tcp_stream(host, int(port))
         try:
-            if self.ssl_client is not None:
-                stream = trio.SSLStream(stream, self.ssl_client, server_hostname=host)
+            if ssl_context is not None:
+                stream = trio.SSLStream(stream, ssl_context, server_hostname=host)
                 with trio.fail_after(5):
                     await stream.do_handshake()
             await client_handshake(stream, self.secret)
@@ -491,7 +492,7 @@ class Node:
             handler = _REQUESTS.get(kind)
             if handler is None:
                 _log.warning("placement.unknown_frame", kind=kind, host=peer.name)
-                return None
+                handler = _unknown_request(kind)
             req = frame[1]
             self.nursery.start_soon(self._serve_request, peer, req, handler, frame[2:])
         return None
@@ -728,6 +729,16 @@ async def _req_load(node: Node, peer: Peer) -> int:
 
 
 _REQUESTS: dict[str, Callable[..., Awaitable[Any]]] = {"spawn": _req_spawn, "load": _req_load}
+
+
+def _unknown_request(kind: str) -> Callable[..., Awaitable[Any]]:
+    async def refuse(node: Node, peer: Peer, *fields: Any) -> None:
+        raise ProtocolError(
+            f"host {node.name!r} does not know the request {kind!r}; run the same "
+            "radon-actors version on every host"
+        )
+
+    return refuse
 
 
 def add_request(kind: str, fn: Callable[..., Awaitable[Any]]) -> None:
