@@ -266,3 +266,24 @@ async def test_a_remote_ask_abandoned_while_queued_is_withdrawn() -> None:
             release.set()
         assert await ref.ask(Counter.get) == 0  # neither ran
         assert not system._placement.pending
+
+
+async def test_arguments_the_host_cannot_unpickle_fail_cleanly(tmp_path: Path) -> None:
+    from radon_actors.placement._endpoints import RemoteError
+
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0, host="w1")
+        # a module only this process can import (the worker was started before)
+        (tmp_path / "only_here_mod.py").write_text("class Thing:\n    pass\n")
+        sys.path.insert(0, str(tmp_path))
+        try:
+            import only_here_mod
+
+            ref.tell(Counter.incr, only_here_mod.Thing())  # dropped there, logged
+            with pytest.raises(RemoteError, match="cannot be unpickled"):
+                await ref.ask(Counter.incr, only_here_mod.Thing())
+        finally:
+            sys.path.remove(str(tmp_path))
+            sys.modules.pop("only_here_mod", None)
+        # the connection is still fine
+        assert await ref.ask(Counter.incr) == 1

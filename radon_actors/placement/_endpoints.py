@@ -150,10 +150,10 @@ class RemoteEndpoint:
             else:
                 _log.warning("dead_letter", atom_id=self.atom_id, reason=str(exc))
             return
-        blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
         if reply is None:
-            peer.send(("tell", self.atom_id, handler_name(h), blob))
+            peer.send(("tell", self.atom_id, handler_name(h), args, kwargs))
         else:
+            blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
             req = self._node.register(peer, reply)
             peer.send(("ask", req, self.atom_id, handler_name(h), blob))
 
@@ -168,9 +168,7 @@ class RemoteEndpoint:
             return
         if len(peer.out) > HIGH_WATER:
             await peer.wait_drained()
-        peer.send(
-            ("tell", self.atom_id, handler_name(h), pickle.dumps((args, kwargs), PICKLE_PROTOCOL))
-        )
+        peer.send(("tell", self.atom_id, handler_name(h), args, kwargs))
         # Yield now and then (the shared coop budget), so the writer can flush
         # while the sender keeps going: the two overlap instead of taking turns.
         b = budget

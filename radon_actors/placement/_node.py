@@ -462,8 +462,30 @@ class Node:
     def _dispatch(self, peer: Peer, frame: tuple[Any, ...]) -> Awaitable[None] | None:
         kind = frame[0]
         if kind == "tell":
-            _, atom_id, h, blob = frame
-            return self._deliver_in(atom_id, h, blob, None)
+            _, atom_id, h, args, kwargs = frame
+            cell = _directory.lookup(atom_id)
+            if cell is not None and type(cell) is not ForwardingCell:
+                # Fast path: a live atom here with room in its mailbox.
+                spec = cell.table.get(h)
+                mailbox = cell.mailbox
+                if (
+                    spec is not None
+                    and cell.state < _STOPPING
+                    and len(mailbox.user) < mailbox.capacity
+                    and not mailbox.closed
+                ):
+                    check = spec.check
+                    try:
+                        if check is not None:
+                            check(*args, **kwargs)
+                    except TypeError:
+                        pass  # the general path reports it
+                    else:
+                        mailbox.put_nowait((spec, args, kwargs, None))
+                        return None
+            return self._deliver_args(atom_id, h, args, kwargs, None)
+        elif kind == "undecodable":
+            _log.warning("dead_letter", host=peer.name, reason=f"undecodable message: {frame[1]}")
         elif kind == "ask":
             _, req, atom_id, h, blob = frame
             reply = CallbackReply(_Answer(self, peer, req))
@@ -498,9 +520,6 @@ class Node:
         return None
 
     def _deliver_in(self, atom_id: str, h: str, blob: bytes, reply: Any) -> Awaitable[None] | None:
-        ep: Any = _directory.lookup(atom_id)
-        if ep is None:
-            ep = _directory.resolve(atom_id, None)
         try:
             args, kwargs = pickle.loads(blob)
         except Exception as exc:
@@ -513,6 +532,14 @@ class Node:
             else:
                 _log.warning("dead_letter", atom_id=atom_id, handler=h, reason=str(error))
             return None
+        return self._deliver_args(atom_id, h, args, kwargs, reply)
+
+    def _deliver_args(
+        self, atom_id: str, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+    ) -> Awaitable[None] | None:
+        ep: Any = _directory.lookup(atom_id)
+        if ep is None:
+            ep = _directory.resolve(atom_id, None)
         if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
             mailbox = ep.mailbox
             if reply is not None and _run_inline(ep, h, args, kwargs, reply):
@@ -665,6 +692,7 @@ def _run_inline(
 
 
 _RUNNING = 1
+_STOPPING = 2
 
 
 class _Watch:

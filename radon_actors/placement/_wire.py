@@ -14,9 +14,12 @@ checked the client's proof does it read a frame, so an unauthenticated peer neve
 reaches ``pickle``.
 
 After the handshake each direction is a stream of frames: a 4-byte big-endian
-length and a pickled tuple ``(kind, ...)``. Message arguments travel as a nested
-pickle inside the frame, so a frame whose arguments cannot be unpickled (a class
-missing on this host) is still routed and answered with a clear error.
+length and a pickled tuple ``(kind, ...)``. The arguments of asks and requests
+travel as a nested pickle inside the frame, so one whose arguments cannot be
+unpickled (a class missing on this host) is still routed and answered with a
+clear error; tells are pickled in one go (they are the throughput path), and
+one that cannot be unpickled becomes an ``undecodable`` frame (a logged dead
+letter).
 """
 
 from __future__ import annotations
@@ -137,7 +140,10 @@ class FrameReader:
                     raise ProtocolError(f"frame of {size} bytes exceeds the {MAX_FRAME}-byte limit")
                 if end - pos - 4 < size:
                     break
-                frames.append(pickle.loads(view[pos + 4 : pos + 4 + size]))
+                try:
+                    frames.append(pickle.loads(view[pos + 4 : pos + 4 + size]))
+                except Exception as exc:  # e.g. a tell of a class missing here
+                    frames.append(("undecodable", repr(exc)))
                 pos += 4 + size
         if pos:
             del buf[:pos]
