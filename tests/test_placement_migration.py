@@ -127,10 +127,14 @@ async def test_failed_migration_from_a_worker_leaves_it_there() -> None:
         assert await local.ask(Counter.incr) == 2
 
 
-async def test_migration_under_load_keeps_every_sequence_complete_and_in_order() -> None:
+@pytest.mark.parametrize("origin", ["local", "w1"])
+async def test_migration_under_load_keeps_every_sequence_complete_and_in_order(
+    origin: str,
+) -> None:
+    # origin: where the target is spawned, hence which host coordinates its moves
     n = 2000
     async with cluster("w1", "w2") as system:
-        target = await system.spawn(Sequencer, mailbox_size=100_000)
+        target = await system.spawn(Sequencer, mailbox_size=100_000, host=origin)
         remote_senders = [await system.spawn(Relay, host=h) for h in ("w1", "w2")]
         asked: list[int] = []
         done: list[str] = []
