@@ -29,6 +29,10 @@ class Counter(Atom):
         return self.n
 
     @handler
+    def halt(self) -> None:
+        self.stop()
+
+    @handler
     def boom(self) -> None:
         raise ValueError(f"boom at {self.n}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -12,7 +13,16 @@ import pytest
 import trio
 from placement_atoms import Counter, Freezer, Relay, Sequencer, Unpicklable
 
-from radon_actors import AtomStopped, MigrationError, NoSuchHost, System, open_system
+from radon_actors import (
+    AtomStopped,
+    HostDown,
+    MigrationError,
+    NoSuchAtom,
+    NoSuchHost,
+    System,
+    open_system,
+)
+from radon_actors.runtime import _directory
 
 
 @asynccontextmanager
@@ -271,3 +281,36 @@ async def test_senders_waiting_for_room_follow_the_atom() -> None:
         assert await ref.ask(Counter.get) == 8
         assert await _pid_of(ref) != os.getpid()
         assert len(system.dead_letters) == 0
+
+
+async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies() -> None:
+    async with cluster("w1", "w2") as system:
+        stops: list[tuple[str, BaseException | None]] = []
+
+        def record(cell: Any, reason: BaseException | None) -> None:
+            stops.append((cell.id, reason))
+
+        quitter = await system.spawn(Counter, 0, name="quitter")
+        doomed = await system.spawn(Counter, 0)
+        for ref in (quitter, doomed):
+            await system.migrate(ref, to="w1")
+            await system.migrate(ref, to="w2")
+            # what a watcher or supervisor of the original cell holds on to
+            _directory.lookup(ref.id).on_stopped.append(record)
+
+        await quitter.ask(Counter.halt)  # stops itself on w2
+        with trio.fail_after(10):
+            await _directory.lookup(quitter.id).stopped.wait()
+        assert stops == [(quitter.id, None)]
+        with pytest.raises(AtomStopped):
+            await quitter.ask(Counter.get)
+        with pytest.raises(NoSuchAtom):
+            system.lookup("quitter")
+
+        os.kill(await _pid_of(doomed), signal.SIGKILL)
+        with trio.fail_after(10):
+            await _directory.lookup(doomed.id).stopped.wait()
+        assert stops[1][0] == doomed.id
+        assert isinstance(stops[1][1], HostDown)
+        with pytest.raises(AtomStopped):
+            await doomed.ask(Counter.get)

@@ -254,6 +254,25 @@ class ForwardingCell(AtomCell):
         await trio.lowlevel.checkpoint_if_cancelled()
         fwd.paused.append((h, args, kwargs, None))
 
+    def lost(self, reason: BaseException | None) -> None:
+        """The atom stopped where it lived, or its host died: this cell stops too.
+
+        Its ``stopped`` event is set and its ``on_stopped`` callbacks run (what
+        watchers and supervisors of the original cell rely on); Refs that still
+        point here now fail fast with ``AtomStopped``.
+        """
+        fwd = self._fwd()
+        if self.stopped.is_set() or fwd.paused is not None:
+            return
+        fwd.target = _directory.DeadEndpoint(self.id, self.name)
+        system = self.system
+        if self.name is not None and system._names.get(self.name) is self:
+            del system._names[self.name]
+        self.log.info("atom.lost", reason=None if reason is None else repr(reason))
+        self.stopped.set()
+        for callback in self.on_stopped:
+            callback(self, reason)
+
     def request_stop(self, reason: BaseException | None = None) -> None:
         """Stop the atom where it now lives; ``stopped`` is set once it has."""
         if self._stop_requested:

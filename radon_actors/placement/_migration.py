@@ -238,7 +238,9 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
     parent = cell.parent
     if parent is not None and parent.children.get(cell.id) is cell:
         del parent.children[cell.id]
-    if not is_origin:
+    if is_origin:
+        node.forwarders[cell.id] = forwarder
+    else:
         _directory.unregister(cell)
     cell.log.info("atom.migrated", to=peer.name)
 
@@ -301,11 +303,26 @@ async def _req_activate(
     system._top[atom_id] = cell
     if home:
         # Coming home: the paused forwarder hands over to it when the
-        # coordinator resumes (so what it queued runs first).
+        # coordinator resumes (so what it queued runs first), and stops with it.
         assert existing is not None
         existing.instance.arrived = cell
+        node.forwarders.pop(atom_id, None)
+        old: Any = existing
+        cell.on_stopped.append(lambda c, reason: old.lost(reason))
     else:
         _directory.register(cell)
+        cell.on_stopped.append(_tell_origin(node, atom_id))
+
+
+def _tell_origin(node: Node, atom_id: str) -> Callable[[AtomCell, BaseException | None], None]:
+    """An ``on_stopped`` callback: tell the atom's origin that it stopped here."""
+
+    def stopped(cell: AtomCell, reason: BaseException | None) -> None:
+        peer = node.peers.get(_origin(atom_id))
+        if peer is not None and peer.down is None:
+            peer.send(("atom_stopped", atom_id, None if reason is None else repr(reason)))
+
+    return stopped
 
 
 async def _req_stop_atom(node: Node, peer: Peer, atom_id: str) -> None:

@@ -221,6 +221,8 @@ class Node:
         self.migrations: dict[str, trio.Lock] = {}
         # Asks from peers not answered yet, so a "cancel" frame can withdraw them.
         self.inbound: dict[tuple[str, int], CallbackReply] = {}
+        # This node's atoms that migrated away (it is their origin).
+        self.forwarders: dict[str, ForwardingCell] = {}
         # Optional TLS (trio.SSLStream) around the connections this node accepts;
         # dials use TLS when given a client context. The HMAC handshake still runs
         # inside it.
@@ -279,6 +281,11 @@ class Node:
                 _deliver(reply, outcome.Error(error))
         for key in [k for k in self.inbound if k[0] == peer.node_id]:
             del self.inbound[key]
+        # Atoms of ours that had moved there are lost with it.
+        for cell in list(self.forwarders.values()):
+            if getattr(cell.instance.target, "peer_id", None) == peer.node_id:
+                del self.forwarders[cell.id]
+                cell.lost(HostDown(f"host {peer.label} went down ({reason})"))
 
     def _add_peer(self, node_id: str, name: str, address: str | None) -> Peer:
         peer = self.peers.get(node_id)
@@ -484,6 +491,13 @@ class Node:
                         mailbox.put_nowait((spec, args, kwargs, None))
                         return None
             return self._deliver_args(atom_id, h, args, kwargs, None)
+        elif kind == "atom_stopped":
+            # An atom of ours stopped on the host it had migrated to.
+            _, atom_id, reason = frame
+            cell = self.forwarders.get(atom_id)
+            if cell is not None and cell.instance.target.peer_id == peer.node_id:
+                del self.forwarders[atom_id]
+                cell.lost(None if reason is None else RemoteError(reason))
         elif kind == "undecodable":
             _log.warning("dead_letter", host=peer.name, reason=f"undecodable message: {frame[1]}")
         elif kind == "ask":
