@@ -160,7 +160,10 @@ class Peer:
         self.out.clear()
         self._wake.set()
         self._drained.set()
+        # A clean close (the peer shut down) is news, not a problem.
         log = _log.debug if self.node.closing else _log.warning
+        if reason == "connection closed" and not self.node.closing:
+            log = _log.info
         log("placement.host_down", host=self.name, node=self.node_id, reason=reason)
         self.node.peer_down(self, reason)
 
