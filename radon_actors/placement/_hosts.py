@@ -82,6 +82,8 @@ async def start_host(
         if kind != "READY":
             raise NoSuchHost(f"worker host {name!r} failed to start: {line!r}")
         peer = await node.dial(address)
+        peer.heartbeat_interval = heartbeat_interval
+        peer.heartbeat_timeout = heartbeat_timeout
     except BaseException:
         proc.kill()
         with trio.CancelScope(shield=True):

@@ -90,6 +90,9 @@ class Peer:
         self.name = name
         self.address = address
         self.python = PYTHON  # its Python (from its hello), for code shipped by value
+        # Heartbeat settings for this peer (``start_host`` can set them per host).
+        self.heartbeat_interval = node.heartbeat_interval
+        self.heartbeat_timeout = node.heartbeat_timeout
         self.stream: trio.abc.Stream | None = None
         self.fd = -1  # the stream's socket, for direct writes (see ``send``)
         self.writing = False
@@ -144,6 +147,7 @@ class Peer:
             await self.node.dial(self.address)
         except (
             OSError,
+            ValueError,
             AuthenticationFailed,
             ProtocolError,
             trio.TooSlowError,
@@ -167,11 +171,11 @@ class Peer:
         log("placement.host_down", host=self.name, node=self.node_id, reason=reason)
         self.node.peer_down(self, reason)
 
-    async def writer(self, stream: trio.abc.Stream, interval: float) -> None:
+    async def writer(self, stream: trio.abc.Stream) -> None:
         """Send whatever accumulated, in one write; a ping when idle (heartbeat)."""
         while self.down is None and self.stream is stream:
             if not self.out:
-                with trio.move_on_after(interval):
+                with trio.move_on_after(self.heartbeat_interval):
                     await self._wake.wait()
                 self._wake = trio.Event()
                 if not self.out:
@@ -391,7 +395,7 @@ class Node:
             # Direct writes only on a plain socket (never around TLS).
             peer.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
             peer._wake.set()
-            self.nursery.start_soon(peer.writer, stream, self.heartbeat_interval)
+            self.nursery.start_soon(peer.writer, stream)
         elif hello:
             # A second connection (both sides dialled): it only carries the peer's
             # frames, plus our hello and heartbeats.
@@ -417,7 +421,7 @@ class Node:
         watch = _Watch()
         try:
             with trio.CancelScope() as watch.scope:
-                self.nursery.start_soon(self._watchdog, watch)
+                self.nursery.start_soon(self._watchdog, peer, watch)
                 for frame in early:
                     wait = self._dispatch(peer, frame)
                     if wait is not None:
@@ -437,7 +441,7 @@ class Node:
                             watch.paused = False
                             watch.last = trio.current_time()
             if watch.timed_out:
-                reason = f"no heartbeat for {self.heartbeat_timeout} s"
+                reason = f"no heartbeat for {peer.heartbeat_timeout} s"
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             reason = f"connection lost: {exc!r}"
         except ProtocolError as exc:
@@ -452,16 +456,16 @@ class Node:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
-    async def _watchdog(self, watch: _Watch) -> None:
+    async def _watchdog(self, peer: Peer, watch: _Watch) -> None:
         """Cancel a reader that has heard nothing for the heartbeat timeout.
 
         One task per connection that wakes every heartbeat interval, instead of a
         cancel scope per read (which would cost on every message).
         """
         while not watch.done:
-            await trio.sleep(self.heartbeat_interval)
+            await trio.sleep(min(peer.heartbeat_interval, peer.heartbeat_timeout / 2))
             idle = trio.current_time() - watch.last
-            if not watch.done and not watch.paused and idle > self.heartbeat_timeout:
+            if not watch.done and not watch.paused and idle > peer.heartbeat_timeout:
                 watch.timed_out = True
                 watch.scope.cancel()
                 return
