@@ -109,6 +109,8 @@ async def test_sigkilled_host_fails_asks_in_flight_fast() -> None:
         ref = await system.spawn(Counter, host="w1")
         pid = int(await ref.ask(Counter.where))
         errors: list[BaseException] = []
+        downs: list[str] = []
+        system._placement.host_down_callbacks.append(lambda host, reason: downs.append(host))
 
         async def ask_hanging() -> None:
             try:
@@ -124,6 +126,7 @@ async def test_sigkilled_host_fails_asks_in_flight_fast() -> None:
                 os.kill(pid, signal.SIGKILL)
         assert len(errors) == 3
         assert "'w1'" in str(errors[0])
+        assert downs == ["w1"]
         with pytest.raises(HostDown, match="down"):
             await ref.ask(Counter.get)
         # tells and sends to a dead host do not raise (they are dead letters)

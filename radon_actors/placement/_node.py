@@ -228,6 +228,9 @@ class Node:
         self.migrations: dict[str, trio.Lock] = {}
         # Asks from peers not answered yet, so a "cancel" frame can withdraw them.
         self.inbound: dict[tuple[str, int], CallbackReply] = {}
+        # Called with (host name, reason) when a peer goes down: the hook for
+        # supervisors that restart lost atoms elsewhere.
+        self.host_down_callbacks: list[Callable[[str, str], None]] = []
         # This node's atoms that migrated away (it is their origin).
         self.forwarders: dict[str, ForwardingCell] = {}
         # Optional TLS (trio.SSLStream) around the connections this node accepts;
@@ -288,6 +291,8 @@ class Node:
                 _deliver(reply, outcome.Error(error))
         for key in [k for k in self.inbound if k[0] == peer.node_id]:
             del self.inbound[key]
+        for callback in list(self.host_down_callbacks):
+            callback(peer.name, reason)
         # Atoms of ours that had moved there are lost with it.
         for cell in list(self.forwarders.values()):
             if getattr(cell.instance.target, "peer_id", None) == peer.node_id:
