@@ -314,3 +314,17 @@ async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies() -
         assert isinstance(stops[1][1], HostDown)
         with pytest.raises(AtomStopped):
             await doomed.ask(Counter.get)
+
+
+async def test_coming_home_to_a_small_mailbox_loses_nothing() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0, mailbox_size=4)
+        await system.migrate(ref, to="w1")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(system.migrate, ref, to="local"))
+            await trio.testing.wait_all_tasks_blocked()  # the origin has paused
+            for _ in range(50):  # far more than the mailbox holds
+                ref.tell(Counter.incr)
+        assert await ref.ask(Counter.get) == 50
+        assert await _pid_of(ref) == os.getpid()
+        assert len(system.dead_letters) == 0

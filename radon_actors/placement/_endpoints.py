@@ -193,6 +193,27 @@ class Forward:
         if self.paused is None:
             self.paused = deque()
 
+    async def resume_into(self, cell: AtomCell) -> None:
+        """Switch to ``cell`` (the atom came back to this process) and replay the
+        pause queue into it, waiting for room in its mailbox as a sender would;
+        what arrives meanwhile queues behind, so the order holds."""
+        self.target = cell
+        paused = self.paused
+        while paused:
+            h, args, kwargs, reply = paused.popleft()
+            mailbox = cell.mailbox
+            if len(mailbox.user) < mailbox.capacity or mailbox.closed:
+                post(cell, h, args, kwargs, reply)
+                continue
+            try:
+                spec = cell._spec(h, args, kwargs)
+            except Exception:
+                post(cell, h, args, kwargs, reply)  # reports the error
+                continue
+            if not await mailbox.put((spec, args, kwargs, reply)):
+                post(cell, h, args, kwargs, reply)  # stopped meanwhile: reports it
+        self.paused = None
+
     def resume(self, target: Any | None = None) -> None:
         """Replay what queued during the pause to ``target`` (default: unchanged)."""
         if target is not None:
@@ -243,7 +264,12 @@ class ForwardingCell(AtomCell):
         raise AskTimeout(f"{self._label()} did not answer {handler_name(h)!r} within {timeout} s")
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.post(self._spec(h, args, kwargs).name, args, kwargs, None)
+        h = self._spec(h, args, kwargs).name
+        fwd = self._fwd()
+        if fwd.paused is not None:
+            fwd.paused.append((h, args, kwargs, None))
+        else:
+            fwd.target.tell(h, args, kwargs)  # a full local mailbox raises MailboxFull
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         h = self._spec(h, args, kwargs).name

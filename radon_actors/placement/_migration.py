@@ -117,7 +117,8 @@ async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
             home = fwd.arrived
             fwd.arrived = None
             assert home is not None
-            fwd.resume(home)
+            with trio.CancelScope(shield=True):
+                await fwd.resume_into(home)
             _directory.register(home)
             if home.name is not None:
                 node.system._names[home.name] = home
