@@ -131,7 +131,7 @@ async def test_failed_migration_from_a_worker_leaves_it_there() -> None:
         with pytest.raises(MigrationError):
             await system.migrate(ref, to="w2")
         assert await ref.ask(Unpicklable.incr) == 1
-        # an atom whose origin is here, now on w1, fails to go to w2 the same way
+        # meanwhile an atom whose origin is here, now on w1, still moves on to w2
         await local.ask(Counter.incr)
         await system.migrate(local, to="w2")
         assert await local.ask(Counter.incr) == 2
