@@ -31,6 +31,15 @@ from .sandbox._errors import MessageNotPortable, SandboxBuildError, SandboxCrash
 
 if TYPE_CHECKING:
     from .mailbox import DeadLetter, DeadLetters
+    from .placement import (
+        AuthenticationFailed,
+        HostDown,
+        LeastLoaded,
+        MigrationError,
+        NoSuchHost,
+        ProtocolError,
+        RoundRobin,
+    )
     from .runtime import Directive, System, open_system
     from .sandbox._config import SandboxConfig
     from .supervisor import (
@@ -51,6 +60,7 @@ __all__ = [
     "AskTimeout",
     "Atom",
     "AtomStopped",
+    "AuthenticationFailed",
     "BadArguments",
     "ChildInfo",
     "ChildSpec",
@@ -61,15 +71,21 @@ __all__ = [
     "Down",
     "Escalated",
     "HandlerNotFound",
+    "HostDown",
+    "LeastLoaded",
     "MailboxFull",
     "MessageNotPortable",
+    "MigrationError",
     "NameTaken",
     "NoSuchAtom",
+    "NoSuchHost",
     "NotSpawned",
+    "ProtocolError",
     "RadonError",
     "Ref",
     "Restart",
     "RestartIntensityExceeded",
+    "RoundRobin",
     "SandboxBuildError",
     "SandboxConfig",
     "SandboxCrashed",
@@ -101,6 +117,13 @@ _LAZY = {
     "DeadLetter": "mailbox",
     "DeadLetters": "mailbox",
     "SandboxConfig": "sandbox._config",
+    "AuthenticationFailed": "placement",
+    "HostDown": "placement",
+    "MigrationError": "placement",
+    "NoSuchHost": "placement",
+    "ProtocolError": "placement",
+    "RoundRobin": "placement",
+    "LeastLoaded": "placement",
 }
 
 

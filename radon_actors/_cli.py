@@ -6,6 +6,7 @@ returning an exit status. Only this module may print.
 
     radon build MODULE [MODULE ...]   prebuild the sandbox components of modules
     radon cache [--clear]             list (or delete) the cached components
+    radon host --listen H:P --secret-file F   run a host that systems join
 """
 
 from __future__ import annotations
@@ -90,6 +91,19 @@ def _cache(args: argparse.Namespace) -> int:
     if args.clear and entries:
         print(f"deleted {len(entries)} components")
     return 0
+
+
+def _configure_host(parser: argparse.ArgumentParser) -> None:
+    from .placement import _cli as placement_cli
+
+    placement_cli.add_parser(parser)
+
+
+@command("host", "run a host that systems join with System.connect_host", _configure_host)
+def _host(args: argparse.Namespace) -> int:
+    from .placement import _cli as placement_cli
+
+    return placement_cli.run(args)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -109,6 +109,10 @@ def _deliver(reply: Reply, result: outcome.Outcome[Any]) -> None:
     if type(task) is Task:
         reply.task = None
         reschedule(task, result)
+    elif callable(task):
+        # An ask from another host (or one forwarded by a moved atom): a callback.
+        reply.task = None
+        task(result)
 
 
 class AtomCell:
@@ -278,6 +282,10 @@ class AtomCell:
         else:
             queued = await mailbox.put(msg)
         if not queued:
+            if type(self).ask is not AtomCell.ask:
+                # The atom migrated while we waited for room: this cell is now a
+                # forwarder (radon_actors.placement), so go through it.
+                return await self.ask(h, args, kwargs, timeout)
             raise AtomStopped(f"{self._label()} stopped before {spec.name!r} was queued")
         if timeout is None:
             return await wait_task_rescheduled(reply)
@@ -319,6 +327,9 @@ class AtomCell:
                 await cancel_shielded_checkpoint()
             return
         if not await mailbox.put(msg):
+            if type(self).send is not AtomCell.send:
+                await self.send(h, args, kwargs)  # migrated meanwhile: see ask
+                return
             self._dead_letter(spec, args, kwargs, "atom stopped")
 
     def _dead_letter(
@@ -529,6 +540,10 @@ class AtomCell:
                 if self.state < _STOPPING:
                     self.busy = False
             return self.state == _STOPPED
+        if kind == "migrate":
+            # Live migration's hook, run at a turn boundary; it returns True when
+            # the atom's loop must end here (the atom moved away).
+            return bool(await msg[1](self))
         raise AssertionError(f"unknown control message {kind!r}")  # pragma: no cover
 
     async def _failed(self, exc: BaseException, spec: HandlerSpec) -> None:
@@ -634,7 +649,7 @@ class AtomCell:
         for child in list(self.children.values()):
             child.request_stop()
         for spec, args, kwargs, reply in self.mailbox.close():
-            if type(reply) is Reply:
+            if type(reply) is Reply or (reply is not None and callable(reply.task)):
                 _deliver(
                     reply,
                     outcome.Error(

@@ -51,6 +51,8 @@ class System:
         self._mailbox_size = mailbox_size
         self._root: AtomCell | None = None
         self._crash: BaseException | None = None
+        # The placement node (radon_actors.placement), made on first use.
+        self._placement: Any = None
         self.dead_letters = DeadLetters()
         """Messages that could not be delivered (see :class:`~radon_actors.DeadLetters`)."""
 
@@ -62,6 +64,7 @@ class System:
         name: str | None = None,
         mailbox_size: int | None = None,
         sandbox: Any = None,
+        host: Any = None,
         **kwargs: Any,
     ) -> Ref[A]:
         """Start an atom of class ``cls`` built with ``cls(*args, **kwargs)``.
@@ -79,7 +82,20 @@ class System:
         ``sandbox`` (``True`` or a :class:`~radon_actors.SandboxConfig`; default: the
         class's ``sandbox`` attribute, else ``False``) runs the atom's handlers inside
         WebAssembly; see docs/sandbox.md.
+
+        ``host`` places the atom on a host started with :meth:`start_host` or
+        joined with :meth:`connect_host` (a name, or a placement policy such as
+        ``RoundRobin()``); see docs/placement.md.
         """
+        if host is not None:
+            if sandbox:
+                raise ValueError(
+                    "a sandboxed atom cannot be placed on another host yet; spawn it "
+                    "here (no host=) or natively (sandbox=False)"
+                )
+            from ..placement._node import get_node
+
+            return await get_node(self).spawn(host, cls, args, kwargs, name, mailbox_size)
         root = self._root
         if root is None or self._closing:
             return await self._spawn(
@@ -129,6 +145,45 @@ class System:
             self._crash = reason
             self._closing = True
             self._nursery.cancel_scope.cancel()
+
+    async def start_host(self, name: str, **options: Any) -> str:
+        """Start a worker host process ``name`` on this machine and return its name.
+
+        It gets a fresh random cluster secret, listens on loopback only and exits
+        with this system. Spawn atoms on it with ``spawn(..., host=name)``.
+        """
+        from ..placement._hosts import start_host
+
+        return await start_host(self, name, **options)
+
+    async def connect_host(self, address: str, **options: Any) -> str:
+        """Join the host listening at ``host:port`` (started with ``radon host``).
+
+        Pass the cluster secret as ``secret=`` (bytes) or ``secret_file=``; returns
+        the host's name (``name=`` overrides it).
+        """
+        from ..placement._hosts import connect_host
+
+        return await connect_host(self, address, **options)
+
+    @property
+    def hosts(self) -> list[str]:
+        """Names of the live hosts of this system (``"local"`` is this process)."""
+        if self._placement is None:
+            return ["local"]
+        return [h.name for h in self._placement.hosts()]
+
+    async def migrate(self, ref: Ref[Any], *, to: str) -> None:
+        """Move a running atom to host ``to`` (``"local"``: this process), live.
+
+        Its Refs keep working and no message is lost or reordered; see
+        ``docs/placement.md``. Raises ``MigrationError`` (the atom keeps running
+        where it was) when the move fails.
+        """
+        from ..placement._migration import migrate
+        from ..placement._node import get_node
+
+        await migrate(get_node(self), ref, to)
 
     async def _spawn(
         self,
@@ -202,17 +257,31 @@ class System:
         Stopping an atom that already stopped does nothing.
         """
         cell = _directory.lookup(ref.id)
+        if cell is None and self._placement is not None:
+            await self._placement.stop_atom(ref.id)  # an atom on another host
+            return
         if cell is None or cell.system is not self:
             await trio.lowlevel.checkpoint()
             return
         cell.request_stop()
         await cell.stopped.wait()
 
+    def _load(self) -> int:
+        """Top-level atoms running here (the root's children and atoms placed here
+        from other hosts): what a least-loaded placement policy compares."""
+        root = self._root
+        count = len(self._top)
+        if root is not None and self._top.get(root.id) is root:
+            count += len(root.children) - 1
+        return count
+
     async def _shutdown(self) -> None:
         self._closing = True
         for cell in reversed(list(self._top.values())):
             cell.request_stop()
             await cell.stopped.wait()
+        if self._placement is not None:
+            await self._placement.aclose()
 
 
 @asynccontextmanager

@@ -1,0 +1,20 @@
+"""Placement: hosts, location-transparent Refs across processes, live migration.
+
+Use it through :class:`~radon_actors.System`: ``start_host``, ``connect_host``,
+``spawn(..., host=...)`` and ``migrate``. See ``docs/placement.md``.
+"""
+
+from ._errors import AuthenticationFailed, HostDown, MigrationError, NoSuchHost, ProtocolError
+from ._policy import HostInfo, LeastLoaded, PlacementPolicy, RoundRobin
+
+__all__ = [
+    "AuthenticationFailed",
+    "HostDown",
+    "HostInfo",
+    "LeastLoaded",
+    "MigrationError",
+    "NoSuchHost",
+    "PlacementPolicy",
+    "ProtocolError",
+    "RoundRobin",
+]

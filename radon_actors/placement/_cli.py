@@ -1,0 +1,88 @@
+"""``radon host``: run a host that other systems join with ``System.connect_host``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import ssl
+import sys
+from collections.abc import Sequence
+
+import structlog
+import trio
+
+from ._hosts import read_secret, serve_host
+
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:7700",
+        help="address to listen on, host:port (default 127.0.0.1:7700; port 0 picks one)",
+    )
+    parser.add_argument(
+        "--secret-file",
+        required=True,
+        help="file holding the cluster secret (at least 16 bytes), shared by every host",
+    )
+    parser.add_argument("--name", default=None, help="host name (default: host-<port>)")
+    parser.add_argument("--tls-cert", default=None, help="serve TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", default=None, help="private key of --tls-cert (PEM)")
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"radon host: --listen must be host:port, not {args.listen!r}", file=sys.stderr)
+        return 2
+    try:
+        secret = read_secret(args.secret_file)
+    except (OSError, ValueError) as exc:
+        print(f"radon host: cannot read the secret file: {exc}", file=sys.stderr)
+        return 2
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, args.log_level.upper())
+        ),
+    )
+    name = args.name
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"radon host: cannot load the TLS certificate: {exc}", file=sys.stderr)
+            return 2
+
+    def ready(address: str) -> None:
+        print(f"READY {address}", flush=True)
+
+    try:
+        trio.run(
+            lambda: serve_host(
+                host,
+                int(port),
+                secret,
+                name or f"host-{port}-{os.getpid()}",
+                ready=ready,
+                ssl_context=context,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``radon host ...`` (``argv`` excludes the ``host`` subcommand itself)."""
+    parser = argparse.ArgumentParser(prog="radon host", description=__doc__)
+    add_parser(parser)
+    return run(parser.parse_args(argv))

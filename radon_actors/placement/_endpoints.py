@@ -1,0 +1,364 @@
+"""Endpoints of atoms that are not (or no longer) in this process.
+
+* :class:`RemoteEndpoint` sends ``ask``/``tell`` frames to one host.
+* :class:`ForwardingCell` is what an :class:`AtomCell` turns into when its atom
+  migrates away: the same object (so every Ref that points at it keeps
+  working) whose ``ask``/``tell``/``send`` forward to the atom's new location.
+  While a migration is being coordinated the forwarder can be *paused*: it
+  queues what arrives and replays it, in order, to the new location.
+* :func:`post` is the synchronous delivery used by the network reader: it
+  queues a message (with a reply object) on any endpoint without yielding, so
+  frames from one connection keep their order.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import structlog
+import trio
+from trio.lowlevel import current_task, wait_task_rescheduled
+
+from .._errors import AskTimeout, AtomStopped, RadonError
+from ..mailbox import BUDGET, DeadLetter, budget
+from ..runtime import _directory
+from ..runtime._cell import AtomCell, Reply, _deliver
+from ._errors import HostDown
+from ._wire import PICKLE_PROTOCOL
+
+if TYPE_CHECKING:
+    from ._node import Node, Peer
+
+__all__ = ["CallbackReply", "ForwardingCell", "RemoteEndpoint", "RemoteError", "post"]
+
+_log = structlog.get_logger("radon_actors.placement")
+
+_STOPPING = 2
+_STOPPED = 3
+# Outgoing bytes queued for one peer above which ``send`` waits (backpressure).
+HIGH_WATER = 4 << 20
+
+
+class RemoteError(RadonError):
+    """A remote handler raised an exception that could not be sent back as itself
+    (it does not pickle); the message carries its type, text and traceback."""
+
+
+class CallbackReply:
+    """A reply slot whose outcome goes to a callback (see ``runtime._cell._deliver``)."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, callback: Any) -> None:
+        self.task = callback
+
+
+def handler_name(h: Any) -> str:
+    if isinstance(h, str):
+        return h
+    name = getattr(h, "__name__", None)
+    if not isinstance(name, str):
+        raise TypeError(f"a message names a handler by str or function, not {h!r}")
+    return name
+
+
+def dump_outcome(result: outcome.Outcome[Any], where: str) -> bytes:
+    """Pickle an ask's outcome; an exception gets its traceback as a note."""
+    if isinstance(result, outcome.Value):
+        try:
+            return pickle.dumps((True, result.value), PICKLE_PROTOCOL)
+        except Exception as unpicklable:
+            error: BaseException = unpicklable
+    else:
+        assert isinstance(result, outcome.Error)
+        error = result.error
+    return _dump_error(error, where)
+
+
+def _dump_error(exc: BaseException, where: str) -> bytes:
+    tb = "".join(traceback.format_exception(exc))
+    try:
+        exc.add_note(f"remote traceback ({where}):\n{tb}")
+        return pickle.dumps((False, exc), PICKLE_PROTOCOL)
+    except Exception:
+        return pickle.dumps(
+            (False, RemoteError(f"{type(exc).__qualname__}: {exc} (raised on {where})\n{tb}")),
+            PICKLE_PROTOCOL,
+        )
+
+
+def load_outcome(blob: bytes) -> outcome.Outcome[Any]:
+    try:
+        ok, value = pickle.loads(blob)
+    except Exception as exc:
+        return outcome.Error(RemoteError(f"the reply could not be unpickled here: {exc!r}"))
+    return outcome.Value(value) if ok else outcome.Error(value)
+
+
+class RemoteEndpoint:
+    """Delivers messages for one atom to the host ``peer_id`` (it routes them on)."""
+
+    __slots__ = ("_node", "atom_id", "name", "peer_id")
+
+    def __init__(self, node: Node, peer_id: str, atom_id: str, name: str | None) -> None:
+        self._node = node
+        self.peer_id = peer_id
+        self.atom_id = atom_id
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<RemoteEndpoint {self.atom_id} via {self.peer_id}>"
+
+    def _peer(self) -> Peer:
+        return self._node.live_peer(self.peer_id, self.atom_id)
+
+    async def ask(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        peer = self._peer()
+        blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
+        reply = Reply(current_task())
+        node = self._node
+        req = node.register(peer, reply)
+        peer.send(("ask", req, self.atom_id, handler_name(h), blob), urgent=True)
+        try:
+            if timeout is None:
+                return await wait_task_rescheduled(reply)
+            with trio.move_on_after(timeout):
+                return await wait_task_rescheduled(reply)
+        finally:
+            if node.pending.pop(req, None) is not None and peer.down is None:
+                # No reply yet (timeout or cancellation): withdraw the message if
+                # it is still queued over there.
+                peer.send(("cancel", req))
+        raise AskTimeout(
+            f"atom {self.name or self.atom_id} on host {peer.label} did not answer "
+            f"{handler_name(h)!r} within {timeout} s"
+        )
+
+    def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
+        """Queue a message whose reply (if any) goes to ``reply`` (synchronous)."""
+        try:
+            peer = self._peer()
+        except HostDown as exc:
+            if reply is not None:
+                _deliver(reply, outcome.Error(exc))
+            else:
+                _log.warning("dead_letter", atom_id=self.atom_id, reason=str(exc))
+            return
+        if reply is None:
+            peer.send(("tell", self.atom_id, handler_name(h), args, kwargs))
+        else:
+            blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
+            req = self._node.register(peer, reply)
+            peer.send(("ask", req, self.atom_id, handler_name(h), blob))
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.post(h, args, kwargs, None)
+
+    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        peer = self._node.peers.get(self.peer_id)
+        if peer is None or peer.down is not None:
+            self.post(h, args, kwargs, None)  # a dead letter, as for a tell
+            return
+        if len(peer.out) > HIGH_WATER:
+            await peer.wait_drained()
+        peer.send(("tell", self.atom_id, handler_name(h), args, kwargs))
+        # Yield now and then (the shared coop budget), so the writer can flush
+        # while the sender keeps going: the two overlap instead of taking turns.
+        b = budget
+        b.left -= 1
+        if b.left <= 0:
+            b.left = BUDGET
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+class Forward:
+    """Where a :class:`ForwardingCell` sends things, and its pause queue."""
+
+    __slots__ = ("arrived", "paused", "target")
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.paused: deque[tuple[Any, tuple[Any, ...], dict[str, Any], Any]] | None = None
+        # A cell activated here while paused (the atom is coming back home).
+        self.arrived: AtomCell | None = None
+
+    def pause(self) -> None:
+        if self.paused is None:
+            self.paused = deque()
+
+    async def resume_into(self, cell: AtomCell) -> None:
+        """Switch to ``cell`` (the atom came back to this process) and replay the
+        pause queue into it, waiting for room in its mailbox as a sender would;
+        what arrives meanwhile queues behind, so the order holds."""
+        self.target = cell
+        paused = self.paused
+        while paused:
+            h, args, kwargs, reply = paused.popleft()
+            mailbox = cell.mailbox
+            if len(mailbox.user) < mailbox.capacity or mailbox.closed:
+                post(cell, h, args, kwargs, reply)
+                continue
+            try:
+                spec = cell._spec(h, args, kwargs)
+            except Exception:
+                post(cell, h, args, kwargs, reply)  # reports the error
+                continue
+            if not await mailbox.put((spec, args, kwargs, reply)):
+                post(cell, h, args, kwargs, reply)  # stopped meanwhile: reports it
+        self.paused = None
+
+    def resume(self, target: Any | None = None) -> None:
+        """Replay what queued during the pause to ``target`` (default: unchanged)."""
+        if target is not None:
+            self.target = target
+        paused = self.paused
+        self.paused = None
+        if paused:
+            for h, args, kwargs, reply in paused:
+                post(self.target, h, args, kwargs, reply)
+
+
+class ForwardingCell(AtomCell):
+    """An :class:`AtomCell` whose atom moved away; see the module docs.
+
+    The class of a cell is swapped to this one in place (same slots), so Refs
+    that hold the cell keep working. The :class:`Forward` lives in ``instance``.
+    """
+
+    __slots__ = ()
+
+    def _fwd(self) -> Forward:
+        fwd: Forward = self.instance
+        return fwd
+
+    # Handlers travel on by name: the atom's class on its new host may be another
+    # class object (a class shipped by value with cloudpickle).
+    def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
+        h = handler_name(h)
+        fwd = self._fwd()
+        if fwd.paused is not None:
+            fwd.paused.append((h, args, kwargs, reply))
+        else:
+            post(fwd.target, h, args, kwargs, reply)
+
+    async def ask(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        h = self._spec(h, args, kwargs).name  # validate at the sender, as a local atom would
+        fwd = self._fwd()
+        if fwd.paused is None:
+            return await fwd.target.ask(h, args, kwargs, timeout)
+        reply = Reply(current_task())
+        fwd.paused.append((h, args, kwargs, reply))
+        if timeout is None:
+            return await wait_task_rescheduled(reply)
+        with trio.move_on_after(timeout):
+            return await wait_task_rescheduled(reply)
+        raise AskTimeout(f"{self._label()} did not answer {handler_name(h)!r} within {timeout} s")
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        h = self._spec(h, args, kwargs).name
+        fwd = self._fwd()
+        if fwd.paused is not None:
+            fwd.paused.append((h, args, kwargs, None))
+        else:
+            fwd.target.tell(h, args, kwargs)  # a full local mailbox raises MailboxFull
+
+    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        h = self._spec(h, args, kwargs).name
+        fwd = self._fwd()
+        if fwd.paused is None:
+            await fwd.target.send(h, args, kwargs)
+            return
+        await trio.lowlevel.checkpoint_if_cancelled()
+        fwd.paused.append((h, args, kwargs, None))
+
+    def lost(self, reason: BaseException | None) -> None:
+        """The atom stopped where it lived, or its host died: this cell stops too.
+
+        Its ``stopped`` event is set and its ``on_stopped`` callbacks run (what
+        watchers and supervisors of the original cell rely on); Refs that still
+        point here now fail fast with ``AtomStopped``.
+        """
+        fwd = self._fwd()
+        if self.stopped.is_set() or fwd.paused is not None:
+            return
+        fwd.target = _directory.DeadEndpoint(self.id, self.name)
+        system = self.system
+        if self.name is not None and system._names.get(self.name) is self:
+            del system._names[self.name]
+        self.log.info("atom.lost", reason=None if reason is None else repr(reason))
+        self.stopped.set()
+        for callback in self.on_stopped:
+            callback(self, reason)
+
+    def request_stop(self, reason: BaseException | None = None) -> None:
+        """Stop the atom where it now lives; ``stopped`` is set once it has."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        self.system._nursery.start_soon(self._stop_remote)
+
+    async def _stop_remote(self) -> None:
+        target = self._fwd().target
+        try:
+            if type(target) is RemoteEndpoint:
+                node = target._node
+                await node.request(node.live_peer(target.peer_id), ("stop_atom", self.id))
+            else:
+                target.request_stop()
+                await target.stopped.wait()
+        except Exception as exc:  # the host is gone: so is the atom
+            self.log.warning("atom.remote_stop_failed", error=repr(exc))
+        finally:
+            self.stopped.set()
+
+
+def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
+    """Queue ``h(*args, **kwargs)`` on any endpoint without yielding.
+
+    Errors (unknown handler, bad arguments, stopped atom, full mailbox) go to
+    ``reply``, or to the dead letters for a tell.
+    """
+    kind = type(ep)
+    if kind is RemoteEndpoint or kind is ForwardingCell:
+        ep.post(h, args, kwargs, reply)
+        return
+    if isinstance(ep, AtomCell):
+        try:
+            spec = ep._spec(h, args, kwargs)
+            if ep.state >= _STOPPING:
+                raise AtomStopped(f"{ep._label()} is not running (message {spec.name!r})")
+            if not ep.mailbox.put_nowait((spec, args, kwargs, reply)):
+                raise AtomStopped(f"{ep._label()} stopped before {spec.name!r} was queued")
+        except Exception as exc:
+            _fail(ep, h, args, kwargs, reply, exc)
+        return
+    # A dead end (the atom is unknown here).
+    label = getattr(ep, "_name", None) or getattr(ep, "_id", "?")
+    _fail(ep, h, args, kwargs, reply, AtomStopped(f"atom {label} is not running"))
+
+
+def _fail(
+    ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any, exc: Exception
+) -> None:
+    if reply is not None:
+        _deliver(reply, outcome.Error(exc))
+    elif isinstance(ep, AtomCell):
+        ep.system.dead_letters.record(
+            DeadLetter(ep.id, ep.name, handler_name(h), args, kwargs, str(exc))
+        )
+    else:
+        _log.warning("dead_letter", atom_id=getattr(ep, "_id", None), reason=str(exc))
+
+
+def resolve_local(atom_id: str) -> Any:
+    """The endpoint this process delivers ``atom_id``'s messages to, if any."""
+    return _directory.lookup(atom_id)

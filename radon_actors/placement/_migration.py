@@ -1,0 +1,343 @@
+"""Live migration of an atom between hosts (after Orleans 7.2's protocol).
+
+Every migration is coordinated by the atom's *origin* node (the one that
+spawned it, named by its id prefix), which is also its directory: every Ref
+that is not in the atom's current process routes through the origin.
+
+1. The origin *pauses* its entry for the atom (a forwarder queues what arrives)
+   unless the atom is in the origin itself.
+2. The current holder puts a ``call`` control message in the atom's mailbox, so
+   the atom stops at a turn boundary: the current turn finishes, nothing else
+   starts.
+3. The holder snapshots ``instance.__dict__`` with pickle, takes the queued (and
+   stashed) messages out of the mailbox, and sends both to the target in one
+   ``activate`` request. Asks among them keep their askers: their replies come
+   back through the holder.
+4. The target builds the atom from the snapshot (no ``__init__``, no
+   ``on_start``), queues the messages in their order, starts it and answers.
+5. The holder turns its cell into a forwarder (to the target if it is the
+   origin, else back to the origin) and forwards, in order, what arrived during
+   step 3-4.
+6. The origin switches its entry to the target and replays what it queued
+   during the pause, in order.
+
+Any failure before step 5 (state that does not pickle, a class the target
+cannot import, the target dying) puts the messages back at the head of the
+mailbox and the atom carries on where it was; ``migrate`` raises
+:class:`MigrationError`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import TYPE_CHECKING, Any
+
+import trio
+from trio.lowlevel import Task
+
+from .._errors import AtomStopped, NoSuchAtom
+from .._ref import Ref
+from ..runtime import _directory
+from ..runtime._cell import AtomCell
+from ._endpoints import CallbackReply, Forward, ForwardingCell, RemoteEndpoint
+from ._errors import MigrationError
+from ._node import Node, Peer, _Answer, add_request, dump_class, load_class
+from ._wire import PICKLE_PROTOCOL
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = ["RestoredCell", "migrate"]
+
+_STOPPED = 3
+_snapshots: dict[str, dict[str, Any]] = {}
+
+
+class RestoredCell(AtomCell):
+    """A cell whose first instance is rebuilt from a migration snapshot."""
+
+    __slots__ = ()
+
+    async def _start_instance(self) -> None:
+        state = _snapshots.pop(self.id, None)
+        if state is None:  # a later restart: fresh state, as anywhere else
+            await super()._start_instance()
+            return
+        cls = self.cls
+        instance = cls.__new__(cls)
+        instance.__dict__.update(state)
+        instance._radon_ctx = self
+        self.instance = instance
+
+
+def _origin(atom_id: str) -> str:
+    return atom_id.rpartition(".")[0]
+
+
+async def migrate(node: Node, ref: Ref[Any], to: str) -> None:
+    """Entry point of ``System.migrate``."""
+    to_id = node.node_id if to == node.name else node.peer_by_name(to).node_id
+    origin = _origin(ref.id)
+    if origin == node.node_id:
+        await coordinate(node, ref.id, to_id)
+    else:
+        await node.request(node.live_peer(origin, ref.id), ("migrate", ref.id, to_id))
+
+
+async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
+    """Move ``atom_id`` (whose origin is ``node``) to node ``to_id``."""
+    lock = node.migrations.setdefault(atom_id, trio.Lock())
+    async with lock:
+        cell = _directory.lookup(atom_id)
+        if cell is None:
+            raise NoSuchAtom(f"atom {atom_id} is not running; it cannot be migrated")
+        if type(cell) is not ForwardingCell:
+            if to_id != node.node_id:
+                await emigrate(node, cell, to_id)
+            return
+        fwd: Forward = cell.instance
+        holder: str = fwd.target.peer_id
+        if holder == to_id:
+            return
+        fwd.pause()
+        try:
+            # Shielded: once the holder has been asked to move the atom, the
+            # directory must learn the outcome, or the two would disagree.
+            with trio.CancelScope(shield=True):
+                await node.request(node.live_peer(holder, atom_id), ("emigrate", atom_id, to_id))
+        except Exception as exc:
+            if fwd.arrived is None:
+                fwd.resume()
+                raise MigrationError(
+                    f"moving atom {atom_id} to host {to_id} failed; it keeps running where it "
+                    f"was: {exc}"
+                ) from exc
+            # It did arrive here (the holder failed after handing it over).
+        if to_id == node.node_id:
+            home = fwd.arrived
+            fwd.arrived = None
+            assert home is not None
+            with trio.CancelScope(shield=True):
+                await fwd.resume_into(home)
+            _directory.register(home)
+            if home.name is not None:
+                node.system._names[home.name] = home
+        else:
+            fwd.resume(RemoteEndpoint(node, to_id, atom_id, cell.name))
+
+
+class _Emigration:
+    """The ``call`` control message of one migration, and its outcome."""
+
+    def __init__(self, node: Node, peer: Peer) -> None:
+        self.node = node
+        self.peer = peer
+        self.done = trio.Event()
+        self.errors: list[BaseException] = []
+        self.abandoned = False
+
+    async def __call__(self, cell: AtomCell) -> bool:
+        if self.abandoned:  # the caller gave up before the turn ended: stay here
+            return False
+        try:
+            await _move(self.node, cell, self.peer)
+        except BaseException as exc:
+            self.fail(exc)
+            if isinstance(exc, Exception):
+                return False
+            raise
+        self.done.set()
+        return True
+
+    def fail(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+        self.done.set()
+
+    def on_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        self.fail(AtomStopped(f"{cell._label()} stopped before it could migrate"))
+
+
+async def emigrate(node: Node, cell: AtomCell, to_id: str) -> None:
+    """Move the live atom of ``cell`` (in this process) to node ``to_id``."""
+    peer = node.live_peer(to_id, cell.id)
+    move = _Emigration(node, peer)
+    cell.on_stopped.append(move.on_stopped)
+    try:
+        if cell.state >= 2 or not cell.mailbox.put_control(("migrate", move)):
+            raise MigrationError(f"{cell._label()} is not running; it cannot be migrated")
+        await move.done.wait()
+    finally:
+        move.abandoned = not move.done.is_set()
+        if move.on_stopped in cell.on_stopped:
+            cell.on_stopped.remove(move.on_stopped)
+    if move.errors:
+        raise MigrationError(
+            f"moving {cell._label()} to host {peer.label} failed; it keeps running here: "
+            f"{move.errors[0]!r}"
+        ) from move.errors[0]
+
+
+async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
+    """Steps 3-5, in the atom's own task at a turn boundary."""
+    if cell.children:
+        raise MigrationError(
+            f"{cell._label()} has child atoms; stop them (or migrate a childless atom)"
+        )
+    mailbox = cell.mailbox
+    # Busy like a turn: no ask may run inline on the source from here on.
+    cell.busy = True
+    stashed = list(mailbox.stashed)
+    user = list(mailbox.user)
+    mailbox.stashed.clear()
+    mailbox.user.clear()
+    tokens: list[int] = []
+    try:
+        state = {k: v for k, v in vars(cell.instance).items() if k != "_radon_ctx"}
+        msgs = []
+        for is_stashed, queue in ((True, stashed), (False, user)):
+            for spec, args, kwargs, reply in queue:
+                token = _token(node, peer, reply)
+                if token == -1:
+                    continue
+                if token is not None:
+                    tokens.append(token)
+                msgs.append((spec.name, args, kwargs, token, is_stashed))
+        blob = pickle.dumps((state, msgs), PICKLE_PROTOCOL)
+        ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
+        cls_blob = dump_class(cell.cls, peer)
+        await node.request(
+            peer,
+            ("activate", cell.id, cell.name, cls_blob, ctor, blob, mailbox.capacity, cell.restarts),
+        )
+    except BaseException:
+        for token in tokens:
+            node.pending.pop(token, None)
+        mailbox.user.extendleft(reversed(user))
+        mailbox.stashed.extendleft(reversed(stashed))
+        cell.busy = False
+        raise
+    # Step 5: from here on nothing awaits, so no message can slip in between.
+    for control in mailbox.control:
+        if control[0] == "migrate" and isinstance(control[1], _Emigration):
+            control[1].fail(MigrationError(f"{cell._label()} moved to {peer.label} meanwhile"))
+    rest = mailbox.close()
+    cell._cancel_timers()
+    is_origin = _origin(cell.id) == node.node_id
+    next_hop = peer.node_id if is_origin else _origin(cell.id)
+    fwd = Forward(RemoteEndpoint(node, next_hop, cell.id, cell.name))
+    cell.__class__ = ForwardingCell
+    cell.instance = fwd
+    cell.state = _STOPPED
+    cell.busy = False
+    forwarder: Any = cell
+    for spec, args, kwargs, reply in rest:
+        if reply is None or type(reply.task) is Task or callable(reply.task):
+            forwarder.post(spec.name, args, kwargs, reply)
+    system = cell.system
+    if system._top.get(cell.id) is cell:
+        del system._top[cell.id]
+    parent = cell.parent
+    if parent is not None and parent.children.get(cell.id) is cell:
+        del parent.children[cell.id]
+    if is_origin:
+        node.forwarders[cell.id] = forwarder
+    else:
+        _directory.unregister(cell)
+    cell.log.info("atom.migrated", to=peer.name)
+
+
+def _token(node: Node, peer: Peer, reply: Any) -> int | None:
+    """A reply id for a transferred ask; None for a tell; -1 to drop (timer, withdrawn)."""
+    if reply is None:
+        return None
+    task = reply.task
+    if type(task) is Task or callable(task):
+        return node.register(peer, reply)
+    return -1
+
+
+# ----------------------------------------------------------------------
+# request handlers
+# ----------------------------------------------------------------------
+async def _req_migrate(node: Node, peer: Peer, atom_id: str, to_id: str) -> None:
+    await coordinate(node, atom_id, to_id)
+
+
+async def _req_emigrate(node: Node, peer: Peer, atom_id: str, to_id: str) -> None:
+    cell = _directory.lookup(atom_id)
+    if cell is None or type(cell) is ForwardingCell:
+        raise MigrationError(f"atom {atom_id} is not on host {node.name!r}")
+    await emigrate(node, cell, to_id)
+
+
+async def _req_activate(
+    node: Node,
+    peer: Peer,
+    atom_id: str,
+    name: str | None,
+    cls_blob: bytes,
+    ctor: bytes,
+    blob: bytes,
+    capacity: int,
+    restarts: int,
+) -> None:
+    home = _origin(atom_id) == node.node_id
+    existing = _directory.lookup(atom_id) if home else None
+    if home and type(existing) is not ForwardingCell:
+        raise MigrationError(f"atom {atom_id} is already running on host {node.name!r}")
+    # Back home, keep the original class object (one shipped by value would be a copy).
+    cls = existing.cls if existing is not None else load_class(cls_blob)
+    args, kwargs = pickle.loads(ctor)
+    state, msgs = pickle.loads(blob)
+    system = node.system
+    cell = RestoredCell(system, cls, args, kwargs, atom_id, name, None, capacity)
+    cell.restarts = restarts
+    for hname, a, k, token, is_stashed in msgs:
+        spec = cell.table[hname]
+        reply = None if token is None else CallbackReply(_Answer(node, peer, token))
+        (cell.mailbox.stashed if is_stashed else cell.mailbox.user).append((spec, a, k, reply))
+    _snapshots[atom_id] = state
+    try:
+        await system._nursery.start(cell.run)
+    finally:
+        _snapshots.pop(atom_id, None)
+    system._top[atom_id] = cell
+    if home:
+        # Coming home: the paused forwarder hands over to it when the
+        # coordinator resumes (so what it queued runs first), and stops with it.
+        assert existing is not None
+        existing.instance.arrived = cell
+        node.forwarders.pop(atom_id, None)
+        old: Any = existing
+        cell.on_stopped.append(lambda c, reason: old.lost(reason))
+    else:
+        _directory.register(cell)
+        cell.on_stopped.append(_tell_origin(node, atom_id))
+
+
+def _tell_origin(node: Node, atom_id: str) -> Callable[[AtomCell, BaseException | None], None]:
+    """An ``on_stopped`` callback: tell the atom's origin that it stopped here."""
+
+    def stopped(cell: AtomCell, reason: BaseException | None) -> None:
+        peer = node.peers.get(_origin(atom_id))
+        if peer is not None and peer.down is None:
+            peer.send(("atom_stopped", atom_id, None if reason is None else repr(reason)))
+
+    return stopped
+
+
+async def _req_stop_atom(node: Node, peer: Peer, atom_id: str) -> None:
+    cell = _directory.lookup(atom_id)
+    if cell is not None:
+        cell.request_stop()
+        await cell.stopped.wait()
+
+
+_HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "stop_atom": _req_stop_atom,
+    "migrate": _req_migrate,
+    "emigrate": _req_emigrate,
+    "activate": _req_activate,
+}
+for _kind, _fn in _HANDLERS.items():
+    add_request(_kind, _fn)

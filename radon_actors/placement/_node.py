@@ -1,0 +1,841 @@
+"""``Node``: one process's membership in a cluster of hosts.
+
+A node belongs to a :class:`~radon_actors.System`; its id is the system's atom-id
+prefix, so the id of every atom says which node spawned it (its *origin*). The
+origin is the atom's directory: a Ref unpickled anywhere routes to the origin,
+which delivers to the atom if it is there, or forwards to wherever the atom
+migrated (see ``_migration``).
+
+Each peer node is a :class:`Peer`: an outgoing byte buffer (frames are batched:
+whatever accumulated while the writer was busy goes out in one ``send_all``),
+one connection, and the asks waiting for its replies. A connection that closes,
+errors or stays silent longer than the heartbeat timeout takes the peer down:
+every ask waiting on it fails with :class:`HostDown`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import pickle
+import secrets
+import ssl
+import sys
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle  # type: ignore[import-untyped]
+import outcome
+import structlog
+import trio
+from trio.lowlevel import current_task, wait_task_rescheduled
+
+from .. import _ref
+from .._errors import SpawnError
+from .._ref import Ref
+from ..runtime import _directory
+from ..runtime._cell import AtomCell, Reply, _deliver
+from ._endpoints import (
+    CallbackReply,
+    ForwardingCell,
+    RemoteEndpoint,
+    RemoteError,
+    dump_outcome,
+    load_outcome,
+    post,
+)
+from ._errors import AuthenticationFailed, HostDown, NoSuchHost, ProtocolError
+from ._policy import HostInfo
+from ._wire import PICKLE_PROTOCOL, FrameReader, client_handshake, encode, server_handshake
+
+if TYPE_CHECKING:
+    from ..runtime._system import System
+
+__all__ = ["Node", "Peer", "get_node"]
+
+_log = structlog.get_logger("radon_actors.placement")
+
+PYTHON = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
+HEARTBEAT_INTERVAL = 0.5
+HEARTBEAT_TIMEOUT = 3.0
+LOCAL_NAME = "local"
+
+# prefix (node id) -> (node, peer id): how this process routes Refs it unpickles.
+_routes: dict[str, Node] = {}
+
+
+def _resolve(atom_id: str, name: str | None) -> _ref.Endpoint:
+    cell = _directory.lookup(atom_id)
+    if cell is not None:
+        return cell
+    prefix = atom_id.rpartition(".")[0]
+    node = _routes.get(prefix)
+    if node is not None:
+        return RemoteEndpoint(node, prefix, atom_id, name)
+    return _directory.resolve(atom_id, name)
+
+
+_ref._resolver = _resolve
+
+
+class Peer:
+    """Another node, as seen from this one."""
+
+    def __init__(self, node: Node, node_id: str, name: str, address: str | None) -> None:
+        self.node = node
+        self.node_id = node_id
+        self.name = name
+        self.address = address
+        self.python = PYTHON  # its Python (from its hello), for code shipped by value
+        # Heartbeat settings for this peer (``start_host`` can set them per host).
+        self.heartbeat_interval = node.heartbeat_interval
+        self.heartbeat_timeout = node.heartbeat_timeout
+        self.stream: trio.abc.Stream | None = None
+        self.fd = -1  # the stream's socket, for direct writes (see ``send``)
+        self.writing = False
+        self.out = bytearray()
+        self.down: str | None = None
+        self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._connecting = False
+
+    @property
+    def label(self) -> str:
+        where = f" at {self.address}" if self.address else ""
+        return f"{self.name!r}{where}"
+
+    def backlog(self) -> int:
+        return len(self.out)
+
+    async def wait_drained(self) -> None:
+        if self.out and self.down is None:
+            await self._drained.wait()
+
+    def send(self, frame: tuple[Any, ...], *, urgent: bool = False) -> None:
+        """Queue a frame for the writer task (which batches what accumulates).
+
+        ``urgent`` frames (asks and replies, whose sender waits) are written
+        straight to the socket when nothing is queued or being written, which
+        saves a scheduler pass on each side of a round trip; order is kept because
+        everything sent before has already left.
+        """
+        if self.down is not None:
+            raise HostDown(f"host {self.label} is down ({self.down})")
+        data = encode(frame)
+        if urgent and not self.out and not self.writing and self.fd >= 0:
+            try:
+                sent = os.write(self.fd, data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # the writer and reader will see the broken connection
+            if sent == len(data):
+                return
+            data = data[sent:]
+        self.out += data
+        self._wake.set()
+        if self.stream is None and not self._connecting and self.address is not None:
+            self._connecting = True
+            self.node.nursery.start_soon(self._dial)
+
+    async def _dial(self) -> None:
+        assert self.address is not None
+        try:
+            await self.node.dial(self.address)
+        except (
+            OSError,
+            ValueError,
+            AuthenticationFailed,
+            ProtocolError,
+            trio.TooSlowError,
+            trio.BrokenResourceError,
+        ) as exc:
+            self.mark_down(f"could not connect: {exc}")
+
+    def mark_down(self, reason: str) -> None:
+        if self.down is not None:
+            return
+        self.down = reason
+        self.stream = None
+        self.fd = -1
+        self.out.clear()
+        self._wake.set()
+        self._drained.set()
+        # A clean close (the peer shut down) is news, not a problem.
+        log = _log.debug if self.node.closing else _log.warning
+        if reason == "connection closed" and not self.node.closing:
+            log = _log.info
+        log("placement.host_down", host=self.name, node=self.node_id, reason=reason)
+        self.node.peer_down(self, reason)
+
+    async def writer(self, stream: trio.abc.Stream) -> None:
+        """Send whatever accumulated, in one write; a ping when idle (heartbeat)."""
+        while self.down is None and self.stream is stream:
+            if not self.out:
+                with trio.move_on_after(self.heartbeat_interval):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                if not self.out:
+                    self.out += encode(("ping",))
+            if self.stream is not stream:
+                return
+            data = bytes(self.out)
+            self.out.clear()
+            self.writing = True
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self.mark_down(f"connection lost: {exc!r}")
+                return
+            finally:
+                self.writing = False
+            if not self.out:
+                self._drained.set()
+                self._drained = trio.Event()
+
+
+class Node:
+    """The placement runtime of one process; see the module docs."""
+
+    def __init__(
+        self,
+        system: System,
+        secret: bytes,
+        *,
+        name: str = LOCAL_NAME,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+    ) -> None:
+        self.system = system
+        self.secret = secret
+        self.name = name
+        self.node_id: str = system._prefix
+        self.nursery: trio.Nursery = system._nursery
+        self.address: str | None = None
+        self.peers: dict[str, Peer] = {}
+        self.names: dict[str, str] = {name: self.node_id}
+        self.pending: dict[int, tuple[Peer, Any]] = {}
+        self._ids = itertools.count(1)
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.processes: dict[str, trio.Process] = {}
+        self.spawned_on_joined: list[tuple[str, str]] = []
+        self.shutdown_requested = trio.Event()
+        self.closing = False
+        self.migrations: dict[str, trio.Lock] = {}
+        # Asks from peers not answered yet, so a "cancel" frame can withdraw them.
+        self.inbound: dict[tuple[str, int], CallbackReply] = {}
+        # Called with (host name, reason) when a peer goes down: the hook for
+        # supervisors that restart lost atoms elsewhere.
+        self.host_down_callbacks: list[Callable[[str, str], None]] = []
+        # This node's atoms that migrated away (it is their origin).
+        self.forwarders: dict[str, ForwardingCell] = {}
+        # Optional TLS (trio.SSLStream) around the connections this node accepts;
+        # dials use TLS when given a client context. The HMAC handshake still runs
+        # inside it.
+        self.ssl_server: ssl.SSLContext | None = None
+        _routes[self.node_id] = self
+        from . import _migration  # noqa: F401  (registers its requests)
+
+    # ------------------------------------------------------------------
+    # peers and connections
+    # ------------------------------------------------------------------
+    def live_peer(self, peer_id: str, atom_id: str = "") -> Peer:
+        peer = self.peers.get(peer_id)
+        if peer is None:
+            raise HostDown(f"no connection to the host of atom {atom_id} (node {peer_id})")
+        if peer.down is not None:
+            raise HostDown(
+                f"host {peer.label} of atom {atom_id} is down ({peer.down}); its atoms are lost "
+                "unless they were migrated away"
+            )
+        return peer
+
+    def peer_by_name(self, name: str) -> Peer:
+        node_id = self.names.get(name)
+        peer = None if node_id is None else self.peers.get(node_id)
+        if peer is None:
+            known = ", ".join(sorted(self.names)) or "none"
+            raise NoSuchHost(
+                f"no host named {name!r} (known hosts: {known}); start one with "
+                "`await system.start_host(name)` or join one with `system.connect_host(...)`"
+            )
+        return peer
+
+    def register(self, peer: Peer, reply: Any) -> int:
+        req = next(self._ids)
+        self.pending[req] = (peer, reply)
+        return req
+
+    async def request(self, peer: Peer, frame: tuple[Any, ...]) -> Any:
+        """Send ``frame`` with a fresh request id after its kind and await the reply."""
+        reply = Reply(current_task())
+        req = self.register(peer, reply)
+        try:
+            peer.send((frame[0], req, *frame[1:]), urgent=True)
+            return await wait_task_rescheduled(reply)
+        finally:
+            self.pending.pop(req, None)
+
+    def peer_down(self, peer: Peer, reason: str) -> None:
+        error = HostDown(
+            f"host {peer.label} went down ({reason}) before answering; the outcome of the "
+            "message is unknown"
+        )
+        for req, (p, reply) in list(self.pending.items()):
+            if p is peer:
+                del self.pending[req]
+                _deliver(reply, outcome.Error(error))
+        for key in [k for k in self.inbound if k[0] == peer.node_id]:
+            del self.inbound[key]
+        for callback in list(self.host_down_callbacks):
+            callback(peer.name, reason)
+        # Atoms of ours that had moved there are lost with it.
+        for cell in list(self.forwarders.values()):
+            if getattr(cell.instance.target, "peer_id", None) == peer.node_id:
+                del self.forwarders[cell.id]
+                cell.lost(HostDown(f"host {peer.label} went down ({reason})"))
+
+    def _add_peer(self, node_id: str, name: str, address: str | None) -> Peer:
+        peer = self.peers.get(node_id)
+        if peer is None:
+            peer = self.peers[node_id] = Peer(self, node_id, name, address)
+            _routes.setdefault(node_id, self)
+        else:
+            if address is not None:
+                peer.address = address
+        self.names.setdefault(name, node_id)
+        return peer
+
+    def _hello(self) -> tuple[Any, ...]:
+        return ("hello", self.node_id, self.name, self.address, PYTHON)
+
+    async def dial(self, address: str, *, ssl_context: ssl.SSLContext | None = None) -> Peer:
+        """Connect to the host at ``host:port``, authenticate, and exchange hellos."""
+        host, _, port = address.rpartition(":")
+        stream: trio.abc.Stream = await trio.open_tcp_stream(host, int(port))
+        try:
+            if ssl_context is not None:
+                stream = trio.SSLStream(stream, ssl_context, server_hostname=host)
+                with trio.fail_after(5):
+                    await stream.do_handshake()
+            await client_handshake(stream, self.secret)
+            await stream.send_all(encode(self._hello()))
+            reader = FrameReader()
+            frames: list[tuple[Any, ...]] = []
+            with trio.fail_after(5):
+                while not frames:
+                    data = await stream.receive_some()
+                    if not data:
+                        raise AuthenticationFailed(
+                            f"host at {address} closed the connection during the handshake"
+                        )
+                    frames = reader.feed(data)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        kind, node_id, name, peer_address, python = frames[0]
+        if kind != "hello":
+            raise ProtocolError(f"expected a hello from {address}, got {kind!r}")
+        peer = self._add_peer(node_id, name, peer_address or address)
+        peer.python = python
+        self._attach(peer, stream)
+        self.nursery.start_soon(self._reader, peer, stream, reader, frames[1:])
+        return peer
+
+    async def handle_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one incoming connection (the listener's handler)."""
+        remote = _remote_label(stream)
+        try:
+            if self.ssl_server is not None:
+                stream = trio.SSLStream(stream, self.ssl_server, server_side=True)
+                with trio.fail_after(5):
+                    await stream.do_handshake()
+            await server_handshake(stream, self.secret)
+        except (AuthenticationFailed, ProtocolError, trio.TooSlowError) as exc:
+            _log.warning("placement.auth_refused", remote=remote, reason=str(exc))
+            await trio.aclose_forcefully(stream)
+            return
+        except (trio.BrokenResourceError, OSError) as exc:
+            _log.warning("placement.auth_refused", remote=remote, reason=repr(exc))
+            await trio.aclose_forcefully(stream)
+            return
+        _log.info("placement.peer_authenticated", remote=remote)
+        reader = FrameReader()
+        frames: list[tuple[Any, ...]] = []
+        try:
+            with trio.fail_after(5):
+                while not frames:
+                    data = await stream.receive_some()
+                    if not data:
+                        return
+                    frames = reader.feed(data)
+        except (trio.TooSlowError, trio.BrokenResourceError, OSError):
+            await trio.aclose_forcefully(stream)
+            return
+        kind, node_id, name, address, python = frames[0]
+        if kind != "hello":
+            await trio.aclose_forcefully(stream)
+            return
+        peer = self._add_peer(node_id, name, address)
+        peer.python = python
+        self._attach(peer, stream, hello=True)
+        # The listener closes the stream when this returns: read it here.
+        await self._reader(peer, stream, reader, frames[1:])
+
+    def _attach(
+        self,
+        peer: Peer,
+        stream: trio.abc.Stream,
+        *,
+        hello: bool = False,
+    ) -> None:
+        if peer.stream is None:
+            if hello:
+                peer.out[:0] = encode(self._hello())
+            peer.stream = stream
+            # Direct writes only on a plain socket (never around TLS).
+            peer.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+            peer._wake.set()
+            self.nursery.start_soon(peer.writer, stream)
+        elif hello:
+            # A second connection (both sides dialled): it only carries the peer's
+            # frames, plus our hello and heartbeats.
+            self.nursery.start_soon(self._idle_writer, stream)
+
+    async def _idle_writer(self, stream: trio.abc.Stream) -> None:
+        try:
+            await stream.send_all(encode(self._hello()))
+            while True:
+                await trio.sleep(self.heartbeat_interval)
+                await stream.send_all(encode(("ping",)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+
+    async def _reader(
+        self,
+        peer: Peer,
+        stream: trio.abc.Stream,
+        reader: FrameReader,
+        early: list[tuple[Any, ...]],
+    ) -> None:
+        reason = "connection closed"
+        watch = _Watch()
+        try:
+            with trio.CancelScope() as watch.scope:
+                self.nursery.start_soon(self._watchdog, peer, watch)
+                for frame in early:
+                    wait = self._dispatch(peer, frame)
+                    if wait is not None:
+                        await wait
+                while True:
+                    data = await stream.receive_some()
+                    if not data:
+                        break
+                    watch.last = trio.current_time()
+                    for frame in reader.feed(data):
+                        wait = self._dispatch(peer, frame)
+                        if wait is not None:
+                            # A full mailbox: stop reading this connection until
+                            # there is room (TCP pushes back on the sender), in order.
+                            watch.paused = True
+                            await wait
+                            watch.paused = False
+                            watch.last = trio.current_time()
+            if watch.timed_out:
+                reason = f"no heartbeat for {peer.heartbeat_timeout} s"
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            reason = f"connection lost: {exc!r}"
+        except ProtocolError as exc:
+            reason = str(exc)
+        except Exception as exc:  # a frame that does not decode: drop the peer
+            reason = f"malformed frame: {exc!r}"
+            _log.error("placement.bad_frame", host=peer.name, error=repr(exc))
+        finally:
+            watch.done = True
+            if peer.stream is stream or peer.stream is None:
+                peer.mark_down(reason)
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    async def _watchdog(self, peer: Peer, watch: _Watch) -> None:
+        """Cancel a reader that has heard nothing for the heartbeat timeout.
+
+        One task per connection that wakes every heartbeat interval, instead of a
+        cancel scope per read (which would cost on every message).
+        """
+        while not watch.done:
+            await trio.sleep(min(peer.heartbeat_interval, peer.heartbeat_timeout / 2))
+            idle = trio.current_time() - watch.last
+            if not watch.done and not watch.paused and idle > peer.heartbeat_timeout:
+                watch.timed_out = True
+                watch.scope.cancel()
+                return
+
+    # ------------------------------------------------------------------
+    # frames
+    # ------------------------------------------------------------------
+    def _dispatch(self, peer: Peer, frame: tuple[Any, ...]) -> Awaitable[None] | None:
+        kind = frame[0]
+        if kind == "tell":
+            _, atom_id, h, args, kwargs = frame
+            cell = _directory.lookup(atom_id)
+            if cell is not None and type(cell) is not ForwardingCell:
+                # Fast path: a live atom here with room in its mailbox.
+                spec = cell.table.get(h)
+                mailbox = cell.mailbox
+                if (
+                    spec is not None
+                    and cell.state < _STOPPING
+                    and len(mailbox.user) < mailbox.capacity
+                    and not mailbox.closed
+                ):
+                    check = spec.check
+                    try:
+                        if check is not None:
+                            check(*args, **kwargs)
+                    except TypeError:
+                        pass  # the general path reports it
+                    else:
+                        mailbox.put_nowait((spec, args, kwargs, None))
+                        return None
+            return self._deliver_args(atom_id, h, args, kwargs, None)
+        elif kind == "atom_stopped":
+            # An atom of ours stopped on the host it had migrated to.
+            _, atom_id, reason = frame
+            cell = self.forwarders.get(atom_id)
+            if cell is not None and cell.instance.target.peer_id == peer.node_id:
+                del self.forwarders[atom_id]
+                cell.lost(None if reason is None else RemoteError(reason))
+        elif kind == "undecodable":
+            _log.warning("dead_letter", host=peer.name, reason=f"undecodable message: {frame[1]}")
+        elif kind == "ask":
+            _, req, atom_id, h, blob = frame
+            reply = CallbackReply(_Answer(self, peer, req))
+            self.inbound[(peer.node_id, req)] = reply
+            return self._deliver_in(atom_id, h, blob, reply)
+        elif kind == "cancel":
+            # The asker gave up: withdraw the ask if its turn has not begun.
+            withdrawn = self.inbound.pop((peer.node_id, frame[1]), None)
+            if withdrawn is not None:
+                withdrawn.task = None
+        elif kind == "reply":
+            _, req, blob = frame
+            entry = self.pending.pop(req, None)
+            if entry is not None:
+                _deliver(entry[1], load_outcome(blob))
+        elif kind == "ping" or kind == "hello":
+            pass
+        elif kind == "peers":
+            for node_id, name, address in frame[1]:
+                if node_id != self.node_id:
+                    self._add_peer(node_id, name, address)
+        elif kind == "shutdown":
+            self.closing = True
+            self.shutdown_requested.set()
+        else:
+            handler = _REQUESTS.get(kind)
+            if handler is None:
+                _log.warning("placement.unknown_frame", kind=kind, host=peer.name)
+                handler = _unknown_request(kind)
+            req = frame[1]
+            self.nursery.start_soon(self._serve_request, peer, req, handler, frame[2:])
+        return None
+
+    def _deliver_in(self, atom_id: str, h: str, blob: bytes, reply: Any) -> Awaitable[None] | None:
+        try:
+            args, kwargs = pickle.loads(blob)
+        except Exception as exc:
+            error = RemoteError(
+                f"the arguments of {h!r} for atom {atom_id} cannot be unpickled on host "
+                f"{self.name!r}: {exc!r} (is the class importable there?)"
+            )
+            if reply is not None:
+                _deliver(reply, outcome.Error(error))
+            else:
+                _log.warning("dead_letter", atom_id=atom_id, handler=h, reason=str(error))
+            return None
+        return self._deliver_args(atom_id, h, args, kwargs, reply)
+
+    def _deliver_args(
+        self, atom_id: str, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+    ) -> Awaitable[None] | None:
+        ep: Any = _directory.lookup(atom_id)
+        if ep is None:
+            ep = _directory.resolve(atom_id, None)
+        if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
+            mailbox = ep.mailbox
+            if reply is not None and _run_inline(ep, h, args, kwargs, reply):
+                return None
+            if len(mailbox.user) >= mailbox.capacity and not mailbox.closed:
+                return self._put_when_room(ep, h, args, kwargs, reply)
+        post(ep, h, args, kwargs, reply)
+        return None
+
+    async def _put_when_room(
+        self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+    ) -> None:
+        try:
+            spec = cell._spec(h, args, kwargs)
+        except Exception:
+            post(cell, h, args, kwargs, reply)  # reports the error
+            return
+        if not await cell.mailbox.put((spec, args, kwargs, reply)):
+            post(cell, h, args, kwargs, reply)  # closed meanwhile: reports it
+
+    async def _serve_request(
+        self,
+        peer: Peer,
+        req: int,
+        handler: Callable[..., Awaitable[Any]],
+        fields: tuple[Any, ...],
+    ) -> None:
+        result = await outcome.acapture(handler, self, peer, *fields)
+        if peer.down is None:
+            peer.send(("reply", req, dump_outcome(result, f"host {self.name!r}")), urgent=True)
+
+    # ------------------------------------------------------------------
+    # API used by System
+    # ------------------------------------------------------------------
+    def hosts(self) -> list[HostInfo]:
+        """The live hosts this node knows, itself first."""
+        me = HostInfo(self.name, self.address, self, self.node_id)
+        others = [
+            HostInfo(name, peer.address, self, peer.node_id)
+            for name, node_id in self.names.items()
+            if node_id != self.node_id
+            and (peer := self.peers.get(node_id)) is not None
+            and peer.down is None
+        ]
+        return [me, *others]
+
+    async def spawn(
+        self,
+        host: Any,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        mailbox_size: int | None,
+    ) -> Ref[Any]:
+        if not isinstance(host, str):
+            host = await host.choose(self.hosts(), cls)
+        if host in (self.name, self.node_id):
+            return await self.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+        peer = self.peer_by_name(host)
+        cls_blob = dump_class(cls, peer)
+        blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
+        atom_id = await self.request(
+            self.live_peer(peer.node_id), ("spawn", cls_blob, blob, name, mailbox_size)
+        )
+        if peer.node_id not in self.processes:
+            # A host this system joined outlives it: stop these atoms on close.
+            self.spawned_on_joined.append((peer.node_id, atom_id))
+        return Ref(atom_id, name, RemoteEndpoint(self, peer.node_id, atom_id, name))
+
+    async def stop_atom(self, atom_id: str) -> None:
+        """Stop an atom that lives on another host (through its origin)."""
+        origin = atom_id.rpartition(".")[0]
+        peer = self.peers.get(origin)
+        if peer is None or peer.down is not None:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.request(peer, ("stop_atom", atom_id))
+
+    def announce(self) -> None:
+        """Tell every peer about every other (so hosts can talk to each other directly)."""
+        table = [(p.node_id, p.name, p.address) for p in self.peers.values() if p.down is None]
+        table.append((self.node_id, self.name, self.address))
+        for peer in self.peers.values():
+            if peer.down is None:
+                peer.send(("peers", table))
+
+    async def aclose(self) -> None:
+        self.closing = True
+        with trio.move_on_after(5):
+            for node_id, atom_id in self.spawned_on_joined:
+                peer = self.peers[node_id]
+                if peer.down is None:
+                    with contextlib.suppress(Exception):
+                        await self.request(peer, ("stop_atom", atom_id))
+        for peer in self.peers.values():
+            if peer.down is None and peer.node_id in self.processes:
+                peer.send(("shutdown",))
+        for proc in self.processes.values():
+            with trio.move_on_after(5):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        if _routes.get(self.node_id) is self:
+            del _routes[self.node_id]
+        for node_id in list(_routes):
+            if _routes[node_id] is self:
+                del _routes[node_id]
+
+
+def _run_inline(
+    cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+) -> bool:
+    """Run a remote ask of a plain-``def`` handler on an idle atom right here.
+
+    The same fast path as a local ``ask`` (see ``runtime._cell``): with the atom
+    idle and its mailbox empty this is a faithful turn, and it saves waking the
+    atom's task. Returns False (nothing done) when the fast path does not apply.
+    """
+    mailbox = cell.mailbox
+    if cell.state != _RUNNING or cell.busy or mailbox.user or mailbox.control:
+        return False
+    spec = cell.table.get(h)
+    if spec is None or spec.is_async:
+        return False
+    check = spec.check
+    if check is not None:
+        try:
+            check(*args, **kwargs)
+        except TypeError:
+            return False  # the normal path reports it
+    cell.busy = True
+    try:
+        result = spec.fn(cell.instance, *args, **kwargs)
+    except Exception as exc:
+        cell.busy = False
+        cell._stash_current = False
+        cell._note(exc, spec)
+        mailbox.put_control(("failed", exc, spec))
+        _deliver(reply, outcome.Error(exc))
+        return True
+    cell.busy = False
+    if cell._stash_current:
+        cell._stash_current = False
+        mailbox.stash((spec, args, kwargs, reply))
+        return True
+    _deliver(reply, outcome.Value(result))
+    return True
+
+
+_RUNNING = 1
+_STOPPING = 2
+
+
+class _Watch:
+    """Liveness of one connection's reader (see ``Node._watchdog``)."""
+
+    __slots__ = ("done", "last", "paused", "scope", "timed_out")
+
+    def __init__(self) -> None:
+        self.last = trio.current_time()
+        self.paused = False
+        self.done = False
+        self.timed_out = False
+        self.scope = trio.CancelScope()
+
+
+class _Answer:
+    """Sends an ask's outcome back to the peer that asked (a reply callback)."""
+
+    __slots__ = ("node", "peer", "req")
+
+    def __init__(self, node: Node, peer: Peer, req: int) -> None:
+        self.node = node
+        self.peer = peer
+        self.req = req
+
+    def __call__(self, result: outcome.Outcome[Any]) -> None:
+        peer = self.peer
+        self.node.inbound.pop((peer.node_id, self.req), None)
+        if peer.down is None:
+            peer.send(
+                ("reply", self.req, dump_outcome(result, f"host {self.node.name!r}")), urgent=True
+            )
+
+
+def _remote_label(stream: Any) -> str:
+    try:
+        addr = stream.socket.getpeername()
+        return f"{addr[0]}:{addr[1]}"
+    except Exception:
+        return "?"
+
+
+# ----------------------------------------------------------------------
+# request handlers (run in their own task; their result is the reply)
+# ----------------------------------------------------------------------
+async def _req_spawn(
+    node: Node,
+    peer: Peer,
+    cls_blob: bytes,
+    blob: bytes,
+    name: str | None,
+    mailbox_size: int | None,
+) -> str:
+    cls = load_class(cls_blob)
+    args, kwargs = pickle.loads(blob)
+    ref = await node.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+    return ref.id
+
+
+async def _req_load(node: Node, peer: Peer) -> int:
+    return node.system._load()
+
+
+_REQUESTS: dict[str, Callable[..., Awaitable[Any]]] = {"spawn": _req_spawn, "load": _req_load}
+
+
+def _unknown_request(kind: str) -> Callable[..., Awaitable[Any]]:
+    async def refuse(node: Node, peer: Peer, *fields: Any) -> None:
+        raise ProtocolError(
+            f"host {node.name!r} does not know the request {kind!r}; run the same "
+            "radon-actors version on every host"
+        )
+
+    return refuse
+
+
+def add_request(kind: str, fn: Callable[..., Awaitable[Any]]) -> None:
+    _REQUESTS[kind] = fn
+
+
+_class_blobs: weakref.WeakKeyDictionary[type, bytes] = weakref.WeakKeyDictionary()
+_classes: dict[bytes, type] = {}
+
+
+def dump_class(cls: type, peer: Peer) -> bytes:
+    """An atom class for the wire: by reference when importable, else by value
+    (cloudpickle). Cached, so a class is pickled once per process.
+
+    Code shipped by value only runs on the same Python version: refused otherwise.
+    """
+    module = sys.modules.get(cls.__module__)
+    if (module is None or cls.__module__ == "__main__") and peer.python != PYTHON:
+        raise SpawnError(
+            f"{cls.__qualname__} is defined in {cls.__module__!r}, so it would travel by value "
+            f"(cloudpickle), which needs the same Python on both sides: this host runs "
+            f"{PYTHON}, host {peer.label} runs {peer.python}. Move the class to a module "
+            "installed on that host"
+        )
+    blob = _class_blobs.get(cls)
+    if blob is None:
+        blob = _class_blobs[cls] = cloudpickle.dumps(cls, PICKLE_PROTOCOL)
+    return blob
+
+
+def load_class(blob: bytes) -> type:
+    """The class of ``blob``; the same bytes always give the same class object, so
+    a class shipped by value is rebuilt once per host, not once per message."""
+    key = hashlib.sha256(blob).digest()
+    cls = _classes.get(key)
+    if cls is None:
+        cls = _classes[key] = pickle.loads(blob)
+    return cls
+
+
+def get_node(system: System) -> Node:
+    """The system's node, made on first use (with a fresh random cluster secret)."""
+    node: Node | None = system._placement
+    if node is None:
+        node = system._placement = Node(system, secrets.token_bytes(32))
+    return node

@@ -1,0 +1,46 @@
+"""Entry point of a worker host process started by ``System.start_host``.
+
+Reads its configuration (including the cluster secret) as one JSON line on
+stdin, prints ``READY host:port`` on stdout once it listens, logs to stderr, and
+exits when stdin closes or the system that started it says ``shutdown``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import structlog
+import trio
+
+from ._hosts import serve_host
+
+
+def main() -> None:
+    config = json.loads(sys.stdin.readline())
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
+
+    def ready(address: str) -> None:
+        sys.stdout.write(f"READY {address}\n")
+        sys.stdout.flush()
+
+    trio.run(
+        lambda: serve_host(
+            "127.0.0.1",
+            0,
+            bytes.fromhex(config["secret"]),
+            config["name"],
+            ready=ready,
+            watch_stdin=True,
+            heartbeat_interval=config["heartbeat_interval"],
+            heartbeat_timeout=config["heartbeat_timeout"],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

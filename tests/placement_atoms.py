@@ -1,0 +1,151 @@
+"""Atom classes for the placement tests (imported by name on worker hosts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from radon_actors import Atom, Ref, handler
+
+
+class Counter(Atom):
+    def __init__(self, start: int = 0) -> None:
+        self.n = start
+
+    @handler
+    def incr(self, by: int = 1) -> int:
+        self.n += by
+        return self.n
+
+    @handler
+    async def aincr(self, by: int = 1) -> int:
+        await trio.lowlevel.checkpoint()
+        self.n += by
+        return self.n
+
+    @handler
+    def get(self) -> int:
+        return self.n
+
+    @handler
+    def halt(self) -> None:
+        self.stop()
+
+    @handler
+    def boom(self) -> None:
+        raise ValueError(f"boom at {self.n}")
+
+    @handler
+    async def hang(self) -> None:
+        await trio.sleep_forever()
+
+    @handler
+    async def wait_for(self, event: trio.Event) -> None:
+        await event.wait()
+
+    @handler
+    async def wait_on(self, gate: Ref[Gate]) -> None:
+        await gate.ask(Gate.wait)
+
+    @handler
+    def where(self) -> str:
+        import os
+
+        return str(os.getpid())
+
+
+class Relay(Atom):
+    """Asks another atom, whose Ref arrives inside a message."""
+
+    @handler
+    async def relay(self, target: Ref[Counter], by: int) -> int:
+        return await target.ask(Counter.incr, by)
+
+    @handler
+    async def stream(self, target: Ref[Any], sender: str, n: int) -> int:
+        for i in range(n):
+            await target.send("seq", sender, i)
+            if i % 100 == 99:  # flow control: bounds the backlog
+                await target.ask("handled")
+        return n
+
+
+class Sequencer(Atom):
+    """Checks that each sender's numbered messages arrive complete and in order."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.pids: dict[int, int] = {}
+        self.count = 0
+
+    @handler
+    def seq(self, sender: str, i: int) -> None:
+        import os
+
+        self.count += 1
+        self.pids[os.getpid()] = self.pids.get(os.getpid(), 0) + 1
+        expected = self.last.get(sender, -1) + 1
+        if i != expected:
+            self.errors.append(f"{sender}: got {i}, expected {expected}")
+        self.last[sender] = i
+
+    @handler
+    async def aseq(self, sender: str, i: int) -> int:
+        self.seq(sender, i)
+        return i
+
+    @handler
+    def handled(self) -> int:
+        return self.count
+
+    @handler
+    def report(self) -> tuple[dict[str, int], list[str], dict[int, int]]:
+        return dict(self.last), list(self.errors), dict(self.pids)
+
+
+class Unpicklable(Atom):
+    def __init__(self) -> None:
+        self.n = 0
+        self.fn = lambda: 0  # cannot be pickled: migration must fail cleanly
+
+    @handler
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
+
+
+def _block_on_unpickle(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)  # freezes the whole host process: it stops answering
+
+
+class FreezesTarget:
+    """A state value whose unpickling freezes the host that unpickles it."""
+
+    def __reduce__(self) -> tuple[Any, tuple[float]]:
+        return (_block_on_unpickle, (30.0,))
+
+
+class Freezer(Atom):
+    def __init__(self) -> None:
+        self.n = 0
+        self.trap = FreezesTarget()
+
+    @handler
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
+
+
+class Gate(Atom):
+    """Holds whoever asks ``wait`` until the test sets its (local) event."""
+
+    def __init__(self, event: trio.Event) -> None:
+        self.event = event
+
+    @handler
+    async def wait(self) -> None:
+        await self.event.wait()

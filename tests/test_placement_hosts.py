@@ -1,0 +1,293 @@
+"""Worker hosts in real subprocesses: remote spawn, ask/tell, Refs, errors, failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from placement_atoms import Counter, Gate, Relay
+
+from radon_actors import (
+    AskTimeout,
+    AtomStopped,
+    AuthenticationFailed,
+    HandlerNotFound,
+    HostDown,
+    NoSuchHost,
+    System,
+    open_system,
+)
+
+
+def _kill_all(system: System) -> None:
+    node = system._placement
+    if node is not None:
+        for proc in node.processes.values():
+            if proc.returncode is None:
+                proc.kill()
+
+
+@asynccontextmanager
+async def cluster(*names: str, **options: Any) -> AsyncIterator[System]:
+    """A system with worker hosts; the workers are killed whatever happens."""
+    async with open_system() as system:
+        try:
+            for name in names:
+                await system.start_host(name, **options)
+            yield system
+        finally:
+            _kill_all(system)
+
+
+async def test_spawn_ask_tell_on_a_worker_process() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 10, host="w1")
+        assert await ref.ask(Counter.where) != str(os.getpid())
+        assert await ref.ask(Counter.incr, 5) == 15
+        for _ in range(100):
+            ref.tell(Counter.incr)
+        await ref.send(Counter.incr, 1000)
+        # tells and asks from one sender arrive in order
+        assert await ref.ask(Counter.aincr, 0) == 1115
+        assert await ref.ask("get") == 1115
+
+
+async def test_remote_exception_keeps_type_and_remote_traceback() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 7, host="w1")
+        with pytest.raises(ValueError, match="boom at 7") as info:
+            await ref.ask(Counter.boom)
+        notes = "\n".join(getattr(info.value, "__notes__", []))
+        assert "remote traceback (host 'w1')" in notes
+        assert "placement_atoms.py" in notes
+        with pytest.raises(HandlerNotFound, match="nope"):
+            await ref.ask("nope")
+
+
+async def test_remote_ask_timeout_and_cancellation() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, host="w1")
+        with pytest.raises(AskTimeout, match=r"within 0\.2"):
+            await ref.ask(Counter.hang, timeout=0.2)
+        other = await system.spawn(Counter, 1, host="w1")
+        with trio.move_on_after(0.1) as scope:
+            await other.ask(Counter.hang)
+        assert scope.cancelled_caught
+        node = system._placement
+        assert not node.pending  # the abandoned asks left nothing behind
+
+
+async def test_refs_travel_inside_messages_between_hosts() -> None:
+    async with cluster("w1", "w2") as system:
+        local = await system.spawn(Counter, 100)
+        on_w2 = await system.spawn(Counter, 200, host="w2")
+        relay = await system.spawn(Relay, host="w1")
+        # w1 asks back into this process
+        assert await relay.ask(Relay.relay, local, 1) == 101
+        # w1 asks w2 directly (host to host)
+        assert await relay.ask(Relay.relay, on_w2, 2) == 202
+        assert await local.ask(Counter.get) == 101
+        assert await on_w2.ask(Counter.get) == 202
+
+
+async def test_unknown_host_is_a_clear_error() -> None:
+    async with open_system() as system:
+        with pytest.raises(NoSuchHost, match="start_host"):
+            await system.spawn(Counter, host="nowhere")
+
+
+async def test_sigkilled_host_fails_asks_in_flight_fast() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, host="w1")
+        pid = int(await ref.ask(Counter.where))
+        errors: list[BaseException] = []
+        downs: list[str] = []
+        system._placement.host_down_callbacks.append(lambda host, reason: downs.append(host))
+
+        async def ask_hanging() -> None:
+            try:
+                await ref.ask(Counter.hang)
+            except HostDown as exc:
+                errors.append(exc)
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(ask_hanging)
+                await trio.testing.wait_all_tasks_blocked()
+                os.kill(pid, signal.SIGKILL)
+        assert len(errors) == 3
+        assert "'w1'" in str(errors[0])
+        assert downs == ["w1"]
+        with pytest.raises(HostDown, match="down"):
+            await ref.ask(Counter.get)
+        # tells and sends to a dead host do not raise (they are dead letters)
+        ref.tell(Counter.incr)
+        await ref.send(Counter.incr)
+
+
+async def test_stopped_host_is_declared_down_by_heartbeat() -> None:
+    async with cluster("w1", heartbeat_interval=0.1, heartbeat_timeout=1.0) as system:
+        ref = await system.spawn(Counter, host="w1")
+        pid = int(await ref.ask(Counter.where))
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # declared down after the 1 s heartbeat timeout (5 s: a loaded machine)
+            with trio.fail_after(5), pytest.raises(HostDown, match=r"heartbeat for 1\.0 s"):
+                await ref.ask(Counter.get)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+
+async def test_radon_host_console_script_joined_by_address(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    wrong = tmp_path / "wrong"
+    wrong.write_bytes(b"not-the-secret-at-all-0123")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    cmd = [sys.executable, "-m", "radon_actors._cli", "host", "--listen", "127.0.0.1:0"]
+    proc = await trio.lowlevel.open_process(
+        [*cmd, "--secret-file", str(secret), "--name", "remote"],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some()
+                assert chunk, "radon host exited early"
+                line += chunk
+        kind, _, address = line.decode().strip().partition(" ")
+        assert kind == "READY"
+        async with open_system() as system:
+            with pytest.raises(AuthenticationFailed):
+                await system.connect_host(address, secret_file=wrong)
+        async with open_system() as system:
+            name = await system.connect_host(address, secret_file=secret)
+            assert name == "remote"
+            ref = await system.spawn(Counter, 1, host="remote")
+            assert await ref.ask(Counter.incr) == 2
+            assert int(await ref.ask(Counter.where)) == proc.pid
+            assert await system._placement.hosts()[1].load() == 1
+        # closing the system stopped the atoms it spawned on the joined host
+        async with open_system() as system:
+            await system.connect_host(address, secret_file=secret)
+            assert await system._placement.hosts()[1].load() == 0
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
+async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, host="w1", mailbox_size=5)
+        for _ in range(500):
+            ref.tell(Counter.aincr)  # far more than the mailbox holds, in one burst
+        for _ in range(500):
+            await ref.send(Counter.aincr)
+        assert await ref.ask(Counter.get) == 1000
+
+
+async def test_placement_policies_spread_atoms_over_hosts() -> None:
+    from radon_actors import LeastLoaded, RoundRobin
+
+    async with cluster("w1", "w2") as system:
+        assert system.hosts == ["local", "w1", "w2"]
+        policy = RoundRobin(among=["w1", "w2"])
+        refs = [await system.spawn(Counter, host=policy) for _ in range(4)]
+        pids = [int(await r.ask(Counter.where)) for r in refs]
+        assert pids[0] == pids[2] != pids[1] == pids[3]
+        assert os.getpid() not in pids
+        # w1 and w2 now run two atoms each, this process none: it is the least loaded
+        least = LeastLoaded()
+        ref = await system.spawn(Counter, host=least)
+        assert int(await ref.ask(Counter.where)) == os.getpid()
+        await system.spawn(Counter, host="local")
+        ref = await system.spawn(Counter, host=LeastLoaded(among=["w1", "w2"]))
+        assert int(await ref.ask(Counter.where)) in pids
+        with pytest.raises(NoSuchHost):
+            await system.spawn(Counter, host=RoundRobin(among=["nowhere"]))
+
+
+async def test_code_shipped_by_value_needs_the_same_python() -> None:
+    from radon_actors import SpawnError
+
+    namespace: dict[str, Any] = {}
+    exec(
+        "from radon_actors import Atom, handler\n"
+        "class Dyn(Atom):\n"
+        "    @handler\n"
+        "    def hi(self) -> str:\n"
+        "        return 'hi'\n",
+        namespace,
+    )
+    dyn = namespace["Dyn"]
+    dyn.__module__ = "__main__"
+    async with cluster("w1") as system:
+        ref = await system.spawn(dyn, host="w1")  # by value, same Python: fine
+        assert await ref.ask("hi") == "hi"
+        peer = system._placement.peer_by_name("w1")
+        peer.python = "cpython-2.7"  # pretend the host runs another Python
+        with pytest.raises(SpawnError, match="same Python"):
+            await system.spawn(dyn, host="w1")
+
+
+async def test_system_stop_reaches_an_atom_on_a_worker() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 1, host="w1")
+        assert await ref.ask(Counter.incr) == 2
+        with trio.fail_after(10):
+            await system.stop(ref)
+        with pytest.raises(AtomStopped):
+            await ref.ask(Counter.get)
+        await system.stop(ref)  # stopping it again does nothing
+
+
+async def test_a_remote_ask_abandoned_while_queued_is_withdrawn() -> None:
+    async with cluster("w1") as system:
+        release = trio.Event()
+        gate = await system.spawn(Gate, release)
+        ref = await system.spawn(Counter, 0, host="w1")
+        async with trio.open_nursery() as nursery:
+            # the remote atom's turn waits on the gate, here
+            nursery.start_soon(ref.ask, Counter.wait_on, gate)
+            await trio.testing.wait_all_tasks_blocked()  # it was sent first
+            with pytest.raises(AskTimeout):
+                await ref.ask(Counter.aincr, timeout=0.2)  # queued behind that turn
+            with trio.move_on_after(0.2):
+                await ref.ask(Counter.aincr)  # cancelled while queued
+            release.set()
+        assert await ref.ask(Counter.get) == 0  # neither ran
+        assert not system._placement.pending
+
+
+async def test_arguments_the_host_cannot_unpickle_fail_cleanly(tmp_path: Path) -> None:
+    from radon_actors.placement._endpoints import RemoteError
+
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0, host="w1")
+        # a module only this process can import (the worker was started before)
+        (tmp_path / "only_here_mod.py").write_text("class Thing:\n    pass\n")
+        sys.path.insert(0, str(tmp_path))
+        try:
+            import only_here_mod
+
+            ref.tell(Counter.incr, only_here_mod.Thing())  # dropped there, logged
+            with pytest.raises(RemoteError, match="cannot be unpickled"):
+                await ref.ask(Counter.incr, only_here_mod.Thing())
+        finally:
+            sys.path.remove(str(tmp_path))
+            sys.modules.pop("only_here_mod", None)
+        # the connection is still fine
+        assert await ref.ask(Counter.incr) == 1

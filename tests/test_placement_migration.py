@@ -1,0 +1,330 @@
+"""Live migration between the in-process host and worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+from placement_atoms import Counter, Freezer, Relay, Sequencer, Unpicklable
+
+from radon_actors import (
+    AtomStopped,
+    HostDown,
+    MigrationError,
+    NoSuchAtom,
+    NoSuchHost,
+    System,
+    open_system,
+)
+from radon_actors.runtime import _directory
+
+
+@asynccontextmanager
+async def cluster(*names: str, **options: Any) -> AsyncIterator[System]:
+    """A system with worker hosts; the workers are killed whatever happens."""
+    async with open_system(shutdown_timeout=5) as system:
+        try:
+            for name in names:
+                await system.start_host(name, **options)
+            yield system
+        finally:
+            node = system._placement
+            if node is not None:
+                for proc in node.processes.values():
+                    if proc.returncode is None:
+                        proc.kill()
+
+
+async def _pid_of(ref: Any) -> int:
+    return int(await ref.ask(Counter.where))
+
+
+async def test_local_atom_moves_to_workers_and_back_with_state_and_refs() -> None:
+    async with cluster("w1", "w2") as system:
+        ref = await system.spawn(Counter, 0, name="c")
+        relay = await system.spawn(Relay, host="w2")
+        for _ in range(5):
+            ref.tell(Counter.incr)
+        w1_pid = await _pid_of(await system.spawn(Counter, host="w1"))
+
+        await system.migrate(ref, to="w1")
+        assert await _pid_of(ref) == w1_pid
+        assert await ref.ask(Counter.incr) == 6
+        # a Ref held on another host keeps working
+        assert await relay.ask(Relay.relay, ref, 10) == 16
+
+        await system.migrate(ref, to="w2")
+        assert await _pid_of(ref) == await _pid_of(
+            relay_counter := await system.spawn(Counter, host="w2")
+        )
+        assert relay_counter != ref
+        assert await relay.ask(Relay.relay, ref, 1) == 17
+
+        await system.migrate(ref, to="local")
+        assert await _pid_of(ref) == os.getpid()
+        assert await system.lookup("c").ask(Counter.get) == 17
+        assert await relay.ask(Relay.relay, ref, 1) == 18
+        # migrating to where it already is does nothing
+        await system.migrate(ref, to="local")
+        assert await ref.ask(Counter.get) == 18
+
+
+async def test_atom_spawned_on_a_worker_moves_around() -> None:
+    async with cluster("w1", "w2") as system:
+        ref = await system.spawn(Counter, 100, host="w1")
+        pid1 = await _pid_of(ref)
+        await system.migrate(ref, to="w2")
+        assert await ref.ask(Counter.incr) == 101
+        assert await _pid_of(ref) not in (pid1, os.getpid())
+        await system.migrate(ref, to="local")
+        assert await _pid_of(ref) == os.getpid()
+        assert await ref.ask(Counter.incr) == 102
+        await system.migrate(ref, to="w1")
+        assert await _pid_of(ref) == pid1
+        assert await ref.ask(Counter.incr) == 103
+
+
+async def test_asks_in_flight_during_migration_get_their_replies() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0)
+        replies: list[int] = []
+
+        async def asker() -> None:
+            replies.append(await ref.ask(Counter.aincr))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(50):
+                nursery.start_soon(asker)
+            await trio.testing.wait_all_tasks_blocked()
+            # 50 asks are queued in the mailbox: they move with the atom
+            await system.migrate(ref, to="w1")
+        assert sorted(replies) == list(range(1, 51))
+        assert await ref.ask(Counter.get) == 50
+
+
+async def test_failed_migration_leaves_the_atom_where_it_was() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Unpicklable)
+        assert await ref.ask(Unpicklable.incr) == 1
+        for _ in range(10):
+            ref.tell(Unpicklable.incr)
+        with pytest.raises(MigrationError, match="keeps running"):
+            await system.migrate(ref, to="w1")
+        # the queued messages were put back, in order, and the state is intact
+        assert await ref.ask(Unpicklable.incr) == 12
+        with pytest.raises(NoSuchHost):
+            await system.migrate(ref, to="nowhere")
+        assert await ref.ask(Unpicklable.incr) == 13
+
+
+async def test_failed_migration_from_a_worker_leaves_it_there() -> None:
+    async with cluster("w1", "w2") as system:
+        ref = await system.spawn(Unpicklable, host="w1")
+        local = await system.spawn(Counter)
+        await system.migrate(local, to="w1")
+        with pytest.raises(MigrationError):
+            await system.migrate(ref, to="w2")
+        assert await ref.ask(Unpicklable.incr) == 1
+        # meanwhile an atom whose origin is here, now on w1, still moves on to w2
+        await local.ask(Counter.incr)
+        await system.migrate(local, to="w2")
+        assert await local.ask(Counter.incr) == 2
+
+
+@pytest.mark.parametrize("origin", ["local", "w1"])
+async def test_migration_under_load_keeps_every_sequence_complete_and_in_order(
+    origin: str,
+) -> None:
+    # origin: where the target is spawned, hence which host coordinates its moves
+    n = 2000
+    async with cluster("w1", "w2") as system:
+        target = await system.spawn(Sequencer, mailbox_size=100_000, host=origin)
+        remote_senders = [await system.spawn(Relay, host=h) for h in ("w1", "w2")]
+        asked: list[int] = []
+        done: list[str] = []
+
+        async def local_sender(label: str) -> None:
+            for i in range(n):
+                await target.send(Sequencer.seq, label, i)
+                if i % 100 == 99:  # flow control: bounds the backlog
+                    await target.ask(Sequencer.handled)
+            done.append(label)
+
+        async def asking_sender() -> None:
+            for i in range(n // 5):
+                asked.append(await target.ask(Sequencer.aseq, "asker", i))
+            done.append("asker")
+
+        async def remote_sender(relay: Any, label: str) -> None:
+            assert await relay.ask(Relay.stream, target, label, n) == n
+            done.append(label)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(local_sender, "local-1")
+            nursery.start_soon(local_sender, "local-2")
+            nursery.start_soon(asking_sender)
+            for relay, label in zip(remote_senders, ("on-w1", "on-w2"), strict=True):
+                nursery.start_soon(remote_sender, relay, label)
+            seen = 0
+            for hop in ["w1", "w2", "local", "w2", "w1", "local", "w1", "local", "w2", "w1"]:
+                # let some messages through between moves, so every move is under load
+                while (now := await target.ask(Sequencer.handled)) < seen + 50:
+                    assert len(done) < 5, "the senders finished before the migrations"
+                seen = now
+                await system.migrate(target, to=hop)
+            moved_under_load = len(done) < 5
+        last, errors, pids = await target.ask(Sequencer.report)
+        assert moved_under_load
+        assert len(pids) == 3  # it really ran in all three processes
+        assert errors == []
+        assert last == {
+            "local-1": n - 1,
+            "local-2": n - 1,
+            "on-w1": n - 1,
+            "on-w2": n - 1,
+            "asker": n // 5 - 1,
+        }
+        assert asked == list(range(n // 5))
+
+
+async def test_stopping_a_migrated_atom_stops_it_where_it_lives() -> None:
+    async with cluster("w1", "w2") as system:
+        ref = await system.spawn(Counter, 1)
+        await system.migrate(ref, to="w1")
+        await system.migrate(ref, to="w2")
+        with trio.fail_after(10):
+            await system.stop(ref)
+        with pytest.raises(AtomStopped):
+            await ref.ask(Counter.get)
+        spawned_remote = await system.spawn(Counter, host="w1")
+        await system.migrate(spawned_remote, to="local")
+        await system.migrate(spawned_remote, to="w2")
+        assert await spawned_remote.ask(Counter.incr) == 1
+
+
+async def test_target_that_stops_answering_mid_migration_leaves_the_atom_here() -> None:
+    async with cluster("w1", heartbeat_interval=0.1, heartbeat_timeout=1.0) as system:
+        ref = await system.spawn(Freezer)
+        assert await ref.ask(Freezer.incr) == 1
+        for _ in range(5):
+            ref.tell(Freezer.incr)
+        with trio.fail_after(15), pytest.raises(MigrationError, match="keeps running") as info:
+            # the target freezes while it unpickles the state: declared down
+            await system.migrate(ref, to="w1")
+        assert "down" in str(info.value)
+        assert await ref.ask(Freezer.incr) == 7
+
+
+async def test_migration_waits_for_the_turn_and_a_cancelled_one_does_not_move() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0)
+        gate = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ref.ask, Counter.wait_for, gate)  # a long turn
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.move_on_after(0.2) as scope:
+                await system.migrate(ref, to="w1")  # waits for the turn to end
+            assert scope.cancelled_caught
+            gate.set()
+        with trio.fail_after(5):
+            print("pid", await _pid_of(ref))
+        # the turn ended after the caller gave up: the atom did not move
+        assert await _pid_of(ref) == os.getpid()
+        assert await ref.ask(Counter.incr) == 1
+        await system.migrate(ref, to="w1")
+        assert await _pid_of(ref) != os.getpid()
+        assert await ref.ask(Counter.incr) == 2
+
+
+async def test_asks_during_the_hand_over_are_not_run_on_the_source() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0)
+        answered = 0
+        stop = False
+
+        async def hammer() -> None:
+            nonlocal answered
+            while not stop:
+                await ref.ask(Counter.incr)  # a def handler: the inline fast path
+                answered += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hammer)
+            for hop in ("w1", "local", "w1", "local"):
+                await system.migrate(ref, to=hop)
+            stop = True
+        assert await ref.ask(Counter.get) == answered
+
+
+async def test_senders_waiting_for_room_follow_the_atom() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0, mailbox_size=2)
+        gate = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ref.ask, Counter.wait_for, gate)
+            await trio.testing.wait_all_tasks_blocked()
+            ref.tell(Counter.incr)
+            ref.tell(Counter.incr)  # the mailbox is full now
+            for _ in range(5):
+                nursery.start_soon(ref.send, Counter.incr)
+            nursery.start_soon(ref.ask, Counter.incr)
+            await trio.testing.wait_all_tasks_blocked()  # all six wait for room
+            nursery.start_soon(partial(system.migrate, ref, to="w1"))
+            await trio.testing.wait_all_tasks_blocked()
+            gate.set()
+        assert await ref.ask(Counter.get) == 8
+        assert await _pid_of(ref) != os.getpid()
+        assert len(system.dead_letters) == 0
+
+
+async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies() -> None:
+    async with cluster("w1", "w2") as system:
+        stops: list[tuple[str, BaseException | None]] = []
+
+        def record(cell: Any, reason: BaseException | None) -> None:
+            stops.append((cell.id, reason))
+
+        quitter = await system.spawn(Counter, 0, name="quitter")
+        doomed = await system.spawn(Counter, 0)
+        for ref in (quitter, doomed):
+            await system.migrate(ref, to="w1")
+            await system.migrate(ref, to="w2")
+            # what a watcher or supervisor of the original cell holds on to
+            _directory.lookup(ref.id).on_stopped.append(record)
+
+        await quitter.ask(Counter.halt)  # stops itself on w2
+        with trio.fail_after(10):
+            await _directory.lookup(quitter.id).stopped.wait()
+        assert stops == [(quitter.id, None)]
+        with pytest.raises(AtomStopped):
+            await quitter.ask(Counter.get)
+        with pytest.raises(NoSuchAtom):
+            system.lookup("quitter")
+
+        os.kill(await _pid_of(doomed), signal.SIGKILL)
+        with trio.fail_after(10):
+            await _directory.lookup(doomed.id).stopped.wait()
+        assert stops[1][0] == doomed.id
+        assert isinstance(stops[1][1], HostDown)
+        with pytest.raises(AtomStopped):
+            await doomed.ask(Counter.get)
+
+
+async def test_coming_home_to_a_small_mailbox_loses_nothing() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 0, mailbox_size=4)
+        await system.migrate(ref, to="w1")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(system.migrate, ref, to="local"))
+            await trio.testing.wait_all_tasks_blocked()  # the origin has paused
+            for _ in range(50):  # far more than the mailbox holds
+                ref.tell(Counter.incr)
+        assert await ref.ask(Counter.get) == 50
+        assert await _pid_of(ref) == os.getpid()
+        assert len(system.dead_letters) == 0
