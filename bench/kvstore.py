@@ -41,7 +41,7 @@ def _free_port() -> int:
         return port
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -108,6 +108,15 @@ DEPLOYMENTS: list[tuple[str, Callable[[int], list[str]]]] = [
     ),
     ("kvstore, one process, 8 shards x 2 replicas", _store("--shards", "8", "--replicas", "2")),
     ("kvstore, one process, 8 shards x 1 replica", _store("--shards", "8", "--replicas", "1")),
+    (
+        "kvstore, shards on 1 worker host",
+        _store("--shards", "8", "--replicas", "2", "--hosts", "1"),
+    ),
+    (
+        "kvstore, shards on 2 worker hosts",
+        _store("--shards", "8", "--replicas", "2", "--hosts", "2"),
+    ),
+    ("kvstore, shards sandboxed", _store("--shards", "8", "--replicas", "2", "--sandbox")),
 ]
 
 

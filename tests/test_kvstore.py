@@ -19,6 +19,7 @@ from examples.kvstore import (
     Ring,
     Simple,
     Store,
+    deployment,
     encode,
     open_store,
     serve,
@@ -315,3 +316,124 @@ async def test_a_lost_backup_is_replaced_and_caught_up() -> None:
         replacement = group[1]
         snapshot = await replacement.ask("snapshot")
         assert {k: v[0] for k, v in snapshot.items()} == {b"before": b"1", b"during": b"2"}
+
+
+# deployments ------------------------------------------------------------------
+def _kill_workers(system: System) -> None:
+    node = system._placement
+    if node is not None:
+        for proc in node.processes.values():
+            if proc.returncode is None:
+                proc.kill()
+
+
+async def _same_answers(store: Store) -> None:
+    assert await store.execute([b"SET", b"a", b"1"]) == Simple("OK")
+    assert await store.execute([b"INCRBY", b"a", b"41"]) == 42
+    assert await store.mset([b"x", b"1", b"y", b"2"]) == Simple("OK")
+    assert await store.mget([b"x", b"y", b"nope"]) == [b"1", b"2", None]
+    assert await store.transaction([[b"DECR", b"x"], [b"INCR", b"y"], [b"GET", b"a"]]) == [
+        0,
+        3,
+        b"42",
+    ]
+
+
+async def test_shards_on_worker_hosts_answer_the_same() -> None:
+    async with open_system() as system:
+        try:
+            hosts = [await system.start_host("w1"), await system.start_host("w2")]
+            async with open_store(
+                system, shards=3, replicas=2, spawn_options=deployment(hosts)
+            ) as store:
+                await _same_answers(store)
+                where = {ref.id for group in store.groups for ref in group}
+                assert len(where) == 6
+        finally:
+            _kill_workers(system)
+
+
+async def test_sandboxed_shards_answer_the_same() -> None:
+    async with (
+        open_system() as system,
+        open_store(system, shards=2, replicas=2, spawn_options=deployment(sandbox=True)) as store,
+    ):
+        await _same_answers(store)
+
+
+async def test_bank_total_and_acknowledged_writes_survive_a_killed_host() -> None:
+    import os
+    import signal
+
+    accounts = 12
+    async with open_system() as system:
+        try:
+            hosts = [await system.start_host("w1"), await system.start_host("w2")]
+            async with open_store(
+                system, shards=3, replicas=2, coordinators=2, spawn_options=deployment(hosts)
+            ) as store:
+                for a in range(accounts):
+                    await store.execute([b"SET", b"acct:%d" % a, b"100"])
+                node = system._placement
+                victim = node.processes[node.peer_by_name("w1").node_id]
+                rng = random.Random(11)
+                halfway = trio.Event()
+                acked: list[bytes] = []
+                done = 0
+
+                async def transfers(n: int) -> None:
+                    nonlocal done
+                    for _ in range(n):
+                        src, dst = rng.sample(range(accounts), 2)
+                        replies = await store.transaction(
+                            [
+                                [b"DECRBY", b"acct:%d" % src, b"7"],
+                                [b"INCRBY", b"acct:%d" % dst, b"7"],
+                            ]
+                        )
+                        assert not isinstance(replies, Error), replies
+                        done += 1
+                        if done == 30:
+                            halfway.set()
+
+                killed = trio.Event()
+                acked_after_kill = 0
+
+                async def writer() -> None:
+                    nonlocal acked_after_kill
+                    i = 0
+                    while not killed.is_set() or acked_after_kill < 50:
+                        key = b"w:%d" % i
+                        i += 1
+                        reply = await store.execute([b"SET", key, b"v"])
+                        if reply == Simple("OK"):
+                            acked.append(key)  # acknowledged: must survive
+                            acked_after_kill += killed.is_set()
+
+                async def killer() -> None:
+                    await halfway.wait()
+                    os.kill(victim.pid, signal.SIGKILL)
+                    killed.set()
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(4):
+                        nursery.start_soon(transfers, 25)
+                    nursery.start_soon(writer)
+                    nursery.start_soon(killer)
+                assert done == 100
+                assert victim.returncode is not None or victim.poll() is not None
+                total = 0
+                for a in range(accounts):
+                    value = await store.execute([b"GET", b"acct:%d" % a])
+                    assert isinstance(value, bytes)
+                    total += int(value)
+                assert total == accounts * 100
+                for key in acked:
+                    assert await store.execute([b"GET", key]) == b"v"
+                # Every shard is back to two live replicas, none on the dead host.
+                for group in await store.cluster.ask("table"):
+                    assert len(group) == 2
+                    for replica in group:
+                        assert isinstance(await replica.ask("snapshot"), dict)
+        finally:
+            _kill_workers(system)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ._resp import Error, ProtocolError, RespParser, Simple, encode
     from ._ring import Ring
     from ._server import serve
-    from ._store import Store, open_store
+    from ._store import Store, deployment, open_store
 
 __all__ = [
     "Error",
@@ -25,6 +25,7 @@ __all__ = [
     "Ring",
     "Simple",
     "Store",
+    "deployment",
     "encode",
     "open_store",
     "serve",
@@ -40,6 +41,7 @@ _WHERE = {
     "serve": "_server",
     "Store": "_store",
     "open_store": "_store",
+    "deployment": "_store",
 }
 
 

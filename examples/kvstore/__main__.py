@@ -1,4 +1,9 @@
-"""Run the store: ``python -m examples.kvstore --port 6380 --shards 8 --replicas 2``."""
+"""Run the store: ``python -m examples.kvstore --port 6380 --shards 8 --replicas 2``.
+
+The deployment is a command-line choice: everything in this process (default),
+``--hosts N`` (the shards on N worker host processes), or ``--sandbox`` (the
+shards sandboxed in WebAssembly).
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--coordinators", type=int, default=4)
+    parser.add_argument("--hosts", type=int, default=0, help="run the shards on N worker hosts")
+    parser.add_argument("--sandbox", action="store_true", help="run the shards sandboxed")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     level = getattr(logging, args.log_level.upper())

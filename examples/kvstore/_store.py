@@ -17,7 +17,7 @@ from ._ring import Ring
 from ._shard import Shard
 from ._txn import Coordinator
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "deployment", "open_store"]
 
 TRYAGAIN = Error("TRYAGAIN the shard's primary failed during the write; its outcome is unknown")
 
@@ -111,6 +111,27 @@ class Store:
             await group[0].ask(Shard.flush)
             for backup in group[1:]:
                 await backup.ask(Shard.flush)
+
+
+def deployment(
+    hosts: list[str] | None = None, sandbox: bool = False
+) -> Callable[[int, int], dict[str, Any]] | None:
+    """The ``spawn_options`` of a deployment: the only thing that changes between
+    "all in this process", "shards on worker hosts" and "shards sandboxed".
+
+    With ``hosts``, replicas go round-robin over the live hosts among them, so the
+    replicas of one shard land on different hosts while there are enough of them.
+    """
+    if hosts and sandbox:
+        raise ValueError("sandboxed shards on other hosts are not supported yet; pick one")
+    if hosts:
+        from radon_actors import RoundRobin
+
+        policy = RoundRobin(among=hosts)
+        return lambda shard, n: {"host": policy}
+    if sandbox:
+        return lambda shard, n: {"sandbox": True}
+    return None
 
 
 @asynccontextmanager

@@ -269,7 +269,11 @@ def _dependencies(module_name: str, origin: Path) -> dict[str, bytes]:
     # standard library, and its own radon_actors.
     finder = modulefinder.ModuleFinder(excludes=[*sys.stdlib_module_names, *_HOST_ONLY])
     try:
-        finder.run_script(str(origin))
+        if module_name == "__main__":
+            finder.run_script(str(origin))
+        else:
+            # By name, so that the module's relative imports resolve in its package.
+            finder.import_hook(module_name)
     except Exception as exc:  # a syntax error, mostly
         raise SandboxBuildError(f"cannot scan module {module_name!r}: {exc!r}") from exc
     missing, _maybe = finder.any_missing_maybe()
