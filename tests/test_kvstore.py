@@ -112,7 +112,29 @@ async def served() -> AsyncIterator[Served]:
         nursery.cancel_scope.cancel()
 
 
-async def test_string_commands_over_resp(served: Served) -> None:
+@pytest.fixture(params=["local", "hosts", "sandbox"])
+async def deployed(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
+    """The store served over RESP in each deployment (real clock)."""
+    async with open_system() as system:
+        try:
+            hosts = []
+            if request.param == "hosts":
+                hosts = [await system.start_host("w1"), await system.start_host("w2")]
+            options = deployment(hosts, sandbox=request.param == "sandbox")
+            async with (
+                open_store(system, shards=3, replicas=2, spawn_options=options) as store,
+                trio.open_nursery() as nursery,
+            ):
+                port = await nursery.start(serve, store, "127.0.0.1", 0)
+                yield Served(system, store, port, FakeClock())
+                nursery.cancel_scope.cancel()
+        finally:
+            _kill_workers(system)
+
+
+async def test_string_commands_over_resp(deployed: Served) -> None:
+    served = deployed
+
     def scenario(r: Any) -> list[Any]:
         return [
             r.ping(),
@@ -197,7 +219,9 @@ async def test_malformed_input_gets_an_error_and_the_server_carries_on(served: S
     assert await served.run(lambda r: r.ping()) is True
 
 
-async def test_multi_exec_is_atomic_and_reports_each_reply(served: Served) -> None:
+async def test_multi_exec_is_atomic_and_reports_each_reply(deployed: Served) -> None:
+    served = deployed
+
     def scenario(r: Any) -> Any:
         r.mset({"acct:a": 100, "acct:b": 0})
         pipe = r.pipeline(transaction=True)

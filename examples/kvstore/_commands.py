@@ -193,8 +193,14 @@ def keys_of(name: bytes, args: list[bytes]) -> list[bytes]:
 
 
 def execute(view: View, name: bytes, args: list[bytes], now: float) -> Reply:
-    """Run one data command (``args`` without the name); errors become replies."""
+    """Run one data command (``args`` without the name); errors become replies.
+
+    An unexpected exception is an error reply too, not a crash of the shard: a
+    crashed replica would be restarted empty, and its data is the point.
+    """
     try:
         return _TABLE[name][0](view, args, now)
     except CommandError as exc:
         return Error(str(exc.args[0]))
+    except Exception as exc:
+        return Error(f"ERR {name.decode(errors='replace').lower()} failed: {exc!r}")
