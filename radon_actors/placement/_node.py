@@ -37,7 +37,7 @@ from .. import _ref
 from .._errors import SpawnError
 from .._ref import Ref
 from ..runtime import _directory
-from ..runtime._cell import AtomCell, Reply, _deliver
+from ..runtime._cell import STASHED, AtomCell, Reply, _deliver
 from ._endpoints import (
     CallbackReply,
     ForwardingCell,
@@ -680,7 +680,7 @@ class Node:
 def _run_inline(
     cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
 ) -> bool:
-    """Run a remote ask of a plain-``def`` handler on an idle atom right here.
+    """Run a remote ask of a handler that cannot suspend on an idle atom right here.
 
     The same fast path as a local ``ask`` (see ``runtime._cell``): with the atom
     idle and its mailbox empty this is a faithful turn, and it saves waking the
@@ -690,7 +690,7 @@ def _run_inline(
     if cell.state != _RUNNING or cell.busy or mailbox.user or mailbox.control:
         return False
     spec = cell.table.get(h)
-    if spec is None or spec.is_async:
+    if spec is None or not spec.never_suspends:
         return False
     check = spec.check
     if check is not None:
@@ -698,19 +698,12 @@ def _run_inline(
             check(*args, **kwargs)
         except TypeError:
             return False  # the normal path reports it
-    cell.busy = True
     try:
-        result = spec.fn(cell.instance, *args, **kwargs)
+        result = cell.inline_turn(spec, args, kwargs)
     except Exception as exc:
-        cell.busy = False
-        cell._stash_current = False
-        cell._note(exc, spec)
-        mailbox.put_control(("failed", exc, spec))
         _deliver(reply, outcome.Error(exc))
         return True
-    cell.busy = False
-    if cell._stash_current:
-        cell._stash_current = False
+    if result is STASHED:
         mailbox.stash((spec, args, kwargs, reply))
         return True
     _deliver(reply, outcome.Value(result))

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ..supervisor._parked import Parked
     from ._system import System
 
-__all__ = ["AtomCell", "Directive", "SupervisorHook"]
+__all__ = ["STASHED", "AtomCell", "Directive", "SupervisorHook"]
 
 _log = structlog.get_logger("radon_actors")
 
@@ -83,6 +83,15 @@ class SupervisorHook(Protocol):
         """Runs in the child's task; returns when the child may go on (or has stopped).
 
         ``exc`` is None for a normal exit (the atom stopped itself)."""
+
+
+class _Stashed:
+    def __repr__(self) -> str:
+        return "STASHED"
+
+
+STASHED: Any = _Stashed()
+"""What :meth:`AtomCell.inline_turn` returns when the handler stashed its message."""
 
 
 class Reply:
@@ -239,25 +248,10 @@ class AtomCell:
         ):
             # Inline turn: see the module docs for why this is a faithful turn.
             await checkpoint_if_cancelled()
-            self.busy = True
-            try:
-                result = spec.fn(self.instance, *args, **kwargs)
-                if spec.is_async:
-                    result = run_to_completion(result)
-            except Exception as exc:
-                self.busy = False
-                self._stash_current = False
-                self._note(exc, spec)
-                if self.mailbox.put_control(("failed", exc, spec)):
-                    # Handled first, as a failure in a queued turn would be: before
-                    # a stop this turn requested.
-                    self.mailbox.control.rotate(1)
-                raise
-            self.busy = False
-            if self._stash_current:
+            result = self.inline_turn(spec, args, kwargs)
+            if result is STASHED:
                 # The handler set its message aside: it now waits in the stash
                 # like any queued ask would.
-                self._stash_current = False
                 return await self._park_stashed(spec, args, kwargs, timeout)
             b = budget
             b.left -= 1
@@ -292,6 +286,34 @@ class AtomCell:
         with trio.move_on_after(timeout):
             return await wait_task_rescheduled(reply)
         raise AskTimeout(f"{self._label()} did not answer {spec.name!r} within {timeout} s")
+
+    def inline_turn(self, spec: HandlerSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a handler that cannot suspend as a turn, now, in the calling task.
+
+        The caller checked that the atom is running and idle (no turn, both lanes
+        empty). Returns the result, or :data:`STASHED` if the handler stashed its
+        message; raises the handler's exception after handing the failure to the
+        atom's own task (so a restart never runs in the caller's task).
+        """
+        self.busy = True
+        try:
+            result = spec.fn(self.instance, *args, **kwargs)
+            if spec.is_async:
+                result = run_to_completion(result)
+        except Exception as exc:
+            self.busy = False
+            self._stash_current = False
+            self._note(exc, spec)
+            if self.mailbox.put_control(("failed", exc, spec)):
+                # Handled first, as a failure in a queued turn would be: before
+                # a stop this turn requested.
+                self.mailbox.control.rotate(1)
+            raise
+        self.busy = False
+        if self._stash_current:
+            self._stash_current = False
+            return STASHED
+        return result
 
     async def _park_stashed(
         self,
