@@ -15,7 +15,6 @@ every ask waiting on it fails with :class:`HostDown`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import os
@@ -35,7 +34,6 @@ from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .. import _ref
 from .._errors import SpawnError
-from .._ref import Ref
 from ..runtime import _directory
 from ..runtime._cell import AtomCell, Reply, _deliver
 from ._endpoints import (
@@ -222,7 +220,6 @@ class Node:
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.processes: dict[str, trio.Process] = {}
-        self.spawned_on_joined: list[tuple[str, str]] = []
         self.shutdown_requested = trio.Event()
         self.closing = False
         self.migrations: dict[str, trio.Lock] = {}
@@ -233,6 +230,9 @@ class Node:
         self.host_down_callbacks: list[Callable[[str, str], None]] = []
         # This node's atoms that migrated away (it is their origin).
         self.forwarders: dict[str, ForwardingCell] = {}
+        # The host each atom placed from here was asked to run on (a restart after
+        # its host was lost goes back there if it is up again).
+        self.homes: dict[str, str] = {}
         # Optional TLS (trio.SSLStream) around the connections this node accepts;
         # dials use TLS when given a client context. The HMAC handshake still runs
         # inside it.
@@ -295,7 +295,8 @@ class Node:
             callback(peer.name, reason)
         # Atoms of ours that had moved there are lost with it.
         for cell in list(self.forwarders.values()):
-            if getattr(cell.instance.target, "peer_id", None) == peer.node_id:
+            fwd = cell.instance
+            if fwd is not None and getattr(fwd.target, "peer_id", None) == peer.node_id:
                 del self.forwarders[cell.id]
                 cell.lost(HostDown(f"host {peer.label} went down ({reason})"))
 
@@ -507,7 +508,8 @@ class Node:
             # An atom of ours stopped on the host it had migrated to.
             _, atom_id, reason = frame
             cell = self.forwarders.get(atom_id)
-            if cell is not None and cell.instance.target.peer_id == peer.node_id:
+            target = None if cell is None or cell.instance is None else cell.instance.target
+            if cell is not None and getattr(target, "peer_id", None) == peer.node_id:
                 del self.forwarders[atom_id]
                 cell.lost(None if reason is None else RemoteError(reason))
         elif kind == "undecodable":
@@ -612,30 +614,6 @@ class Node:
         ]
         return [me, *others]
 
-    async def spawn(
-        self,
-        host: Any,
-        cls: type[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        name: str | None,
-        mailbox_size: int | None,
-    ) -> Ref[Any]:
-        if not isinstance(host, str):
-            host = await host.choose(self.hosts(), cls)
-        if host in (self.name, self.node_id):
-            return await self.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
-        peer = self.peer_by_name(host)
-        cls_blob = dump_class(cls, peer)
-        blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
-        atom_id = await self.request(
-            self.live_peer(peer.node_id), ("spawn", cls_blob, blob, name, mailbox_size)
-        )
-        if peer.node_id not in self.processes:
-            # A host this system joined outlives it: stop these atoms on close.
-            self.spawned_on_joined.append((peer.node_id, atom_id))
-        return Ref(atom_id, name, RemoteEndpoint(self, peer.node_id, atom_id, name))
-
     async def stop_atom(self, atom_id: str) -> None:
         """Stop an atom that lives on another host (through its origin)."""
         origin = atom_id.rpartition(".")[0]
@@ -655,12 +633,6 @@ class Node:
 
     async def aclose(self) -> None:
         self.closing = True
-        with trio.move_on_after(5):
-            for node_id, atom_id in self.spawned_on_joined:
-                peer = self.peers[node_id]
-                if peer.down is None:
-                    with contextlib.suppress(Exception):
-                        await self.request(peer, ("stop_atom", atom_id))
         for peer in self.peers.values():
             if peer.down is None and peer.node_id in self.processes:
                 peer.send(("shutdown",))
