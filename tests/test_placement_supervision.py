@@ -189,3 +189,40 @@ async def test_asks_in_flight_fail_and_the_next_ones_reach_the_new_incarnation()
         with trio.fail_after(10):
             assert await ref.ask(Counter.get) == 10
         assert await _pid(ref) not in (pid, os.getpid())
+
+
+async def test_a_watcher_on_another_host_hears_of_the_restart_and_the_stop() -> None:
+    from placement_atoms import Watcher as RemoteWatcher
+
+    async with cluster("w1", "w2") as system:
+        target = await system.spawn(Counter, host="w2")
+        watcher = await system.spawn(RemoteWatcher, host="w1")
+        await watcher.ask(RemoteWatcher.follow, target)  # on w1; the origin is here
+        os.kill(await _pid(target), signal.SIGKILL)
+        with trio.fail_after(10):
+            downs = await watcher.ask(RemoteWatcher.downs_after, 1)
+        assert downs == [(target.id, "RemoteError", False)]  # restarted (HostDown)
+        assert await target.ask(Counter.incr) == 1
+        await system.stop(target)
+        with trio.fail_after(10):
+            downs = await watcher.ask(RemoteWatcher.downs_after, 2)
+        assert downs[1] == (target.id, "NoneType", True)
+
+
+async def test_a_watcher_hears_when_the_origin_host_of_the_atom_dies() -> None:
+    from placement_atoms import Watcher as RemoteWatcher
+
+    async with cluster("w1", "w2") as system:
+        on_w2 = await system.spawn(RemoteWatcher, host="w2")
+        child = await on_w2.ask(RemoteWatcher.make)  # its origin is w2
+        watcher = await system.spawn(RemoteWatcher, host="w1")
+        await watcher.ask(RemoteWatcher.follow, child)
+        assert await child.ask(Counter.incr) == 1
+        os.kill(await _pid(child), signal.SIGKILL)
+        with trio.fail_after(10):
+            downs = await watcher.ask(RemoteWatcher.downs_after, 1)
+        assert downs == [(child.id, "HostDown", True)]
+        # watching it now (its origin is down) notifies at once
+        await watcher.ask(RemoteWatcher.follow, child)
+        downs = await watcher.ask(RemoteWatcher.downs_after, 2)
+        assert downs[1] == (child.id, "HostDown", True)

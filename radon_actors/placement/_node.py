@@ -34,6 +34,7 @@ from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .. import _ref
 from .._errors import SpawnError
+from .._ref import Ref
 from ..runtime import _directory
 from ..runtime._cell import AtomCell, Reply, _deliver
 from ._endpoints import (
@@ -233,6 +234,11 @@ class Node:
         # The host each atom placed from here was asked to run on (a restart after
         # its host was lost goes back there if it is up again).
         self.homes: dict[str, str] = {}
+        # Death watch across hosts: atoms here watching atoms whose origin is
+        # another host (atom id -> its Ref and {watcher cell: handler}), and the
+        # (peer, atom id) pairs whose watchers this node, the origin, notifies.
+        self.remote_watches: dict[str, tuple[Ref[Any], dict[AtomCell, Any]]] = {}
+        self.watched: set[tuple[str, str]] = set()
         # Optional TLS (trio.SSLStream) around the connections this node accepts;
         # dials use TLS when given a client context. The HMAC handshake still runs
         # inside it.
@@ -293,6 +299,10 @@ class Node:
             del self.inbound[key]
         for callback in list(self.host_down_callbacks):
             callback(peer.name, reason)
+        self.watched = {key for key in self.watched if key[0] != peer.node_id}
+        lost = HostDown(f"host {peer.label} (the origin of the atom) went down ({reason})")
+        for atom_id in [a for a in self.remote_watches if a.rpartition(".")[0] == peer.node_id]:
+            self._notify_watchers(atom_id, lost, stopped=True)
         # Atoms of ours that had moved there are lost with it.
         for cell in list(self.forwarders.values()):
             fwd = cell.instance
@@ -512,6 +522,11 @@ class Node:
             if cell is not None and getattr(target, "peer_id", None) == peer.node_id:
                 del self.forwarders[atom_id]
                 cell.lost(None if reason is None else RemoteError(reason))
+        elif kind == "watch":
+            self._watched_from(peer, frame[1])
+        elif kind == "down":
+            _, atom_id, reason, stopped = frame
+            self._notify_watchers(atom_id, None if reason is None else RemoteError(reason), stopped)
         elif kind == "undecodable":
             _log.warning("dead_letter", host=peer.name, reason=f"undecodable message: {frame[1]}")
         elif kind == "ask":
@@ -613,6 +628,75 @@ class Node:
             and peer.down is None
         ]
         return [me, *others]
+
+    # ------------------------------------------------------------------
+    # death watch across hosts
+    # ------------------------------------------------------------------
+    def watch(self, watcher: AtomCell, ref: Ref[Any], spec: Any) -> bool:
+        """Watch an atom whose origin is another host; False if it is not one.
+
+        The origin (the atom's directory, which also sees it restarted or lost
+        elsewhere) sends a ``down`` frame per crash and one when it stops; the
+        origin host going down counts as the atom stopping.
+        """
+        origin = ref.id.rpartition(".")[0]
+        peer = self.peers.get(origin)
+        if origin == self.node_id or peer is None:
+            return False
+        entry = self.remote_watches.get(ref.id)
+        if peer.down is not None:
+            from ..supervisor._watch import Down, _deliver
+
+            reason = HostDown(f"host {peer.label}, the origin of {ref!r}, is down ({peer.down})")
+            _deliver(watcher, spec, Down(ref, reason, stopped=True))
+            return True
+        if entry is None:
+            entry = self.remote_watches[ref.id] = (ref, {})
+            peer.send(("watch", ref.id))
+        entry[1][watcher] = spec
+        return True
+
+    def unwatch(self, watcher: AtomCell, ref: Ref[Any]) -> None:
+        entry = self.remote_watches.get(ref.id)
+        if entry is not None:
+            entry[1].pop(watcher, None)
+
+    def _notify_watchers(self, atom_id: str, reason: BaseException | None, stopped: bool) -> None:
+        from ..supervisor._watch import Down, _deliver
+
+        entry = self.remote_watches.pop(atom_id, None) if stopped else None
+        if entry is None:
+            entry = self.remote_watches.get(atom_id)
+        if entry is None:
+            return
+        ref, watchers = entry
+        for watcher, spec in list(watchers.items()):
+            _deliver(watcher, spec, Down(ref, reason, stopped=stopped))
+
+    def _watched_from(self, peer: Peer, atom_id: str) -> None:
+        """A ``watch`` frame: notify ``peer`` of this atom's crashes and stop."""
+        key = (peer.node_id, atom_id)
+        if key in self.watched:
+            return
+        cell = _directory.lookup(atom_id)
+        if cell is None or cell.stopped.is_set():
+            peer.send(("down", atom_id, f"atom {atom_id} was not running when watched", True))
+            return
+        self.watched.add(key)
+
+        def crashed(c: AtomCell, exc: BaseException) -> None:
+            if key in self.watched and peer.down is None:
+                peer.send(("down", atom_id, repr(exc), False))
+
+        def stopped(c: AtomCell, reason: BaseException | None) -> None:
+            if key in self.watched and peer.down is None:
+                self.watched.discard(key)
+                peer.send(("down", atom_id, None if reason is None else repr(reason), True))
+
+        cell.on_stopped.append(stopped)
+        if cell.on_crashed is None:
+            cell.on_crashed = []
+        cell.on_crashed.append(crashed)
 
     async def stop_atom(self, atom_id: str) -> None:
         """Stop an atom that lives on another host (through its origin)."""
