@@ -323,7 +323,6 @@ class ForwardingCell(AtomCell):
 
     async def _recover(self, reason: BaseException | None) -> None:
         """The lost atom's supervision, in a task of its own (a forwarder has none)."""
-        self.task = trio.lowlevel.current_task()
         supervisor = self.supervisor
         assert supervisor is not None
         if reason is None:
@@ -347,6 +346,7 @@ class ForwardingCell(AtomCell):
         if type(self) is not ForwardingCell:
             # Restarted in this process (no other host was up): run its turns.
             plain: AtomCell = self
+            plain.task = trio.lowlevel.current_task()
             try:
                 await plain._loop()
             finally:
