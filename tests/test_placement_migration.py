@@ -322,15 +322,30 @@ async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and
         assert await _pid_of(doomed) == w1_pid
 
 
-async def test_coming_home_to_a_small_mailbox_loses_nothing() -> None:
+async def test_coming_home_to_a_small_mailbox_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from radon_actors.placement._endpoints import Forward
+
+    paused, release = trio.Event(), trio.Event()
+    resume_into = Forward.resume_into
+
+    async def held_resume_into(self: Forward, cell: Any) -> None:
+        paused.set()  # the atom is home, the origin's entry still paused
+        await release.wait()
+        await resume_into(self, cell)
+
+    monkeypatch.setattr(Forward, "resume_into", held_resume_into)
     async with cluster("w1") as system:
         ref = await system.spawn(Counter, 0, mailbox_size=4)
         await system.migrate(ref, to="w1")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(system.migrate, ref, to="local"))
-            await trio.testing.wait_all_tasks_blocked()  # the origin has paused
+            with trio.fail_after(10):
+                await paused.wait()
             for _ in range(50):  # far more than the mailbox holds
                 ref.tell(Counter.incr)
+            release.set()
         assert await ref.ask(Counter.get) == 50
         assert await _pid_of(ref) == os.getpid()
         assert len(system.dead_letters) == 0
