@@ -177,3 +177,19 @@ class Watcher(Atom):
     async def make(self) -> Ref[Counter]:
         """A Counter spawned here (so this host is its origin)."""
         return await self.spawn(Counter)
+
+
+class FailsOn(Atom):
+    """Cannot start in the process ``pid`` (a host where a restart fails)."""
+
+    def __init__(self, pid: int) -> None:
+        import os
+
+        if os.getpid() == pid:
+            raise RuntimeError(f"FailsOn cannot start in process {pid}")
+
+    @handler
+    def where(self) -> str:
+        import os
+
+        return str(os.getpid())

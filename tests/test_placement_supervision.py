@@ -227,3 +227,25 @@ async def test_a_watcher_hears_when_the_origin_host_of_the_atom_dies() -> None:
         await watcher.ask(RemoteWatcher.follow, child)
         downs = await watcher.ask(RemoteWatcher.downs_after, 2)
         assert downs[1] == (child.id, "HostDown", True)
+
+
+async def test_a_restart_that_fails_on_one_host_is_retried_on_the_next() -> None:
+    from placement_atoms import FailsOn
+
+    async with cluster("w1", "w2") as system:
+        w2_pid = await _pid(await system.spawn(Counter, host="w2"))
+        sup = await system.spawn(
+            Supervisor,
+            [ChildSpec(FailsOn, args=(w2_pid,), name="f", host="w1")],
+            max_restarts=3,
+        )
+        ref = system.lookup("f")
+        watcher, got = await _watcher(system)
+        await watcher.ask(Watcher.follow, ref)
+        os.kill(int(await ref.ask(FailsOn.where)), signal.SIGKILL)
+        with trio.fail_after(10):
+            await got.wait()
+        # w1 is down and the start on w2 failed: the second attempt ran here
+        assert int(await ref.ask(FailsOn.where)) == os.getpid()
+        (info,) = await sup.ask(Supervisor.which_children)
+        assert info.restarts == 2

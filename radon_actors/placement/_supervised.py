@@ -14,7 +14,8 @@ of its own (see ``ForwardingCell.lost``). The supervisor applies its usual
 rules (restart type, directives, restart intensity); a restart calls
 :func:`restart_elsewhere`, which starts a fresh instance from the spawn
 arguments on a live host (the one it was placed on if it is still up, else the
-first other live host, else this process) and resumes the forwarder into it, so
+first other live host, else this process; the supervisor's next attempt after
+a failed start skips the hosts where it failed) and resumes the forwarder into it, so
 the same Ref and the held messages reach the new incarnation.
 """
 
@@ -37,6 +38,8 @@ __all__ = ["choose_host", "restart_elsewhere", "start_remote"]
 
 _RUNNING, _STOPPED = 1, 3
 _FRESH = pickle.dumps((None, []), PICKLE_PROTOCOL)  # an activate with no snapshot
+# Hosts where starting a lost atom again failed, during its current recovery.
+_tried: dict[str, set[str]] = {}
 
 
 async def choose_host(system: System, host: Any, cls: type[Any]) -> str | None:
@@ -103,11 +106,17 @@ async def restart_elsewhere(cell: ForwardingCell) -> None:
     node = get_node(cell.system)
     fwd = held[cell.id]
     preferred = node.homes.get(cell.id)
-    live = _live_hosts(node)
-    others = [name for name in live[1:] if name != preferred]
-    host = preferred if preferred in live[1:] else (others[0] if others else None)
+    remote = _live_hosts(node)[1:]
+    tried = _tried.setdefault(cell.id, set())
+    order = ([preferred] if preferred in remote else []) + [h for h in remote if h != preferred]
+    host = next((h for h in order if h not in tried), None)
     if host is not None:
-        peer = await _activate(node, cell, host)
+        try:
+            peer = await _activate(node, cell, host)
+        except BaseException:
+            tried.add(host)  # the supervisor's next attempt tries the next host
+            raise
+        del _tried[cell.id]
         fwd.target = RemoteEndpoint(node, peer.node_id, cell.id, cell.name)
         node.homes[cell.id] = host
         node.forwarders[cell.id] = cell
@@ -129,6 +138,7 @@ async def restart_elsewhere(cell: ForwardingCell) -> None:
         plain.instance = fwd
         raise
     del held[plain.id]
+    _tried.pop(plain.id, None)
     paused = fwd.paused or ()
     fwd.paused = None
     fwd.target = plain
