@@ -364,11 +364,16 @@ class ForwardingCell(AtomCell):
         await trio.lowlevel.checkpoint()
 
     def _finish(self, reason: BaseException | None) -> None:
+        from ._supervised import forget
+
+        forget(self.id)
         fwd = held.pop(self.id, None) or self.instance
         dead = _directory.DeadEndpoint(self.id, self.name)
         node = self.system._placement
-        if node is not None and node.forwarders.get(self.id) is self:
-            del node.forwarders[self.id]
+        if node is not None:
+            node.homes.pop(self.id, None)
+            if node.forwarders.get(self.id) is self:
+                del node.forwarders[self.id]
         super()._finish(reason)
         self.instance = fwd if fwd is not None else Forward(dead)
         self.instance.target = dead

@@ -34,7 +34,7 @@ from ._wire import PICKLE_PROTOCOL
 if TYPE_CHECKING:
     from ..runtime._system import System
 
-__all__ = ["choose_host", "restart_elsewhere", "start_remote"]
+__all__ = ["choose_host", "forget", "restart_elsewhere", "start_remote"]
 
 _RUNNING, _STOPPED = 1, 3
 _FRESH = pickle.dumps((None, []), PICKLE_PROTOCOL)  # an activate with no snapshot
@@ -94,6 +94,11 @@ async def start_remote(cell: AtomCell, host: str) -> None:
     for spec, args, kwargs, reply in early:
         post(cell, spec.name, args, kwargs, reply)
     cell.log.debug("atom.placed", host=host)
+
+
+def forget(atom_id: str) -> None:
+    """Drop what was kept about a placed atom that stopped for good."""
+    _tried.pop(atom_id, None)
 
 
 def _live_hosts(node: Node) -> list[str]:
