@@ -249,3 +249,35 @@ async def test_a_restart_that_fails_on_one_host_is_retried_on_the_next() -> None
         assert int(await ref.ask(FailsOn.where)) == os.getpid()
         (info,) = await sup.ask(Supervisor.which_children)
         assert info.restarts == 2
+
+
+async def test_every_atom_of_a_killed_host_is_restarted_with_its_own_state() -> None:
+    async with cluster("w1", "w2") as system:
+        refs = [await system.spawn(Counter, i, host="w1") for i in range(20)]
+        w1_pid = await _pid(refs[0])
+        watcher, _ = await _watcher(system)
+        for ref in refs:
+            await watcher.ask(Watcher.follow, ref)
+            await ref.ask(Counter.incr, 1000)
+        all_down = trio.Event()
+        seen = 0
+
+        def count(cell: Any, exc: BaseException) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == len(refs):
+                all_down.set()
+
+        for ref in refs:
+            cell = _directory.lookup(ref.id)
+            assert cell is not None and cell.on_crashed is not None
+            cell.on_crashed.append(count)
+        os.kill(w1_pid, signal.SIGKILL)
+        with trio.fail_after(20):
+            await all_down.wait()
+        assert [await ref.ask(Counter.get) for ref in refs] == list(range(20))
+        assert {await _pid(ref) for ref in refs} == {
+            await _pid(await system.spawn(Counter, host="w2"))
+        }
+        seen_downs = await watcher.ask(Watcher.seen)
+        assert sorted(seen_downs) == sorted((ref.id, "HostDown", False) for ref in refs)
