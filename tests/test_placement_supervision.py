@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -281,3 +284,45 @@ async def test_every_atom_of_a_killed_host_is_restarted_with_its_own_state() -> 
         }
         seen_downs = await watcher.ask(Watcher.seen)
         assert sorted(seen_downs) == sorted((ref.id, "HostDown", False) for ref in refs)
+
+
+async def test_an_atom_on_a_sigkilled_radon_host_restarts_on_a_worker(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    cmd = [sys.executable, "-m", "radon_actors._cli", "host", "--listen", "127.0.0.1:0"]
+    proc = await trio.lowlevel.open_process(
+        [*cmd, "--secret-file", str(secret), "--name", "remote"],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some()
+                assert chunk, "radon host exited early"
+                line += chunk
+        address = line.decode().split()[1]
+        async with open_system(shutdown_timeout=5) as system:
+            try:
+                await system.connect_host(address, secret_file=secret)
+                await system.start_host("w1")  # gets the joined host's secret
+                ref = await system.spawn(Counter, 3, host="remote")
+                assert await _pid(ref) == proc.pid
+                watcher, got = await _watcher(system)
+                await watcher.ask(Watcher.follow, ref)
+                proc.kill()
+                with trio.fail_after(10):
+                    await got.wait()
+                assert await ref.ask(Counter.incr) == 4
+                assert await _pid(ref) not in (proc.pid, os.getpid())
+            finally:
+                for worker in system._placement.processes.values():
+                    if worker.returncode is None:
+                        worker.kill()
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
