@@ -15,7 +15,12 @@ In this process, on trio (interleaved, so machine noise hits them alike):
 * ``native-async``: ``ask`` of an ``async def`` handler without ``await`` (also
   answered inline: it cannot suspend);
 * ``native-queued``: ``ask`` of an ``async def`` handler that awaits (a queued
-  turn on the atom's task).
+  turn on the atom's task);
+* ``cross-process``: ``ask`` of a plain-``def`` handler on an atom on a worker
+  host started with ``system.start_host`` (loopback TCP, authenticated
+  transport; compare it with ``raw-tcp``) and ``await ref.send`` throughput to
+  it (batched frames). Each run starts its own worker process and stops it
+  (killed if it does not exit), whatever happens.
 
 Each in its own process (``bench._peers``; at the end, also on failure or timeout,
 its process group and every process carrying its environment tag are killed):
@@ -46,7 +51,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,7 +61,8 @@ import structlog
 import trio
 import trio.testing
 
-from radon_actors import Atom, handler, open_system
+from radon_actors import Atom, Ref, handler, open_system
+from radon_actors.placement._node import get_node
 
 ROOT = Path(__file__).resolve().parent.parent
 _now = time.perf_counter_ns
@@ -267,6 +273,47 @@ async def tell_throughput(n: int) -> float:
     return n / (elapsed / 1e9)
 
 
+# -- radon-actors across processes: an atom on a worker host -------------------
+@contextlib.asynccontextmanager
+async def _worker_echo(mailbox_size: int | None = None) -> AsyncIterator[Ref[Echo]]:
+    """A system with one worker host running an Echo; the worker never outlives it."""
+    node: Any = None
+    try:
+        async with open_system() as system:
+            node = get_node(system)
+            await system.start_host("bench-worker")
+            yield await system.spawn(Echo, host="bench-worker", mailbox_size=mailbox_size)
+    finally:
+        # Closing the system shut the worker down; on any failure kill what is left.
+        for proc in node.processes.values() if node is not None else ():
+            if proc.returncode is None:
+                proc.kill()
+                with trio.CancelScope(shield=True):
+                    await proc.wait()
+
+
+async def cross_process_rtt(n: int, warmup: int) -> list[int]:
+    async with _worker_echo() as ref:
+
+        async def op(i: int) -> Any:
+            return await ref.ask("ping", i)
+
+        return await _round_trips(op, n, warmup)
+
+
+async def cross_process_throughput(n: int) -> float:
+    async with _worker_echo(mailbox_size=1000) as ref:
+        await ref.ask("total")  # connected and warm
+        t0 = _now()
+        for _ in range(n):
+            await ref.send("hit")
+        total = await ref.ask("total")
+        elapsed = _now() - t0
+    if total != n:
+        raise LostMessages(f"the remote atom counted {total} of {n} messages")
+    return n / (elapsed / 1e9)
+
+
 @attrs.frozen
 class Config:
     """One in-process (trio) configuration of the latency suite."""
@@ -315,6 +362,14 @@ IN_PROCESS: list[Config] = [
         "radon-actors native, async def that awaits",
         "radon-actors",
         native_queued_rtt,
+    ),
+    Config(
+        "cross-process",
+        "radon-actors, atom on a worker host (TCP)",
+        "radon-actors",
+        cross_process_rtt,
+        cross_process_throughput,
+        "await ref.send to the worker, batched",
     ),
 ]
 
@@ -574,6 +629,15 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"{r['label']:40} {r['p50_us']:8.1f} {r['p90_us']:8.1f} {r['p99_us']:8.1f} "
             f"{r['p50_ratio']:6.2f} {r['p99_ratio']:6.2f} {tell}"
+        )
+    by = {r["config"]: r for r in result["rows"] if "p50_us" in r}
+    if "cross-process" in by and "raw-tcp" in by:
+        cross, raw = by["cross-process"], by["raw-tcp"]
+        lines.append(
+            f"{'cross-process ask / raw TCP ping-pong':40} "
+            f"p50 {cross['p50_us'] / raw['p50_us']:.2f}x, "
+            f"p99 {cross['p99_us'] / raw['p99_us']:.2f}x (goal: p50 <= 1.5x; both ends of "
+            "raw-tcp run in this process, see bench/placement.py for an echo in another)"
         )
     for name, why in result.get("skipped_peers", {}).items():
         lines.append(f"{name:40} {why}")

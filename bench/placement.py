@@ -97,6 +97,12 @@ class Blaster(Atom):
         assert await target.ask("total") >= n
         return time.perf_counter_ns() - t0
 
+    @handler
+    async def make_sink(self) -> Ref[Echo]:
+        """An Echo spawned here, so that this host is its origin: Refs to it go
+        straight to this host from anywhere (host to host, no hop via the parent)."""
+        return await self.spawn(Echo)
+
 
 class Mover(Atom):
     """Records the gap between the last message at one host and the first at the next."""
@@ -181,7 +187,9 @@ async def run(rtt_n: int, tput_n: int, moves: int, repeat: int) -> dict[str, Any
         await system.start_host("w1")
         await system.start_host("w2")
         echo = await system.spawn(Echo, host="w1")
-        sink = await system.spawn(Echo, host="w2")
+        # Spawned by an atom on w2, so w1 reaches it directly (an atom spawned from
+        # here with host="w2" would route w1's messages through this process).
+        sink = await (await system.spawn(Blaster, host="w2")).ask(Blaster.make_sink)
         blaster = await system.spawn(Blaster, host="w1")
         for _ in range(repeat):
             gc.collect()

@@ -149,3 +149,47 @@ class Gate(Atom):
     @handler
     async def wait(self) -> None:
         await self.event.wait()
+
+
+class Watcher(Atom):
+    """Watches atoms (on any host) and reports the Down notices it got."""
+
+    def __init__(self) -> None:
+        self.downs: list[tuple[str, str, bool]] = []
+
+    @handler
+    def follow(self, ref: Ref[Any]) -> None:
+        self.watch(ref, Watcher.on_down)
+
+    @handler
+    def on_down(self, down: Any) -> None:
+        self.downs.append((down.ref.id, type(down.reason).__name__, down.stopped))
+        self.unstash_all()
+
+    @handler
+    def downs_after(self, n: int) -> list[tuple[str, str, bool]]:
+        """The notices, once there are at least ``n`` (the ask waits in the stash)."""
+        if len(self.downs) < n:
+            self.stash()
+        return list(self.downs)
+
+    @handler
+    async def make(self) -> Ref[Counter]:
+        """A Counter spawned here (so this host is its origin)."""
+        return await self.spawn(Counter)
+
+
+class FailsOn(Atom):
+    """Cannot start in the process ``pid`` (a host where a restart fails)."""
+
+    def __init__(self, pid: int) -> None:
+        import os
+
+        if os.getpid() == pid:
+            raise RuntimeError(f"FailsOn cannot start in process {pid}")
+
+    @handler
+    def where(self) -> str:
+        import os
+
+        return str(os.getpid())

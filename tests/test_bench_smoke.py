@@ -176,3 +176,39 @@ def test_tagged_processes_finds_a_tagged_child() -> None:
         child.kill()
         child.wait()
     assert latency.tagged_processes("tag-under-test") == []
+
+
+def _worker_hosts_of_this_process() -> list[int]:
+    """Live (not zombie) worker host processes whose parent is this process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if (
+            fields[0] != "Z"
+            and int(fields[1]) == os.getpid()
+            and b"radon_actors.placement._worker" in cmdline
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+async def test_latency_cross_process_stops_its_worker_even_on_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    samples = await latency.cross_process_rtt(20, 5)
+    assert len(samples) == 20
+    assert _worker_hosts_of_this_process() == []
+
+    async def broken(*args: object) -> list[int]:
+        raise latency.LostMessages("simulated failure mid-run")
+
+    monkeypatch.setattr(latency, "_round_trips", broken)
+    with pytest.raises(latency.LostMessages, match="simulated"):
+        await latency.cross_process_rtt(20, 5)
+    assert _worker_hosts_of_this_process() == []

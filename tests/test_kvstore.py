@@ -461,3 +461,18 @@ async def test_bank_total_and_acknowledged_writes_survive_a_killed_host() -> Non
                         assert isinstance(await replica.ask("snapshot"), dict)
         finally:
             _kill_workers(system)
+
+
+async def test_a_replica_that_comes_back_empty_is_fenced_off(system: System) -> None:
+    from examples.kvstore._shard import NotMember, Shard
+
+    fresh = await system.spawn(Shard, 0, FakeClock())  # as a restarted incarnation is
+    with pytest.raises(NotMember, match="not its primary"):
+        await fresh.ask(Shard.read, b"GET", [b"k"])
+    with pytest.raises(NotMember, match="not a synced member"):
+        await fresh.ask(Shard.apply, {b"k": (b"v", None)})
+    with pytest.raises(NotMember):
+        await fresh.ask(Shard.promote, [], fresh)
+    await fresh.ask(Shard.load, {b"k": (b"v", None)}, {})  # caught up: a member now
+    await fresh.ask(Shard.promote, [], fresh)
+    assert await fresh.ask(Shard.read, b"GET", [b"k"]) == b"v"

@@ -15,7 +15,6 @@ from placement_atoms import Counter, Freezer, Relay, Sequencer, Unpicklable
 
 from radon_actors import (
     AtomStopped,
-    HostDown,
     MigrationError,
     NoSuchAtom,
     NoSuchHost,
@@ -283,7 +282,9 @@ async def test_senders_waiting_for_room_follow_the_atom() -> None:
         assert len(system.dead_letters) == 0
 
 
-async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies() -> None:
+async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and_restarts_it() -> (
+    None
+):
     async with cluster("w1", "w2") as system:
         stops: list[tuple[str, BaseException | None]] = []
 
@@ -307,27 +308,44 @@ async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies() -
         with pytest.raises(NoSuchAtom):
             system.lookup("quitter")
 
+        w1_pid = await _pid_of(await system.spawn(Counter, host="w1"))
+        await doomed.ask(Counter.incr, 3)
+        restarted = trio.Event()
+        cell = _directory.lookup(doomed.id)
+        cell.on_crashed = [lambda c, exc: restarted.set()]
         os.kill(await _pid_of(doomed), signal.SIGKILL)
         with trio.fail_after(10):
-            await _directory.lookup(doomed.id).stopped.wait()
-        assert stops[1][0] == doomed.id
-        assert isinstance(stops[1][1], HostDown)
-        with pytest.raises(AtomStopped):
-            await doomed.ask(Counter.get)
+            await restarted.wait()
+        # its supervisor (the root) restarted it on the live host, fresh, same Ref
+        assert len(stops) == 1
+        assert await doomed.ask(Counter.get) == 0
+        assert await _pid_of(doomed) == w1_pid
 
 
-async def test_coming_home_to_a_small_mailbox_loses_nothing() -> None:
+async def test_coming_home_to_a_small_mailbox_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from radon_actors.placement._endpoints import Forward
+
+    paused, release = trio.Event(), trio.Event()
+    resume_into = Forward.resume_into
+
+    async def held_resume_into(self: Forward, cell: Any) -> None:
+        paused.set()  # the atom is home, the origin's entry still paused
+        await release.wait()
+        await resume_into(self, cell)
+
+    monkeypatch.setattr(Forward, "resume_into", held_resume_into)
     async with cluster("w1") as system:
         ref = await system.spawn(Counter, 0, mailbox_size=4)
         await system.migrate(ref, to="w1")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(system.migrate, ref, to="local"))
-            await trio.testing.wait_all_tasks_blocked()  # usually: the origin has paused
+            with trio.fail_after(10):
+                await paused.wait()
             for _ in range(50):  # far more than the mailbox holds
-                # send, not tell: if the move has already finished (a race this
-                # test cannot rule out), the atom is home with its small mailbox
-                # and a tell would rightly raise MailboxFull.
-                await ref.send(Counter.incr)
+                ref.tell(Counter.incr)
+            release.set()
         assert await ref.ask(Counter.get) == 50
         assert await _pid_of(ref) == os.getpid()
         assert len(system.dead_letters) == 0

@@ -43,6 +43,8 @@ class Cluster(Atom):
     async def on_start(self) -> None:
         for s in range(self.shards):
             group = [await self.new_replica(s) for _ in range(self.replicas)]
+            for replica in group:
+                await replica.ask(Shard.join)
             await group[0].ask(Shard.promote, group[1:], self.ref)
             self.groups.append(group)
 
@@ -59,6 +61,9 @@ class Cluster(Atom):
             return list(group)
         was_primary = group[0] == dead
         group.remove(dead)
+        # If it is only unreachable, or came back empty (restarted), it must not
+        # linger: a tell, so a dead one just becomes a dead letter.
+        dead.tell(Shard.retire)
         while was_primary and group:
             try:
                 await group[0].ask(Shard.promote, group[1:], self.ref)

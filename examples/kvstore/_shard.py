@@ -6,6 +6,13 @@ changes to every live backup and waits for their acknowledgements, all inside on
 turn. So an acknowledged write is on every live replica, and a promoted backup
 has every acknowledged write.
 
+Replicas are *fenced*: a replica serves clients only while it is the promoted
+primary, and accepts replication only once it is a synced member of its set
+(created with the set, or loaded by ``add_backup``). A replica that comes back
+empty (restarted by its supervisor after a crash, or on another host after its
+host died) is neither, so it refuses with :class:`NotMember` instead of answering
+from an empty table; the frontend then fails over to a real member.
+
 Transactions lock keys on the shards they touch (``prepare``), then ``commit``
 or ``abort``. Locks are replicated too, so a backup promoted between prepare and
 commit can still take the commit. Plain commands on a locked key are stashed
@@ -23,12 +30,17 @@ from radon_actors import Atom, RadonError, Ref, Timer, handler
 from ._commands import Entry, execute, keys_of
 from ._resp import Reply
 
-__all__ = ["Changes", "Shard"]
+__all__ = ["Changes", "NotMember", "Shard"]
 
 # key -> new entry, or None for "deleted"
 Changes = dict[bytes, Entry | None]
 
 LOCK_LEASE = 10.0  # seconds a prepared transaction may hold its locks
+
+
+class NotMember(RadonError):
+    """This replica is not (or no longer) a synced member of its shard's replica
+    set, or not its primary: route around it (the store fails over)."""
 
 
 class _Recording:
@@ -65,12 +77,14 @@ class Shard(Atom):
         self.lock_timers: dict[str, Timer] = {}
         self.backups: list[Ref[Shard]] = []
         self.primary = False
+        self.member = False  # synced with its set: may take replication
         self.cluster: Ref[Atom] | None = None
 
     # plain commands ------------------------------------------------------
     @handler
     def read(self, name: bytes, args: list[bytes]) -> Reply:
         """A command that does not write (GET, EXISTS, TTL...)."""
+        self._require_primary()
         if self._locked(keys_of(name, args)):
             self.stash()
             return None
@@ -82,6 +96,7 @@ class Shard(Atom):
     @handler
     async def write(self, name: bytes, args: list[bytes]) -> Reply:
         """A command that may write: applied here, then on every backup, then acked."""
+        self._require_primary()
         if self._locked(keys_of(name, args)):
             self.stash()
             return None
@@ -94,6 +109,7 @@ class Shard(Atom):
     @handler
     async def batch(self, commands: list[list[bytes]]) -> list[Reply]:
         """A transaction confined to this shard: all commands in one turn."""
+        self._require_primary()
         keys = [k for cmd in commands for k in keys_of(cmd[0], cmd[1:])]
         if self._locked(keys):
             self.stash()
@@ -109,6 +125,7 @@ class Shard(Atom):
     @handler
     async def prepare(self, txid: str, keys: list[bytes]) -> dict[bytes, Entry | None] | None:
         """Lock ``keys`` for ``txid`` and return their entries; None if any is locked."""
+        self._require_primary()
         if any(self.locks.get(k, txid) != txid for k in keys):
             return None
         await self._replicate("lock", txid, keys)
@@ -118,12 +135,14 @@ class Shard(Atom):
     @handler
     async def commit(self, txid: str, changes: Changes) -> None:
         """Apply a prepared transaction's changes and release its locks (idempotent)."""
+        self._require_primary()
         await self._replicate("apply_unlock", txid, changes)
         self._apply(changes)
         self._unlock(txid)
 
     @handler
     async def abort(self, txid: str) -> None:
+        self._require_primary()
         await self._replicate("unlock", txid)
         self._unlock(txid)
 
@@ -137,19 +156,23 @@ class Shard(Atom):
     # replication (backup side) -------------------------------------------
     @handler
     def apply(self, changes: Changes) -> None:
+        self._require_member()
         self._apply(changes)
 
     @handler
     def lock(self, txid: str, keys: list[bytes]) -> None:
+        self._require_member()
         self._lock(txid, keys, lease=False)
 
     @handler
     def apply_unlock(self, txid: str, changes: Changes) -> None:
+        self._require_member()
         self._apply(changes)
         self._unlock(txid)
 
     @handler
     def unlock(self, txid: str) -> None:
+        self._require_member()
         self._unlock(txid)
 
     @handler
@@ -157,12 +180,14 @@ class Shard(Atom):
         """Replace this replica's state by a primary's (a new backup catching up)."""
         self.data = dict(data)
         self.locks = dict(locks)
+        self.member = True
 
     # membership ----------------------------------------------------------
     @handler
     def promote(self, backups: list[Ref[Shard]], cluster: Ref[Atom]) -> None:
         """Become the primary, replicating to ``backups`` (already in sync) and
         reporting lost backups to ``cluster``."""
+        self._require_member()
         self.primary = True
         self.backups = list(backups)
         self.cluster = cluster
@@ -186,7 +211,25 @@ class Shard(Atom):
     def flush(self) -> None:
         self.data.clear()
 
+    @handler
+    def retire(self) -> None:
+        """Leave for good (the cluster dropped this replica from its set)."""
+        self.stop()
+
+    @handler
+    def join(self) -> None:
+        """Become a member of a brand-new replica set (nothing to catch up on)."""
+        self.member = True
+
     # internals -----------------------------------------------------------
+    def _require_primary(self) -> None:
+        if not self.primary:
+            raise NotMember(f"replica of shard {self.index} is not its primary")
+
+    def _require_member(self) -> None:
+        if not self.member:
+            raise NotMember(f"replica of shard {self.index} is not a synced member")
+
     def _locked(self, keys: list[bytes]) -> bool:
         locks = self.locks
         return bool(locks) and any(k in locks for k in keys)

@@ -14,7 +14,7 @@ from ._cluster import Cluster
 from ._commands import WRITES, check_arity, is_data_command, keys_of
 from ._resp import Error, Reply, Simple
 from ._ring import Ring
-from ._shard import Shard
+from ._shard import NotMember, Shard
 from ._txn import Coordinator
 
 __all__ = ["Store", "deployment", "open_store"]
@@ -65,6 +65,10 @@ class Store:
                 return reply
             except (BadArguments, HandlerNotFound):
                 raise
+            except NotMember:
+                # Refused before running (a replica that is no longer the
+                # primary): fail over and retry, nothing was applied.
+                self.groups[shard] = await self.cluster.ask(Cluster.failover, shard, primary)
             except RadonError:
                 self.groups[shard] = await self.cluster.ask(Cluster.failover, shard, primary)
                 if handler == "write":

@@ -26,19 +26,24 @@ from trio.lowlevel import current_task, wait_task_rescheduled
 from .._errors import AskTimeout, AtomStopped, RadonError
 from ..mailbox import BUDGET, DeadLetter, budget
 from ..runtime import _directory
-from ..runtime._cell import AtomCell, Reply, _deliver
+from ..runtime._cell import AtomCell, Directive, Reply, _deliver
 from ._errors import HostDown
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
     from ._node import Node, Peer
 
-__all__ = ["CallbackReply", "ForwardingCell", "RemoteEndpoint", "RemoteError", "post"]
+__all__ = ["CallbackReply", "ForwardingCell", "RemoteEndpoint", "RemoteError", "held", "post"]
 
 _log = structlog.get_logger("radon_actors.placement")
 
+_RUNNING = 1
 _STOPPING = 2
 _STOPPED = 3
+# Forwarders being restarted by their supervisor (their atom was lost), by atom
+# id: the paused Forward, kept here while the supervisor's handover has cleared
+# the cell's ``instance``.
+held: dict[str, Forward] = {}
 # Outgoing bytes queued for one peer above which ``send`` waits (backpressure).
 HIGH_WATER = 4 << 20
 
@@ -235,7 +240,9 @@ class ForwardingCell(AtomCell):
     __slots__ = ()
 
     def _fwd(self) -> Forward:
-        fwd: Forward = self.instance
+        fwd: Forward | None = self.instance
+        if fwd is None:  # mid-restart (see ``lost``): what arrives is held
+            fwd = self.instance = held[self.id]
         return fwd
 
     # Handlers travel on by name: the atom's class on its new host may be another
@@ -281,29 +288,107 @@ class ForwardingCell(AtomCell):
         fwd.paused.append((h, args, kwargs, None))
 
     def lost(self, reason: BaseException | None) -> None:
-        """The atom stopped where it lived, or its host died: this cell stops too.
+        """The atom stopped where it lived, or its host died.
 
-        Its ``stopped`` event is set and its ``on_stopped`` callbacks run (what
-        watchers and supervisors of the original cell rely on); Refs that still
-        point here now fail fast with ``AtomStopped``.
+        A supervised atom (every atom spawned with ``system.spawn``, or declared in
+        a supervisor) that nobody asked to stop goes to its supervisor as a failed
+        child (``HostDown``, or the remote reason; None: it stopped itself): what
+        arrives meanwhile is held, and a restart brings a fresh instance up on a
+        live host behind this same cell (see ``_supervised``).
+
+        Otherwise this cell stops too: its ``stopped`` event is set and its
+        ``on_stopped`` callbacks run (what watchers of the original cell rely
+        on); Refs that still point here now fail fast with ``AtomStopped``.
         """
         fwd = self._fwd()
         if self.stopped.is_set() or fwd.paused is not None:
             return
-        fwd.target = _directory.DeadEndpoint(self.id, self.name)
         system = self.system
+        if self.supervisor is not None and not self._stop_requested and not system._closing:
+            fwd.pause()
+            held[self.id] = fwd
+            self.state = _RUNNING
+            log = self.log.info if reason is None else self.log.warning
+            log("atom.lost", reason=None if reason is None else repr(reason), supervised=True)
+            system._nursery.start_soon(self._recover, reason)
+            return
+        fwd.target = _directory.DeadEndpoint(self.id, self.name)
         if self.name is not None and system._names.get(self.name) is self:
             del system._names[self.name]
         self.log.info("atom.lost", reason=None if reason is None else repr(reason))
+        self.state = _STOPPED
         self.stopped.set()
         for callback in self.on_stopped:
             callback(self, reason)
+
+    async def _recover(self, reason: BaseException | None) -> None:
+        """The lost atom's supervision, in a task of its own (a forwarder has none)."""
+        supervisor = self.supervisor
+        assert supervisor is not None
+        if reason is None:
+            directive = Directive.STOP  # a normal exit: restart types decide
+        else:
+            directive = self.decider(self, reason)
+            if directive is Directive.RESUME:
+                directive = Directive.RESTART  # the state is gone with the host
+        try:
+            await supervisor.child_failed(self, reason, directive)
+        finally:
+            if self.state < _STOPPING and self.id in held:
+                # Neither restarted nor stopped (cancelled: the system is closing).
+                self.state = _STOPPING
+                self._finish(reason)
+        if self.state >= _STOPPING:
+            return
+        if reason is not None and self.on_crashed:
+            for callback in list(self.on_crashed):
+                callback(self, reason)  # death watchers: Down(stopped=False)
+        if type(self) is not ForwardingCell:
+            # Restarted in this process (no other host was up): run its turns.
+            plain: AtomCell = self
+            plain.task = trio.lowlevel.current_task()
+            try:
+                await plain._loop()
+            finally:
+                if plain.state != _STOPPED:
+                    plain._finish(plain._stop_reason)
+
+    async def _start_instance(self) -> None:
+        # A supervisor's restart of the lost atom (see ``lost``).
+        from ._supervised import restart_elsewhere
+
+        await restart_elsewhere(self)
+
+    async def _call_on_stop(self) -> None:
+        # ``on_stop`` ran (or could not run) on the atom's host.
+        await trio.lowlevel.checkpoint()
+
+    def _finish(self, reason: BaseException | None) -> None:
+        from ._supervised import forget
+
+        forget(self.id)
+        fwd = held.pop(self.id, None) or self.instance
+        dead = _directory.DeadEndpoint(self.id, self.name)
+        node = self.system._placement
+        if node is not None:
+            node.homes.pop(self.id, None)
+            if node.forwarders.get(self.id) is self:
+                del node.forwarders[self.id]
+        super()._finish(reason)
+        self.instance = fwd if fwd is not None else Forward(dead)
+        self.instance.target = dead
+        self.instance.resume()  # what was held fails (asks) or is a dead letter
 
     def request_stop(self, reason: BaseException | None = None) -> None:
         """Stop the atom where it now lives; ``stopped`` is set once it has."""
         if self._stop_requested:
             return
         self._stop_requested = True
+        if self.id in held:
+            # Being restarted by its supervisor: the handover stops it instead.
+            if self.parked is not None:
+                self.parked.stop_requested(reason)
+            return
         self.system._nursery.start_soon(self._stop_remote)
 
     async def _stop_remote(self) -> None:
@@ -318,6 +403,7 @@ class ForwardingCell(AtomCell):
         except Exception as exc:  # the host is gone: so is the atom
             self.log.warning("atom.remote_stop_failed", error=repr(exc))
         finally:
+            self.state = _STOPPED
             self.stopped.set()
 
 

@@ -15,7 +15,6 @@ every ask waiting on it fails with :class:`HostDown`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import os
@@ -222,7 +221,6 @@ class Node:
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.processes: dict[str, trio.Process] = {}
-        self.spawned_on_joined: list[tuple[str, str]] = []
         self.shutdown_requested = trio.Event()
         self.closing = False
         self.migrations: dict[str, trio.Lock] = {}
@@ -233,6 +231,14 @@ class Node:
         self.host_down_callbacks: list[Callable[[str, str], None]] = []
         # This node's atoms that migrated away (it is their origin).
         self.forwarders: dict[str, ForwardingCell] = {}
+        # The host each atom placed from here was asked to run on (a restart after
+        # its host was lost goes back there if it is up again).
+        self.homes: dict[str, str] = {}
+        # Death watch across hosts: atoms here watching atoms whose origin is
+        # another host (atom id -> its Ref and {watcher cell: handler}), and the
+        # (peer, atom id) pairs whose watchers this node, the origin, notifies.
+        self.remote_watches: dict[str, tuple[Ref[Any], dict[AtomCell, Any]]] = {}
+        self.watched: set[tuple[str, str]] = set()
         # Optional TLS (trio.SSLStream) around the connections this node accepts;
         # dials use TLS when given a client context. The HMAC handshake still runs
         # inside it.
@@ -293,9 +299,14 @@ class Node:
             del self.inbound[key]
         for callback in list(self.host_down_callbacks):
             callback(peer.name, reason)
+        self.watched = {key for key in self.watched if key[0] != peer.node_id}
+        lost = HostDown(f"host {peer.label} (the origin of the atom) went down ({reason})")
+        for atom_id in [a for a in self.remote_watches if a.rpartition(".")[0] == peer.node_id]:
+            self._notify_watchers(atom_id, lost, stopped=True)
         # Atoms of ours that had moved there are lost with it.
         for cell in list(self.forwarders.values()):
-            if getattr(cell.instance.target, "peer_id", None) == peer.node_id:
+            fwd = cell.instance
+            if fwd is not None and getattr(fwd.target, "peer_id", None) == peer.node_id:
                 del self.forwarders[cell.id]
                 cell.lost(HostDown(f"host {peer.label} went down ({reason})"))
 
@@ -507,9 +518,15 @@ class Node:
             # An atom of ours stopped on the host it had migrated to.
             _, atom_id, reason = frame
             cell = self.forwarders.get(atom_id)
-            if cell is not None and cell.instance.target.peer_id == peer.node_id:
+            target = None if cell is None or cell.instance is None else cell.instance.target
+            if cell is not None and getattr(target, "peer_id", None) == peer.node_id:
                 del self.forwarders[atom_id]
                 cell.lost(None if reason is None else RemoteError(reason))
+        elif kind == "watch":
+            self._watched_from(peer, frame[1])
+        elif kind == "down":
+            _, atom_id, reason, stopped = frame
+            self._notify_watchers(atom_id, None if reason is None else RemoteError(reason), stopped)
         elif kind == "undecodable":
             _log.warning("dead_letter", host=peer.name, reason=f"undecodable message: {frame[1]}")
         elif kind == "ask":
@@ -612,29 +629,74 @@ class Node:
         ]
         return [me, *others]
 
-    async def spawn(
-        self,
-        host: Any,
-        cls: type[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        name: str | None,
-        mailbox_size: int | None,
-    ) -> Ref[Any]:
-        if not isinstance(host, str):
-            host = await host.choose(self.hosts(), cls)
-        if host in (self.name, self.node_id):
-            return await self.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
-        peer = self.peer_by_name(host)
-        cls_blob = dump_class(cls, peer)
-        blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
-        atom_id = await self.request(
-            self.live_peer(peer.node_id), ("spawn", cls_blob, blob, name, mailbox_size)
-        )
-        if peer.node_id not in self.processes:
-            # A host this system joined outlives it: stop these atoms on close.
-            self.spawned_on_joined.append((peer.node_id, atom_id))
-        return Ref(atom_id, name, RemoteEndpoint(self, peer.node_id, atom_id, name))
+    # ------------------------------------------------------------------
+    # death watch across hosts
+    # ------------------------------------------------------------------
+    def watch(self, watcher: AtomCell, ref: Ref[Any], spec: Any) -> bool:
+        """Watch an atom whose origin is another host; False if it is not one.
+
+        The origin (the atom's directory, which also sees it restarted or lost
+        elsewhere) sends a ``down`` frame per crash and one when it stops; the
+        origin host going down counts as the atom stopping.
+        """
+        origin = ref.id.rpartition(".")[0]
+        peer = self.peers.get(origin)
+        if origin == self.node_id or peer is None:
+            return False
+        entry = self.remote_watches.get(ref.id)
+        if peer.down is not None:
+            from ..supervisor._watch import Down, _deliver
+
+            reason = HostDown(f"host {peer.label}, the origin of {ref!r}, is down ({peer.down})")
+            _deliver(watcher, spec, Down(ref, reason, stopped=True))
+            return True
+        if entry is None:
+            entry = self.remote_watches[ref.id] = (ref, {})
+            peer.send(("watch", ref.id))
+        entry[1][watcher] = spec
+        return True
+
+    def unwatch(self, watcher: AtomCell, ref: Ref[Any]) -> None:
+        entry = self.remote_watches.get(ref.id)
+        if entry is not None:
+            entry[1].pop(watcher, None)
+
+    def _notify_watchers(self, atom_id: str, reason: BaseException | None, stopped: bool) -> None:
+        from ..supervisor._watch import Down, _deliver
+
+        entry = self.remote_watches.pop(atom_id, None) if stopped else None
+        if entry is None:
+            entry = self.remote_watches.get(atom_id)
+        if entry is None:
+            return
+        ref, watchers = entry
+        for watcher, spec in list(watchers.items()):
+            _deliver(watcher, spec, Down(ref, reason, stopped=stopped))
+
+    def _watched_from(self, peer: Peer, atom_id: str) -> None:
+        """A ``watch`` frame: notify ``peer`` of this atom's crashes and stop."""
+        key = (peer.node_id, atom_id)
+        if key in self.watched:
+            return
+        cell = _directory.lookup(atom_id)
+        if cell is None or cell.stopped.is_set():
+            peer.send(("down", atom_id, f"atom {atom_id} was not running when watched", True))
+            return
+        self.watched.add(key)
+
+        def crashed(c: AtomCell, exc: BaseException) -> None:
+            if key in self.watched and peer.down is None:
+                peer.send(("down", atom_id, repr(exc), False))
+
+        def stopped(c: AtomCell, reason: BaseException | None) -> None:
+            if key in self.watched and peer.down is None:
+                self.watched.discard(key)
+                peer.send(("down", atom_id, None if reason is None else repr(reason), True))
+
+        cell.on_stopped.append(stopped)
+        if cell.on_crashed is None:
+            cell.on_crashed = []
+        cell.on_crashed.append(crashed)
 
     async def stop_atom(self, atom_id: str) -> None:
         """Stop an atom that lives on another host (through its origin)."""
@@ -655,12 +717,6 @@ class Node:
 
     async def aclose(self) -> None:
         self.closing = True
-        with trio.move_on_after(5):
-            for node_id, atom_id in self.spawned_on_joined:
-                peer = self.peers[node_id]
-                if peer.down is None:
-                    with contextlib.suppress(Exception):
-                        await self.request(peer, ("stop_atom", atom_id))
         for peer in self.peers.values():
             if peer.down is None and peer.node_id in self.processes:
                 peer.send(("shutdown",))

@@ -87,22 +87,20 @@ class System:
         joined with :meth:`connect_host` (a name, or a placement policy such as
         ``RoundRobin()``); see docs/placement.md.
         """
-        if host is not None:
-            if sandbox:
-                raise ValueError(
-                    "a sandboxed atom cannot be placed on another host yet; spawn it "
-                    "here (no host=) or natively (sandbox=False)"
-                )
-            from ..placement._node import get_node
-
-            return await get_node(self).spawn(host, cls, args, kwargs, name, mailbox_size)
+        if host is not None and sandbox:
+            raise ValueError(
+                "a sandboxed atom cannot be placed on another host yet; spawn it "
+                "here (no host=) or natively (sandbox=False)"
+            )
         root = self._root
         if root is None or self._closing:
             return await self._spawn(
-                cls, args, kwargs, name=name, mailbox_size=mailbox_size, sandbox=sandbox
+                cls, args, kwargs, name=name, mailbox_size=mailbox_size, sandbox=sandbox, host=host
             )
         supervisor: Supervisor = root.instance
-        return await supervisor._adopt(cls, args, kwargs, name, mailbox_size, sandbox=sandbox)
+        return await supervisor._adopt(
+            cls, args, kwargs, name, mailbox_size, sandbox=sandbox, host=host
+        )
 
     @property
     def root(self) -> Ref[Any]:
@@ -196,11 +194,17 @@ class System:
         mailbox_size: int | None = None,
         setup: Callable[[AtomCell], None] | None = None,
         sandbox: Any = None,
+        host: Any = None,
     ) -> Ref[Any]:
         if not (isinstance(cls, type) and issubclass(cls, Atom)):
             raise TypeError(f"spawn() takes an Atom subclass, not {cls!r}")
         if self._closing:
             raise RuntimeError("the atom system is shutting down; no new atoms can be spawned")
+        if host is not None:
+            # Another host runs it; its cell here forwards (radon_actors.placement).
+            from ..placement._supervised import choose_host
+
+            host = await choose_host(self, host, cls)
         runtime: Any = None
         if sandbox is None:
             sandbox = getattr(cls, "sandbox", False)
@@ -226,6 +230,11 @@ class System:
             self._names[name] = cell
         (parent.children if parent is not None else self._top)[atom_id] = cell
         _directory.register(cell)
+        if host is not None:
+            from ..placement._supervised import start_remote
+
+            await start_remote(cell, host)
+            return cell.ref
         # start() returns after on_start; an exception before that (SpawnError)
         # is raised here instead of reaching the nursery.
         await self._nursery.start(cell.run)
@@ -272,7 +281,8 @@ class System:
         root = self._root
         count = len(self._top)
         if root is not None and self._top.get(root.id) is root:
-            count += len(root.children) - 1
+            # Atoms placed on other hosts from here have a (taskless) cell here.
+            count += sum(1 for c in root.children.values() if c.task is not None) - 1
         return count
 
     async def _shutdown(self) -> None:

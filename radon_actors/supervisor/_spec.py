@@ -105,6 +105,9 @@ class ChildSpec:
     when the child raises one (the most specific type wins; default: restart).
     ``sandbox`` runs the child's handlers in WebAssembly (``True`` or a
     ``SandboxConfig``; default ``None``: the class's ``sandbox`` attribute).
+    ``host`` runs the child on another host (a host name or a placement policy,
+    see docs/placement.md); this supervisor restarts it on a live host when
+    that host goes down.
     """
 
     cls: type[Atom] = attrs.field(validator=_check_cls)
@@ -120,6 +123,7 @@ class ChildSpec:
     )
     mailbox_size: int | None = None
     sandbox: Any = None
+    host: Any = None
 
     @property
     def id(self) -> str:

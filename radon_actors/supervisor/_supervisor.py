@@ -233,6 +233,7 @@ class Supervisor(Atom):
                 mailbox_size=spec.mailbox_size,
                 setup=setup,
                 sandbox=spec.sandbox,
+                host=spec.host,
             )
         except BaseException:
             if child.cell is not None:
@@ -467,6 +468,7 @@ class Supervisor(Atom):
         mailbox_size: int | None,
         restart: Restart = Restart.TRANSIENT,
         sandbox: Any = None,
+        host: Any = None,
     ) -> Ref[Any]:
         """Start an atom spawned with ``system.spawn`` as a dynamic child.
 
@@ -483,6 +485,7 @@ class Supervisor(Atom):
             shutdown=None,
             directives=_ESCALATE_GIVE_UPS,
             sandbox=sandbox,
+            host=host,
         )
         return await self._start(_Child(spec, "", dynamic=True))
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Down", "unwatch", "watch"]
 
-_STOPPING, _STOPPED = 2, 3
+_STOPPING = 2
 
 
 @attrs.frozen
@@ -81,7 +81,10 @@ def watch(watcher: AtomCell, ref: Ref[Any], h: Any) -> None:
         raise TypeError(f"watch() takes a Ref, not {ref!r}")
     spec = watcher._spec(h, (None,), {})
     target = _directory.lookup(ref.id)
-    if target is None or target.state >= _STOPPED:
+    placement = watcher.system._placement
+    if target is None and placement is not None and placement.watch(watcher, ref, spec):
+        return  # an atom whose origin is another host (radon_actors.placement)
+    if target is None or target.stopped.is_set():
         reason = AtomStopped(f"atom {ref.name or ref.id} was not running when watched")
         _deliver(watcher, spec, Down(ref, reason, stopped=True))
         return
@@ -100,6 +103,9 @@ def unwatch(watcher: AtomCell, ref: Ref[Any]) -> None:
     """Stop watching ``ref`` (nothing happens if it was not watched)."""
     target = _directory.lookup(ref.id)
     if target is None:
+        placement = watcher.system._placement
+        if placement is not None:
+            placement.unwatch(watcher, ref)
         return
     entry = _find(target, watcher)
     if entry is None:

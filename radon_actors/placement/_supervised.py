@@ -1,0 +1,152 @@
+"""Atoms placed on other hosts, supervised from the process that spawned them.
+
+``system.spawn(Cls, ..., host="w1")`` (and a :class:`ChildSpec` with ``host=``)
+creates the atom's cell *here*, in its origin, under its supervisor like any
+child, then starts the atom on the host (an ``activate`` request without a
+snapshot: ``__init__`` and ``on_start`` run there) and turns the cell into a
+:class:`ForwardingCell` pointing at it, exactly as if the atom had been spawned
+here and migrated. The cell is the atom's directory entry: every Ref to the
+atom reaches it through the cell.
+
+When the host goes down (or the atom stops there), the forwarder pauses (what
+arrives is held) and hands itself to its supervisor as a failed child, in a task
+of its own (see ``ForwardingCell.lost``). The supervisor applies its usual
+rules (restart type, directives, restart intensity); a restart calls
+:func:`restart_elsewhere`, which starts a fresh instance from the spawn
+arguments on a live host (the one it was placed on if it is still up, else the
+first other live host, else this process; the supervisor's next attempt after
+a failed start skips the hosts where it failed) and resumes the forwarder into it, so
+the same Ref and the held messages reach the new incarnation.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import TYPE_CHECKING, Any
+
+from .._errors import SpawnError
+from ..mailbox import Mailbox
+from ..runtime._cell import AtomCell
+from ._endpoints import Forward, ForwardingCell, RemoteEndpoint, held, post
+from ._node import Node, Peer, dump_class, get_node
+from ._wire import PICKLE_PROTOCOL
+
+if TYPE_CHECKING:
+    from ..runtime._system import System
+
+__all__ = ["choose_host", "forget", "restart_elsewhere", "start_remote"]
+
+_RUNNING, _STOPPED = 1, 3
+_FRESH = pickle.dumps((None, []), PICKLE_PROTOCOL)  # an activate with no snapshot
+# Hosts where starting a lost atom again failed, during its current recovery.
+_tried: dict[str, set[str]] = {}
+
+
+async def choose_host(system: System, host: Any, cls: type[Any]) -> str | None:
+    """The host name ``host`` (a name or a placement policy) stands for; None for this process."""
+    node = get_node(system)
+    if not isinstance(host, str):
+        host = await host.choose(node.hosts(), cls)
+    if host in (node.name, node.node_id):
+        return None
+    node.peer_by_name(host)  # NoSuchHost for an unknown name
+    return str(host)
+
+
+async def _activate(node: Node, cell: AtomCell, host: str) -> Peer:
+    peer = node.peer_by_name(host)
+    node.live_peer(peer.node_id, cell.id)
+    ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
+    frame = (
+        "activate",
+        cell.id,
+        cell.name,
+        dump_class(cell.cls, peer),
+        ctor,
+        _FRESH,
+        cell.mailbox.capacity,
+        cell.restarts,
+    )
+    await node.request(peer, frame)
+    return peer
+
+
+async def start_remote(cell: AtomCell, host: str) -> None:
+    """Start the atom of ``cell`` (just registered here) on ``host``; see the module docs."""
+    node = get_node(cell.system)
+    try:
+        peer = await _activate(node, cell, host)
+    except BaseException as exc:
+        cell.state = _STOPPED
+        cell.mailbox.close()
+        cell._forget()
+        cell.stopped.set()
+        if isinstance(exc, Exception) and not isinstance(exc, SpawnError):
+            raise SpawnError(f"{cell._label()} failed to start on host {host!r}: {exc!r}") from exc
+        raise
+    node.homes[cell.id] = host
+    early = cell.mailbox.close()  # nothing, unless a Ref was looked up meanwhile
+    fwd = Forward(RemoteEndpoint(node, peer.node_id, cell.id, cell.name))
+    cell.__class__ = ForwardingCell
+    cell.instance = fwd
+    cell.state = _RUNNING
+    node.forwarders[cell.id] = cell  # type: ignore[assignment]
+    for spec, args, kwargs, reply in early:
+        post(cell, spec.name, args, kwargs, reply)
+    cell.log.debug("atom.placed", host=host)
+
+
+def forget(atom_id: str) -> None:
+    """Drop what was kept about a placed atom that stopped for good."""
+    _tried.pop(atom_id, None)
+
+
+def _live_hosts(node: Node) -> list[str]:
+    return [h.name for h in node.hosts()]
+
+
+async def restart_elsewhere(cell: ForwardingCell) -> None:
+    """A supervisor's restart of a forwarder whose atom was lost: a fresh instance
+    on a live host (see the module docs), then the held messages go to it."""
+    node = get_node(cell.system)
+    fwd = held[cell.id]
+    preferred = node.homes.get(cell.id)
+    remote = _live_hosts(node)[1:]
+    tried = _tried.setdefault(cell.id, set())
+    order = ([preferred] if preferred in remote else []) + [h for h in remote if h != preferred]
+    host = next((h for h in order if h not in tried), None)
+    if host is not None:
+        try:
+            peer = await _activate(node, cell, host)
+        except BaseException:
+            tried.add(host)  # the supervisor's next attempt tries the next host
+            raise
+        del _tried[cell.id]
+        fwd.target = RemoteEndpoint(node, peer.node_id, cell.id, cell.name)
+        node.homes[cell.id] = host
+        node.forwarders[cell.id] = cell
+        cell.instance = fwd
+        del held[cell.id]
+        fwd.resume()
+        cell.log.info("atom.restarted_elsewhere", host=host, restarts=cell.restarts)
+        return
+    # No other host is up: the atom comes back into this process, as a plain cell
+    # (``ForwardingCell._recover`` runs its loop once the supervisor resumes it).
+    node.forwarders.pop(cell.id, None)
+    plain: AtomCell = cell
+    plain.__class__ = AtomCell
+    plain.mailbox = Mailbox(plain.mailbox.capacity)
+    try:
+        await AtomCell._start_instance(plain)
+    except BaseException:
+        plain.__class__ = ForwardingCell
+        plain.instance = fwd
+        raise
+    del held[plain.id]
+    _tried.pop(plain.id, None)
+    paused = fwd.paused or ()
+    fwd.paused = None
+    fwd.target = plain
+    for h, args, kwargs, reply in paused:
+        post(plain, h, args, kwargs, reply)
+    plain.log.info("atom.restarted_elsewhere", host=node.name, restarts=plain.restarts)

@@ -1,0 +1,328 @@
+"""Supervisors restart children lost with their host (SIGKILLed worker processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from placement_atoms import Counter
+
+from radon_actors import (
+    Atom,
+    AtomStopped,
+    ChildSpec,
+    Down,
+    HostDown,
+    Ref,
+    Restart,
+    Supervisor,
+    System,
+    handler,
+    open_system,
+)
+from radon_actors.runtime import _directory
+
+
+@asynccontextmanager
+async def cluster(*names: str) -> AsyncIterator[System]:
+    """A system with worker hosts; the workers are killed whatever happens."""
+    async with open_system(shutdown_timeout=5) as system:
+        try:
+            for name in names:
+                await system.start_host(name)
+            yield system
+        finally:
+            node = system._placement
+            if node is not None:
+                for proc in node.processes.values():
+                    if proc.returncode is None:
+                        proc.kill()
+
+
+class Watcher(Atom):
+    """Records the Down notices of the atoms it watches (runs in this process)."""
+
+    def __init__(self, got: trio.Event) -> None:
+        self.got = got
+        self.downs: list[Down] = []
+
+    @handler
+    def follow(self, ref: Ref[Any]) -> None:
+        self.watch(ref, Watcher.on_down)
+
+    @handler
+    def on_down(self, down: Down) -> None:
+        self.downs.append(down)
+        self.got.set()
+
+    @handler
+    def seen(self) -> list[tuple[str, str, bool]]:
+        return [(d.ref.id, type(d.reason).__name__, d.stopped) for d in self.downs]
+
+
+async def _pid(ref: Ref[Any]) -> int:
+    return int(await ref.ask(Counter.where))
+
+
+async def _watcher(system: System) -> tuple[Ref[Watcher], trio.Event]:
+    got = trio.Event()
+    return await system.spawn(Watcher, got), got
+
+
+async def test_a_child_of_a_killed_host_restarts_on_a_live_host_with_the_same_ref() -> None:
+    async with cluster("w1", "w2") as system:
+        sup = await system.spawn(
+            Supervisor, [ChildSpec(Counter, args=(5,), name="c", host="w1")], max_restarts=1
+        )
+        ref = system.lookup("c")  # the name is registered here, at the origin
+        assert await ref.ask(Counter.incr) == 6
+        w1_pid, w2_pid = [await _pid(await system.spawn(Counter, host=h)) for h in ("w1", "w2")]
+        assert await _pid(ref) == w1_pid
+        watcher, got = await _watcher(system)
+        await watcher.ask(Watcher.follow, ref)
+
+        os.kill(w1_pid, signal.SIGKILL)
+        with trio.fail_after(10):
+            await got.wait()  # sent once the supervisor has restarted it
+        assert await watcher.ask(Watcher.seen) == [(ref.id, "HostDown", False)]
+        # a fresh instance from the spec's arguments, on the other live host
+        assert await ref.ask(Counter.get) == 5
+        assert await _pid(ref) == w2_pid
+        assert await ref.ask(Counter.incr) == 6
+        (info,) = await sup.ask(Supervisor.which_children)
+        assert info.ref == ref
+        assert info.restarts == 1
+
+
+async def test_the_restart_goes_back_to_the_named_host_while_it_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from radon_actors.placement import _supervised
+
+    restarted = trio.Event()
+    original = _supervised.restart_elsewhere
+
+    async def restart_elsewhere(cell: Any) -> None:
+        await original(cell)
+        restarted.set()
+
+    monkeypatch.setattr(_supervised, "restart_elsewhere", restart_elsewhere)
+    async with cluster("w1", "w2") as system:
+        sup = await system.spawn(Supervisor, [ChildSpec(Counter, args=(1,), name="p", host="w2")])
+        ref = system.lookup("p")
+        w2_pid = await _pid(ref)
+        await ref.ask(Counter.incr, 10)
+        watcher, got = await _watcher(system)
+        await watcher.ask(Watcher.follow, ref)
+        await ref.ask(Counter.halt)  # a permanent child that stops itself comes back
+        with trio.fail_after(10):
+            await restarted.wait()
+        assert (await sup.ask(Supervisor.which_children))[0].restarts == 1
+        assert await ref.ask(Counter.get) == 1
+        assert await _pid(ref) == w2_pid
+        assert not got.is_set()  # a normal exit is not a crash
+
+
+async def test_with_no_other_host_up_the_child_restarts_in_this_process() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 7, host="w1")
+        pid = await _pid(ref)
+        watcher, got = await _watcher(system)
+        await watcher.ask(Watcher.follow, ref)
+        os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(10):
+            await got.wait()
+        assert await ref.ask(Counter.incr) == 8
+        assert await _pid(ref) == os.getpid()
+        # it is an ordinary local atom now: it can move out again
+        await system.start_host("w2")
+        await system.migrate(ref, to="w2")
+        assert await ref.ask(Counter.incr) == 9
+        assert await _pid(ref) != os.getpid()
+
+
+async def test_a_temporary_child_of_a_killed_host_is_not_restarted() -> None:
+    async with cluster("w1", "w2") as system:
+        sup = await system.spawn(
+            Supervisor, [ChildSpec(Counter, name="t", host="w1", restart=Restart.TEMPORARY)]
+        )
+        ref = system.lookup("t")
+        watcher, got = await _watcher(system)
+        await watcher.ask(Watcher.follow, ref)
+        os.kill(await _pid(ref), signal.SIGKILL)
+        with trio.fail_after(10):
+            await got.wait()
+        assert await watcher.ask(Watcher.seen) == [(ref.id, "HostDown", True)]
+        with pytest.raises(AtomStopped):
+            await ref.ask(Counter.get)
+        assert await sup.ask(Supervisor.count_children) == {"specs": 0, "active": 0}
+        assert _directory.lookup(ref.id) is None
+
+
+async def test_asks_in_flight_fail_and_the_next_ones_reach_the_new_incarnation() -> None:
+    async with cluster("w1", "w2") as system:
+        ref = await system.spawn(Counter, 0, host="w1")
+        errors: list[BaseException] = []
+
+        async def ask_hanging() -> None:
+            try:
+                await ref.ask(Counter.hang)
+            except HostDown as exc:
+                errors.append(exc)
+
+        pid = await _pid(ref)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(ask_hanging)
+                await trio.testing.wait_all_tasks_blocked()
+                os.kill(pid, signal.SIGKILL)
+        assert len(errors) == 3
+        # whatever is sent from now on is held until the restart, then delivered
+        for _ in range(10):
+            ref.tell(Counter.incr)
+        with trio.fail_after(10):
+            assert await ref.ask(Counter.get) == 10
+        assert await _pid(ref) not in (pid, os.getpid())
+        assert system._load() == 0  # it runs on w2: no load here (least-loaded policies)
+
+
+async def test_a_watcher_on_another_host_hears_of_the_restart_and_the_stop() -> None:
+    from placement_atoms import Watcher as RemoteWatcher
+
+    async with cluster("w1", "w2") as system:
+        target = await system.spawn(Counter, host="w2")
+        watcher = await system.spawn(RemoteWatcher, host="w1")
+        await watcher.ask(RemoteWatcher.follow, target)  # on w1; the origin is here
+        os.kill(await _pid(target), signal.SIGKILL)
+        with trio.fail_after(10):
+            downs = await watcher.ask(RemoteWatcher.downs_after, 1)
+        assert downs == [(target.id, "RemoteError", False)]  # restarted (HostDown)
+        assert await target.ask(Counter.incr) == 1
+        await system.stop(target)
+        with trio.fail_after(10):
+            downs = await watcher.ask(RemoteWatcher.downs_after, 2)
+        assert downs[1] == (target.id, "NoneType", True)
+
+
+async def test_a_watcher_hears_when_the_origin_host_of_the_atom_dies() -> None:
+    from placement_atoms import Watcher as RemoteWatcher
+
+    async with cluster("w1", "w2") as system:
+        on_w2 = await system.spawn(RemoteWatcher, host="w2")
+        child = await on_w2.ask(RemoteWatcher.make)  # its origin is w2
+        watcher = await system.spawn(RemoteWatcher, host="w1")
+        await watcher.ask(RemoteWatcher.follow, child)
+        assert await child.ask(Counter.incr) == 1
+        os.kill(await _pid(child), signal.SIGKILL)
+        with trio.fail_after(10):
+            downs = await watcher.ask(RemoteWatcher.downs_after, 1)
+        assert downs == [(child.id, "HostDown", True)]
+        # watching it now (its origin is down) notifies at once
+        await watcher.ask(RemoteWatcher.follow, child)
+        downs = await watcher.ask(RemoteWatcher.downs_after, 2)
+        assert downs[1] == (child.id, "HostDown", True)
+
+
+async def test_a_restart_that_fails_on_one_host_is_retried_on_the_next() -> None:
+    from placement_atoms import FailsOn
+
+    async with cluster("w1", "w2") as system:
+        w2_pid = await _pid(await system.spawn(Counter, host="w2"))
+        sup = await system.spawn(
+            Supervisor,
+            [ChildSpec(FailsOn, args=(w2_pid,), name="f", host="w1")],
+            max_restarts=3,
+        )
+        ref = system.lookup("f")
+        watcher, got = await _watcher(system)
+        await watcher.ask(Watcher.follow, ref)
+        os.kill(int(await ref.ask(FailsOn.where)), signal.SIGKILL)
+        with trio.fail_after(10):
+            await got.wait()
+        # w1 is down and the start on w2 failed: the second attempt ran here
+        assert int(await ref.ask(FailsOn.where)) == os.getpid()
+        (info,) = await sup.ask(Supervisor.which_children)
+        assert info.restarts == 2
+
+
+async def test_every_atom_of_a_killed_host_is_restarted_with_its_own_state() -> None:
+    async with cluster("w1", "w2") as system:
+        refs = [await system.spawn(Counter, i, host="w1") for i in range(20)]
+        w1_pid = await _pid(refs[0])
+        watcher, _ = await _watcher(system)
+        for ref in refs:
+            await watcher.ask(Watcher.follow, ref)
+            await ref.ask(Counter.incr, 1000)
+        all_down = trio.Event()
+        seen = 0
+
+        def count(cell: Any, exc: BaseException) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == len(refs):
+                all_down.set()
+
+        for ref in refs:
+            cell = _directory.lookup(ref.id)
+            assert cell is not None and cell.on_crashed is not None
+            cell.on_crashed.append(count)
+        os.kill(w1_pid, signal.SIGKILL)
+        with trio.fail_after(20):
+            await all_down.wait()
+        assert [await ref.ask(Counter.get) for ref in refs] == list(range(20))
+        assert {await _pid(ref) for ref in refs} == {
+            await _pid(await system.spawn(Counter, host="w2"))
+        }
+        seen_downs = await watcher.ask(Watcher.seen)
+        assert sorted(seen_downs) == sorted((ref.id, "HostDown", False) for ref in refs)
+
+
+async def test_an_atom_on_a_sigkilled_radon_host_restarts_on_a_worker(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    cmd = [sys.executable, "-m", "radon_actors._cli", "host", "--listen", "127.0.0.1:0"]
+    proc = await trio.lowlevel.open_process(
+        [*cmd, "--secret-file", str(secret), "--name", "remote"],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some()
+                assert chunk, "radon host exited early"
+                line += chunk
+        address = line.decode().split()[1]
+        async with open_system(shutdown_timeout=5) as system:
+            try:
+                await system.connect_host(address, secret_file=secret)
+                await system.start_host("w1")  # gets the joined host's secret
+                ref = await system.spawn(Counter, 3, host="remote")
+                assert await _pid(ref) == proc.pid
+                watcher, got = await _watcher(system)
+                await watcher.ask(Watcher.follow, ref)
+                proc.kill()
+                with trio.fail_after(10):
+                    await got.wait()
+                assert await ref.ask(Counter.incr) == 4
+                assert await _pid(ref) not in (proc.pid, os.getpid())
+            finally:
+                for worker in system._placement.processes.values():
+                    if worker.returncode is None:
+                        worker.kill()
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
