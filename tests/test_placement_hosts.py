@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -291,3 +292,12 @@ async def test_arguments_the_host_cannot_unpickle_fail_cleanly(tmp_path: Path) -
             sys.modules.pop("only_here_mod", None)
         # the connection is still fine
         assert await ref.ask(Counter.incr) == 1
+
+
+async def test_an_unpickled_ref_to_a_stopped_local_atom_is_atom_stopped() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 1)
+        data = pickle.dumps(ref)
+        await system.stop(ref)
+        with pytest.raises(AtomStopped):
+            await pickle.loads(data).ask(Counter.get)

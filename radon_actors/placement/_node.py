@@ -72,8 +72,9 @@ def _resolve(atom_id: str, name: str | None) -> _ref.Endpoint:
         return cell
     prefix = atom_id.rpartition(".")[0]
     node = _routes.get(prefix)
-    if node is not None:
+    if node is not None and node.node_id != prefix:
         return RemoteEndpoint(node, prefix, atom_id, name)
+    # One of this process's own atoms that is not in the directory has stopped.
     return _directory.resolve(atom_id, name)
 
 
