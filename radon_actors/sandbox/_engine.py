@@ -51,10 +51,10 @@ _log = structlog.get_logger("radon_actors.sandbox")
 T = TypeVar("T")
 
 _PACKAGE = "radon:atom"
-_VERSION = "0.1.0"
+_VERSION = "0.2.0"
 HOST_INTERFACE = f"{_PACKAGE}/host@{_VERSION}"
 GUEST_INTERFACE = f"{_PACKAGE}/guest@{_VERSION}"
-_EXPORTS = ("create", "start", "handle", "resume", "finish", "snapshot", "restore")
+_EXPORTS = ("create", "start", "handle", "pending", "resume", "finish", "snapshot", "restore")
 _PROTOCOL = 5
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 
@@ -461,15 +461,19 @@ class GuestAtom:
             return trio.from_thread.run_sync(fn, *args)
         return fn(*args)
 
-    async def _settle(self, out: Any) -> Any:
+    async def _settle(self, out: str) -> Any:
         """Follow one guest call to its end, performing the operations it awaits."""
         while True:
-            tag = out.tag
-            if tag == "done":
-                return dec(out.payload)
-            if tag == "failed":
-                raise _decode_exception(out.payload)
-            request = out.payload
+            tag = out[:1]
+            if tag == "d":
+                return _decode_result(out)
+            if tag == "f":
+                raise _decode_exception(out[1:])
+            if tag != "s":
+                raise _malformed(out)
+            request = await self._invoke("pending")
+            if request is None:
+                raise SandboxError("the guest suspended a turn but reports no pending operation")
             try:
                 value = await self._perform(request.op)
                 reply = wc.Variant("value", _encode_reply(value))
@@ -522,12 +526,14 @@ class GuestAtom:
         """One turn of a plain-``def`` handler, run right here (never suspends)."""
         message = enc((args, kwargs))
         self._store.set_fuel(self.config.fuel)
-        out = self._invoke_sync("handle", handler, message)
-        tag = out.tag
-        if tag == "done":
-            return dec(out.payload)
-        if tag == "failed":
-            raise _decode_exception(out.payload)
+        out: str = self._invoke_sync("handle", handler, message)
+        tag = out[:1]
+        if tag == "d":
+            return _decode_result(out)
+        if tag == "f":
+            raise _decode_exception(out[1:])
+        if tag != "s":
+            raise _malformed(out)
         raise SandboxError(
             f"handler {handler!r} of {self.cell._label()} is a plain def but returned an "
             "awaitable that waits on the host; declare it `async def`"
@@ -571,6 +577,18 @@ def _endpoint(atom_id: str) -> _ref.Endpoint:
     (the one unpickled Refs use), so that other runtimes can route it too."""
     resolver = _ref._resolver or _directory.resolve
     return resolver(atom_id, None)
+
+
+def _decode_result(outcome: str) -> Any:
+    """The value of a ``d`` outcome (the payload after the tag character)."""
+    return pickle.loads(outcome.encode("latin-1")[1:])
+
+
+def _malformed(outcome: str) -> SandboxError:
+    return SandboxError(
+        f"the guest returned a malformed outcome {outcome[:40]!r} (expected a first "
+        "character d, f or s; see docs/standard.md)"
+    )
 
 
 def _decode_exception(payload: str) -> BaseException:
