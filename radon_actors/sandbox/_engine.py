@@ -328,6 +328,21 @@ class _Export:
                 args[i].kind = 0
             del keep
 
+    def strings(self, store: wasmtime.Store, *params: str) -> Any:
+        """``__call__`` for an export whose parameters are all strings (``handle``):
+        the same steps, without the per-parameter type dispatch."""
+        keep = [val.encode() for val in params]  # the buffers the arguments point into
+        for slot, data in zip(self._slots, keep, strict=True):
+            slot.kind = _STRING  # type: ignore[union-attr]
+            slot.size = len(data)  # type: ignore[union-attr]
+            slot.data = data  # type: ignore[union-attr]
+        error = _raw_call(
+            self._func_addr, self._context, self._args_addr, self._n, self._result_addr, 1
+        )
+        if error:
+            raise_error(error)
+        return self._lift(self._result_ty)
+
     def _lift(self, result_ty: Any) -> Any:
         result = self._result
         out = self._variant
@@ -360,7 +375,10 @@ def raise_error(error: int) -> None:
 def _export(func: wc.Func, store: wasmtime.Store) -> Callable[..., Any]:
     if _layout_ok():
         try:
-            return _Export(func, store)
+            export = _Export(func, store)
+            if export._n and export._result_ty is not None and all(export._slots):
+                return export.strings
+            return export
         except Exception:  # pragma: no cover - a wasmtime-py without these internals
             pass
     return lambda store, *params: func(store, *params)  # pragma: no cover
