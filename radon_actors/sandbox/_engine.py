@@ -225,6 +225,9 @@ _raw_call = ctypes.CFUNCTYPE(
     ctypes.c_size_t,
 )(ctypes.cast(_dll.wasmtime_component_func_call, ctypes.c_void_p).value or 0)
 _val_delete = _dll.wasmtime_component_val_delete
+_val_delete_at = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(
+    ctypes.cast(_dll.wasmtime_component_val_delete, ctypes.c_void_p).value or 0
+)
 _raw_set_fuel = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64)(
     ctypes.cast(_dll.wasmtime_context_set_fuel, ctypes.c_void_p).value or 0
 )
@@ -329,8 +332,8 @@ class _Export:
             del keep
 
     def strings(self, store: wasmtime.Store, *params: str) -> Any:
-        """``__call__`` for an export whose parameters are all strings (``handle``):
-        the same steps, without the per-parameter type dispatch."""
+        """``__call__`` for an export whose parameters are all strings and whose
+        result is a string (``handle``): the same steps, minus the type dispatch."""
         keep = [val.encode() for val in params]  # the buffers the arguments point into
         for slot, data in zip(self._slots, keep, strict=True):
             slot.kind = _STRING  # type: ignore[union-attr]
@@ -341,7 +344,14 @@ class _Export:
         )
         if error:
             raise_error(error)
-        return self._lift(self._result_ty)
+        text = self._text
+        if text.kind != _STRING:  # pragma: no cover - wasmtime checked the result type
+            return self._lift(self._result_ty)
+        try:
+            return _string_at(text.data, text.size).decode()
+        finally:
+            _val_delete_at(self._result_addr)
+            text.kind = 0
 
     def _lift(self, result_ty: Any) -> Any:
         result = self._result
@@ -376,7 +386,7 @@ def _export(func: wc.Func, store: wasmtime.Store) -> Callable[..., Any]:
     if _layout_ok():
         try:
             export = _Export(func, store)
-            if export._n and export._result_ty is not None and all(export._slots):
+            if export._n and isinstance(export._result_ty, wc.String) and all(export._slots):
                 return export.strings
             return export
         except Exception:  # pragma: no cover - a wasmtime-py without these internals
