@@ -10,10 +10,13 @@
   lifting/lowering, fuel), and the rest (the runtime's message path);
 * instantiating a guest (spawn of a sandboxed atom), resident memory per live
   instance, and loading a compiled component from the disk cache;
+* the mean process CPU time per round trip (native, sandboxed, and the component
+  call alone), which waiting for a core on a shared machine does not inflate;
 * two CPU-bound sandboxed atoms on worker threads (``SandboxConfig(threaded=True)``):
-  turns run one after the other, then both at once; the ratio is the speedup
-  (with the process's CPU time per wall-clock second, to tell a busy machine
-  from a serialised run);
+  turns run one after the other, then both at once, the two phases alternating
+  ``--rounds`` times; the ratio of the best rounds is the speedup (with the
+  process's CPU time per wall-clock second, to tell a busy machine from a
+  serialised run, and the load average);
 * whether Python keeps running while a guest runs on a worker thread (wasmtime
   releasing the GIL), as a fraction of the same loop's speed alone.
 

@@ -620,7 +620,10 @@ def _endpoint(atom_id: str) -> _ref.Endpoint:
 
 def _decode_result(outcome: str) -> Any:
     """The value of a ``d`` outcome (the payload after the tag character)."""
-    return pickle.loads(outcome.encode("latin-1")[1:])
+    try:
+        return pickle.loads(outcome.encode("latin-1")[1:])
+    except Exception as exc:
+        raise SandboxError(f"the guest returned a result the host cannot decode: {exc!r}") from None
 
 
 def _malformed(outcome: str) -> SandboxError:
