@@ -20,7 +20,14 @@ In this process, on trio (interleaved, so machine noise hits them alike):
   host started with ``system.start_host`` (loopback TCP, authenticated
   transport; compare it with ``raw-tcp``) and ``await ref.send`` throughput to
   it (batched frames). Each run starts its own worker process and stops it
-  (killed if it does not exit), whatever happens.
+  (killed if it does not exit), whatever happens;
+* ``sandboxed``: the same ``def`` echo handler in a WebAssembly sandbox
+  (``spawn(..., sandbox=True)``, answered inline by an idle atom), from
+  ``bench/sandbox_bench_atoms.py``;
+* ``sandboxed-queued``: an ``async def`` echo handler in the sandbox (a queued
+  turn). The first run on a machine builds and compiles the sandbox component
+  (seconds; cached on disk after, see docs/sandbox.md); ``bench/sandbox.py``
+  splits the sandboxed round trip into its parts.
 
 Each in its own process (``bench._peers``; at the end, also on failure or timeout,
 its process group and every process carrying its environment tag are killed):
@@ -260,6 +267,44 @@ async def native_queued_rtt(n: int, warmup: int) -> list[int]:
     return await ask_rtt(n, warmup, "qping")
 
 
+# -- radon-actors sandboxed (WebAssembly), in-process ---------------------------
+def _sandbox_atoms() -> Any:
+    """The echo atom the sandbox packages, under its top-level module name (how
+    bench/sandbox.py imports it too, so both share one cached component)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import sandbox_bench_atoms
+
+    return sandbox_bench_atoms
+
+
+def prepare_sandbox() -> None:
+    """Build (first run only), compile and load the sandbox component, untimed."""
+    from radon_actors.sandbox import _engine
+
+    _engine.load(_sandbox_atoms().Echo.__module__)
+
+
+async def sandboxed_ask_rtt(n: int, warmup: int, method: str) -> list[int]:
+    echo = _sandbox_atoms().Echo
+    async with open_system() as system:
+        ref = await system.spawn(echo, sandbox=True)
+
+        async def op(i: int) -> Any:
+            return await ref.ask(method, i)
+
+        return await _round_trips(op, n, warmup)
+
+
+async def sandboxed_rtt(n: int, warmup: int) -> list[int]:
+    return await sandboxed_ask_rtt(n, warmup, "ping")
+
+
+async def sandboxed_queued_rtt(n: int, warmup: int) -> list[int]:
+    return await sandboxed_ask_rtt(n, warmup, "aping")
+
+
 async def tell_throughput(n: int) -> float:
     async with open_system(mailbox_size=1000) as system:
         ref = await system.spawn(Echo)
@@ -370,6 +415,18 @@ IN_PROCESS: list[Config] = [
         cross_process_rtt,
         cross_process_throughput,
         "await ref.send to the worker, batched",
+    ),
+    Config(
+        "sandboxed",
+        "radon-actors sandboxed (wasm), def",
+        "radon-actors",
+        sandboxed_rtt,
+    ),
+    Config(
+        "sandboxed-queued",
+        "radon-actors sandboxed (wasm), async def",
+        "radon-actors",
+        sandboxed_queued_rtt,
     ),
 ]
 
@@ -596,6 +653,8 @@ def run_suite(
     """The whole latency suite: trio configurations, then peers; ratios to the baseline."""
     if progress:
         progress(f"latency in-process: {n} round trips, {m} messages, x{repeat}")
+        progress("sandbox component: loading (the first run on a machine builds it)")
+    prepare_sandbox()
     rows = trio.run(run_in_process, n, m, repeat)
     rows += run_peers(n, m, repeat, peers, progress)
     _add_ratios(rows)

@@ -58,7 +58,7 @@ _GUEST_FILES = (
 # module importing one at top level fails the build with a message naming it).
 _HOST_ONLY = ("radon_actors", "trio", "structlog", "wasmtime", "attrs", "outcome", "cloudpickle")
 # Bump when the guest runtime's behaviour changes in a way the files do not show.
-RUNTIME_VERSION = "1"
+RUNTIME_VERSION = "2"
 
 Progress = Callable[[str], None]
 

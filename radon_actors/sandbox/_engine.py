@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 import trio
 import wasmtime
-from wasmtime import _ffi
+from wasmtime import _bindings, _ffi
 from wasmtime import component as wc
-from wasmtime.component._enter import enter_wasm as _enter_wasm
+from wasmtime._error import WasmtimeError as _WasmtimeError
+from wasmtime.component._enter import maybe_raise_last_exn as _maybe_raise_last_exn
 
 from .. import _ref
 from ..runtime import _directory
@@ -50,10 +51,10 @@ _log = structlog.get_logger("radon_actors.sandbox")
 T = TypeVar("T")
 
 _PACKAGE = "radon:atom"
-_VERSION = "0.1.0"
+_VERSION = "0.2.0"
 HOST_INTERFACE = f"{_PACKAGE}/host@{_VERSION}"
 GUEST_INTERFACE = f"{_PACKAGE}/guest@{_VERSION}"
-_EXPORTS = ("create", "start", "handle", "resume", "finish", "snapshot", "restore")
+_EXPORTS = ("create", "start", "handle", "pending", "resume", "finish", "snapshot", "restore")
 _PROTOCOL = 5
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 
@@ -171,85 +172,226 @@ def _compile(wasm: Path, compiled: Path, progress: Callable[[str], None]) -> wc.
 # ----------------------------------------------------------------------
 # Calling exports
 # ----------------------------------------------------------------------
-class _Export:
-    """A guest export with its types looked up once.
+class _StrIn(ctypes.Structure):
+    """A ``wasmtime_component_val_t`` holding a string, as the host writes it: the
+    data pointer borrows a Python ``bytes`` buffer (wasmtime copies arguments)."""
 
-    ``wasmtime.component.Func.__call__`` asks the engine for the function's type,
-    and the lifting of a variant for its cases, on every call: about half the
-    binding cost of a turn. This caches both, and lifts the common outcomes
-    (``done``/``failed`` with a string payload) directly; anything else goes
-    through wasmtime-py's own lifting. Mirrors ``Func.__call__`` of wasmtime-py 50
-    (its private ``_ffi`` module); :func:`_export` falls back to the plain call
-    if the internals ever differ.
+    _fields_ = [("kind", ctypes.c_uint8), ("size", ctypes.c_size_t), ("data", ctypes.c_char_p)]
+
+
+class _StrOut(ctypes.Structure):
+    """A ``wasmtime_component_val_t`` holding a string, as wasmtime writes it."""
+
+    _fields_ = [("kind", ctypes.c_uint8), ("size", ctypes.c_size_t), ("data", ctypes.c_void_p)]
+
+
+class _VariantOut(ctypes.Structure):
+    """A ``wasmtime_component_val_t`` holding a variant: tag, then a boxed payload."""
+
+    _fields_ = [
+        ("kind", ctypes.c_uint8),
+        ("tag_size", ctypes.c_size_t),
+        ("tag_data", ctypes.c_void_p),
+        ("payload", ctypes.c_void_p),
+    ]
+
+
+def _layout_ok() -> bool:
+    """Whether the overlays above match this wasmtime's C structures."""
+    val: Any = _ffi.wasmtime_component_val_t
+    vec: Any = _ffi.wasm_byte_vec_t
+    ours: Any = _StrIn
+    return (
+        val.of.offset == ours.size.offset
+        and vec.size.offset == 0
+        and vec.data.offset == ours.data.offset - ours.size.offset
+        and ctypes.sizeof(val) >= ctypes.sizeof(_VariantOut)
+        and _ffi.WASMTIME_COMPONENT_STRING.value == 12
+        and _ffi.WASMTIME_COMPONENT_VARIANT.value == 16
+        and _ffi.WASMTIME_COMPONENT_BOOL.value == 0
+    )
+
+
+# wasmtime_component_func_call with plain-address arguments (no per-call ctypes
+# type conversions); a CDLL-style foreign call, so the GIL is released meanwhile.
+_dll: Any = vars(_bindings)["dll"]
+_raw_call = ctypes.CFUNCTYPE(
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+)(ctypes.cast(_dll.wasmtime_component_func_call, ctypes.c_void_p).value or 0)
+_val_delete = _dll.wasmtime_component_val_delete
+_val_delete_at = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(
+    ctypes.cast(_dll.wasmtime_component_val_delete, ctypes.c_void_p).value or 0
+)
+_raw_set_fuel = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64)(
+    ctypes.cast(_dll.wasmtime_context_set_fuel, ctypes.c_void_p).value or 0
+)
+_STRING = 12
+_VARIANT = 16
+_string_at = ctypes.string_at
+
+
+class _Export:
+    """A guest export called through wasmtime's C API with its types looked up once.
+
+    ``wasmtime.component.Func.__call__`` asks the engine for the function's type
+    (and a variant's lifting for its cases) on every call, allocates its argument
+    and result buffers, and copies every string twice. This keeps one argument
+    array and one result slot per export (calls on one instance never overlap),
+    writes string arguments as pointers into Python's own ``bytes`` (wasmtime
+    copies arguments), and reads a string result, or a variant whose payload is a
+    string, in place. Other values go through wasmtime-py's own conversions.
+    Mirrors ``Func.__call__`` of wasmtime-py 50 (its private ``_ffi`` module);
+    :func:`_export` falls back to the plain call if the layout ever differs.
     """
 
-    __slots__ = ("_func", "_params", "_result", "_string_cases", "_string_type")
+    __slots__ = (
+        "_args",
+        "_args_addr",
+        "_context",
+        "_func",
+        "_func_addr",
+        "_n",
+        "_params",
+        "_result",
+        "_result_addr",
+        "_result_ty",
+        "_slots",
+        "_string_cases",
+        "_text",
+        "_variant",
+    )
 
     def __init__(self, func: wc.Func, store: wasmtime.Store) -> None:
         fty = func.type(store)
-        self._func = func
+        self._func = func  # keeps the wasmtime_component_func_t alive
+        self._func_addr = ctypes.addressof(func._func)
+        # The store's context pointer is fixed for the store's life.
+        self._context = ctypes.cast(store._context(), ctypes.c_void_p).value
         self._params = [ty for _name, ty in fty.params]
-        self._result = fty.result
-        self._string_cases: frozenset[str] = frozenset()
-        self._string_type: Any = None
-        if isinstance(self._result, wc.VariantType):
-            cases = self._result.cases
-            strings = [(name, ty) for name, ty in cases if isinstance(ty, wc.String)]
-            if strings:
-                self._string_cases = frozenset(name for name, _ty in strings)
-                self._string_type = strings[0][1]
+        self._n = len(self._params)
+        self._args = (_ffi.wasmtime_component_val_t * max(1, self._n))()
+        self._args_addr = ctypes.addressof(self._args)
+        self._slots = [
+            _StrIn.from_buffer(self._args, i * ctypes.sizeof(_ffi.wasmtime_component_val_t))
+            if isinstance(ty, wc.String)
+            else None
+            for i, ty in enumerate(self._params)
+        ]
+        self._result_ty = fty.result
+        self._result = _ffi.wasmtime_component_val_t()  # kind 0: a bool, safe to overwrite
+        self._result_addr = ctypes.addressof(self._result)
+        self._variant = _VariantOut.from_buffer(self._result)
+        self._text = _StrOut.from_buffer(self._result)
+        self._string_cases: frozenset[bytes] = frozenset()
+        if isinstance(self._result_ty, wc.VariantType):
+            self._string_cases = frozenset(
+                name.encode() for name, ty in self._result_ty.cases if isinstance(ty, wc.String)
+            )
 
     def __call__(self, store: wasmtime.Store, *params: Any) -> Any:
-        n = len(params)
-        param_capi = (_ffi.wasmtime_component_val_t * n)()
-        converted = 0
+        args = self._args
+        keep: list[bytes] = []  # the buffers the string arguments point into
+        generic: list[int] = []
         try:
-            for ty, val in zip(self._params, params, strict=True):
-                ty.convert_to_c(store, val, ctypes.pointer(param_capi[converted]))
-                converted += 1
-            result_ty = self._result
-            if result_ty is None:
-                _enter_wasm(
-                    lambda: _ffi.wasmtime_component_func_call(
-                        ctypes.byref(self._func._func), store._context(), param_capi, n, None, 0
-                    )
-                )
-                return None
-            result = _ffi.wasmtime_component_val_t()
-            _enter_wasm(
-                lambda: _ffi.wasmtime_component_func_call(
-                    ctypes.byref(self._func._func),
-                    store._context(),
-                    param_capi,
-                    n,
-                    ctypes.byref(result),
-                    1,
-                )
+            for i, (ty, slot, val) in enumerate(
+                zip(self._params, self._slots, params, strict=True)
+            ):
+                if slot is not None and type(val) is str:
+                    data = val.encode()
+                    keep.append(data)
+                    slot.kind = _STRING
+                    slot.size = len(data)
+                    slot.data = data
+                else:
+                    ty.convert_to_c(store, val, ctypes.pointer(args[i]))
+                    generic.append(i)
+            result_ty = self._result_ty
+            error = _raw_call(
+                self._func_addr,
+                self._context,
+                self._args_addr,
+                self._n,
+                self._result_addr if result_ty is not None else None,
+                1 if result_ty is not None else 0,
             )
-            if self._string_cases and result.kind == _ffi.WASMTIME_COMPONENT_VARIANT.value:
-                variant = result.of.variant
-                tag = _ffi.to_str(variant.discriminant)
-                _ffi.wasm_byte_vec_delete(ctypes.byref(variant.discriminant))
-                ptr = variant.val
-                if tag in self._string_cases:
-                    payload = self._string_type.convert_from_c(ptr.contents)
-                    ptr.contents.kind = _ffi.WASMTIME_COMPONENT_BOOL
-                    ptr.contents.of.boolean = False
-                    _ffi.wasmtime_component_val_delete(ptr)
-                    return wc.Variant(tag, payload)
-                return result_ty._lift(tag, ptr)  # type: ignore[attr-defined]
-            return result_ty.convert_from_c(result)
+            if error:
+                raise_error(error)
+            if result_ty is None:
+                return None
+            return self._lift(result_ty)
         finally:
-            for i in range(converted):
-                _ffi.wasmtime_component_val_delete(ctypes.byref(param_capi[i]))
+            for i in generic:
+                _ffi.wasmtime_component_val_delete(ctypes.byref(args[i]))
+                args[i].kind = 0
+            del keep
+
+    def strings(self, store: wasmtime.Store, *params: str) -> Any:
+        """``__call__`` for an export whose parameters are all strings and whose
+        result is a string (``handle``): the same steps, minus the type dispatch."""
+        keep = [val.encode() for val in params]  # the buffers the arguments point into
+        for slot, data in zip(self._slots, keep, strict=True):
+            slot.kind = _STRING  # type: ignore[union-attr]
+            slot.size = len(data)  # type: ignore[union-attr]
+            slot.data = data  # type: ignore[union-attr]
+        error = _raw_call(
+            self._func_addr, self._context, self._args_addr, self._n, self._result_addr, 1
+        )
+        if error:
+            raise_error(error)
+        text = self._text
+        if text.kind != _STRING:  # pragma: no cover - wasmtime checked the result type
+            return self._lift(self._result_ty)
+        try:
+            return _string_at(text.data, text.size).decode()
+        finally:
+            _val_delete_at(self._result_addr)
+            text.kind = 0
+
+    def _lift(self, result_ty: Any) -> Any:
+        result = self._result
+        out = self._variant
+        kind = out.kind
+        try:
+            if kind == _STRING:
+                text = self._text
+                return _string_at(text.data, text.size).decode()
+            if kind == _VARIANT and out.payload:
+                tag = _string_at(out.tag_data, out.tag_size)
+                if tag in self._string_cases:
+                    payload = _StrOut.from_address(out.payload)
+                    return wc.Variant(tag.decode(), _string_at(payload.data, payload.size).decode())
+            lifted = result_ty.convert_from_c(result)  # takes ownership of the value
+            result.kind = 0
+            return lifted
+        finally:
+            if result.kind != 0:
+                _val_delete(ctypes.byref(result))
+                result.kind = 0
+
+
+def raise_error(error: int) -> None:
+    """Raise the ``wasmtime_error_t`` at ``error`` as wasmtime-py would."""
+    raise_from = _WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(_ffi.wasmtime_error_t)))
+    _maybe_raise_last_exn()
+    raise raise_from
 
 
 def _export(func: wc.Func, store: wasmtime.Store) -> Callable[..., Any]:
-    try:
-        fast = _Export(func, store)
-    except Exception:  # pragma: no cover - a wasmtime-py without these internals
-        return lambda store, *params: func(store, *params)
-    return fast
+    if _layout_ok():
+        try:
+            export = _Export(func, store)
+            if export._n and isinstance(export._result_ty, wc.String) and all(export._slots):
+                return export.strings
+            return export
+        except Exception:  # pragma: no cover - a wasmtime-py without these internals
+            pass
+    return lambda store, *params: func(store, *params)  # pragma: no cover
 
 
 # ----------------------------------------------------------------------
@@ -272,6 +414,7 @@ class GuestAtom:
     """One sandboxed atom's WebAssembly instance, driven from its cell."""
 
     __slots__ = (
+        "_context",
         "_funcs",
         "_lock",
         "_store",
@@ -302,6 +445,7 @@ class GuestAtom:
                 raise SandboxError(f"export {name!r} is not a function")
             funcs[name] = _export(func, store)
         self._store = store
+        self._context = ctypes.cast(store._context(), ctypes.c_void_p).value
         self._funcs = funcs
         self._lock = trio.Lock()
 
@@ -309,6 +453,12 @@ class GuestAtom:
         return f"<GuestAtom {self.cell.cls.__name__} {self.cell.id}>"
 
     # calls into the guest ------------------------------------------------
+    def _refuel(self) -> None:
+        """A fresh turn's CPU budget (``store.set_fuel``, minus its Python layers)."""
+        error = _raw_set_fuel(self._context, self.config.fuel)
+        if error:  # pragma: no cover - fuel metering is always on in our engine
+            raise_error(error)
+
     def _invoke_sync(self, name: str, *params: Any) -> Any:
         if self.crashed is not None:
             raise SandboxCrashed(
@@ -350,15 +500,19 @@ class GuestAtom:
             return trio.from_thread.run_sync(fn, *args)
         return fn(*args)
 
-    async def _settle(self, out: Any) -> Any:
+    async def _settle(self, out: str) -> Any:
         """Follow one guest call to its end, performing the operations it awaits."""
         while True:
-            tag = out.tag
-            if tag == "done":
-                return dec(out.payload)
-            if tag == "failed":
-                raise _decode_exception(out.payload)
-            request = out.payload
+            tag = out[:1]
+            if tag == "d":
+                return _decode_result(out)
+            if tag == "f":
+                raise _decode_exception(out[1:])
+            if tag != "s":
+                raise _malformed(out)
+            request = await self._invoke("pending")
+            if request is None:
+                raise SandboxError("the guest suspended a turn but reports no pending operation")
             try:
                 value = await self._perform(request.op)
                 reply = wc.Variant("value", _encode_reply(value))
@@ -404,19 +558,21 @@ class GuestAtom:
     async def call(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
         message = enc((args, kwargs))
-        self._store.set_fuel(self.config.fuel)
+        self._refuel()
         return await self._settle(await self._invoke("handle", handler, message))
 
     def call_now(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One turn of a plain-``def`` handler, run right here (never suspends)."""
         message = enc((args, kwargs))
-        self._store.set_fuel(self.config.fuel)
-        out = self._invoke_sync("handle", handler, message)
-        tag = out.tag
-        if tag == "done":
-            return dec(out.payload)
-        if tag == "failed":
-            raise _decode_exception(out.payload)
+        self._refuel()
+        out: str = self._invoke_sync("handle", handler, message)
+        tag = out[:1]
+        if tag == "d":
+            return _decode_result(out)
+        if tag == "f":
+            raise _decode_exception(out[1:])
+        if tag != "s":
+            raise _malformed(out)
         raise SandboxError(
             f"handler {handler!r} of {self.cell._label()} is a plain def but returned an "
             "awaitable that waits on the host; declare it `async def`"
@@ -460,6 +616,21 @@ def _endpoint(atom_id: str) -> _ref.Endpoint:
     (the one unpickled Refs use), so that other runtimes can route it too."""
     resolver = _ref._resolver or _directory.resolve
     return resolver(atom_id, None)
+
+
+def _decode_result(outcome: str) -> Any:
+    """The value of a ``d`` outcome (the payload after the tag character)."""
+    try:
+        return pickle.loads(outcome.encode("latin-1")[1:])
+    except Exception as exc:
+        raise SandboxError(f"the guest returned a result the host cannot decode: {exc!r}") from None
+
+
+def _malformed(outcome: str) -> SandboxError:
+    return SandboxError(
+        f"the guest returned a malformed outcome {outcome[:40]!r} (expected a first "
+        "character d, f or s; see docs/standard.md)"
+    )
 
 
 def _decode_exception(payload: str) -> BaseException:

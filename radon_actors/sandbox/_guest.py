@@ -6,8 +6,9 @@ imports. Values cross as pickles carried in latin-1 strings (see
 docs/standard.md, "Python codec").
 
 ``async`` handlers are driven by hand: ``coro.send`` runs one until it awaits a
-host operation (an ``_HostOp``); the operation goes back to the host inside a
-``suspended`` outcome, and ``resume`` continues the coroutine with the reply.
+host operation (an ``_HostOp``); the call returns the ``"s"`` outcome, the host
+fetches the operation with ``pending``, and ``resume`` continues the coroutine
+with the reply. Outcomes are strings: a tag character, then the payload.
 
 Only the standard library, the guest-safe part of ``radon_actors`` and the
 bindings componentize-py generates (``wit_world``) are available here.
@@ -18,10 +19,10 @@ bindings componentize-py generates (``wit_world``) are available here.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import pickle
 import traceback
+import types
 from collections.abc import Coroutine, Generator
 from typing import Any
 
@@ -35,6 +36,9 @@ from .._errors import HandlerNotFound
 from ._errors import MessageNotPortable, SandboxError
 
 _PROTOCOL = 5
+_loads = pickle.loads
+_dumps = pickle.dumps
+_CoroutineType = types.CoroutineType
 
 
 def _enc(obj: Any) -> str:
@@ -216,37 +220,36 @@ class _Context:
 
 class _State:
     instance: Any = None
+    request: Any = None  # what the last "s" outcome waits for
     table: dict[Any, Any] = {}  # noqa: RUF012
     pending: dict[int, Coroutine[Any, Any, Any]] = {}  # noqa: RUF012
     tokens = itertools.count(1)
 
 
-def _failed(exc: BaseException) -> wt.Outcome_Failed:
+def _failed(exc: BaseException) -> str:
     text = "".join(traceback.format_exception(exc)).rstrip()
     try:
         exc.add_note(f"traceback inside the sandbox:\n{text}")
-        return wt.Outcome_Failed(_enc(exc))
+        return "f" + _enc(exc)
     except Exception:
-        return wt.Outcome_Failed(
-            _enc(
-                SandboxError(
-                    f"{type(exc).__name__}: {exc} (the exception could not be "
-                    f"encoded; traceback inside the sandbox:\n{text})"
-                )
+        return "f" + _enc(
+            SandboxError(
+                f"{type(exc).__name__}: {exc} (the exception could not be "
+                f"encoded; traceback inside the sandbox:\n{text})"
             )
         )
 
 
-def _done(value: Any) -> Any:
+def _done(value: Any) -> str:
     try:
-        return wt.Outcome_Done(_enc(value))
+        return "d" + _enc(value)
     except Exception as exc:
         return _failed(
             MessageNotPortable(f"the result {value!r} cannot leave the sandbox: {exc!r}")
         )
 
 
-def _drive(coro: Coroutine[Any, Any, Any], value: Any = None, error: Any = None) -> Any:
+def _drive(coro: Coroutine[Any, Any, Any], value: Any = None, error: Any = None) -> str:
     try:
         request = coro.throw(error) if error is not None else coro.send(value)
     except StopIteration as stop:
@@ -263,11 +266,12 @@ def _drive(coro: Coroutine[Any, Any, Any], value: Any = None, error: Any = None)
         )
     token = next(_State.tokens)
     _State.pending[token] = coro
-    return wt.Outcome_Suspended(wt.Request(token, request.op))
+    _State.request = wt.Request(token, request.op)
+    return "s"
 
 
 def _run(result: Any) -> Any:
-    if inspect.iscoroutine(result):
+    if isinstance(result, _CoroutineType):
         return _drive(result)
     return _done(result)
 
@@ -286,6 +290,7 @@ def _install(cls: Any, atom_id: str, name: str | None) -> Any:
     _State.instance = instance
     _State.table = _atom.handler_table(cls)
     _State.pending = {}
+    _State.request = None
     return instance
 
 
@@ -316,18 +321,33 @@ class Guest(exports.Guest):
         return _call(_State.instance.on_stop)
 
     def handle(self, handler: str, message: str) -> Any:
+        # The hot path of every turn, written flat: each Python-level call costs
+        # thousands of WebAssembly instructions in the guest's interpreter.
         spec = _State.table.get(handler)
         if spec is None:
             return _failed(HandlerNotFound(f"the sandboxed atom has no handler {handler!r}"))
         try:
-            args, kwargs = _dec(message)
+            args, kwargs = _loads(message.encode("latin-1"))
         except Exception as exc:
             return _failed(
                 MessageNotPortable(f"message for {handler!r} cannot enter the sandbox: {exc!r}")
             )
-        return _call(spec.fn, _State.instance, *args, **kwargs)
+        try:
+            result = spec.fn(_State.instance, *args, **kwargs)
+        except Exception as exc:
+            return _failed(exc)
+        if isinstance(result, _CoroutineType):
+            return _drive(result)
+        try:
+            return "d" + _dumps(result, _PROTOCOL).decode("latin-1")
+        except Exception:
+            return _done(result)  # reports why the result cannot leave
+
+    def pending(self) -> Any:
+        return _State.request
 
     def resume(self, token: int, reply: Any) -> Any:
+        _State.request = None
         coro = _State.pending.pop(token, None)
         if coro is None:
             return _failed(SandboxError(f"no suspended turn has token {token}"))
