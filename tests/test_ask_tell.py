@@ -201,7 +201,15 @@ async def test_unpickled_ref_of_stopped_atom_is_a_dead_end(system: System) -> No
     ghost = pickle.loads(data)
     with pytest.raises(AtomStopped):
         await ghost.ask("get")
-    ghost.tell("incr")  # logged as a dead letter, not raised
+    before = len(system.dead_letters)
+    ghost.tell("incr", 5)  # a dead letter of the atom's system, not an error
+    await ghost.send(Counter.incr, 6)
+    assert len(system.dead_letters) == before + 2
+    letters = system.dead_letters.recent()[-2:]
+    assert [(d.atom_id, d.handler, d.args) for d in letters] == [
+        (c.id, "incr", (5,)),
+        (c.id, "incr", (6,)),
+    ]
 
 
 async def test_tell_to_stopped_atom_goes_to_dead_letters(system: System) -> None:

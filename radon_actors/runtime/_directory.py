@@ -7,6 +7,7 @@ to a dead end: asks fail with AtomStopped, tells become dead letters.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +15,23 @@ import structlog
 
 from .. import _ref
 from .._errors import AtomStopped
+from ..mailbox import DeadLetter
 
 if TYPE_CHECKING:
     from ._cell import AtomCell
+    from ._system import System
 
 __all__ = ["DeadEndpoint", "register", "resolve", "unregister"]
 
 _log = structlog.get_logger("radon_actors.dead_letters")
 _cells: dict[str, AtomCell] = {}
+# Each system by its id prefix, so a message to one of its stopped atoms lands in
+# its dead letters even when it travelled through an unpickled Ref.
+_systems: weakref.WeakValueDictionary[str, System] = weakref.WeakValueDictionary()
+
+
+def register_system(prefix: str, system: System) -> None:
+    _systems[prefix] = system
 
 
 def register(cell: AtomCell) -> None:
@@ -52,7 +62,20 @@ class DeadEndpoint:
         raise AtomStopped(f"atom {self._name or self._id} is not running")
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        _log.warning("dead_letter", atom_id=self._id, atom_name=self._name, reason="unknown atom")
+        system = _systems.get(self._id.rpartition(".")[0])
+        handler = h if isinstance(h, str) else getattr(h, "__name__", repr(h))
+        if system is None:
+            _log.warning(
+                "dead_letter",
+                atom_id=self._id,
+                atom_name=self._name,
+                handler=handler,
+                reason="unknown atom",
+            )
+            return
+        system.dead_letters.record(
+            DeadLetter(self._id, self._name, handler, args, kwargs, "atom stopped")
+        )
 
     def send(
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]

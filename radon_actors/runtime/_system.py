@@ -44,6 +44,7 @@ class System:
     def __init__(self, nursery: trio.Nursery, *, mailbox_size: int) -> None:
         self._nursery = nursery
         self._prefix = secrets.token_hex(4)
+        _directory.register_system(self._prefix, self)
         self._ids = itertools.count(1)
         self._names: dict[str, AtomCell] = {}
         self._top: dict[str, AtomCell] = {}
