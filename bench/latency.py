@@ -475,13 +475,45 @@ def tagged_processes(token: str) -> list[int]:
     return found
 
 
-def kill_peer_processes(pgid: int, token: str) -> None:
-    """SIGKILL the peer's process group and every process tagged with ``token``."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    for pid in tagged_processes(token):
+def kill_peer_processes(pgid: int, token: str, patience: float = 10.0) -> None:
+    """SIGKILL the peer's process group and every process tagged with ``token``,
+    and return only once none is left.
+
+    One pass is not enough: a daemon outside the group (Thespian's admin) can fork
+    an actor process between the scan and the kill, and a killed process stays
+    visible until the kernel has torn it down. So passes repeat until a scan finds
+    nothing (polling the OS: there is no event to wait for), for at most
+    ``patience`` seconds.
+    """
+    deadline = time.monotonic() + patience
+    while True:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+            os.killpg(pgid, signal.SIGKILL)
+        left = tagged_processes(token)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if (not left and not _group_alive(pgid)) or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # Zombies still count for killpg; only live members matter here.
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def run_peer(peer: Peer, n: int, m: int, repeat: int, timeout: float) -> dict[str, Any]:
