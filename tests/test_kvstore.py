@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from cluster_helpers import kill_workers
 
 from examples.kvstore import (
     Error,
@@ -129,7 +130,7 @@ async def deployed(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
                 yield Served(system, store, port, FakeClock())
                 nursery.cancel_scope.cancel()
         finally:
-            _kill_workers(system)
+            kill_workers(system)
 
 
 async def test_string_commands_over_resp(deployed: Served) -> None:
@@ -343,12 +344,6 @@ async def test_a_lost_backup_is_replaced_and_caught_up() -> None:
 
 
 # deployments ------------------------------------------------------------------
-def _kill_workers(system: System) -> None:
-    node = system._placement
-    if node is not None:
-        for proc in node.processes.values():
-            if proc.returncode is None:
-                proc.kill()
 
 
 async def _same_answers(store: Store) -> None:
@@ -374,7 +369,7 @@ async def test_shards_on_worker_hosts_answer_the_same() -> None:
                 where = {ref.id for group in store.groups for ref in group}
                 assert len(where) == 6
         finally:
-            _kill_workers(system)
+            kill_workers(system)
 
 
 async def test_sandboxed_shards_answer_the_same() -> None:
@@ -460,7 +455,7 @@ async def test_bank_total_and_acknowledged_writes_survive_a_killed_host() -> Non
                     for replica in group:
                         assert isinstance(await replica.ask("snapshot"), dict)
         finally:
-            _kill_workers(system)
+            kill_workers(system)
 
 
 async def test_a_replica_that_comes_back_empty_is_fenced_off(system: System) -> None:

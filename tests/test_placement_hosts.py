@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from cluster_helpers import cluster, radon_host
 from placement_atoms import Counter, Gate, Relay
 
 from radon_actors import (
@@ -23,29 +21,8 @@ from radon_actors import (
     HandlerNotFound,
     HostDown,
     NoSuchHost,
-    System,
     open_system,
 )
-
-
-def _kill_all(system: System) -> None:
-    node = system._placement
-    if node is not None:
-        for proc in node.processes.values():
-            if proc.returncode is None:
-                proc.kill()
-
-
-@asynccontextmanager
-async def cluster(*names: str, **options: Any) -> AsyncIterator[System]:
-    """A system with worker hosts; the workers are killed whatever happens."""
-    async with open_system() as system:
-        try:
-            for name in names:
-                await system.start_host(name, **options)
-            yield system
-        finally:
-            _kill_all(system)
 
 
 async def test_spawn_ask_tell_on_a_worker_process() -> None:
@@ -153,22 +130,8 @@ async def test_radon_host_console_script_joined_by_address(tmp_path: Path) -> No
     secret.write_bytes(os.urandom(32).hex().encode())
     wrong = tmp_path / "wrong"
     wrong.write_bytes(b"not-the-secret-at-all-0123")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    cmd = [sys.executable, "-m", "radon_actors._cli", "host", "--listen", "127.0.0.1:0"]
-    proc = await trio.lowlevel.open_process(
-        [*cmd, "--secret-file", str(secret), "--name", "remote"],
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                chunk = await proc.stdout.receive_some()
-                assert chunk, "radon host exited early"
-                line += chunk
-        kind, _, address = line.decode().strip().partition(" ")
+    async with radon_host(secret, "remote") as (proc, line):
+        kind, _, address = line.partition(" ")
         assert kind == "READY"
         async with open_system() as system:
             with pytest.raises(AuthenticationFailed):
@@ -184,10 +147,6 @@ async def test_radon_host_console_script_joined_by_address(tmp_path: Path) -> No
         async with open_system() as system:
             await system.connect_host(address, secret_file=secret)
             assert await system._placement.hosts()[1].load() == 0
-    finally:
-        proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
 
 
 async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:

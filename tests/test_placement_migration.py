@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
 import pytest
 import trio
+from cluster_helpers import cluster
 from placement_atoms import Counter, Freezer, Relay, Sequencer, Unpicklable
 
 from radon_actors import (
@@ -18,26 +17,8 @@ from radon_actors import (
     MigrationError,
     NoSuchAtom,
     NoSuchHost,
-    System,
-    open_system,
 )
 from radon_actors.runtime import _directory
-
-
-@asynccontextmanager
-async def cluster(*names: str, **options: Any) -> AsyncIterator[System]:
-    """A system with worker hosts; the workers are killed whatever happens."""
-    async with open_system(shutdown_timeout=5) as system:
-        try:
-            for name in names:
-                await system.start_host(name, **options)
-            yield system
-        finally:
-            node = system._placement
-            if node is not None:
-                for proc in node.processes.values():
-                    if proc.returncode is None:
-                        proc.kill()
 
 
 async def _pid_of(ref: Any) -> int:

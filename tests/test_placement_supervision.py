@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from cluster_helpers import cluster, kill_workers, radon_host
 from placement_atoms import Counter
 
 from radon_actors import (
@@ -29,22 +26,6 @@ from radon_actors import (
     open_system,
 )
 from radon_actors.runtime import _directory
-
-
-@asynccontextmanager
-async def cluster(*names: str) -> AsyncIterator[System]:
-    """A system with worker hosts; the workers are killed whatever happens."""
-    async with open_system(shutdown_timeout=5) as system:
-        try:
-            for name in names:
-                await system.start_host(name)
-            yield system
-        finally:
-            node = system._placement
-            if node is not None:
-                for proc in node.processes.values():
-                    if proc.returncode is None:
-                        proc.kill()
 
 
 class Watcher(Atom):
@@ -289,22 +270,8 @@ async def test_every_atom_of_a_killed_host_is_restarted_with_its_own_state() -> 
 async def test_an_atom_on_a_sigkilled_radon_host_restarts_on_a_worker(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32).hex().encode())
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    cmd = [sys.executable, "-m", "radon_actors._cli", "host", "--listen", "127.0.0.1:0"]
-    proc = await trio.lowlevel.open_process(
-        [*cmd, "--secret-file", str(secret), "--name", "remote"],
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                chunk = await proc.stdout.receive_some()
-                assert chunk, "radon host exited early"
-                line += chunk
-        address = line.decode().split()[1]
+    async with radon_host(secret, "remote") as (proc, line):
+        address = line.split()[1]
         async with open_system(shutdown_timeout=5) as system:
             try:
                 await system.connect_host(address, secret_file=secret)
@@ -319,10 +286,4 @@ async def test_an_atom_on_a_sigkilled_radon_host_restarts_on_a_worker(tmp_path: 
                 assert await ref.ask(Counter.incr) == 4
                 assert await _pid(ref) not in (proc.pid, os.getpid())
             finally:
-                for worker in system._placement.processes.values():
-                    if worker.returncode is None:
-                        worker.kill()
-    finally:
-        proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
+                kill_workers(system)
