@@ -62,3 +62,71 @@ async def radon_host(secret: Path, name: str) -> AsyncIterator[tuple[trio.Proces
         proc.kill()
         with trio.CancelScope(shield=True):
             await proc.wait()
+
+
+class Kind:
+    """How a migration test runs its target atoms: natively or sandboxed.
+
+    The migration tests take a ``kind`` fixture (native in
+    ``test_placement_migration.py``; ``test_placement_sandbox.py`` runs the same
+    test functions with a sandboxed kind). ``Counter``, ``Sequencer`` and
+    ``Unpicklable`` are the target atoms' classes, ``Relay`` a native sender
+    class whose handlers name the target's handlers by string.
+    """
+
+    def __init__(self, name: str, module: Any, *, sandbox: bool) -> None:
+        self.name = name
+        self.sandbox = sandbox
+        self.Counter: Any = module.Counter
+        self.Sequencer: Any = module.Sequencer
+        self.Unpicklable: Any = module.Unpicklable
+        self.Relay: Any = module.Relay
+
+    def __repr__(self) -> str:
+        return self.name
+
+    async def spawn(self, system: System, cls: type[Any], *args: Any, **kwargs: Any) -> Any:
+        """Spawn a target atom of this kind."""
+        return await system.spawn(cls, *args, sandbox=self.sandbox, **kwargs)
+
+    async def where(self, system: System, ref: Any) -> str:
+        """The name of the host the atom runs on, per its origin's directory (the
+        entry every Ref goes through; the atoms of these tests are spawned here).
+
+        A native atom with a ``where`` handler also says in which process it
+        really runs (its pid), which must agree. A sandboxed one cannot (the
+        guest has no process).
+        """
+        from radon_actors.placement._endpoints import ForwardingCell
+        from radon_actors.runtime import _directory
+
+        node = system._placement
+        cell = _directory.lookup(ref.id)
+        assert cell is not None, f"{ref} has no directory entry here"
+        if type(cell) is not ForwardingCell:
+            assert cell.instance is not None and cell.state == 1, f"{ref} is not running here"
+            host = "local"
+        else:
+            assert node is not None
+            host = str(node.peers[cell.instance.target.peer_id].name)
+        if not self.sandbox and "where" in cell.table:
+            pid = int(await ref.ask("where"))
+            procs = {} if node is None else node.processes
+            actual = "local" if pid == os.getpid() else "?"
+            for node_id, proc in procs.items():
+                if proc.pid == pid:
+                    actual = str(node.peers[node_id].name)  # type: ignore[union-attr]
+            assert actual == host, f"{ref} runs on {actual}, its directory says {host}"
+        return host
+
+
+def native_kind() -> Kind:
+    import placement_atoms
+
+    return Kind("native", placement_atoms, sandbox=False)
+
+
+def sandboxed_kind() -> Kind:
+    import mobile_atoms
+
+    return Kind("sandboxed", mobile_atoms, sandbox=True)

@@ -39,6 +39,7 @@ from .._errors import AtomStopped, NoSuchAtom
 from .._ref import Ref
 from ..runtime import _directory
 from ..runtime._cell import AtomCell
+from . import _code
 from ._endpoints import CallbackReply, Forward, ForwardingCell, RemoteEndpoint
 from ._errors import MigrationError
 from ._node import Node, Peer, _Answer, add_request, dump_class, load_class
@@ -50,7 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["RestoredCell", "migrate"]
 
 _STOPPED = 3
-_snapshots: dict[str, dict[str, Any]] = {}
+# Atom id -> its snapshot: a native atom's ``__dict__``, or a sandboxed atom's
+# guest-encoded state (a string).
+_snapshots: dict[str, Any] = {}
 
 
 class RestoredCell(AtomCell):
@@ -62,6 +65,14 @@ class RestoredCell(AtomCell):
         state = _snapshots.pop(self.id, None)
         if state is None:  # a later restart: fresh state, as anywhere else
             await super()._start_instance()
+            return
+        if self.sandbox is not None:
+            # The guest's own snapshot (a string): restored by the guest.
+            from ..sandbox._engine import GuestAtom
+
+            guest = GuestAtom(self, self.sandbox.loaded, self.sandbox.config)
+            await guest.restore(state)
+            self.instance = guest
             return
         cls = self.cls
         instance = cls.__new__(cls)
@@ -160,6 +171,15 @@ class _Emigration:
 async def emigrate(node: Node, cell: AtomCell, to_id: str) -> None:
     """Move the live atom of ``cell`` (in this process) to node ``to_id``."""
     peer = node.live_peer(to_id, cell.id)
+    if cell.sandbox is not None:
+        # Ship the component first, so that the atom's pause excludes the transfer.
+        try:
+            await _code.ship(node, peer, cell.sandbox.loaded)
+        except Exception as exc:
+            raise MigrationError(
+                f"moving {cell._label()} to host {peer.label} failed; it keeps running here: "
+                f"its component could not be sent there: {exc!r}"
+            ) from exc
     move = _Emigration(node, peer)
     cell.on_stopped.append(move.on_stopped)
     try:
@@ -192,7 +212,11 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
     mailbox.user.clear()
     tokens: list[int] = []
     try:
-        state = {k: v for k, v in vars(cell.instance).items() if k != "_radon_ctx"}
+        state: Any
+        if cell.sandbox is not None:
+            state = await cell.instance.snapshot()  # the guest's snapshot export
+        else:
+            state = {k: v for k, v in vars(cell.instance).items() if k != "_radon_ctx"}
         msgs = []
         for is_stashed, queue in ((True, stashed), (False, user)):
             for spec, args, kwargs, reply in queue:
@@ -205,9 +229,20 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
         blob = pickle.dumps((state, msgs), PICKLE_PROTOCOL)
         ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
         cls_blob = dump_class(cell.cls, peer)
+        sandbox = await _code.sandbox_field(node, peer, cell)
         await node.request(
             peer,
-            ("activate", cell.id, cell.name, cls_blob, ctor, blob, mailbox.capacity, cell.restarts),
+            (
+                "activate",
+                cell.id,
+                cell.name,
+                cls_blob,
+                ctor,
+                blob,
+                mailbox.capacity,
+                cell.restarts,
+                sandbox,
+            ),
         )
     except BaseException:
         for token in tokens:
@@ -280,6 +315,7 @@ async def _req_activate(
     blob: bytes,
     capacity: int,
     restarts: int,
+    sandbox: _code.SandboxField | None = None,
 ) -> None:
     home = _origin(atom_id) == node.node_id
     existing = _directory.lookup(atom_id) if home else None
@@ -292,6 +328,10 @@ async def _req_activate(
     system = node.system
     cell = RestoredCell(system, cls, args, kwargs, atom_id, name, None, capacity)
     cell.restarts = restarts
+    if sandbox is not None:
+        runtime = await _code.runtime_from(cls, sandbox)
+        cell.sandbox = runtime
+        cell.table = runtime.table
     for hname, a, k, token, is_stashed in msgs:
         spec = cell.table[hname]
         reply = None if token is None else CallbackReply(_Answer(node, peer, token))

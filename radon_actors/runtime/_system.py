@@ -86,13 +86,9 @@ class System:
 
         ``host`` places the atom on a host started with :meth:`start_host` or
         joined with :meth:`connect_host` (a name, or a placement policy such as
-        ``RoundRobin()``); see docs/placement.md.
+        ``RoundRobin()``); see docs/placement.md. A sandboxed atom placed there
+        runs its component, which is sent to that host once (by content hash).
         """
-        if host is not None and sandbox:
-            raise ValueError(
-                "a sandboxed atom cannot be placed on another host yet; spawn it "
-                "here (no host=) or natively (sandbox=False)"
-            )
         root = self._root
         if root is None or self._closing:
             return await self._spawn(

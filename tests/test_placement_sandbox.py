@@ -1,0 +1,235 @@
+"""Sandboxed atoms on other hosts: component shipping, placement, supervision, migration.
+
+The migration guarantees are the native tests of ``test_placement_migration.py``
+run again here (imported below) with a sandboxed ``kind``: the target atoms are
+the guest-safe classes of ``mobile_atoms`` spawned with ``sandbox=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import mobile_atoms
+import placement_atoms
+import pytest
+import trio
+import trio.testing
+from cluster_helpers import Kind, cluster, sandboxed_kind
+from mobile_atoms import Counter, Relay
+
+# The migration guarantees, with sandboxed target atoms (see ``kind`` below).
+from test_placement_migration import (
+    test_asks_during_the_hand_over_are_not_run_on_the_source,
+    test_asks_in_flight_during_migration_get_their_replies,
+    test_atom_spawned_on_a_worker_moves_around,
+    test_coming_home_to_a_small_mailbox_loses_nothing,
+    test_failed_migration_from_a_worker_leaves_it_there,
+    test_failed_migration_leaves_the_atom_where_it_was,
+    test_local_atom_moves_to_workers_and_back_with_state_and_refs,
+    test_migration_under_load_keeps_every_sequence_complete_and_in_order,
+    test_senders_waiting_for_room_follow_the_atom,
+    test_stopping_a_migrated_atom_stops_it_where_it_lives,
+)
+
+from radon_actors import (
+    ChildSpec,
+    LeastLoaded,
+    ProtocolError,
+    RoundRobin,
+    SandboxConfig,
+    SandboxCrashed,
+    Supervisor,
+)
+from radon_actors.placement import _code
+from radon_actors.placement._node import Node
+from radon_actors.runtime import _directory
+
+__all__ = [
+    "test_asks_during_the_hand_over_are_not_run_on_the_source",
+    "test_asks_in_flight_during_migration_get_their_replies",
+    "test_atom_spawned_on_a_worker_moves_around",
+    "test_coming_home_to_a_small_mailbox_loses_nothing",
+    "test_failed_migration_from_a_worker_leaves_it_there",
+    "test_failed_migration_leaves_the_atom_where_it_was",
+    "test_local_atom_moves_to_workers_and_back_with_state_and_refs",
+    "test_migration_under_load_keeps_every_sequence_complete_and_in_order",
+    "test_senders_waiting_for_room_follow_the_atom",
+    "test_stopping_a_migrated_atom_stops_it_where_it_lives",
+]
+
+
+@pytest.fixture(scope="session")
+def mobile_component() -> Any:
+    """The component of ``tests/mobile_atoms.py``, built once (cached on disk after)."""
+    from radon_actors.sandbox import _engine
+
+    return _engine.load("mobile_atoms")
+
+
+@pytest.fixture
+def kind(mobile_component: Any) -> Kind:
+    """Overrides the native ``kind`` of the imported migration tests."""
+    return sandboxed_kind()
+
+
+pytestmark = pytest.mark.usefixtures("mobile_component")
+
+
+async def test_a_sandboxed_atom_on_a_worker_runs_there_with_its_config_and_refs_both_ways(
+    kind: Kind,
+) -> None:
+    async with cluster("w1", "w2") as system:
+        # a small fuel budget travels with the atom: the worker enforces it
+        config = SandboxConfig(fuel=50_000_000)
+        ref = await system.spawn(Counter, 5, sandbox=config, host="w1")
+        assert await kind.where(system, ref) == "w1"
+        assert await ref.ask(Counter.incr, 2) == 7
+        assert await ref.ask(Counter.me) == ref
+        assert await ref.ask(Counter.spin, 10) == sum(i * i for i in range(10))
+        with pytest.raises(SandboxCrashed, match="fuel"):
+            await ref.ask(Counter.spin, 10**7)
+        # the crash restarted it on its host (fresh state from the spawn arguments)
+        assert await ref.ask(Counter.get) == 5
+        assert await kind.where(system, ref) == "w1"
+
+        # a native atom on w2 asks the sandboxed one on w1 (host to host)
+        native_relay = await system.spawn(placement_atoms.Relay, host="w2")
+        assert await native_relay.ask(placement_atoms.Relay.relay, ref, 10) == 15
+        # a sandboxed atom on w2 asks a native atom on w1, and one here
+        sandboxed_relay = await system.spawn(Relay, sandbox=True, host="w2")
+        native = await system.spawn(placement_atoms.Counter, 100, host="w1")
+        assert await sandboxed_relay.ask(Relay.relay, native, 1) == 101
+        here = await system.spawn(placement_atoms.Counter, 7)
+        assert await sandboxed_relay.ask(Relay.relay, here, 1) == 8
+        # ... and a sandboxed one on w1
+        assert await sandboxed_relay.ask(Relay.relay, ref, 1) == 16
+
+
+async def test_placement_policies_and_child_specs_place_sandboxed_atoms() -> None:
+    async with cluster("w1", "w2") as system:
+        kind = sandboxed_kind()
+        policy = RoundRobin()
+        spread = [await system.spawn(Counter, i, sandbox=True, host=policy) for i in range(3)]
+        places = [await kind.where(system, ref) for ref in spread]
+        assert sorted(places) == ["local", "w1", "w2"]
+        for i, ref in enumerate(spread):
+            assert await ref.ask(Counter.incr) == i + 1
+        light = await system.spawn(Counter, sandbox=True, host=LeastLoaded(among=["w1", "w2"]))
+        assert await kind.where(system, light) in ("w1", "w2")
+
+        sup = await system.spawn(
+            Supervisor,
+            [ChildSpec(Counter, args=(40,), name="kid", sandbox=True, host="w2")],
+        )
+        kid = system.lookup("kid")
+        assert await kind.where(system, kid) == "w2"
+        assert await kid.ask(Counter.incr, 2) == 42
+        assert len(await sup.ask(Supervisor.which_children)) == 1
+
+
+async def test_sandboxed_atoms_of_a_killed_host_restart_on_a_live_one() -> None:
+    kind = sandboxed_kind()
+    async with cluster("w1", "w2") as system:
+        config = SandboxConfig(fuel=50_000_000)
+        placed = await system.spawn(Counter, 10, sandbox=config, host="w1")
+        migrated = await system.spawn(Counter, 20, sandbox=True)
+        await system.migrate(migrated, to="w1")
+        for ref in (placed, migrated):
+            await ref.ask(Counter.incr, 5)
+        restarted = {ref.id: trio.Event() for ref in (placed, migrated)}
+        for ref in (placed, migrated):
+            event = restarted[ref.id]
+            _directory.lookup(ref.id).on_crashed = [lambda c, exc, e=event: e.set()]
+        node = system._placement
+        assert node is not None
+        w1 = node.peer_by_name("w1")
+        os.kill(node.processes[w1.node_id].pid, signal.SIGKILL)
+        with trio.fail_after(30):
+            for event in restarted.values():
+                await event.wait()
+        # fresh instances from their spawn arguments, on the live host, same Refs
+        assert await placed.ask(Counter.get) == 10
+        assert await migrated.ask(Counter.get) == 20
+        assert await kind.where(system, placed) == "w2"
+        assert await kind.where(system, migrated) == "w2"
+        # the config travelled to the restart too
+        with pytest.raises(SandboxCrashed, match="fuel"):
+            await placed.ask(Counter.spin, 10**8)
+
+
+async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mobile_component: Any
+) -> None:
+    sent: list[tuple[str, str]] = []
+    request = Node.request
+
+    async def spy(self: Node, peer: Any, frame: tuple[Any, ...]) -> Any:
+        if str(frame[0]).startswith("code_"):
+            sent.append((peer.name, str(frame[0])))
+        return await request(self, peer, frame)
+
+    monkeypatch.setattr(Node, "request", spy)
+    async with cluster() as system:
+        h, wasm = await _code.digest(mobile_component)
+        # a worker with an empty cache of its own
+        with monkeypatch.context() as env:
+            env.setenv("RADON_SANDBOX_CACHE", str(tmp_path))
+            await system.start_host("w1")
+        # a component whose bytes do not match its hash is refused, and not kept
+        node = system._placement
+        assert node is not None
+        peer = node.peer_by_name("w1")
+        bogus = "0" * 64
+        await node.request(peer, ("code_part", bogus, 0, b"not a component"))
+        with pytest.raises(ProtocolError, match="does not match its hash"):
+            await node.request(
+                peer, ("code_done", bogus, len(b"not a component"), "mobile_atoms", [])
+            )
+        assert not await node.request(peer, ("code_has", bogus))
+        assert not (tmp_path / f"sha256-{bogus}").exists()
+        sent.clear()
+
+        # concurrent spawns of the same component on one host ship it once
+        refs: list[Any] = []
+
+        async def spawn(i: int) -> None:
+            refs.append(await system.spawn(Counter, i, sandbox=True, host="w1"))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(spawn, i)
+        assert sorted([await ref.ask(Counter.get) for ref in refs]) == [0, 1, 2]
+        parts = -(-wasm.stat().st_size // _code.CHUNK)
+        assert sent == [("w1", "code_has")] + [("w1", "code_part")] * parts + [("w1", "code_done")]
+        # the worker stored the portable component under its hash and compiled it
+        stored = tmp_path / f"sha256-{h}"
+        assert hashlib.sha256((stored / "component.wasm").read_bytes()).hexdigest() == h
+        assert (stored / "component.cwasm").is_file()
+        # later spawns and moves to that host send nothing
+        sent.clear()
+        ref = await system.spawn(Counter, 7, sandbox=True, host="w1")
+        await system.migrate(ref, to="local")
+        await system.migrate(ref, to="w1")
+        assert await ref.ask(Counter.incr) == 8
+        assert sent == []
+
+
+async def test_a_native_and_a_sandboxed_atom_of_one_class_move_side_by_side() -> None:
+    async with cluster("w1") as system:
+        native = await system.spawn(mobile_atoms.Counter, 1)
+        sandboxed = await system.spawn(mobile_atoms.Counter, 2, sandbox=True)
+        for ref in (native, sandboxed):
+            await system.migrate(ref, to="w1")
+        assert await native.ask(Counter.incr) == 2
+        assert await sandboxed.ask(Counter.incr) == 3
+        # only the sandboxed one has a fuel budget
+        assert await native.ask(Counter.spin, 1000) == await sandboxed.ask(Counter.spin, 1000)
+        for ref in (native, sandboxed):
+            await system.migrate(ref, to="local")
+        cells = [_directory.lookup(ref.id) for ref in (native, sandboxed)]
+        assert [c.sandbox is not None for c in cells] == [False, True]
+        assert [await ref.ask(Counter.get) for ref in (native, sandboxed)] == [2, 3]
