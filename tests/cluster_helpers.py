@@ -24,6 +24,13 @@ def kill_workers(system: System) -> None:
                 proc.kill()
 
 
+def kill_host(system: System, name: str) -> None:
+    """SIGKILL the worker host process called ``name``."""
+    node = system._placement
+    assert node is not None
+    node.processes[node.peer_by_name(name).node_id].kill()
+
+
 @asynccontextmanager
 async def cluster(*names: str, **options: Any) -> AsyncIterator[System]:
     """A system with worker hosts; the workers are killed whatever happens."""

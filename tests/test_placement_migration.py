@@ -7,14 +7,12 @@ in ``test_placement_sandbox.py`` with sandboxed ones (same functions, another
 
 from __future__ import annotations
 
-import os
-import signal
 from functools import partial
 from typing import Any
 
 import pytest
 import trio
-from cluster_helpers import Kind, cluster, native_kind
+from cluster_helpers import Kind, cluster, kill_host, native_kind
 from placement_atoms import Counter, Freezer, Gate
 
 from radon_actors import (
@@ -222,25 +220,28 @@ async def test_target_that_stops_answering_mid_migration_leaves_the_atom_here() 
         assert await ref.ask(Freezer.incr) == 7
 
 
-async def test_migration_waits_for_the_turn_and_a_cancelled_one_does_not_move() -> None:
+async def test_migration_waits_for_the_turn_and_a_cancelled_one_does_not_move(
+    kind: Kind,
+) -> None:
+    C = kind.Counter
     async with cluster("w1") as system:
-        ref = await system.spawn(Counter, 0)
-        gate = trio.Event()
+        ref = await kind.spawn(system, C, 0)
+        event = trio.Event()
+        gate = await system.spawn(Gate, event)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(ref.ask, Counter.wait_for, gate)  # a long turn
+            nursery.start_soon(ref.ask, C.wait_on, gate)  # a long turn
             await trio.testing.wait_all_tasks_blocked()
             with trio.move_on_after(0.2) as scope:
                 await system.migrate(ref, to="w1")  # waits for the turn to end
             assert scope.cancelled_caught
-            gate.set()
-        with trio.fail_after(5):
-            print("pid", await _pid_of(ref))
+            event.set()
         # the turn ended after the caller gave up: the atom did not move
-        assert await _pid_of(ref) == os.getpid()
-        assert await ref.ask(Counter.incr) == 1
+        with trio.fail_after(5):
+            assert await ref.ask(C.incr) == 1
+        assert await kind.where(system, ref) == "local"
         await system.migrate(ref, to="w1")
-        assert await _pid_of(ref) != os.getpid()
-        assert await ref.ask(Counter.incr) == 2
+        assert await kind.where(system, ref) == "w1"
+        assert await ref.ask(C.incr) == 2
 
 
 async def test_asks_during_the_hand_over_are_not_run_on_the_source(kind: Kind) -> None:
@@ -287,17 +288,18 @@ async def test_senders_waiting_for_room_follow_the_atom(kind: Kind) -> None:
         assert len(system.dead_letters) == 0
 
 
-async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and_restarts_it() -> (
-    None
-):
+async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and_restarts_it(
+    kind: Kind,
+) -> None:
+    Counter = kind.Counter
     async with cluster("w1", "w2") as system:
         stops: list[tuple[str, BaseException | None]] = []
 
         def record(cell: Any, reason: BaseException | None) -> None:
             stops.append((cell.id, reason))
 
-        quitter = await system.spawn(Counter, 0, name="quitter")
-        doomed = await system.spawn(Counter, 0)
+        quitter = await kind.spawn(system, Counter, 0, name="quitter")
+        doomed = await kind.spawn(system, Counter, 0)
         for ref in (quitter, doomed):
             await system.migrate(ref, to="w1")
             await system.migrate(ref, to="w2")
@@ -313,18 +315,18 @@ async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and
         with pytest.raises(NoSuchAtom):
             system.lookup("quitter")
 
-        w1_pid = await _pid_of(await system.spawn(Counter, host="w1"))
         await doomed.ask(Counter.incr, 3)
         restarted = trio.Event()
         cell = _directory.lookup(doomed.id)
         cell.on_crashed = [lambda c, exc: restarted.set()]
-        os.kill(await _pid_of(doomed), signal.SIGKILL)
+        assert await kind.where(system, doomed) == "w2"
+        kill_host(system, "w2")
         with trio.fail_after(10):
             await restarted.wait()
         # its supervisor (the root) restarted it on the live host, fresh, same Ref
         assert len(stops) == 1
         assert await doomed.ask(Counter.get) == 0
-        assert await _pid_of(doomed) == w1_pid
+        assert await kind.where(system, doomed) == "w1"
 
 
 async def test_coming_home_to_a_small_mailbox_loses_nothing(

@@ -8,8 +8,6 @@ the guest-safe classes of ``mobile_atoms`` spawned with ``sandbox=True``.
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import placement_atoms
 import pytest
 import trio
 import trio.testing
-from cluster_helpers import Kind, cluster, sandboxed_kind
+from cluster_helpers import Kind, cluster, kill_host, sandboxed_kind
 from mobile_atoms import Counter, Relay
 
 # The migration guarantees, with sandboxed target atoms (see ``kind`` below).
@@ -31,8 +29,10 @@ from test_placement_migration import (
     test_failed_migration_leaves_the_atom_where_it_was,
     test_local_atom_moves_to_workers_and_back_with_state_and_refs,
     test_migration_under_load_keeps_every_sequence_complete_and_in_order,
+    test_migration_waits_for_the_turn_and_a_cancelled_one_does_not_move,
     test_senders_waiting_for_room_follow_the_atom,
     test_stopping_a_migrated_atom_stops_it_where_it_lives,
+    test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and_restarts_it,
 )
 
 from radon_actors import (
@@ -57,8 +57,10 @@ __all__ = [
     "test_failed_migration_leaves_the_atom_where_it_was",
     "test_local_atom_moves_to_workers_and_back_with_state_and_refs",
     "test_migration_under_load_keeps_every_sequence_complete_and_in_order",
+    "test_migration_waits_for_the_turn_and_a_cancelled_one_does_not_move",
     "test_senders_waiting_for_room_follow_the_atom",
     "test_stopping_a_migrated_atom_stops_it_where_it_lives",
+    "test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and_restarts_it",
 ]
 
 
@@ -146,8 +148,7 @@ async def test_sandboxed_atoms_of_a_killed_host_restart_on_a_live_one() -> None:
             _directory.lookup(ref.id).on_crashed = [lambda c, exc, e=event: e.set()]
         node = system._placement
         assert node is not None
-        w1 = node.peer_by_name("w1")
-        os.kill(node.processes[w1.node_id].pid, signal.SIGKILL)
+        kill_host(system, "w1")
         with trio.fail_after(30):
             for event in restarted.values():
                 await event.wait()

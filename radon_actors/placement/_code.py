@@ -146,7 +146,7 @@ async def _send(node: Node, peer: Peer, h: str, path: Path, loaded: LoadedCompon
     if await node.request(peer, ("code_has", h)):
         return
     data = await trio.to_thread.run_sync(path.read_bytes)
-    if _sha256(data) != h:
+    if await trio.to_thread.run_sync(_sha256, data) != h:
         raise ProtocolError(
             f"the cached component {path} changed after it was loaded; restart the process"
         )
