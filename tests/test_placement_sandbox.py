@@ -192,6 +192,9 @@ async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itse
             )
         assert not await node.request(peer, ("code_has", bogus))
         assert not (tmp_path / f"sha256-{bogus}").exists()
+        # parts must arrive in order, from offset 0
+        with pytest.raises(ProtocolError, match="unexpected part"):
+            await node.request(peer, ("code_part", bogus, 5, b"late"))
         sent.clear()
 
         # concurrent spawns of the same component on one host ship it once
@@ -206,7 +209,9 @@ async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itse
         assert sorted([await ref.ask(Counter.get) for ref in refs]) == [0, 1, 2]
         parts = -(-wasm.stat().st_size // _code.CHUNK)
         assert sent == [("w1", "code_has")] + [("w1", "code_part")] * parts + [("w1", "code_done")]
-        # the worker stored the portable component under its hash and compiled it
+        # the worker stored the portable component under its hash and compiled it;
+        # it built nothing itself (no other cache entry)
+        assert [p.name for p in await trio.Path(tmp_path).iterdir()] == [f"sha256-{h}"]
         stored = tmp_path / f"sha256-{h}"
         assert hashlib.sha256((stored / "component.wasm").read_bytes()).hexdigest() == h
         assert (stored / "component.cwasm").is_file()
@@ -234,3 +239,51 @@ async def test_a_native_and_a_sandboxed_atom_of_one_class_move_side_by_side() ->
         cells = [_directory.lookup(ref.id) for ref in (native, sandboxed)]
         assert [c.sandbox is not None for c in cells] == [False, True]
         assert [await ref.ask(Counter.get) for ref in (native, sandboxed)] == [2, 3]
+
+
+async def test_a_restored_or_threaded_sandboxed_atom_keeps_its_behaviour_when_it_moves() -> None:
+    from radon_actors.sandbox._spawn import snapshot, spawn_restored
+
+    kind = sandboxed_kind()
+    async with cluster("w1", "w2") as system:
+        original = await system.spawn(Counter, 3, sandbox=True)
+        await original.ask(Counter.incr, 4)
+        restored = await spawn_restored(system, Counter, await snapshot(original))
+        await system.migrate(restored, to="w1")
+        assert await restored.ask(Counter.incr) == 8
+        # a crash on w1 restarts it there from its snapshot (it has no spawn arguments)
+        with pytest.raises(ValueError, match="boom at 8"):
+            await restored.ask(Counter.boom)
+        assert await restored.ask(Counter.get) == 7
+        assert await kind.where(system, restored) == "w1"
+
+        threaded = await system.spawn(Counter, 1, sandbox=SandboxConfig(threaded=True))
+        for hop in ("w1", "w2", "local"):
+            await system.migrate(threaded, to=hop)
+            assert await kind.where(system, threaded) == hop
+            assert await threaded.ask(Counter.aincr, len(hop)) == 1 + len(hop)
+            threaded_back = await threaded.ask(Counter.incr, -len(hop))
+            assert threaded_back == 1
+        cell = _directory.lookup(threaded.id)
+        assert cell.sandbox.config.threaded
+
+
+async def test_partial_components_of_a_host_that_went_down_are_dropped() -> None:
+    # the receiving side's bookkeeping, driven directly
+    class FakeNode:
+        def __init__(self) -> None:
+            self.names = {"w9": "n9"}
+            self.host_down_callbacks: list[Any] = []
+
+    class FakePeer:
+        node_id = "n9"
+        label = "'w9'"
+        name = "w9"
+
+    node: Any = FakeNode()
+    h = "f" * 64
+    await _code._req_code_part(node, FakePeer(), h, 0, b"x" * 10)
+    assert _code._staging[("n9", h)] == b"x" * 10
+    for callback in node.host_down_callbacks:
+        callback("w9", "connection lost")
+    assert ("n9", h) not in _code._staging

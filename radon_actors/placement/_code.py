@@ -27,6 +27,7 @@ compiles what it was sent.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -69,6 +70,8 @@ _shipped: weakref.WeakKeyDictionary[Peer, dict[str, _Shipment]] = weakref.WeakKe
 # Receiving side: (sender's node id, hash) -> the bytes received so far.
 _staging: dict[tuple[str, str], bytearray] = {}
 _watching: weakref.WeakSet[Node] = weakref.WeakSet()
+# Dropped before interpreter teardown, while wasmtime can still free them.
+atexit.register(_by_hash.clear)
 
 
 def _sha256_file(path: Path) -> str:
