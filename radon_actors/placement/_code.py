@@ -82,7 +82,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _sha256(data: bytes) -> str:
+def _sha256(data: bytes | bytearray) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -230,7 +230,7 @@ def _load_sync(h: str, directory: Path) -> LoadedComponent:
     )
 
 
-def _store(h: str, data: bytes, module: str, modules: list[str]) -> Path:
+def _store(h: str, data: bytes | bytearray, module: str, modules: list[str]) -> Path:
     """Write a verified component into the disk cache, atomically; a worker thread."""
     directory = _directory(h)
     directory.mkdir(parents=True, exist_ok=True)
@@ -285,8 +285,7 @@ async def _req_code_done(
     if buf is None or len(buf) != size:
         got = "nothing" if buf is None else f"{len(buf)} bytes"
         raise ProtocolError(f"component {h}: expected {size} bytes, got {got}; send it again")
-    data = bytes(buf)
-    del buf
+    data = buf  # no longer shared: hashed and written as it is, off the trio thread
     actual = await trio.to_thread.run_sync(_sha256, data)
     if actual != h:
         _log.warning("placement.code_refused", host=peer.name, expected=h, actual=actual)
