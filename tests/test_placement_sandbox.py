@@ -140,10 +140,14 @@ async def test_sandboxed_atoms_of_a_killed_host_restart_on_a_live_one() -> None:
         placed = await system.spawn(Counter, 10, sandbox=config, host="w1")
         migrated = await system.spawn(Counter, 20, sandbox=True)
         await system.migrate(migrated, to="w1")
-        for ref in (placed, migrated):
+        await system.spawn(
+            Supervisor, [ChildSpec(Counter, args=(30,), name="kid", sandbox=True, host="w1")]
+        )
+        kid = system.lookup("kid")
+        for ref in (placed, migrated, kid):
             await ref.ask(Counter.incr, 5)
-        restarted = {ref.id: trio.Event() for ref in (placed, migrated)}
-        for ref in (placed, migrated):
+        restarted = {ref.id: trio.Event() for ref in (placed, migrated, kid)}
+        for ref in (placed, migrated, kid):
             event = restarted[ref.id]
             _directory.lookup(ref.id).on_crashed = [lambda c, exc, e=event: e.set()]
         node = system._placement
@@ -155,8 +159,9 @@ async def test_sandboxed_atoms_of_a_killed_host_restart_on_a_live_one() -> None:
         # fresh instances from their spawn arguments, on the live host, same Refs
         assert await placed.ask(Counter.get) == 10
         assert await migrated.ask(Counter.get) == 20
-        assert await kind.where(system, placed) == "w2"
-        assert await kind.where(system, migrated) == "w2"
+        assert await kid.ask(Counter.get) == 30
+        for ref in (placed, migrated, kid):
+            assert await kind.where(system, ref) == "w2"
         # the config travelled to the restart too
         with pytest.raises(SandboxCrashed, match="fuel"):
             await placed.ask(Counter.spin, 10**8)
