@@ -197,6 +197,9 @@ async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itse
             )
         assert not await node.request(peer, ("code_has", bogus))
         assert not (tmp_path / f"sha256-{bogus}").exists()
+        # a hash names a directory there: anything but a SHA-256 is refused
+        with pytest.raises(ProtocolError, match="not a component hash"):
+            await node.request(peer, ("code_has", "../../etc"))
         # parts must arrive in order, from offset 0
         with pytest.raises(ProtocolError, match="unexpected part"):
             await node.request(peer, ("code_part", bogus, 5, b"late"))

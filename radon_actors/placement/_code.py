@@ -86,9 +86,16 @@ def _sha256(data: bytes | bytearray) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def _directory(h: str) -> Path:
+    """Where hash ``h`` is cached; refuses anything but a SHA-256 in hex (a hash
+    names a directory, so it must not be a path)."""
     from ..sandbox._build import cache_root
 
+    if not (isinstance(h, str) and len(h) == 64 and _HEX.issuperset(h)):
+        raise ProtocolError(f"{h!r} is not a component hash (64 lowercase hex digits)")
     return cache_root() / f"sha256-{h}"
 
 
@@ -190,10 +197,10 @@ async def runtime_from(cls: type[Any], field: SandboxField) -> SandboxRuntime:
 # ----------------------------------------------------------------------
 async def find(h: str) -> LoadedComponent | None:
     """The component with hash ``h``: loaded, or loaded now from the disk cache."""
+    directory = _directory(h)
     loaded = _by_hash.get(h)
     if loaded is not None:
         return loaded
-    directory = _directory(h)
     if not (directory / "component.wasm").is_file() or not (directory / "meta.json").is_file():
         return None
     async with _loading.setdefault(h, trio.Lock()):
@@ -263,6 +270,7 @@ async def _req_code_has(node: Node, peer: Peer, h: str) -> bool:
 
 
 async def _req_code_part(node: Node, peer: Peer, h: str, offset: int, chunk: bytes) -> None:
+    _directory(h)  # a valid hash
     _forget_staging(node)
     key = (peer.node_id, h)
     if offset == 0:
@@ -281,6 +289,7 @@ async def _req_code_part(node: Node, peer: Peer, h: str, offset: int, chunk: byt
 async def _req_code_done(
     node: Node, peer: Peer, h: str, size: int, module: str, modules: list[str]
 ) -> None:
+    _directory(h)  # a valid hash
     buf = _staging.pop((peer.node_id, h), None)
     if buf is None or len(buf) != size:
         got = "nothing" if buf is None else f"{len(buf)} bytes"
