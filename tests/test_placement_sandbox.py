@@ -8,6 +8,7 @@ the guest-safe classes of ``mobile_atoms`` spawned with ``sandbox=True``.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import placement_atoms
 import pytest
 import trio
 import trio.testing
-from cluster_helpers import Kind, cluster, kill_host, sandboxed_kind
+from cluster_helpers import Kind, cluster, kill_host, radon_host, sandboxed_kind
 from mobile_atoms import Counter, Relay
 
 # The migration guarantees, with sandboxed target atoms (see ``kind`` below).
@@ -43,6 +44,7 @@ from radon_actors import (
     SandboxConfig,
     SandboxCrashed,
     Supervisor,
+    open_system,
 )
 from radon_actors.placement import _code
 from radon_actors.placement._node import Node
@@ -295,3 +297,38 @@ async def test_partial_components_of_a_host_that_went_down_are_dropped() -> None
     for callback in node.host_down_callbacks:
         callback("w9", "connection lost")
     assert ("n9", h) not in _code._staging
+
+
+@pytest.mark.parametrize("sandbox", [True, False])
+async def test_a_radon_host_joined_by_address_runs_and_moves_sandboxed_atoms(
+    tmp_path: Path, sandbox: bool
+) -> None:
+    # (natively too: the restart after a round trip home is not sandbox-specific)
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    kind = sandboxed_kind()
+    async with (
+        radon_host(secret, "remote") as (proc, line),
+        open_system(shutdown_timeout=5) as system,
+    ):
+        await system.connect_host(line.split()[1], secret_file=secret)
+        ref = await system.spawn(Counter, 1, sandbox=sandbox, host="remote", name="c")
+        supervised = _directory.lookup(ref.id)  # the cell its supervisor restarts
+        assert await ref.ask(Counter.incr) == 2
+        assert await kind.where(system, ref) == "remote"
+        # home (where it runs in another cell) and away again
+        await system.migrate(ref, to="local")
+        assert await kind.where(system, ref) == "local"
+        await system.migrate(ref, to="remote")
+        assert await ref.ask(Counter.incr) == 3
+        restarted = trio.Event()
+        supervised.on_crashed = [lambda c, exc: restarted.set()]
+        proc.kill()
+        with trio.fail_after(10):
+            await restarted.wait()
+        # no other host: its supervisor restarted it here, fresh, and that cell is
+        # the atom's entry again (for Refs resolved by id, and its name)
+        assert _directory.lookup(ref.id) is supervised
+        assert await kind.where(system, ref) == "local"
+        assert await ref.ask(Counter.incr) == 2
+        assert await system.lookup("c").ask(Counter.incr) == 3

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import SpawnError
 from ..mailbox import Mailbox
+from ..runtime import _directory
 from ..runtime._cell import AtomCell
 from ._code import sandbox_field
 from ._endpoints import Forward, ForwardingCell, RemoteEndpoint, held, post
@@ -99,6 +100,15 @@ async def start_remote(cell: AtomCell, host: str) -> None:
     cell.log.debug("atom.placed", host=host)
 
 
+def _reinstate(cell: AtomCell) -> None:
+    """The restarted cell is the atom's directory entry (and its name's) again: a
+    migration that brought the atom home ran it in another cell object, which
+    moved away and died with its host (its stop handed the loss to this one)."""
+    _directory.register(cell)
+    if cell.name is not None:
+        cell.system._names[cell.name] = cell
+
+
 def forget(atom_id: str) -> None:
     """Drop what was kept about a placed atom that stopped for good."""
     _tried.pop(atom_id, None)
@@ -130,6 +140,7 @@ async def restart_elsewhere(cell: ForwardingCell) -> None:
         node.forwarders[cell.id] = cell
         cell.instance = fwd
         del held[cell.id]
+        _reinstate(cell)
         fwd.resume()
         cell.log.info("atom.restarted_elsewhere", host=host, restarts=cell.restarts)
         return
@@ -147,6 +158,7 @@ async def restart_elsewhere(cell: ForwardingCell) -> None:
         raise
     del held[plain.id]
     _tried.pop(plain.id, None)
+    _reinstate(plain)
     paused = fwd.paused or ()
     fwd.paused = None
     fwd.target = plain
