@@ -56,8 +56,20 @@ class Counter(Atom):
         return total
 
 
+class SandboxedCounter(Counter):
+    """Sandboxed by default (the class attribute), also when an atom spawns it."""
+
+    sandbox = True
+
+
 class Relay(Atom):
     """Asks another atom (anywhere), whose Ref arrives inside a message."""
+
+    @handler
+    async def make_child(self, start: int) -> int:
+        child = await self.spawn(SandboxedCounter, start)
+        result: int = await child.ask("incr", 1)
+        return result
 
     @handler
     async def relay(self, target: Ref[Any], by: int) -> int:

@@ -231,7 +231,12 @@ async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itse
         await system.migrate(ref, to="local")
         await system.migrate(ref, to="w1")
         assert await ref.ask(Counter.incr) == 8
+        # an atom there spawns a sandboxed child of that module: the host uses the
+        # component it received, it does not build one
+        relay = await system.spawn(Relay, sandbox=True, host="w1")
+        assert await relay.ask(Relay.make_child, 5) == 6
         assert sent == []
+        assert [p.name for p in await trio.Path(tmp_path).iterdir()] == [f"sha256-{h}"]
 
 
 async def test_a_native_and_a_sandboxed_atom_of_one_class_move_side_by_side() -> None:

@@ -216,6 +216,9 @@ async def _load(h: str, directory: Path) -> LoadedComponent:
     _engine.engine()  # made here, on the trio thread, not by two threads at once
     loaded = await trio.to_thread.run_sync(_load_sync, h, directory)
     _by_hash[h] = loaded
+    # Atoms of that module spawned on this host (children that atoms here spawn)
+    # use it too, instead of building the module here.
+    _engine._loaded.setdefault(loaded.module, loaded)
     _digests.setdefault(loaded.key, (h, directory / "component.wasm"))
     return loaded
 
