@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ..sandbox._engine import LoadedComponent
     from ..sandbox._spawn import SandboxRuntime
 
-__all__ = ["CHUNK", "SandboxField", "ship", "runtime_from", "sandbox_field"]
+__all__ = ["CHUNK", "SandboxField", "runtime_from", "sandbox_fields", "ship"]
 
 _log = structlog.get_logger("radon_actors.placement")
 
@@ -166,18 +166,19 @@ async def _send(node: Node, peer: Peer, h: str, path: Path, loaded: LoadedCompon
     await node.request(peer, ("code_done", h, len(data), loaded.module, sorted(loaded.modules)))
 
 
-async def sandbox_field(node: Node, peer: Peer, cell: AtomCell) -> SandboxField | None:
-    """What an ``activate`` of ``cell``'s atom on ``peer`` carries about its sandbox
-    (None for a native atom), once ``peer`` has the component."""
+async def sandbox_fields(node: Node, peer: Peer, cell: AtomCell) -> tuple[()] | tuple[SandboxField]:
+    """The fields an ``activate`` of ``cell``'s atom on ``peer`` appends for its
+    sandbox, once ``peer`` has the component: none for a native atom (its frame
+    is unchanged), else one :data:`SandboxField`."""
     runtime: SandboxRuntime | None = cell.sandbox
     if runtime is None:
-        return None
+        return ()
     h = await ship(node, peer, runtime.loaded)
-    return (h, runtime.config, runtime.restore_state)
+    return ((h, runtime.config, runtime.restore_state),)
 
 
 async def runtime_from(cls: type[Any], field: SandboxField) -> SandboxRuntime:
-    """The receiving side of :func:`sandbox_field`: a runtime for ``cls``'s atom."""
+    """The receiving side of :func:`sandbox_fields`: a runtime for ``cls``'s atom."""
     from ..sandbox._spawn import SandboxRuntime
 
     h, config, restore = field

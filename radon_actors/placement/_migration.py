@@ -229,7 +229,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
         blob = pickle.dumps((state, msgs), PICKLE_PROTOCOL)
         ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
         cls_blob = dump_class(cell.cls, peer)
-        sandbox = await _code.sandbox_field(node, peer, cell)
+        sandbox = await _code.sandbox_fields(node, peer, cell)
         await node.request(
             peer,
             (
@@ -241,7 +241,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
                 blob,
                 mailbox.capacity,
                 cell.restarts,
-                sandbox,
+                *sandbox,
             ),
         )
     except BaseException:

@@ -28,7 +28,7 @@ from .._errors import SpawnError
 from ..mailbox import Mailbox
 from ..runtime import _directory
 from ..runtime._cell import AtomCell
-from ._code import sandbox_field
+from ._code import sandbox_fields
 from ._endpoints import Forward, ForwardingCell, RemoteEndpoint, held, post
 from ._node import Node, Peer, dump_class, get_node
 from ._wire import PICKLE_PROTOCOL
@@ -59,7 +59,7 @@ async def _activate(node: Node, cell: AtomCell, host: str) -> Peer:
     peer = node.peer_by_name(host)
     node.live_peer(peer.node_id, cell.id)
     ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
-    sandbox = await sandbox_field(node, peer, cell)  # ships a sandboxed atom's component
+    sandbox = await sandbox_fields(node, peer, cell)  # ships a sandboxed atom's component
     frame = (
         "activate",
         cell.id,
@@ -69,7 +69,7 @@ async def _activate(node: Node, cell: AtomCell, host: str) -> Peer:
         _FRESH,
         cell.mailbox.capacity,
         cell.restarts,
-        sandbox,
+        *sandbox,
     )
     await node.request(peer, frame)
     return peer
