@@ -39,17 +39,20 @@ class Endpoint(Protocol):
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None: ...
 
 
-# Set by whichever runtime is active in this process: maps an atom id to an
+# Set by whichever runtime is active in this process: maps an atom id, its name
+# and optionally a location hint (the node id of the host running the atom) to an
 # endpoint when a Ref is unpickled. See radon_actors.runtime._directory.
-_resolver: Callable[[str, str | None], Endpoint] | None = None
+_resolver: Callable[..., Endpoint] | None = None
 
 
-def _restore(atom_id: str, name: str | None) -> Ref[Any]:
+def _restore(atom_id: str, name: str | None, via: str | None = None) -> Ref[Any]:
     if _resolver is None:
         raise RuntimeError(
             "a radon_actors Ref was unpickled with no atom system running in this process"
         )
-    return Ref(atom_id, name, _resolver(atom_id, name))
+    if via is None:
+        return Ref(atom_id, name, _resolver(atom_id, name))
+    return Ref(atom_id, name, _resolver(atom_id, name, via))
 
 
 class Ref(Generic[A_co]):
@@ -176,7 +179,12 @@ class Ref(Generic[A_co]):
         return hash(self._id)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore, (self._id, self._name))
+        # ``via``: the host that runs the atom, when the pickling side knows it and
+        # it is not the atom's origin, so the receiver can send there directly.
+        via = getattr(self._ep, "via", None)
+        if via is None:
+            return (_restore, (self._id, self._name))
+        return (_restore, (self._id, self._name, via))
 
     def __repr__(self) -> str:
         label = f" {self._name!r}" if self._name else ""

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 from cluster_helpers import cluster, radon_host
-from placement_atoms import Counter, Gate, Relay
+from placement_atoms import Counter, Gate, Relay, Watcher
 
 from radon_actors import (
     AskTimeout,
@@ -21,6 +21,7 @@ from radon_actors import (
     HandlerNotFound,
     HostDown,
     NoSuchHost,
+    System,
     open_system,
 )
 
@@ -70,10 +71,64 @@ async def test_refs_travel_inside_messages_between_hosts() -> None:
         relay = await system.spawn(Relay, host="w1")
         # w1 asks back into this process
         assert await relay.ask(Relay.relay, local, 1) == 101
-        # w1 asks w2 directly (host to host)
+        # w1 asks w2 directly (host to host), though this process spawned both
+        seen = _record_frames(system)
         assert await relay.ask(Relay.relay, on_w2, 2) == 202
+        assert [f for f in seen if on_w2.id in f] == []  # nothing went through here
         assert await local.ask(Counter.get) == 101
         assert await on_w2.ask(Counter.get) == 202
+
+
+def _record_frames(system: System) -> list[tuple[Any, ...]]:
+    """Every frame this process's node receives from now on (a test probe)."""
+    node = system._placement
+    assert node is not None
+    seen: list[tuple[Any, ...]] = []
+    dispatch = node._dispatch
+
+    def recording(peer: Any, frame: tuple[Any, ...]) -> Any:
+        seen.append(frame)
+        return dispatch(peer, frame)
+
+    node._dispatch = recording  # type: ignore[method-assign]
+    return seen
+
+
+async def test_a_ref_from_the_atoms_own_host_goes_there_directly() -> None:
+    async with cluster("w1", "w2") as system:
+        on_w2 = await system.spawn(Counter, 0, host="w2")
+        maker = await system.spawn(Watcher, host="w2")
+        made = await maker.ask(Watcher.make)  # spawned on w2: w2 is its origin
+        relay = await system.spawn(Relay, host="w1")
+        seen = _record_frames(system)
+        # The Refs reach w1 through this process; w1 then talks to w2 alone.
+        assert await relay.ask(Relay.relay, made, 5) == 5
+        assert await relay.ask(Relay.relay, on_w2, 1) == 1
+        assert [f for f in seen if f[0] in ("ask", "tell")] == []
+
+
+async def test_a_hinted_ref_follows_the_atom_after_its_host_dies() -> None:
+    async with cluster("w1", "w2", "w3") as system:
+        target = await system.spawn(Counter, 10, host="w2")
+        relay = await system.spawn(Relay, host="w1")
+        assert await relay.ask(Relay.relay, target, 1) == 11  # w1 now holds a Ref via w2
+        lost = trio.Event()
+        system._placement.host_down_callbacks.append(lambda host, reason: lost.set())
+        node = system._placement
+        node.processes[node.peer_by_name("w2").node_id].kill()
+        with trio.fail_after(20):
+            await lost.wait()
+        # Restarted by its supervisor (fresh state) on a live host; the Ref that
+        # w1 holds, pointed at the dead w2, finds it through the origin.
+        with trio.fail_after(20):
+            try:
+                got = await relay.ask(Relay.relay, target, 1)
+            except HostDown:
+                # w1 had not noticed w2's death yet when it sent: the outcome of
+                # that message is unknown (it failed fast). Now w1 knows.
+                got = await relay.ask(Relay.relay, target, 1)
+        assert got == 11
+        assert await target.ask(Counter.where) != str(os.getpid())
 
 
 async def test_unknown_host_is_a_clear_error() -> None:

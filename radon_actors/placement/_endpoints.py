@@ -105,7 +105,12 @@ def load_outcome(blob: bytes) -> outcome.Outcome[Any]:
 
 
 class RemoteEndpoint:
-    """Delivers messages for one atom to the host ``peer_id`` (it routes them on)."""
+    """Delivers messages for one atom to the host ``peer_id`` (it routes them on).
+
+    ``peer_id`` is the atom's origin (its directory), or the host that runs it
+    when a Ref said so (``via``): then messages go there directly, and should
+    that host go down, to the origin, which knows where the atom went.
+    """
 
     __slots__ = ("_node", "atom_id", "name", "peer_id")
 
@@ -118,8 +123,22 @@ class RemoteEndpoint:
     def __repr__(self) -> str:
         return f"<RemoteEndpoint {self.atom_id} via {self.peer_id}>"
 
+    @property
+    def via(self) -> str | None:
+        """The location hint for a Ref pickled here: the host, unless it is the origin."""
+        peer_id = self.peer_id
+        return None if peer_id == self.atom_id.rpartition(".")[0] else peer_id
+
     def _peer(self) -> Peer:
-        return self._node.live_peer(self.peer_id, self.atom_id)
+        node = self._node
+        peer = node.peers.get(self.peer_id)
+        if peer is None or peer.down is not None:
+            origin = self.atom_id.rpartition(".")[0]
+            if self.peer_id != origin and origin in node.peers:
+                # The host a Ref pointed at is gone; the origin restarts or
+                # knows the atom, so go there from now on.
+                self.peer_id = origin
+        return node.live_peer(self.peer_id, self.atom_id)
 
     async def ask(
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
@@ -169,7 +188,7 @@ class RemoteEndpoint:
         await trio.lowlevel.checkpoint_if_cancelled()
         peer = self._node.peers.get(self.peer_id)
         if peer is None or peer.down is not None:
-            self.post(h, args, kwargs, None)  # a dead letter, as for a tell
+            self.post(h, args, kwargs, None)  # the origin, or a dead letter, as a tell
             return
         if len(peer.out) > HIGH_WATER:
             await peer.wait_drained()
@@ -238,6 +257,14 @@ class ForwardingCell(AtomCell):
     """
 
     __slots__ = ()
+
+    @property
+    def via(self) -> str | None:
+        """Where the atom runs now, for a Ref pickled here (None while it moves)."""
+        fwd = self.instance
+        if fwd is None or fwd.paused is not None:
+            return None
+        return getattr(fwd.target, "via", None)
 
     def _fwd(self) -> Forward:
         fwd: Forward | None = self.instance
@@ -397,9 +424,10 @@ class ForwardingCell(AtomCell):
             if type(target) is RemoteEndpoint:
                 node = target._node
                 await node.request(node.live_peer(target.peer_id), ("stop_atom", self.id))
-            else:
+            elif isinstance(target, AtomCell):
                 target.request_stop()
                 await target.stopped.wait()
+            # else a dead end: the atom is already gone
         except Exception as exc:  # the host is gone: so is the atom
             self.log.warning("atom.remote_stop_failed", error=repr(exc))
         finally:

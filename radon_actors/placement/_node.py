@@ -66,13 +66,20 @@ LOCAL_NAME = "local"
 _routes: dict[str, Node] = {}
 
 
-def _resolve(atom_id: str, name: str | None) -> _ref.Endpoint:
+def _resolve(atom_id: str, name: str | None, via: str | None = None) -> _ref.Endpoint:
+    """The endpoint of an unpickled Ref: the atom's cell if it is here, else its
+    host when the Ref names one (``via``) that is up, else its origin, which
+    always knows where the atom is."""
     cell = _directory.lookup(atom_id)
     if cell is not None:
         return cell
     prefix = atom_id.rpartition(".")[0]
     node = _routes.get(prefix)
     if node is not None and node.node_id != prefix:
+        if via is not None and via != node.node_id:
+            peer = node.peers.get(via)
+            if peer is not None and peer.down is None:
+                return RemoteEndpoint(node, via, atom_id, name)
         return RemoteEndpoint(node, prefix, atom_id, name)
     # One of this process's own atoms that is not in the directory has stopped.
     return _directory.resolve(atom_id, name)
@@ -514,7 +521,7 @@ class Node:
                     else:
                         mailbox.put_nowait((spec, args, kwargs, None))
                         return None
-            return self._deliver_args(atom_id, h, args, kwargs, None)
+            return self._deliver_args(atom_id, h, args, kwargs, None, peer)
         elif kind == "atom_stopped":
             # An atom of ours stopped on the host it had migrated to.
             _, atom_id, reason = frame
@@ -534,7 +541,7 @@ class Node:
             _, req, atom_id, h, blob = frame
             reply = CallbackReply(_Answer(self, peer, req))
             self.inbound[(peer.node_id, req)] = reply
-            return self._deliver_in(atom_id, h, blob, reply)
+            return self._deliver_in(atom_id, h, blob, reply, peer)
         elif kind == "cancel":
             # The asker gave up: withdraw the ask if its turn has not begun.
             withdrawn = self.inbound.pop((peer.node_id, frame[1]), None)
@@ -563,7 +570,9 @@ class Node:
             self.nursery.start_soon(self._serve_request, peer, req, handler, frame[2:])
         return None
 
-    def _deliver_in(self, atom_id: str, h: str, blob: bytes, reply: Any) -> Awaitable[None] | None:
+    def _deliver_in(
+        self, atom_id: str, h: str, blob: bytes, reply: Any, src: Peer
+    ) -> Awaitable[None] | None:
         try:
             args, kwargs = pickle.loads(blob)
         except Exception as exc:
@@ -576,14 +585,26 @@ class Node:
             else:
                 _log.warning("dead_letter", atom_id=atom_id, handler=h, reason=str(error))
             return None
-        return self._deliver_args(atom_id, h, args, kwargs, reply)
+        return self._deliver_args(atom_id, h, args, kwargs, reply, src)
 
     def _deliver_args(
-        self, atom_id: str, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+        self,
+        atom_id: str,
+        h: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        reply: Any,
+        src: Peer,
     ) -> Awaitable[None] | None:
         ep: Any = _directory.lookup(atom_id)
         if ep is None:
-            ep = _directory.resolve(atom_id, None)
+            origin = atom_id.rpartition(".")[0]
+            if origin != src.node_id and origin in self.peers:
+                # Sent here on a Ref's location hint, but the atom is no longer
+                # here (it stopped and was restarted elsewhere): its origin knows.
+                ep = RemoteEndpoint(self, origin, atom_id, None)
+            else:
+                ep = _directory.resolve(atom_id, None)
         if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
             mailbox = ep.mailbox
             if reply is not None and _run_inline(ep, h, args, kwargs, reply):

@@ -219,6 +219,17 @@ class AtomCell:
             )
         return log
 
+    @property
+    def via(self) -> str | None:
+        """The location hint a Ref pickled here carries (see ``Ref.__reduce__``).
+
+        This process's node id when it runs an atom that another process spawned
+        (placed or migrated here), so a third host can send to it directly; None
+        when this process is the atom's origin, where Refs route anyway.
+        """
+        prefix = self.system._prefix
+        return None if self.id.rpartition(".")[0] == prefix else prefix
+
     # ------------------------------------------------------------------
     # Endpoint: what Refs call.
     # ------------------------------------------------------------------

@@ -86,7 +86,8 @@ class DeadEndpoint:
         return _send()
 
 
-def resolve(atom_id: str, name: str | None) -> _ref.Endpoint:
+def resolve(atom_id: str, name: str | None, via: str | None = None) -> _ref.Endpoint:
+    """The endpoint of ``atom_id`` in this process (``via`` matters to placement only)."""
     cell = _cells.get(atom_id)
     if cell is not None:
         return cell

@@ -101,7 +101,7 @@ class _Endpoint:
         self.tell(h, args, kwargs)
 
 
-def _resolve(atom_id: str, name: str | None) -> _Endpoint:
+def _resolve(atom_id: str, name: str | None, via: str | None = None) -> _Endpoint:
     return _Endpoint(atom_id, name)
 
 
