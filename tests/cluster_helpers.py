@@ -137,3 +137,18 @@ def sandboxed_kind() -> Kind:
     import mobile_atoms
 
     return Kind("sandboxed", mobile_atoms, sandbox=True)
+
+
+def record_frames(system: System) -> list[tuple[Any, ...]]:
+    """Every frame this process's node receives from now on (a test probe)."""
+    node = system._placement
+    assert node is not None
+    seen: list[tuple[Any, ...]] = []
+    dispatch = node._dispatch
+
+    def recording(peer: Any, frame: tuple[Any, ...]) -> Any:
+        seen.append(frame)
+        return dispatch(peer, frame)
+
+    node._dispatch = recording  # type: ignore[method-assign]
+    return seen

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import trio
-from cluster_helpers import cluster, radon_host
+from cluster_helpers import cluster, radon_host, record_frames
 from placement_atoms import Counter, Gate, Relay, Watcher
 
 from radon_actors import (
@@ -21,7 +21,6 @@ from radon_actors import (
     HandlerNotFound,
     HostDown,
     NoSuchHost,
-    System,
     open_system,
 )
 
@@ -72,26 +71,11 @@ async def test_refs_travel_inside_messages_between_hosts() -> None:
         # w1 asks back into this process
         assert await relay.ask(Relay.relay, local, 1) == 101
         # w1 asks w2 directly (host to host), though this process spawned both
-        seen = _record_frames(system)
+        seen = record_frames(system)
         assert await relay.ask(Relay.relay, on_w2, 2) == 202
         assert [f for f in seen if on_w2.id in f] == []  # nothing went through here
         assert await local.ask(Counter.get) == 101
         assert await on_w2.ask(Counter.get) == 202
-
-
-def _record_frames(system: System) -> list[tuple[Any, ...]]:
-    """Every frame this process's node receives from now on (a test probe)."""
-    node = system._placement
-    assert node is not None
-    seen: list[tuple[Any, ...]] = []
-    dispatch = node._dispatch
-
-    def recording(peer: Any, frame: tuple[Any, ...]) -> Any:
-        seen.append(frame)
-        return dispatch(peer, frame)
-
-    node._dispatch = recording  # type: ignore[method-assign]
-    return seen
 
 
 async def test_a_ref_from_the_atoms_own_host_goes_there_directly() -> None:
@@ -100,7 +84,7 @@ async def test_a_ref_from_the_atoms_own_host_goes_there_directly() -> None:
         maker = await system.spawn(Watcher, host="w2")
         made = await maker.ask(Watcher.make)  # spawned on w2: w2 is its origin
         relay = await system.spawn(Relay, host="w1")
-        seen = _record_frames(system)
+        seen = record_frames(system)
         # The Refs reach w1 through this process; w1 then talks to w2 alone.
         assert await relay.ask(Relay.relay, made, 5) == 5
         assert await relay.ask(Relay.relay, on_w2, 1) == 1

@@ -17,7 +17,7 @@ import placement_atoms
 import pytest
 import trio
 import trio.testing
-from cluster_helpers import Kind, cluster, kill_host, radon_host, sandboxed_kind
+from cluster_helpers import Kind, cluster, kill_host, radon_host, record_frames, sandboxed_kind
 from mobile_atoms import Counter, Relay
 
 # The migration guarantees, with sandboxed target atoms (see ``kind`` below).
@@ -111,6 +111,12 @@ async def test_a_sandboxed_atom_on_a_worker_runs_there_with_its_config_and_refs_
         assert await sandboxed_relay.ask(Relay.relay, here, 1) == 8
         # ... and a sandboxed one on w1
         assert await sandboxed_relay.ask(Relay.relay, ref, 1) == 16
+        # The guest names atoms by id only; its host remembers where the Refs it
+        # was handed said they run, so w2 talks to w1 without this process.
+        seen = record_frames(system)
+        assert await sandboxed_relay.ask(Relay.relay, native, 1) == 102
+        assert await sandboxed_relay.ask(Relay.relay, ref, 1) == 17
+        assert [f for f in seen if native.id in f or ref.id in f] == []
 
 
 async def test_placement_policies_and_child_specs_place_sandboxed_atoms() -> None:

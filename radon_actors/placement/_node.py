@@ -64,18 +64,29 @@ LOCAL_NAME = "local"
 
 # prefix (node id) -> (node, peer id): how this process routes Refs it unpickles.
 _routes: dict[str, Node] = {}
+# atom id -> the host a Ref last said it runs on: a Ref that arrives without a
+# hint (from a sandboxed guest, which names atoms by id only) goes there too. A
+# stale entry costs a hop, never a message (see ``_resolve``); bounded.
+_hints: dict[str, str] = {}
+_MAX_HINTS = 1 << 16
 
 
 def _resolve(atom_id: str, name: str | None, via: str | None = None) -> _ref.Endpoint:
     """The endpoint of an unpickled Ref: the atom's cell if it is here, else its
-    host when the Ref names one (``via``) that is up, else its origin, which
-    always knows where the atom is."""
+    host when the Ref names one (``via``, or the last one seen here) that is up,
+    else its origin, which always knows where the atom is."""
     cell = _directory.lookup(atom_id)
     if cell is not None:
         return cell
     prefix = atom_id.rpartition(".")[0]
     node = _routes.get(prefix)
     if node is not None and node.node_id != prefix:
+        if via is None:
+            via = _hints.get(atom_id)
+        elif _hints.get(atom_id) != via:
+            if len(_hints) >= _MAX_HINTS:
+                _hints.clear()
+            _hints[atom_id] = via
         if via is not None and via != node.node_id:
             peer = node.peers.get(via)
             if peer is not None and peer.down is None:
@@ -750,6 +761,7 @@ class Node:
                 await proc.wait()
         if _routes.get(self.node_id) is self:
             del _routes[self.node_id]
+            _hints.clear()
         for node_id in list(_routes):
             if _routes[node_id] is self:
                 del _routes[node_id]
