@@ -100,6 +100,11 @@ class Relay(Atom):
         return await child.ask(SandboxedCounter.incr, 1)
 
     @handler
+    async def make_child_as(self, cls: type[Counter], start: int, sandbox: Any) -> Ref[Counter]:
+        # sandbox=None follows the class attribute, True/False override it.
+        return await self.spawn(cls, start, sandbox=sandbox)
+
+    @handler
     async def ask_self(self) -> int:
         return await self.ref.ask(Relay.history)  # type: ignore[arg-type]
 

@@ -51,11 +51,13 @@ _log = structlog.get_logger("radon_actors.sandbox")
 T = TypeVar("T")
 
 _PACKAGE = "radon:atom"
-_VERSION = "0.2.0"
+_VERSION = "0.3.0"
 HOST_INTERFACE = f"{_PACKAGE}/host@{_VERSION}"
 GUEST_INTERFACE = f"{_PACKAGE}/guest@{_VERSION}"
 _EXPORTS = ("create", "start", "handle", "pending", "resume", "finish", "snapshot", "restore")
 _PROTOCOL = 5
+# The standard's `isolation` enum (spawn-request) as System.spawn's sandbox=.
+_ISOLATION: dict[str, bool | None] = {"class-default": None, "native": False, "sandboxed": True}
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 
 
@@ -529,7 +531,10 @@ class GuestAtom:
         if op.tag == "spawn":
             cls = dec(getattr(req, "class"))
             args, kwargs = _decode_message(req.message)
-            return await self.cell.spawn(cls, args, kwargs, req.name)
+            sandbox = _ISOLATION.get(req.isolation)
+            if sandbox is None and req.isolation != "class-default":  # pragma: no cover
+                raise SandboxError(f"unknown isolation {req.isolation!r} in a spawn request")
+            return await self.cell.spawn(cls, args, kwargs, req.name, sandbox)
         raise SandboxError(f"unknown guest operation {op.tag!r}")  # pragma: no cover
 
     # what the cell calls -------------------------------------------------

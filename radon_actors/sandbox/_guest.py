@@ -176,13 +176,29 @@ class _Context:
         return self._ref
 
     async def spawn(
-        self, cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str | None
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        sandbox: Any = None,
     ) -> Any:
+        if sandbox is None:
+            isolation = wt.Isolation.CLASS_DEFAULT
+        elif sandbox is True:
+            isolation = wt.Isolation.SANDBOXED
+        elif sandbox is False:
+            isolation = wt.Isolation.NATIVE
+        else:
+            raise TypeError(
+                f"inside the sandbox, spawn(sandbox=...) takes None, True or False, not "
+                f"{sandbox!r}: a sandboxed child gets the host's default limits"
+            )
         try:
             encoded_cls = _enc(cls)
         except Exception as exc:
             raise MessageNotPortable(f"cannot spawn {cls!r} from the sandbox: {exc!r}") from None
-        request = wt.SpawnRequest(encoded_cls, _encode_message(args, kwargs), name)
+        request = wt.SpawnRequest(encoded_cls, _encode_message(args, kwargs), name, isolation)
         return await _HostOp(wt.Operation_Spawn(request))
 
     def stop(self) -> None:
