@@ -11,11 +11,13 @@ The cell's ``instance`` is a :class:`~._engine.GuestAtom`.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import pickletools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import outcome
 import trio
 
 from .._atom import Atom, HandlerSpec, handler_table
@@ -254,14 +256,61 @@ def _guest_of(ref: Ref[Any]) -> tuple[AtomCell, _engine.GuestAtom]:
 async def snapshot(ref: Ref[Any]) -> str:
     """The encoded state of the sandboxed atom behind ``ref``, taken between turns.
 
-    Raises :class:`SandboxError` if the atom is in the middle of a turn (try again
-    once it is idle), :class:`AtomStopped` if it is not running in this process.
+    An idle atom is snapshotted at once. Mid-turn (an ``async`` handler suspended
+    on an ``ask``, a failure being handled, ``on_start`` running), the snapshot
+    waits for the turn boundary and is taken there by the atom's own task, before
+    its next message: the state it returns is the state after that turn, as when
+    migration stops an atom.
+
+    Raises :class:`AtomStopped` if the atom is not running in this process, or
+    stops before the turn ends (a stop requested earlier is handled first);
+    :class:`SandboxError` if it is not sandboxed. Cancelling the wait withdraws
+    the request: the atom is not held up, and a snapshot its task has already
+    started is finished there and discarded.
     """
     cell, guest = _guest_of(ref)
-    if cell.busy:
+    if not cell.busy:
+        return await guest.snapshot()
+    return await _snapshot_at_turn_boundary(cell)
+
+
+async def _snapshot_at_turn_boundary(cell: AtomCell) -> str:
+    done = trio.Event()
+    taken: list[outcome.Outcome[str]] = []
+    withdrawn = False
+
+    async def take() -> None:
+        # Runs in the atom's task as a control message, at the turn boundary.
+        if withdrawn:
+            return
+        guest = cell.instance
+        if not isinstance(guest, _engine.GuestAtom):  # pragma: no cover - restarted natively
+            taken.append(outcome.Error(SandboxError(f"{cell._label()} is not sandboxed")))
+        else:
+            try:
+                taken.append(outcome.Value(await guest.snapshot()))
+            except Exception as exc:  # the caller's error, not the atom's
+                taken.append(outcome.Error(exc))
+        done.set()
+
+    def stopped(_cell: AtomCell, _reason: BaseException | None) -> None:
+        done.set()
+
+    if not cell.mailbox.put_control(("call", take)):
         await trio.lowlevel.checkpoint()
-        raise SandboxError(f"{cell._label()} is in the middle of a turn; snapshot it when idle")
-    return await guest.snapshot()
+        raise AtomStopped(f"{cell._label()} stopped; nothing to snapshot")
+    cell.on_stopped.append(stopped)
+    try:
+        await done.wait()
+    except BaseException:
+        withdrawn = True  # cancelled: the atom's task skips the request
+        raise
+    finally:
+        with contextlib.suppress(ValueError):
+            cell.on_stopped.remove(stopped)
+    if not taken:
+        raise AtomStopped(f"{cell._label()} stopped before its turn ended; nothing to snapshot")
+    return taken[0].unwrap()
 
 
 async def spawn_restored(
