@@ -134,12 +134,12 @@ async def latency(n: int) -> dict[str, Any]:
         spec = cell.table["ping"]
         check = spec.check
         assert check is not None
-        message = _engine.enc(((1,), {}))
-        reply = _engine.enc(1)
+        message = _engine.enc_message((1,), {})
+        reply = _engine.enc_value(1)
 
         def serialisation() -> None:
-            check(1)  # the sender-side check pickles the message once
-            _engine.enc(((1,), {}))
+            check(1)  # the sender-side check (no trial pickle for scalars)
+            _engine.enc_message((1,), {})
             _engine.dec(reply)
 
         def crossing() -> None:
@@ -160,7 +160,7 @@ async def latency(n: int) -> dict[str, Any]:
         guest._invoke_sync("handle", "ping", message)
         handle_fuel = 10**12 - store.get_fuel()
         store.set_fuel(10**12)
-        guest._invoke_sync("handle", "guest_work_ns", _engine.enc(((reps,), {})))
+        guest._invoke_sync("handle", "guest_work_ns", _engine.enc_message((reps,), {}))
         runtime_fuel = (10**12 - store.get_fuel()) / reps
         result["guest_fuel_per_turn"] = {
             "handle_call": handle_fuel,
@@ -275,7 +275,7 @@ async def gil_check(work: int) -> dict[str, float]:
         cell = _directory.lookup(ref.id)
         assert cell is not None
         guest: _engine.GuestAtom = cell.instance
-        message = _engine.enc(((work,), {}))
+        message = _engine.enc_message((work,), {})
 
         done: list[bool] = []
 

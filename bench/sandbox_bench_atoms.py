@@ -23,7 +23,7 @@ class Echo(Atom):
 
         from radon_actors.sandbox import _guest
 
-        message = _guest._enc(((1,), {}))
+        message = _guest._encode_message((1,), {})
         handle = _guest.Guest().handle  # the export's body, minus the bindings
         t0 = time.perf_counter_ns()
         for _ in range(n):

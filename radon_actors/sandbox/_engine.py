@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import marshal
 import os
 import pickle
 import threading
@@ -45,7 +46,17 @@ if TYPE_CHECKING:
     from ..runtime._cell import AtomCell
     from ..runtime._timers import TimerHandle
 
-__all__ = ["GuestAtom", "LoadedComponent", "engine", "load", "loaded"]
+__all__ = [
+    "GuestAtom",
+    "LoadedComponent",
+    "dec",
+    "enc",
+    "enc_message",
+    "enc_value",
+    "engine",
+    "load",
+    "loaded",
+]
 
 _log = structlog.get_logger("radon_actors.sandbox")
 T = TypeVar("T")
@@ -61,14 +72,59 @@ _ISOLATION: dict[str, bool | None] = {"class-default": None, "native": False, "s
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 
 
+_MARSHAL = 4  # pinned: the guest's CPython (3.14) is newer than the host's
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+_CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
+_is_scalar = _SCALARS.__contains__
+_mdumps = marshal.dumps
+_mloads = marshal.loads
+_ploads = pickle.loads
+
+
 def enc(obj: Any) -> str:
-    """Encode a value for the guest (pickle, carried as latin-1 text)."""
+    """Encode anything for the guest as a pickle (carried as latin-1 text):
+    classes, exceptions, snapshots; values go through :func:`enc_value`."""
     return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
 
 
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is plain data that marshal encodes exactly: scalars, and
+    small tuples, lists, dicts, sets and frozensets of plain data (exact types:
+    marshal writes other buffer objects as bytes)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind not in _CONTAINERS or depth > 4 or len(value) > 32:
+        return False
+    if kind is dict:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return all(_plain(item, depth + 1) for item in value)
+
+
+def enc_value(obj: Any) -> str:
+    """Encode a value (a result or a reply): marshal for plain data, else pickle."""
+    if _plain(obj):
+        return _mdumps(obj, _MARSHAL).decode("latin-1")
+    return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
+
+
+def enc_message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Encode a message ``(args, kwargs)``: marshal when it is plain data."""
+    if not kwargs and all(map(_is_scalar, map(type, args))):
+        return _mdumps((args, kwargs), _MARSHAL).decode("latin-1")
+    message = (args, kwargs)
+    if _plain(args) and _plain(kwargs):
+        return _mdumps(message, _MARSHAL).decode("latin-1")
+    return pickle.dumps(message, _PROTOCOL).decode("latin-1")
+
+
 def dec(text: str) -> Any:
-    """Decode a value from the guest."""
-    return pickle.loads(text.encode("latin-1"))
+    """Decode a payload from the guest: a pickle starts with its PROTO opcode
+    (0x80); marshal streams never do (docs/standard.md, *Codec*)."""
+    data = text.encode("latin-1")
+    if data[:1] == b"\x80":
+        return _ploads(data)
+    return _mloads(data)
 
 
 def enc_exc(exc: BaseException) -> str:
@@ -236,6 +292,11 @@ _raw_set_fuel = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint
 _STRING = 12
 _VARIANT = 16
 _string_at = ctypes.string_at
+# A UTF-8 string result straight into a ``str``: one foreign call (holding the
+# GIL, as a Python API call must) instead of ``string_at`` plus ``bytes.decode``.
+_utf8_at = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_char_p)(
+    ("PyUnicode_DecodeUTF8", ctypes.pythonapi)
+)
 
 
 class _Export:
@@ -335,9 +396,11 @@ class _Export:
 
     def strings(self, store: wasmtime.Store, *params: str) -> Any:
         """``__call__`` for an export whose parameters are all strings and whose
-        result is a string (``handle``): the same steps, minus the type dispatch."""
+        result is a string (``handle``): the same steps, minus the type dispatch,
+        in as few Python-level steps as possible (this is every turn's path)."""
         keep = [val.encode() for val in params]  # the buffers the arguments point into
         for slot, data in zip(self._slots, keep, strict=True):
+            # wasmtime takes the arguments read-only: the kind stays a string.
             slot.kind = _STRING  # type: ignore[union-attr]
             slot.size = len(data)  # type: ignore[union-attr]
             slot.data = data  # type: ignore[union-attr]
@@ -350,7 +413,7 @@ class _Export:
         if text.kind != _STRING:  # pragma: no cover - wasmtime checked the result type
             return self._lift(self._result_ty)
         try:
-            return _string_at(text.data, text.size).decode()
+            return _utf8_at(text.data, text.size, None)
         finally:
             _val_delete_at(self._result_addr)
             text.kind = 0
@@ -562,14 +625,20 @@ class GuestAtom:
 
     async def call(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
-        message = enc((args, kwargs))
+        message = enc_message(args, kwargs)
         self._refuel()
         return await self._settle(await self._invoke("handle", handler, message))
 
     def call_now(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """One turn of a plain-``def`` handler, run right here (never suspends)."""
-        message = enc((args, kwargs))
-        self._refuel()
+        """One turn of a plain-``def`` handler, run right here (never suspends).
+
+        The hot path of a sandboxed ask: the common steps are written inline."""
+        if not kwargs and all(map(_is_scalar, map(type, args))):
+            message = _mdumps((args, kwargs), _MARSHAL).decode("latin-1")
+        else:
+            message = enc_message(args, kwargs)
+        if _raw_set_fuel(self._context, self.config.fuel):  # pragma: no cover
+            self._refuel()  # raises the error
         out: str = self._invoke_sync("handle", handler, message)
         tag = out[:1]
         if tag == "d":
@@ -626,7 +695,8 @@ def _endpoint(atom_id: str) -> _ref.Endpoint:
 def _decode_result(outcome: str) -> Any:
     """The value of a ``d`` outcome (the payload after the tag character)."""
     try:
-        return pickle.loads(outcome.encode("latin-1")[1:])
+        data = outcome.encode("latin-1")
+        return _ploads(data[1:]) if data[1] == 0x80 else _mloads(data[1:])
     except Exception as exc:
         raise SandboxError(f"the guest returned a result the host cannot decode: {exc!r}") from None
 
@@ -660,7 +730,7 @@ def _decode_message(message: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 def _encode_reply(value: Any) -> str:
     try:
-        return enc(value)
+        return enc_value(value)
     except Exception as exc:
         raise MessageNotPortable(f"the reply {value!r} cannot enter the sandbox: {exc!r}") from exc
 
