@@ -10,9 +10,9 @@
   ``instance`` for a sandboxed atom. Its ``call`` runs a handler in the guest and
   drives suspensions: the guest returns an ``ask``/``spawn`` request, the host
   performs it on trio and resumes the guest with the reply.
-* The host imports (the atom's "syscalls") find the calling guest through a
-  thread-local set around each call into WebAssembly; when the guest runs on a
-  worker thread, the ones that touch trio hop back with ``trio.from_thread``.
+* The host imports (the atom's "syscalls") find the calling guest by the
+  store's context pointer they receive; when the guest runs on a worker thread,
+  the ones that touch trio hop back with ``trio.from_thread``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import marshal
 import os
 import pickle
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -232,9 +233,17 @@ def _compile(wasm: Path, compiled: Path, progress: Callable[[str], None]) -> wc.
 # ----------------------------------------------------------------------
 class _StrIn(ctypes.Structure):
     """A ``wasmtime_component_val_t`` holding a string, as the host writes it: the
-    data pointer borrows a Python ``bytes`` buffer (wasmtime copies arguments)."""
+    data pointer borrows a Python ``bytes`` buffer (wasmtime copies arguments).
+    It is written as a plain address (see ``_BYTES_DATA``): assigning a ``bytes``
+    to a ``c_char_p`` field would also file a reference under a ``sprintf``-made
+    key on every call; the caller keeps the ``bytes`` alive instead."""
 
-    _fields_ = [("kind", ctypes.c_uint8), ("size", ctypes.c_size_t), ("data", ctypes.c_char_p)]
+    _fields_ = [("kind", ctypes.c_uint8), ("size", ctypes.c_size_t), ("data", ctypes.c_void_p)]
+
+
+# Offset of a CPython ``bytes`` object's data from its address (``id``): the
+# object header, then the characters (checked by ``_layout_ok``).
+_BYTES_DATA = bytes.__basicsize__ - 1
 
 
 class _StrOut(ctypes.Structure):
@@ -267,6 +276,10 @@ def _layout_ok() -> bool:
         and _ffi.WASMTIME_COMPONENT_STRING.value == 12
         and _ffi.WASMTIME_COMPONENT_VARIANT.value == 16
         and _ffi.WASMTIME_COMPONENT_BOOL.value == 0
+        and all(
+            ctypes.string_at(id(probe) + _BYTES_DATA, len(probe)) == probe
+            for probe in (b"radon", bytes(range(7)))
+        )
     )
 
 
@@ -370,7 +383,7 @@ class _Export:
                     keep.append(data)
                     slot.kind = _STRING
                     slot.size = len(data)
-                    slot.data = data
+                    slot.data = id(data) + _BYTES_DATA
                 else:
                     ty.convert_to_c(store, val, ctypes.pointer(args[i]))
                     generic.append(i)
@@ -403,7 +416,7 @@ class _Export:
             # wasmtime takes the arguments read-only: the kind stays a string.
             slot.kind = _STRING  # type: ignore[union-attr]
             slot.size = len(data)  # type: ignore[union-attr]
-            slot.data = data  # type: ignore[union-attr]
+            slot.data = id(data) + _BYTES_DATA  # type: ignore[union-attr]
         error = _raw_call(
             self._func_addr, self._context, self._args_addr, self._n, self._result_addr, 1
         )
@@ -462,7 +475,8 @@ def _export(func: wc.Func, store: wasmtime.Store) -> Callable[..., Any]:
 # ----------------------------------------------------------------------
 # Guest atoms
 # ----------------------------------------------------------------------
-_current = threading.local()
+# Live guests by their store's context pointer, which host imports receive.
+_guests: weakref.WeakValueDictionary[int, GuestAtom] = weakref.WeakValueDictionary()
 _limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("radon_sandbox")
 
 
@@ -479,8 +493,11 @@ class GuestAtom:
     """One sandboxed atom's WebAssembly instance, driven from its cell."""
 
     __slots__ = (
+        "__weakref__",
         "_context",
+        "_fuel",
         "_funcs",
+        "_handle",
         "_lock",
         "_store",
         "_timer_ids",
@@ -502,6 +519,10 @@ class GuestAtom:
         store.set_wasi(wasmtime.WasiConfig())  # no files, no sockets, no environment
         store.set_limits(memory_size=config.memory)
         store.set_fuel(config.fuel)
+        # The store's context pointer is fixed for the store's life: host imports
+        # find their guest by it (no per-call bookkeeping).
+        self._context: int = ctypes.cast(store._context(), ctypes.c_void_p).value or 0
+        _guests[self._context] = self
         instance = loaded.linker.instantiate(store, loaded.component)
         funcs: dict[str, Callable[..., Any]] = {}
         for name, idx in loaded.exports.items():
@@ -510,8 +531,9 @@ class GuestAtom:
                 raise SandboxError(f"export {name!r} is not a function")
             funcs[name] = _export(func, store)
         self._store = store
-        self._context = ctypes.cast(store._context(), ctypes.c_void_p).value
         self._funcs = funcs
+        self._handle = funcs["handle"]
+        self._fuel = config.fuel
         self._lock = trio.Lock()
 
     def __repr__(self) -> str:
@@ -520,33 +542,35 @@ class GuestAtom:
     # calls into the guest ------------------------------------------------
     def _refuel(self) -> None:
         """A fresh turn's CPU budget (``store.set_fuel``, minus its Python layers)."""
-        error = _raw_set_fuel(self._context, self.config.fuel)
+        error = _raw_set_fuel(self._context, self._fuel)
         if error:  # pragma: no cover - fuel metering is always on in our engine
             raise_error(error)
 
+    def _crashed_earlier(self) -> SandboxCrashed:
+        return SandboxCrashed(
+            f"the sandbox of {self.cell._label()} crashed earlier ({self.crashed})"
+        )
+
+    def _trapped(self, exc: BaseException) -> BaseException:
+        """What a failed call into the guest raises; the instance is unusable after."""
+        if isinstance(exc, (wasmtime.WasmtimeError, wasmtime.Trap)):
+            self.crashed = _reason(exc, self.config)
+            return SandboxCrashed(f"the sandbox stopped {self.cell._label()}: {self.crashed}")
+        # A host import raised (wasmtime-py turns that into a trap and re-raises
+        # it here): the instance cannot be entered again either.
+        self.crashed = f"a host import raised {exc!r}"
+        return exc
+
     def _invoke_sync(self, name: str, *params: Any) -> Any:
         if self.crashed is not None:
-            raise SandboxCrashed(
-                f"the sandbox of {self.cell._label()} crashed earlier ({self.crashed})"
-            )
-        func = self._funcs[name]
-        previous = getattr(_current, "guest", None)
-        _current.guest = self
+            raise self._crashed_earlier()
         try:
-            out = func(self._store, *params)
-        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-            self.crashed = _reason(exc, self.config)
-            raise SandboxCrashed(
-                f"the sandbox stopped {self.cell._label()}: {self.crashed}"
-            ) from None
+            return self._funcs[name](self._store, *params)
         except BaseException as exc:
-            # A host import raised (wasmtime-py turns that into a trap and re-raises
-            # it here): the instance cannot be entered again either.
-            self.crashed = f"a host import raised {exc!r}"
-            raise
-        finally:
-            _current.guest = previous
-        return out
+            error = self._trapped(exc)
+            if error is exc:
+                raise
+            raise error from None
 
     async def _invoke(self, name: str, *params: Any) -> Any:
         if self.config.threaded:
@@ -633,13 +657,21 @@ class GuestAtom:
         """One turn of a plain-``def`` handler, run right here (never suspends).
 
         The hot path of a sandboxed ask: the common steps are written inline."""
+        if self.crashed is not None:
+            raise self._crashed_earlier()
         if not kwargs and all(map(_is_scalar, map(type, args))):
             message = _mdumps((args, kwargs), _MARSHAL).decode("latin-1")
         else:
             message = enc_message(args, kwargs)
-        if _raw_set_fuel(self._context, self.config.fuel):  # pragma: no cover
+        if _raw_set_fuel(self._context, self._fuel):  # pragma: no cover
             self._refuel()  # raises the error
-        out: str = self._invoke_sync("handle", handler, message)
+        try:
+            out: str = self._handle(self._store, handler, message)
+        except BaseException as exc:
+            error = self._trapped(exc)
+            if error is exc:
+                raise
+            raise error from None
         tag = out[:1]
         if tag == "d":
             return _decode_result(out)
@@ -739,10 +771,11 @@ def _encode_reply(value: Any) -> str:
 # Host imports (the guest's syscalls). Each receives the store first and must
 # not raise: errors go back to the guest encoded.
 # ----------------------------------------------------------------------
-def _guest() -> GuestAtom:
-    guest: GuestAtom | None = getattr(_current, "guest", None)
-    if guest is None:  # pragma: no cover - wasmtime only calls us inside _invoke_sync
-        raise SandboxError("a host import was called outside a guest call")
+def _guest(store: Any) -> GuestAtom:
+    """The guest whose call made a host import (``store`` is its StoreContext)."""
+    guest = _guests.get(ctypes.cast(store._context(), ctypes.c_void_p).value or 0)
+    if guest is None:  # pragma: no cover - only live guests run
+        raise SandboxError("a host import was called by an unknown store")
     return guest
 
 
@@ -751,21 +784,21 @@ def _tell(target: str, handler: str, message: str) -> None:
     _endpoint(target).tell(handler, args, kwargs)
 
 
-def _h_tell(_store: Any, target: str, handler: str, message: str) -> str | None:
+def _h_tell(store: Any, target: str, handler: str, message: str) -> str | None:
     try:
-        _guest().on_trio(_tell, target, handler, message)
+        _guest(store).on_trio(_tell, target, handler, message)
     except Exception as exc:
         return enc_exc(exc)
     return None
 
 
-def _h_stop(_store: Any) -> None:
-    guest = _guest()
+def _h_stop(store: Any) -> None:
+    guest = _guest(store)
     guest.on_trio(guest.cell.stop)
 
 
-def _h_log(_store: Any, level: str, event: str, fields: str) -> None:
-    guest = _guest()
+def _h_log(store: Any, level: str, event: str, fields: str) -> None:
+    guest = _guest(store)
     try:
         decoded = dec(fields)
         values = dict(decoded) if isinstance(decoded, dict) else {"fields": decoded}
@@ -777,8 +810,8 @@ def _h_log(_store: Any, level: str, event: str, fields: str) -> None:
         method(event, sandboxed=True, **{str(k): v for k, v in values.items()})
 
 
-def _h_now(_store: Any) -> float:
-    return _guest().on_trio(trio.current_time)
+def _h_now(store: Any) -> float:
+    return _guest(store).on_trio(trio.current_time)
 
 
 def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, message: str) -> int:
@@ -793,23 +826,23 @@ def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, m
     return timer_id
 
 
-def _h_start_timer(_store: Any, delay: float, periodic: bool, handler: str, message: str) -> Any:
-    guest = _guest()
+def _h_start_timer(store: Any, delay: float, periodic: bool, handler: str, message: str) -> Any:
+    guest = _guest(store)
     try:
         return guest.on_trio(_start_timer, guest, delay, periodic, handler, message)
     except Exception as exc:
         return enc_exc(exc)  # result<u64, payload> lifts untagged: a str is the error
 
 
-def _h_cancel_timer(_store: Any, timer: int) -> None:
-    guest = _guest()
+def _h_cancel_timer(store: Any, timer: int) -> None:
+    guest = _guest(store)
     handle = guest.timers.pop(timer, None)
     if handle is not None:
         guest.on_trio(handle.cancel)
 
 
-def _h_timer_active(_store: Any, timer: int) -> bool:
-    guest = _guest()
+def _h_timer_active(store: Any, timer: int) -> bool:
+    guest = _guest(store)
     handle = guest.timers.get(timer)
     if handle is None:
         return False
@@ -819,8 +852,8 @@ def _h_timer_active(_store: Any, timer: int) -> bool:
     return active
 
 
-def _h_stash(_store: Any) -> str | None:
-    guest = _guest()
+def _h_stash(store: Any) -> str | None:
+    guest = _guest(store)
     try:
         guest.on_trio(guest.cell.stash)
     except Exception as exc:
@@ -828,8 +861,8 @@ def _h_stash(_store: Any) -> str | None:
     return None
 
 
-def _h_unstash_all(_store: Any) -> None:
-    guest = _guest()
+def _h_unstash_all(store: Any) -> None:
+    guest = _guest(store)
     guest.on_trio(guest.cell.unstash_all)
 
 
