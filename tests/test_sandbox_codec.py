@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import marshal
 import math
 from typing import Any
 
@@ -102,6 +103,18 @@ def test_other_values_cross_as_pickles_and_keep_their_types(value: Any) -> None:
     for text in (_engine.enc_value(value), _engine.enc_message((value,), {})):
         assert text[0] == "\x80"  # a pickle's PROTO opcode
     assert _same(_engine.dec(_engine.enc_value(value)), value)
+
+
+def test_shared_objects_stay_shared_in_containers() -> None:
+    inner = [1, 2]
+    args, _kwargs = _engine.dec(_engine.enc_message(([inner, inner],), {}))
+    assert args[0][0] is args[0][1]
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_every_pinned_marshal_version_decodes(version: int) -> None:
+    value = ((1, "é", b"\x00", 2.5, None, True), {"k": [1, {2: 3}]})
+    assert _same(_engine.dec(marshal.dumps(value, version).decode("latin-1")), value)
 
 
 def test_nan_round_trips() -> None:

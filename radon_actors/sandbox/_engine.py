@@ -73,7 +73,11 @@ _ISOLATION: dict[str, bool | None] = {"class-default": None, "native": False, "s
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 
 
-_MARSHAL = 4  # pinned: the guest's CPython (3.14) is newer than the host's
+# Marshal format versions, pinned (the guest's CPython, 3.14, is newer than the
+# host's): 4 for containers (back-references keep shared objects shared), 2 for
+# scalars (no reference table to build: cheaper to write; any reader reads it).
+_MARSHAL = 4
+_MARSHAL_SCALARS = 2
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 _CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
 _is_scalar = _SCALARS.__contains__
@@ -104,6 +108,8 @@ def _plain(value: Any, depth: int = 0) -> bool:
 
 def enc_value(obj: Any) -> str:
     """Encode a value (a result or a reply): marshal for plain data, else pickle."""
+    if type(obj) in _SCALARS:
+        return _mdumps(obj, _MARSHAL_SCALARS).decode("latin-1")
     if _plain(obj):
         return _mdumps(obj, _MARSHAL).decode("latin-1")
     return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
@@ -112,7 +118,7 @@ def enc_value(obj: Any) -> str:
 def enc_message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """Encode a message ``(args, kwargs)``: marshal when it is plain data."""
     if not kwargs and all(map(_is_scalar, map(type, args))):
-        return _mdumps((args, kwargs), _MARSHAL).decode("latin-1")
+        return _mdumps((args, kwargs), _MARSHAL_SCALARS).decode("latin-1")
     message = (args, kwargs)
     if _plain(args) and _plain(kwargs):
         return _mdumps(message, _MARSHAL).decode("latin-1")
@@ -660,7 +666,7 @@ class GuestAtom:
         if self.crashed is not None:
             raise self._crashed_earlier()
         if not kwargs and all(map(_is_scalar, map(type, args))):
-            message = _mdumps((args, kwargs), _MARSHAL).decode("latin-1")
+            message = _mdumps((args, kwargs), _MARSHAL_SCALARS).decode("latin-1")
         else:
             message = enc_message(args, kwargs)
         if _raw_set_fuel(self._context, self._fuel):  # pragma: no cover

@@ -37,7 +37,10 @@ from .._errors import HandlerNotFound
 from ._errors import MessageNotPortable, SandboxError
 
 _PROTOCOL = 5
-_MARSHAL = 4  # pinned: the host's CPython may be older than the guest's
+# Marshal format version of what the guest writes (scalars only), pinned: 2 has
+# no reference table to build, so it is the cheapest to write, and every
+# CPython (the host's is older than the guest's) reads it.
+_MARSHAL = 2
 _loads = pickle.loads
 _mloads = marshal.loads
 _mdumps = marshal.dumps
