@@ -228,10 +228,28 @@ async def parallel(work: int, turns: int, rounds: int) -> dict[str, float]:
             for _ in range(turns):
                 await ref.ask(Cruncher.crunch, work)
 
+        # The control: the same guest calls on two worker threads with none of
+        # radon-actors' turn machinery (no cell, limiter, lock or forwarder). If
+        # the atoms' speedup matches the control's, nothing of ours serialises
+        # the two threads and the rest is the machine.
+        guests: list[_engine.GuestAtom] = []
+        for ref in (a, b):
+            found = _directory.lookup(ref.id)
+            assert found is not None
+            guests.append(found.instance)
+        message = _engine.enc_message((work,), {})
+
+        def bare(guest: _engine.GuestAtom) -> None:
+            for _ in range(turns):
+                guest._refuel()
+                guest._invoke_sync("handle", "crunch", message)
+
         seq: list[float] = []
         conc: list[float] = []
+        ctrl: list[float] = []
         seq_cpu: list[float] = []
         conc_cpu: list[float] = []
+        ctrl_cpu: list[float] = []
         for _ in range(rounds):
             t0 = _now()
             cpu0 = time.process_time()
@@ -248,6 +266,14 @@ async def parallel(work: int, turns: int, rounds: int) -> dict[str, float]:
                 nursery.start_soon(drive, b)
             conc.append((_now() - t0) / 1e9)
             conc_cpu.append((time.process_time() - cpu0) / conc[-1])
+
+            t0 = _now()
+            cpu0 = time.process_time()
+            async with trio.open_nursery() as nursery:
+                for guest in guests:
+                    nursery.start_soon(trio.to_thread.run_sync, bare, guest)
+            ctrl.append((_now() - t0) / 1e9)
+            ctrl_cpu.append((time.process_time() - cpu0) / ctrl[-1])
     best = conc.index(min(conc))
     return {
         "sequential_s": min(seq),
@@ -258,6 +284,15 @@ async def parallel(work: int, turns: int, rounds: int) -> dict[str, float]:
         # whatever else the machine is doing.
         "concurrent_cpu_per_wall": conc_cpu[best],
         "sequential_cpu_per_wall": seq_cpu[seq.index(min(seq))],
+        # CPU time per turn, both at once against one at a time: above 1 when the
+        # two cores slow each other down (shared caches, SMT siblings).
+        "cpu_per_turn_concurrent_vs_sequential": (
+            statistics.median(c * w for c, w in zip(conc_cpu, conc, strict=True))
+            / statistics.median(c * w for c, w in zip(seq_cpu, seq, strict=True))
+        ),
+        "control_speedup": min(seq) / min(ctrl),
+        "control_speedup_median": statistics.median(seq) / statistics.median(ctrl),
+        "control_cpu_per_wall": ctrl_cpu[ctrl.index(min(ctrl))],
         "load_average": os.getloadavg()[0],
     }
 
@@ -368,6 +403,12 @@ def _print(r: dict[str, Any]) -> None:
         f"(of medians {par['speedup_median']:.2f}x; process CPU/wall: sequential "
         f"{par['sequential_cpu_per_wall']:.2f}, concurrent {par['concurrent_cpu_per_wall']:.2f}; "
         f"load average {par['load_average']:.2f})"
+    )
+    print(
+        f"  control (the same guest calls on two bare worker threads): speedup "
+        f"{par['control_speedup']:.2f}x (of medians {par['control_speedup_median']:.2f}x, "
+        f"CPU/wall {par['control_cpu_per_wall']:.2f}); CPU per turn when both run at once: "
+        f"{par['cpu_per_turn_concurrent_vs_sequential']:.2f}x that of one at a time"
     )
     gil = r["gil"]
     print(
