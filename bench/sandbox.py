@@ -1,8 +1,9 @@
 """Sandboxed (WebAssembly) atoms against native ones, measured in one run.
 
 * ask round trip of the same ``def`` handler natively and sandboxed (inline on an
-  idle atom), of an ``async def`` handler sandboxed (a queued turn), and of the
-  ``def`` handler on a threaded sandboxed atom (guest calls on a worker thread);
+  idle atom), of ``async def`` handlers without an await (inline too) and with
+  one (a queued turn), and of the ``def`` handler on a threaded sandboxed atom
+  (guest calls on a worker thread);
 * the sandboxed round trip split into: host-side serialisation (pickling the
   message at the sender check and for the guest, unpickling the result), the
   guest's own work (decode, handler, encode; timed inside the guest), the
@@ -115,9 +116,16 @@ async def latency(n: int) -> dict[str, Any]:
             "native_async_def": _percentiles(
                 await _round_trips(lambda i: native.ask(Echo.aping, i), n)
             ),
+            "native_async_def_queued": _percentiles(
+                await _round_trips(lambda i: native.ask(Echo.qping, i), n)
+            ),
             "sandboxed_def": _percentiles(await _round_trips(lambda i: boxed.ask(Echo.ping, i), n)),
-            "sandboxed_async_def": _percentiles(
+            "sandboxed_async_def_inline": _percentiles(
                 await _round_trips(lambda i: boxed.ask(Echo.aping, i), n)
+            ),
+            # An async def with an await: a queued turn (the guest may suspend).
+            "sandboxed_async_def": _percentiles(
+                await _round_trips(lambda i: boxed.ask(Echo.qping, i), n)
             ),
             "sandboxed_threaded_def": _percentiles(
                 await _round_trips(lambda i: boxed_threaded.ask(Echo.ping, i), n)
@@ -367,16 +375,18 @@ async def run(
 def _print(r: dict[str, Any]) -> None:
     lat = r["latency"]
     print(f"python {r['python']}, {r['cpus']} cpus, median of {r['repeat']} runs")
-    print(f"{'ask round trip':38} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8}")
+    print(f"{'ask round trip':42} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8}")
     for label, key in [
         ("native, def handler (inline)", "native_def"),
-        ("native, async def handler", "native_async_def"),
+        ("native, async def, no await (inline)", "native_async_def"),
+        ("native, async def with await (queued)", "native_async_def_queued"),
         ("sandboxed, def handler (inline)", "sandboxed_def"),
-        ("sandboxed, async def handler", "sandboxed_async_def"),
+        ("sandboxed, async def, no await (inline)", "sandboxed_async_def_inline"),
+        ("sandboxed, async def with await (queued)", "sandboxed_async_def"),
         ("sandboxed threaded, def handler", "sandboxed_threaded_def"),
     ]:
         v = lat[key]
-        print(f"{label:38} {v['p50_us']:8.1f} {v['p90_us']:8.1f} {v['p99_us']:8.1f}")
+        print(f"{label:42} {v['p50_us']:8.1f} {v['p90_us']:8.1f} {v['p99_us']:8.1f}")
     cpu = lat["cpu_per_round_trip_us"]
     print(
         f"mean CPU time per round trip (us): native def {cpu['native_def']:.1f}, sandboxed def "

@@ -11,7 +11,14 @@ class Echo(Atom):
         return x
 
     @handler
-    async def aping(self, x: int) -> int:
+    async def aping(self, x: int) -> int:  # async, but no await: runs inline too
+        return x
+
+    @handler
+    async def qping(self, x: int) -> int:
+        # Has an await (never reached), so it may suspend: always a queued turn.
+        if x < 0:
+            await self.ref.ask(Echo.ping, x)
         return x
 
     @handler

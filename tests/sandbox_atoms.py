@@ -36,6 +36,10 @@ class Counter(Atom):
         return self.value
 
     @handler
+    async def aget(self) -> int:  # async, but without an await: cannot suspend
+        return self.value
+
+    @handler
     def fail(self, message: str) -> None:
         raise Boom(message)
 

@@ -76,3 +76,34 @@ async def test_a_bad_sandbox_choice_raises_type_error_in_the_parent(parent: Any)
         relay = await system.spawn(Relay, sandbox=parent)
         with pytest.raises(TypeError, match="sandbox"):
             await relay.ask(Relay.make_child_as, Counter, 1, "yes")
+
+
+async def test_handlers_that_cannot_suspend_run_inline_as_natively(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Inline turns go through GuestAtom.call_now, queued ones through GuestAtom.call.
+    calls: list[str] = []
+    call_now, call = GuestAtom.call_now, GuestAtom.call
+
+    def counting_now(self: GuestAtom, handler: str, *rest: Any) -> Any:
+        calls.append(f"inline {handler}")
+        return call_now(self, handler, *rest)
+
+    async def counting(self: GuestAtom, handler: str, *rest: Any) -> Any:
+        calls.append(f"queued {handler}")
+        return await call(self, handler, *rest)
+
+    monkeypatch.setattr(GuestAtom, "call_now", counting_now)
+    monkeypatch.setattr(GuestAtom, "call", counting)
+    async with open_system() as system:
+        counter = await system.spawn(Counter, 3, sandbox=True)
+        relay = await system.spawn(Relay, sandbox=True)
+        assert await counter.ask(Counter.get) == 3  # def
+        assert await counter.ask(Counter.aget) == 3  # async def without an await
+        assert await relay.ask(Relay.forward, counter, 1) == 9  # async def that awaits
+        assert calls[:3] == ["inline get", "inline aget", "queued forward"]
+        # A threaded atom queues every turn (its guest runs on a worker thread).
+        threaded = await system.spawn(Counter, 1, sandbox=SandboxConfig(threaded=True))
+        calls.clear()
+        assert await threaded.ask(Counter.aget) == 1
+        assert calls == ["queued aget"]

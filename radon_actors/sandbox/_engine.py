@@ -686,8 +686,9 @@ class GuestAtom:
         if tag != "s":
             raise _malformed(out)
         raise SandboxError(
-            f"handler {handler!r} of {self.cell._label()} is a plain def but returned an "
-            "awaitable that waits on the host; declare it `async def`"
+            f"handler {handler!r} of {self.cell._label()} has no await of its own but "
+            "returned an awaitable that waits on the host; declare it `async def` and "
+            "await it in its body"
         )
 
     async def on_stop(self) -> None:

@@ -2,9 +2,9 @@
 
 The cell's loop is the same for native and sandboxed atoms. For a sandboxed
 atom the handler table is a copy of the class's where each handler's ``fn``
-forwards into the guest (a plain function for a plain-``def`` handler, so an idle
-atom still answers inline; an ``async`` one otherwise, and always for threaded
-atoms), while ``check`` keeps validating the arguments at the sender against the
+forwards into the guest (a plain function for a handler that cannot suspend, so
+an idle atom still answers inline; an ``async`` one otherwise, and always for
+threaded atoms), while ``check`` keeps validating the arguments at the sender against the
 real signature, and also checks that the message can cross the boundary at all.
 The cell's ``instance`` is a :class:`~._engine.GuestAtom`.
 """
@@ -146,9 +146,10 @@ def sandbox_table(
 ) -> dict[Any, HandlerSpec]:
     """The class's handler table with every handler forwarded into the guest.
 
-    With ``inline``, plain-``def`` handlers get a plain forwarder, so that an idle
-    atom answers an ask in the caller's task, as natively (a sync guest handler
-    never suspends); ``async def`` handlers always get an ``async`` forwarder.
+    With ``inline``, handlers that cannot suspend (plain ``def``, and ``async def``
+    without an ``await``) get a plain forwarder, so that an idle atom answers an
+    ask in the caller's task, as natively; other ``async def`` handlers get an
+    ``async`` forwarder (a queued turn that may suspend in the guest).
     ``bundled`` names the modules the guest can import besides its standard
     library: a message needing any other fails at the sender.
     """
@@ -166,7 +167,9 @@ def sandbox_table(
             copy = HandlerSpec.__new__(HandlerSpec)
             copy.owner = spec.owner
             copy.name = spec.name
-            sync = inline and not spec.is_async
+            # As natively: a handler that cannot suspend (a plain def, or an
+            # async def without an await) runs inline on an idle atom.
+            sync = inline and spec.never_suspends
             make = _sync_forwarder if sync else _forwarder
             copy.fn = make(spec.name, spec.fn)
             copy.is_async = not sync
