@@ -666,7 +666,7 @@ class GuestAtom:
         return await self._settle(out)
 
     def call_now(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """One turn of a plain-``def`` handler, run right here (never suspends).
+        """One turn of a handler that cannot suspend, run right here (inline).
 
         The hot path of a sandboxed ask: the common steps are written inline."""
         if self.crashed is not None:
