@@ -739,6 +739,8 @@ def _endpoint(atom_id: str) -> _ref.Endpoint:
 
 def _decode_result(outcome: str) -> Any:
     """The value of a ``d`` outcome (the payload after the tag character)."""
+    if outcome == "dN":  # marshal's None
+        return None
     try:
         data = outcome.encode("latin-1")
         return _ploads(data[1:]) if data[1] == 0x80 else _mloads(data[1:])

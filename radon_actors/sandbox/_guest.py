@@ -379,6 +379,8 @@ class Guest(exports.Guest):
             return _failed(exc)
         if isinstance(result, _CoroutineType):
             return _drive(result)
+        if result is None:
+            return "dN"  # marshal's None (every version): what most tell handlers return
         if type(result) in _SCALARS:
             return "d" + _mdumps(result, _MARSHAL).decode("latin-1")
         return _done(result)
