@@ -121,10 +121,12 @@ def test_nan_round_trips() -> None:
     assert math.isnan(_engine.dec(_engine.enc_value(float("nan"))))
 
 
-@pytest.mark.parametrize("value", PLAIN + NOT_PLAIN, ids=repr)
+# What the guest can rebuild: not the classes defined in this test module.
+CROSSING = PLAIN + [v for v in NOT_PLAIN if not isinstance(v, (Colour, Pair))]
+
+
+@pytest.mark.parametrize("value", CROSSING, ids=repr)
 async def test_the_guest_returns_what_it_was_sent_with_its_type(value: Any) -> None:
-    if isinstance(value, (Colour, Pair, collections.OrderedDict)):
-        pytest.skip("defined in this test module, which the guest cannot import")
     async with open_system() as system:
         native = await system.spawn(Counter)
         boxed = await system.spawn(Counter, sandbox=True)
