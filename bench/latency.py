@@ -24,10 +24,11 @@ In this process, on trio (interleaved, so machine noise hits them alike):
 * ``sandboxed``: the same ``def`` echo handler in a WebAssembly sandbox
   (``spawn(..., sandbox=True)``, answered inline by an idle atom), from
   ``bench/sandbox_bench_atoms.py``;
-* ``sandboxed-queued``: an ``async def`` echo handler in the sandbox (a queued
-  turn). The first run on a machine builds and compiles the sandbox component
-  (seconds; cached on disk after, see docs/sandbox.md); ``bench/sandbox.py``
-  splits the sandboxed round trip into its parts.
+* ``sandboxed-queued``: an ``async def`` echo handler with an ``await`` in the
+  sandbox (a queued turn; one without an await runs inline, like ``def``). The
+  first run on a machine builds and compiles the sandbox component (seconds;
+  cached on disk after, see docs/sandbox.md); ``bench/sandbox.py`` splits the
+  sandboxed round trip into its parts.
 
 Each in its own process (``bench._peers``; at the end, also on failure or timeout,
 its process group and every process carrying its environment tag are killed):
@@ -302,7 +303,7 @@ async def sandboxed_rtt(n: int, warmup: int) -> list[int]:
 
 
 async def sandboxed_queued_rtt(n: int, warmup: int) -> list[int]:
-    return await sandboxed_ask_rtt(n, warmup, "aping")
+    return await sandboxed_ask_rtt(n, warmup, "qping")
 
 
 async def tell_throughput(n: int) -> float:
@@ -424,7 +425,7 @@ IN_PROCESS: list[Config] = [
     ),
     Config(
         "sandboxed-queued",
-        "radon-actors sandboxed (wasm), async def",
+        "radon-actors sandboxed (wasm), awaits",
         "radon-actors",
         sandboxed_queued_rtt,
     ),

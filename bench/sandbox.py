@@ -1,8 +1,9 @@
 """Sandboxed (WebAssembly) atoms against native ones, measured in one run.
 
 * ask round trip of the same ``def`` handler natively and sandboxed (inline on an
-  idle atom), of an ``async def`` handler sandboxed (a queued turn), and of the
-  ``def`` handler on a threaded sandboxed atom (guest calls on a worker thread);
+  idle atom), of ``async def`` handlers without an await (inline too) and with
+  one (a queued turn), and of the ``def`` handler on a threaded sandboxed atom
+  (guest calls on a worker thread);
 * the sandboxed round trip split into: host-side serialisation (pickling the
   message at the sender check and for the guest, unpickling the result), the
   guest's own work (decode, handler, encode; timed inside the guest), the
@@ -115,9 +116,16 @@ async def latency(n: int) -> dict[str, Any]:
             "native_async_def": _percentiles(
                 await _round_trips(lambda i: native.ask(Echo.aping, i), n)
             ),
+            "native_async_def_queued": _percentiles(
+                await _round_trips(lambda i: native.ask(Echo.qping, i), n)
+            ),
             "sandboxed_def": _percentiles(await _round_trips(lambda i: boxed.ask(Echo.ping, i), n)),
-            "sandboxed_async_def": _percentiles(
+            "sandboxed_async_def_inline": _percentiles(
                 await _round_trips(lambda i: boxed.ask(Echo.aping, i), n)
+            ),
+            # An async def with an await: a queued turn (the guest may suspend).
+            "sandboxed_async_def": _percentiles(
+                await _round_trips(lambda i: boxed.ask(Echo.qping, i), n)
             ),
             "sandboxed_threaded_def": _percentiles(
                 await _round_trips(lambda i: boxed_threaded.ask(Echo.ping, i), n)
@@ -134,12 +142,12 @@ async def latency(n: int) -> dict[str, Any]:
         spec = cell.table["ping"]
         check = spec.check
         assert check is not None
-        message = _engine.enc(((1,), {}))
-        reply = _engine.enc(1)
+        message = _engine.enc_message((1,), {})
+        reply = _engine.enc_value(1)
 
         def serialisation() -> None:
-            check(1)  # the sender-side check pickles the message once
-            _engine.enc(((1,), {}))
+            check(1)  # the sender-side check (no trial pickle for scalars)
+            _engine.enc_message((1,), {})
             _engine.dec(reply)
 
         def crossing() -> None:
@@ -160,7 +168,7 @@ async def latency(n: int) -> dict[str, Any]:
         guest._invoke_sync("handle", "ping", message)
         handle_fuel = 10**12 - store.get_fuel()
         store.set_fuel(10**12)
-        guest._invoke_sync("handle", "guest_work_ns", _engine.enc(((reps,), {})))
+        guest._invoke_sync("handle", "guest_work_ns", _engine.enc_message((reps,), {}))
         runtime_fuel = (10**12 - store.get_fuel()) / reps
         result["guest_fuel_per_turn"] = {
             "handle_call": handle_fuel,
@@ -228,10 +236,28 @@ async def parallel(work: int, turns: int, rounds: int) -> dict[str, float]:
             for _ in range(turns):
                 await ref.ask(Cruncher.crunch, work)
 
+        # The control: the same guest calls on two worker threads with none of
+        # radon-actors' turn machinery (no cell, limiter, lock or forwarder). If
+        # the atoms' speedup matches the control's, nothing of ours serialises
+        # the two threads and the rest is the machine.
+        guests: list[_engine.GuestAtom] = []
+        for ref in (a, b):
+            found = _directory.lookup(ref.id)
+            assert found is not None
+            guests.append(found.instance)
+        message = _engine.enc_message((work,), {})
+
+        def bare(guest: _engine.GuestAtom) -> None:
+            for _ in range(turns):
+                guest._refuel()
+                guest._invoke_sync("handle", "crunch", message)
+
         seq: list[float] = []
         conc: list[float] = []
+        ctrl: list[float] = []
         seq_cpu: list[float] = []
         conc_cpu: list[float] = []
+        ctrl_cpu: list[float] = []
         for _ in range(rounds):
             t0 = _now()
             cpu0 = time.process_time()
@@ -248,6 +274,14 @@ async def parallel(work: int, turns: int, rounds: int) -> dict[str, float]:
                 nursery.start_soon(drive, b)
             conc.append((_now() - t0) / 1e9)
             conc_cpu.append((time.process_time() - cpu0) / conc[-1])
+
+            t0 = _now()
+            cpu0 = time.process_time()
+            async with trio.open_nursery() as nursery:
+                for guest in guests:
+                    nursery.start_soon(trio.to_thread.run_sync, bare, guest)
+            ctrl.append((_now() - t0) / 1e9)
+            ctrl_cpu.append((time.process_time() - cpu0) / ctrl[-1])
     best = conc.index(min(conc))
     return {
         "sequential_s": min(seq),
@@ -258,6 +292,15 @@ async def parallel(work: int, turns: int, rounds: int) -> dict[str, float]:
         # whatever else the machine is doing.
         "concurrent_cpu_per_wall": conc_cpu[best],
         "sequential_cpu_per_wall": seq_cpu[seq.index(min(seq))],
+        # CPU time per turn, both at once against one at a time: above 1 when the
+        # two cores slow each other down (shared caches, SMT siblings).
+        "cpu_per_turn_concurrent_vs_sequential": (
+            statistics.median(c * w for c, w in zip(conc_cpu, conc, strict=True))
+            / statistics.median(c * w for c, w in zip(seq_cpu, seq, strict=True))
+        ),
+        "control_speedup": min(seq) / min(ctrl),
+        "control_speedup_median": statistics.median(seq) / statistics.median(ctrl),
+        "control_cpu_per_wall": ctrl_cpu[ctrl.index(min(ctrl))],
         "load_average": os.getloadavg()[0],
     }
 
@@ -275,7 +318,7 @@ async def gil_check(work: int) -> dict[str, float]:
         cell = _directory.lookup(ref.id)
         assert cell is not None
         guest: _engine.GuestAtom = cell.instance
-        message = _engine.enc(((work,), {}))
+        message = _engine.enc_message((work,), {})
 
         done: list[bool] = []
 
@@ -332,16 +375,18 @@ async def run(
 def _print(r: dict[str, Any]) -> None:
     lat = r["latency"]
     print(f"python {r['python']}, {r['cpus']} cpus, median of {r['repeat']} runs")
-    print(f"{'ask round trip':38} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8}")
+    print(f"{'ask round trip':42} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8}")
     for label, key in [
         ("native, def handler (inline)", "native_def"),
-        ("native, async def handler", "native_async_def"),
+        ("native, async def, no await (inline)", "native_async_def"),
+        ("native, async def with await (queued)", "native_async_def_queued"),
         ("sandboxed, def handler (inline)", "sandboxed_def"),
-        ("sandboxed, async def handler", "sandboxed_async_def"),
+        ("sandboxed, async def, no await (inline)", "sandboxed_async_def_inline"),
+        ("sandboxed, async def with await (queued)", "sandboxed_async_def"),
         ("sandboxed threaded, def handler", "sandboxed_threaded_def"),
     ]:
         v = lat[key]
-        print(f"{label:38} {v['p50_us']:8.1f} {v['p90_us']:8.1f} {v['p99_us']:8.1f}")
+        print(f"{label:42} {v['p50_us']:8.1f} {v['p90_us']:8.1f} {v['p99_us']:8.1f}")
     cpu = lat["cpu_per_round_trip_us"]
     print(
         f"mean CPU time per round trip (us): native def {cpu['native_def']:.1f}, sandboxed def "
@@ -368,6 +413,12 @@ def _print(r: dict[str, Any]) -> None:
         f"(of medians {par['speedup_median']:.2f}x; process CPU/wall: sequential "
         f"{par['sequential_cpu_per_wall']:.2f}, concurrent {par['concurrent_cpu_per_wall']:.2f}; "
         f"load average {par['load_average']:.2f})"
+    )
+    print(
+        f"  control (the same guest calls on two bare worker threads): speedup "
+        f"{par['control_speedup']:.2f}x (of medians {par['control_speedup_median']:.2f}x, "
+        f"CPU/wall {par['control_cpu_per_wall']:.2f}); CPU per turn when both run at once: "
+        f"{par['cpu_per_turn_concurrent_vs_sequential']:.2f}x that of one at a time"
     )
     gil = r["gil"]
     print(

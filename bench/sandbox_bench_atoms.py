@@ -11,7 +11,14 @@ class Echo(Atom):
         return x
 
     @handler
-    async def aping(self, x: int) -> int:
+    async def aping(self, x: int) -> int:  # async, but no await: runs inline too
+        return x
+
+    @handler
+    async def qping(self, x: int) -> int:
+        # Has an await (never reached), so it may suspend: always a queued turn.
+        if x < 0:
+            await self.ref.ask(Echo.ping, x)
         return x
 
     @handler
@@ -23,7 +30,7 @@ class Echo(Atom):
 
         from radon_actors.sandbox import _guest
 
-        message = _guest._enc(((1,), {}))
+        message = _guest._encode_message((1,), {})
         handle = _guest.Guest().handle  # the export's body, minus the bindings
         t0 = time.perf_counter_ns()
         for _ in range(n):

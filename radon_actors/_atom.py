@@ -21,6 +21,7 @@ from ._errors import BadArguments, HandlerNotFound, NotSpawned
 
 if TYPE_CHECKING:
     from ._ref import Ref
+    from .sandbox._config import SandboxConfig
 
 __all__ = ["Atom", "Timer", "handler"]
 
@@ -69,7 +70,12 @@ class _AtomContext(Protocol):
     @property
     def log(self) -> Any: ...
     async def spawn(
-        self, cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str | None
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        sandbox: bool | SandboxConfig | None = None,
     ) -> Ref[Any]: ...
     def stop(self) -> None: ...
     def send_after(
@@ -137,10 +143,25 @@ class Atom:
         return self._radon_ctx.log
 
     async def spawn(
-        self, cls: type[A], /, *args: Any, name: str | None = None, **kwargs: Any
+        self,
+        cls: type[A],
+        /,
+        *args: Any,
+        name: str | None = None,
+        sandbox: bool | SandboxConfig | None = None,
+        **kwargs: Any,
     ) -> Ref[A]:
-        """Spawn a child atom; it stops before this atom does."""
-        return await self._radon_ctx.spawn(cls, args, kwargs, name)
+        """Spawn a child atom; it stops before this atom does.
+
+        ``sandbox`` means what it means for ``System.spawn``: ``None`` (the default)
+        follows the child class's ``sandbox`` attribute, ``True`` or a
+        :class:`~radon_actors.SandboxConfig` runs the child in WebAssembly,
+        ``False`` natively. A parent chooses per child because the class default is
+        a guess about every use of the class, the parent knows this one. Inside a
+        sandbox a parent can pass ``None``, ``True`` or ``False`` (the host's
+        default limits apply; see docs/sandbox.md).
+        """
+        return await self._radon_ctx.spawn(cls, args, kwargs, name, sandbox)
 
     def stop(self) -> None:
         """Stop this atom once the current turn ends.

@@ -36,6 +36,10 @@ class Counter(Atom):
         return self.value
 
     @handler
+    async def aget(self) -> int:  # async, but without an await: cannot suspend
+        return self.value
+
+    @handler
     def fail(self, message: str) -> None:
         raise Boom(message)
 
@@ -98,6 +102,11 @@ class Relay(Atom):
     async def spawn_sandboxed_child(self, start: int) -> int:
         child = await self.spawn(SandboxedCounter, start)
         return await child.ask(SandboxedCounter.incr, 1)
+
+    @handler
+    async def make_child_as(self, cls: type[Counter], start: int, sandbox: Any) -> Ref[Counter]:
+        # sandbox=None follows the class attribute, True/False override it.
+        return await self.spawn(cls, start, sandbox=sandbox)
 
     @handler
     async def ask_self(self) -> int:

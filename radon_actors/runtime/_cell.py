@@ -383,9 +383,14 @@ class AtomCell:
     # Context: what the atom instance calls (see Atom).
     # ------------------------------------------------------------------
     async def spawn(
-        self, cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str | None
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        sandbox: Any = None,
     ) -> Ref[Any]:
-        return await self.system._spawn(cls, args, kwargs, name=name, parent=self)
+        return await self.system._spawn(cls, args, kwargs, name=name, parent=self, sandbox=sandbox)
 
     def stop(self) -> None:
         # A stop the atom asks for itself is a *normal exit*: its supervisor may

@@ -10,9 +10,9 @@
   ``instance`` for a sandboxed atom. Its ``call`` runs a handler in the guest and
   drives suspensions: the guest returns an ``ask``/``spawn`` request, the host
   performs it on trio and resumes the guest with the reply.
-* The host imports (the atom's "syscalls") find the calling guest through a
-  thread-local set around each call into WebAssembly; when the guest runs on a
-  worker thread, the ones that touch trio hop back with ``trio.from_thread``.
+* The host imports (the atom's "syscalls") find the calling guest by the
+  store's context pointer they receive; when the guest runs on a worker thread,
+  the ones that touch trio hop back with ``trio.from_thread``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import marshal
 import os
 import pickle
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,28 +47,91 @@ if TYPE_CHECKING:
     from ..runtime._cell import AtomCell
     from ..runtime._timers import TimerHandle
 
-__all__ = ["GuestAtom", "LoadedComponent", "engine", "load", "loaded"]
+__all__ = [
+    "GuestAtom",
+    "LoadedComponent",
+    "dec",
+    "enc",
+    "enc_message",
+    "enc_value",
+    "engine",
+    "load",
+    "loaded",
+]
 
 _log = structlog.get_logger("radon_actors.sandbox")
 T = TypeVar("T")
 
 _PACKAGE = "radon:atom"
-_VERSION = "0.2.0"
+_VERSION = "0.3.0"
 HOST_INTERFACE = f"{_PACKAGE}/host@{_VERSION}"
 GUEST_INTERFACE = f"{_PACKAGE}/guest@{_VERSION}"
 _EXPORTS = ("create", "start", "handle", "pending", "resume", "finish", "snapshot", "restore")
 _PROTOCOL = 5
+# The standard's `isolation` enum (spawn-request) as System.spawn's sandbox=.
+_ISOLATION: dict[str, bool | None] = {"class-default": None, "native": False, "sandboxed": True}
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 
 
+# Marshal format versions, pinned (the guest's CPython, 3.14, is newer than the
+# host's): 4 for containers (back-references keep shared objects shared), 2 for
+# scalars (no reference table to build: cheaper to write; any reader reads it).
+_MARSHAL = 4
+_MARSHAL_SCALARS = 2
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+_CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
+_is_scalar = _SCALARS.__contains__
+_mdumps = marshal.dumps
+_mloads = marshal.loads
+_ploads = pickle.loads
+
+
 def enc(obj: Any) -> str:
-    """Encode a value for the guest (pickle, carried as latin-1 text)."""
+    """Encode anything for the guest as a pickle (carried as latin-1 text):
+    classes, exceptions, snapshots; values go through :func:`enc_value`."""
     return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
 
 
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is plain data that marshal encodes exactly: scalars, and
+    small tuples, lists, dicts, sets and frozensets of plain data (exact types:
+    marshal writes other buffer objects as bytes)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind not in _CONTAINERS or depth > 4 or len(value) > 32:
+        return False
+    if kind is dict:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return all(_plain(item, depth + 1) for item in value)
+
+
+def enc_value(obj: Any) -> str:
+    """Encode a value (a result or a reply): marshal for plain data, else pickle."""
+    if type(obj) in _SCALARS:
+        return _mdumps(obj, _MARSHAL_SCALARS).decode("latin-1")
+    if _plain(obj):
+        return _mdumps(obj, _MARSHAL).decode("latin-1")
+    return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
+
+
+def enc_message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Encode a message ``(args, kwargs)``: marshal when it is plain data."""
+    if not kwargs and all(map(_is_scalar, map(type, args))):
+        return _mdumps((args, kwargs), _MARSHAL_SCALARS).decode("latin-1")
+    message = (args, kwargs)
+    if _plain(args) and _plain(kwargs):
+        return _mdumps(message, _MARSHAL).decode("latin-1")
+    return pickle.dumps(message, _PROTOCOL).decode("latin-1")
+
+
 def dec(text: str) -> Any:
-    """Decode a value from the guest."""
-    return pickle.loads(text.encode("latin-1"))
+    """Decode a payload from the guest: a pickle starts with its PROTO opcode
+    (0x80); marshal streams never do (docs/standard.md, *Codec*)."""
+    data = text.encode("latin-1")
+    if data[:1] == b"\x80":
+        return _ploads(data)
+    return _mloads(data)
 
 
 def enc_exc(exc: BaseException) -> str:
@@ -174,9 +239,17 @@ def _compile(wasm: Path, compiled: Path, progress: Callable[[str], None]) -> wc.
 # ----------------------------------------------------------------------
 class _StrIn(ctypes.Structure):
     """A ``wasmtime_component_val_t`` holding a string, as the host writes it: the
-    data pointer borrows a Python ``bytes`` buffer (wasmtime copies arguments)."""
+    data pointer borrows a Python ``bytes`` buffer (wasmtime copies arguments).
+    It is written as a plain address (see ``_BYTES_DATA``): assigning a ``bytes``
+    to a ``c_char_p`` field would also file a reference under a ``sprintf``-made
+    key on every call; the caller keeps the ``bytes`` alive instead."""
 
-    _fields_ = [("kind", ctypes.c_uint8), ("size", ctypes.c_size_t), ("data", ctypes.c_char_p)]
+    _fields_ = [("kind", ctypes.c_uint8), ("size", ctypes.c_size_t), ("data", ctypes.c_void_p)]
+
+
+# Offset of a CPython ``bytes`` object's data from its address (``id``): the
+# object header, then the characters (checked by ``_layout_ok``).
+_BYTES_DATA = bytes.__basicsize__ - 1
 
 
 class _StrOut(ctypes.Structure):
@@ -209,6 +282,10 @@ def _layout_ok() -> bool:
         and _ffi.WASMTIME_COMPONENT_STRING.value == 12
         and _ffi.WASMTIME_COMPONENT_VARIANT.value == 16
         and _ffi.WASMTIME_COMPONENT_BOOL.value == 0
+        and all(
+            ctypes.string_at(id(probe) + _BYTES_DATA, len(probe)) == probe
+            for probe in (b"radon", bytes(range(7)))
+        )
     )
 
 
@@ -234,6 +311,11 @@ _raw_set_fuel = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint
 _STRING = 12
 _VARIANT = 16
 _string_at = ctypes.string_at
+# A UTF-8 string result straight into a ``str``: one foreign call (holding the
+# GIL, as a Python API call must) instead of ``string_at`` plus ``bytes.decode``.
+_utf8_at = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_char_p)(
+    ("PyUnicode_DecodeUTF8", ctypes.pythonapi)
+)
 
 
 class _Export:
@@ -307,7 +389,7 @@ class _Export:
                     keep.append(data)
                     slot.kind = _STRING
                     slot.size = len(data)
-                    slot.data = data
+                    slot.data = id(data) + _BYTES_DATA
                 else:
                     ty.convert_to_c(store, val, ctypes.pointer(args[i]))
                     generic.append(i)
@@ -333,12 +415,14 @@ class _Export:
 
     def strings(self, store: wasmtime.Store, *params: str) -> Any:
         """``__call__`` for an export whose parameters are all strings and whose
-        result is a string (``handle``): the same steps, minus the type dispatch."""
+        result is a string (``handle``): the same steps, minus the type dispatch,
+        in as few Python-level steps as possible (this is every turn's path)."""
         keep = [val.encode() for val in params]  # the buffers the arguments point into
         for slot, data in zip(self._slots, keep, strict=True):
+            # wasmtime takes the arguments read-only: the kind stays a string.
             slot.kind = _STRING  # type: ignore[union-attr]
             slot.size = len(data)  # type: ignore[union-attr]
-            slot.data = data  # type: ignore[union-attr]
+            slot.data = id(data) + _BYTES_DATA  # type: ignore[union-attr]
         error = _raw_call(
             self._func_addr, self._context, self._args_addr, self._n, self._result_addr, 1
         )
@@ -348,7 +432,7 @@ class _Export:
         if text.kind != _STRING:  # pragma: no cover - wasmtime checked the result type
             return self._lift(self._result_ty)
         try:
-            return _string_at(text.data, text.size).decode()
+            return _utf8_at(text.data, text.size, None)
         finally:
             _val_delete_at(self._result_addr)
             text.kind = 0
@@ -397,7 +481,8 @@ def _export(func: wc.Func, store: wasmtime.Store) -> Callable[..., Any]:
 # ----------------------------------------------------------------------
 # Guest atoms
 # ----------------------------------------------------------------------
-_current = threading.local()
+# Live guests by their store's context pointer, which host imports receive.
+_guests: weakref.WeakValueDictionary[int, GuestAtom] = weakref.WeakValueDictionary()
 _limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("radon_sandbox")
 
 
@@ -414,8 +499,11 @@ class GuestAtom:
     """One sandboxed atom's WebAssembly instance, driven from its cell."""
 
     __slots__ = (
+        "__weakref__",
         "_context",
+        "_fuel",
         "_funcs",
+        "_handle",
         "_lock",
         "_store",
         "_timer_ids",
@@ -437,6 +525,10 @@ class GuestAtom:
         store.set_wasi(wasmtime.WasiConfig())  # no files, no sockets, no environment
         store.set_limits(memory_size=config.memory)
         store.set_fuel(config.fuel)
+        # The store's context pointer is fixed for the store's life: host imports
+        # find their guest by it (no per-call bookkeeping).
+        self._context: int = ctypes.cast(store._context(), ctypes.c_void_p).value or 0
+        _guests[self._context] = self
         instance = loaded.linker.instantiate(store, loaded.component)
         funcs: dict[str, Callable[..., Any]] = {}
         for name, idx in loaded.exports.items():
@@ -445,8 +537,9 @@ class GuestAtom:
                 raise SandboxError(f"export {name!r} is not a function")
             funcs[name] = _export(func, store)
         self._store = store
-        self._context = ctypes.cast(store._context(), ctypes.c_void_p).value
         self._funcs = funcs
+        self._handle = funcs["handle"]
+        self._fuel = config.fuel
         self._lock = trio.Lock()
 
     def __repr__(self) -> str:
@@ -455,33 +548,35 @@ class GuestAtom:
     # calls into the guest ------------------------------------------------
     def _refuel(self) -> None:
         """A fresh turn's CPU budget (``store.set_fuel``, minus its Python layers)."""
-        error = _raw_set_fuel(self._context, self.config.fuel)
+        error = _raw_set_fuel(self._context, self._fuel)
         if error:  # pragma: no cover - fuel metering is always on in our engine
             raise_error(error)
 
+    def _crashed_earlier(self) -> SandboxCrashed:
+        return SandboxCrashed(
+            f"the sandbox of {self.cell._label()} crashed earlier ({self.crashed})"
+        )
+
+    def _trapped(self, exc: BaseException) -> BaseException:
+        """What a failed call into the guest raises; the instance is unusable after."""
+        if isinstance(exc, (wasmtime.WasmtimeError, wasmtime.Trap)):
+            self.crashed = _reason(exc, self.config)
+            return SandboxCrashed(f"the sandbox stopped {self.cell._label()}: {self.crashed}")
+        # A host import raised (wasmtime-py turns that into a trap and re-raises
+        # it here): the instance cannot be entered again either.
+        self.crashed = f"a host import raised {exc!r}"
+        return exc
+
     def _invoke_sync(self, name: str, *params: Any) -> Any:
         if self.crashed is not None:
-            raise SandboxCrashed(
-                f"the sandbox of {self.cell._label()} crashed earlier ({self.crashed})"
-            )
-        func = self._funcs[name]
-        previous = getattr(_current, "guest", None)
-        _current.guest = self
+            raise self._crashed_earlier()
         try:
-            out = func(self._store, *params)
-        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-            self.crashed = _reason(exc, self.config)
-            raise SandboxCrashed(
-                f"the sandbox stopped {self.cell._label()}: {self.crashed}"
-            ) from None
+            return self._funcs[name](self._store, *params)
         except BaseException as exc:
-            # A host import raised (wasmtime-py turns that into a trap and re-raises
-            # it here): the instance cannot be entered again either.
-            self.crashed = f"a host import raised {exc!r}"
-            raise
-        finally:
-            _current.guest = previous
-        return out
+            error = self._trapped(exc)
+            if error is exc:
+                raise
+            raise error from None
 
     async def _invoke(self, name: str, *params: Any) -> Any:
         if self.config.threaded:
@@ -529,7 +624,10 @@ class GuestAtom:
         if op.tag == "spawn":
             cls = dec(getattr(req, "class"))
             args, kwargs = _decode_message(req.message)
-            return await self.cell.spawn(cls, args, kwargs, req.name)
+            sandbox = _ISOLATION.get(req.isolation)
+            if sandbox is None and req.isolation != "class-default":  # pragma: no cover
+                raise SandboxError(f"unknown isolation {req.isolation!r} in a spawn request")
+            return await self.cell.spawn(cls, args, kwargs, req.name, sandbox)
         raise SandboxError(f"unknown guest operation {op.tag!r}")  # pragma: no cover
 
     # what the cell calls -------------------------------------------------
@@ -557,15 +655,35 @@ class GuestAtom:
 
     async def call(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
-        message = enc((args, kwargs))
+        message = enc_message(args, kwargs)
         self._refuel()
-        return await self._settle(await self._invoke("handle", handler, message))
+        if self.config.threaded:
+            out = await self._invoke("handle", handler, message)
+        else:
+            out = self._invoke_sync("handle", handler, message)
+        if out[:1] == "d":  # the common end of a turn, without _settle's frames
+            return _decode_result(out)
+        return await self._settle(out)
 
     def call_now(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """One turn of a plain-``def`` handler, run right here (never suspends)."""
-        message = enc((args, kwargs))
-        self._refuel()
-        out: str = self._invoke_sync("handle", handler, message)
+        """One turn of a handler that cannot suspend, run right here (inline).
+
+        The hot path of a sandboxed ask: the common steps are written inline."""
+        if self.crashed is not None:
+            raise self._crashed_earlier()
+        if not kwargs and all(map(_is_scalar, map(type, args))):
+            message = _mdumps((args, kwargs), _MARSHAL_SCALARS).decode("latin-1")
+        else:
+            message = enc_message(args, kwargs)
+        if _raw_set_fuel(self._context, self._fuel):  # pragma: no cover
+            self._refuel()  # raises the error
+        try:
+            out: str = self._handle(self._store, handler, message)
+        except BaseException as exc:
+            error = self._trapped(exc)
+            if error is exc:
+                raise
+            raise error from None
         tag = out[:1]
         if tag == "d":
             return _decode_result(out)
@@ -574,8 +692,9 @@ class GuestAtom:
         if tag != "s":
             raise _malformed(out)
         raise SandboxError(
-            f"handler {handler!r} of {self.cell._label()} is a plain def but returned an "
-            "awaitable that waits on the host; declare it `async def`"
+            f"handler {handler!r} of {self.cell._label()} has no await of its own but "
+            "returned an awaitable that waits on the host; declare it `async def` and "
+            "await it in its body"
         )
 
     async def on_stop(self) -> None:
@@ -620,8 +739,11 @@ def _endpoint(atom_id: str) -> _ref.Endpoint:
 
 def _decode_result(outcome: str) -> Any:
     """The value of a ``d`` outcome (the payload after the tag character)."""
+    if outcome == "dN":  # marshal's None
+        return None
     try:
-        return pickle.loads(outcome.encode("latin-1")[1:])
+        data = outcome.encode("latin-1")
+        return _ploads(data[1:]) if data[1] == 0x80 else _mloads(data[1:])
     except Exception as exc:
         raise SandboxError(f"the guest returned a result the host cannot decode: {exc!r}") from None
 
@@ -655,7 +777,7 @@ def _decode_message(message: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 def _encode_reply(value: Any) -> str:
     try:
-        return enc(value)
+        return enc_value(value)
     except Exception as exc:
         raise MessageNotPortable(f"the reply {value!r} cannot enter the sandbox: {exc!r}") from exc
 
@@ -664,10 +786,11 @@ def _encode_reply(value: Any) -> str:
 # Host imports (the guest's syscalls). Each receives the store first and must
 # not raise: errors go back to the guest encoded.
 # ----------------------------------------------------------------------
-def _guest() -> GuestAtom:
-    guest: GuestAtom | None = getattr(_current, "guest", None)
-    if guest is None:  # pragma: no cover - wasmtime only calls us inside _invoke_sync
-        raise SandboxError("a host import was called outside a guest call")
+def _guest(store: Any) -> GuestAtom:
+    """The guest whose call made a host import (``store`` is its StoreContext)."""
+    guest = _guests.get(ctypes.cast(store._context(), ctypes.c_void_p).value or 0)
+    if guest is None:  # pragma: no cover - only live guests run
+        raise SandboxError("a host import was called by an unknown store")
     return guest
 
 
@@ -676,21 +799,21 @@ def _tell(target: str, handler: str, message: str) -> None:
     _endpoint(target).tell(handler, args, kwargs)
 
 
-def _h_tell(_store: Any, target: str, handler: str, message: str) -> str | None:
+def _h_tell(store: Any, target: str, handler: str, message: str) -> str | None:
     try:
-        _guest().on_trio(_tell, target, handler, message)
+        _guest(store).on_trio(_tell, target, handler, message)
     except Exception as exc:
         return enc_exc(exc)
     return None
 
 
-def _h_stop(_store: Any) -> None:
-    guest = _guest()
+def _h_stop(store: Any) -> None:
+    guest = _guest(store)
     guest.on_trio(guest.cell.stop)
 
 
-def _h_log(_store: Any, level: str, event: str, fields: str) -> None:
-    guest = _guest()
+def _h_log(store: Any, level: str, event: str, fields: str) -> None:
+    guest = _guest(store)
     try:
         decoded = dec(fields)
         values = dict(decoded) if isinstance(decoded, dict) else {"fields": decoded}
@@ -702,8 +825,8 @@ def _h_log(_store: Any, level: str, event: str, fields: str) -> None:
         method(event, sandboxed=True, **{str(k): v for k, v in values.items()})
 
 
-def _h_now(_store: Any) -> float:
-    return _guest().on_trio(trio.current_time)
+def _h_now(store: Any) -> float:
+    return _guest(store).on_trio(trio.current_time)
 
 
 def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, message: str) -> int:
@@ -718,23 +841,23 @@ def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, m
     return timer_id
 
 
-def _h_start_timer(_store: Any, delay: float, periodic: bool, handler: str, message: str) -> Any:
-    guest = _guest()
+def _h_start_timer(store: Any, delay: float, periodic: bool, handler: str, message: str) -> Any:
+    guest = _guest(store)
     try:
         return guest.on_trio(_start_timer, guest, delay, periodic, handler, message)
     except Exception as exc:
         return enc_exc(exc)  # result<u64, payload> lifts untagged: a str is the error
 
 
-def _h_cancel_timer(_store: Any, timer: int) -> None:
-    guest = _guest()
+def _h_cancel_timer(store: Any, timer: int) -> None:
+    guest = _guest(store)
     handle = guest.timers.pop(timer, None)
     if handle is not None:
         guest.on_trio(handle.cancel)
 
 
-def _h_timer_active(_store: Any, timer: int) -> bool:
-    guest = _guest()
+def _h_timer_active(store: Any, timer: int) -> bool:
+    guest = _guest(store)
     handle = guest.timers.get(timer)
     if handle is None:
         return False
@@ -744,8 +867,8 @@ def _h_timer_active(_store: Any, timer: int) -> bool:
     return active
 
 
-def _h_stash(_store: Any) -> str | None:
-    guest = _guest()
+def _h_stash(store: Any) -> str | None:
+    guest = _guest(store)
     try:
         guest.on_trio(guest.cell.stash)
     except Exception as exc:
@@ -753,8 +876,8 @@ def _h_stash(_store: Any) -> str | None:
     return None
 
 
-def _h_unstash_all(_store: Any) -> None:
-    guest = _guest()
+def _h_unstash_all(store: Any) -> None:
+    guest = _guest(store)
     guest.on_trio(guest.cell.unstash_all)
 
 

@@ -2,8 +2,8 @@
 
 It implements the ``guest`` interface of ``wit/atom.wit`` for Python atoms and
 gives the atom a context (see ``Atom._radon_ctx``) whose calls become host
-imports. Values cross as pickles carried in latin-1 strings (see
-docs/standard.md, "Python codec").
+imports. Values cross as pickles, or marshal streams for plain scalars, carried
+in latin-1 strings (see docs/standard.md, "Python codec").
 
 ``async`` handlers are driven by hand: ``coro.send`` runs one until it awaits a
 host operation (an ``_HostOp``); the call returns the ``"s"`` outcome, the host
@@ -20,6 +20,7 @@ bindings componentize-py generates (``wit_world``) are available here.
 from __future__ import annotations
 
 import itertools
+import marshal
 import pickle
 import traceback
 import types
@@ -36,17 +37,38 @@ from .._errors import HandlerNotFound
 from ._errors import MessageNotPortable, SandboxError
 
 _PROTOCOL = 5
+# Marshal format version of what the guest writes (scalars only), pinned: 2 has
+# no reference table to build, so it is the cheapest to write, and every
+# CPython (the host's is older than the guest's) reads it.
+_MARSHAL = 2
 _loads = pickle.loads
-_dumps = pickle.dumps
+_mloads = marshal.loads
+_mdumps = marshal.dumps
 _CoroutineType = types.CoroutineType
+# Values marshal encodes exactly (exact types: marshal writes any other buffer
+# object as bytes, and refuses other classes).
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+_is_scalar = _SCALARS.__contains__
 
 
 def _enc(obj: Any) -> str:
+    """A pickle payload (exceptions, classes, snapshots, anything not plain)."""
+    return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
+
+
+def _enc_value(obj: Any) -> str:
+    """A value payload: marshal for a scalar, else a pickle (see docs/standard.md)."""
+    if type(obj) in _SCALARS:
+        return _mdumps(obj, _MARSHAL).decode("latin-1")
     return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
 
 
 def _dec(text: str) -> Any:
-    return pickle.loads(text.encode("latin-1"))
+    """Either codec: a pickle starts with its PROTO opcode (0x80), marshal never does."""
+    data = text.encode("latin-1")
+    if data[0] == 0x80:
+        return _loads(data)
+    return _mloads(data)
 
 
 def _handler_name(h: Any) -> str:
@@ -71,6 +93,8 @@ class _HostOp:
 
 
 def _encode_message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if not kwargs and all(map(_is_scalar, map(type, args))):  # no Python-level calls
+        return _mdumps((args, kwargs), _MARSHAL).decode("latin-1")
     try:
         return _enc((args, kwargs))
     except Exception as exc:
@@ -176,13 +200,29 @@ class _Context:
         return self._ref
 
     async def spawn(
-        self, cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str | None
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        sandbox: Any = None,
     ) -> Any:
+        if sandbox is None:
+            isolation = wt.Isolation.CLASS_DEFAULT
+        elif sandbox is True:
+            isolation = wt.Isolation.SANDBOXED
+        elif sandbox is False:
+            isolation = wt.Isolation.NATIVE
+        else:
+            raise TypeError(
+                f"inside the sandbox, spawn(sandbox=...) takes None, True or False, not "
+                f"{sandbox!r}: a sandboxed child gets the host's default limits"
+            )
         try:
             encoded_cls = _enc(cls)
         except Exception as exc:
             raise MessageNotPortable(f"cannot spawn {cls!r} from the sandbox: {exc!r}") from None
-        request = wt.SpawnRequest(encoded_cls, _encode_message(args, kwargs), name)
+        request = wt.SpawnRequest(encoded_cls, _encode_message(args, kwargs), name, isolation)
         return await _HostOp(wt.Operation_Spawn(request))
 
     def stop(self) -> None:
@@ -242,7 +282,7 @@ def _failed(exc: BaseException) -> str:
 
 def _done(value: Any) -> str:
     try:
-        return "d" + _enc(value)
+        return "d" + _enc_value(value)
     except Exception as exc:
         return _failed(
             MessageNotPortable(f"the result {value!r} cannot leave the sandbox: {exc!r}")
@@ -327,7 +367,8 @@ class Guest(exports.Guest):
         if spec is None:
             return _failed(HandlerNotFound(f"the sandboxed atom has no handler {handler!r}"))
         try:
-            args, kwargs = _loads(message.encode("latin-1"))
+            data = message.encode("latin-1")
+            args, kwargs = _loads(data) if data[0] == 0x80 else _mloads(data)
         except Exception as exc:
             return _failed(
                 MessageNotPortable(f"message for {handler!r} cannot enter the sandbox: {exc!r}")
@@ -338,10 +379,11 @@ class Guest(exports.Guest):
             return _failed(exc)
         if isinstance(result, _CoroutineType):
             return _drive(result)
-        try:
-            return "d" + _dumps(result, _PROTOCOL).decode("latin-1")
-        except Exception:
-            return _done(result)  # reports why the result cannot leave
+        if result is None:
+            return "dN"  # marshal's None (every version): what most tell handlers return
+        if type(result) in _SCALARS:
+            return "d" + _mdumps(result, _MARSHAL).decode("latin-1")
+        return _done(result)
 
     def pending(self) -> Any:
         return _State.request

@@ -2,20 +2,22 @@
 
 The cell's loop is the same for native and sandboxed atoms. For a sandboxed
 atom the handler table is a copy of the class's where each handler's ``fn``
-forwards into the guest (a plain function for a plain-``def`` handler, so an idle
-atom still answers inline; an ``async`` one otherwise, and always for threaded
-atoms), while ``check`` keeps validating the arguments at the sender against the
+forwards into the guest (a plain function for a handler that cannot suspend, so
+an idle atom still answers inline; an ``async`` one otherwise, and always for
+threaded atoms), while ``check`` keeps validating the arguments at the sender against the
 real signature, and also checks that the message can cross the boundary at all.
 The cell's ``instance`` is a :class:`~._engine.GuestAtom`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import pickletools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import outcome
 import trio
 
 from .._atom import Atom, HandlerSpec, handler_table
@@ -114,12 +116,12 @@ def _portable_check(
     original: Callable[..., None] | None, label: str, portability: _Portability
 ) -> Callable[..., None]:
     dumps = pickle.dumps
-    plain = _PLAIN
+    is_plain = _PLAIN.__contains__
 
     def check(*args: Any, **kwargs: Any) -> None:
         if original is not None:
             original(*args, **kwargs)
-        if not kwargs and all(type(a) in plain for a in args):
+        if not kwargs and all(map(is_plain, map(type, args))):
             return  # scalars always cross: skip the trial pickle
         try:
             data = dumps((args, kwargs), 5)
@@ -144,9 +146,10 @@ def sandbox_table(
 ) -> dict[Any, HandlerSpec]:
     """The class's handler table with every handler forwarded into the guest.
 
-    With ``inline``, plain-``def`` handlers get a plain forwarder, so that an idle
-    atom answers an ask in the caller's task, as natively (a sync guest handler
-    never suspends); ``async def`` handlers always get an ``async`` forwarder.
+    With ``inline``, handlers that cannot suspend (plain ``def``, and ``async def``
+    without an ``await``) get a plain forwarder, so that an idle atom answers an
+    ask in the caller's task, as natively; other ``async def`` handlers get an
+    ``async`` forwarder (a queued turn that may suspend in the guest).
     ``bundled`` names the modules the guest can import besides its standard
     library: a message needing any other fails at the sender.
     """
@@ -164,7 +167,9 @@ def sandbox_table(
             copy = HandlerSpec.__new__(HandlerSpec)
             copy.owner = spec.owner
             copy.name = spec.name
-            sync = inline and not spec.is_async
+            # As natively: a handler that cannot suspend (a plain def, or an
+            # async def without an await) runs inline on an idle atom.
+            sync = inline and spec.never_suspends
             make = _sync_forwarder if sync else _forwarder
             copy.fn = make(spec.name, spec.fn)
             copy.is_async = not sync
@@ -254,14 +259,61 @@ def _guest_of(ref: Ref[Any]) -> tuple[AtomCell, _engine.GuestAtom]:
 async def snapshot(ref: Ref[Any]) -> str:
     """The encoded state of the sandboxed atom behind ``ref``, taken between turns.
 
-    Raises :class:`SandboxError` if the atom is in the middle of a turn (try again
-    once it is idle), :class:`AtomStopped` if it is not running in this process.
+    An idle atom is snapshotted at once. Mid-turn (an ``async`` handler suspended
+    on an ``ask``, a failure being handled, ``on_start`` running), the snapshot
+    waits for the turn boundary and is taken there by the atom's own task, before
+    its next message: the state it returns is the state after that turn, as when
+    migration stops an atom.
+
+    Raises :class:`AtomStopped` if the atom is not running in this process, or
+    stops before the turn ends (a stop requested earlier is handled first);
+    :class:`SandboxError` if it is not sandboxed. Cancelling the wait withdraws
+    the request: the atom is not held up, and a snapshot its task has already
+    started is finished there and discarded.
     """
     cell, guest = _guest_of(ref)
-    if cell.busy:
+    if not cell.busy:
+        return await guest.snapshot()
+    return await _snapshot_at_turn_boundary(cell)
+
+
+async def _snapshot_at_turn_boundary(cell: AtomCell) -> str:
+    done = trio.Event()
+    taken: list[outcome.Outcome[str]] = []
+    withdrawn = False
+
+    async def take() -> None:
+        # Runs in the atom's task as a control message, at the turn boundary.
+        if withdrawn:
+            return
+        guest = cell.instance
+        if not isinstance(guest, _engine.GuestAtom):  # pragma: no cover - restarted natively
+            taken.append(outcome.Error(SandboxError(f"{cell._label()} is not sandboxed")))
+        else:
+            try:
+                taken.append(outcome.Value(await guest.snapshot()))
+            except Exception as exc:  # the caller's error, not the atom's
+                taken.append(outcome.Error(exc))
+        done.set()
+
+    def stopped(_cell: AtomCell, _reason: BaseException | None) -> None:
+        done.set()
+
+    if not cell.mailbox.put_control(("call", take)):
         await trio.lowlevel.checkpoint()
-        raise SandboxError(f"{cell._label()} is in the middle of a turn; snapshot it when idle")
-    return await guest.snapshot()
+        raise AtomStopped(f"{cell._label()} stopped; nothing to snapshot")
+    cell.on_stopped.append(stopped)
+    try:
+        await done.wait()
+    except BaseException:
+        withdrawn = True  # cancelled: the atom's task skips the request
+        raise
+    finally:
+        with contextlib.suppress(ValueError):
+            cell.on_stopped.remove(stopped)
+    if not taken:
+        raise AtomStopped(f"{cell._label()} stopped before its turn ended; nothing to snapshot")
+    return taken[0].unwrap()
 
 
 async def spawn_restored(
