@@ -10,6 +10,9 @@ In this process, on trio (interleaved, so machine noise hits them alike):
 * ``raw-channel``: raw trio memory-channel ping-pong / one-way stream (the floor
   for a request/reply between two trio tasks, and the baseline of every ratio);
 * ``raw-tcp``: raw trio loopback TCP ping-pong of 32-byte frames / one-way stream;
+* ``raw-tcp-process``: the same ping-pong with the echo server in another
+  process (the floor for any cross-process request/reply: both processes wake
+  on every round trip), the like-for-like baseline of ``cross-process``;
 * ``native``: radon-actors in-process ``ask`` of a plain-``def`` handler (answered
   inline by an idle atom) and ``await ref.send`` throughput into a bounded mailbox;
 * ``native-async``: ``ask`` of an ``async def`` handler without ``await`` (also
@@ -18,7 +21,7 @@ In this process, on trio (interleaved, so machine noise hits them alike):
   turn on the atom's task);
 * ``cross-process``: ``ask`` of a plain-``def`` handler on an atom on a worker
   host started with ``system.start_host`` (loopback TCP, authenticated
-  transport; compare it with ``raw-tcp``) and ``await ref.send`` throughput to
+  transport; compare it with ``raw-tcp-process``) and ``await ref.send`` throughput to
   it (batched frames). Each run starts its own worker process and stops it
   (killed if it does not exit), whatever happens;
 * ``sandboxed``: the same ``def`` echo handler in a WebAssembly sandbox
@@ -245,6 +248,53 @@ async def raw_tcp_throughput(n: int) -> float:
     return n / (elapsed / 1e9)
 
 
+# A byte echo server for ``raw-tcp-process``: prints its port, runs until stdin closes.
+_ECHO_PROCESS = r"""
+import functools, sys, trio
+async def echo(stream):
+    async with stream:
+        while data := await stream.receive_some(65536):
+            await stream.send_all(data)
+async def main():
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(trio.serve_tcp, echo, 0, host="127.0.0.1")
+        listeners = await nursery.start(serve)
+        print(listeners[0].socket.getsockname()[1], flush=True)
+        await trio.to_thread.run_sync(sys.stdin.read)
+        nursery.cancel_scope.cancel()
+trio.run(main)
+"""
+
+
+async def raw_tcp_process_rtt(n: int, warmup: int) -> list[int]:
+    """The raw ping-pong with its echo in another process: the floor of a
+    cross-process request/reply (two processes to wake per round trip)."""
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-c", _ECHO_PROCESS], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some()
+                if not chunk:
+                    raise RuntimeError("the raw TCP echo process failed to start")
+                line += chunk
+        client = await trio.open_tcp_stream("127.0.0.1", int(line))
+        async with client:
+
+            async def op(i: int) -> int:
+                await client.send_all(i.to_bytes(FRAME, "little"))
+                return int.from_bytes(await _recv_exactly(client, FRAME), "little")
+
+            return await _round_trips(op, n, warmup)
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
 # -- radon-actors native, in-process --------------------------------------------
 async def ask_rtt(n: int, warmup: int, method: str) -> list[int]:
     async with open_system() as system:
@@ -388,6 +438,12 @@ IN_PROCESS: list[Config] = [
         raw_tcp_rtt,
         raw_tcp_throughput,
         "one-way stream of 32 B frames",
+    ),
+    Config(
+        "raw-tcp-process",
+        "raw trio loopback TCP, echo in a process",
+        "baseline",
+        raw_tcp_process_rtt,
     ),
     Config(
         "native",
@@ -723,14 +779,18 @@ def format_table(result: dict[str, Any]) -> str:
             f"{r['p50_ratio']:6.2f} {r['p99_ratio']:6.2f} {tell}"
         )
     by = {r["config"]: r for r in result["rows"] if "p50_us" in r}
-    if "cross-process" in by and "raw-tcp" in by:
-        cross, raw = by["cross-process"], by["raw-tcp"]
-        lines.append(
-            f"{'cross-process ask / raw TCP ping-pong':40} "
-            f"p50 {cross['p50_us'] / raw['p50_us']:.2f}x, "
-            f"p99 {cross['p99_us'] / raw['p99_us']:.2f}x (goal: p50 <= 1.5x; both ends of "
-            "raw-tcp run in this process, see bench/placement.py for an echo in another)"
-        )
+    cross = by.get("cross-process")
+    for key, what in (
+        ("raw-tcp-process", "echo in another process, the like-for-like floor"),
+        ("raw-tcp", "both ends in this process: no second process to wake"),
+    ):
+        raw = by.get(key)
+        if cross is not None and raw is not None:
+            lines.append(
+                f"{'cross-process ask / ' + key:40} "
+                f"p50 {cross['p50_us'] / raw['p50_us']:.2f}x, "
+                f"p99 {cross['p99_us'] / raw['p99_us']:.2f}x ({what}; goal: p50 <= 1.5x)"
+            )
     for name, why in result.get("skipped_peers", {}).items():
         lines.append(f"{name:40} {why}")
     return "\n".join(lines)
