@@ -42,6 +42,7 @@ from ..runtime._cell import AtomCell
 from ._endpoints import CallbackReply, Forward, ForwardingCell, RemoteEndpoint
 from ._errors import MigrationError
 from ._node import Node, Peer, _Answer, add_request, dump_class, load_class
+from ._supervision import supervise_from_origin
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
@@ -292,6 +293,9 @@ async def _req_activate(
     system = node.system
     cell = RestoredCell(system, cls, args, kwargs, atom_id, name, None, capacity)
     cell.restarts = restarts
+    if not home:
+        # Its supervisor is at its origin: failures here are reported there.
+        supervise_from_origin(node, cell)
     for hname, a, k, token, is_stashed in msgs:
         spec = cell.table[hname]
         reply = None if token is None else CallbackReply(_Answer(node, peer, token))
