@@ -243,6 +243,7 @@ async def retire_remote(cell: ForwardingCell) -> None:
         await trio.lowlevel.checkpoint()  # lost with its host: nothing to stop
         return
     timeout = cell.shutdown_timeout
+    node.homes[cell.id] = peer.name  # the next start goes back there if it is up
     try:
         result = await node.request(peer, ("retire", cell.id, timeout))
     except Exception as exc:  # its host died meanwhile: so did the atom
