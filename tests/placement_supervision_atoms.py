@@ -44,10 +44,18 @@ class Member(Atom):
     @handler
     def incr(self, by: int = 1) -> int:
         self.n += by
+        self.unstash_all()
         return self.n
 
     @handler
     def get(self) -> int:
+        return self.n
+
+    @handler
+    def at_least(self, n: int) -> int:
+        """The count, once it is at least ``n`` (the ask waits in the stash)."""
+        if self.n < n:
+            self.stash()
         return self.n
 
     @handler

@@ -518,3 +518,50 @@ async def test_directives_apply_to_remote_failures_resume_keeps_state_escalate_g
         events = await _events(rec, 3)
         assert events == [("start", "b", w1), ("stop", "b", w1, 6), ("start", "b", w1)]
         assert await system.lookup("b").ask(Member.get) == 0
+
+
+async def test_a_remote_child_still_in_its_turn_at_its_shutdown_timeout_hands_its_queue_later() -> (
+    None
+):
+    async with cluster("w1") as system:
+        rec = await system.spawn(Recorder)
+        entered, release = trio.Event(), trio.Event()
+        latch = await system.spawn(Latch, entered, release)
+        await system.spawn(
+            Supervisor,
+            [
+                ChildSpec(Member, args=("a", rec), name="a"),
+                ChildSpec(Member, args=("b", rec), name="b", host="w1", shutdown=0.2),
+            ],
+            strategy=Strategy.ONE_FOR_ALL,
+        )
+        a, b = system.lookup("a"), system.lookup("b")
+        await _events(rec, 2)
+        w1 = await b.ask(Member.where)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(b.ask, Member.wait_on, latch)
+                with trio.fail_after(10):
+                    await entered.wait()
+                for _ in range(3):
+                    b.tell(Member.incr)  # queued on w1 behind the turn
+                with pytest.raises(ValueError, match="boom at"):
+                    await a.ask(Member.boom)
+                events = await _events(rec, 5)
+                # b did not reach a turn boundary in time: a new incarnation runs
+                # beside the old one, which is left to end its turn
+                assert [e[:2] for e in events[2:]] == [
+                    ("stop", "a"),
+                    ("start", "a"),
+                    ("start", "b"),
+                ]
+                assert events[4][2] == w1
+                assert await b.ask(Member.get) == 0
+                release.set()  # the old turn ends (its asker gets its reply) and it retires
+        finally:
+            release.set()
+        with trio.fail_after(20):
+            # its three queued increments reached the new incarnation, through the origin
+            assert await b.ask(Member.at_least, 3) == 3
+        events = await _events(rec, 6)
+        assert events[5] == ("stop", "b", w1, 0)  # the old one's on_stop, when it retired
