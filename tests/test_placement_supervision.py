@@ -565,3 +565,47 @@ async def test_a_remote_child_still_in_its_turn_at_its_shutdown_timeout_hands_it
             assert await b.ask(Member.at_least, 3) == 3
         events = await _events(rec, 6)
         assert events[5] == ("stop", "b", w1, 0)  # the old one's on_stop, when it retired
+
+
+async def test_a_migrated_atoms_handler_failure_is_decided_by_its_supervisor_at_the_origin() -> (
+    None
+):
+    async with cluster("w1", "w2") as system:
+        rec = await system.spawn(Recorder)
+        sup = await system.spawn(
+            Supervisor,
+            [
+                ChildSpec(Member, args=("a", rec), name="a"),
+                ChildSpec(Member, args=("b", rec), name="b", host="w1"),
+            ],
+            strategy=Strategy.ONE_FOR_ALL,
+        )
+        a, b = system.lookup("a"), system.lookup("b")
+        await system.migrate(b, to="w2")
+        w2 = await b.ask(Member.where)
+        await b.ask(Member.incr, 2)
+        await a.ask(Member.incr, 3)
+        with pytest.raises(ValueError, match="boom at 2"):
+            await b.ask(Member.boom)
+        events = await _events(rec, 6)
+        assert [e[:2] for e in events[2:]] == [
+            ("stop", "b"),
+            ("stop", "a"),
+            ("start", "a"),
+            ("start", "b"),
+        ]
+        assert events[2][2:] == (w2, 2)
+        assert events[5][2] == w2  # started again where it was retired
+        assert await b.ask(Member.get) == 0
+        assert await a.ask(Member.get) == 0  # its sibling restarted with it
+        infos = await sup.ask(Supervisor.which_children)
+        assert [(i.id, i.restarts) for i in infos] == [("a", 1), ("b", 1)]
+        # a local atom migrated out: the root supervisor at the origin restarts it
+        local = await system.spawn(Member, "l", rec, 5)
+        await system.migrate(local, to="w1")
+        await local.ask(Member.incr)
+        with pytest.raises(ValueError, match="boom at 6"):
+            await local.ask(Member.boom)
+        assert await local.ask(Member.get) == 5
+        roots = await system.root.ask(Supervisor.which_children)
+        assert [i.restarts for i in roots if i.ref == local] == [1]
