@@ -152,6 +152,9 @@ class _Retire:
         self.handed_back: list[tuple[str, bytes, int | None]] = []
 
     def cell_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        # It stopped before it could retire: nothing to hand back.
+        if _retires.get(cell) is self:
+            del _retires[cell]
         self.started.set()
         self.done.set()
 
