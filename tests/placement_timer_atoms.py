@@ -67,5 +67,10 @@ class Clock(Atom):
         return os.getpid()
 
     @handler
+    def poison(self) -> None:
+        """State that does not pickle: a migration fails (and the atom stays)."""
+        self.trap = lambda: None
+
+    @handler
     def state(self) -> dict[str, Any]:
         return {"fired": len(self.fired)}

@@ -12,12 +12,13 @@ import os
 import pickle
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from cluster_helpers import cluster
 from placement_timer_atoms import Clock
 
-from radon_actors import Atom, Ref, Timer, handler, open_system
+from radon_actors import Atom, MigrationError, Ref, Timer, handler, open_system
 from radon_actors.runtime import _directory
 from radon_actors.runtime._timers import TimerHandle, rearm, restoring, snapshot, start
 
@@ -83,6 +84,19 @@ async def test_timers_due_across_several_migrations_each_fire_exactly_once() -> 
         tags = [tag for tag, _ in fired[:n]]
         assert sorted(tags, key=int) == [str(i) for i in range(n)]  # none lost, none twice
         assert len({pid for _, pid in fired[:n]}) == 3  # fired in all three processes
+
+
+async def test_a_failed_migration_leaves_the_timers_running_where_they_were() -> None:
+    async with cluster("w1") as system:
+        clock = await system.spawn(Clock, host="w1")
+        w1 = await clock.ask(Clock.where)
+        await clock.ask(Clock.after, "t", 0.3)
+        await clock.ask(Clock.poison)
+        with pytest.raises(MigrationError):
+            await system.migrate(clock, to="local")
+        assert await clock.ask(Clock.active, "t")
+        await clock.ask(Clock.after, "sentinel", 0.6)
+        assert await _fired(clock, 2) == [("t", w1), ("sentinel", w1)]
 
 
 # ----------------------------------------------------------------------
