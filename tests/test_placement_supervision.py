@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -609,3 +610,50 @@ async def test_a_migrated_atoms_handler_failure_is_decided_by_its_supervisor_at_
         assert await local.ask(Member.get) == 5
         roots = await system.root.ask(Supervisor.which_children)
         assert [i.restarts for i in roots if i.ref == local] == [1]
+
+
+async def test_a_group_restart_with_no_host_left_brings_the_remote_child_here_and_it_can_move() -> (
+    None
+):
+    async with cluster("w1") as system:
+        rec = await system.spawn(Recorder)
+        entered, release = trio.Event(), trio.Event()
+        latch = await system.spawn(Latch, entered, release)
+        await system.spawn(
+            Supervisor,
+            [
+                ChildSpec(Member, args=("a", rec), name="a"),
+                ChildSpec(Member, args=("b", rec, 4), name="b", host="w1", shutdown=60),
+            ],
+            strategy=Strategy.ONE_FOR_ALL,
+        )
+        a, b = system.lookup("a"), system.lookup("b")
+        await _events(rec, 2)
+        w1 = await b.ask(Member.where)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_ask_ignoring_host_down, b, latch)
+                with trio.fail_after(10):
+                    await entered.wait()
+                with pytest.raises(ValueError, match="boom at"):
+                    await a.ask(Member.boom)
+                os.kill(w1, signal.SIGKILL)  # while the supervisor waits for b's turn
+        finally:
+            release.set()
+        events = await _events(rec, 5)
+        assert events[2:] == [
+            ("stop", "a", os.getpid(), 0),
+            ("start", "a", os.getpid()),
+            ("start", "b", os.getpid()),  # no other host: here, an ordinary local atom
+        ]
+        assert await b.ask(Member.incr) == 5
+        await system.start_host("w2")
+        with trio.fail_after(20):
+            await system.migrate(b, to="w2")
+        assert await b.ask(Member.where) not in (w1, os.getpid())
+        assert await b.ask(Member.get) == 5
+
+
+async def _ask_ignoring_host_down(ref: Ref[Member], latch: Ref[Latch]) -> None:
+    with contextlib.suppress(HostDown):
+        await ref.ask(Member.wait_on, latch)

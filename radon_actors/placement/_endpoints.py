@@ -322,13 +322,19 @@ class ForwardingCell(AtomCell):
         for callback in self.on_stopped:
             callback(self, reason)
 
-    async def _recover(
+    async def _recover(self, reason: BaseException | None) -> None:
+        """The lost atom's supervision, in a task of its own (a forwarder has none)."""
+        await self.supervise(reason)
+        # Not ``self.carry_on``: a restart may have made this a plain cell again.
+        await ForwardingCell.carry_on(self, reason)
+
+    async def supervise(
         self,
         reason: BaseException | None,
         directive: Directive | None = None,
         parked: Parked | None = None,
     ) -> None:
-        """The atom's supervision, in a task of its own (a forwarder has none).
+        """Hand this atom to its supervisor; returns once it resumed or stopped.
 
         Three cases: the atom was lost (``lost``); its handler failed on its host
         and the supervisor decides (``directive``, see ``_supervision``); or the
@@ -363,6 +369,10 @@ class ForwardingCell(AtomCell):
                     # Neither restarted nor stopped (cancelled: the system is closing).
                     self.state = _STOPPING
                     self._finish(reason)
+
+    async def carry_on(self, reason: BaseException | None) -> None:
+        """After ``supervise``: tell death watchers of a crash it survived, and run
+        its turns here if it was restarted in this process."""
         if self.state >= _STOPPING:
             return
         if reason is not None and self.on_crashed:
@@ -397,7 +407,8 @@ class ForwardingCell(AtomCell):
             fwd.pause()
             held[self.id] = fwd
             self.state = _RUNNING  # a migrated-away forwarder counts as stopped
-            await self._recover(None, parked=parked)
+            await self.supervise(None, parked=parked)
+        await ForwardingCell.carry_on(self, None)
 
     async def _start_instance(self) -> None:
         # A supervisor's restart of the lost atom (see ``lost``).

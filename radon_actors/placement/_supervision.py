@@ -331,9 +331,11 @@ async def _take_over(
         held[cell.id] = fwd
         cell.state = _RUNNING
         task_status.started(True)
-        await cell._recover(exc, directive)
+        await cell.supervise(exc, directive)
     finally:
         lock.release()
+    # (its turns, if it came back into this process: then it is a plain cell)
+    await ForwardingCell.carry_on(cell, exc)
 
 
 async def _req_retire(node: Node, peer: Peer, atom_id: str, timeout: float | None) -> Any:
