@@ -38,6 +38,7 @@ import outcome
 import trio
 from trio.lowlevel import Task
 
+from .._errors import AtomStopped
 from ..mailbox import DeadLetter
 from ..runtime import _directory
 from ..runtime._cell import AtomCell, Directive, _deliver
@@ -46,10 +47,12 @@ from ._endpoints import (
     Forward,
     ForwardingCell,
     RemoteEndpoint,
+    RemoteError,
     _dump_error,
     held,
     load_outcome,
 )
+from ._errors import MigrationError
 from ._node import Node, Peer, _Answer, add_request
 from ._wire import PICKLE_PROTOCOL
 
@@ -120,7 +123,12 @@ class OriginHook:
             failing = _failing[cell] = _Failing(peer)
             node.host_down_callbacks.append(failing.host_down)
             try:
+                notes = len(getattr(exc, "__notes__", ()))
                 blob = _dump_error(exc, f"host {node.name!r}")
+                # The copy that travels has the remote traceback as a note; the
+                # exception here (an asker on this host has it) stays as it was.
+                if hasattr(exc, "__notes__"):
+                    del exc.__notes__[notes:]
                 try:
                     verdict = await node.request(peer, ("child_failed", cell.id, blob))
                 except Exception as error:  # the origin is down, or too old to decide
@@ -183,7 +191,12 @@ class _Retire:
         mailbox = cell.mailbox
         for control in mailbox.control:
             if control[0] == "migrate" and isinstance(control[1], _Emigration):
-                control[1].fail(RuntimeError(f"{cell._label()} was restarted by its supervisor"))
+                control[1].fail(
+                    MigrationError(
+                        f"{cell._label()} was terminated by its supervisor meanwhile; "
+                        "migrate its next incarnation instead"
+                    )
+                )
         left = mailbox.close()  # the stash first, then the queue, in order
         # A forwarder to the origin from now on, as after a migration: Refs held
         # here reach the next incarnation through the origin.
@@ -221,8 +234,10 @@ def _drop(
     reply: Any,
     exc: Exception,
 ) -> None:
-    error = RuntimeError(
-        f"{cell._label()} was restarted elsewhere and this message could not travel: {exc!r}"
+    error = AtomStopped(
+        f"{cell._label()} was restarted and this message, queued for the old incarnation, "
+        f"could not travel to the new one ({exc!r}); send arguments that pickle to atoms "
+        "on other hosts"
     )
     if reply is not None:
         _deliver(reply, outcome.Error(error))
@@ -279,7 +294,9 @@ async def _req_child_failed(node: Node, peer: Peer, atom_id: str, blob: bytes) -
     ``resume``, ``restart`` (in place, undecided here) or ``held`` (the supervisor
     acts, and retires the incarnation there)."""
     error = load_outcome(blob)
-    exc: BaseException = error.error if isinstance(error, outcome.Error) else RuntimeError(error)
+    exc: BaseException = (
+        error.error if isinstance(error, outcome.Error) else RemoteError(repr(error.unwrap()))
+    )
     cell = _directory.lookup(atom_id)
     if (
         type(cell) is not ForwardingCell
