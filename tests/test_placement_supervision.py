@@ -657,3 +657,26 @@ async def test_a_group_restart_with_no_host_left_brings_the_remote_child_here_an
 async def _ask_ignoring_host_down(ref: Ref[Member], latch: Ref[Latch]) -> None:
     with contextlib.suppress(HostDown):
         await ref.ask(Member.wait_on, latch)
+
+
+async def test_a_watcher_on_the_host_of_a_restarted_remote_child_keeps_hearing_of_it() -> None:
+    from placement_atoms import Watcher as RemoteWatcher
+
+    async with cluster("w1") as system:
+        rec = await system.spawn(Recorder)
+        sup = await system.spawn(
+            Supervisor, [ChildSpec(Member, args=("b", rec), name="b", host="w1")]
+        )
+        b = system.lookup("b")
+        watcher = await system.spawn(RemoteWatcher, host="w1")
+        await watcher.ask(RemoteWatcher.follow, b)  # on w1, right on b's cell there
+        with pytest.raises(ValueError, match="boom at 0"):
+            await b.ask(Member.boom)
+        with trio.fail_after(20):
+            downs = await watcher.ask(RemoteWatcher.downs_after, 1)
+        assert downs == [(b.id, "RemoteError", False)]  # through the origin now
+        assert await b.ask(Member.incr) == 1
+        await sup.ask(Supervisor.terminate_child, "b")
+        with trio.fail_after(20):
+            downs = await watcher.ask(RemoteWatcher.downs_after, 2)
+        assert downs[1] == (b.id, "NoneType", True)

@@ -19,7 +19,8 @@ carry what crosses the wire:
   restart, a stop, a sibling's group restart): at a turn boundary (within the
   shutdown timeout) the host stops the atom's children, cancels its timers, runs
   ``on_stop`` (within the shutdown timeout), turns the cell into a forwarder to
-  the origin (as a migration does, so Refs held on the host keep working) and
+  the origin (as a migration does, so Refs held on the host keep working, and
+  atoms there that watched it now watch it through the origin) and
   hands the messages still queued back to the origin, which puts them in front
   of what it held. The supervisor's ``start`` then activates a fresh instance
   on a live host (``_supervised.restart_elsewhere``), which gets them all, in
@@ -198,6 +199,7 @@ class _Retire:
                     )
                 )
         left = mailbox.close()  # the stash first, then the queue, in order
+        self._rewatch(cell)
         # A forwarder to the origin from now on, as after a migration: Refs held
         # here reach the next incarnation through the origin.
         cell.__class__ = ForwardingCell
@@ -224,6 +226,16 @@ class _Retire:
                 continue
             token = None if reply is None else node.register(self.origin, reply)
             self.handed_back.append((spec.name, blob, token))
+
+    def _rewatch(self, cell: AtomCell) -> None:
+        """Atoms of this host that watch this incarnation now watch the atom through
+        its origin, which sees every incarnation (see ``Node.watch``)."""
+        from ..supervisor._watch import _Watch
+
+        for callback in list(cell.on_stopped):
+            entry = getattr(callback, "__self__", None)
+            if isinstance(entry, _Watch) and entry.watcher.state < _STOPPING:
+                self.node.watch(entry.watcher, cell.ref, entry.spec)
 
 
 def _drop(
