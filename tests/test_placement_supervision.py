@@ -680,3 +680,31 @@ async def test_a_watcher_on_the_host_of_a_restarted_remote_child_keeps_hearing_o
         with trio.fail_after(20):
             downs = await watcher.ask(RemoteWatcher.downs_after, 2)
         assert downs[1] == (b.id, "NoneType", True)
+
+
+async def test_a_child_that_migrated_back_here_is_not_started_twice_by_a_group_restart() -> None:
+    async with cluster("w1") as system:
+        rec = await system.spawn(Recorder)
+        sup = await system.spawn(
+            Supervisor,
+            [
+                ChildSpec(Member, args=("a", rec), name="a"),
+                ChildSpec(Member, args=("b", rec), name="b", host="w1"),
+            ],
+            strategy=Strategy.ONE_FOR_ALL,
+        )
+        a, b = system.lookup("a"), system.lookup("b")
+        await system.migrate(b, to="local")
+        await b.ask(Member.incr, 3)
+        with pytest.raises(ValueError, match="boom at 0"):
+            await a.ask(Member.boom)
+        await sup.ask(Supervisor.which_children)  # answered once the restart is over
+        events = await _events(rec, 4)
+        assert [e[:2] for e in events] == [
+            ("start", "a"),
+            ("start", "b"),
+            ("stop", "a"),
+            ("start", "a"),
+        ]
+        assert await b.ask(Member.where) == os.getpid()
+        assert await b.ask(Member.get) == 3  # the one instance, here, untouched

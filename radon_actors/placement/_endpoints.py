@@ -388,6 +388,15 @@ class ForwardingCell(AtomCell):
                 if plain.state != _STOPPED:
                     plain._finish(plain._stop_reason)
 
+    def placed_away(self) -> bool:
+        """Whether its supervisor's group restarts act on this atom: it runs on
+        another host (or is being recovered) and nobody asked it to stop. Not once
+        it migrated back into this process: that cell is not the child any more."""
+        if self.stopped.is_set() or self._stop_requested:
+            return False
+        fwd = held.get(self.id) or self.instance
+        return self.id in held or (fwd is not None and type(fwd.target) is RemoteEndpoint)
+
     def serve_parked(self, parked: Parked) -> None:
         """Its supervisor acts on this atom as a sibling of a failed child (a group
         restart): hold what arrives and serve the supervisor's commands in a task

@@ -78,10 +78,11 @@ def _is_supervisor_failure(exc: BaseException) -> bool:
 
 
 def _alive(cell: AtomCell) -> bool:
-    if getattr(cell, "serve_parked", None) is not None:
+    placed_away = getattr(cell, "placed_away", None)
+    if placed_away is not None:
         # A child on another host: its cell here is a forwarder, which counts as
         # stopped after a migration although the atom runs on (placement).
-        return not cell.stopped.is_set() and not cell._stop_requested
+        return bool(placed_away())
     return cell.state < _STOPPING
 
 
