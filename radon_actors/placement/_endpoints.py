@@ -31,6 +31,7 @@ from ._errors import HostDown
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
+    from ..supervisor._parked import Parked
     from ._node import Node, Peer
 
 __all__ = ["CallbackReply", "ForwardingCell", "RemoteEndpoint", "RemoteError", "held", "post"]
@@ -350,21 +351,55 @@ class ForwardingCell(AtomCell):
 
     async def _recover(self, reason: BaseException | None) -> None:
         """The lost atom's supervision, in a task of its own (a forwarder has none)."""
+        await self.supervise(reason)
+        # Not ``self.carry_on``: a restart may have made this a plain cell again.
+        await ForwardingCell.carry_on(self, reason)
+
+    async def supervise(
+        self,
+        reason: BaseException | None,
+        directive: Directive | None = None,
+        parked: Parked | None = None,
+    ) -> None:
+        """Hand this atom to its supervisor; returns once it resumed or stopped.
+
+        Three cases: the atom was lost (``lost``); its handler failed on its host
+        and the supervisor decides (``directive``, see ``_supervision``); or the
+        supervisor acts on it as a sibling of a failed child (``parked``: a group
+        restart). In the last two the atom is still alive on its host until the
+        supervisor terminates it there.
+        """
         supervisor = self.supervisor
         assert supervisor is not None
-        if reason is None:
-            directive = Directive.STOP  # a normal exit: restart types decide
-        else:
-            directive = self.decider(self, reason)
-            if directive is Directive.RESUME:
-                directive = Directive.RESTART  # the state is gone with the host
+        alive = directive is not None or parked is not None
+        if directive is None:
+            if reason is None:
+                directive = Directive.STOP  # a normal exit: restart types decide
+            else:
+                directive = self.decider(self, reason)
+                if directive is Directive.RESUME:
+                    directive = Directive.RESTART  # the state is gone with the host
         try:
-            await supervisor.child_failed(self, reason, directive)
+            if parked is not None:
+                await parked.serve()
+            else:
+                await supervisor.child_failed(self, reason, directive)
         finally:
-            if self.state < _STOPPING and self.id in held:
-                # Neither restarted nor stopped (cancelled: the system is closing).
-                self.state = _STOPPING
-                self._finish(reason)
+            fwd = held.get(self.id)
+            if self.state < _STOPPING and fwd is not None:
+                if alive and type(fwd.target) is RemoteEndpoint and not self.system._closing:
+                    # Resumed without being terminated: it carries on where it is.
+                    del held[self.id]
+                    self.instance = fwd
+                    fwd.resume()
+                else:
+                    # Neither restarted nor stopped (cancelled: the system is closing).
+                    self.state = _STOPPING
+                    self._finish(reason)
+
+    async def carry_on(self, reason: BaseException | None) -> None:
+        """After ``supervise``: tell death watchers of a crash it survived, and run
+        its turns here if it was restarted in this process."""
         if self.state >= _STOPPING:
             return
         if reason is not None and self.on_crashed:
@@ -380,6 +415,37 @@ class ForwardingCell(AtomCell):
                 if plain.state != _STOPPED:
                     plain._finish(plain._stop_reason)
 
+    def placed_away(self) -> bool:
+        """Whether its supervisor's group restarts act on this atom: it runs on
+        another host (or is being recovered) and nobody asked it to stop. Not once
+        it migrated back into this process: that cell is not the child any more."""
+        if self.stopped.is_set() or self._stop_requested:
+            return False
+        fwd = held.get(self.id) or self.instance
+        return self.id in held or (fwd is not None and type(fwd.target) is RemoteEndpoint)
+
+    def serve_parked(self, parked: Parked) -> None:
+        """Its supervisor acts on this atom as a sibling of a failed child (a group
+        restart): hold what arrives and serve the supervisor's commands in a task
+        here (``terminate`` retires the instance on its host, ``start`` starts a
+        fresh one on a live host; see ``_supervision``)."""
+        self.system._nursery.start_soon(self._handover, parked)
+
+    async def _handover(self, parked: Parked) -> None:
+        node = self.system._placement
+        # Never while a migration of this atom is under way: it would resume the
+        # forwarder under the supervisor's feet. A child busy migrating is like
+        # one busy in a turn (the supervisor waits its shutdown timeout).
+        async with node.migrations.setdefault(self.id, trio.Lock()):
+            if parked.done or self.id in held or self.stopped.is_set():
+                return  # stopped meanwhile, or lost: that recovery serves it
+            fwd = self._fwd()
+            fwd.pause()
+            held[self.id] = fwd
+            self.state = _RUNNING  # a migrated-away forwarder counts as stopped
+            await self.supervise(None, parked=parked)
+        await ForwardingCell.carry_on(self, None)
+
     async def _start_instance(self) -> None:
         # A supervisor's restart of the lost atom (see ``lost``).
         from ._supervised import restart_elsewhere
@@ -387,8 +453,11 @@ class ForwardingCell(AtomCell):
         await restart_elsewhere(self)
 
     async def _call_on_stop(self) -> None:
-        # ``on_stop`` ran (or could not run) on the atom's host.
-        await trio.lowlevel.checkpoint()
+        # ``on_stop`` runs on the atom's host: the supervisor's terminate retires
+        # that incarnation there (nothing to do if its host is gone).
+        from ._supervision import retire_remote
+
+        await retire_remote(self)
 
     def _finish(self, reason: BaseException | None) -> None:
         from ._supervised import forget
@@ -427,7 +496,8 @@ class ForwardingCell(AtomCell):
             elif isinstance(target, AtomCell):
                 target.request_stop()
                 await target.stopped.wait()
-            # else a dead end: the atom is already gone
+            else:
+                await trio.lowlevel.checkpoint()  # a dead end: nothing left to stop
         except Exception as exc:  # the host is gone: so is the atom
             self.log.warning("atom.remote_stop_failed", error=repr(exc))
         finally:

@@ -39,10 +39,16 @@ from .._errors import AtomStopped, NoSuchAtom
 from .._ref import Ref
 from ..runtime import _directory
 from ..runtime._cell import AtomCell
+from ..runtime._timers import TimerHandle
+from ..runtime._timers import rearm as rearm_timers
+from ..runtime._timers import restoring as restoring_timers
+from ..runtime._timers import snapshot as snapshot_timers
+from ..runtime._timers import start as start_timers
 from . import _code
 from ._endpoints import CallbackReply, Forward, ForwardingCell, RemoteEndpoint
 from ._errors import MigrationError
 from ._node import Node, Peer, _Answer, add_request, dump_class, load_class
+from ._supervision import supervise_from_origin
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
@@ -217,16 +223,26 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
             state = await cell.instance.snapshot()  # the guest's snapshot export
         else:
             state = {k: v for k, v in vars(cell.instance).items() if k != "_radon_ctx"}
-        msgs = []
+        msgs: list[tuple[str, tuple[Any, ...], dict[str, Any], Any, bool]] = []
+        fired: list[TimerHandle] = []
         for is_stashed, queue in ((True, stashed), (False, user)):
             for spec, args, kwargs, reply in queue:
+                if type(reply) is TimerHandle:
+                    # A timer's message: it moves too, still cancellable by its handle.
+                    if reply.task is not None:
+                        fired.append(reply)
+                        msgs.append((spec.name, args, kwargs, ("timer", reply.key()), is_stashed))
+                    continue
                 token = _token(node, peer, reply)
                 if token == -1:
                     continue
                 if token is not None:
                     tokens.append(token)
                 msgs.append((spec.name, args, kwargs, token, is_stashed))
-        blob = pickle.dumps((state, msgs), PICKLE_PROTOCOL)
+        # The pending timers, with the time each has left (they keep running here
+        # until step 5; one that fires meanwhile is dropped here, not there).
+        timers = snapshot_timers(cell, fired)
+        blob = pickle.dumps((state, msgs, timers), PICKLE_PROTOCOL)
         ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
         cls_blob = dump_class(cell.cls, peer)
         sandbox = await _code.sandbox_fields(node, peer, cell)
@@ -324,7 +340,8 @@ async def _req_activate(
     # Back home, keep the original class object (one shipped by value would be a copy).
     cls = existing.cls if existing is not None else load_class(cls_blob)
     args, kwargs = pickle.loads(ctor)
-    state, msgs = pickle.loads(blob)
+    with restoring_timers() as handles:  # the timer handles in the state
+        state, msgs, *more = pickle.loads(blob)
     system = node.system
     cell = RestoredCell(system, cls, args, kwargs, atom_id, name, None, capacity)
     cell.restarts = restarts
@@ -332,15 +349,23 @@ async def _req_activate(
         runtime = await _code.runtime_from(cls, sandbox)
         cell.sandbox = runtime
         cell.table = runtime.table
+    if not home:
+        # Its supervisor is at its origin: failures here are reported there.
+        supervise_from_origin(node, cell)
+    timers = rearm_timers(cell, handles, more[0] if more else ())
     for hname, a, k, token, is_stashed in msgs:
         spec = cell.table[hname]
-        reply = None if token is None else CallbackReply(_Answer(node, peer, token))
+        if isinstance(token, tuple):  # ("timer", key): a timer's message
+            reply: Any = handles[token[1]]
+        else:
+            reply = None if token is None else CallbackReply(_Answer(node, peer, token))
         (cell.mailbox.stashed if is_stashed else cell.mailbox.user).append((spec, a, k, reply))
     _snapshots[atom_id] = state
     try:
         await system._nursery.start(cell.run)
     finally:
         _snapshots.pop(atom_id, None)
+    start_timers(cell, timers)
     system._top[atom_id] = cell
     if home:
         # Coming home: the paused forwarder hands over to it when the

@@ -145,7 +145,7 @@ async def restart_elsewhere(cell: ForwardingCell) -> None:
         cell.log.info("atom.restarted_elsewhere", host=host, restarts=cell.restarts)
         return
     # No other host is up: the atom comes back into this process, as a plain cell
-    # (``ForwardingCell._recover`` runs its loop once the supervisor resumes it).
+    # (``ForwardingCell.carry_on`` runs its loop once the supervisor resumes it).
     node.forwarders.pop(cell.id, None)
     plain: AtomCell = cell
     plain.__class__ = AtomCell

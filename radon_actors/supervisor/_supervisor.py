@@ -77,6 +77,15 @@ def _is_supervisor_failure(exc: BaseException) -> bool:
     return isinstance(exc, (RestartIntensityExceeded, Escalated))
 
 
+def _alive(cell: AtomCell) -> bool:
+    placed_away = getattr(cell, "placed_away", None)
+    if placed_away is not None:
+        # A child on another host: its cell here is a forwarder, which counts as
+        # stopped after a migration although the atom runs on (placement).
+        return bool(placed_away())
+    return cell.state < _STOPPING
+
+
 def root_decider(cell: AtomCell, exc: BaseException) -> Directive:
     """Decider of the system's root: its own handler errors only reach the caller;
     a give-up (intensity or escalation) stops the system."""
@@ -359,13 +368,18 @@ class Supervisor(Atom):
             group = children[children.index(child) :]
         else:
             group = [child]
-        return [c for c in group if c.cell is not None and c.cell.state < _STOPPING]
+        return [c for c in group if c.cell is not None and _alive(c.cell)]
 
     def _park(self, cell: AtomCell) -> Parked:
         parked = cell.parked
         if parked is None:
             parked = Parked(cell)
-            if not cell.mailbox.put_control(("call", parked.serve)):
+            serve_elsewhere = getattr(cell, "serve_parked", None)
+            if serve_elsewhere is not None:
+                # A child on another host (radon_actors.placement): its cell here
+                # serves the handover in a task of its own.
+                serve_elsewhere(parked)
+            elif not cell.mailbox.put_control(("call", parked.serve)):
                 parked.done = True
                 cell.parked = None
         return parked

@@ -1,0 +1,397 @@
+"""OTP supervision of atoms that run on another host than their origin.
+
+An atom placed on a host (``spawn(..., host=...)``, ``ChildSpec(host=...)``) or
+migrated there keeps its cell in its origin, under its supervisor, as a
+:class:`ForwardingCell`. Its supervisor treats it as any child; two requests
+carry what crosses the wire:
+
+* ``child_failed`` (host -> origin). A handler raised on the host: the asker has
+  its exception already, the atom's task waits (its mailbox keeps filling), and
+  the exception (with its remote traceback) goes to the origin, where the
+  cell's decider picks the directive. ``RESUME``: the host carries on with the
+  instance's state. Anything else: the origin's forwarder holds what arrives
+  and hands itself to the supervisor as a failed child (restart type, restart
+  intensity, strategy, escalation: every rule as for a local child), and the
+  supervisor's ``terminate`` reaches the host as ``retire``. When the origin
+  cannot decide (it is down, the atom is migrating, nobody supervises it) the
+  host restarts the atom in place, as an unsupervised atom.
+* ``retire`` (origin -> host). The supervisor terminates this incarnation (a
+  restart, a stop, a sibling's group restart): at a turn boundary (within the
+  shutdown timeout) the host stops the atom's children, cancels its timers, runs
+  ``on_stop`` (within the shutdown timeout), turns the cell into a forwarder to
+  the origin (as a migration does, so Refs held on the host keep working, and
+  atoms there that watched it now watch it through the origin) and
+  hands the messages still queued back to the origin, which puts them in front
+  of what it held. The supervisor's ``start`` then activates a fresh instance
+  on a live host (``_supervised.restart_elsewhere``), which gets them all, in
+  order. An atom still in its turn after the shutdown timeout is left to finish
+  it and forwards its queued messages to the origin afterwards (they reach the
+  new incarnation behind what was sent meanwhile, as a lagging local child
+  restarts out of order).
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import trio
+from trio.lowlevel import Task
+
+from .._errors import AtomStopped
+from ..mailbox import DeadLetter
+from ..runtime import _directory
+from ..runtime._cell import AtomCell, Directive, _deliver
+from ._endpoints import (
+    CallbackReply,
+    Forward,
+    ForwardingCell,
+    RemoteEndpoint,
+    RemoteError,
+    _dump_error,
+    held,
+    load_outcome,
+)
+from ._errors import MigrationError
+from ._node import Node, Peer, _Answer, add_request
+from ._wire import PICKLE_PROTOCOL
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = ["OriginHook", "retire_remote", "supervise_from_origin"]
+
+_RUNNING, _STOPPING, _STOPPED = 1, 2, 3
+_LATE = "late"
+# Host side: atoms whose failure waits for their origin's verdict, and retire
+# requests not yet run (by cell: a retired incarnation and its successor share an id).
+_failing: dict[AtomCell, _Failing] = {}
+_retires: dict[AtomCell, _Retire] = {}
+
+
+def _remote_decider(cell: AtomCell, exc: BaseException) -> Directive:
+    """Decider of an atom whose origin is elsewhere: the origin decides (the crash
+    report here says ``escalate``), except for a supervisor's own handler errors,
+    which only reach their caller (as for a local supervisor)."""
+    from ..supervisor._supervisor import Supervisor, _is_supervisor_failure
+
+    if isinstance(cell.instance, Supervisor) and not _is_supervisor_failure(exc):
+        return Directive.RESUME
+    return Directive.ESCALATE
+
+
+def supervise_from_origin(node: Node, cell: AtomCell) -> None:
+    """Make ``cell`` (activated here, its origin elsewhere) report its failures there."""
+    cell.supervisor = OriginHook(node, cell.id.rpartition(".")[0])
+    cell.decider = _remote_decider
+
+
+class _Failing:
+    """One failure waiting for its origin: woken by a ``retire`` or the origin's loss."""
+
+    __slots__ = ("event", "peer")
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.event = trio.Event()
+
+    def host_down(self, name: str, reason: str) -> None:
+        if self.peer.down is not None:
+            self.event.set()
+
+
+class OriginHook:
+    """The ``SupervisorHook`` of an atom whose origin is another host."""
+
+    def __init__(self, node: Node, origin: str) -> None:
+        self.node = node
+        self.origin = origin
+
+    async def child_failed(
+        self, cell: AtomCell, exc: BaseException | None, directive: Directive
+    ) -> None:
+        if exc is None:
+            # A normal exit (it stopped itself): it stops here and the origin hears
+            # of it (``atom_stopped``), where its restart type decides.
+            await cell._shutdown(None)
+            return
+        node = self.node
+        peer = node.peers.get(self.origin)
+        verdict = "restart"
+        retire = _retires.get(cell)
+        if retire is None and peer is not None and peer.down is None and not node.closing:
+            failing = _failing[cell] = _Failing(peer)
+            node.host_down_callbacks.append(failing.host_down)
+            try:
+                notes = len(getattr(exc, "__notes__", ()))
+                blob = _dump_error(exc, f"host {node.name!r}")
+                # The copy that travels has the remote traceback as a note; the
+                # exception here (an asker on this host has it) stays as it was.
+                if hasattr(exc, "__notes__"):
+                    del exc.__notes__[notes:]
+                try:
+                    verdict = await node.request(peer, ("child_failed", cell.id, blob))
+                except Exception as error:  # the origin is down, or too old to decide
+                    cell.log.warning("atom.origin_unreachable", error=repr(error))
+                while verdict == "held" and cell not in _retires and peer.down is None:
+                    await failing.event.wait()
+                    failing.event = trio.Event()
+            finally:
+                del _failing[cell]
+                node.host_down_callbacks.remove(failing.host_down)
+            retire = _retires.get(cell)
+        if retire is not None:
+            await retire(cell)  # the origin's supervisor terminates this incarnation
+        elif verdict != "resume":
+            # Nobody at the origin decides: restart in place, as an unsupervised atom.
+            await cell._restart(exc)
+
+
+class _Retire:
+    """One ``retire`` request, run in the atom's task at a turn boundary."""
+
+    def __init__(self, node: Node, origin: Peer, timeout: float | None) -> None:
+        self.node = node
+        self.origin = origin
+        self.timeout = timeout
+        self.started = trio.Event()
+        self.done = trio.Event()
+        self.late = False
+        self.handed_back: list[tuple[str, bytes, int | None]] = []
+
+    def cell_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        # It stopped before it could retire: nothing to hand back.
+        if _retires.get(cell) is self:
+            del _retires[cell]
+        self.started.set()
+        self.done.set()
+
+    async def __call__(self, cell: AtomCell) -> bool:
+        if self.started.is_set():
+            return False
+        self.started.set()
+        if _retires.get(cell) is self:
+            del _retires[cell]
+        try:
+            await self._retire(cell)
+        finally:
+            self.done.set()
+        return True
+
+    async def _retire(self, cell: AtomCell) -> None:
+        from ._migration import _Emigration
+
+        node = self.node
+        cell.busy = True
+        if self.timeout is not None:
+            cell.shutdown_timeout = self.timeout
+        await cell._stop_children()
+        cell._cancel_timers()
+        await cell._call_on_stop()
+        mailbox = cell.mailbox
+        for control in mailbox.control:
+            if control[0] == "migrate" and isinstance(control[1], _Emigration):
+                control[1].fail(
+                    MigrationError(
+                        f"{cell._label()} was terminated by its supervisor meanwhile; "
+                        "migrate its next incarnation instead"
+                    )
+                )
+        left = mailbox.close()  # the stash first, then the queue, in order
+        self._rewatch(cell)
+        # A forwarder to the origin from now on, as after a migration: Refs held
+        # here reach the next incarnation through the origin.
+        cell.__class__ = ForwardingCell
+        cell.instance = Forward(RemoteEndpoint(node, self.origin.node_id, cell.id, cell.name))
+        cell.state = _STOPPED
+        cell.busy = False
+        _directory.unregister(cell)
+        system = cell.system
+        if system._top.get(cell.id) is cell:
+            del system._top[cell.id]
+        cell.stopped.set()
+        cell.log.info("atom.retired", late=self.late)
+        forwarder: Any = cell
+        for spec, args, kwargs, reply in left:
+            if reply is not None and not (type(reply.task) is Task or callable(reply.task)):
+                continue  # a timer's message (timers die with the incarnation), or withdrawn
+            if self.late or self.origin.down is not None:
+                forwarder.post(spec.name, args, kwargs, reply)
+                continue
+            try:
+                blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
+            except Exception as exc:
+                _drop(cell, spec.name, args, kwargs, reply, exc)
+                continue
+            token = None if reply is None else node.register(self.origin, reply)
+            self.handed_back.append((spec.name, blob, token))
+
+    def _rewatch(self, cell: AtomCell) -> None:
+        """Atoms of this host that watch this incarnation now watch the atom through
+        its origin, which sees every incarnation (see ``Node.watch``)."""
+        from ..supervisor._watch import _Watch
+
+        for callback in list(cell.on_stopped):
+            entry = getattr(callback, "__self__", None)
+            if isinstance(entry, _Watch) and entry.watcher.state < _STOPPING:
+                self.node.watch(entry.watcher, cell.ref, entry.spec)
+
+
+def _drop(
+    cell: AtomCell,
+    h: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    reply: Any,
+    exc: Exception,
+) -> None:
+    error = AtomStopped(
+        f"{cell._label()} was restarted and this message, queued for the old incarnation, "
+        f"could not travel to the new one ({exc!r}); send arguments that pickle to atoms "
+        "on other hosts"
+    )
+    if reply is not None:
+        _deliver(reply, outcome.Error(error))
+    else:
+        cell.system.dead_letters.record(DeadLetter(cell.id, cell.name, h, args, kwargs, str(error)))
+
+
+async def retire_remote(cell: ForwardingCell) -> None:
+    """Origin side of a ``terminate``: retire the atom's incarnation on its host and
+    put the messages it hands back in front of what the forwarder holds."""
+    fwd = cell._fwd()
+    target = fwd.target
+    if type(target) is not RemoteEndpoint:
+        await trio.lowlevel.checkpoint()
+        return
+    node = target._node
+    fwd.pause()
+    fwd.target = _directory.DeadEndpoint(cell.id, cell.name)  # until the next start
+    peer = node.peers.get(target.peer_id)
+    if peer is None or peer.down is not None:
+        await trio.lowlevel.checkpoint()  # lost with its host: nothing to stop
+        return
+    timeout = cell.shutdown_timeout
+    node.homes[cell.id] = peer.name  # the next start goes back there if it is up
+    try:
+        result = await node.request(peer, ("retire", cell.id, timeout))
+    except Exception as exc:  # its host died meanwhile: so did the atom
+        cell.log.warning("atom.remote_stop_failed", host=peer.name, error=repr(exc))
+        return
+    if result == _LATE:
+        cell.log.warning(
+            "supervisor.child_unresponsive", command="terminate", timeout=timeout, host=peer.name
+        )
+        return
+    back: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = []
+    for h, blob, token in result:
+        reply = None if token is None else CallbackReply(_Answer(node, peer, token))
+        try:
+            args, kwargs = pickle.loads(blob)
+        except Exception as exc:
+            _drop(cell, h, (), {}, reply, exc)
+            continue
+        back.append((h, args, kwargs, reply))
+    paused = fwd.paused
+    assert paused is not None
+    paused.extendleft(reversed(back))
+
+
+# ----------------------------------------------------------------------
+# request handlers
+# ----------------------------------------------------------------------
+async def _req_child_failed(node: Node, peer: Peer, atom_id: str, blob: bytes) -> str:
+    """Origin side: a handler of ``atom_id`` raised on host ``peer``; the verdict is
+    ``resume``, ``restart`` (in place, undecided here) or ``held`` (the supervisor
+    acts, and retires the incarnation there)."""
+    error = load_outcome(blob)
+    exc: BaseException = (
+        error.error if isinstance(error, outcome.Error) else RemoteError(repr(error.unwrap()))
+    )
+    cell = _directory.lookup(atom_id)
+    if (
+        type(cell) is not ForwardingCell
+        or cell.supervisor is None
+        or cell._stop_requested
+        or cell.stopped.is_set()
+        or cell.system._closing
+        or getattr(cell._fwd().target, "peer_id", None) != peer.node_id
+    ):
+        return "restart"
+    if cell.parked is not None or atom_id in held:
+        return "held"  # its supervisor is acting on it already (a group restart)
+    directive = cell.decider(cell, exc)
+    cell.log.error(
+        "atom.crashed",
+        host=peer.name,
+        reason=repr(exc),
+        directive=directive.value,
+        restarts=cell.restarts,
+        exc_info=exc,
+    )
+    if directive is Directive.RESUME:
+        if cell.on_crashed:
+            for callback in list(cell.on_crashed):
+                callback(cell, exc)
+        return "resume"
+    taken: bool = await node.nursery.start(_take_over, cell, exc, directive)
+    return "held" if taken else "restart"
+
+
+async def _take_over(
+    cell: ForwardingCell,
+    exc: BaseException,
+    directive: Directive,
+    *,
+    task_status: trio.TaskStatus[bool] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    node = cell.system._placement
+    lock = node.migrations.setdefault(cell.id, trio.Lock())
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        # A migration of this atom waits for its turn to end: no supervisor now.
+        task_status.started(False)
+        return
+    try:
+        fwd = cell._fwd()
+        fwd.pause()
+        held[cell.id] = fwd
+        cell.state = _RUNNING
+        task_status.started(True)
+        await cell.supervise(exc, directive)
+    finally:
+        lock.release()
+    # (its turns, if it came back into this process: then it is a plain cell)
+    await ForwardingCell.carry_on(cell, exc)
+
+
+async def _req_retire(node: Node, peer: Peer, atom_id: str, timeout: float | None) -> Any:
+    """Host side of ``retire_remote``: the messages handed back, or ``late``."""
+    cell = _directory.lookup(atom_id)
+    if cell is None or type(cell) is ForwardingCell or cell.state >= _STOPPING:
+        return []
+    retire = _retires[cell] = _Retire(node, peer, timeout)
+    cell.on_stopped.append(retire.cell_stopped)
+    failing = _failing.get(cell)
+    if failing is not None:
+        failing.event.set()  # it waits in its failure path: it retires from there
+    elif not cell.mailbox.put_control(("migrate", retire)):
+        retire.cell_stopped(cell, None)
+    if timeout is not None:
+        with trio.move_on_after(timeout):
+            await retire.started.wait()
+        if not retire.started.is_set():
+            retire.late = True  # still in its turn: it retires when the turn ends
+            return _LATE
+    await retire.done.wait()
+    return retire.handed_back
+
+
+_HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "child_failed": _req_child_failed,
+    "retire": _req_retire,
+}
+for _kind, _fn in _HANDLERS.items():
+    add_request(_kind, _fn)
