@@ -124,3 +124,38 @@ class Unpicklable(Atom):
     def incr(self) -> int:
         self.n += 1
         return self.n
+
+
+class Clock(Atom):
+    """Arms timers and records their firings (a guest-safe ``placement_timer_atoms.Clock``)."""
+
+    def __init__(self) -> None:
+        self.fired: list[str] = []
+        self.handles: dict[str, Any] = {}
+
+    @handler
+    def after(self, tag: str, delay: float) -> None:
+        self.handles[tag] = self.send_after(delay, Clock.fire, tag)
+
+    @handler
+    def every(self, tag: str, interval: float) -> None:
+        self.handles[tag] = self.send_every(interval, Clock.fire, tag)
+
+    @handler
+    def fire(self, tag: str) -> None:
+        self.fired.append(tag)
+        self.unstash_all()
+
+    @handler
+    def cancel(self, tag: str) -> tuple[bool, int]:
+        """Cancel through the handle kept in the state; (still active?, firings so far)."""
+        handle = self.handles[tag]
+        handle.cancel()
+        return handle.active, len(self.fired)
+
+    @handler
+    def fired_after(self, n: int) -> list[str]:
+        """The firings, once there are at least ``n`` (the ask waits in the stash)."""
+        if len(self.fired) < n:
+            self.stash()
+        return list(self.fired)

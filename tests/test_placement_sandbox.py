@@ -343,3 +343,27 @@ async def test_a_radon_host_joined_by_address_runs_and_moves_sandboxed_atoms(
         assert await kind.where(system, ref) == "local"
         assert await ref.ask(Counter.incr) == 2
         assert await system.lookup("c").ask(Counter.incr) == 3
+
+
+async def test_a_sandboxed_atoms_timers_move_with_it_and_its_handles_still_cancel(
+    kind: Kind,
+) -> None:
+    clock_cls = mobile_atoms.Clock
+    async with cluster("w1", "w2") as system:
+        clock = await system.spawn(clock_cls, sandbox=True)
+        await clock.ask(clock_cls.every, "tick", 0.05)
+        await clock.ask(clock_cls.after, "later", 0.2)
+        before = await clock.ask(clock_cls.fired_after, 2)
+        for to in ("w1", "w2"):
+            await system.migrate(clock, to=to)
+            assert await kind.where(system, clock) == to
+            # the periodic timer goes on over there
+            before = await clock.ask(clock_cls.fired_after, len(before) + 2)
+        # The guest's handle (a number it holds) still names the moved timer.
+        still_active, count = await clock.ask(clock_cls.cancel, "tick")
+        assert not still_active
+        await clock.ask(clock_cls.after, "sentinel", 0.3)  # 6 intervals: no tick came
+        fired = await clock.ask(clock_cls.fired_after, count + 1)
+        assert fired[count:] == ["sentinel"]
+        # the one-shot (due long before the sentinel was armed) fired exactly once
+        assert fired.count("later") == 1

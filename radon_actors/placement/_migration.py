@@ -29,6 +29,7 @@ mailbox and the atom carries on where it was; ``migrate`` raises
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,10 @@ class RestoredCell(AtomCell):
             from ..sandbox._engine import GuestAtom
 
             guest = GuestAtom(self, self.sandbox.loaded, self.sandbox.config)
-            await guest.restore(state)
+            snapshot, timers, next_timer = state
+            await guest.restore(snapshot)
+            guest.timers.update(timers)  # the re-armed handles (see _req_activate)
+            guest._timer_ids = itertools.count(next_timer)
             self.instance = guest
             return
         cls = self.cls
@@ -220,7 +224,10 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
     try:
         state: Any
         if cell.sandbox is not None:
-            state = await cell.instance.snapshot()  # the guest's snapshot export
+            guest = cell.instance
+            # The guest's snapshot export, plus the host's side of its timers:
+            # the guest holds them by number, the handles re-arm on the target.
+            state = (await guest.snapshot(), dict(guest.timers), next(guest._timer_ids))
         else:
             state = {k: v for k, v in vars(cell.instance).items() if k != "_radon_ctx"}
         msgs: list[tuple[str, tuple[Any, ...], dict[str, Any], Any, bool]] = []
