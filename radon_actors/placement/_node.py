@@ -769,6 +769,9 @@ class Node:
                 del _routes[node_id]
 
 
+CHUNK = 65536
+
+
 def _receiver(stream: trio.abc.Stream) -> Callable[[], Awaitable[bytes | bytearray]]:
     """How the reader takes bytes off ``stream``.
 
@@ -776,7 +779,9 @@ def _receiver(stream: trio.abc.Stream) -> Callable[[], Awaitable[bytes | bytearr
     only when nothing is there. Trio's ``receive_some`` also yields after every
     successful read, which costs each message a second pass of the scheduler (and
     a poll) on the round trip's critical path. This reader yields only when it
-    had to wait, or, to stay fair under a flood, on the shared cooperative budget.
+    had to wait, or, to stay fair under a flood, on the shared cooperative budget;
+    and after a read that emptied the socket it waits before reading again,
+    instead of first trying a read that would fail.
     """
     if not isinstance(stream, trio.SocketStream):
         return stream.receive_some
@@ -786,22 +791,32 @@ def _receiver(stream: trio.abc.Stream) -> Callable[[], Awaitable[bytes | bytearr
     wait_readable = trio.lowlevel.wait_readable
     yield_now = trio.lowlevel.cancel_shielded_checkpoint
 
+    drained = [False]  # the last read took less than asked: the socket is empty
+
     async def receive() -> bytes:
-        try:
-            data = read(fd, 65536)
-        except BlockingIOError:
-            while True:
-                await wait_readable(sock)
-                try:
-                    return read(fd, 65536)
-                except BlockingIOError:
-                    continue  # a spurious wake-up
-        b = budget
-        b.left -= 1
-        if b.left <= 0:
-            b.left = BUDGET
-            await yield_now()
-        return data
+        if not drained[0]:
+            try:
+                data = read(fd, CHUNK)
+            except BlockingIOError:
+                pass
+            else:
+                drained[0] = len(data) < CHUNK
+                b = budget
+                b.left -= 1
+                if b.left <= 0:
+                    b.left = BUDGET
+                    await yield_now()
+                return data
+        # Empty (as after every message of a ping-pong): wait, skipping the read
+        # that would only fail.
+        while True:
+            await wait_readable(sock)
+            try:
+                data = read(fd, CHUNK)
+            except BlockingIOError:
+                continue  # a spurious wake-up
+            drained[0] = len(data) < CHUNK
+            return data
 
     return receive
 
