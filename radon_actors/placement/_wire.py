@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import os
 import pickle
+import struct
 from typing import Any
 
 import trio
@@ -51,6 +52,7 @@ MAX_FRAME = 1 << 28  # 256 MiB: larger frames are a protocol error
 HANDSHAKE_TIMEOUT = 5.0
 _HEADER = len(MAGIC) + 2
 PICKLE_PROTOCOL = 5
+_unpack_size = struct.Struct(">I").unpack_from
 
 
 def _mac(secret: bytes, label: bytes, a: bytes, b: bytes) -> bytes:
@@ -129,13 +131,22 @@ class FrameReader:
 
     def feed(self, data: bytes | bytearray) -> list[tuple[Any, ...]]:
         buf = self._buf
+        if not buf and len(data) >= 4:
+            size = _unpack_size(data)[0]
+            if size + 4 == len(data) and size <= MAX_FRAME:
+                # Exactly one whole frame, as one read brings an idle connection's
+                # message: no buffering.
+                try:
+                    return [pickle.loads(memoryview(data)[4:])]
+                except Exception as exc:
+                    return [("undecodable", repr(exc))]
         buf += data
         frames: list[tuple[Any, ...]] = []
         pos = 0
         end = len(buf)
         with memoryview(buf) as view:
             while end - pos >= 4:
-                size = int.from_bytes(view[pos : pos + 4], "big")
+                size = _unpack_size(view, pos)[0]
                 if size > MAX_FRAME:
                     raise ProtocolError(f"frame of {size} bytes exceeds the {MAX_FRAME}-byte limit")
                 if end - pos - 4 < size:
