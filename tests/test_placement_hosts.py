@@ -181,8 +181,12 @@ async def test_radon_host_console_script_joined_by_address(tmp_path: Path) -> No
             ref = await system.spawn(Counter, 1, host="remote")
             assert await ref.ask(Counter.incr) == 2
             assert int(await ref.ask(Counter.where)) == proc.pid
-            assert await system._placement.hosts()[1].load() == 1
-        # closing the system stopped the atoms it spawned on the joined host
+            moved = await system.spawn(Counter, 5)
+            await system.migrate(moved, to="remote")
+            assert int(await moved.ask(Counter.where)) == proc.pid
+            assert await system._placement.hosts()[1].load() == 2
+        # closing the system stopped the atoms it spawned on the joined host, and
+        # the one it moved there
         async with open_system() as system:
             await system.connect_host(address, secret_file=secret)
             assert await system._placement.hosts()[1].load() == 0

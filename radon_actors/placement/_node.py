@@ -733,6 +733,36 @@ class Node:
             cell.on_crashed = []
         cell.on_crashed.append(crashed)
 
+    async def _stop_emigrants(self) -> None:
+        """Stop this system's atoms that migrated to hosts that outlive it.
+
+        Atoms spawned on a host stop with their supervisor; one that migrated away
+        left only a forwarder here, outside the supervision tree, so without this
+        it would keep running on a ``radon host`` joined with ``connect_host``
+        after the system is gone. (Worker hosts started here exit anyway.)
+        """
+        targets: list[tuple[Peer, str]] = []
+        for cell in list(self.forwarders.values()):
+            fwd = cell.instance
+            target = None if fwd is None else fwd.target
+            if type(target) is RemoteEndpoint and target.peer_id not in self.processes:
+                peer = self.peers.get(target.peer_id)
+                if peer is not None and peer.down is None:
+                    targets.append((peer, cell.id))
+        if not targets:
+            return
+
+        async def stop(peer: Peer, atom_id: str) -> None:
+            try:
+                await self.request(peer, ("stop_atom", atom_id))
+            except Exception as exc:  # the host went away: so did the atom
+                _log.info("placement.stop_failed", atom_id=atom_id, error=repr(exc))
+
+        with trio.move_on_after(5):
+            async with trio.open_nursery() as nursery:
+                for peer, atom_id in targets:
+                    nursery.start_soon(stop, peer, atom_id)
+
     async def stop_atom(self, atom_id: str) -> None:
         """Stop an atom that lives on another host (through its origin)."""
         origin = atom_id.rpartition(".")[0]
@@ -752,6 +782,7 @@ class Node:
 
     async def aclose(self) -> None:
         self.closing = True
+        await self._stop_emigrants()
         for peer in self.peers.values():
             if peer.down is None and peer.node_id in self.processes:
                 peer.send(("shutdown",))
