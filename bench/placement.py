@@ -38,6 +38,9 @@ import trio
 
 from radon_actors import Atom, Ref, handler, open_system
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from latency import percentiles
+
 _now = time.perf_counter_ns
 
 ECHO_SERVER = r"""
@@ -137,16 +140,6 @@ class Mover(Atom):
         return self.count
 
 
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    s = sorted(samples_ns)
-    n = len(s)
-    return {
-        "p50_us": s[n // 2] / 1000,
-        "p90_us": s[int(n * 0.90)] / 1000,
-        "p99_us": s[min(n - 1, int(n * 0.99))] / 1000,
-    }
-
-
 async def raw_tcp_rtt(n: int, warmup: int) -> list[int]:
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-c", ECHO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
@@ -193,7 +186,7 @@ async def run(rtt_n: int, tput_n: int, moves: int, repeat: int) -> dict[str, Any
         blaster = await system.spawn(Blaster, host="w1")
         for _ in range(repeat):
             gc.collect()
-            raw_runs.append(_percentiles(await raw_tcp_rtt(rtt_n, warmup)))
+            raw_runs.append(percentiles(await raw_tcp_rtt(rtt_n, warmup)))
 
             samples = [0] * rtt_n
             for i in range(-warmup, rtt_n):
@@ -201,7 +194,7 @@ async def run(rtt_n: int, tput_n: int, moves: int, repeat: int) -> dict[str, Any
                 await echo.ask(Echo.ping, i)
                 if i >= 0:
                     samples[i] = _now() - t0
-            ask_runs.append(_percentiles(samples))
+            ask_runs.append(percentiles(samples))
 
             before = await echo.ask(Echo.total)
             t0 = _now()
@@ -249,7 +242,7 @@ async def run(rtt_n: int, tput_n: int, moves: int, repeat: int) -> dict[str, Any
 
     raw = {k: statistics.median(r[k] for r in raw_runs) for k in raw_runs[0]}
     ask = {k: statistics.median(r[k] for r in ask_runs) for k in ask_runs[0]}
-    pause = _percentiles(gaps)
+    pause = percentiles(gaps)
     return {
         "python": sys.version.split()[0],
         "trio": trio.__version__,

@@ -38,19 +38,10 @@ import trio
 from radon_actors import open_system
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from latency import percentiles
 from sandbox_bench_atoms import Echo  # the guest-safe bench atoms
 
 _now = time.perf_counter_ns
-
-
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    s = sorted(samples_ns)
-    n = len(s)
-    return {
-        "p50_us": s[n // 2] / 1000,
-        "p90_us": s[int(n * 0.90)] / 1000,
-        "p99_us": s[min(n - 1, int(n * 0.99))] / 1000,
-    }
 
 
 async def _rtt(ref: Any, n: int) -> list[int]:
@@ -165,10 +156,10 @@ async def run(rtt_n: int, moves: int, repeat: int, empty_cache: bool) -> dict[st
                 native = await system.spawn(Echo, host="w1")
                 sandboxed = await system.spawn(Echo, sandbox=True, host="w1")
                 for _ in range(repeat):
-                    native_runs.append(_percentiles(await _rtt(native, rtt_n)))
-                    sandboxed_runs.append(_percentiles(await _rtt(sandboxed, rtt_n)))
-                native_moves = _percentiles(await _migrations(system, False, moves))
-                sandboxed_moves = _percentiles(await _migrations(system, True, moves))
+                    native_runs.append(percentiles(await _rtt(native, rtt_n)))
+                    sandboxed_runs.append(percentiles(await _rtt(sandboxed, rtt_n)))
+                native_moves = percentiles(await _migrations(system, False, moves))
+                sandboxed_moves = percentiles(await _migrations(system, True, moves))
             finally:
                 node = system._placement
                 if node is not None:

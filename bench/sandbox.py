@@ -51,6 +51,7 @@ from radon_actors.sandbox import _engine
 # The bench atoms are packaged into the guest under their top-level module name,
 # whether this runs as `python bench/sandbox.py` or `python -m bench.sandbox`.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from latency import percentiles
 from sandbox_bench_atoms import Cruncher, Echo
 
 _now = time.perf_counter_ns
@@ -58,16 +59,6 @@ _now = time.perf_counter_ns
 
 def _p50_us(samples_ns: list[int]) -> float:
     return sorted(samples_ns)[len(samples_ns) // 2] / 1000
-
-
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    s = sorted(samples_ns)
-    n = len(s)
-    return {
-        "p50_us": s[n // 2] / 1000,
-        "p90_us": s[int(n * 0.90)] / 1000,
-        "p99_us": s[min(n - 1, int(n * 0.99))] / 1000,
-    }
 
 
 async def _round_trips(op: Callable[[int], Awaitable[Any]], n: int) -> list[int]:
@@ -112,22 +103,22 @@ async def latency(n: int) -> dict[str, Any]:
         boxed = await system.spawn(Echo, sandbox=True)
         boxed_threaded = await system.spawn(Echo, sandbox=threaded)
         result: dict[str, Any] = {
-            "native_def": _percentiles(await _round_trips(lambda i: native.ask(Echo.ping, i), n)),
-            "native_async_def": _percentiles(
+            "native_def": percentiles(await _round_trips(lambda i: native.ask(Echo.ping, i), n)),
+            "native_async_def": percentiles(
                 await _round_trips(lambda i: native.ask(Echo.aping, i), n)
             ),
-            "native_async_def_queued": _percentiles(
+            "native_async_def_queued": percentiles(
                 await _round_trips(lambda i: native.ask(Echo.qping, i), n)
             ),
-            "sandboxed_def": _percentiles(await _round_trips(lambda i: boxed.ask(Echo.ping, i), n)),
-            "sandboxed_async_def_inline": _percentiles(
+            "sandboxed_def": percentiles(await _round_trips(lambda i: boxed.ask(Echo.ping, i), n)),
+            "sandboxed_async_def_inline": percentiles(
                 await _round_trips(lambda i: boxed.ask(Echo.aping, i), n)
             ),
             # An async def with an await: a queued turn (the guest may suspend).
-            "sandboxed_async_def": _percentiles(
+            "sandboxed_async_def": percentiles(
                 await _round_trips(lambda i: boxed.ask(Echo.qping, i), n)
             ),
-            "sandboxed_threaded_def": _percentiles(
+            "sandboxed_threaded_def": percentiles(
                 await _round_trips(lambda i: boxed_threaded.ask(Echo.ping, i), n)
             ),
         }

@@ -29,7 +29,6 @@ mailbox and the atom carries on where it was; ``migrate`` raises
 
 from __future__ import annotations
 
-import itertools
 import pickle
 from typing import TYPE_CHECKING, Any
 
@@ -80,8 +79,7 @@ class RestoredCell(AtomCell):
             guest = GuestAtom(self, self.sandbox.loaded, self.sandbox.config)
             snapshot, timers, next_timer = state
             await guest.restore(snapshot)
-            guest.timers.update(timers)  # the re-armed handles (see _req_activate)
-            guest._timer_ids = itertools.count(next_timer)
+            guest.adopt_timers(timers, next_timer)  # re-armed in _req_activate
             self.instance = guest
             return
         cls = self.cls
@@ -227,7 +225,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
             guest = cell.instance
             # The guest's snapshot export, plus the host's side of its timers:
             # the guest holds them by number, the handles re-arm on the target.
-            state = (await guest.snapshot(), dict(guest.timers), next(guest._timer_ids))
+            state = (await guest.snapshot(), *guest.timer_table())
         else:
             state = {k: v for k, v in vars(cell.instance).items() if k != "_radon_ctx"}
         msgs: list[tuple[str, tuple[Any, ...], dict[str, Any], Any, bool]] = []

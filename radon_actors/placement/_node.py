@@ -822,16 +822,17 @@ def _receiver(stream: trio.abc.Stream) -> Callable[[], Awaitable[bytes | bytearr
     wait_readable = trio.lowlevel.wait_readable
     yield_now = trio.lowlevel.cancel_shielded_checkpoint
 
-    drained = [False]  # the last read took less than asked: the socket is empty
+    drained = False  # the last read took less than asked: the socket is empty
 
     async def receive() -> bytes:
-        if not drained[0]:
+        nonlocal drained
+        if not drained:
             try:
                 data = read(fd, CHUNK)
             except BlockingIOError:
                 pass
             else:
-                drained[0] = len(data) < CHUNK
+                drained = len(data) < CHUNK
                 b = budget
                 b.left -= 1
                 if b.left <= 0:
@@ -846,7 +847,7 @@ def _receiver(stream: trio.abc.Stream) -> Callable[[], Awaitable[bytes | bytearr
                 data = read(fd, CHUNK)
             except BlockingIOError:
                 continue  # a spurious wake-up
-            drained[0] = len(data) < CHUNK
+            drained = len(data) < CHUNK
             return data
 
     return receive

@@ -714,6 +714,17 @@ class GuestAtom:
             return str(out.payload)
         return str(out)
 
+    def timer_table(self) -> tuple[dict[int, TimerHandle], int]:
+        """The host side of the guest's timers, by the numbers the guest holds,
+        and the next number: what a move carries beside :meth:`snapshot`."""
+        return dict(self.timers), next(self._timer_ids)
+
+    def adopt_timers(self, timers: dict[int, TimerHandle], next_id: int) -> None:
+        """Take over :meth:`timer_table` output (its handles re-armed here), so
+        the restored guest's timer numbers name them."""
+        self.timers.update(timers)
+        self._timer_ids = itertools.count(next_id)
+
 
 def _reason(exc: BaseException, config: SandboxConfig) -> str:
     text = str(exc).strip()
