@@ -237,6 +237,9 @@ class Node:
         self.peers: dict[str, Peer] = {}
         self.names: dict[str, str] = {name: self.node_id}
         self.pending: dict[int, tuple[Peer, Any]] = {}
+        # Atoms (of other origins) for which a hinted message had to be sent on to
+        # the origin: see ``_deliver_args``.
+        self.rerouted: set[str] = set()
         self._ids = itertools.count(1)
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
@@ -515,7 +518,11 @@ class Node:
         if kind == "tell":
             _, atom_id, h, args, kwargs = frame
             cell = _directory.lookup(atom_id)
-            if cell is not None and type(cell) is not ForwardingCell:
+            if (
+                cell is not None
+                and type(cell) is not ForwardingCell
+                and not (self.rerouted and atom_id in self.rerouted)
+            ):
                 # Fast path: a live atom here with room in its mailbox.
                 spec = cell.table.get(h)
                 mailbox = cell.mailbox
@@ -610,13 +617,18 @@ class Node:
         src: Peer,
     ) -> Awaitable[None] | None:
         ep: Any = _directory.lookup(atom_id)
-        if ep is None:
+        rerouted = self.rerouted
+        if ep is None or (rerouted and atom_id in rerouted):
             origin = atom_id.rpartition(".")[0]
             if origin != src.node_id and origin in self.peers:
                 # Sent here on a Ref's location hint, but the atom is no longer
-                # here (it stopped and was restarted elsewhere): its origin knows.
+                # here (it moved on, or stopped and was restarted elsewhere): its
+                # origin knows where it is. From then on every hinted message for
+                # it goes that way, even once it is back here, so that none can
+                # overtake one still travelling through the origin.
+                rerouted.add(atom_id)
                 ep = RemoteEndpoint(self, origin, atom_id, None)
-            else:
+            elif ep is None:
                 ep = _directory.resolve(atom_id, None)
         if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
             mailbox = ep.mailbox
