@@ -30,6 +30,7 @@ from ._ref import Ref
 from .sandbox._errors import MessageNotPortable, SandboxBuildError, SandboxCrashed, SandboxError
 
 if TYPE_CHECKING:
+    from ._open import open_system
     from .mailbox import DeadLetter, DeadLetters
     from .placement import (
         AuthenticationFailed,
@@ -40,12 +41,11 @@ if TYPE_CHECKING:
         ProtocolError,
         RoundRobin,
     )
-    from .runtime import Directive, System, open_system
+    from .runtime import Directive, Down, System
     from .sandbox._config import SandboxConfig
     from .supervisor import (
         ChildInfo,
         ChildSpec,
-        Down,
         Escalated,
         Restart,
         RestartIntensityExceeded,
@@ -103,11 +103,11 @@ __all__ = [
 
 _LAZY = {
     "System": "runtime",
-    "open_system": "runtime",
+    "open_system": "_open",
     "Directive": "runtime",
     "ChildInfo": "supervisor",
     "ChildSpec": "supervisor",
-    "Down": "supervisor",
+    "Down": "runtime",
     "Escalated": "supervisor",
     "Restart": "supervisor",
     "RestartIntensityExceeded": "supervisor",

@@ -21,7 +21,6 @@ from ._errors import BadArguments, HandlerNotFound, NotSpawned
 
 if TYPE_CHECKING:
     from ._ref import Ref
-    from .sandbox._config import SandboxConfig
 
 __all__ = ["Atom", "Timer", "handler"]
 
@@ -50,6 +49,22 @@ def handler(fn: F) -> F:
     return fn
 
 
+class SandboxOptions(Protocol):
+    """What ``sandbox=`` takes besides a bool: a :class:`~radon_actors.SandboxConfig`.
+
+    A protocol so that this module, which the guest imports, names no host-side type.
+    """
+
+    @property
+    def fuel(self) -> int: ...
+
+    @property
+    def memory(self) -> int: ...
+
+    @property
+    def threaded(self) -> bool: ...
+
+
 class Timer(Protocol):
     """A scheduled message to the atom itself (see :meth:`Atom.send_after`)."""
 
@@ -75,7 +90,7 @@ class _AtomContext(Protocol):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         name: str | None,
-        sandbox: bool | SandboxConfig | None = None,
+        sandbox: bool | SandboxOptions | None = None,
     ) -> Ref[Any]: ...
     def stop(self) -> None: ...
     def send_after(
@@ -148,7 +163,7 @@ class Atom:
         /,
         *args: Any,
         name: str | None = None,
-        sandbox: bool | SandboxConfig | None = None,
+        sandbox: bool | SandboxOptions | None = None,
         **kwargs: Any,
     ) -> Ref[A]:
         """Spawn a child atom; it stops before this atom does.

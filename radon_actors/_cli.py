@@ -101,9 +101,10 @@ def _configure_host(parser: argparse.ArgumentParser) -> None:
 
 @command("host", "run a host that systems join with System.connect_host", _configure_host)
 def _host(args: argparse.Namespace) -> int:
+    from ._open import open_system
     from .placement import _cli as placement_cli
 
-    return placement_cli.run(args)
+    return placement_cli.run(args, open_system)
 
 
 def _parser() -> argparse.ArgumentParser:

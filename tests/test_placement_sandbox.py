@@ -49,6 +49,7 @@ from radon_actors import (
 from radon_actors.placement import _code
 from radon_actors.placement._node import Node
 from radon_actors.runtime import _directory
+from radon_actors.sandbox.host import content_hash
 
 __all__ = [
     "test_asks_during_the_hand_over_are_not_run_on_the_source",
@@ -188,7 +189,7 @@ async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itse
 
     monkeypatch.setattr(Node, "request", spy)
     async with cluster() as system:
-        h, wasm = await _code.digest(mobile_component)
+        h, wasm = await content_hash(mobile_component)
         # a worker with an empty cache of its own
         with monkeypatch.context() as env:
             env.setenv("RADON_SANDBOX_CACHE", str(tmp_path))
@@ -258,7 +259,7 @@ async def test_a_native_and_a_sandboxed_atom_of_one_class_move_side_by_side() ->
         for ref in (native, sandboxed):
             await system.migrate(ref, to="local")
         cells = [_directory.lookup(ref.id) for ref in (native, sandboxed)]
-        assert [c.sandbox is not None for c in cells] == [False, True]
+        assert [c.runtime is not None for c in cells] == [False, True]
         assert [await ref.ask(Counter.get) for ref in (native, sandboxed)] == [2, 3]
 
 
@@ -286,7 +287,7 @@ async def test_a_restored_or_threaded_sandboxed_atom_keeps_its_behaviour_when_it
             threaded_back = await threaded.ask(Counter.incr, -len(hop))
             assert threaded_back == 1
         cell = _directory.lookup(threaded.id)
-        assert cell.sandbox.config.threaded
+        assert cell.runtime.config.threaded
 
 
 async def test_partial_components_of_a_host_that_went_down_are_dropped() -> None:

@@ -202,7 +202,7 @@ async def test_asks_in_flight_fail_and_the_next_ones_reach_the_new_incarnation()
         with trio.fail_after(10):
             assert await ref.ask(Counter.get) == 10
         assert await _pid(ref) not in (pid, os.getpid())
-        assert system._load() == 0  # it runs on w2: no load here (least-loaded policies)
+        assert system.load() == 0  # it runs on w2: no load here (least-loaded policies)
 
 
 async def test_a_watcher_on_another_host_hears_of_the_restart_and_the_stop() -> None:

@@ -138,7 +138,7 @@ def _move_timers(source: Ref[Ticker], target: Ref[Ticker]) -> None:
     assert src is not None and dst is not None
     states = snapshot(src)
     blob = pickle.dumps(src.instance.handles)  # the handles in the atom's state
-    src._cancel_timers()
+    src.cancel_timers()
     with restoring() as table:
         dst.instance.handles = pickle.loads(blob)
     start(dst, rearm(dst, table, states))

@@ -46,7 +46,7 @@ async def serving(
     async with open_system() as system:
         node = Node(system, secret, name="server")
         node.ssl_server = ssl_context
-        system._placement = node
+        system.install_placement(node)
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listeners[0].socket.getsockname()[1]
         node.address = f"127.0.0.1:{port}"
@@ -124,7 +124,7 @@ async def test_version_mismatch_is_refused_with_a_clear_reason() -> None:
 async def test_client_refuses_a_server_with_another_secret() -> None:
     async with serving() as (_, _, address), open_system() as client:
         node = Node(client, b"other-secret-0123456789", name="client")
-        client._placement = node
+        client.install_placement(node)
         with pytest.raises(AuthenticationFailed, match="secret"):
             await node.dial(address)
 
@@ -134,7 +134,7 @@ async def test_right_secret_connects_and_delivers() -> None:
 
     async with serving() as (_server, _, address), open_system() as client:
         node = Node(client, SECRET, name="client")
-        client._placement = node
+        client.install_placement(node)
         peer = await node.dial(address)
         assert peer.name == "server"
         node.names["server"] = peer.node_id
@@ -205,7 +205,7 @@ async def test_a_malformed_frame_drops_the_peer_not_the_system() -> None:
         with structlog.testing.capture_logs() as logs:
             async with open_system() as client:
                 cnode = Node(client, SECRET, name="client")
-                client._placement = cnode
+                client.install_placement(cnode)
                 peer = await cnode.dial(address)
                 peer.send(("tell",))  # authenticated but malformed
                 with trio.fail_after(5), pytest.raises(HostDown):
@@ -215,7 +215,7 @@ async def test_a_malformed_frame_drops_the_peer_not_the_system() -> None:
         # the server itself is still up: a fresh connection works
         async with open_system() as client:
             cnode = Node(client, SECRET, name="client")
-            client._placement = cnode
+            client.install_placement(cnode)
             assert (await cnode.dial(address)).name == "server"
         assert server._placement is node
 
@@ -223,7 +223,7 @@ async def test_a_malformed_frame_drops_the_peer_not_the_system() -> None:
 async def test_an_unknown_request_is_answered_with_an_error_not_silence() -> None:
     async with serving() as (_server, _, address), open_system() as client:
         cnode = Node(client, SECRET, name="client")
-        client._placement = cnode
+        client.install_placement(cnode)
         peer = await cnode.dial(address)
         with trio.fail_after(5), pytest.raises(ProtocolError, match="does not know"):
             await cnode.request(peer, ("no-such-request", 1, 2))

@@ -5,6 +5,8 @@ Use it through :class:`~radon_actors.System`: ``start_host``, ``connect_host``,
 """
 
 from ._errors import AuthenticationFailed, HostDown, MigrationError, NoSuchHost, ProtocolError
+from ._hosts import serve_host
+from ._node import make_node
 from ._policy import HostInfo, LeastLoaded, PlacementPolicy, RoundRobin
 
 __all__ = [
@@ -17,4 +19,6 @@ __all__ = [
     "PlacementPolicy",
     "ProtocolError",
     "RoundRobin",
+    "make_node",
+    "serve_host",
 ]

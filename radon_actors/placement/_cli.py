@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import structlog
 import trio
 
-from ._hosts import read_secret, serve_host
+from ._hosts import SystemOpener, read_secret, serve_host
 
 __all__ = ["add_parser", "main"]
 
@@ -36,7 +36,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
+    """Run ``radon host`` with parsed ``args``; ``open_system`` opens the host's system."""
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         print(f"radon host: --listen must be host:port, not {args.listen!r}", file=sys.stderr)
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         trio.run(
             lambda: serve_host(
+                open_system,
                 host,
                 int(port),
                 secret,
@@ -81,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(open_system: SystemOpener, argv: Sequence[str] | None = None) -> int:
     """``radon host ...`` (``argv`` excludes the ``host`` subcommand itself)."""
     parser = argparse.ArgumentParser(prog="radon host", description=__doc__)
     add_parser(parser)
-    return run(parser.parse_args(argv))
+    return run(parser.parse_args(argv), open_system)

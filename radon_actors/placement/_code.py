@@ -27,12 +27,7 @@ compiles what it was sent.
 
 from __future__ import annotations
 
-import atexit
-import hashlib
-import json
-import os
 import weakref
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -44,10 +39,8 @@ from ._node import Node, Peer, add_request
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from ..runtime._cell import AtomCell
-    from ..sandbox._config import SandboxConfig
-    from ..sandbox._engine import LoadedComponent
-    from ..sandbox._spawn import SandboxRuntime
+    from ..runtime import AtomCell
+    from ..sandbox.host import LoadedComponent, SandboxConfig, SandboxRuntime
 
 __all__ = ["CHUNK", "SandboxField", "runtime_from", "sandbox_fields", "ship"]
 
@@ -60,61 +53,21 @@ MAX_COMPONENT = 1 << 28  # refuse larger components (the frame limit, for the wh
 # atom's SandboxConfig, and the snapshot a restart restores (spawn_restored), if any.
 SandboxField = tuple[str, "SandboxConfig", "str | None"]
 
-# Components by content hash: received ones, and local ones once hashed.
-_by_hash: dict[str, LoadedComponent] = {}
-# Component (by its cache key) -> (content hash, path of its component.wasm).
-_digests: dict[str, tuple[str, Path]] = {}
-_loading: dict[str, trio.Lock] = {}
 # Per peer: content hash -> the shipment (done, or in progress).
 _shipped: weakref.WeakKeyDictionary[Peer, dict[str, _Shipment]] = weakref.WeakKeyDictionary()
 # Receiving side: (sender's node id, hash) -> the bytes received so far.
 _staging: dict[tuple[str, str], bytearray] = {}
 _watching: weakref.WeakSet[Node] = weakref.WeakSet()
-# Dropped before interpreter teardown, while wasmtime can still free them.
-atexit.register(_by_hash.clear)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+def _check_hash(h: str) -> None:
+    """Refuse anything but a SHA-256 in hex (a hash names a cache directory)."""
+    from ..sandbox.host import BadComponent, entry
 
-
-def _sha256(data: bytes | bytearray) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-_HEX = frozenset("0123456789abcdef")
-
-
-def _directory(h: str) -> Path:
-    """Where hash ``h`` is cached; refuses anything but a SHA-256 in hex (a hash
-    names a directory, so it must not be a path)."""
-    from ..sandbox._build import cache_root
-
-    if not (isinstance(h, str) and len(h) == 64 and _HEX.issuperset(h)):
-        raise ProtocolError(f"{h!r} is not a component hash (64 lowercase hex digits)")
-    return cache_root() / f"sha256-{h}"
-
-
-async def digest(loaded: LoadedComponent) -> tuple[str, Path]:
-    """The content hash of a loaded component and the path of its ``.wasm``."""
-    found = _digests.get(loaded.key)
-    if found is None:
-        from ..sandbox._build import cache_root
-
-        path = cache_root() / loaded.key / "component.wasm"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the component of {loaded.module} is no longer in the sandbox cache ({path}); "
-                "it was deleted after it was loaded: restart the process to rebuild it"
-            )
-        h = await trio.to_thread.run_sync(_sha256_file, path)
-        found = _digests.setdefault(loaded.key, (h, path))
-        _by_hash.setdefault(found[0], loaded)
-    return found
+    try:
+        entry(h)
+    except BadComponent as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 class _Shipment:
@@ -127,7 +80,9 @@ class _Shipment:
 
 async def ship(node: Node, peer: Peer, loaded: LoadedComponent) -> str:
     """Make sure ``peer`` has ``loaded``'s component; return its content hash."""
-    h, path = await digest(loaded)
+    from ..sandbox.host import content_hash
+
+    h, _path = await content_hash(loaded)
     shipments = _shipped.setdefault(peer, {})
     while True:
         shipment = shipments.get(h)
@@ -141,7 +96,7 @@ async def ship(node: Node, peer: Peer, loaded: LoadedComponent) -> str:
         # The first sender was cancelled: take over.
     shipment = shipments[h] = _Shipment()
     try:
-        await _send(node, peer, h, path, loaded)
+        await _send(node, peer, h, loaded)
     except BaseException as exc:
         del shipments[h]
         if isinstance(exc, Exception):
@@ -152,14 +107,15 @@ async def ship(node: Node, peer: Peer, loaded: LoadedComponent) -> str:
     return h
 
 
-async def _send(node: Node, peer: Peer, h: str, path: Path, loaded: LoadedComponent) -> None:
+async def _send(node: Node, peer: Peer, h: str, loaded: LoadedComponent) -> None:
+    from ..sandbox.host import BadComponent, read_component
+
     if await node.request(peer, ("code_has", h)):
         return
-    data = await trio.to_thread.run_sync(path.read_bytes)
-    if await trio.to_thread.run_sync(_sha256, data) != h:
-        raise ProtocolError(
-            f"the cached component {path} changed after it was loaded; restart the process"
-        )
+    try:
+        h, data = await read_component(loaded)
+    except BadComponent as exc:
+        raise ProtocolError(str(exc)) from None
     _log.info("placement.code_shipping", host=peer.name, hash=h, bytes=len(data))
     for offset in range(0, len(data), CHUNK):
         await node.request(peer, ("code_part", h, offset, data[offset : offset + CHUNK]))
@@ -170,8 +126,10 @@ async def sandbox_fields(node: Node, peer: Peer, cell: AtomCell) -> tuple[()] | 
     """The fields an ``activate`` of ``cell``'s atom on ``peer`` appends for its
     sandbox, once ``peer`` has the component: none for a native atom (its frame
     is unchanged), else one :data:`SandboxField`."""
-    runtime: SandboxRuntime | None = cell.sandbox
-    if runtime is None:
+    from ..sandbox.host import SandboxRuntime
+
+    runtime = cell.runtime
+    if not isinstance(runtime, SandboxRuntime):
         return ()
     h = await ship(node, peer, runtime.loaded)
     return ((h, runtime.config, runtime.restore_state),)
@@ -179,7 +137,7 @@ async def sandbox_fields(node: Node, peer: Peer, cell: AtomCell) -> tuple[()] | 
 
 async def runtime_from(cls: type[Any], field: SandboxField) -> SandboxRuntime:
     """The receiving side of :func:`sandbox_fields`: a runtime for ``cls``'s atom."""
-    from ..sandbox._spawn import SandboxRuntime
+    from ..sandbox.host import SandboxRuntime
 
     h, config, restore = field
     loaded = await find(h)
@@ -198,62 +156,10 @@ async def runtime_from(cls: type[Any], field: SandboxField) -> SandboxRuntime:
 # ----------------------------------------------------------------------
 async def find(h: str) -> LoadedComponent | None:
     """The component with hash ``h``: loaded, or loaded now from the disk cache."""
-    directory = _directory(h)
-    loaded = _by_hash.get(h)
-    if loaded is not None:
-        return loaded
-    if not (directory / "component.wasm").is_file() or not (directory / "meta.json").is_file():
-        return None
-    async with _loading.setdefault(h, trio.Lock()):
-        loaded = _by_hash.get(h)
-        if loaded is None:
-            loaded = await _load(h, directory)
-    return loaded
+    from ..sandbox.host import by_hash
 
-
-async def _load(h: str, directory: Path) -> LoadedComponent:
-    from ..sandbox import _engine
-
-    _engine.engine()  # made here, on the trio thread, not by two threads at once
-    loaded = await trio.to_thread.run_sync(_load_sync, h, directory)
-    _by_hash[h] = loaded
-    # Atoms of that module spawned on this host (children that atoms here spawn)
-    # use it too, instead of building the module here.
-    _engine._loaded.setdefault(loaded.module, loaded)
-    _digests.setdefault(loaded.key, (h, directory / "component.wasm"))
-    return loaded
-
-
-def _load_sync(h: str, directory: Path) -> LoadedComponent:
-    """Compile (or deserialize the compiled artifact) and link; a worker thread."""
-    from ..sandbox import _engine
-
-    meta = json.loads((directory / "meta.json").read_text())
-
-    def progress(message: str) -> None:
-        _log.info("sandbox.compile", message=message, hash=h)
-
-    component = _engine._compile(
-        directory / "component.wasm", directory / "component.cwasm", progress
-    )
-    return _engine.LoadedComponent(
-        str(meta["module"]), f"sha256-{h}", component, frozenset(meta["modules"])
-    )
-
-
-def _store(h: str, data: bytes | bytearray, module: str, modules: list[str]) -> Path:
-    """Write a verified component into the disk cache, atomically; a worker thread."""
-    directory = _directory(h)
-    directory.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}.tmp"
-    partial = directory / f"component.wasm.{tag}"
-    partial.write_bytes(data)
-    partial.replace(directory / "component.wasm")
-    (directory / "module.txt").write_text(f"{module}\n")
-    meta = directory / f"meta.json.{tag}"
-    meta.write_text(json.dumps({"module": module, "modules": sorted(modules)}))
-    meta.replace(directory / "meta.json")  # last: marks the entry complete
-    return directory
+    _check_hash(h)
+    return await by_hash(h)
 
 
 def _forget_staging(node: Node) -> None:
@@ -274,7 +180,7 @@ async def _req_code_has(node: Node, peer: Peer, h: str) -> bool:
 
 
 async def _req_code_part(node: Node, peer: Peer, h: str, offset: int, chunk: bytes) -> None:
-    _directory(h)  # a valid hash
+    _check_hash(h)
     _forget_staging(node)
     key = (peer.node_id, h)
     if offset == 0:
@@ -293,24 +199,22 @@ async def _req_code_part(node: Node, peer: Peer, h: str, offset: int, chunk: byt
 async def _req_code_done(
     node: Node, peer: Peer, h: str, size: int, module: str, modules: list[str]
 ) -> None:
-    _directory(h)  # a valid hash
+    from ..sandbox.host import BadComponent, store_verified
+
+    _check_hash(h)
     buf = _staging.pop((peer.node_id, h), None)
     if buf is None or len(buf) != size:
         got = "nothing" if buf is None else f"{len(buf)} bytes"
         raise ProtocolError(f"component {h}: expected {size} bytes, got {got}; send it again")
-    data = buf  # no longer shared: hashed and written as it is, off the trio thread
-    actual = await trio.to_thread.run_sync(_sha256, data)
-    if actual != h:
-        _log.warning("placement.code_refused", host=peer.name, expected=h, actual=actual)
+    try:
+        # ``buf`` is no longer shared: hashed and written as it is, off the trio thread.
+        await store_verified(h, buf, module, modules)
+    except BadComponent as exc:
+        _log.warning("placement.code_refused", host=peer.name, error=str(exc))
         raise ProtocolError(
             f"the component received from host {peer.label} does not match its hash "
-            f"(expected {h}, got {actual}); it was discarded"
-        )
-    async with _loading.setdefault(h, trio.Lock()):
-        if h in _by_hash:
-            return
-        directory = await trio.to_thread.run_sync(_store, h, data, module, modules)
-        await _load(h, directory)
+            f"({exc}); it was discarded"
+        ) from None
     _log.info("placement.code_received", host=peer.name, hash=h, bytes=size, module=module)
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import pickle
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import outcome
 import structlog
@@ -25,22 +26,20 @@ from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .._errors import AskTimeout, AtomStopped, RadonError
 from ..mailbox import BUDGET, DeadLetter, budget
-from ..runtime import _directory
-from ..runtime._cell import AtomCell, Directive, Reply, _deliver
+from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply, lookup
 from ._errors import HostDown
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
-    from ..supervisor._parked import Parked
     from ._node import Node, Peer
 
 __all__ = ["CallbackReply", "ForwardingCell", "RemoteEndpoint", "RemoteError", "held", "post"]
 
 _log = structlog.get_logger("radon_actors.placement")
 
-_RUNNING = 1
-_STOPPING = 2
-_STOPPED = 3
+_RUNNING = CellState.RUNNING
+_STOPPING = CellState.STOPPING
+_STOPPED = CellState.STOPPED
 # Forwarders being restarted by their supervisor (their atom was lost), by atom
 # id: the paused Forward, kept here while the supervisor's handover has cleared
 # the cell's ``instance``.
@@ -55,12 +54,24 @@ class RemoteError(RadonError):
 
 
 class CallbackReply:
-    """A reply slot whose outcome goes to a callback (see ``runtime._cell._deliver``)."""
+    """A :class:`~radon_actors.runtime.ReplySlot` whose outcome goes to a callback
+    (an ask from another host, or one a moved atom's forwarder passed on).
+
+    ``task`` holds the callback until the outcome is delivered (or the asker
+    withdraws it: a ``cancel`` frame sets it to None).
+    """
 
     __slots__ = ("task",)
 
-    def __init__(self, callback: Any) -> None:
-        self.task = callback
+    def __init__(self, callback: Callable[[outcome.Outcome[Any]], object]) -> None:
+        self.task: Callable[[outcome.Outcome[Any]], object] | None = callback
+
+    def deliver(self, result: outcome.Outcome[Any]) -> None:
+        """Call the callback with ``result``, once."""
+        callback = self.task
+        if callback is not None:
+            self.task = None
+            callback(result)
 
 
 def handler_name(h: Any) -> str:
@@ -171,7 +182,7 @@ class RemoteEndpoint:
             peer = self._peer()
         except HostDown as exc:
             if reply is not None:
-                _deliver(reply, outcome.Error(exc))
+                reply.deliver(outcome.Error(exc))
             else:
                 _log.warning("dead_letter", atom_id=self.atom_id, reason=str(exc))
             return
@@ -231,7 +242,7 @@ class Forward:
                 post(cell, h, args, kwargs, reply)
                 continue
             try:
-                spec = cell._spec(h, args, kwargs)
+                spec = cell.spec_for(h, args, kwargs)
             except Exception:
                 post(cell, h, args, kwargs, reply)  # reports the error
                 continue
@@ -267,7 +278,7 @@ class ForwardingCell(AtomCell):
             return None
         return getattr(fwd.target, "via", None)
 
-    def _fwd(self) -> Forward:
+    def current_forward(self) -> Forward:
         fwd: Forward | None = self.instance
         if fwd is None:  # mid-restart (see ``lost``): what arrives is held
             fwd = self.instance = held[self.id]
@@ -277,7 +288,7 @@ class ForwardingCell(AtomCell):
     # class object (a class shipped by value with cloudpickle).
     def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
         h = handler_name(h)
-        fwd = self._fwd()
+        fwd = self.current_forward()
         if fwd.paused is not None:
             fwd.paused.append((h, args, kwargs, reply))
         else:
@@ -286,8 +297,8 @@ class ForwardingCell(AtomCell):
     async def ask(
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> Any:
-        h = self._spec(h, args, kwargs).name  # validate at the sender, as a local atom would
-        fwd = self._fwd()
+        h = self.spec_for(h, args, kwargs).name  # validate at the sender, as a local atom would
+        fwd = self.current_forward()
         if fwd.paused is None:
             return await fwd.target.ask(h, args, kwargs, timeout)
         reply = Reply(current_task())
@@ -296,19 +307,19 @@ class ForwardingCell(AtomCell):
             return await wait_task_rescheduled(reply)
         with trio.move_on_after(timeout):
             return await wait_task_rescheduled(reply)
-        raise AskTimeout(f"{self._label()} did not answer {handler_name(h)!r} within {timeout} s")
+        raise AskTimeout(f"{self.label()} did not answer {handler_name(h)!r} within {timeout} s")
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        h = self._spec(h, args, kwargs).name
-        fwd = self._fwd()
+        h = self.spec_for(h, args, kwargs).name
+        fwd = self.current_forward()
         if fwd.paused is not None:
             fwd.paused.append((h, args, kwargs, None))
         else:
             fwd.target.tell(h, args, kwargs)  # a full local mailbox raises MailboxFull
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        h = self._spec(h, args, kwargs).name
-        fwd = self._fwd()
+        h = self.spec_for(h, args, kwargs).name
+        fwd = self.current_forward()
         if fwd.paused is None:
             await fwd.target.send(h, args, kwargs)
             return
@@ -328,21 +339,20 @@ class ForwardingCell(AtomCell):
         ``on_stopped`` callbacks run (what watchers of the original cell rely
         on); Refs that still point here now fail fast with ``AtomStopped``.
         """
-        fwd = self._fwd()
+        fwd = self.current_forward()
         if self.stopped.is_set() or fwd.paused is not None:
             return
         system = self.system
-        if self.supervisor is not None and not self._stop_requested and not system._closing:
+        if self.supervisor is not None and not self.stop_requested and not system.closing:
             fwd.pause()
             held[self.id] = fwd
             self.state = _RUNNING
             log = self.log.info if reason is None else self.log.warning
             log("atom.lost", reason=None if reason is None else repr(reason), supervised=True)
-            system._nursery.start_soon(self._recover, reason)
+            system.start_soon(self._recover, reason)
             return
-        fwd.target = _directory.DeadEndpoint(self.id, self.name)
-        if self.name is not None and system._names.get(self.name) is self:
-            del system._names[self.name]
+        fwd.target = DeadEndpoint(self.id, self.name)
+        system.release_name(self)
         self.log.info("atom.lost", reason=None if reason is None else repr(reason))
         self.state = _STOPPED
         self.stopped.set()
@@ -359,7 +369,7 @@ class ForwardingCell(AtomCell):
         self,
         reason: BaseException | None,
         directive: Directive | None = None,
-        parked: Parked | None = None,
+        parked: ParkedHook | None = None,
     ) -> None:
         """Hand this atom to its supervisor; returns once it resumed or stopped.
 
@@ -387,7 +397,7 @@ class ForwardingCell(AtomCell):
         finally:
             fwd = held.get(self.id)
             if self.state < _STOPPING and fwd is not None:
-                if alive and type(fwd.target) is RemoteEndpoint and not self.system._closing:
+                if alive and type(fwd.target) is RemoteEndpoint and not self.system.closing:
                     # Resumed without being terminated: it carries on where it is.
                     del held[self.id]
                     self.instance = fwd
@@ -395,7 +405,7 @@ class ForwardingCell(AtomCell):
                 else:
                     # Neither restarted nor stopped (cancelled: the system is closing).
                     self.state = _STOPPING
-                    self._finish(reason)
+                    self.finish(reason)
 
     async def carry_on(self, reason: BaseException | None) -> None:
         """After ``supervise``: tell death watchers of a crash it survived, and run
@@ -408,69 +418,64 @@ class ForwardingCell(AtomCell):
         if type(self) is not ForwardingCell:
             # Restarted in this process (no other host was up): run its turns.
             plain: AtomCell = self
-            plain.task = trio.lowlevel.current_task()
-            try:
-                await plain._loop()
-            finally:
-                if plain.state != _STOPPED:
-                    plain._finish(plain._stop_reason)
+            await plain.run_turns()
 
     def placed_away(self) -> bool:
         """Whether its supervisor's group restarts act on this atom: it runs on
         another host (or is being recovered) and nobody asked it to stop. Not once
         it migrated back into this process: that cell is not the child any more."""
-        if self.stopped.is_set() or self._stop_requested:
+        if self.stopped.is_set() or self.stop_requested:
             return False
         fwd = held.get(self.id) or self.instance
         return self.id in held or (fwd is not None and type(fwd.target) is RemoteEndpoint)
 
-    def serve_parked(self, parked: Parked) -> None:
+    def serve_parked(self, parked: ParkedHook) -> None:
         """Its supervisor acts on this atom as a sibling of a failed child (a group
         restart): hold what arrives and serve the supervisor's commands in a task
         here (``terminate`` retires the instance on its host, ``start`` starts a
         fresh one on a live host; see ``_supervision``)."""
-        self.system._nursery.start_soon(self._handover, parked)
+        self.system.start_soon(self._handover, parked)
 
-    async def _handover(self, parked: Parked) -> None:
-        node = self.system._placement
+    async def _handover(self, parked: ParkedHook) -> None:
+        node = cast("Node", self.system.placement)
         # Never while a migration of this atom is under way: it would resume the
         # forwarder under the supervisor's feet. A child busy migrating is like
         # one busy in a turn (the supervisor waits its shutdown timeout).
         async with node.migrations.setdefault(self.id, trio.Lock()):
             if parked.done or self.id in held or self.stopped.is_set():
                 return  # stopped meanwhile, or lost: that recovery serves it
-            fwd = self._fwd()
+            fwd = self.current_forward()
             fwd.pause()
             held[self.id] = fwd
             self.state = _RUNNING  # a migrated-away forwarder counts as stopped
             await self.supervise(None, parked=parked)
         await ForwardingCell.carry_on(self, None)
 
-    async def _start_instance(self) -> None:
+    async def start_incarnation(self) -> None:
         # A supervisor's restart of the lost atom (see ``lost``).
         from ._supervised import restart_elsewhere
 
         await restart_elsewhere(self)
 
-    async def _call_on_stop(self) -> None:
+    async def call_on_stop(self) -> None:
         # ``on_stop`` runs on the atom's host: the supervisor's terminate retires
         # that incarnation there (nothing to do if its host is gone).
         from ._supervision import retire_remote
 
         await retire_remote(self)
 
-    def _finish(self, reason: BaseException | None) -> None:
+    def finish(self, reason: BaseException | None) -> None:
         from ._supervised import forget
 
         forget(self.id)
         fwd = held.pop(self.id, None) or self.instance
-        dead = _directory.DeadEndpoint(self.id, self.name)
-        node = self.system._placement
+        dead = DeadEndpoint(self.id, self.name)
+        node = cast("Node | None", self.system.active_placement)
         if node is not None:
             node.homes.pop(self.id, None)
             if node.forwarders.get(self.id) is self:
                 del node.forwarders[self.id]
-        super()._finish(reason)
+        super().finish(reason)
         self.instance = fwd if fwd is not None else Forward(dead)
         self.instance.target = dead
         self.instance.resume()  # what was held fails (asks) or is a dead letter
@@ -485,10 +490,10 @@ class ForwardingCell(AtomCell):
             if self.parked is not None:
                 self.parked.stop_requested(reason)
             return
-        self.system._nursery.start_soon(self._stop_remote)
+        self.system.start_soon(self._stop_remote)
 
     async def _stop_remote(self) -> None:
-        target = self._fwd().target
+        target = self.current_forward().target
         try:
             if type(target) is RemoteEndpoint:
                 node = target._node
@@ -517,11 +522,11 @@ def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: 
         return
     if isinstance(ep, AtomCell):
         try:
-            spec = ep._spec(h, args, kwargs)
+            spec = ep.spec_for(h, args, kwargs)
             if ep.state >= _STOPPING:
-                raise AtomStopped(f"{ep._label()} is not running (message {spec.name!r})")
+                raise AtomStopped(f"{ep.label()} is not running (message {spec.name!r})")
             if not ep.mailbox.put_nowait((spec, args, kwargs, reply)):
-                raise AtomStopped(f"{ep._label()} stopped before {spec.name!r} was queued")
+                raise AtomStopped(f"{ep.label()} stopped before {spec.name!r} was queued")
         except Exception as exc:
             _fail(ep, h, args, kwargs, reply, exc)
         return
@@ -534,7 +539,7 @@ def _fail(
     ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any, exc: Exception
 ) -> None:
     if reply is not None:
-        _deliver(reply, outcome.Error(exc))
+        reply.deliver(outcome.Error(exc))
     elif isinstance(ep, AtomCell):
         ep.system.dead_letters.record(
             DeadLetter(ep.id, ep.name, handler_name(h), args, kwargs, str(exc))
@@ -545,4 +550,4 @@ def _fail(
 
 def resolve_local(atom_id: str) -> Any:
     """The endpoint this process delivers ``atom_id``'s messages to, if any."""
-    return _directory.lookup(atom_id)
+    return lookup(atom_id)

@@ -1,6 +1,6 @@
 """Starting and joining hosts, and serving as one.
 
-* :func:`start_host` runs ``python -m radon_actors.placement._worker`` as a
+* :func:`start_host` runs ``python -m radon_actors._worker`` as a
   child process. The cluster secret goes to it on stdin (never on the command
   line), it listens on loopback only, and it exits when its stdin closes, so a
   worker never outlives the process that started it.
@@ -16,19 +16,19 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
 
-from ..runtime import open_system
 from . import _migration  # noqa: F401  (registers the migration requests)
 from ._errors import NoSuchHost
 from ._node import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Node, get_node
 
 if TYPE_CHECKING:
-    from ..runtime._system import System
+    from ..runtime import System
 
 __all__ = ["connect_host", "serve_host", "start_host"]
 
@@ -56,7 +56,7 @@ async def start_host(
     # The worker can import whatever this process can (atom classes by name).
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "radon_actors.placement._worker"],
+        [sys.executable, "-m", "radon_actors._worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,
@@ -145,7 +145,13 @@ def read_secret(path: str | os.PathLike[str]) -> bytes:
     return secret
 
 
+SystemOpener = Callable[[], AbstractAsyncContextManager["System"]]
+"""How a host process opens its system: ``radon_actors.open_system`` (the entry
+points pass it in, since this layer cannot import the composition above it)."""
+
+
 async def serve_host(
+    open_system: SystemOpener,
     host: str,
     port: int,
     secret: bytes,
@@ -157,7 +163,8 @@ async def serve_host(
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Run a host until a ``shutdown`` frame arrives (or stdin closes).
+    """Run a host, in a system from ``open_system()``, until a ``shutdown`` frame
+    arrives (or stdin closes).
 
     With ``ssl_context`` (a server context) every connection is TLS.
     """
@@ -169,7 +176,7 @@ async def serve_host(
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
         )
-        system._placement = node
+        system.install_placement(node)
         node.ssl_server = ssl_context
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound: Any = listeners[0].socket.getsockname()

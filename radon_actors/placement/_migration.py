@@ -30,20 +30,25 @@ mailbox and the atom carries on where it was; ``migrate`` raises
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
-from trio.lowlevel import Task
 
+from .._atom import HandlerSpec
 from .._errors import AtomStopped, NoSuchAtom
 from .._ref import Ref
-from ..runtime import _directory
-from ..runtime._cell import AtomCell
-from ..runtime._timers import TimerHandle
-from ..runtime._timers import rearm as rearm_timers
-from ..runtime._timers import restoring as restoring_timers
-from ..runtime._timers import snapshot as snapshot_timers
-from ..runtime._timers import start as start_timers
+from ..runtime import (
+    AtomCell,
+    CellState,
+    TimerHandle,
+    lookup,
+    rearm_timers,
+    register,
+    restoring_timers,
+    snapshot_timers,
+    start_timers,
+    unregister,
+)
 from . import _code
 from ._endpoints import CallbackReply, Forward, ForwardingCell, RemoteEndpoint
 from ._errors import MigrationError
@@ -54,39 +59,42 @@ from ._wire import PICKLE_PROTOCOL
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["RestoredCell", "migrate"]
+    from ..sandbox.host import SandboxRuntime
 
-_STOPPED = 3
-# Atom id -> its snapshot: a native atom's ``__dict__``, or a sandboxed atom's
-# guest-encoded state (a string).
-_snapshots: dict[str, Any] = {}
+__all__ = ["migrate"]
+
+_STOPPING = CellState.STOPPING
+_STOPPED = CellState.STOPPED
 
 
-class RestoredCell(AtomCell):
-    """A cell whose first instance is rebuilt from a migration snapshot."""
+class _Restoring:
+    """The instance runtime of a cell a migration activates: its first incarnation
+    is rebuilt from the snapshot (no constructor, no ``on_start``); the cell then
+    goes back to its own runtime, so a later restart starts fresh, as anywhere."""
 
-    __slots__ = ()
+    def __init__(
+        self, inner: SandboxRuntime | None, state: Any, table: dict[Any, HandlerSpec]
+    ) -> None:
+        self.inner = inner
+        self.state = state
+        self.table = table
 
-    async def _start_instance(self) -> None:
-        state = _snapshots.pop(self.id, None)
-        if state is None:  # a later restart: fresh state, as anywhere else
-            await super()._start_instance()
-            return
-        if self.sandbox is not None:
-            # The guest's own snapshot (a string): restored by the guest.
-            from ..sandbox._engine import GuestAtom
-
-            guest = GuestAtom(self, self.sandbox.loaded, self.sandbox.config)
-            snapshot, timers, next_timer = state
-            await guest.restore(snapshot)
+    async def start(self, cell: AtomCell) -> Any:
+        cell.runtime = self.inner
+        if self.state is None:  # placed, not moved: a fresh start, as anywhere
+            await cell.start_incarnation()
+            return cell.instance
+        if self.inner is not None:
+            # The guest's own snapshot (a string), plus the host side of its timers.
+            snapshot, timers, next_timer = self.state
+            guest = await self.inner.restore(cell, snapshot)
             guest.adopt_timers(timers, next_timer)  # re-armed in _req_activate
-            self.instance = guest
-            return
-        cls = self.cls
+            return guest
+        cls = cell.cls
         instance = cls.__new__(cls)
-        instance.__dict__.update(state)
-        instance._radon_ctx = self
-        self.instance = instance
+        instance.__dict__.update(self.state)
+        instance._radon_ctx = cell
+        return instance
 
 
 def _origin(atom_id: str) -> str:
@@ -107,7 +115,7 @@ async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
     """Move ``atom_id`` (whose origin is ``node``) to node ``to_id``."""
     lock = node.migrations.setdefault(atom_id, trio.Lock())
     async with lock:
-        cell = _directory.lookup(atom_id)
+        cell = lookup(atom_id)
         if cell is None:
             raise NoSuchAtom(f"atom {atom_id} is not running; it cannot be migrated")
         if type(cell) is not ForwardingCell:
@@ -138,9 +146,8 @@ async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
             assert home is not None
             with trio.CancelScope(shield=True):
                 await fwd.resume_into(home)
-            _directory.register(home)
-            if home.name is not None:
-                node.system._names[home.name] = home
+            register(home)
+            node.system.claim_name(home)
         else:
             fwd.resume(RemoteEndpoint(node, to_id, atom_id, cell.name))
 
@@ -173,26 +180,28 @@ class _Emigration:
         self.done.set()
 
     def on_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
-        self.fail(AtomStopped(f"{cell._label()} stopped before it could migrate"))
+        self.fail(AtomStopped(f"{cell.label()} stopped before it could migrate"))
 
 
 async def emigrate(node: Node, cell: AtomCell, to_id: str) -> None:
     """Move the live atom of ``cell`` (in this process) to node ``to_id``."""
     peer = node.live_peer(to_id, cell.id)
-    if cell.sandbox is not None:
-        # Ship the component first, so that the atom's pause excludes the transfer.
+    if cell.runtime is not None:
+        # A sandboxed atom (the only other kind): ship the component first, so that
+        # the atom's pause excludes the transfer.
+        runtime = cast("SandboxRuntime", cell.runtime)
         try:
-            await _code.ship(node, peer, cell.sandbox.loaded)
+            await _code.ship(node, peer, runtime.loaded)
         except Exception as exc:
             raise MigrationError(
-                f"moving {cell._label()} to host {peer.label} failed; it keeps running here: "
+                f"moving {cell.label()} to host {peer.label} failed; it keeps running here: "
                 f"its component could not be sent there: {exc!r}"
             ) from exc
     move = _Emigration(node, peer)
     cell.on_stopped.append(move.on_stopped)
     try:
-        if cell.state >= 2 or not cell.mailbox.put_control(("migrate", move)):
-            raise MigrationError(f"{cell._label()} is not running; it cannot be migrated")
+        if cell.state >= _STOPPING or not cell.mailbox.put_control(("migrate", move)):
+            raise MigrationError(f"{cell.label()} is not running; it cannot be migrated")
         await move.done.wait()
     finally:
         move.abandoned = not move.done.is_set()
@@ -200,7 +209,7 @@ async def emigrate(node: Node, cell: AtomCell, to_id: str) -> None:
             cell.on_stopped.remove(move.on_stopped)
     if move.errors:
         raise MigrationError(
-            f"moving {cell._label()} to host {peer.label} failed; it keeps running here: "
+            f"moving {cell.label()} to host {peer.label} failed; it keeps running here: "
             f"{move.errors[0]!r}"
         ) from move.errors[0]
 
@@ -209,7 +218,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
     """Steps 3-5, in the atom's own task at a turn boundary."""
     if cell.children:
         raise MigrationError(
-            f"{cell._label()} has child atoms; stop them (or migrate a childless atom)"
+            f"{cell.label()} has child atoms; stop them (or migrate a childless atom)"
         )
     mailbox = cell.mailbox
     # Busy like a turn: no ask may run inline on the source from here on.
@@ -221,7 +230,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
     tokens: list[int] = []
     try:
         state: Any
-        if cell.sandbox is not None:
+        if cell.runtime is not None:
             guest = cell.instance
             # The guest's snapshot export, plus the host's side of its timers:
             # the guest holds them by number, the handles re-arm on the target.
@@ -275,9 +284,9 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
     # Step 5: from here on nothing awaits, so no message can slip in between.
     for control in mailbox.control:
         if control[0] == "migrate" and isinstance(control[1], _Emigration):
-            control[1].fail(MigrationError(f"{cell._label()} moved to {peer.label} meanwhile"))
+            control[1].fail(MigrationError(f"{cell.label()} moved to {peer.label} meanwhile"))
     rest = mailbox.close()
-    cell._cancel_timers()
+    cell.cancel_timers()
     is_origin = _origin(cell.id) == node.node_id
     next_hop = peer.node_id if is_origin else _origin(cell.id)
     fwd = Forward(RemoteEndpoint(node, next_hop, cell.id, cell.name))
@@ -287,18 +296,16 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
     cell.busy = False
     forwarder: Any = cell
     for spec, args, kwargs, reply in rest:
-        if reply is None or type(reply.task) is Task or callable(reply.task):
+        if reply is None or (reply.task is not None and type(reply) is not TimerHandle):
             forwarder.post(spec.name, args, kwargs, reply)
-    system = cell.system
-    if system._top.get(cell.id) is cell:
-        del system._top[cell.id]
+    cell.system.remove_top(cell)
     parent = cell.parent
     if parent is not None and parent.children.get(cell.id) is cell:
         del parent.children[cell.id]
     if is_origin:
         node.forwarders[cell.id] = forwarder
     else:
-        _directory.unregister(cell)
+        unregister(cell)
     cell.log.info("atom.migrated", to=peer.name)
 
 
@@ -306,8 +313,7 @@ def _token(node: Node, peer: Peer, reply: Any) -> int | None:
     """A reply id for a transferred ask; None for a tell; -1 to drop (timer, withdrawn)."""
     if reply is None:
         return None
-    task = reply.task
-    if type(task) is Task or callable(task):
+    if reply.task is not None and type(reply) is not TimerHandle:
         return node.register(peer, reply)
     return -1
 
@@ -320,7 +326,7 @@ async def _req_migrate(node: Node, peer: Peer, atom_id: str, to_id: str) -> None
 
 
 async def _req_emigrate(node: Node, peer: Peer, atom_id: str, to_id: str) -> None:
-    cell = _directory.lookup(atom_id)
+    cell = lookup(atom_id)
     if cell is None or type(cell) is ForwardingCell:
         raise MigrationError(f"atom {atom_id} is not on host {node.name!r}")
     await emigrate(node, cell, to_id)
@@ -339,7 +345,7 @@ async def _req_activate(
     sandbox: _code.SandboxField | None = None,
 ) -> None:
     home = _origin(atom_id) == node.node_id
-    existing = _directory.lookup(atom_id) if home else None
+    existing = lookup(atom_id) if home else None
     if home and type(existing) is not ForwardingCell:
         raise MigrationError(f"atom {atom_id} is already running on host {node.name!r}")
     # Back home, keep the original class object (one shipped by value would be a copy).
@@ -348,11 +354,11 @@ async def _req_activate(
     with restoring_timers() as handles:  # the timer handles in the state
         state, msgs, *more = pickle.loads(blob)
     system = node.system
-    cell = RestoredCell(system, cls, args, kwargs, atom_id, name, None, capacity)
+    cell = AtomCell(system, cls, args, kwargs, atom_id, name, None, capacity)
     cell.restarts = restarts
+    runtime = None
     if sandbox is not None:
         runtime = await _code.runtime_from(cls, sandbox)
-        cell.sandbox = runtime
         cell.table = runtime.table
     if not home:
         # Its supervisor is at its origin: failures here are reported there.
@@ -365,13 +371,10 @@ async def _req_activate(
         else:
             reply = None if token is None else CallbackReply(_Answer(node, peer, token))
         (cell.mailbox.stashed if is_stashed else cell.mailbox.user).append((spec, a, k, reply))
-    _snapshots[atom_id] = state
-    try:
-        await system._nursery.start(cell.run)
-    finally:
-        _snapshots.pop(atom_id, None)
+    cell.runtime = _Restoring(runtime, state, cell.table)
+    await system.start_task(cell.run)
     start_timers(cell, timers)
-    system._top[atom_id] = cell
+    system.add_top(cell)
     if home:
         # Coming home: the paused forwarder hands over to it when the
         # coordinator resumes (so what it queued runs first), and stops with it.
@@ -381,7 +384,7 @@ async def _req_activate(
         old: Any = existing
         cell.on_stopped.append(lambda c, reason: old.lost(reason))
     else:
-        _directory.register(cell)
+        register(cell)
         cell.on_stopped.append(_tell_origin(node, atom_id))
 
 
@@ -397,7 +400,7 @@ def _tell_origin(node: Node, atom_id: str) -> Callable[[AtomCell, BaseException 
 
 
 async def _req_stop_atom(node: Node, peer: Peer, atom_id: str) -> None:
-    cell = _directory.lookup(atom_id)
+    cell = lookup(atom_id)
     if cell is not None:
         cell.request_stop()
         await cell.stopped.wait()

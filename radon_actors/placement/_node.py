@@ -24,7 +24,7 @@ import ssl
 import sys
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cloudpickle  # type: ignore[import-untyped]
 import outcome
@@ -36,8 +36,17 @@ from .. import _ref
 from .._errors import SpawnError
 from .._ref import Ref
 from ..mailbox import BUDGET, budget
-from ..runtime import _directory
-from ..runtime._cell import STASHED, AtomCell, Reply, _deliver
+from ..runtime import (
+    STASHED,
+    AtomCell,
+    CellState,
+    Down,
+    Reply,
+    deliver_down,
+    lookup,
+    resolve,
+    set_remote_resolver,
+)
 from ._endpoints import (
     CallbackReply,
     ForwardingCell,
@@ -52,7 +61,7 @@ from ._policy import HostInfo
 from ._wire import PICKLE_PROTOCOL, FrameReader, client_handshake, encode, server_handshake
 
 if TYPE_CHECKING:
-    from ..runtime._system import System
+    from ..runtime import System
 
 __all__ = ["Node", "Peer", "get_node"]
 
@@ -72,13 +81,10 @@ _hints: dict[str, str] = {}
 _MAX_HINTS = 1 << 16
 
 
-def _resolve(atom_id: str, name: str | None, via: str | None = None) -> _ref.Endpoint:
-    """The endpoint of an unpickled Ref: the atom's cell if it is here, else its
-    host when the Ref names one (``via``, or the last one seen here) that is up,
-    else its origin, which always knows where the atom is."""
-    cell = _directory.lookup(atom_id)
-    if cell is not None:
-        return cell
+def _route(atom_id: str, name: str | None, via: str | None = None) -> _ref.Endpoint | None:
+    """The runtime's remote resolver: where an unpickled Ref whose atom has no cell
+    here goes. Its host when the Ref names one (``via``, or the last one seen here)
+    that is up, else its origin, which always knows where the atom is."""
     prefix = atom_id.rpartition(".")[0]
     node = _routes.get(prefix)
     if node is not None and node.node_id != prefix:
@@ -94,10 +100,7 @@ def _resolve(atom_id: str, name: str | None, via: str | None = None) -> _ref.End
                 return RemoteEndpoint(node, via, atom_id, name)
         return RemoteEndpoint(node, prefix, atom_id, name)
     # One of this process's own atoms that is not in the directory has stopped.
-    return _directory.resolve(atom_id, name)
-
-
-_ref._resolver = _resolve
+    return None
 
 
 class Peer:
@@ -231,8 +234,8 @@ class Node:
         self.system = system
         self.secret = secret
         self.name = name
-        self.node_id: str = system._prefix
-        self.nursery: trio.Nursery = system._nursery
+        self.node_id: str = system.prefix
+        self.nursery: trio.Nursery = system.nursery
         self.address: str | None = None
         self.peers: dict[str, Peer] = {}
         self.names: dict[str, str] = {name: self.node_id}
@@ -267,6 +270,7 @@ class Node:
         # inside it.
         self.ssl_server: ssl.SSLContext | None = None
         _routes[self.node_id] = self
+        set_remote_resolver(_route)
         from . import _migration  # noqa: F401  (registers its requests)
 
     # ------------------------------------------------------------------
@@ -317,7 +321,7 @@ class Node:
         for req, (p, reply) in list(self.pending.items()):
             if p is peer:
                 del self.pending[req]
-                _deliver(reply, outcome.Error(error))
+                reply.deliver(outcome.Error(error))
         for key in [k for k in self.inbound if k[0] == peer.node_id]:
             del self.inbound[key]
         for callback in list(self.host_down_callbacks):
@@ -517,7 +521,7 @@ class Node:
         kind = frame[0]
         if kind == "tell":
             _, atom_id, h, args, kwargs = frame
-            cell = _directory.lookup(atom_id)
+            cell = lookup(atom_id)
             if (
                 cell is not None
                 and type(cell) is not ForwardingCell
@@ -571,7 +575,7 @@ class Node:
             _, req, blob = frame
             entry = self.pending.pop(req, None)
             if entry is not None:
-                _deliver(entry[1], load_outcome(blob))
+                entry[1].deliver(load_outcome(blob))
         elif kind == "ping" or kind == "hello":
             pass
         elif kind == "peers":
@@ -601,7 +605,7 @@ class Node:
                 f"{self.name!r}: {exc!r} (is the class importable there?)"
             )
             if reply is not None:
-                _deliver(reply, outcome.Error(error))
+                reply.deliver(outcome.Error(error))
             else:
                 _log.warning("dead_letter", atom_id=atom_id, handler=h, reason=str(error))
             return None
@@ -616,7 +620,7 @@ class Node:
         reply: Any,
         src: Peer,
     ) -> Awaitable[None] | None:
-        ep: Any = _directory.lookup(atom_id)
+        ep: Any = lookup(atom_id)
         rerouted = self.rerouted
         if ep is None or (rerouted and atom_id in rerouted):
             origin = atom_id.rpartition(".")[0]
@@ -629,7 +633,7 @@ class Node:
                 rerouted.add(atom_id)
                 ep = RemoteEndpoint(self, origin, atom_id, None)
             elif ep is None:
-                ep = _directory.resolve(atom_id, None)
+                ep = resolve(atom_id, None)
         if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
             mailbox = ep.mailbox
             if reply is not None and _run_inline(ep, h, args, kwargs, reply):
@@ -643,7 +647,7 @@ class Node:
         self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
     ) -> None:
         try:
-            spec = cell._spec(h, args, kwargs)
+            spec = cell.spec_for(h, args, kwargs)
         except Exception:
             post(cell, h, args, kwargs, reply)  # reports the error
             return
@@ -662,8 +666,44 @@ class Node:
             peer.send(("reply", req, dump_outcome(result, f"host {self.name!r}")), urgent=True)
 
     # ------------------------------------------------------------------
-    # API used by System
+    # The runtime's Placement seam (what System calls)
     # ------------------------------------------------------------------
+    # The operations live in the modules that hold them; they import this one,
+    # so they are imported here on use.
+    async def choose_host(self, cls: type[Any], host: Any) -> str | None:
+        """The host ``spawn(..., host=host)`` goes to (None: this process)."""
+        from ._supervised import choose_host
+
+        return await choose_host(self.system, host, cls)
+
+    async def start_remote(self, cell: AtomCell, host: str) -> None:
+        """Activate ``cell``'s atom on ``host``; ``cell`` forwards to it."""
+        from ._supervised import start_remote
+
+        await start_remote(cell, host)
+
+    async def start_host(self, name: str, **options: Any) -> str:
+        """``System.start_host``: a worker host process on this machine."""
+        from ._hosts import start_host
+
+        return await start_host(self.system, name, **options)
+
+    async def connect_host(self, address: str, **options: Any) -> str:
+        """``System.connect_host``: join a ``radon host``."""
+        from ._hosts import connect_host
+
+        return await connect_host(self.system, address, **options)
+
+    async def migrate(self, ref: Ref[Any], to: str) -> None:
+        """``System.migrate``: move a live atom."""
+        from ._migration import migrate
+
+        await migrate(self, ref, to)
+
+    def host_names(self) -> list[str]:
+        """Names of the live hosts, this one first."""
+        return [h.name for h in self.hosts()]
+
     def hosts(self) -> list[HostInfo]:
         """The live hosts this node knows, itself first."""
         me = HostInfo(self.name, self.address, self, self.node_id)
@@ -692,10 +732,8 @@ class Node:
             return False
         entry = self.remote_watches.get(ref.id)
         if peer.down is not None:
-            from ..supervisor._watch import Down, _deliver
-
             reason = HostDown(f"host {peer.label}, the origin of {ref!r}, is down ({peer.down})")
-            _deliver(watcher, spec, Down(ref, reason, stopped=True))
+            deliver_down(watcher, spec, Down(ref, reason, stopped=True))
             return True
         if entry is None:
             entry = self.remote_watches[ref.id] = (ref, {})
@@ -709,8 +747,6 @@ class Node:
             entry[1].pop(watcher, None)
 
     def _notify_watchers(self, atom_id: str, reason: BaseException | None, stopped: bool) -> None:
-        from ..supervisor._watch import Down, _deliver
-
         entry = self.remote_watches.pop(atom_id, None) if stopped else None
         if entry is None:
             entry = self.remote_watches.get(atom_id)
@@ -718,14 +754,14 @@ class Node:
             return
         ref, watchers = entry
         for watcher, spec in list(watchers.items()):
-            _deliver(watcher, spec, Down(ref, reason, stopped=stopped))
+            deliver_down(watcher, spec, Down(ref, reason, stopped=stopped))
 
     def _watched_from(self, peer: Peer, atom_id: str) -> None:
         """A ``watch`` frame: notify ``peer`` of this atom's crashes and stop."""
         key = (peer.node_id, atom_id)
         if key in self.watched:
             return
-        cell = _directory.lookup(atom_id)
+        cell = lookup(atom_id)
         if cell is None or cell.stopped.is_set():
             peer.send(("down", atom_id, f"atom {atom_id} was not running when watched", True))
             return
@@ -889,17 +925,17 @@ def _run_inline(
     try:
         result = cell.inline_turn(spec, args, kwargs)
     except Exception as exc:
-        _deliver(reply, outcome.Error(exc))
+        reply.deliver(outcome.Error(exc))
         return True
     if result is STASHED:
         mailbox.stash((spec, args, kwargs, reply))
         return True
-    _deliver(reply, outcome.Value(result))
+    reply.deliver(outcome.Value(result))
     return True
 
 
-_RUNNING = 1
-_STOPPING = 2
+_RUNNING = CellState.RUNNING
+_STOPPING = CellState.STOPPING
 
 
 class _Watch:
@@ -955,12 +991,12 @@ async def _req_spawn(
 ) -> str:
     cls = load_class(cls_blob)
     args, kwargs = pickle.loads(blob)
-    ref = await node.system._spawn(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
+    ref = await node.system.spawn_cell(cls, args, kwargs, name=name, mailbox_size=mailbox_size)
     return ref.id
 
 
 async def _req_load(node: Node, peer: Peer) -> int:
-    return node.system._load()
+    return node.system.load()
 
 
 _REQUESTS: dict[str, Callable[..., Awaitable[Any]]] = {"spawn": _req_spawn, "load": _req_load}
@@ -1016,7 +1052,15 @@ def load_class(blob: bytes) -> type:
 
 def get_node(system: System) -> Node:
     """The system's node, made on first use (with a fresh random cluster secret)."""
-    node: Node | None = system._placement
-    if node is None:
-        node = system._placement = Node(system, secrets.token_bytes(32))
-    return node
+    return cast(Node, system.placement)
+
+
+def make_node(system: System) -> Node:
+    """The placement extension of ``system`` (``Extensions.placement``): a node
+    with a fresh random cluster secret."""
+    return Node(system, secrets.token_bytes(32))
+
+
+def node_of(system: System) -> Node | None:
+    """The system's node if it has one already."""
+    return cast("Node | None", system.active_placement)

@@ -35,7 +35,7 @@ class HostInfo:
         """How many top-level atoms run there now (asks the host)."""
         node: Node = self._node
         if self._node_id == node.node_id:
-            return node.system._load()
+            return node.system.load()
         result: int = await node.request(node.live_peer(self._node_id), ("load",))
         return result
 

@@ -26,19 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import SpawnError
 from ..mailbox import Mailbox
-from ..runtime import _directory
-from ..runtime._cell import AtomCell
+from ..runtime import AtomCell, CellState, register
 from ._code import sandbox_fields
 from ._endpoints import Forward, ForwardingCell, RemoteEndpoint, held, post
 from ._node import Node, Peer, dump_class, get_node
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
-    from ..runtime._system import System
+    from ..runtime import System
 
 __all__ = ["choose_host", "forget", "restart_elsewhere", "start_remote"]
 
-_RUNNING, _STOPPED = 1, 3
+_RUNNING, _STOPPED = CellState.RUNNING, CellState.STOPPED
 _FRESH = pickle.dumps((None, []), PICKLE_PROTOCOL)  # an activate with no snapshot
 # Hosts where starting a lost atom again failed, during its current recovery.
 _tried: dict[str, set[str]] = {}
@@ -83,10 +82,10 @@ async def start_remote(cell: AtomCell, host: str) -> None:
     except BaseException as exc:
         cell.state = _STOPPED
         cell.mailbox.close()
-        cell._forget()
+        cell.forget()
         cell.stopped.set()
         if isinstance(exc, Exception) and not isinstance(exc, SpawnError):
-            raise SpawnError(f"{cell._label()} failed to start on host {host!r}: {exc!r}") from exc
+            raise SpawnError(f"{cell.label()} failed to start on host {host!r}: {exc!r}") from exc
         raise
     node.homes[cell.id] = host
     early = cell.mailbox.close()  # nothing, unless a Ref was looked up meanwhile
@@ -104,9 +103,9 @@ def _reinstate(cell: AtomCell) -> None:
     """The restarted cell is the atom's directory entry (and its name's) again: a
     migration that brought the atom home ran it in another cell object, which
     moved away and died with its host (its stop handed the loss to this one)."""
-    _directory.register(cell)
+    register(cell)
     if cell.name is not None:
-        cell.system._names[cell.name] = cell
+        cell.system.claim_name(cell)
 
 
 def forget(atom_id: str) -> None:
@@ -151,7 +150,7 @@ async def restart_elsewhere(cell: ForwardingCell) -> None:
     plain.__class__ = AtomCell
     plain.mailbox = Mailbox(plain.mailbox.capacity)
     try:
-        await AtomCell._start_instance(plain)
+        await AtomCell.start_incarnation(plain)
     except BaseException:
         plain.__class__ = ForwardingCell
         plain.instance = fwd

@@ -37,12 +37,20 @@ from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
-from trio.lowlevel import Task
 
 from .._errors import AtomStopped
 from ..mailbox import DeadLetter
-from ..runtime import _directory
-from ..runtime._cell import AtomCell, Directive, _deliver
+from ..runtime import (
+    AtomCell,
+    CellState,
+    DeadEndpoint,
+    DecidesOwnFailures,
+    Directive,
+    TimerHandle,
+    lookup,
+    unregister,
+    watches_of,
+)
 from ._endpoints import (
     CallbackReply,
     Forward,
@@ -54,7 +62,7 @@ from ._endpoints import (
     load_outcome,
 )
 from ._errors import MigrationError
-from ._node import Node, Peer, _Answer, add_request
+from ._node import Node, Peer, _Answer, add_request, get_node
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
@@ -62,7 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OriginHook", "retire_remote", "supervise_from_origin"]
 
-_RUNNING, _STOPPING, _STOPPED = 1, 2, 3
+_RUNNING, _STOPPING, _STOPPED = CellState.RUNNING, CellState.STOPPING, CellState.STOPPED
 _LATE = "late"
 # Host side: atoms whose failure waits for their origin's verdict, and retire
 # requests not yet run (by cell: a retired incarnation and its successor share an id).
@@ -74,10 +82,9 @@ def _remote_decider(cell: AtomCell, exc: BaseException) -> Directive:
     """Decider of an atom whose origin is elsewhere: the origin decides (the crash
     report here says ``escalate``), except for a supervisor's own handler errors,
     which only reach their caller (as for a local supervisor)."""
-    from ..supervisor._supervisor import Supervisor, _is_supervisor_failure
-
-    if isinstance(cell.instance, Supervisor) and not _is_supervisor_failure(exc):
-        return Directive.RESUME
+    instance = cell.instance
+    if isinstance(instance, DecidesOwnFailures):
+        return instance.radon_decide_own_failure(exc)
     return Directive.ESCALATE
 
 
@@ -114,7 +121,7 @@ class OriginHook:
         if exc is None:
             # A normal exit (it stopped itself): it stops here and the origin hears
             # of it (``atom_stopped``), where its restart type decides.
-            await cell._shutdown(None)
+            await cell.shutdown(None)
             return
         node = self.node
         peer = node.peers.get(self.origin)
@@ -145,7 +152,7 @@ class OriginHook:
             await retire(cell)  # the origin's supervisor terminates this incarnation
         elif verdict != "resume":
             # Nobody at the origin decides: restart in place, as an unsupervised atom.
-            await cell._restart(exc)
+            await cell.restart(exc)
 
 
 class _Retire:
@@ -186,15 +193,15 @@ class _Retire:
         cell.busy = True
         if self.timeout is not None:
             cell.shutdown_timeout = self.timeout
-        await cell._stop_children()
-        cell._cancel_timers()
-        await cell._call_on_stop()
+        await cell.stop_children()
+        cell.cancel_timers()
+        await cell.call_on_stop()
         mailbox = cell.mailbox
         for control in mailbox.control:
             if control[0] == "migrate" and isinstance(control[1], _Emigration):
                 control[1].fail(
                     MigrationError(
-                        f"{cell._label()} was terminated by its supervisor meanwhile; "
+                        f"{cell.label()} was terminated by its supervisor meanwhile; "
                         "migrate its next incarnation instead"
                     )
                 )
@@ -206,15 +213,13 @@ class _Retire:
         cell.instance = Forward(RemoteEndpoint(node, self.origin.node_id, cell.id, cell.name))
         cell.state = _STOPPED
         cell.busy = False
-        _directory.unregister(cell)
-        system = cell.system
-        if system._top.get(cell.id) is cell:
-            del system._top[cell.id]
+        unregister(cell)
+        cell.system.remove_top(cell)
         cell.stopped.set()
         cell.log.info("atom.retired", late=self.late)
         forwarder: Any = cell
         for spec, args, kwargs, reply in left:
-            if reply is not None and not (type(reply.task) is Task or callable(reply.task)):
+            if reply is not None and (reply.task is None or type(reply) is TimerHandle):
                 continue  # a timer's message (timers die with the incarnation), or withdrawn
             if self.late or self.origin.down is not None:
                 forwarder.post(spec.name, args, kwargs, reply)
@@ -230,11 +235,8 @@ class _Retire:
     def _rewatch(self, cell: AtomCell) -> None:
         """Atoms of this host that watch this incarnation now watch the atom through
         its origin, which sees every incarnation (see ``Node.watch``)."""
-        from ..supervisor._watch import _Watch
-
-        for callback in list(cell.on_stopped):
-            entry = getattr(callback, "__self__", None)
-            if isinstance(entry, _Watch) and entry.watcher.state < _STOPPING:
+        for entry in watches_of(cell):
+            if entry.watcher.state < _STOPPING:
                 self.node.watch(entry.watcher, cell.ref, entry.spec)
 
 
@@ -247,12 +249,12 @@ def _drop(
     exc: Exception,
 ) -> None:
     error = AtomStopped(
-        f"{cell._label()} was restarted and this message, queued for the old incarnation, "
+        f"{cell.label()} was restarted and this message, queued for the old incarnation, "
         f"could not travel to the new one ({exc!r}); send arguments that pickle to atoms "
         "on other hosts"
     )
     if reply is not None:
-        _deliver(reply, outcome.Error(error))
+        reply.deliver(outcome.Error(error))
     else:
         cell.system.dead_letters.record(DeadLetter(cell.id, cell.name, h, args, kwargs, str(error)))
 
@@ -260,14 +262,14 @@ def _drop(
 async def retire_remote(cell: ForwardingCell) -> None:
     """Origin side of a ``terminate``: retire the atom's incarnation on its host and
     put the messages it hands back in front of what the forwarder holds."""
-    fwd = cell._fwd()
+    fwd = cell.current_forward()
     target = fwd.target
     if type(target) is not RemoteEndpoint:
         await trio.lowlevel.checkpoint()
         return
     node = target._node
     fwd.pause()
-    fwd.target = _directory.DeadEndpoint(cell.id, cell.name)  # until the next start
+    fwd.target = DeadEndpoint(cell.id, cell.name)  # until the next start
     peer = node.peers.get(target.peer_id)
     if peer is None or peer.down is not None:
         await trio.lowlevel.checkpoint()  # lost with its host: nothing to stop
@@ -309,14 +311,14 @@ async def _req_child_failed(node: Node, peer: Peer, atom_id: str, blob: bytes) -
     exc: BaseException = (
         error.error if isinstance(error, outcome.Error) else RemoteError(repr(error.unwrap()))
     )
-    cell = _directory.lookup(atom_id)
+    cell = lookup(atom_id)
     if (
         type(cell) is not ForwardingCell
         or cell.supervisor is None
-        or cell._stop_requested
+        or cell.stop_requested
         or cell.stopped.is_set()
-        or cell.system._closing
-        or getattr(cell._fwd().target, "peer_id", None) != peer.node_id
+        or cell.system.closing
+        or getattr(cell.current_forward().target, "peer_id", None) != peer.node_id
     ):
         return "restart"
     if cell.parked is not None or atom_id in held:
@@ -346,7 +348,7 @@ async def _take_over(
     *,
     task_status: trio.TaskStatus[bool] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    node = cell.system._placement
+    node = get_node(cell.system)
     lock = node.migrations.setdefault(cell.id, trio.Lock())
     try:
         lock.acquire_nowait()
@@ -355,7 +357,7 @@ async def _take_over(
         task_status.started(False)
         return
     try:
-        fwd = cell._fwd()
+        fwd = cell.current_forward()
         fwd.pause()
         held[cell.id] = fwd
         cell.state = _RUNNING
@@ -369,7 +371,7 @@ async def _take_over(
 
 async def _req_retire(node: Node, peer: Peer, atom_id: str, timeout: float | None) -> Any:
     """Host side of ``retire_remote``: the messages handed back, or ``late``."""
-    cell = _directory.lookup(atom_id)
+    cell = lookup(atom_id)
     if cell is None or type(cell) is ForwardingCell or cell.state >= _STOPPING:
         return []
     retire = _retires[cell] = _Retire(node, peer, timeout)

@@ -20,10 +20,9 @@ The message path, in order of cost:
 
 from __future__ import annotations
 
-import enum
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import outcome
 import structlog
@@ -42,47 +41,27 @@ from .._atom import Atom, HandlerSpec, handler_table, resolve_handler, run_to_co
 from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError
 from .._ref import Ref
 from ..mailbox import BUDGET, DeadLetter, Mailbox, budget
-from . import _directory
+from . import _directory, _watch
+from ._seams import CellState, Directive, InstanceRuntime, ParkedHook, SupervisorHook
 from ._timers import TimerHandle
 
 if TYPE_CHECKING:
-    from ..supervisor._parked import Parked
     from ._system import System
 
-__all__ = ["STASHED", "AtomCell", "Directive", "SupervisorHook"]
+__all__ = ["STASHED", "AtomCell", "Reply", "default_decider"]
 
 _log = structlog.get_logger("radon_actors")
 
-_STARTING, _RUNNING, _STOPPING, _STOPPED = range(4)
+# Module-level names for the states: one global load on the hot path.
+_STARTING = CellState.STARTING
+_RUNNING = CellState.RUNNING
+_STOPPING = CellState.STOPPING
+_STOPPED = CellState.STOPPED
 
 
-class Directive(enum.Enum):
-    """What happens to an atom after one of its handlers raised."""
-
-    RESUME = "resume"
-    """Keep the atom and its state; the failing message is dropped."""
-    RESTART = "restart"
-    """Replace the instance by a fresh one built from the spawn arguments; the
-    Ref and the queued messages are kept."""
-    STOP = "stop"
-    """Stop the atom."""
-    ESCALATE = "escalate"
-    """Fail the atom's parent with the same error."""
-
-
-def _default_decider(cell: AtomCell, exc: BaseException) -> Directive:
+def default_decider(cell: AtomCell, exc: BaseException) -> Directive:
+    """The decider of an atom nobody gave rules to: restart it."""
     return Directive.RESTART
-
-
-class SupervisorHook(Protocol):
-    """What a supervised cell calls when it fails or exits (see radon_actors.supervisor)."""
-
-    async def child_failed(
-        self, cell: AtomCell, exc: BaseException | None, directive: Directive
-    ) -> None:
-        """Runs in the child's task; returns when the child may go on (or has stopped).
-
-        ``exc`` is None for a normal exit (the atom stopped itself)."""
 
 
 class _Stashed:
@@ -95,8 +74,9 @@ STASHED: Any = _Stashed()
 
 
 class Reply:
-    """Where one ask's outcome goes: the parked caller task, or None once the caller
-    has gone (cancelled or timed out), in which case the reply is dropped.
+    """The :class:`ReplySlot` of a caller parked in this process: its task, or None
+    once the caller has gone (cancelled or timed out), in which case the reply is
+    dropped.
 
     The object is also the abort callback of the caller's wait, which saves a
     bound-method allocation per ask.
@@ -111,17 +91,12 @@ class Reply:
         self.task = None
         return Abort.SUCCEEDED
 
-
-def _deliver(reply: Reply, result: outcome.Outcome[Any]) -> None:
-    # Timer tickets share the message slot but hold a marker, not a Task.
-    task = reply.task
-    if type(task) is Task:
-        reply.task = None
-        reschedule(task, result)
-    elif callable(task):
-        # An ask from another host (or one forwarded by a moved atom): a callback.
-        reply.task = None
-        task(result)
+    def deliver(self, result: outcome.Outcome[Any]) -> None:
+        """Wake the parked caller with ``result`` (nothing if it has gone)."""
+        task = self.task
+        if task is not None:
+            self.task = None
+            reschedule(task, result)
 
 
 class AtomCell:
@@ -149,7 +124,7 @@ class AtomCell:
         "parked",
         "ref",
         "restarts",
-        "sandbox",
+        "runtime",
         "shutdown_timeout",
         "state",
         "stopped",
@@ -189,15 +164,15 @@ class AtomCell:
         self.ref: Ref[Any] = Ref(atom_id, name, self)
         self.stopped = trio.Event()
         self.restarts = 0
-        # Set by the system for a sandboxed atom (radon_actors.sandbox): builds the
-        # guest instance that stands in for ``instance``.
-        self.sandbox: Any = None
-        self.decider: Callable[[AtomCell, BaseException], Directive] = _default_decider
+        # How incarnations are made: None for a native atom (the fast, built-in
+        # path); set by the system for another kind (a sandboxed atom's guest).
+        self.runtime: InstanceRuntime | None = None
+        self.decider: Callable[[AtomCell, BaseException], Directive] = default_decider
         self.on_stopped: list[Callable[[AtomCell, BaseException | None], None]] = []
         # Failure-path plumbing (see radon_actors.supervisor): set by a supervisor
         # before the atom starts; None for atoms nobody supervises.
         self.supervisor: SupervisorHook | None = None
-        self.parked: Parked | None = None
+        self.parked: ParkedHook | None = None
         self.shutdown_timeout: float | None = None
         self.on_crashed: list[Callable[[AtomCell, BaseException], None]] | None = None
         self._self_stop = False
@@ -227,13 +202,17 @@ class AtomCell:
         (placed or migrated here), so a third host can send to it directly; None
         when this process is the atom's origin, where Refs route anyway.
         """
-        prefix = self.system._prefix
+        prefix = self.system.prefix
         return None if self.id.rpartition(".")[0] == prefix else prefix
 
     # ------------------------------------------------------------------
     # Endpoint: what Refs call.
     # ------------------------------------------------------------------
-    def _spec(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HandlerSpec:
+    def spec_for(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HandlerSpec:
+        """The handler ``h`` names, with ``args``/``kwargs`` checked against it.
+
+        Raises ``HandlerNotFound`` or ``BadArguments`` at the caller.
+        """
         try:
             spec = self.table[h]
         except (KeyError, TypeError):
@@ -249,7 +228,7 @@ class AtomCell:
     async def ask(
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> Any:
-        spec = self._spec(h, args, kwargs)
+        spec = self.spec_for(h, args, kwargs)
         if (
             spec.never_suspends
             and self.state == _RUNNING
@@ -272,11 +251,11 @@ class AtomCell:
             return result
 
         if self.state >= _STOPPING:
-            raise AtomStopped(f"{self._label()} is not running (ask {spec.name!r})")
+            raise AtomStopped(f"{self.label()} is not running (ask {spec.name!r})")
         task = current_task()
         if task is self.task:
             raise DeadlockError(
-                f"{self._label()} asked itself {spec.name!r} from inside a handler; the reply "
+                f"{self.label()} asked itself {spec.name!r} from inside a handler; the reply "
                 "could only come from the turn that waits for it"
             )
         reply = Reply(task)
@@ -291,12 +270,12 @@ class AtomCell:
                 # The atom migrated while we waited for room: this cell is now a
                 # forwarder (radon_actors.placement), so go through it.
                 return await self.ask(h, args, kwargs, timeout)
-            raise AtomStopped(f"{self._label()} stopped before {spec.name!r} was queued")
+            raise AtomStopped(f"{self.label()} stopped before {spec.name!r} was queued")
         if timeout is None:
             return await wait_task_rescheduled(reply)
         with trio.move_on_after(timeout):
             return await wait_task_rescheduled(reply)
-        raise AskTimeout(f"{self._label()} did not answer {spec.name!r} within {timeout} s")
+        raise AskTimeout(f"{self.label()} did not answer {spec.name!r} within {timeout} s")
 
     def inline_turn(self, spec: HandlerSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run a handler that cannot suspend as a turn, now, in the calling task.
@@ -339,15 +318,15 @@ class AtomCell:
             return await wait_task_rescheduled(reply)
         with trio.move_on_after(timeout):
             return await wait_task_rescheduled(reply)
-        raise AskTimeout(f"{self._label()} did not answer {spec.name!r} within {timeout} s")
+        raise AskTimeout(f"{self.label()} did not answer {spec.name!r} within {timeout} s")
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        spec = self._spec(h, args, kwargs)
+        spec = self.spec_for(h, args, kwargs)
         if not self.mailbox.put_nowait((spec, args, kwargs, None)):
             self._dead_letter(spec, args, kwargs, "atom stopped")
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        spec = self._spec(h, args, kwargs)
+        spec = self.spec_for(h, args, kwargs)
         mailbox = self.mailbox
         msg = (spec, args, kwargs, None)
         if len(mailbox.user) < mailbox.capacity and not mailbox.closed:
@@ -372,12 +351,13 @@ class AtomCell:
             DeadLetter(self.id, self.name, spec.name, args, kwargs, reason)
         )
 
-    def _label(self) -> str:
+    def label(self) -> str:
+        """How error messages name this atom: class, name and id."""
         who = f"{self.name!r} " if self.name else ""
         return f"atom {self.cls.__name__} {who}({self.id})"
 
     def _note(self, exc: BaseException, spec: HandlerSpec) -> None:
-        exc.add_note(f"raised in handler {self.cls.__name__}.{spec.name} of {self._label()}")
+        exc.add_note(f"raised in handler {self.cls.__name__}.{spec.name} of {self.label()}")
 
     # ------------------------------------------------------------------
     # Context: what the atom instance calls (see Atom).
@@ -390,7 +370,9 @@ class AtomCell:
         name: str | None,
         sandbox: Any = None,
     ) -> Ref[Any]:
-        return await self.system._spawn(cls, args, kwargs, name=name, parent=self, sandbox=sandbox)
+        return await self.system.spawn_cell(
+            cls, args, kwargs, name=name, parent=self, sandbox=sandbox
+        )
 
     def stop(self) -> None:
         # A stop the atom asks for itself is a *normal exit*: its supervisor may
@@ -402,14 +384,10 @@ class AtomCell:
         self.request_stop()
 
     def watch(self, ref: Ref[Any], h: Any) -> None:
-        from ..supervisor._watch import watch
-
-        watch(self, ref, h)
+        _watch.watch(self, ref, h)
 
     def unwatch(self, ref: Ref[Any]) -> None:
-        from ..supervisor._watch import unwatch
-
-        unwatch(self, ref)
+        _watch.unwatch(self, ref)
 
     def send_after(
         self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -427,11 +405,11 @@ class AtomCell:
         if not delay >= 0 or (periodic and delay <= 0):
             kind = "interval" if periodic else "delay"
             raise ValueError(f"timer {kind} must be a positive number of seconds, not {delay!r}")
-        spec = self._spec(h, args, kwargs)
+        spec = self.spec_for(h, args, kwargs)
         timer = TimerHandle(self, (spec, args, kwargs), delay, periodic)
         if self.state < _STOPPING:
             self.timers.add(timer)
-            self.system._nursery.start_soon(timer.run)
+            self.system.start_soon(timer.run)
         else:
             timer.cancel()
         return timer
@@ -462,35 +440,83 @@ class AtomCell:
             return
         self.mailbox.put_control(("stop",))
 
+    def report_failure(self, exc: BaseException) -> bool:
+        """Fail the atom with ``exc`` from outside a handler (a child's escalation, a
+        supervisor giving up): its failure path runs in its task, between turns.
+        False if the atom has already stopped."""
+        return self.mailbox.put_control(("failed", exc, _ESCALATION))
+
+    def call_between_turns(self, fn: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``await fn()`` in the atom's task at its next turn boundary, before
+        its next message (a snapshot, a supervisor's command). False if stopped."""
+        return self.mailbox.put_control(("call", fn))
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once a stop was requested and not taken back (by a restart)."""
+        return self._stop_requested
+
+    @property
+    def stop_requested_from_outside(self) -> bool:
+        """True when a stop was requested by someone else than the atom itself."""
+        return self._stop_requested and not self._self_stop
+
+    def drop_self_stop(self) -> None:
+        """Forget a stop the previous incarnation asked for itself (it was restarted)."""
+        if self._self_stop:
+            self._self_stop = False
+            self._stop_requested = False
+            control = self.mailbox.control
+            for msg in [m for m in control if m[0] == "stop"]:
+                control.remove(msg)
+
+    def requeue_stop(self, reason: BaseException | None) -> None:
+        """Queue a stop that arrived while the cell was parked, for its loop to see."""
+        if self.state < _STOPPING:
+            self._stop_reason = reason
+            self.mailbox.put_control(("stop",))
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The atom's task: start, run turns until stopped, stop."""
         self.task = current_task()
         self.busy = True
         try:
-            await self._start_instance()
+            await self.start_incarnation()
         except BaseException as exc:
             self.state = _STOPPED
             self.mailbox.close()
-            self._forget()
+            self.forget()
             self.stopped.set()
             if isinstance(exc, Exception):
                 self.log.error("atom.spawn_failed", error=repr(exc))
-                raise SpawnError(f"{self._label()} failed to start: {exc!r}") from exc
+                raise SpawnError(f"{self.label()} failed to start: {exc!r}") from exc
             raise
         self.busy = False
         self.state = _RUNNING
         self.log.debug("atom.spawned")
         task_status.started()
+        await self.run_turns()
+
+    async def run_turns(self) -> None:
+        """Serve turns in the calling task until the atom stops (the tail of
+        :meth:`run`; also how an atom that came back into this process resumes)."""
+        self.task = current_task()
         try:
             await self._loop()
         finally:
             if self.state != _STOPPED:
                 # Cancelled (the system is being torn down): finish without awaiting.
-                self._finish(self._stop_reason)
+                self.finish(self._stop_reason)
 
-    async def _start_instance(self) -> None:
-        if self.sandbox is not None:
-            self.instance = await self.sandbox.start(self)
+    async def start_incarnation(self) -> None:
+        """Build a fresh instance from the spawn arguments and run its ``on_start``.
+
+        Runs in the cell's task (its first start, or a restart). Raises what the
+        constructor or ``on_start`` raised; the cell's state is the caller's to set.
+        """
+        runtime = self.runtime
+        if runtime is not None:
+            self.instance = await runtime.start(self)
             return
         cls = self.cls
         instance = cls.__new__(cls)
@@ -528,7 +554,7 @@ class AtomCell:
                 self._stash_current = False
                 self._note(exc, spec)
                 if reply is not None:
-                    _deliver(reply, outcome.Error(exc))
+                    reply.deliver(outcome.Error(exc))
                 await self._failed(exc, spec)
                 if self.state == _STOPPED:
                     return
@@ -537,9 +563,8 @@ class AtomCell:
                 # Cancelled mid-turn (the system is being torn down): the asker
                 # must not be left waiting for a reply that will never come.
                 if reply is not None:
-                    _deliver(
-                        reply,
-                        outcome.Error(AtomStopped(f"{self._label()} was cancelled mid-turn")),
+                    reply.deliver(
+                        outcome.Error(AtomStopped(f"{self.label()} was cancelled mid-turn"))
                     )
                 raise
             self.busy = False
@@ -547,7 +572,7 @@ class AtomCell:
                 self._stash_current = False
                 mailbox.stash(msg)
             elif reply is not None:
-                _deliver(reply, outcome.Value(result))
+                reply.deliver(outcome.Value(result))
             b.left -= 1
             if b.left <= 0:
                 b.left = BUDGET
@@ -563,7 +588,7 @@ class AtomCell:
                 self._stop_requested = False
                 await supervisor.child_failed(self, None, Directive.STOP)
                 return self.state == _STOPPED
-            await self._shutdown(self._stop_reason)
+            await self.shutdown(self._stop_reason)
             return True
         if kind == "failed":
             await self._failed(msg[1], msg[2])
@@ -604,14 +629,14 @@ class AtomCell:
         elif supervisor is not None:
             await supervisor.child_failed(self, exc, directive)
         elif directive is Directive.RESTART:
-            await self._restart(exc)
+            await self.restart(exc)
         elif directive is Directive.STOP:
-            await self._shutdown(exc)
+            await self.shutdown(exc)
         else:  # ESCALATE
             parent = self.parent
-            await self._shutdown(exc)
+            await self.shutdown(exc)
             if parent is not None:
-                parent.mailbox.put_control(("failed", exc, _ESCALATION))
+                parent.report_failure(exc)
         if self.state < _STOPPING:
             self.busy = False
             crashed = self.on_crashed
@@ -619,24 +644,27 @@ class AtomCell:
                 for callback in list(crashed):
                     callback(self, exc)
 
-    async def _restart(self, exc: BaseException) -> None:
+    async def restart(self, exc: BaseException) -> None:
+        """Replace the instance in place (children and timers go, ``on_stop`` runs,
+        a fresh incarnation starts); a failing start stops the atom."""
         self.busy = True
         try:
-            await self._stop_children()
-            self._cancel_timers()
-            await self._call_on_stop()
+            await self.stop_children()
+            self.cancel_timers()
+            await self.call_on_stop()
             self.restarts += 1
             try:
-                await self._start_instance()
+                await self.start_incarnation()
             except Exception as start_exc:
                 self.log.error("atom.restart_failed", error=repr(start_exc), exc_info=start_exc)
-                await self._shutdown(start_exc)
+                await self.shutdown(start_exc)
                 return
             self.log.info("atom.restarted", restarts=self.restarts, reason=repr(exc))
         finally:
             self.busy = False
 
-    async def _stop_children(self) -> None:
+    async def stop_children(self) -> None:
+        """Stop the atom's children, newest first, and wait for each."""
         children = list(reversed(self.children.values()))
         if getattr(self.instance, "_radon_stop_concurrently", False):
             # A pool (simple-one-for-one supervisor): all members stop at once.
@@ -646,11 +674,13 @@ class AtomCell:
             child.request_stop()
             await child.stopped.wait()
 
-    def _cancel_timers(self) -> None:
+    def cancel_timers(self) -> None:
+        """Cancel every timer of the current incarnation."""
         for timer in list(self.timers):
             timer.cancel()
 
-    async def _call_on_stop(self) -> None:
+    async def call_on_stop(self) -> None:
+        """Run the instance's ``on_stop`` within the cell's shutdown timeout (errors logged)."""
         instance = self.instance
         if instance is None:
             return
@@ -669,43 +699,45 @@ class AtomCell:
         except Exception as exc:
             self.log.error("atom.on_stop_failed", error=repr(exc), exc_info=exc)
 
-    async def _shutdown(self, reason: BaseException | None) -> None:
+    async def shutdown(self, reason: BaseException | None) -> None:
+        """Stop for good from the cell's task: children, timers, ``on_stop``, then
+        :meth:`finish`. Does nothing once stopping."""
         if self.state >= _STOPPING:
             return
         self.state = _STOPPING
         self.busy = True
-        await self._stop_children()
-        self._cancel_timers()
-        await self._call_on_stop()
-        self._finish(reason)
+        await self.stop_children()
+        self.cancel_timers()
+        await self.call_on_stop()
+        self.finish(reason)
 
-    def _finish(self, reason: BaseException | None) -> None:
+    def finish(self, reason: BaseException | None) -> None:
         """Close the mailbox, fail or dead-letter what is left, and tell the world."""
         self.state = _STOPPED
         self.busy = False
-        self._cancel_timers()
+        self.cancel_timers()
         for child in list(self.children.values()):
             child.request_stop()
         for spec, args, kwargs, reply in self.mailbox.close():
-            if type(reply) is Reply or (reply is not None and callable(reply.task)):
-                _deliver(
-                    reply,
-                    outcome.Error(
-                        AtomStopped(f"{self._label()} stopped before handling {spec.name!r}")
-                    ),
-                )
-            elif reply is None:
+            if reply is None:
                 self._dead_letter(spec, args, kwargs, "atom stopped")
-        self._forget()
+            else:
+                reply.deliver(
+                    outcome.Error(
+                        AtomStopped(f"{self.label()} stopped before handling {spec.name!r}")
+                    )
+                )
+        self.forget()
         self.instance = None
         self.log.debug("atom.stopped", reason=None if reason is None else repr(reason))
         self.stopped.set()
         for callback in self.on_stopped:
             callback(self, reason)
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
+        """Leave the directory, the system's tables and the parent's children."""
         _directory.unregister(self)
-        self.system._forget(self)
+        self.system.forget_cell(self)
         parent = self.parent
         if parent is not None and parent.children.get(self.id) is self:
             del parent.children[self.id]

@@ -8,7 +8,7 @@ to a dead end: asks fail with AtomStopped, tells become dead letters.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from ._cell import AtomCell
     from ._system import System
 
-__all__ = ["DeadEndpoint", "register", "resolve", "unregister"]
+__all__ = [
+    "DeadEndpoint",
+    "RemoteResolver",
+    "lookup",
+    "register",
+    "resolve",
+    "set_remote_resolver",
+    "unregister",
+]
 
 _log = structlog.get_logger("radon_actors.dead_letters")
 _cells: dict[str, AtomCell] = {}
@@ -31,19 +39,23 @@ _systems: weakref.WeakValueDictionary[str, System] = weakref.WeakValueDictionary
 
 
 def register_system(prefix: str, system: System) -> None:
+    """Make ``system`` the owner of the ids ``<prefix>.<n>`` (for dead letters)."""
     _systems[prefix] = system
 
 
 def register(cell: AtomCell) -> None:
+    """Make ``cell`` the endpoint of its id in this process."""
     _cells[cell.id] = cell
 
 
 def unregister(cell: AtomCell) -> None:
+    """Remove ``cell`` (if it is still the one registered for its id)."""
     if _cells.get(cell.id) is cell:
         del _cells[cell.id]
 
 
 def lookup(atom_id: str) -> AtomCell | None:
+    """The cell of ``atom_id`` in this process, if any."""
     return _cells.get(atom_id)
 
 
@@ -86,11 +98,28 @@ class DeadEndpoint:
         return _send()
 
 
+RemoteResolver = Callable[[str, "str | None", "str | None"], "_ref.Endpoint | None"]
+_remote: RemoteResolver | None = None
+
+
+def set_remote_resolver(resolver: RemoteResolver) -> None:
+    """Route the ids this process has no cell for through ``resolver`` (placement:
+    ``resolver(atom_id, name, via)`` returns a remote endpoint, or None for an atom
+    of this process that has stopped). One per process: ids are unique across systems."""
+    global _remote
+    _remote = resolver
+
+
 def resolve(atom_id: str, name: str | None, via: str | None = None) -> _ref.Endpoint:
-    """The endpoint of ``atom_id`` in this process (``via`` matters to placement only)."""
+    """The endpoint of ``atom_id``: its cell if it is here, else where the remote
+    resolver routes it, else a dead end. ``via`` is the Ref's location hint."""
     cell = _cells.get(atom_id)
     if cell is not None:
         return cell
+    if _remote is not None:
+        endpoint = _remote(atom_id, name, via)
+        if endpoint is not None:
+            return endpoint
     return DeadEndpoint(atom_id, name)
 
 

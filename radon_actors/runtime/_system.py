@@ -1,12 +1,17 @@
-"""``System`` and ``open_system``: the trio nursery that atoms live in."""
+"""``System`` and ``run_system``: the trio nursery that atoms live in.
+
+The runtime's system knows nothing of supervision, the sandbox or other hosts:
+those come in through :class:`~._seams.Extensions`, which the public
+``radon_actors.open_system`` composes.
+"""
 
 from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 import trio
@@ -17,12 +22,9 @@ from .._ref import Ref
 from ..mailbox import DeadLetters, MailboxStatistics
 from . import _directory
 from ._cell import AtomCell
+from ._seams import Extensions, Isolation, Placement, RootSupervisor
 
-if TYPE_CHECKING:
-    from ..supervisor._spec import ChildSpec
-    from ..supervisor._supervisor import Supervisor
-
-__all__ = ["System", "open_system"]
+__all__ = ["System", "run_system"]
 
 A = TypeVar("A", bound=Atom)
 
@@ -41,9 +43,12 @@ class System:
     each atom stops its own children (newest first) before itself.
     """
 
-    def __init__(self, nursery: trio.Nursery, *, mailbox_size: int) -> None:
+    def __init__(
+        self, nursery: trio.Nursery, *, mailbox_size: int, extensions: Extensions | None = None
+    ) -> None:
         self._nursery = nursery
         self._prefix = secrets.token_hex(4)
+        self._extensions = extensions if extensions is not None else Extensions()
         _directory.register_system(self._prefix, self)
         self._ids = itertools.count(1)
         self._names: dict[str, AtomCell] = {}
@@ -52,8 +57,9 @@ class System:
         self._mailbox_size = mailbox_size
         self._root: AtomCell | None = None
         self._crash: BaseException | None = None
-        # The placement node (radon_actors.placement), made on first use.
-        self._placement: Any = None
+        # The extensions, made on first use (see ``Extensions``).
+        self._placement: Placement | None = None
+        self._isolation: Isolation | None = None
         self.dead_letters = DeadLetters()
         """Messages that could not be delivered (see :class:`~radon_actors.DeadLetters`)."""
 
@@ -91,11 +97,11 @@ class System:
         """
         root = self._root
         if root is None or self._closing:
-            return await self._spawn(
+            return await self.spawn_cell(
                 cls, args, kwargs, name=name, mailbox_size=mailbox_size, sandbox=sandbox, host=host
             )
-        supervisor: Supervisor = root.instance
-        return await supervisor._adopt(
+        supervisor: RootSupervisor = root.instance
+        return await supervisor.adopt(
             cls, args, kwargs, name, mailbox_size, sandbox=sandbox, host=host
         )
 
@@ -105,32 +111,6 @@ class System:
         if self._root is None:
             raise RuntimeError("the atom system has no root supervisor yet")
         return self._root.ref
-
-    async def _start_root(self, spec: ChildSpec | None) -> None:
-        from ..supervisor._spec import ChildSpec
-        from ..supervisor._supervisor import Supervisor, root_decider
-
-        if spec is None:
-            # The default root restarts without limit: see docs/supervision.md.
-            spec = ChildSpec(Supervisor, kwargs={"max_restarts": None})
-        elif not (isinstance(spec, ChildSpec) and issubclass(spec.cls, Supervisor)):
-            raise TypeError(
-                f"root must be a Supervisor's ChildSpec (Supervisor.spec(...)), not {spec!r}"
-            )
-
-        def setup(cell: AtomCell) -> None:
-            cell.decider = root_decider
-            cell.on_stopped.append(self._root_stopped)
-
-        ref = await self._spawn(
-            spec.cls,
-            spec.args,
-            spec.kwargs,
-            name=spec.name,
-            mailbox_size=spec.mailbox_size,
-            setup=setup,
-        )
-        self._root = _directory.lookup(ref.id)
 
     def _root_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
         if reason is not None and not self._closing:
@@ -147,9 +127,7 @@ class System:
         It gets a fresh random cluster secret, listens on loopback only and exits
         with this system. Spawn atoms on it with ``spawn(..., host=name)``.
         """
-        from ..placement._hosts import start_host
-
-        return await start_host(self, name, **options)
+        return await self.placement.start_host(name, **options)
 
     async def connect_host(self, address: str, **options: Any) -> str:
         """Join the host listening at ``host:port`` (started with ``radon host``).
@@ -157,16 +135,14 @@ class System:
         Pass the cluster secret as ``secret=`` (bytes) or ``secret_file=``; returns
         the host's name (``name=`` overrides it).
         """
-        from ..placement._hosts import connect_host
-
-        return await connect_host(self, address, **options)
+        return await self.placement.connect_host(address, **options)
 
     @property
     def hosts(self) -> list[str]:
         """Names of the live hosts of this system (``"local"`` is this process)."""
         if self._placement is None:
             return ["local"]
-        return [h.name for h in self._placement.hosts()]
+        return self._placement.host_names()
 
     async def migrate(self, ref: Ref[Any], *, to: str) -> None:
         """Move a running atom to host ``to`` (``"local"``: this process), live.
@@ -175,12 +151,81 @@ class System:
         ``docs/placement.md``. Raises ``MigrationError`` (the atom keeps running
         where it was) when the move fails.
         """
-        from ..placement._migration import migrate
-        from ..placement._node import get_node
+        await self.placement.migrate(ref, to)
 
-        await migrate(get_node(self), ref, to)
+    # ------------------------------------------------------------------
+    # Seams: what the extensions (supervisor, sandbox, placement) call.
+    # ------------------------------------------------------------------
+    @property
+    def prefix(self) -> str:
+        """This system's id prefix (``<prefix>.<n>`` atom ids); placement's node id."""
+        return self._prefix
 
-    async def _spawn(
+    @property
+    def closing(self) -> bool:
+        """True once the system has begun to shut down (no new atoms)."""
+        return self._closing
+
+    @property
+    def placement(self) -> Placement:
+        """The placement extension, made on first use."""
+        placement = self._placement
+        if placement is None:
+            factory = self._extensions.placement
+            if factory is None:
+                raise RuntimeError(
+                    "this atom system was opened without placement; open it with "
+                    "radon_actors.open_system() to use hosts"
+                )
+            placement = self._placement = factory(self)
+        return placement
+
+    @property
+    def active_placement(self) -> Placement | None:
+        """The placement extension if this system has used it, else None."""
+        return self._placement
+
+    def install_placement(self, placement: Placement) -> None:
+        """Use ``placement`` as this system's (a host process makes its own node
+        before any atom is placed)."""
+        if self._placement is not None and self._placement is not placement:
+            raise RuntimeError("this atom system already has a placement extension")
+        self._placement = placement
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        """The nursery the atoms' tasks live in (an extension's tasks that must live
+        as long as the system, and no longer, go here too)."""
+        return self._nursery
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` as a task of the system's nursery (it lives with the system)."""
+        self._nursery.start_soon(fn, *args)
+
+    async def start_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """``nursery.start`` in the system's nursery: returns what ``fn`` reports started."""
+        return await self._nursery.start(fn, *args)
+
+    def claim_name(self, cell: AtomCell) -> None:
+        """Make ``cell`` the holder of its name (an atom that came back under it)."""
+        if cell.name is not None:
+            self._names[cell.name] = cell
+
+    def release_name(self, cell: AtomCell) -> None:
+        """Free ``cell``'s name if ``cell`` holds it."""
+        if cell.name is not None and self._names.get(cell.name) is cell:
+            del self._names[cell.name]
+
+    def add_top(self, cell: AtomCell) -> None:
+        """Count ``cell`` among the top-level atoms (stopped at shutdown, in order)."""
+        self._top[cell.id] = cell
+
+    def remove_top(self, cell: AtomCell) -> None:
+        """Stop counting ``cell`` among the top-level atoms (it moved away)."""
+        if self._top.get(cell.id) is cell:
+            del self._top[cell.id]
+
+    async def spawn_cell(
         self,
         cls: type[Any],
         args: tuple[Any, ...],
@@ -192,24 +237,27 @@ class System:
         setup: Callable[[AtomCell], None] | None = None,
         sandbox: Any = None,
         host: Any = None,
+        root: bool = False,
     ) -> Ref[Any]:
+        """Make a cell for ``cls(*args, **kwargs)`` and start it (the seam under
+        :meth:`spawn`; supervisors call it for their children).
+
+        ``setup`` runs on the new cell before the atom does (a supervisor's failure
+        plumbing); ``root=True`` makes it the system's root, whose giving up stops
+        the system. Returns once ``on_start`` has run.
+        """
         if not (isinstance(cls, type) and issubclass(cls, Atom)):
             raise TypeError(f"spawn() takes an Atom subclass, not {cls!r}")
         if self._closing:
             raise RuntimeError("the atom system is shutting down; no new atoms can be spawned")
         if host is not None:
             # Another host runs it; its cell here forwards (radon_actors.placement).
-            from ..placement._supervised import choose_host
-
-            host = await choose_host(self, host, cls)
-        runtime: Any = None
+            host = await self.placement.choose_host(cls, host)
+        runtime = None
         if sandbox is None:
             sandbox = getattr(cls, "sandbox", False)
         if sandbox is not False:
-            # Imported only when used: it needs wasmtime.
-            from ..sandbox import _spawn as sandboxing
-
-            runtime = await sandboxing.runtime_for(cls, sandbox)
+            runtime = await self._isolation_extension().runtime_for(cls, sandbox)
         if name is not None:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"an atom name must be a non-empty str, not {name!r}")
@@ -219,29 +267,41 @@ class System:
         atom_id = f"{self._prefix}.{next(self._ids)}"
         cell = AtomCell(self, cls, args, kwargs, atom_id, name, parent, capacity)
         if runtime is not None:
-            cell.sandbox = runtime
+            cell.runtime = runtime
             cell.table = runtime.table
         if setup is not None:
             setup(cell)  # e.g. a supervisor's failure plumbing, before the atom runs
+        if root:
+            cell.on_stopped.append(self._root_stopped)
+            self._root = cell
         if name is not None:
             self._names[name] = cell
         (parent.children if parent is not None else self._top)[atom_id] = cell
         _directory.register(cell)
         if host is not None:
-            from ..placement._supervised import start_remote
-
-            await start_remote(cell, host)
+            await self.placement.start_remote(cell, host)
             return cell.ref
         # start() returns after on_start; an exception before that (SpawnError)
         # is raised here instead of reaching the nursery.
         await self._nursery.start(cell.run)
         return cell.ref
 
-    def _forget(self, cell: AtomCell) -> None:
-        if cell.name is not None and self._names.get(cell.name) is cell:
-            del self._names[cell.name]
-        if self._top.get(cell.id) is cell:
-            del self._top[cell.id]
+    def _isolation_extension(self) -> Isolation:
+        isolation = self._isolation
+        if isolation is None:
+            factory = self._extensions.isolation
+            if factory is None:
+                raise RuntimeError(
+                    "this atom system was opened without the sandbox; open it with "
+                    "radon_actors.open_system() to run sandboxed atoms"
+                )
+            isolation = self._isolation = factory()
+        return isolation
+
+    def forget_cell(self, cell: AtomCell) -> None:
+        """Drop a stopped ``cell`` from the name table and the top-level atoms."""
+        self.release_name(cell)
+        self.remove_top(cell)
 
     def lookup(self, name: str) -> Ref[Any]:
         """The Ref of the live atom called ``name``; raises :class:`NoSuchAtom`."""
@@ -272,7 +332,7 @@ class System:
         cell.request_stop()
         await cell.stopped.wait()
 
-    def _load(self) -> int:
+    def load(self) -> int:
         """Top-level atoms running here (the root's children and atoms placed here
         from other hosts): what a least-loaded placement policy compares."""
         root = self._root
@@ -292,33 +352,32 @@ class System:
 
 
 @asynccontextmanager
-async def open_system(
+async def run_system(
     *,
     mailbox_size: int = DEFAULT_MAILBOX_SIZE,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-    root: ChildSpec | None = None,
+    root: Any = None,
+    extensions: Extensions | None = None,
 ) -> AsyncIterator[System]:
-    """Open an atom system for the duration of an ``async with`` block.
+    """Run a system composed with ``extensions`` for an ``async with`` block.
 
-    Leaving the block stops every atom (children before parents, ``on_stop`` run)
-    and waits for them, at most ``shutdown_timeout`` seconds, after which whatever
-    is left is cancelled. An exception leaving the block is re-raised unchanged
-    after the shutdown.
-
-    ``root`` declares the root supervisor (``Supervisor.spec(children, ...)``); its
-    children start before the block runs. If the root gives up (its restart
-    intensity is exceeded, or a failure escalates to it), the block is cancelled
-    and ``open_system`` raises the root's reason
-    (:class:`~radon_actors.RestartIntensityExceeded` or
-    :class:`~radon_actors.Escalated`).
+    The engine under ``radon_actors.open_system`` (which documents the behaviour
+    users see): ``extensions.start_root(system, root)`` starts the root atom, then
+    the block runs; leaving it stops the top-level atoms in reverse order within
+    ``shutdown_timeout`` seconds and cancels what is left. The root's reason for
+    giving up, else the block's exception, is raised after the shutdown.
     """
     if not isinstance(mailbox_size, int) or mailbox_size < 1:
         raise ValueError(f"mailbox_size must be a positive int, not {mailbox_size!r}")
+    extensions = extensions if extensions is not None else Extensions()
+    if root is not None and extensions.start_root is None:
+        raise RuntimeError("this atom system was opened without supervision; it takes no root")
     error: BaseException | None = None
     async with trio.open_nursery() as nursery:
-        system = System(nursery, mailbox_size=mailbox_size)
+        system = System(nursery, mailbox_size=mailbox_size, extensions=extensions)
         try:
-            await system._start_root(root)
+            if extensions.start_root is not None:
+                await extensions.start_root(system, root)
             yield system
         except BaseException as exc:
             # Re-raised below, outside the nursery, so it reaches the caller as

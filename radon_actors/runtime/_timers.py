@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import outcome
 import trio
 
 from .._errors import MailboxFull
@@ -95,6 +96,9 @@ class TimerHandle:
         self._scope.cancel()
         if self._cell is not None:
             self._cell.timers.discard(self)
+
+    def deliver(self, result: outcome.Outcome[Any]) -> None:
+        """A timer's message is its own reply slot (:class:`ReplySlot`): nobody reads it."""
 
     def __repr__(self) -> str:
         kind = "every" if self._periodic else "after"
@@ -232,4 +236,4 @@ def start(cell: AtomCell, timers: Iterable[TimerHandle]) -> None:
     """Start revived timers (after :func:`rearm`, once the atom runs)."""
     for timer in timers:
         if timer.task is not None:
-            cell.system._nursery.start_soon(timer.run)
+            cell.system.start_soon(timer.run)

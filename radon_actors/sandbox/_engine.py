@@ -38,14 +38,13 @@ from wasmtime._error import WasmtimeError as _WasmtimeError
 from wasmtime.component._enter import maybe_raise_last_exn as _maybe_raise_last_exn
 
 from .. import _ref
-from ..runtime import _directory
+from ..runtime import resolve
 from . import _build
 from ._config import SandboxConfig
 from ._errors import MessageNotPortable, SandboxCrashed, SandboxError
 
 if TYPE_CHECKING:
-    from ..runtime._cell import AtomCell
-    from ..runtime._timers import TimerHandle
+    from ..runtime import AtomCell, TimerHandle
 
 __all__ = [
     "GuestAtom",
@@ -195,6 +194,12 @@ _loaded: dict[str, LoadedComponent] = {}
 _locks: dict[str, threading.Lock] = {}
 
 
+def adopt_loaded(loaded: LoadedComponent) -> None:
+    """Use ``loaded`` for its module unless this process loaded one already (a
+    component received from another host serves the atoms spawned here too)."""
+    _loaded.setdefault(loaded.module, loaded)
+
+
 def loaded(module: str) -> LoadedComponent | None:
     """The component of ``module`` if this process has loaded it already."""
     return _loaded.get(module)
@@ -215,12 +220,13 @@ def load(module: str, *, progress: Callable[[str], None] | None = None) -> Loade
             return found
         say = progress or (lambda message: _log.info("sandbox.build", message=message))
         result = _build.build_component(module, progress=say)
-        component = _compile(result.wasm, result.directory / "component.cwasm", say)
+        component = compile_component(result.wasm, result.directory / "component.cwasm", say)
         found = _loaded[module] = LoadedComponent(module, result.key, component, result.modules)
         return found
 
 
-def _compile(wasm: Path, compiled: Path, progress: Callable[[str], None]) -> wc.Component:
+def compile_component(wasm: Path, compiled: Path, progress: Callable[[str], None]) -> wc.Component:
+    """Compile ``wasm`` for this machine, or deserialize ``compiled`` if it fits."""
     if compiled.exists():
         try:
             return wc.Component.deserialize_file(engine(), str(compiled))
@@ -554,14 +560,14 @@ class GuestAtom:
 
     def _crashed_earlier(self) -> SandboxCrashed:
         return SandboxCrashed(
-            f"the sandbox of {self.cell._label()} crashed earlier ({self.crashed})"
+            f"the sandbox of {self.cell.label()} crashed earlier ({self.crashed})"
         )
 
     def _trapped(self, exc: BaseException) -> BaseException:
         """What a failed call into the guest raises; the instance is unusable after."""
         if isinstance(exc, (wasmtime.WasmtimeError, wasmtime.Trap)):
             self.crashed = _reason(exc, self.config)
-            return SandboxCrashed(f"the sandbox stopped {self.cell._label()}: {self.crashed}")
+            return SandboxCrashed(f"the sandbox stopped {self.cell.label()}: {self.crashed}")
         # A host import raised (wasmtime-py turns that into a trap and re-raises
         # it here): the instance cannot be entered again either.
         self.crashed = f"a host import raised {exc!r}"
@@ -639,7 +645,7 @@ class GuestAtom:
             message = enc((cell.args, cell.kwargs))
         except Exception as exc:
             raise MessageNotPortable(
-                f"the spawn arguments of {cell._label()} cannot enter the sandbox: {exc!r}"
+                f"the spawn arguments of {cell.label()} cannot enter the sandbox: {exc!r}"
             ) from exc
         self._store.set_fuel(self.config.fuel)
         await self._settle(await self._invoke("create", cell.id, cell.name, encoded_cls, message))
@@ -692,7 +698,7 @@ class GuestAtom:
         if tag != "s":
             raise _malformed(out)
         raise SandboxError(
-            f"handler {handler!r} of {self.cell._label()} has no await of its own but "
+            f"handler {handler!r} of {self.cell.label()} has no await of its own but "
             "returned an awaitable that waits on the host; declare it `async def` and "
             "await it in its body"
         )
@@ -742,10 +748,9 @@ def _reason(exc: BaseException, config: SandboxConfig) -> str:
 
 
 def _endpoint(atom_id: str) -> _ref.Endpoint:
-    """Where a message from the guest to ``atom_id`` goes: the process's resolver
-    (the one unpickled Refs use), so that other runtimes can route it too."""
-    resolver = _ref._resolver or _directory.resolve
-    return resolver(atom_id, None)
+    """Where a message from the guest to ``atom_id`` goes: the runtime's resolver
+    (the one unpickled Refs use), so that placement can route it too."""
+    return resolve(atom_id, None)
 
 
 def _decode_result(outcome: str) -> Any:

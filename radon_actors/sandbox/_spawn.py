@@ -23,13 +23,13 @@ import trio
 from .._atom import Atom, HandlerSpec, handler_table
 from .._errors import AtomStopped
 from .._ref import Ref
+from ..runtime import lookup
 from . import _engine
 from ._config import SandboxConfig
 from ._errors import MessageNotPortable, SandboxError
 
 if TYPE_CHECKING:
-    from ..runtime._cell import AtomCell
-    from ..runtime._system import System
+    from ..runtime import AtomCell, System
 
 __all__ = [
     "SandboxRuntime",
@@ -182,7 +182,8 @@ def sandbox_table(
 
 
 class SandboxRuntime:
-    """What a cell needs to run one sandboxed atom (see ``AtomCell.sandbox``)."""
+    """The :class:`~radon_actors.runtime.InstanceRuntime` of one sandboxed atom
+    (``AtomCell.runtime``): its guest-forwarding handler table and component."""
 
     __slots__ = ("config", "loaded", "restore_state", "table")
 
@@ -197,12 +198,18 @@ class SandboxRuntime:
 
     async def start(self, cell: AtomCell) -> _engine.GuestAtom:
         """A fresh guest instance of the cell's atom, constructed and started."""
-        guest = _engine.GuestAtom(cell, self.loaded, self.config)
         if self.restore_state is not None:
             # A restored atom restarts from its snapshot: it has no spawn arguments.
-            await guest.restore(self.restore_state)
-        else:
-            await guest.begin()
+            return await self.restore(cell, self.restore_state)
+        guest = _engine.GuestAtom(cell, self.loaded, self.config)
+        await guest.begin()
+        return guest
+
+    async def restore(self, cell: AtomCell, state: str) -> _engine.GuestAtom:
+        """A guest instance of the cell's atom rebuilt from :func:`snapshot` output
+        (its constructor and ``on_start`` do not run)."""
+        guest = _engine.GuestAtom(cell, self.loaded, self.config)
+        await guest.restore(state)
         return guest
 
 
@@ -242,9 +249,7 @@ async def prepare(cls: type[Atom], config: SandboxConfig) -> SandboxRuntime:
 # Snapshot and restore (used to move an atom: placement, recovery)
 # ----------------------------------------------------------------------
 def _guest_of(ref: Ref[Any]) -> tuple[AtomCell, _engine.GuestAtom]:
-    from ..runtime import _directory
-
-    cell = _directory.lookup(ref.id)
+    cell = lookup(ref.id)
     if cell is None or cell.instance is None:
         raise AtomStopped(f"atom {ref.name or ref.id} is not running here; nothing to snapshot")
     guest = cell.instance
@@ -288,7 +293,7 @@ async def _snapshot_at_turn_boundary(cell: AtomCell) -> str:
             return
         guest = cell.instance
         if not isinstance(guest, _engine.GuestAtom):  # pragma: no cover - restarted natively
-            taken.append(outcome.Error(SandboxError(f"{cell._label()} is not sandboxed")))
+            taken.append(outcome.Error(SandboxError(f"{cell.label()} is not sandboxed")))
         else:
             try:
                 taken.append(outcome.Value(await guest.snapshot()))
@@ -299,9 +304,9 @@ async def _snapshot_at_turn_boundary(cell: AtomCell) -> str:
     def stopped(_cell: AtomCell, _reason: BaseException | None) -> None:
         done.set()
 
-    if not cell.mailbox.put_control(("call", take)):
+    if not cell.call_between_turns(take):
         await trio.lowlevel.checkpoint()
-        raise AtomStopped(f"{cell._label()} stopped; nothing to snapshot")
+        raise AtomStopped(f"{cell.label()} stopped; nothing to snapshot")
     cell.on_stopped.append(stopped)
     try:
         await done.wait()
@@ -312,7 +317,7 @@ async def _snapshot_at_turn_boundary(cell: AtomCell) -> str:
         with contextlib.suppress(ValueError):
             cell.on_stopped.remove(stopped)
     if not taken:
-        raise AtomStopped(f"{cell._label()} stopped before its turn ended; nothing to snapshot")
+        raise AtomStopped(f"{cell.label()} stopped before its turn ended; nothing to snapshot")
     return taken[0].unwrap()
 
 
@@ -331,4 +336,4 @@ async def spawn_restored(
     """
     runtime = await prepare(cls, config or resolve_config(cls, None) or SandboxConfig())
     runtime.restore_state = state
-    return await system._spawn(cls, (), {}, name=name, sandbox=runtime)
+    return await system.spawn_cell(cls, (), {}, name=name, sandbox=runtime)

@@ -4,6 +4,7 @@ See docs/supervision.md for the semantics and how they compare with OTP's and
 Akka's.
 """
 
+from ..runtime import Down
 from ._spec import (
     ChildSpec,
     Escalated,
@@ -12,8 +13,7 @@ from ._spec import (
     Strategy,
     SupervisorError,
 )
-from ._supervisor import ChildInfo, Supervisor
-from ._watch import Down
+from ._supervisor import ChildInfo, Supervisor, start_root
 
 __all__ = [
     "ChildInfo",
@@ -25,4 +25,5 @@ __all__ = [
     "Strategy",
     "Supervisor",
     "SupervisorError",
+    "start_root",
 ]

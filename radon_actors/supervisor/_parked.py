@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..runtime import CellState
+
 if TYPE_CHECKING:
-    from ..runtime._cell import AtomCell
+    from ..runtime import AtomCell
 
 __all__ = ["Parked"]
 
-# Cell states, mirrored from runtime._cell (kept private there).
-_STOPPING = 2
+_STOPPING = CellState.STOPPING
 
 
 class _Reply:
@@ -134,14 +135,14 @@ class Parked:
                     elif op == "finish":
                         await self._terminate()
                         cell.state = _STOPPING
-                        cell._finish(arg)
+                        cell.finish(arg)
                         return
                     elif op == "resume":
                         if self.terminated:
                             # Its restart failed and nobody was waiting to retry
                             # (a lagging child): it stops with the start error.
                             cell.state = _STOPPING
-                            cell._finish(self.start_error)
+                            cell.finish(self.start_error)
                         return
                     else:  # pragma: no cover
                         raise AssertionError(f"unknown supervisor command {op!r}")
@@ -158,17 +159,16 @@ class Parked:
             # Anything still queued is answered; a stop request that came after
             # ``resume`` goes back to the mailbox, where the atom will see it.
             late_stop = self._answer_all()
-            if late_stop and cell.state < _STOPPING:
-                cell._stop_reason = late_stop[0]
-                cell.mailbox.put_control(("stop",))
+            if late_stop:
+                cell.requeue_stop(late_stop[0])
 
     async def _terminate(self) -> None:
         if self.terminated:
             return
         cell = self.cell
-        await cell._stop_children()
-        cell._cancel_timers()
-        await cell._call_on_stop()
+        await cell.stop_children()
+        cell.cancel_timers()
+        await cell.call_on_stop()
         cell.instance = None
         self.terminated = True
 
@@ -177,18 +177,13 @@ class Parked:
         await self._terminate()
         cell.restarts += 1
         try:
-            await cell._start_instance()
+            await cell.start_incarnation()
         except Exception as exc:
             cell.log.error("atom.restart_failed", reason=repr(exc), restarts=cell.restarts)
             return exc
         self.terminated = False
-        if cell._self_stop:
-            # The old incarnation stopped itself and then failed: the new one
-            # does not inherit that stop.
-            cell._self_stop = False
-            cell._stop_requested = False
-            control = cell.mailbox.control
-            for msg in [m for m in control if m[0] == "stop"]:
-                control.remove(msg)
+        # The old incarnation may have stopped itself and then failed: the new
+        # one does not inherit that stop.
+        cell.drop_self_stop()
         cell.log.info("atom.restarted", restarts=cell.restarts)
         return None

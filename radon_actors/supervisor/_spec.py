@@ -13,7 +13,7 @@ import attrs
 
 from .._atom import Atom
 from .._errors import RadonError
-from ..runtime._cell import Directive
+from ..runtime import Directive
 
 __all__ = [
     "DEFAULT_MAX_RESTARTS",

@@ -26,7 +26,7 @@ import trio
 
 from .._atom import Atom, handler
 from .._ref import Ref
-from ..runtime._cell import _ESCALATION, AtomCell, Directive, _default_decider
+from ..runtime import AtomCell, CellState, Directive, System, default_decider
 from ._parked import Parked
 from ._spec import (
     DEFAULT_MAX_RESTARTS,
@@ -40,9 +40,9 @@ from ._spec import (
     match_directive,
 )
 
-__all__ = ["ChildInfo", "Supervisor", "root_decider"]
+__all__ = ["ChildInfo", "Supervisor", "root_decider", "start_root"]
 
-_STOPPING = 2
+_STOPPING = CellState.STOPPING
 
 
 @attrs.define(eq=False)
@@ -202,7 +202,7 @@ class Supervisor(Atom):
 
     async def on_start(self) -> None:
         cell = self._cell
-        if cell.decider is _default_decider:
+        if cell.decider is default_decider:
             # Spawned by a plain atom: its own handlers' errors must not restart
             # the subtree either.
             cell.decider = _plain_parent_decider
@@ -233,7 +233,7 @@ class Supervisor(Atom):
         if child not in self._children:
             self._children[child] = None
         try:
-            ref = await me.system._spawn(
+            ref = await me.system.spawn_cell(
                 spec.cls,
                 spec.args,
                 spec.kwargs,
@@ -307,7 +307,7 @@ class Supervisor(Atom):
             parked = Parked(cell)
             notice = functools.partial(self._handle, cell, exc, directive, parked)
             me = self._cell
-            if cell._stop_requested and not cell._self_stop:
+            if cell.stop_requested_from_outside:
                 # Asked to stop (from outside) before it failed: it stops, and
                 # whoever asked may be waiting for that (even this supervisor).
                 parked.stop_requested(exc)
@@ -340,7 +340,7 @@ class Supervisor(Atom):
             error = (
                 exc
                 if _is_supervisor_failure(exc)
-                else Escalated(f"{cell._label()} failed with {exc!r}; its directive is ESCALATE")
+                else Escalated(f"{cell.label()} failed with {exc!r}; its directive is ESCALATE")
             )
             await self._give_up(error, exc, {cell.id: parked})
         elif directive is Directive.STOP or restart is Restart.TEMPORARY:
@@ -371,7 +371,7 @@ class Supervisor(Atom):
         return [c for c in group if c.cell is not None and _alive(c.cell)]
 
     def _park(self, cell: AtomCell) -> Parked:
-        parked = cell.parked
+        parked = cast("Parked | None", cell.parked)
         if parked is None:
             parked = Parked(cell)
             serve_elsewhere = getattr(cell, "serve_parked", None)
@@ -388,7 +388,7 @@ class Supervisor(Atom):
         me = self._cell
         if not self._note_restart():
             exceeded = RestartIntensityExceeded(
-                f"{me._label()} saw more than {self._max_restarts} restarts within "
+                f"{me.label()} saw more than {self._max_restarts} restarts within "
                 f"{self._within} s (last: {failed.id}: {reason!r}); it stopped its children "
                 "and gave up. Raise max_restarts/within or fix the failing child."
             )
@@ -432,7 +432,7 @@ class Supervisor(Atom):
                     break
                 if not self._note_restart():
                     gave_up = RestartIntensityExceeded(
-                        f"{me._label()}: restarting {child.id} keeps failing ({start_error!r}); "
+                        f"{me.label()}: restarting {child.id} keeps failing ({start_error!r}); "
                         f"more than {self._max_restarts} restarts within {self._within} s"
                     )
                     await self._give_up(
@@ -468,12 +468,17 @@ class Supervisor(Atom):
                     )
             await cell.stopped.wait()
         # Fail this supervisor itself, between turns: its parent decides.
-        me.mailbox.put_control(("failed", error, _ESCALATION))
+        me.report_failure(error)
 
     # ------------------------------------------------------------------
     # Management API (handlers)
     # ------------------------------------------------------------------
-    async def _adopt(
+    def radon_decide_own_failure(self, exc: BaseException) -> Directive:
+        """Its own handlers' errors only reach their caller; a give-up escalates
+        (``runtime.DecidesOwnFailures``, for a supervisor placed on another host)."""
+        return root_decider(self._cell, exc)
+
+    async def adopt(
         self,
         cls: type[Atom],
         args: tuple[Any, ...],
@@ -585,3 +590,30 @@ class Supervisor(Atom):
         """``{"specs": ..., "active": ...}``: known children and running ones."""
         active = sum(1 for c in self._children if c.cell is not None)
         return {"specs": len(self._children), "active": active}
+
+
+async def start_root(system: System, spec: ChildSpec | None) -> None:
+    """Start ``system``'s root supervisor from ``open_system(root=spec)``.
+
+    The supervision extension's entry (``runtime.Extensions.start_root``). The
+    default root restarts without limit: see docs/supervision.md.
+    """
+    if spec is None:
+        spec = ChildSpec(Supervisor, kwargs={"max_restarts": None})
+    elif not (isinstance(spec, ChildSpec) and issubclass(spec.cls, Supervisor)):
+        raise TypeError(
+            f"root must be a Supervisor's ChildSpec (Supervisor.spec(...)), not {spec!r}"
+        )
+
+    def setup(cell: AtomCell) -> None:
+        cell.decider = root_decider
+
+    await system.spawn_cell(
+        spec.cls,
+        spec.args,
+        spec.kwargs,
+        name=spec.name,
+        mailbox_size=spec.mailbox_size,
+        setup=setup,
+        root=True,
+    )

@@ -14,10 +14,12 @@ import sys
 import structlog
 import trio
 
-from ._hosts import serve_host
+from ._open import open_system
+from .placement import serve_host
 
 
 def main() -> None:
+    """Serve one worker host, configured by a JSON line on stdin."""
     config = json.loads(sys.stdin.readline())
     structlog.configure(
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
@@ -30,6 +32,7 @@ def main() -> None:
 
     trio.run(
         lambda: serve_host(
+            open_system,
             "127.0.0.1",
             0,
             bytes.fromhex(config["secret"]),

@@ -17,15 +17,16 @@ import attrs
 
 from .._errors import AtomStopped, MailboxFull
 from .._ref import Ref
-from ..runtime import _directory
+from . import _directory
+from ._seams import CellState
 
 if TYPE_CHECKING:
     from .._atom import HandlerSpec
-    from ..runtime._cell import AtomCell
+    from ._cell import AtomCell
 
-__all__ = ["Down", "unwatch", "watch"]
+__all__ = ["Down", "Watch", "deliver_down", "unwatch", "watch", "watches_of"]
 
-_STOPPING = 2
+_STOPPING = CellState.STOPPING
 
 
 @attrs.frozen
@@ -41,7 +42,10 @@ class Down:
     supervisor kept it (restarted or resumed); the Ref still works."""
 
 
-class _Watch:
+class Watch:
+    """One watcher's registration on one target: its callbacks sit in the target's
+    ``on_stopped`` and ``on_crashed`` lists."""
+
     __slots__ = ("spec", "target", "watcher")
 
     def __init__(self, watcher: AtomCell, spec: HandlerSpec, target: AtomCell) -> None:
@@ -50,13 +54,14 @@ class _Watch:
         self.target = target
 
     def crashed(self, cell: AtomCell, exc: BaseException) -> None:
-        _deliver(self.watcher, self.spec, Down(cell.ref, exc, stopped=False))
+        deliver_down(self.watcher, self.spec, Down(cell.ref, exc, stopped=False))
 
     def stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
-        _deliver(self.watcher, self.spec, Down(cell.ref, reason, stopped=True))
+        deliver_down(self.watcher, self.spec, Down(cell.ref, reason, stopped=True))
 
 
-def _deliver(watcher: AtomCell, spec: HandlerSpec, down: Down) -> None:
+def deliver_down(watcher: AtomCell, spec: HandlerSpec, down: Down) -> None:
+    """Queue ``down`` for ``watcher``'s handler ``spec`` (waits for room if need be)."""
     if watcher.state >= _STOPPING:
         return
     msg: tuple[Any, ...] = (spec, (down,), {}, None)
@@ -64,14 +69,13 @@ def _deliver(watcher: AtomCell, spec: HandlerSpec, down: Down) -> None:
         watcher.mailbox.put_nowait(msg)
     except MailboxFull:
         # A death notice is not dropped: wait for room in the background.
-        watcher.system._nursery.start_soon(watcher.mailbox.put, msg)
+        watcher.system.start_soon(watcher.mailbox.put, msg)
 
 
-def _find(target: AtomCell, watcher: AtomCell) -> _Watch | None:
-    for callback in target.on_stopped:
-        owner = getattr(callback, "__self__", None)
-        if isinstance(owner, _Watch) and owner.watcher is watcher:
-            return owner
+def _find(target: AtomCell, watcher: AtomCell) -> Watch | None:
+    for entry in watches_of(target):
+        if entry.watcher is watcher:
+            return entry
     return None
 
 
@@ -79,20 +83,20 @@ def watch(watcher: AtomCell, ref: Ref[Any], h: Any) -> None:
     """Register ``h`` (a handler of ``watcher`` taking one :class:`Down`) for ``ref``."""
     if not isinstance(ref, Ref):
         raise TypeError(f"watch() takes a Ref, not {ref!r}")
-    spec = watcher._spec(h, (None,), {})
+    spec = watcher.spec_for(h, (None,), {})
     target = _directory.lookup(ref.id)
-    placement = watcher.system._placement
+    placement = watcher.system.active_placement
     if target is None and placement is not None and placement.watch(watcher, ref, spec):
         return  # an atom whose origin is another host (radon_actors.placement)
     if target is None or target.stopped.is_set():
         reason = AtomStopped(f"atom {ref.name or ref.id} was not running when watched")
-        _deliver(watcher, spec, Down(ref, reason, stopped=True))
+        deliver_down(watcher, spec, Down(ref, reason, stopped=True))
         return
     existing = _find(target, watcher)
     if existing is not None:
         existing.spec = spec
         return
-    entry = _Watch(watcher, spec, target)
+    entry = Watch(watcher, spec, target)
     target.on_stopped.append(entry.stopped)
     if target.on_crashed is None:
         target.on_crashed = []
@@ -103,7 +107,7 @@ def unwatch(watcher: AtomCell, ref: Ref[Any]) -> None:
     """Stop watching ``ref`` (nothing happens if it was not watched)."""
     target = _directory.lookup(ref.id)
     if target is None:
-        placement = watcher.system._placement
+        placement = watcher.system.active_placement
         if placement is not None:
             placement.unwatch(watcher, ref)
         return
@@ -113,3 +117,13 @@ def unwatch(watcher: AtomCell, ref: Ref[Any]) -> None:
     target.on_stopped.remove(entry.stopped)
     if target.on_crashed is not None:
         target.on_crashed.remove(entry.crashed)
+
+
+def watches_of(target: AtomCell) -> list[Watch]:
+    """The registrations of the atoms watching ``target`` in this process."""
+    entries = []
+    for callback in target.on_stopped:
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, Watch):
+            entries.append(owner)
+    return entries

@@ -1,0 +1,76 @@
+"""``open_system``: the runtime composed with supervision, the sandbox and placement.
+
+This is the one place that knows every layer. The runtime defines the seams
+(``runtime.Extensions``); here each extension is wired in as a factory that
+imports its layer on first use, so a system that never sandboxes or places an
+atom never imports wasmtime or opens a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from .runtime import (
+    DEFAULT_MAILBOX_SIZE,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    Extensions,
+    Isolation,
+    Placement,
+    System,
+    run_system,
+)
+from .supervisor import start_root
+
+if TYPE_CHECKING:
+    from .supervisor import ChildSpec
+
+__all__ = ["EXTENSIONS", "open_system"]
+
+
+def _isolation() -> Isolation:
+    # Imported only when used: it needs wasmtime.
+    from .sandbox.host import ISOLATION
+
+    return ISOLATION
+
+
+def _placement(system: System) -> Placement:
+    from .placement import make_node
+
+    return make_node(system)
+
+
+EXTENSIONS = Extensions(isolation=_isolation, placement=_placement, start_root=start_root)
+"""Every extension radon-actors ships, as ``open_system`` composes them."""
+
+
+@asynccontextmanager
+async def open_system(
+    *,
+    mailbox_size: int = DEFAULT_MAILBOX_SIZE,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    root: ChildSpec | None = None,
+) -> AsyncIterator[System]:
+    """Open an atom system for the duration of an ``async with`` block.
+
+    Leaving the block stops every atom (children before parents, ``on_stop`` run)
+    and waits for them, at most ``shutdown_timeout`` seconds, after which whatever
+    is left is cancelled. An exception leaving the block is re-raised unchanged
+    after the shutdown.
+
+    ``root`` declares the root supervisor (``Supervisor.spec(children, ...)``); its
+    children start before the block runs. If the root gives up (its restart
+    intensity is exceeded, or a failure escalates to it), the block is cancelled
+    and ``open_system`` raises the root's reason
+    (:class:`~radon_actors.RestartIntensityExceeded` or
+    :class:`~radon_actors.Escalated`).
+    """
+    async with run_system(
+        mailbox_size=mailbox_size,
+        shutdown_timeout=shutdown_timeout,
+        root=root,
+        extensions=EXTENSIONS,
+    ) as system:
+        yield system
