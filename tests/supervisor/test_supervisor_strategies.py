@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import structlog.testing
 import trio
 import trio.testing
-from _sup_helpers import EVENTS, Boom, Worker, events_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from supervisor_atoms import EVENTS, Boom, Worker, events_of, spec
 
 from radon_actors import (
     AtomStopped,
@@ -24,17 +23,6 @@ from radon_actors import (
     handler,
     open_system,
 )
-
-
-@pytest.fixture(autouse=True)
-def _clear_events() -> Iterator[None]:
-    EVENTS.clear()
-    yield
-    EVENTS.clear()
-
-
-def spec(label: str, restart: Restart = Restart.PERMANENT) -> ChildSpec:
-    return ChildSpec(Worker, args=(label,), name=label, restart=restart)
 
 
 async def fail(system: object, label: str) -> None:

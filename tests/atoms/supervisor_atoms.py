@@ -1,4 +1,4 @@
-"""Atoms shared by the supervision tests."""
+"""Atoms shared by the supervision tests (and the watch tests), and ``spec``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from radon_actors import Atom, handler
+from radon_actors import Atom, ChildSpec, Restart, handler
 
 # Every lifecycle event of every test atom, in order: ("start"/"stop", label).
 EVENTS: list[tuple[str, str]] = []
@@ -66,3 +66,8 @@ class Boom(Exception):
 
 class Fatal(Exception):
     """A second failure type, for per-exception directives."""
+
+
+def spec(label: str, restart: Restart = Restart.PERMANENT, **kw: object) -> ChildSpec:
+    """A child spec of a ``Worker`` labelled and registered as ``label``."""
+    return ChildSpec(Worker, args=(label,), name=label, restart=restart, **kw)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from _sup_helpers import Boom, Worker
+from supervisor_atoms import Boom, Worker
 
 from radon_actors import (
     Atom,

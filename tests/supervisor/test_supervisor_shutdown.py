@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import structlog.testing
 import trio
 import trio.testing
-from _sup_helpers import EVENTS, Boom, Worker, events_of
+from supervisor_atoms import EVENTS, Boom, Worker, events_of
 
 from radon_actors import ChildSpec, Strategy, Supervisor, handler, open_system
-
-
-@pytest.fixture(autouse=True)
-def _clear_events() -> Iterator[None]:
-    EVENTS.clear()
-    yield
-    EVENTS.clear()
 
 
 class Hangs(Worker):
@@ -37,7 +28,9 @@ class Slow(Worker):
         EVENTS.append(("stop", self.label))
 
 
-def spec(label: str, cls: type[Worker] = Worker, shutdown: float | None = 5.0) -> ChildSpec:
+def spec_with_shutdown(
+    label: str, cls: type[Worker] = Worker, shutdown: float | None = 5.0
+) -> ChildSpec:
     return ChildSpec(cls, args=(label,), name=label, shutdown=shutdown)
 
 
@@ -45,7 +38,10 @@ async def test_shutdown_timeout_cancels_on_stop_that_hangs_past_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with open_system() as system:
-        sup = await system.spawn(Supervisor, [spec("a"), spec("h", Hangs, 2.0), spec("c")])
+        sup = await system.spawn(
+            Supervisor,
+            [spec_with_shutdown("a"), spec_with_shutdown("h", Hangs, 2.0), spec_with_shutdown("c")],
+        )
         start = trio.current_time()
         with structlog.testing.capture_logs() as logs:
             await system.stop(sup)
@@ -61,7 +57,9 @@ async def test_shutdown_timeout_bounds_on_stop_during_a_restart_too(
 ) -> None:
     async with open_system() as system:
         await system.spawn(
-            Supervisor, [spec("h", Hangs, 3.0), spec("b")], strategy=Strategy.ONE_FOR_ALL
+            Supervisor,
+            [spec_with_shutdown("h", Hangs, 3.0), spec_with_shutdown("b")],
+            strategy=Strategy.ONE_FOR_ALL,
         )
         start = trio.current_time()
         with pytest.raises(Boom):
@@ -75,7 +73,7 @@ async def test_shutdown_none_lets_on_stop_finish_however_long(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with open_system(shutdown_timeout=1000) as system:
-        sup = await system.spawn(Supervisor, [spec("s", Slow, None)])
+        sup = await system.spawn(Supervisor, [spec_with_shutdown("s", Slow, None)])
         start = trio.current_time()
         await system.stop(sup)
         assert trio.current_time() - start == pytest.approx(100)
@@ -84,22 +82,26 @@ async def test_shutdown_none_lets_on_stop_finish_however_long(
 
 async def test_shutdown_zero_is_a_brutal_kill_on_stop_does_not_run() -> None:
     async with open_system() as system:
-        sup = await system.spawn(Supervisor, [spec("a", shutdown=0), spec("b")])
+        sup = await system.spawn(
+            Supervisor, [spec_with_shutdown("a", shutdown=0), spec_with_shutdown("b")]
+        )
         await system.stop(sup)
         assert events_of("stop") == ["b"]
 
 
 async def test_nested_tree_stops_depth_first_in_reverse_start_order() -> None:
-    inner = Supervisor.spec([spec("i1"), spec("i2")], name="inner")
+    inner = Supervisor.spec([spec_with_shutdown("i1"), spec_with_shutdown("i2")], name="inner")
     async with open_system() as system:
-        sup = await system.spawn(Supervisor, [spec("a"), inner, spec("z")])
+        sup = await system.spawn(
+            Supervisor, [spec_with_shutdown("a"), inner, spec_with_shutdown("z")]
+        )
         assert events_of("start") == ["a", "i1", "i2", "z"]
         await system.stop(sup)
         assert events_of("stop") == ["z", "i2", "i1", "a"]
 
 
 async def test_system_close_stops_root_children_in_reverse_start_order() -> None:
-    root = Supervisor.spec([spec("a"), spec("b")])
+    root = Supervisor.spec([spec_with_shutdown("a"), spec_with_shutdown("b")])
     async with open_system(root=root) as system:
         await system.spawn(Worker, "c")
         await system.spawn(Worker, "d")
@@ -139,7 +141,9 @@ async def test_static_children_stop_one_after_the_other(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with open_system() as system:
-        sup = await system.spawn(Supervisor, [spec("a", SlowStop), spec("b", SlowStop)])
+        sup = await system.spawn(
+            Supervisor, [spec_with_shutdown("a", SlowStop), spec_with_shutdown("b", SlowStop)]
+        )
         start = trio.current_time()
         await system.stop(sup)
         assert trio.current_time() - start == pytest.approx(4.0)
@@ -157,7 +161,7 @@ async def test_shutdown_of_the_supervisor_overrides_a_childs_pending_normal_exit
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with open_system() as system:
-        sup = await system.spawn(Supervisor, [spec("q", QuitsSlowly)])
+        sup = await system.spawn(Supervisor, [spec_with_shutdown("q", QuitsSlowly)])
         gate = trio.Event()
         system.lookup("q").tell(QuitsSlowly.quit_then_wait, gate)
         await trio.testing.wait_all_tasks_blocked()  # q has asked to stop, mid-turn

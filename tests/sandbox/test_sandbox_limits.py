@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 from sandbox_atoms import Counter, Hostile
-from sandbox_fixtures import sandbox_component
 
 from radon_actors import SandboxConfig, SandboxCrashed, open_system
 from radon_actors.runtime import _directory
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
-__all__ = ["sandbox_component"]
 
 LIMITS = SandboxConfig(fuel=300_000_000, memory=96 * 1024 * 1024)
 

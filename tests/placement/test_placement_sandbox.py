@@ -69,7 +69,7 @@ __all__ = [
 
 @pytest.fixture(scope="session")
 def mobile_component() -> Any:
-    """The component of ``tests/mobile_atoms.py``, built once (cached on disk after)."""
+    """The component of ``tests/atoms/mobile_atoms.py``, built once (cached on disk after)."""
     from radon_actors.sandbox import _engine
 
     return _engine.load("mobile_atoms")

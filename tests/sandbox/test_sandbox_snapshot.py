@@ -6,13 +6,11 @@ import pytest
 import trio
 import trio.testing
 from sandbox_atoms import Boom, Counter, Point, Relay
-from sandbox_fixtures import sandbox_component
 
 from radon_actors import Atom, AtomStopped, SandboxConfig, SandboxError, handler, open_system
 from radon_actors.sandbox._spawn import snapshot, spawn_restored
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
-__all__ = ["sandbox_component"]
 
 
 async def test_snapshot_and_restore_carry_the_state() -> None:

@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 from sandbox_atoms import Counter, Point
-from sandbox_fixtures import sandbox_component
 
 from radon_actors import open_system
 from radon_actors.runtime import _directory
 from radon_actors.sandbox import _engine
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
-__all__ = ["sandbox_component"]
 
 
 class Colour(enum.IntEnum):

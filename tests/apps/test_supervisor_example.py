@@ -13,7 +13,7 @@ import structlog
 import structlog.testing
 import trio.testing
 
-_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "supervision_tree.py"
+_SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "supervision_tree.py"
 
 
 @pytest.fixture

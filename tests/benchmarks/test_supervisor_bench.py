@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "supervision.py"
+_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "supervision.py"
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import structlog.testing
 import trio
 import trio.testing
-from _sup_helpers import EVENTS, Boom, Fatal, Worker, events_of
+from supervisor_atoms import Boom, Fatal, Worker, events_of
 
 from radon_actors import (
     Atom,
@@ -22,18 +20,11 @@ from radon_actors import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _clear_events() -> Iterator[None]:
-    EVENTS.clear()
-    yield
-    EVENTS.clear()
-
-
 class SubBoom(Boom):
     pass
 
 
-def spec(label: str, **directives: Directive) -> ChildSpec:
+def spec_with_directives(label: str, **directives: Directive) -> ChildSpec:
     table = {
         {"Boom": Boom, "Fatal": Fatal, "SubBoom": SubBoom, "Exception": Exception}[k]: v
         for k, v in directives.items()
@@ -43,7 +34,9 @@ def spec(label: str, **directives: Directive) -> ChildSpec:
 
 async def test_directive_resume_keeps_state_and_drops_only_the_failing_message() -> None:
     async with open_system() as system:
-        await system.spawn(Supervisor, [spec("a", Boom=Directive.RESUME)], max_restarts=0)
+        await system.spawn(
+            Supervisor, [spec_with_directives("a", Boom=Directive.RESUME)], max_restarts=0
+        )
         a = system.lookup("a")
         await a.ask(Worker.incr)
         with pytest.raises(Boom):
@@ -54,7 +47,7 @@ async def test_directive_resume_keeps_state_and_drops_only_the_failing_message()
 
 async def test_directive_restart_is_the_default_and_builds_fresh_state() -> None:
     async with open_system() as system:
-        await system.spawn(Supervisor, [spec("a", Fatal=Directive.STOP)])
+        await system.spawn(Supervisor, [spec_with_directives("a", Fatal=Directive.STOP)])
         a = system.lookup("a")
         await a.ask(Worker.incr)
         with pytest.raises(Boom):
@@ -64,7 +57,9 @@ async def test_directive_restart_is_the_default_and_builds_fresh_state() -> None
 
 async def test_directive_stop_stops_even_a_permanent_child_and_fails_queued_asks() -> None:
     async with open_system() as system:
-        sup = await system.spawn(Supervisor, [spec("a", Fatal=Directive.STOP), spec("b")])
+        sup = await system.spawn(
+            Supervisor, [spec_with_directives("a", Fatal=Directive.STOP), spec_with_directives("b")]
+        )
         a = system.lookup("a")
         outcomes: list[str] = []
 
@@ -88,7 +83,8 @@ async def test_directive_stop_stops_even_a_permanent_child_and_fails_queued_asks
 async def test_directive_most_specific_exception_type_wins() -> None:
     async with open_system() as system:
         await system.spawn(
-            Supervisor, [spec("a", Exception=Directive.STOP, SubBoom=Directive.RESUME)]
+            Supervisor,
+            [spec_with_directives("a", Exception=Directive.STOP, SubBoom=Directive.RESUME)],
         )
         a = system.lookup("a")
         await a.ask(Worker.incr)
@@ -106,7 +102,7 @@ async def test_directive_of_the_child_spec_overrides_the_supervisors() -> None:
     async with open_system() as system:
         await system.spawn(
             Supervisor,
-            [spec("a", Boom=Directive.RESUME), spec("b")],
+            [spec_with_directives("a", Boom=Directive.RESUME), spec_with_directives("b")],
             directives={Boom: Directive.STOP},
         )
         with pytest.raises(Boom):
@@ -120,7 +116,9 @@ async def test_directive_of_the_child_spec_overrides_the_supervisors() -> None:
 
 
 async def test_directive_escalate_fails_the_supervisor_and_its_parent_restarts_it() -> None:
-    mid = Supervisor.spec([spec("a", Fatal=Directive.ESCALATE), spec("b")], name="mid")
+    mid = Supervisor.spec(
+        [spec_with_directives("a", Fatal=Directive.ESCALATE), spec_with_directives("b")], name="mid"
+    )
     async with open_system(root=Supervisor.spec([mid])) as system:
         await system.lookup("b").ask(Worker.incr)
         with pytest.raises(Fatal):
@@ -134,7 +132,9 @@ async def test_directive_escalate_fails_the_supervisor_and_its_parent_restarts_i
 
 
 async def _escalate_to_root() -> None:
-    async with open_system(root=Supervisor.spec([spec("a", Fatal=Directive.ESCALATE)])) as system:
+    async with open_system(
+        root=Supervisor.spec([spec_with_directives("a", Fatal=Directive.ESCALATE)])
+    ) as system:
         with pytest.raises(Fatal):
             await system.lookup("a").ask(Worker.fail, Fatal())
         await trio.sleep_forever()  # cancelled: the system crashes
@@ -148,7 +148,7 @@ async def test_directive_escalate_at_the_root_crashes_the_system_with_escalated(
 
 async def test_crash_report_has_atom_id_name_restart_count_and_reason() -> None:
     async with open_system() as system:
-        await system.spawn(Supervisor, [spec("a")])
+        await system.spawn(Supervisor, [spec_with_directives("a")])
         a = system.lookup("a")
         with structlog.testing.capture_logs() as logs:
             for _ in range(2):

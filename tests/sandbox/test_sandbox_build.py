@@ -6,14 +6,12 @@ from pathlib import Path
 
 import pytest
 from sandbox_atoms import Counter
-from sandbox_fixtures import sandbox_component
 
 from radon_actors import SandboxBuildError, open_system
 from radon_actors._cli import main
 from radon_actors.sandbox import _build, _engine
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
-__all__ = ["sandbox_component"]
 
 
 async def test_a_second_load_comes_from_the_disk_cache() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from _sup_helpers import EVENTS, Boom, Worker, events_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from supervisor_atoms import Boom, Worker, events_of, spec
 
 from radon_actors import (
     ChildSpec,
@@ -23,15 +23,9 @@ from radon_actors import (
 
 
 @pytest.fixture(autouse=True)
-def _clear_events() -> Iterator[None]:
-    EVENTS.clear()
+def _reset_starts_badly() -> Iterator[None]:
     yield
-    EVENTS.clear()
     StartsBadly.failures_left = 0
-
-
-def worker(label: str) -> ChildSpec:
-    return ChildSpec(Worker, args=(label,), name=label)
 
 
 async def crash(label: str, system: object) -> None:
@@ -57,7 +51,7 @@ async def crashed(root: ChildSpec, body: Callable[[Any], Awaitable[None]]) -> Ba
 async def test_intensity_allows_max_restarts_within_period(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    root = Supervisor.spec([worker("a")], max_restarts=2, within=5)
+    root = Supervisor.spec([spec("a")], max_restarts=2, within=5)
     async with open_system(root=root) as system:
         await crash("a", system)
         await crash("a", system)
@@ -67,7 +61,7 @@ async def test_intensity_allows_max_restarts_within_period(
 async def test_intensity_more_than_max_restarts_within_period_stops_all_children_then_supervisor(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    mid = Supervisor.spec([worker("a"), worker("b")], max_restarts=1, within=5, name="mid")
+    mid = Supervisor.spec([spec("a"), spec("b")], max_restarts=1, within=5, name="mid")
     # The parent allows no restart of `mid`, so the give-up reaches the system.
 
     async def body(system: Any) -> None:
@@ -83,7 +77,7 @@ async def test_intensity_more_than_max_restarts_within_period_stops_all_children
 async def test_intensity_window_slides_restarts_older_than_period_are_forgotten(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_system(root=Supervisor.spec([worker("a")], max_restarts=1, within=5)) as system:
+    async with open_system(root=Supervisor.spec([spec("a")], max_restarts=1, within=5)) as system:
         for _ in range(4):
             await crash("a", system)
             await trio.sleep(5)  # each restart leaves the window before the next
@@ -97,14 +91,14 @@ async def test_intensity_zero_means_the_first_failure_gives_up(
     async def body(system: Any) -> None:
         await crash("a", system)
 
-    await crashed(Supervisor.spec([worker("a")], max_restarts=0), body)
+    await crashed(Supervisor.spec([spec("a")], max_restarts=0), body)
     assert events_of("start") == ["a"]
 
 
 async def test_intensity_default_is_three_restarts_in_five_seconds(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    top = Supervisor.spec([Supervisor.spec([worker("a")], name="mid")], max_restarts=0)
+    top = Supervisor.spec([Supervisor.spec([spec("a")], name="mid")], max_restarts=0)
 
     async def body(system: Any) -> None:
         for _ in range(3):
@@ -119,7 +113,7 @@ async def test_intensity_default_is_three_restarts_in_five_seconds(
 async def test_intensity_escalates_two_levels_and_the_grandparent_restarts_the_subtree(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    leaf = Supervisor.spec([worker("w")], max_restarts=0, name="leaf")
+    leaf = Supervisor.spec([spec("w")], max_restarts=0, name="leaf")
     mid = Supervisor.spec([leaf], max_restarts=0, name="mid")
     async with open_system(root=Supervisor.spec([mid], max_restarts=1)) as system:
         mid_ref = system.lookup("mid")
@@ -138,7 +132,7 @@ async def test_intensity_escalates_two_levels_and_the_grandparent_restarts_the_s
 async def test_intensity_escalation_reaching_the_root_crashes_the_system(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    leaf = Supervisor.spec([worker("w")], max_restarts=0, name="leaf")
+    leaf = Supervisor.spec([spec("w")], max_restarts=0, name="leaf")
 
     async def body(system: Any) -> None:
         await crash("w", system)
@@ -153,7 +147,7 @@ async def test_intensity_give_up_of_a_supervisor_spawned_at_the_default_root_cra
 ) -> None:
     async def run() -> None:
         async with open_system() as system:
-            await system.spawn(Supervisor, [worker("a")], max_restarts=0)
+            await system.spawn(Supervisor, [spec("a")], max_restarts=0)
             await crash("a", system)
             await trio.sleep_forever()
 
@@ -231,7 +225,7 @@ def _sliding_window_model(max_restarts: int, within: float, delays: list[int]) -
 
 async def _inject(max_restarts: int, within: float, delays: list[int]) -> int | None:
     injected = 0
-    root = Supervisor.spec([worker("a")], max_restarts=max_restarts, within=within)
+    root = Supervisor.spec([spec("a")], max_restarts=max_restarts, within=within)
     try:
         async with open_system(root=root) as system:
             ref = system.lookup("a")
@@ -269,7 +263,7 @@ async def test_intensity_give_up_while_restarting_a_group_stops_the_already_rest
         await crash("a", system)
 
     group = Supervisor.spec(
-        [worker("a"), ChildSpec(StartsBadly, args=("s",), name="s")],
+        [spec("a"), ChildSpec(StartsBadly, args=("s",), name="s")],
         strategy=Strategy.ONE_FOR_ALL,
         max_restarts=1,
     )

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from _sup_helpers import EVENTS, Boom, Fatal, Worker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from supervisor_atoms import EVENTS, Boom, Fatal, Worker
 
 from radon_actors import (
     Atom,

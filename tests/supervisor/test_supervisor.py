@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from _sup_helpers import EVENTS, Boom, Worker, events_of
+from supervisor_atoms import Boom, Worker, events_of, spec
 
 from radon_actors import (
     Atom,
@@ -21,17 +20,6 @@ from radon_actors import (
     handler,
     open_system,
 )
-
-
-@pytest.fixture(autouse=True)
-def _clear_events() -> Iterator[None]:
-    EVENTS.clear()
-    yield
-    EVENTS.clear()
-
-
-def spec(label: str, restart: Restart = Restart.PERMANENT, **kw: object) -> ChildSpec:
-    return ChildSpec(Worker, args=(label,), name=label, restart=restart, **kw)  # type: ignore[arg-type]
 
 
 async def test_children_start_in_declaration_order() -> None:

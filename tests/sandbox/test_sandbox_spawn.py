@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from sandbox_atoms import Counter, Relay, SandboxedCounter
-from sandbox_fixtures import sandbox_component
 
 from radon_actors import Ref, SandboxConfig, open_system
 from radon_actors.runtime import _directory
@@ -15,7 +14,6 @@ from radon_actors.runtime._cell import AtomCell
 from radon_actors.sandbox._engine import GuestAtom
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
-__all__ = ["sandbox_component"]
 
 PARENTS = [
     pytest.param(False, id="native-parent"),

@@ -1,8 +1,8 @@
 """Atom classes the placement tests run natively and sandboxed, on any host.
 
-This module is packaged into the guest (tests/test_placement_sandbox.py): it may
-import only the standard library and the guest-safe part of radon_actors. The
-classes mirror the ones of ``placement_atoms`` that the migration tests use.
+This module is packaged into the guest (tests/placement/test_placement_sandbox.py):
+it may import only the standard library and the guest-safe part of radon_actors.
+The classes mirror the ones of ``placement_atoms`` that the migration tests use.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from sandbox_atoms import (
     SandboxedCounter,
     Starter,
 )
-from sandbox_fixtures import sandbox_component
 
 from radon_actors import (
     AtomStopped,
@@ -38,7 +37,6 @@ from radon_actors.runtime import _directory
 from radon_actors.sandbox._engine import GuestAtom
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
-__all__ = ["sandbox_component"]
 
 
 @dataclass(frozen=True)
