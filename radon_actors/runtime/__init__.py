@@ -28,6 +28,7 @@ from ._seams import (
     Placement,
     ReplySlot,
     RootSupervisor,
+    SpawnRequest,
     SupervisorHook,
 )
 from ._system import DEFAULT_MAILBOX_SIZE, DEFAULT_SHUTDOWN_TIMEOUT, System, run_system
@@ -57,6 +58,7 @@ __all__ = [
     "Reply",
     "ReplySlot",
     "RootSupervisor",
+    "SpawnRequest",
     "SupervisorHook",
     "System",
     "TimerHandle",

@@ -43,6 +43,7 @@ __all__ = [
     "Placement",
     "ReplySlot",
     "RootSupervisor",
+    "SpawnRequest",
     "SupervisorHook",
 ]
 
@@ -150,21 +151,24 @@ class DecidesOwnFailures(Protocol):
         """The directive for ``exc``, raised by one of this atom's handlers."""
 
 
+@attrs.frozen
+class SpawnRequest:
+    """One ``System.spawn`` call, as the root supervisor receives it."""
+
+    cls: type[Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    name: str | None = None
+    mailbox_size: int | None = None
+    sandbox: Any = None
+    host: Any = None
+
+
 class RootSupervisor(Protocol):
     """The root atom's instance: ``System.spawn`` adds top-level atoms through it."""
 
-    async def adopt(
-        self,
-        cls: type[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        name: str | None,
-        mailbox_size: int | None,
-        *,
-        sandbox: Any,
-        host: Any,
-    ) -> Ref[Any]:
-        """Start ``cls`` as a child of the root (with its restart rules)."""
+    async def adopt(self, request: SpawnRequest) -> Ref[Any]:
+        """Start the requested atom as a child of the root (with its restart rules)."""
 
 
 class Placement(Protocol):

@@ -22,7 +22,7 @@ from .._ref import Ref
 from ..mailbox import DeadLetters, MailboxStatistics
 from . import _directory
 from ._cell import AtomCell
-from ._seams import Extensions, Isolation, Placement, RootSupervisor
+from ._seams import Extensions, Isolation, Placement, RootSupervisor, SpawnRequest
 
 __all__ = ["System", "run_system"]
 
@@ -102,7 +102,7 @@ class System:
             )
         supervisor: RootSupervisor = root.instance
         return await supervisor.adopt(
-            cls, args, kwargs, name, mailbox_size, sandbox=sandbox, host=host
+            SpawnRequest(cls, args, kwargs, name, mailbox_size, sandbox, host)
         )
 
     @property
@@ -171,13 +171,7 @@ class System:
         """The placement extension, made on first use."""
         placement = self._placement
         if placement is None:
-            factory = self._extensions.placement
-            if factory is None:
-                raise RuntimeError(
-                    "this atom system was opened without placement; open it with "
-                    "radon_actors.open_system() to use hosts"
-                )
-            placement = self._placement = factory(self)
+            placement = self._placement = self._factory("placement", "use hosts")(self)
         return placement
 
     @property
@@ -289,14 +283,17 @@ class System:
     def _isolation_extension(self) -> Isolation:
         isolation = self._isolation
         if isolation is None:
-            factory = self._extensions.isolation
-            if factory is None:
-                raise RuntimeError(
-                    "this atom system was opened without the sandbox; open it with "
-                    "radon_actors.open_system() to run sandboxed atoms"
-                )
-            isolation = self._isolation = factory()
+            isolation = self._isolation = self._factory("isolation", "run sandboxed atoms")()
         return isolation
+
+    def _factory(self, extension: str, purpose: str) -> Any:
+        factory = getattr(self._extensions, extension)
+        if factory is None:
+            raise RuntimeError(
+                f"this atom system was opened without the {extension} extension; open it "
+                f"with radon_actors.open_system() to {purpose}"
+            )
+        return factory
 
     def forget_cell(self, cell: AtomCell) -> None:
         """Drop a stopped ``cell`` from the name table and the top-level atoms."""

@@ -26,7 +26,7 @@ import trio
 
 from .._atom import Atom, handler
 from .._ref import Ref
-from ..runtime import AtomCell, CellState, Directive, System, default_decider
+from ..runtime import AtomCell, CellState, Directive, SpawnRequest, System, default_decider
 from ._parked import Parked
 from ._spec import (
     DEFAULT_MAX_RESTARTS,
@@ -478,33 +478,23 @@ class Supervisor(Atom):
         (``runtime.DecidesOwnFailures``, for a supervisor placed on another host)."""
         return root_decider(self._cell, exc)
 
-    async def adopt(
-        self,
-        cls: type[Atom],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        name: str | None,
-        mailbox_size: int | None,
-        restart: Restart = Restart.TRANSIENT,
-        sandbox: Any = None,
-        host: Any = None,
-    ) -> Ref[Any]:
-        """Start an atom spawned with ``system.spawn`` as a dynamic child.
+    async def adopt(self, request: SpawnRequest) -> Ref[Any]:
+        """Start an atom spawned with ``system.spawn`` as a dynamic, transient child.
 
         A supervisor spawned this way that gives up is not restarted: its failure
         escalates (see docs/supervision.md, "The system root")."""
         spec = ChildSpec(
-            cls,
-            args=args,
-            kwargs=kwargs,
-            name=name,
-            restart=restart,
-            mailbox_size=mailbox_size,
+            request.cls,
+            args=request.args,
+            kwargs=request.kwargs,
+            name=request.name,
+            restart=Restart.TRANSIENT,
+            mailbox_size=request.mailbox_size,
             # Bounded by open_system(shutdown_timeout=...) as a whole, as before.
             shutdown=None,
             directives=_ESCALATE_GIVE_UPS,
-            sandbox=sandbox,
-            host=host,
+            sandbox=request.sandbox,
+            host=request.host,
         )
         return await self._start(_Child(spec, "", dynamic=True))
 
