@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("radon_actors.dead_letters")
+# Process-wide on purpose: unpickling a Ref (pickle calls Ref's reducer with
+# nothing but the id) has no system at hand, and ids are unique across systems.
+# Live cells only: a cell leaves when it stops, so the table is bounded by the
+# atoms alive in this process.
 _cells: dict[str, AtomCell] = {}
 # Each system by its id prefix, so a message to one of its stopped atoms lands in
 # its dead letters even when it travelled through an unpickled Ref.
