@@ -34,7 +34,7 @@ from radon_actors import (
     open_system,
 )
 from radon_actors.runtime import _directory
-from radon_actors.sandbox._engine import GuestAtom
+from radon_actors.sandbox._instance import GuestAtom
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
