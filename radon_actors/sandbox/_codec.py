@@ -5,12 +5,13 @@ or a marshal stream (which never starts with ``0x80``), so a reader tells them
 apart by one byte and never needs to be told which one was written.
 
 Host and guest speak the same format, so both use this module: it is bundled
-into the guest (``_build._GUEST_FILES``) and must import the standard library
-only. The two sides read alike (:func:`dec`) but choose differently what to
-marshal: the host marshals all plain data, small containers included
-(:func:`enc_value`, :func:`enc_message`), while the guest marshals scalars only
-(:func:`enc_scalar_value`, :func:`enc_scalar_message`), because each check runs
-in the guest's interpreter at thousands of WebAssembly instructions a call.
+into the guest (``_build._GUEST_FILES``) and imports only the standard library
+and the guest-safe ``_errors``. The two sides read alike (:func:`dec`) but choose
+differently what to marshal: the host marshals all plain data, small containers
+included (:func:`enc_value`, :func:`enc_message`), while the guest marshals
+scalars only (:func:`enc_scalar_value`, :func:`enc_scalar_message`), because
+each check runs in the guest's interpreter at thousands of WebAssembly
+instructions a call.
 
 Marshal versions are pinned, never "the current one" (the guest's CPython is
 newer than the host's): 2 for scalars (no reference table to build, the
@@ -23,6 +24,8 @@ from __future__ import annotations
 import marshal
 import pickle
 from typing import Any
+
+from ._errors import MessageNotPortable
 
 __all__ = [
     "MARSHAL_SCALARS",
@@ -107,10 +110,14 @@ def enc_scalar_value(obj: Any) -> str:
 
 def enc_scalar_message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """A message as the guest writes it: marshal when every argument is a scalar
-    (no Python-level calls in the check), else a pickle."""
+    (no Python-level calls in the check), else a pickle; raises
+    :class:`MessageNotPortable` for one that does not pickle."""
     if not kwargs and all(map(is_scalar, map(type, args))):
         return _mdumps((args, kwargs), MARSHAL_SCALARS).decode("latin-1")
-    return _pdumps((args, kwargs), PROTOCOL).decode("latin-1")
+    try:
+        return _pdumps((args, kwargs), PROTOCOL).decode("latin-1")
+    except Exception as exc:
+        raise MessageNotPortable(f"message cannot leave the sandbox: {exc!r}") from None
 
 
 def dec(text: str) -> Any:

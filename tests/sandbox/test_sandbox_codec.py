@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sandbox_atoms import Counter, Point
 
-from radon_actors import open_system
+from radon_actors import MessageNotPortable, open_system
 from radon_actors.runtime import _directory
 from radon_actors.sandbox import _codec, _instance
 
@@ -148,3 +148,19 @@ async def test_the_guest_marshals_scalar_results_only(value: Any, marshalled: bo
             assert out[0] == "d"
             assert (out[1] != "\x80") is marshalled
             assert _same(_codec.dec(out[1:]), value)
+
+
+@pytest.mark.parametrize("value", PLAIN + NOT_PLAIN, ids=repr)
+def test_the_guest_writer_marshals_scalars_only_and_the_host_reads_it(value: Any) -> None:
+    # The guest writes with the same module (_codec is bundled into it).
+    scalar = type(value) in _codec.SCALARS
+    for text in (_codec.enc_scalar_value(value), _codec.enc_scalar_message((value,), {})):
+        assert (text[0] != "\x80") is scalar
+    assert _same(_codec.dec(_codec.enc_scalar_value(value)), value)
+    message = _codec.enc_scalar_message((value,), {"k": value})
+    assert _same(_codec.dec(message), ((value,), {"k": value}))
+
+
+def test_a_message_the_guest_writer_cannot_pickle_is_not_portable() -> None:
+    with pytest.raises(MessageNotPortable, match="cannot leave the sandbox"):
+        _codec.enc_scalar_message((lambda: None,), {})
