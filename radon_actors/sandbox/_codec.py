@@ -32,7 +32,6 @@ __all__ = [
     "PICKLE_FIRST",
     "SCALARS",
     "dec",
-    "dec_tagged",
     "enc",
     "enc_message",
     "enc_scalar_message",
@@ -126,9 +125,3 @@ def dec(text: str) -> Any:
     if data[:1] == b"\x80":
         return _ploads(data)
     return _mloads(data)
-
-
-def dec_tagged(text: str) -> Any:
-    """Decode the payload after a one-character tag (an outcome such as ``"d..."``)."""
-    data = text.encode("latin-1")
-    return _ploads(data[1:]) if data[1] == PICKLE_FIRST else _mloads(data[1:])
