@@ -46,7 +46,7 @@ import trio.testing
 
 from radon_actors import SandboxConfig, open_system
 from radon_actors.runtime import _directory
-from radon_actors.sandbox import _engine
+from radon_actors.sandbox import _codec, _engine, _instance
 
 # The bench atoms are packaged into the guest under their top-level module name,
 # whether this runs as `python bench/sandbox.py` or `python -m bench.sandbox`.
@@ -129,17 +129,17 @@ async def latency(n: int) -> dict[str, Any]:
         # The split of one sandboxed def round trip.
         cell = _directory.lookup(boxed.id)
         assert cell is not None
-        guest: _engine.GuestAtom = cell.instance
+        guest: _instance.GuestAtom = cell.instance
         spec = cell.table["ping"]
         check = spec.check
         assert check is not None
-        message = _engine.enc_message((1,), {})
-        reply = _engine.enc_value(1)
+        message = _codec.enc_message((1,), {})
+        reply = _codec.enc_value(1)
 
         def serialisation() -> None:
             check(1)  # the sender-side check (no trial pickle for scalars)
-            _engine.enc_message((1,), {})
-            _engine.dec(reply)
+            _codec.enc_message((1,), {})
+            _codec.dec(reply)
 
         def crossing() -> None:
             guest._invoke_sync("handle", "ping", message)
@@ -159,7 +159,7 @@ async def latency(n: int) -> dict[str, Any]:
         guest._invoke_sync("handle", "ping", message)
         handle_fuel = 10**12 - store.get_fuel()
         store.set_fuel(10**12)
-        guest._invoke_sync("handle", "guest_work_ns", _engine.enc_message((reps,), {}))
+        guest._invoke_sync("handle", "guest_work_ns", _codec.enc_message((reps,), {}))
         runtime_fuel = (10**12 - store.get_fuel()) / reps
         result["guest_fuel_per_turn"] = {
             "handle_call": handle_fuel,
@@ -231,14 +231,14 @@ async def parallel(work: int, turns: int, rounds: int) -> dict[str, float]:
         # radon-actors' turn machinery (no cell, limiter, lock or forwarder). If
         # the atoms' speedup matches the control's, nothing of ours serialises
         # the two threads and the rest is the machine.
-        guests: list[_engine.GuestAtom] = []
+        guests: list[_instance.GuestAtom] = []
         for ref in (a, b):
             found = _directory.lookup(ref.id)
             assert found is not None
             guests.append(found.instance)
-        message = _engine.enc_message((work,), {})
+        message = _codec.enc_message((work,), {})
 
-        def bare(guest: _engine.GuestAtom) -> None:
+        def bare(guest: _instance.GuestAtom) -> None:
             for _ in range(turns):
                 guest._refuel()
                 guest._invoke_sync("handle", "crunch", message)
@@ -308,8 +308,8 @@ async def gil_check(work: int) -> dict[str, float]:
         ref = await system.spawn(Cruncher, sandbox=config)
         cell = _directory.lookup(ref.id)
         assert cell is not None
-        guest: _engine.GuestAtom = cell.instance
-        message = _engine.enc_message((work,), {})
+        guest: _instance.GuestAtom = cell.instance
+        message = _codec.enc_message((work,), {})
 
         done: list[bool] = []
 

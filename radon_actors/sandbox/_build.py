@@ -51,6 +51,7 @@ _GUEST_FILES = (
     "_errors.py",
     "_ref.py",
     "sandbox/__init__.py",
+    "sandbox/_codec.py",
     "sandbox/_errors.py",
     "sandbox/_guest.py",
 )

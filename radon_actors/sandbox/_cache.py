@@ -23,6 +23,7 @@ import trio
 from . import _engine
 from ._build import cache_root
 from ._engine import LoadedComponent
+from ._keyed import KeyedLocks
 
 __all__ = [
     "BadComponent",
@@ -38,11 +39,18 @@ _log = structlog.get_logger("radon_actors.sandbox")
 _READ_CHUNK = 1 << 20
 _HEX = frozenset("0123456789abcdef")
 
-# Components by content hash: received ones, and local ones once hashed.
+# Components by content hash: received ones, and local ones once hashed. Like
+# ``_engine._loaded``, process-wide on purpose: a component is compiled for this
+# process's engine, and an atom restarted or moved here later needs it again.
+# One entry per component this process has loaded (each also holds megabytes of
+# compiled code, so none is ever loaded twice).
 _by_hash: dict[str, LoadedComponent] = {}
-# Component (by its cache key) -> (content hash, path of its component.wasm).
+# Component (by its cache key) -> (content hash, path of its component.wasm):
+# one entry per loaded component, as above.
 _digests: dict[str, tuple[str, Path]] = {}
-_loading: dict[str, trio.Lock] = {}
+# A lock per hash being loaded, dropped once loaded: hashes come from other
+# hosts, so a table of locks kept forever would grow with what they send.
+_loading: KeyedLocks[trio.Lock] = KeyedLocks(trio.Lock)
 # Dropped before interpreter teardown, while wasmtime can still free them.
 atexit.register(_by_hash.clear)
 
@@ -103,10 +111,11 @@ async def by_hash(h: str) -> LoadedComponent | None:
         return loaded
     if not (directory / "component.wasm").is_file() or not (directory / "meta.json").is_file():
         return None
-    async with _loading.setdefault(h, trio.Lock()):
-        loaded = _by_hash.get(h)
-        if loaded is None:
-            loaded = await _load(h, directory)
+    with _loading.holding(h) as lock:
+        async with lock:
+            loaded = _by_hash.get(h)
+            if loaded is None:
+                loaded = await _load(h, directory)
     return loaded
 
 
@@ -122,11 +131,12 @@ async def store_verified(
     actual = await trio.to_thread.run_sync(_sha256, data)
     if actual != h:
         raise BadComponent(f"expected {h}, got {actual}")
-    async with _loading.setdefault(h, trio.Lock()):
-        loaded = _by_hash.get(h)
-        if loaded is None:
-            await trio.to_thread.run_sync(_store, directory, data, module, modules)
-            loaded = await _load(h, directory)
+    with _loading.holding(h) as lock:
+        async with lock:
+            loaded = _by_hash.get(h)
+            if loaded is None:
+                await trio.to_thread.run_sync(_store, directory, data, module, modules)
+                loaded = await _load(h, directory)
     return loaded
 
 

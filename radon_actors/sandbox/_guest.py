@@ -3,7 +3,8 @@
 It implements the ``guest`` interface of ``wit/atom.wit`` for Python atoms and
 gives the atom a context (see ``Atom._radon_ctx``) whose calls become host
 imports. Values cross as pickles, or marshal streams for plain scalars, carried
-in latin-1 strings (see docs/standard.md, "Python codec").
+in latin-1 strings (``_codec``, shared with the host; docs/standard.md, "Python
+codec").
 
 ``async`` handlers are driven by hand: ``coro.send`` runs one until it awaits a
 host operation (an ``_HostOp``); the call returns the ``"s"`` outcome, the host
@@ -34,41 +35,15 @@ from wit_world.imports import types as wt
 
 from .. import _atom, _ref
 from .._errors import HandlerNotFound
+from ._codec import MARSHAL_SCALARS, SCALARS, dec, enc, enc_scalar_message, enc_scalar_value
 from ._errors import MessageNotPortable, SandboxError
 
-_PROTOCOL = 5
-# Marshal format version of what the guest writes (scalars only), pinned: 2 has
-# no reference table to build, so it is the cheapest to write, and every
-# CPython (the host's is older than the guest's) reads it.
-_MARSHAL = 2
+# What ``Guest.handle`` uses to read and write plain messages inline (the
+# codec's own steps, without a Python-level call per turn).
 _loads = pickle.loads
 _mloads = marshal.loads
 _mdumps = marshal.dumps
 _CoroutineType = types.CoroutineType
-# Values marshal encodes exactly (exact types: marshal writes any other buffer
-# object as bytes, and refuses other classes).
-_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
-_is_scalar = _SCALARS.__contains__
-
-
-def _enc(obj: Any) -> str:
-    """A pickle payload (exceptions, classes, snapshots, anything not plain)."""
-    return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
-
-
-def _enc_value(obj: Any) -> str:
-    """A value payload: marshal for a scalar, else a pickle (see docs/standard.md)."""
-    if type(obj) in _SCALARS:
-        return _mdumps(obj, _MARSHAL).decode("latin-1")
-    return pickle.dumps(obj, _PROTOCOL).decode("latin-1")
-
-
-def _dec(text: str) -> Any:
-    """Either codec: a pickle starts with its PROTO opcode (0x80), marshal never does."""
-    data = text.encode("latin-1")
-    if data[0] == 0x80:
-        return _loads(data)
-    return _mloads(data)
 
 
 def _handler_name(h: Any) -> str:
@@ -92,41 +67,33 @@ class _HostOp:
         return (yield self)
 
 
-def _encode_message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    if not kwargs and all(map(_is_scalar, map(type, args))):  # no Python-level calls
-        return _mdumps((args, kwargs), _MARSHAL).decode("latin-1")
-    try:
-        return _enc((args, kwargs))
-    except Exception as exc:
-        raise MessageNotPortable(f"message cannot leave the sandbox: {exc!r}") from None
-
-
 class _Endpoint:
-    """A Ref's endpoint inside the guest: every message goes to the host."""
+    """A Ref's endpoint inside the guest: every message goes to the host, which
+    knows the atom's name; the guest needs only its id."""
 
-    __slots__ = ("_id", "_name")
+    __slots__ = ("_id",)
 
-    def __init__(self, atom_id: str, name: str | None) -> None:
+    def __init__(self, atom_id: str) -> None:
         self._id = atom_id
-        self._name = name
 
     async def ask(
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> Any:
-        request = wt.AskRequest(self._id, _handler_name(h), _encode_message(args, kwargs), timeout)
+        message = enc_scalar_message(args, kwargs)
+        request = wt.AskRequest(self._id, _handler_name(h), message, timeout)
         return await _HostOp(wt.Operation_Ask(request))
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        error = host.tell(self._id, _handler_name(h), _encode_message(args, kwargs))
+        error = host.tell(self._id, _handler_name(h), enc_scalar_message(args, kwargs))
         if error is not None:
-            raise _dec(error)
+            raise dec(error)
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.tell(h, args, kwargs)
 
 
 def _resolve(atom_id: str, name: str | None, via: str | None = None) -> _Endpoint:
-    return _Endpoint(atom_id, name)
+    return _Endpoint(atom_id)
 
 
 _ref._resolver = _resolve
@@ -160,9 +127,9 @@ class _Logger:
     def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
         merged = {**self._bound, **fields}
         try:
-            payload = _enc(merged)
+            payload = enc(merged)
         except Exception:
-            payload = _enc({k: repr(v) for k, v in merged.items()})
+            payload = enc({k: repr(v) for k, v in merged.items()})
         host.log(level, str(event), payload)
 
     def debug(self, event: str, **fields: Any) -> None:
@@ -192,7 +159,7 @@ class _Context:
     __slots__ = ("_ref", "log")
 
     def __init__(self, atom_id: str, name: str | None) -> None:
-        self._ref = _ref.Ref(atom_id, name, _Endpoint(atom_id, name))
+        self._ref = _ref.Ref(atom_id, name, _Endpoint(atom_id))
         self.log = _Logger({})
 
     @property
@@ -219,10 +186,10 @@ class _Context:
                 f"{sandbox!r}: a sandboxed child gets the host's default limits"
             )
         try:
-            encoded_cls = _enc(cls)
+            encoded_cls = enc(cls)
         except Exception as exc:
             raise MessageNotPortable(f"cannot spawn {cls!r} from the sandbox: {exc!r}") from None
-        request = wt.SpawnRequest(encoded_cls, _encode_message(args, kwargs), name, isolation)
+        request = wt.SpawnRequest(encoded_cls, enc_scalar_message(args, kwargs), name, isolation)
         return await _HostOp(wt.Operation_Spawn(request))
 
     def stop(self) -> None:
@@ -233,10 +200,10 @@ class _Context:
     ) -> _Timer:
         try:
             timer_id = host.start_timer(
-                float(delay), periodic, _handler_name(h), _encode_message(args, kwargs)
+                float(delay), periodic, _handler_name(h), enc_scalar_message(args, kwargs)
             )
         except Err as err:
-            raise _dec(err.value) from None
+            raise dec(err.value) from None
         return _Timer(timer_id)
 
     def send_after(
@@ -252,7 +219,7 @@ class _Context:
     def stash(self) -> None:
         error = host.stash()
         if error is not None:
-            raise _dec(error)
+            raise dec(error)
 
     def unstash_all(self) -> None:
         host.unstash_all()
@@ -270,9 +237,9 @@ def _failed(exc: BaseException) -> str:
     text = "".join(traceback.format_exception(exc)).rstrip()
     try:
         exc.add_note(f"traceback inside the sandbox:\n{text}")
-        return "f" + _enc(exc)
+        return "f" + enc(exc)
     except Exception:
-        return "f" + _enc(
+        return "f" + enc(
             SandboxError(
                 f"{type(exc).__name__}: {exc} (the exception could not be "
                 f"encoded; traceback inside the sandbox:\n{text})"
@@ -282,7 +249,7 @@ def _failed(exc: BaseException) -> str:
 
 def _done(value: Any) -> str:
     try:
-        return "d" + _enc_value(value)
+        return "d" + enc_scalar_value(value)
     except Exception as exc:
         return _failed(
             MessageNotPortable(f"the result {value!r} cannot leave the sandbox: {exc!r}")
@@ -335,7 +302,7 @@ def _install(cls: Any, atom_id: str, name: str | None) -> Any:
 
 
 def _decode_class(encoded: str) -> Any:
-    cls = _dec(encoded)
+    cls = dec(encoded)
     if not (isinstance(cls, type) and issubclass(cls, _atom.Atom)):
         raise TypeError(f"{cls!r} is not an Atom subclass")
     return cls
@@ -347,7 +314,7 @@ class Guest(exports.Guest):
     def create(self, atom_id: str, name: str | None, class_: str, message: str) -> Any:
         try:
             cls = _decode_class(class_)
-            args, kwargs = _dec(message)
+            args, kwargs = dec(message)
             instance = _install(cls, atom_id, name)
             cls.__init__(instance, *args, **kwargs)
         except Exception as exc:
@@ -381,8 +348,8 @@ class Guest(exports.Guest):
             return _drive(result)
         if result is None:
             return "dN"  # marshal's None (every version): what most tell handlers return
-        if type(result) in _SCALARS:
-            return "d" + _mdumps(result, _MARSHAL).decode("latin-1")
+        if type(result) in SCALARS:
+            return "d" + _mdumps(result, MARSHAL_SCALARS).decode("latin-1")
         return _done(result)
 
     def pending(self) -> Any:
@@ -394,7 +361,7 @@ class Guest(exports.Guest):
         if coro is None:
             return _failed(SandboxError(f"no suspended turn has token {token}"))
         try:
-            payload = _dec(reply.value)
+            payload = dec(reply.value)
         except Exception as exc:
             return _drive(coro, error=MessageNotPortable(f"a reply cannot enter: {exc!r}"))
         if isinstance(reply, wt.Reply_Error):
@@ -403,7 +370,7 @@ class Guest(exports.Guest):
 
     def snapshot(self) -> str:
         if _State.pending:
-            raise Err(_enc(SandboxError("cannot snapshot an atom in the middle of a turn")))
+            raise Err(enc(SandboxError("cannot snapshot an atom in the middle of a turn")))
         instance = _State.instance
         try:
             if type(instance).__getstate__ is not object.__getstate__:
@@ -411,15 +378,15 @@ class Guest(exports.Guest):
             else:
                 state = dict(vars(instance))
                 state.pop("_radon_ctx", None)
-            return _enc(state)
+            return enc(state)
         except Exception as exc:
             error = MessageNotPortable(f"the atom's state cannot be encoded: {exc!r}")
-            raise Err(_enc(error)) from None
+            raise Err(enc(error)) from None
 
     def restore(self, atom_id: str, name: str | None, class_: str, state: str) -> Any:
         try:
             cls = _decode_class(class_)
-            decoded = _dec(state)
+            decoded = dec(state)
             instance = _install(cls, atom_id, name)
             if hasattr(instance, "__setstate__"):
                 instance.__setstate__(decoded)

@@ -6,7 +6,7 @@ forwards into the guest (a plain function for a handler that cannot suspend, so
 an idle atom still answers inline; an ``async`` one otherwise, and always for
 threaded atoms), while ``check`` keeps validating the arguments at the sender against the
 real signature, and also checks that the message can cross the boundary at all.
-The cell's ``instance`` is a :class:`~._engine.GuestAtom`.
+The cell's ``instance`` is a :class:`~._instance.GuestAtom`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..runtime import lookup
 from . import _engine
 from ._config import SandboxConfig
 from ._errors import MessageNotPortable, SandboxError
+from ._instance import GuestAtom
 
 if TYPE_CHECKING:
     from ..runtime import AtomCell, System
@@ -43,11 +44,14 @@ __all__ = [
 
 A = TypeVar("A", bound=Atom)
 
-_tables: dict[tuple[type[Atom], bool, frozenset[str]], dict[Any, HandlerSpec]] = {}
+# A class's forwarding tables are cached on the class, by (inline, bundled), as
+# its native table is (``_radon_handlers``): they live and die with the class,
+# so classes made at run time (tests, factories) do not pile up in a registry.
+_TABLES_ATTR = "_radon_sandbox_tables"
 
 
 def _forwarder(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    async def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
+    async def forward(guest: GuestAtom, *args: Any, **kwargs: Any) -> Any:
         return await guest.call(name, args, kwargs)
 
     forward.__name__ = name
@@ -56,7 +60,7 @@ def _forwarder(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _sync_forwarder(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    def forward(guest: _engine.GuestAtom, *args: Any, **kwargs: Any) -> Any:
+    def forward(guest: GuestAtom, *args: Any, **kwargs: Any) -> Any:
         return guest.call_now(name, args, kwargs)
 
     forward.__name__ = name
@@ -153,8 +157,13 @@ def sandbox_table(
     ``bundled`` names the modules the guest can import besides its standard
     library: a message needing any other fails at the sender.
     """
-    cache_key = (cls, inline, bundled)
-    table = _tables.get(cache_key)
+    tables: dict[tuple[bool, frozenset[str]], dict[Any, HandlerSpec]] | None
+    tables = cls.__dict__.get(_TABLES_ATTR)
+    if tables is None:
+        tables = {}
+        setattr(cls, _TABLES_ATTR, tables)
+    cache_key = (inline, bundled)
+    table = tables.get(cache_key)
     if table is not None:
         return table
     portability = _Portability(bundled)
@@ -177,7 +186,7 @@ def sandbox_table(
             copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}", portability)
             copies[id(spec)] = copy
         table[key] = copy
-    _tables[cache_key] = table
+    tables[cache_key] = table
     return table
 
 
@@ -196,19 +205,19 @@ class SandboxRuntime:
         # Threaded atoms must await every guest call (it runs on a worker thread).
         self.table = sandbox_table(cls, inline=not config.threaded, bundled=loaded.modules)
 
-    async def start(self, cell: AtomCell) -> _engine.GuestAtom:
+    async def start(self, cell: AtomCell) -> GuestAtom:
         """A fresh guest instance of the cell's atom, constructed and started."""
         if self.restore_state is not None:
             # A restored atom restarts from its snapshot: it has no spawn arguments.
             return await self.restore(cell, self.restore_state)
-        guest = _engine.GuestAtom(cell, self.loaded, self.config)
+        guest = GuestAtom(cell, self.loaded, self.config)
         await guest.begin()
         return guest
 
-    async def restore(self, cell: AtomCell, state: str) -> _engine.GuestAtom:
+    async def restore(self, cell: AtomCell, state: str) -> GuestAtom:
         """A guest instance of the cell's atom rebuilt from :func:`snapshot` output
         (its constructor and ``on_start`` do not run)."""
-        guest = _engine.GuestAtom(cell, self.loaded, self.config)
+        guest = GuestAtom(cell, self.loaded, self.config)
         await guest.restore(state)
         return guest
 
@@ -248,12 +257,12 @@ async def prepare(cls: type[Atom], config: SandboxConfig) -> SandboxRuntime:
 # ----------------------------------------------------------------------
 # Snapshot and restore (used to move an atom: placement, recovery)
 # ----------------------------------------------------------------------
-def _guest_of(ref: Ref[Any]) -> tuple[AtomCell, _engine.GuestAtom]:
+def _guest_of(ref: Ref[Any]) -> tuple[AtomCell, GuestAtom]:
     cell = lookup(ref.id)
     if cell is None or cell.instance is None:
         raise AtomStopped(f"atom {ref.name or ref.id} is not running here; nothing to snapshot")
     guest = cell.instance
-    if not isinstance(guest, _engine.GuestAtom):
+    if not isinstance(guest, GuestAtom):
         raise SandboxError(
             f"atom {ref.name or ref.id} is not sandboxed; only sandboxed atoms can be "
             "snapshotted (spawn it with sandbox=True)"
@@ -292,7 +301,7 @@ async def _snapshot_at_turn_boundary(cell: AtomCell) -> str:
         if withdrawn:
             return
         guest = cell.instance
-        if not isinstance(guest, _engine.GuestAtom):  # pragma: no cover - restarted natively
+        if not isinstance(guest, GuestAtom):  # pragma: no cover - restarted natively
             taken.append(outcome.Error(SandboxError(f"{cell.label()} is not sandboxed")))
         else:
             try:

@@ -14,7 +14,8 @@ from typing import Any
 
 from ._cache import BadComponent, by_hash, content_hash, entry, read_component, store_verified
 from ._config import SandboxConfig
-from ._engine import GuestAtom, LoadedComponent
+from ._engine import LoadedComponent
+from ._instance import GuestAtom
 from ._spawn import SandboxRuntime, runtime_for, snapshot, spawn_restored
 
 __all__ = [

@@ -34,7 +34,7 @@ from radon_actors import (
     open_system,
 )
 from radon_actors.runtime import _directory
-from radon_actors.sandbox._engine import GuestAtom
+from radon_actors.sandbox._instance import GuestAtom
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
@@ -293,7 +293,7 @@ def test_the_guest_side_imports_without_host_packages() -> None:
         "    sys.modules[name] = None\n"
         "import radon_actors\n"
         "from radon_actors import Atom, Ref, handler, SandboxCrashed, MessageNotPortable\n"
-        "import radon_actors.sandbox, radon_actors.sandbox._errors\n"
+        "import radon_actors.sandbox, radon_actors.sandbox._codec, radon_actors.sandbox._errors\n"
         "print('ok')\n"
     )
     out = subprocess.run(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 from sandbox_atoms import Counter
 
+import radon_actors
 from radon_actors import SandboxBuildError, open_system
 from radon_actors._cli import main
 from radon_actors.sandbox import _build, _engine
@@ -148,3 +150,38 @@ async def test_spawn_reports_a_module_the_guest_cannot_run(
         # Natively the same class runs.
         ref = await system.spawn(module.Pinger)
         assert await ref.ask("ping") == 1
+
+
+def test_every_module_the_guest_runtime_imports_is_bundled() -> None:
+    # The guest has no file system: a radon_actors module that _guest.py imports
+    # at module level, directly or through another, must be in _build._GUEST_FILES
+    # (imports inside functions are the host-only names ``radon_actors`` loads lazily).
+    root = Path(radon_actors.__file__).parent
+
+    def module_file(path: Path) -> str:
+        if (root / path).with_suffix(".py").is_file():
+            return path.with_suffix(".py").as_posix()
+        return (path / "__init__.py").as_posix()
+
+    todo, seen = ["sandbox/_guest.py"], set()
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        package = Path(rel).parent
+        for node in ast.parse((root / rel).read_text()).body:
+            if not (isinstance(node, ast.ImportFrom) and node.level):
+                continue
+            base = package
+            for _ in range(node.level - 1):
+                base = base.parent
+            if node.module:
+                todo.append(module_file(base / node.module.replace(".", "/")))
+            for alias in node.names:
+                target = base / (node.module or "").replace(".", "/") / alias.name
+                if (root / target).with_suffix(".py").is_file() or (root / target).is_dir():
+                    todo.append(module_file(target))
+            todo.append(module_file(base))
+    assert "sandbox/_codec.py" in seen
+    assert seen <= set(_build._GUEST_FILES), sorted(seen - set(_build._GUEST_FILES))

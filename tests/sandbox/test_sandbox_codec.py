@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sandbox_atoms import Counter, Point
 
-from radon_actors import open_system
+from radon_actors import MessageNotPortable, open_system
 from radon_actors.runtime import _directory
-from radon_actors.sandbox import _engine
+from radon_actors.sandbox import _codec, _instance
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
@@ -90,33 +90,33 @@ def _same(a: Any, b: Any) -> bool:
 
 @pytest.mark.parametrize("value", PLAIN, ids=repr)
 def test_plain_values_cross_as_marshal_and_round_trip(value: Any) -> None:
-    for text in (_engine.enc_value(value), _engine.enc_message((value,), {})):
+    for text in (_codec.enc_value(value), _codec.enc_message((value,), {})):
         assert text[0] != "\x80"  # not a pickle
-    assert _same(_engine.dec(_engine.enc_value(value)), value)
-    assert _same(_engine.dec(_engine.enc_message((value,), {"k": value})), ((value,), {"k": value}))
+    assert _same(_codec.dec(_codec.enc_value(value)), value)
+    assert _same(_codec.dec(_codec.enc_message((value,), {"k": value})), ((value,), {"k": value}))
 
 
 @pytest.mark.parametrize("value", NOT_PLAIN, ids=repr)
 def test_other_values_cross_as_pickles_and_keep_their_types(value: Any) -> None:
-    for text in (_engine.enc_value(value), _engine.enc_message((value,), {})):
+    for text in (_codec.enc_value(value), _codec.enc_message((value,), {})):
         assert text[0] == "\x80"  # a pickle's PROTO opcode
-    assert _same(_engine.dec(_engine.enc_value(value)), value)
+    assert _same(_codec.dec(_codec.enc_value(value)), value)
 
 
 def test_shared_objects_stay_shared_in_containers() -> None:
     inner = [1, 2]
-    args, _kwargs = _engine.dec(_engine.enc_message(([inner, inner],), {}))
+    args, _kwargs = _codec.dec(_codec.enc_message(([inner, inner],), {}))
     assert args[0][0] is args[0][1]
 
 
 @pytest.mark.parametrize("version", [2, 3, 4])
 def test_every_pinned_marshal_version_decodes(version: int) -> None:
     value = ((1, "é", b"\x00", 2.5, None, True), {"k": [1, {2: 3}]})
-    assert _same(_engine.dec(marshal.dumps(value, version).decode("latin-1")), value)
+    assert _same(_codec.dec(marshal.dumps(value, version).decode("latin-1")), value)
 
 
 def test_nan_round_trips() -> None:
-    assert math.isnan(_engine.dec(_engine.enc_value(float("nan"))))
+    assert math.isnan(_codec.dec(_codec.enc_value(float("nan"))))
 
 
 # What the guest can rebuild: not the classes defined in this test module.
@@ -141,10 +141,26 @@ async def test_the_guest_marshals_scalar_results_only(value: Any, marshalled: bo
         boxed = await system.spawn(Counter, sandbox=True)
         cell = _directory.lookup(boxed.id)
         assert cell is not None
-        guest: _engine.GuestAtom = cell.instance
-        for message in (_engine.enc_message((value,), {}), _engine.enc(((value,), {}))):
+        guest: _instance.GuestAtom = cell.instance
+        for message in (_codec.enc_message((value,), {}), _codec.enc(((value,), {}))):
             # The guest reads either codec, and picks its own for the result.
             out = guest._invoke_sync("handle", "echo", message)
             assert out[0] == "d"
             assert (out[1] != "\x80") is marshalled
-            assert _same(_engine.dec(out[1:]), value)
+            assert _same(_codec.dec(out[1:]), value)
+
+
+@pytest.mark.parametrize("value", PLAIN + NOT_PLAIN, ids=repr)
+def test_the_guest_writer_marshals_scalars_only_and_the_host_reads_it(value: Any) -> None:
+    # The guest writes with the same module (_codec is bundled into it).
+    scalar = type(value) in _codec.SCALARS
+    for text in (_codec.enc_scalar_value(value), _codec.enc_scalar_message((value,), {})):
+        assert (text[0] != "\x80") is scalar
+    assert _same(_codec.dec(_codec.enc_scalar_value(value)), value)
+    message = _codec.enc_scalar_message((value,), {"k": value})
+    assert _same(_codec.dec(message), ((value,), {"k": value}))
+
+
+def test_a_message_the_guest_writer_cannot_pickle_is_not_portable() -> None:
+    with pytest.raises(MessageNotPortable, match="cannot leave the sandbox"):
+        _codec.enc_scalar_message((lambda: None,), {})

@@ -99,7 +99,7 @@ async def test_snapshot_mid_turn_waits_for_the_turn_boundary(config: object) -> 
 
 async def test_a_cancelled_snapshot_is_withdrawn(monkeypatch: pytest.MonkeyPatch) -> None:
     from radon_actors.runtime import _directory
-    from radon_actors.sandbox._engine import GuestAtom
+    from radon_actors.sandbox._instance import GuestAtom
 
     calls: list[object] = []
     original = GuestAtom.snapshot

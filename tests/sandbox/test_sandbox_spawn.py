@@ -11,7 +11,7 @@ from sandbox_atoms import Counter, Relay, SandboxedCounter
 from radon_actors import Ref, SandboxConfig, open_system
 from radon_actors.runtime import _directory
 from radon_actors.runtime._cell import AtomCell
-from radon_actors.sandbox._engine import GuestAtom
+from radon_actors.sandbox._instance import GuestAtom
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from radon_actors.sandbox import _engine
+from radon_actors.sandbox import _codec, _engine, _instance
 from radon_actors.sandbox._errors import SandboxError
 
 WIT = Path(_engine.__file__).parent / "wit" / "atom.wit"
@@ -16,17 +16,17 @@ WIT = Path(_engine.__file__).parent / "wit" / "atom.wit"
 
 def _settle(outcome: str) -> Any:
     # A d/f/malformed outcome never touches the guest, so no instance is needed.
-    return _engine.GuestAtom._settle(cast(Any, None), outcome)
+    return _instance.GuestAtom._settle(cast(Any, None), outcome)
 
 
 async def test_done_outcome_decodes_the_payload_after_the_tag() -> None:
-    assert await _settle("d" + _engine.enc({"x": [1, 2]})) == {"x": [1, 2]}
-    assert await _settle("d" + _engine.enc(None)) is None
+    assert await _settle("d" + _codec.enc({"x": [1, 2]})) == {"x": [1, 2]}
+    assert await _settle("d" + _codec.enc(None)) is None
 
 
 async def test_failed_outcome_raises_the_encoded_exception() -> None:
     with pytest.raises(KeyError, match="missing"):
-        await _settle("f" + _engine.enc(KeyError("missing")))
+        await _settle("f" + _codec.enc(KeyError("missing")))
 
 
 async def test_undecodable_done_payload_is_a_sandbox_error() -> None:
@@ -34,7 +34,7 @@ async def test_undecodable_done_payload_is_a_sandbox_error() -> None:
         await _settle("done")
 
 
-@pytest.mark.parametrize("outcome", ["", "x", "D" + _engine.enc(1), "?d"])
+@pytest.mark.parametrize("outcome", ["", "x", "D" + _codec.enc(1), "?d"])
 async def test_malformed_outcome_is_a_sandbox_error(outcome: str) -> None:
     with pytest.raises(SandboxError, match="malformed outcome"):
         await _settle(outcome)

@@ -1,0 +1,222 @@
+"""What the guest calls on the host: the atom's "system calls".
+
+Two kinds, both defined by ``wit/atom.wit``:
+
+* **Host imports** (:data:`HOST_FUNCS`, linked into every instance by
+  ``LoadedComponent``): tell, stop, log, now, timers, stash. They run while the
+  guest's call is on the stack, so they must not block and must not raise
+  (wasmtime would turn the exception into a trap and poison the instance):
+  errors go back to the guest encoded, as the WIT results say.
+* **Operations** (:func:`perform`): ask and spawn, which wait on other atoms.
+  The guest suspends its turn and returns the request; ``GuestAtom`` performs
+  it here, on trio, and resumes the guest with the reply.
+
+A host import finds its guest by the store's context pointer it receives
+(:func:`register`), with no per-call bookkeeping. When the guest runs on a
+worker thread (``SandboxConfig.threaded``), the imports that touch trio hop
+back to the trio thread through ``GuestAtom.on_trio``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+from wasmtime import component as wc
+
+from .. import _ref
+from ..runtime import resolve
+from ._codec import dec, enc, enc_value
+from ._errors import MessageNotPortable, SandboxError
+
+if TYPE_CHECKING:
+    from ._instance import GuestAtom
+
+__all__ = ["HOST_FUNCS", "enc_exc", "perform", "register"]
+
+# The standard's `isolation` enum (spawn-request) as System.spawn's sandbox=.
+_ISOLATION: dict[str, bool | None] = {"class-default": None, "native": False, "sandboxed": True}
+_LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
+
+# Live guests by their store's context pointer. Process-wide because wasmtime
+# calls the host imports with nothing else to tell the guest by, from any trio
+# run or worker thread; weak, so it holds exactly the live instances.
+_guests: weakref.WeakValueDictionary[int, GuestAtom] = weakref.WeakValueDictionary()
+
+
+def register(context: int, guest: GuestAtom) -> None:
+    """Make ``guest`` the one the host imports called from store ``context`` serve."""
+    _guests[context] = guest
+
+
+def _guest(store: Any) -> GuestAtom:
+    """The guest whose call made a host import (``store`` is its StoreContext)."""
+    guest = _guests.get(ctypes.cast(store._context(), ctypes.c_void_p).value or 0)
+    if guest is None:  # pragma: no cover - only live guests run
+        raise SandboxError("a host import was called by an unknown store")
+    return guest
+
+
+def enc_exc(exc: BaseException) -> str:
+    """``exc`` for the guest; one that does not pickle goes as its type and text."""
+    try:
+        return enc(exc)
+    except Exception:
+        return enc(SandboxError(f"{type(exc).__name__}: {exc}"))
+
+
+def _decode_message(message: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    try:
+        args, kwargs = dec(message)
+    except Exception as exc:
+        raise MessageNotPortable(f"a message from the sandbox cannot be decoded: {exc!r}") from exc
+    return args, kwargs
+
+
+def _encode_reply(value: Any) -> str:
+    try:
+        return enc_value(value)
+    except Exception as exc:
+        raise MessageNotPortable(f"the reply {value!r} cannot enter the sandbox: {exc!r}") from exc
+
+
+def _endpoint(atom_id: str) -> _ref.Endpoint:
+    """Where a message from the guest to ``atom_id`` goes: the runtime's resolver
+    (the one unpickled Refs use), so that placement can route it too."""
+    return resolve(atom_id, None)
+
+
+# ----------------------------------------------------------------------
+# Operations (a suspended turn's request), performed on trio
+# ----------------------------------------------------------------------
+async def perform(guest: GuestAtom, op: Any) -> wc.Variant:
+    """Perform the operation a suspended turn of ``guest`` waits for; the reply
+    to resume it with (its value, or the error it raised, encoded)."""
+    try:
+        return wc.Variant("value", _encode_reply(await _perform(guest, op)))
+    except Exception as exc:
+        return wc.Variant("error", enc_exc(exc))
+
+
+async def _perform(guest: GuestAtom, op: Any) -> Any:
+    req = op.payload
+    if op.tag == "ask":
+        args, kwargs = _decode_message(req.message)
+        endpoint = _endpoint(req.target)
+        return await endpoint.ask(req.handler, args, kwargs, req.timeout)
+    if op.tag == "spawn":
+        cls = dec(getattr(req, "class"))
+        args, kwargs = _decode_message(req.message)
+        sandbox = _ISOLATION.get(req.isolation)
+        if sandbox is None and req.isolation != "class-default":  # pragma: no cover
+            raise SandboxError(f"unknown isolation {req.isolation!r} in a spawn request")
+        return await guest.cell.spawn(cls, args, kwargs, req.name, sandbox)
+    raise SandboxError(f"unknown guest operation {op.tag!r}")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------
+# Host imports. Each receives the store first and must not raise.
+# ----------------------------------------------------------------------
+def _reported(store: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(guest, *args)`` on trio for the calling guest; an exception goes back
+    to the guest encoded (a WIT ``result``'s error, or ``option<payload>``)."""
+    try:
+        guest = _guest(store)
+        return guest.on_trio(fn, guest, *args)
+    except Exception as exc:
+        return enc_exc(exc)
+
+
+def _tell(_caller: GuestAtom, target: str, handler: str, message: str) -> None:
+    args, kwargs = _decode_message(message)
+    _endpoint(target).tell(handler, args, kwargs)
+
+
+def _h_tell(store: Any, target: str, handler: str, message: str) -> str | None:
+    return _reported(store, _tell, target, handler, message)  # type: ignore[no-any-return]
+
+
+def _h_stop(store: Any) -> None:
+    guest = _guest(store)
+    guest.on_trio(guest.cell.stop)
+
+
+def _h_log(store: Any, level: str, event: str, fields: str) -> None:
+    guest = _guest(store)
+    try:
+        decoded = dec(fields)
+        values = dict(decoded) if isinstance(decoded, dict) else {"fields": decoded}
+    except Exception:
+        values = {"fields": "<undecodable>"}
+    values.pop("event", None)
+    method = getattr(guest.cell.log, level if level in _LOG_LEVELS else "info")
+    with contextlib.suppress(Exception):
+        method(event, sandboxed=True, **{str(k): v for k, v in values.items()})
+
+
+def _h_now(store: Any) -> float:
+    return _guest(store).on_trio(trio.current_time)
+
+
+def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, message: str) -> int:
+    args, kwargs = _decode_message(message)
+    cell = guest.cell
+    if periodic:
+        handle = cell.send_every(delay, handler, args, kwargs)
+    else:
+        handle = cell.send_after(delay, handler, args, kwargs)
+    return guest.add_timer(handle)
+
+
+def _h_start_timer(store: Any, delay: float, periodic: bool, handler: str, message: str) -> Any:
+    # result<u64, payload> lifts untagged: a str is the error.
+    return _reported(store, _start_timer, delay, periodic, handler, message)
+
+
+def _h_cancel_timer(store: Any, timer: int) -> None:
+    guest = _guest(store)
+    handle = guest.timers.pop(timer, None)
+    if handle is not None:
+        guest.on_trio(handle.cancel)
+
+
+def _h_timer_active(store: Any, timer: int) -> bool:
+    guest = _guest(store)
+    handle = guest.timers.get(timer)
+    if handle is None:
+        return False
+    active = handle.active
+    if not active:
+        guest.timers.pop(timer, None)
+    return active
+
+
+def _stash(guest: GuestAtom) -> None:
+    guest.cell.stash()
+
+
+def _h_stash(store: Any) -> str | None:
+    return _reported(store, _stash)  # type: ignore[no-any-return]
+
+
+def _h_unstash_all(store: Any) -> None:
+    guest = _guest(store)
+    guest.on_trio(guest.cell.unstash_all)
+
+
+HOST_FUNCS: dict[str, Callable[..., Any]] = {
+    "tell": _h_tell,
+    "stop": _h_stop,
+    "log": _h_log,
+    "now": _h_now,
+    "start-timer": _h_start_timer,
+    "cancel-timer": _h_cancel_timer,
+    "timer-active": _h_timer_active,
+    "stash": _h_stash,
+    "unstash-all": _h_unstash_all,
+}
+"""The ``host`` interface of ``wit/atom.wit``, by WIT name."""

@@ -1,0 +1,260 @@
+"""``GuestAtom``: one sandboxed atom's WebAssembly instance, driven from its cell.
+
+A :class:`GuestAtom` is what an :class:`~radon_actors.runtime.AtomCell` holds as
+its ``instance`` for a sandboxed atom: its own store (memory cap, fuel), one
+instance of the atom's component, and the host side of its timers. The cell
+calls it as it would call a native instance's handlers (``call``, ``call_now``)
+and lifecycle (``begin``, ``on_stop``, ``snapshot``, ``restore``).
+
+A turn may suspend in the guest: the guest returns ``"s"``, the host fetches the
+request (``pending``), performs it on trio (``_hostcalls.perform``) and resumes
+the guest with the reply, until the turn ends with a result or an exception.
+After a trap the instance is poisoned (wasmtime refuses to enter it again), so
+``crashed`` says why and every later call fails fast; the supervisor restarts
+the atom with a fresh instance.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import marshal
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import trio
+import wasmtime
+from wasmtime import component as wc
+
+from . import _hostcalls
+from ._calls import export, raise_error, raw_set_fuel
+from ._codec import MARSHAL_SCALARS, enc, enc_message, is_scalar
+from ._config import SandboxConfig
+from ._engine import LoadedComponent, engine
+from ._errors import MessageNotPortable, SandboxCrashed, SandboxError
+from ._outcomes import SUSPENDED, crash_reason, decode_exception, decode_result, settled
+
+if TYPE_CHECKING:
+    from ..runtime import AtomCell, TimerHandle
+
+__all__ = ["GuestAtom"]
+
+T = TypeVar("T")
+_mdumps = marshal.dumps
+_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("radon_sandbox")
+
+
+def _thread_limiter() -> trio.CapacityLimiter:
+    """One worker thread per core for threaded atoms' guest calls, per trio run."""
+    try:
+        return _limiter.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(os.cpu_count() or 1)
+        _limiter.set(limiter)
+        return limiter
+
+
+class GuestAtom:
+    """One sandboxed atom's WebAssembly instance, driven from its cell."""
+
+    __slots__ = (
+        "__weakref__",
+        "_context",
+        "_fuel",
+        "_funcs",
+        "_handle",
+        "_lock",
+        "_store",
+        "_timer_ids",
+        "cell",
+        "config",
+        "crashed",
+        "loaded",
+        "timers",
+    )
+
+    def __init__(self, cell: AtomCell, loaded: LoadedComponent, config: SandboxConfig) -> None:
+        self.cell = cell
+        self.loaded = loaded
+        self.config = config
+        self.crashed: str | None = None
+        self.timers: dict[int, TimerHandle] = {}
+        self._timer_ids = itertools.count(1)
+        store = wasmtime.Store(engine())
+        store.set_wasi(wasmtime.WasiConfig())  # no files, no sockets, no environment
+        store.set_limits(memory_size=config.memory)
+        store.set_fuel(config.fuel)
+        # The store's context pointer is fixed for the store's life: host imports
+        # find their guest by it (no per-call bookkeeping).
+        self._context: int = ctypes.cast(store._context(), ctypes.c_void_p).value or 0
+        _hostcalls.register(self._context, self)
+        instance = loaded.linker.instantiate(store, loaded.component)
+        funcs: dict[str, Callable[..., Any]] = {}
+        for name, idx in loaded.exports.items():
+            func = instance.get_func(store, idx)
+            if func is None:  # pragma: no cover - checked at load
+                raise SandboxError(f"export {name!r} is not a function")
+            funcs[name] = export(func, store)
+        self._store = store
+        self._funcs = funcs
+        self._handle = funcs["handle"]
+        self._fuel = config.fuel
+        self._lock = trio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<GuestAtom {self.cell.cls.__name__} {self.cell.id}>"
+
+    # calls into the guest ------------------------------------------------
+    def _refuel(self) -> None:
+        """A fresh turn's CPU budget (``store.set_fuel``, minus its Python layers)."""
+        error = raw_set_fuel(self._context, self._fuel)
+        if error:  # pragma: no cover - fuel metering is always on in our engine
+            raise_error(error)
+
+    def _crashed_earlier(self) -> SandboxCrashed:
+        return SandboxCrashed(
+            f"the sandbox of {self.cell.label()} crashed earlier ({self.crashed})"
+        )
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        """Raise what the failed call into the guest that raised ``exc`` means (call
+        it from the ``except`` block); the instance cannot be entered again."""
+        if isinstance(exc, (wasmtime.WasmtimeError, wasmtime.Trap)):
+            self.crashed = crash_reason(exc, self.config)
+            raise SandboxCrashed(
+                f"the sandbox stopped {self.cell.label()}: {self.crashed}"
+            ) from None
+        # A host import raised (wasmtime-py turns that into a trap and re-raises
+        # it here): the instance cannot be entered again either.
+        self.crashed = f"a host import raised {exc!r}"
+        raise exc
+
+    def _invoke_sync(self, name: str, *params: Any) -> Any:
+        if self.crashed is not None:
+            raise self._crashed_earlier()
+        try:
+            return self._funcs[name](self._store, *params)
+        except BaseException as exc:
+            self._fail(exc)
+
+    async def _invoke(self, name: str, *params: Any) -> Any:
+        if self.config.threaded:
+            # A store must never be entered from two threads at once: the cell's
+            # turns are sequential, but a snapshot taken from another task could
+            # otherwise overlap a turn that started while it ran.
+            async with self._lock:
+                return await trio.to_thread.run_sync(
+                    self._invoke_sync, name, *params, limiter=_thread_limiter()
+                )
+        return self._invoke_sync(name, *params)
+
+    def on_trio(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` where trio state may be touched (a host import's body)."""
+        if self.config.threaded:
+            return trio.from_thread.run_sync(fn, *args)
+        return fn(*args)
+
+    async def _settle(self, out: str) -> Any:
+        """Follow one guest call to its end, performing the operations it awaits."""
+        while (value := settled(out)) is SUSPENDED:
+            request = await self._invoke("pending")
+            if request is None:
+                raise SandboxError("the guest suspended a turn but reports no pending operation")
+            reply = await _hostcalls.perform(self, request.op)
+            out = await self._invoke("resume", request.token, reply)
+        return value
+
+    # what the cell calls -------------------------------------------------
+    async def begin(self) -> None:
+        """Build the atom inside the guest (constructor, then ``on_start``)."""
+        cell = self.cell
+        try:
+            encoded_cls = enc(cell.cls)
+            message = enc((cell.args, cell.kwargs))
+        except Exception as exc:
+            raise MessageNotPortable(
+                f"the spawn arguments of {cell.label()} cannot enter the sandbox: {exc!r}"
+            ) from exc
+        self._store.set_fuel(self.config.fuel)
+        await self._settle(await self._invoke("create", cell.id, cell.name, encoded_cls, message))
+        self._store.set_fuel(self.config.fuel)
+        await self._settle(await self._invoke("start"))
+
+    async def restore(self, state: str) -> None:
+        """Rebuild the atom from :meth:`snapshot` output, without its constructor."""
+        cell = self.cell
+        self._store.set_fuel(self.config.fuel)
+        out = await self._invoke("restore", cell.id, cell.name, enc(cell.cls), state)
+        await self._settle(out)
+
+    async def call(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
+        message = enc_message(args, kwargs)
+        self._refuel()
+        if self.config.threaded:
+            out = await self._invoke("handle", handler, message)
+        else:
+            out = self._invoke_sync("handle", handler, message)
+        if out[:1] == "d":  # the common end of a turn, without _settle's frames
+            return decode_result(out)
+        return await self._settle(out)
+
+    def call_now(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One turn of a handler that cannot suspend, run right here (inline).
+
+        The hot path of a sandboxed ask: the common steps are written inline."""
+        if self.crashed is not None:
+            raise self._crashed_earlier()
+        if not kwargs and all(map(is_scalar, map(type, args))):
+            message = _mdumps((args, kwargs), MARSHAL_SCALARS).decode("latin-1")
+        else:
+            message = enc_message(args, kwargs)
+        if raw_set_fuel(self._context, self._fuel):  # pragma: no cover
+            self._refuel()  # raises the error
+        try:
+            out: str = self._handle(self._store, handler, message)
+        except BaseException as exc:
+            self._fail(exc)
+        if out[:1] == "d":
+            return decode_result(out)
+        settled(out)  # raises unless the guest suspended the turn
+        raise SandboxError(
+            f"handler {handler!r} of {self.cell.label()} has no await of its own but "
+            "returned an awaitable that waits on the host; declare it `async def` and "
+            "await it in its body"
+        )
+
+    async def on_stop(self) -> None:
+        """The atom's ``on_stop``, run in the guest (skipped after a crash)."""
+        if self.crashed is not None:
+            return
+        self._store.set_fuel(self.config.fuel)
+        await self._settle(await self._invoke("finish"))
+
+    async def snapshot(self) -> str:
+        """The atom's state, encoded by the guest (between turns only)."""
+        self._store.set_fuel(self.config.fuel)
+        out = await self._invoke("snapshot")
+        if isinstance(out, wc.Variant):  # result<payload, payload> lifts tagged
+            if out.tag == "err":
+                raise decode_exception(str(out.payload))
+            return str(out.payload)
+        return str(out)
+
+    def timer_table(self) -> tuple[dict[int, TimerHandle], int]:
+        """The host side of the guest's timers, by the numbers the guest holds,
+        and the next number: what a move carries beside :meth:`snapshot`."""
+        return dict(self.timers), next(self._timer_ids)
+
+    def add_timer(self, handle: TimerHandle) -> int:
+        """File a host timer under a fresh number, the one the guest holds."""
+        timer_id = next(self._timer_ids)
+        self.timers[timer_id] = handle
+        return timer_id
+
+    def adopt_timers(self, timers: dict[int, TimerHandle], next_id: int) -> None:
+        """Take over :meth:`timer_table` output (its handles re-armed here), so
+        the restored guest's timer numbers name them."""
+        self.timers.update(timers)
+        self._timer_ids = itertools.count(next_id)
