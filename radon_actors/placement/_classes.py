@@ -35,8 +35,11 @@ PYTHON = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}
 
 # Class -> its bytes; weak, so it holds no class alive.
 _class_blobs: weakref.WeakKeyDictionary[type, bytes] = weakref.WeakKeyDictionary()
-# SHA-256 of the bytes -> the class.
+# SHA-256 of the bytes -> the class. Bounded: the oldest entries go first. An
+# evicted class that comes again is unpickled again, into the same class object
+# while that class is alive (cloudpickle tracks the classes it rebuilt).
 _classes: dict[bytes, type] = {}
+MAX_CLASSES = 1024
 
 
 def dump_class(cls: type, peer: Peer) -> bytes:
@@ -63,5 +66,8 @@ def load_class(blob: bytes) -> type:
     key = hashlib.sha256(blob).digest()
     cls = _classes.get(key)
     if cls is None:
-        cls = _classes[key] = pickle.loads(blob)
+        cls = pickle.loads(blob)
+        if len(_classes) >= MAX_CLASSES:
+            del _classes[next(iter(_classes))]
+        _classes[key] = cls
     return cls

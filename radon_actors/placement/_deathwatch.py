@@ -13,6 +13,7 @@ down.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._ref import Ref
@@ -37,6 +38,8 @@ class RemoteWatches:
         self.watching: dict[str, tuple[Ref[Any], dict[AtomCell, Any]]] = {}
         # Origin side: the (peer id, atom id) pairs whose watchers this node notifies.
         self.watched: set[tuple[str, str]] = set()
+        # Called with an atom id when its origin says it stopped (``Node.rerouted``).
+        self.on_stopped: list[Callable[[str], None]] = []
 
     def watch(self, watcher: AtomCell, ref: Ref[Any], spec: Any) -> bool:
         """Watch an atom whose origin is another host; False if it is not one."""
@@ -56,13 +59,24 @@ class RemoteWatches:
         entry[1][watcher] = spec
         return True
 
+    def follow(self, peer: Peer, atom_id: str) -> None:
+        """Ask ``peer``, the origin of ``atom_id``, to say when it stops (a
+        ``down``), for this node's own tables rather than for an atom."""
+        if atom_id not in self.watching:
+            peer.send(Watch("watch", atom_id))
+
     def unwatch(self, watcher: AtomCell, ref: Ref[Any]) -> None:
         entry = self.watching.get(ref.id)
         if entry is not None:
             entry[1].pop(watcher, None)
+            if not entry[1]:
+                del self.watching[ref.id]  # the origin's downs now find nobody
 
     def notify(self, atom_id: str, reason: BaseException | None, stopped: bool) -> None:
         """A ``down`` from the atom's origin (or the origin lost): tell the watchers."""
+        if stopped:
+            for callback in self.on_stopped:
+                callback(atom_id)
         entry = self.watching.pop(atom_id, None) if stopped else None
         if entry is None:
             entry = self.watching.get(atom_id)

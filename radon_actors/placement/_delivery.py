@@ -16,7 +16,9 @@ longer there, this host sends the message on to the atom's origin, which knows
 where it went. From then on this host sends every hinted message for that atom
 through the origin (``Node.rerouted``), even once the atom is back here:
 otherwise a later message could overtake one still travelling through the
-origin.
+origin. An entry is dropped once nothing can be travelling any more: the origin
+says the atom stopped (a ``down`` frame: this host asked it with a ``watch``) or
+the origin is lost.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ def deliver(
             # Sent here on a Ref's location hint, but the atom is not here: its
             # origin knows where it is, and gets this atom's hinted messages from
             # now on (see the module docs).
-            rerouted.add(atom_id)
+            if atom_id not in rerouted and peer.down is None:
+                rerouted.add(atom_id)
+                node.watches.follow(peer, atom_id)
             ep = RemoteEndpoint(node, origin, atom_id, None)
         elif ep is None:
             ep = resolve(atom_id, None)

@@ -104,7 +104,8 @@ class Node:
         self.homes: dict[str, str] = {}
         self.held: dict[str, Forward] = {}
         self.tried: dict[str, set[str]] = {}
-        # One migration (or supervisor takeover) of an atom at a time.
+        # One migration (or supervisor takeover) of an atom at a time; a lock
+        # goes when nobody holds or waits for it.
         self._migration_locks: dict[str, trio.Lock] = {}
 
         # Atoms of other origins running here: failures waiting for the origin's
@@ -115,9 +116,10 @@ class Node:
         self.staging: dict[tuple[str, str], bytearray] = {}
 
         # Atoms of other origins whose hinted messages go through their origin
-        # (``_delivery``).
+        # (``_delivery``): until the origin says the atom stopped, or is lost.
         self.rerouted: set[str] = set()
         self.watches = RemoteWatches(self)
+        self.watches.on_stopped.append(self.rerouted.discard)
 
         # Built last: the handlers keep references to the tables above.
         self.table = frame_table(self)
@@ -195,6 +197,8 @@ class Node:
             del self.inbound[key]
         for part in [k for k in self.staging if k[0] == lost]:
             del self.staging[part]
+        # Nothing travels through a lost origin any more.
+        self.rerouted.difference_update([a for a in self.rerouted if a.rpartition(".")[0] == lost])
         for callback in list(self.host_down_callbacks):
             callback(peer.name, reason)
         self.watches.peer_down(peer, reason)
@@ -229,8 +233,12 @@ class Node:
     # ------------------------------------------------------------------
     @asynccontextmanager
     async def migration_lock(self, atom_id: str) -> AsyncIterator[None]:
-        async with self._migration_locks.setdefault(atom_id, trio.Lock()):
-            yield
+        lock = self._migration_locks.setdefault(atom_id, trio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            self._drop_idle_lock(atom_id, lock)
 
     def try_migration_lock(self, atom_id: str) -> bool:
         """Take the atom's lock if it is free (False: a migration holds it)."""
@@ -242,7 +250,17 @@ class Node:
         return True
 
     def release_migration_lock(self, atom_id: str) -> None:
-        self._migration_locks[atom_id].release()
+        lock = self._migration_locks[atom_id]
+        lock.release()
+        self._drop_idle_lock(atom_id, lock)
+
+    def _drop_idle_lock(self, atom_id: str, lock: trio.Lock) -> None:
+        if (
+            not lock.locked()
+            and lock.statistics().tasks_waiting == 0
+            and self._migration_locks.get(atom_id) is lock
+        ):
+            del self._migration_locks[atom_id]
 
     # ------------------------------------------------------------------
     # The runtime's Placement seam (what System calls)
