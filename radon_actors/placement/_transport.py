@@ -15,7 +15,7 @@ dispatch table (``_dispatch``); connecting and the hello exchange are
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -54,15 +54,18 @@ awaitable means: read no further until it is done (a full mailbox pushes back
 on the sender)."""
 
 
-class FrameTable(dict[str, FrameHandler]):
-    """Frame kind -> handler; a kind it does not know goes to ``unknown``."""
+class FrameTable:
+    """Frame kind -> handler (``handlers``, a plain dict: the reader's lookup is
+    on the per-message path), and the handler of a kind it does not know."""
 
-    def __init__(self, unknown: FrameHandler, handlers: Mapping[str, FrameHandler]) -> None:
-        super().__init__(handlers)
+    __slots__ = ("handlers", "unknown")
+
+    def __init__(self, unknown: FrameHandler, handlers: dict[str, FrameHandler]) -> None:
+        self.handlers = handlers
         self.unknown = unknown
 
-    def __missing__(self, kind: str) -> FrameHandler:
-        return self.unknown
+    def __getitem__(self, kind: str) -> FrameHandler:
+        return self.handlers.get(kind, self.unknown)
 
 
 class Peer:
@@ -225,6 +228,7 @@ async def read_frames(
     try:
         with trio.CancelScope() as live.scope:
             peer.node.nursery.start_soon(_watchdog, peer, live)
+            handlers = table.handlers
             for frame in early:
                 wait = table[frame[0]](peer, frame)
                 if wait is not None:
@@ -236,7 +240,11 @@ async def read_frames(
                     break
                 live.last = trio.current_time()
                 for frame in reader.feed(data):
-                    wait = table[frame[0]](peer, frame)
+                    try:
+                        handler = handlers[frame[0]]
+                    except KeyError:
+                        handler = table.unknown
+                    wait = handler(peer, frame)
                     if wait is not None:
                         # A full mailbox: stop reading this connection until
                         # there is room (TCP pushes back on the sender), in order.

@@ -144,7 +144,7 @@ def record_frames(system: System) -> list[tuple[Any, ...]]:
     node = system._placement
     assert node is not None
     seen: list[tuple[Any, ...]] = []
-    table = node.table
+    table = node.table.handlers
 
     def recording(handler: Any) -> Any:
         def record(peer: Any, frame: tuple[Any, ...]) -> Any:

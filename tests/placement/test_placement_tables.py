@@ -25,7 +25,7 @@ async def test_rerouted_atoms_are_forgotten_when_their_origin_says_they_stopped_
         node = get_node(system)
         origin = node.add_peer("nA", "a", None)
         sender = node.add_peer("nS", "s", None)
-        tell = node.table["tell"]
+        tell = node.table.handlers["tell"]
 
         # A hinted tell for an atom of nA that is not here goes on to its origin,
         # which is asked to say when the atom stops.
@@ -40,9 +40,9 @@ async def test_rerouted_atoms_are_forgotten_when_their_origin_says_they_stopped_
 
         # A crash it survived changes nothing; once it stopped, nothing can be
         # travelling through the origin any more.
-        node.table["down"](origin, ("down", "nA.5", "boom", False))
+        node.table.handlers["down"](origin, ("down", "nA.5", "boom", False))
         assert "nA.5" in node.rerouted
-        node.table["down"](origin, ("down", "nA.5", None, True))
+        node.table.handlers["down"](origin, ("down", "nA.5", None, True))
         assert "nA.5" not in node.rerouted
 
         # The origin lost: so is everything that went through it.
@@ -79,4 +79,5 @@ def test_the_class_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_the_dispatch_table_handles_every_frame_kind() -> None:
     async with open_system() as system:
-        assert set(get_node(system).table) == set(CLASSES) | {"tell", "ask", "reply"}
+        handlers = get_node(system).table.handlers
+        assert set(handlers) == set(CLASSES) | {"tell", "ask", "reply"}
