@@ -5,9 +5,9 @@ Use it through :class:`~radon_actors.System`: ``start_host``, ``connect_host``,
 """
 
 from ._errors import AuthenticationFailed, HostDown, MigrationError, NoSuchHost, ProtocolError
-from ._hosts import serve_host
 from ._node import make_node
 from ._policy import HostInfo, LeastLoaded, PlacementPolicy, RoundRobin
+from ._serve import serve_host
 
 __all__ = [
     "AuthenticationFailed",

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import structlog
 import trio
 
-from ._hosts import SystemOpener, read_secret, serve_host
+from ._hosts import read_secret
+from ._serve import SystemOpener, serve_host
 
 __all__ = ["add_parser", "main"]
 

@@ -19,30 +19,44 @@ sender makes sure X has ``H`` (:func:`ship`):
    built locally, see ``sandbox._build.cache_root``), compiles it once on a
    worker thread, and answers.
 
-A sender remembers, per peer, what that peer has (asked or sent once per host
-per process); concurrent shipments of one ``H`` to one host share the first.
-A host never builds a component (runs componentize-py) for a peer: it only
-compiles what it was sent.
+A sender remembers, per peer, what that peer has (``Peer.shipped``: asked or
+sent once per host per connection); concurrent shipments of one ``H`` to one
+host share the first. A receiver keeps the parts of a transfer in progress per
+sender (``Node.staging``), dropped when that sender goes down. A host never
+builds a component (runs componentize-py) for a peer: it only compiles what it
+was sent.
+
+(The sandbox is imported inside the functions that use it, so a system that
+never ships a sandboxed atom never imports wasmtime.)
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
 
 from ._errors import ProtocolError
-from ._node import Node, Peer, add_request
+from ._frames import CodeDone, CodeHas, CodePart
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from ..runtime import AtomCell
     from ..sandbox.host import LoadedComponent, SandboxConfig, SandboxRuntime
+    from ._node import Node
+    from ._transport import Peer
 
-__all__ = ["CHUNK", "SandboxField", "runtime_from", "sandbox_fields", "ship"]
+__all__ = [
+    "CHUNK",
+    "SandboxField",
+    "Shipment",
+    "runtime_from",
+    "sandbox_field",
+    "serve_code_done",
+    "serve_code_has",
+    "serve_code_part",
+    "ship",
+]
 
 _log = structlog.get_logger("radon_actors.placement")
 
@@ -52,12 +66,6 @@ MAX_COMPONENT = 1 << 28  # refuse larger components (the frame limit, for the wh
 # What an ``activate`` carries for a sandboxed atom: the component's hash, the
 # atom's SandboxConfig, and the snapshot a restart restores (spawn_restored), if any.
 SandboxField = tuple[str, "SandboxConfig", "str | None"]
-
-# Per peer: content hash -> the shipment (done, or in progress).
-_shipped: weakref.WeakKeyDictionary[Peer, dict[str, _Shipment]] = weakref.WeakKeyDictionary()
-# Receiving side: (sender's node id, hash) -> the bytes received so far.
-_staging: dict[tuple[str, str], bytearray] = {}
-_watching: weakref.WeakSet[Node] = weakref.WeakSet()
 
 
 def _check_hash(h: str) -> None:
@@ -70,7 +78,9 @@ def _check_hash(h: str) -> None:
         raise ProtocolError(str(exc)) from None
 
 
-class _Shipment:
+class Shipment:
+    """One component sent to one peer: done, or in progress (others wait)."""
+
     __slots__ = ("done", "error")
 
     def __init__(self) -> None:
@@ -83,7 +93,7 @@ async def ship(node: Node, peer: Peer, loaded: LoadedComponent) -> str:
     from ..sandbox.host import content_hash
 
     h, _path = await content_hash(loaded)
-    shipments = _shipped.setdefault(peer, {})
+    shipments = peer.shipped
     while True:
         shipment = shipments.get(h)
         if shipment is None:
@@ -94,7 +104,7 @@ async def ship(node: Node, peer: Peer, loaded: LoadedComponent) -> str:
         if shipments.get(h) is shipment:
             return h
         # The first sender was cancelled: take over.
-    shipment = shipments[h] = _Shipment()
+    shipment = shipments[h] = Shipment()
     try:
         await _send(node, peer, h, loaded)
     except BaseException as exc:
@@ -110,7 +120,7 @@ async def ship(node: Node, peer: Peer, loaded: LoadedComponent) -> str:
 async def _send(node: Node, peer: Peer, h: str, loaded: LoadedComponent) -> None:
     from ..sandbox.host import BadComponent, read_component
 
-    if await node.request(peer, ("code_has", h)):
+    if await node.request(peer, CodeHas("code_has", 0, h)):
         return
     try:
         h, data = await read_component(loaded)
@@ -118,21 +128,22 @@ async def _send(node: Node, peer: Peer, h: str, loaded: LoadedComponent) -> None
         raise ProtocolError(str(exc)) from None
     _log.info("placement.code_shipping", host=peer.name, hash=h, bytes=len(data))
     for offset in range(0, len(data), CHUNK):
-        await node.request(peer, ("code_part", h, offset, data[offset : offset + CHUNK]))
-    await node.request(peer, ("code_done", h, len(data), loaded.module, sorted(loaded.modules)))
+        part = CodePart("code_part", 0, h, offset, data[offset : offset + CHUNK])
+        await node.request(peer, part)
+    modules = sorted(loaded.modules)
+    await node.request(peer, CodeDone("code_done", 0, h, len(data), loaded.module, modules))
 
 
-async def sandbox_fields(node: Node, peer: Peer, cell: AtomCell) -> tuple[()] | tuple[SandboxField]:
-    """The fields an ``activate`` of ``cell``'s atom on ``peer`` appends for its
-    sandbox, once ``peer`` has the component: none for a native atom (its frame
-    is unchanged), else one :data:`SandboxField`."""
+async def sandbox_field(node: Node, peer: Peer, cell: AtomCell) -> SandboxField | None:
+    """What an ``activate`` of ``cell``'s atom on ``peer`` carries for its
+    sandbox, once ``peer`` has the component: None for a native atom."""
     from ..sandbox.host import SandboxRuntime
 
     runtime = cell.runtime
     if not isinstance(runtime, SandboxRuntime):
-        return ()
+        return None
     h = await ship(node, peer, runtime.loaded)
-    return ((h, runtime.config, runtime.restore_state),)
+    return (h, runtime.config, runtime.restore_state)
 
 
 async def runtime_from(cls: type[Any], field: SandboxField) -> SandboxRuntime:
@@ -162,32 +173,20 @@ async def find(h: str) -> LoadedComponent | None:
     return await by_hash(h)
 
 
-def _forget_staging(node: Node) -> None:
-    if node in _watching:
-        return
-    _watching.add(node)
-
-    def host_down(name: str, reason: str) -> None:
-        node_id = node.names.get(name)
-        for key in [k for k in _staging if k[0] == node_id]:
-            del _staging[key]
-
-    node.host_down_callbacks.append(host_down)
+async def serve_code_has(node: Node, peer: Peer, frame: CodeHas) -> bool:
+    return await find(frame.h) is not None
 
 
-async def _req_code_has(node: Node, peer: Peer, h: str) -> bool:
-    return await find(h) is not None
-
-
-async def _req_code_part(node: Node, peer: Peer, h: str, offset: int, chunk: bytes) -> None:
+async def serve_code_part(node: Node, peer: Peer, frame: CodePart) -> None:
+    _, _, h, offset, chunk = frame
     _check_hash(h)
-    _forget_staging(node)
+    staging = node.staging
     key = (peer.node_id, h)
     if offset == 0:
-        _staging[key] = bytearray()
-    buf = _staging.get(key)
+        staging[key] = bytearray()
+    buf = staging.get(key)
     if buf is None or len(buf) != offset or offset + len(chunk) > MAX_COMPONENT:
-        _staging.pop(key, None)
+        staging.pop(key, None)
         raise ProtocolError(
             f"component {h}: unexpected part at offset {offset} (have "
             f"{'nothing' if buf is None else len(buf)} bytes); send it again from offset 0"
@@ -196,13 +195,12 @@ async def _req_code_part(node: Node, peer: Peer, h: str, offset: int, chunk: byt
     await trio.lowlevel.checkpoint()
 
 
-async def _req_code_done(
-    node: Node, peer: Peer, h: str, size: int, module: str, modules: list[str]
-) -> None:
+async def serve_code_done(node: Node, peer: Peer, frame: CodeDone) -> None:
     from ..sandbox.host import BadComponent, store_verified
 
+    _, _, h, size, module, modules = frame
     _check_hash(h)
-    buf = _staging.pop((peer.node_id, h), None)
+    buf = node.staging.pop((peer.node_id, h), None)
     if buf is None or len(buf) != size:
         got = "nothing" if buf is None else f"{len(buf)} bytes"
         raise ProtocolError(f"component {h}: expected {size} bytes, got {got}; send it again")
@@ -216,12 +214,3 @@ async def _req_code_done(
             f"({exc}); it was discarded"
         ) from None
     _log.info("placement.code_received", host=peer.name, hash=h, bytes=size, module=module)
-
-
-_HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "code_has": _req_code_has,
-    "code_part": _req_code_part,
-    "code_done": _req_code_done,
-}
-for _kind, _fn in _HANDLERS.items():
-    add_request(_kind, _fn)

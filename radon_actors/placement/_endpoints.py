@@ -8,7 +8,9 @@
   queues what arrives and replays it, in order, to the new location.
 * :func:`post` is the synchronous delivery used by the network reader: it
   queues a message (with a reply object) on any endpoint without yielding, so
-  frames from one connection keep their order.
+  frames from one connection keep their order; :func:`put_when_room` is its
+  form that waits for room in a full mailbox.
+* :class:`Answer` sends an ask's outcome back to the host that asked.
 """
 
 from __future__ import annotations
@@ -26,24 +28,31 @@ from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .._errors import AskTimeout, AtomStopped, RadonError
 from ..mailbox import BUDGET, DeadLetter, budget
-from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply, lookup
+from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
 from ._errors import HostDown
+from ._frames import Cancel, StopAtom
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
-    from ._node import Node, Peer
+    from ._node import Node
+    from ._transport import Peer
 
-__all__ = ["CallbackReply", "ForwardingCell", "RemoteEndpoint", "RemoteError", "held", "post"]
+__all__ = [
+    "Answer",
+    "CallbackReply",
+    "ForwardingCell",
+    "RemoteEndpoint",
+    "RemoteError",
+    "post",
+    "put_when_room",
+    "queue_now",
+]
 
 _log = structlog.get_logger("radon_actors.placement")
 
 _RUNNING = CellState.RUNNING
 _STOPPING = CellState.STOPPING
 _STOPPED = CellState.STOPPED
-# Forwarders being restarted by their supervisor (their atom was lost), by atom
-# id: the paused Forward, kept here while the supervisor's handover has cleared
-# the cell's ``instance``.
-held: dict[str, Forward] = {}
 # Outgoing bytes queued for one peer above which ``send`` waits (backpressure).
 HIGH_WATER = 4 << 20
 
@@ -72,6 +81,25 @@ class CallbackReply:
         if callback is not None:
             self.task = None
             callback(result)
+
+
+class Answer:
+    """Sends an ask's outcome back to the peer that asked (a reply callback)."""
+
+    __slots__ = ("node", "peer", "req")
+
+    def __init__(self, node: Node, peer: Peer, req: int) -> None:
+        self.node = node
+        self.peer = peer
+        self.req = req
+
+    def __call__(self, result: outcome.Outcome[Any]) -> None:
+        peer = self.peer
+        node = self.node
+        node.inbound.pop((peer.node_id, self.req), None)
+        if peer.down is None:
+            blob = dump_outcome(result, node.label)
+            peer.send(("reply", self.req, blob), urgent=True)
 
 
 def handler_name(h: Any) -> str:
@@ -170,7 +198,7 @@ class RemoteEndpoint:
             if node.pending.pop(req, None) is not None and peer.down is None:
                 # No reply yet (timeout or cancellation): withdraw the message if
                 # it is still queued over there.
-                peer.send(("cancel", req))
+                peer.send(Cancel("cancel", req))
         raise AskTimeout(
             f"atom {self.name or self.atom_id} on host {peer.label} did not answer "
             f"{handler_name(h)!r} within {timeout} s"
@@ -240,14 +268,8 @@ class Forward:
             mailbox = cell.mailbox
             if len(mailbox.user) < mailbox.capacity or mailbox.closed:
                 post(cell, h, args, kwargs, reply)
-                continue
-            try:
-                spec = cell.spec_for(h, args, kwargs)
-            except Exception:
-                post(cell, h, args, kwargs, reply)  # reports the error
-                continue
-            if not await mailbox.put((spec, args, kwargs, reply)):
-                post(cell, h, args, kwargs, reply)  # stopped meanwhile: reports it
+            else:
+                await put_when_room(cell, h, args, kwargs, reply)
         self.paused = None
 
     def resume(self, target: Any | None = None) -> None:
@@ -281,7 +303,7 @@ class ForwardingCell(AtomCell):
     def current_forward(self) -> Forward:
         fwd: Forward | None = self.instance
         if fwd is None:  # mid-restart (see ``lost``): what arrives is held
-            fwd = self.instance = held[self.id]
+            fwd = self.instance = _node_of(self).held[self.id]
         return fwd
 
     # Handlers travel on by name: the atom's class on its new host may be another
@@ -345,7 +367,7 @@ class ForwardingCell(AtomCell):
         system = self.system
         if self.supervisor is not None and not self.stop_requested and not system.closing:
             fwd.pause()
-            held[self.id] = fwd
+            _node_of(self).held[self.id] = fwd
             self.state = _RUNNING
             log = self.log.info if reason is None else self.log.warning
             log("atom.lost", reason=None if reason is None else repr(reason), supervised=True)
@@ -395,6 +417,7 @@ class ForwardingCell(AtomCell):
             else:
                 await supervisor.child_failed(self, reason, directive)
         finally:
+            held = _node_of(self).held
             fwd = held.get(self.id)
             if self.state < _STOPPING and fwd is not None:
                 if alive and type(fwd.target) is RemoteEndpoint and not self.system.closing:
@@ -426,6 +449,7 @@ class ForwardingCell(AtomCell):
         it migrated back into this process: that cell is not the child any more."""
         if self.stopped.is_set() or self.stop_requested:
             return False
+        held = _node_of(self).held
         fwd = held.get(self.id) or self.instance
         return self.id in held or (fwd is not None and type(fwd.target) is RemoteEndpoint)
 
@@ -437,44 +461,36 @@ class ForwardingCell(AtomCell):
         self.system.start_soon(self._handover, parked)
 
     async def _handover(self, parked: ParkedHook) -> None:
-        node = cast("Node", self.system.placement)
+        node = _node_of(self)
         # Never while a migration of this atom is under way: it would resume the
         # forwarder under the supervisor's feet. A child busy migrating is like
         # one busy in a turn (the supervisor waits its shutdown timeout).
-        async with node.migrations.setdefault(self.id, trio.Lock()):
-            if parked.done or self.id in held or self.stopped.is_set():
+        async with node.migration_lock(self.id):
+            if parked.done or self.id in node.held or self.stopped.is_set():
                 return  # stopped meanwhile, or lost: that recovery serves it
             fwd = self.current_forward()
             fwd.pause()
-            held[self.id] = fwd
+            node.held[self.id] = fwd
             self.state = _RUNNING  # a migrated-away forwarder counts as stopped
             await self.supervise(None, parked=parked)
         await ForwardingCell.carry_on(self, None)
 
     async def start_incarnation(self) -> None:
         # A supervisor's restart of the lost atom (see ``lost``).
-        from ._supervised import restart_elsewhere
-
-        await restart_elsewhere(self)
+        await _node_of(self).restart_elsewhere(self)
 
     async def call_on_stop(self) -> None:
         # ``on_stop`` runs on the atom's host: the supervisor's terminate retires
         # that incarnation there (nothing to do if its host is gone).
-        from ._supervision import retire_remote
-
-        await retire_remote(self)
+        await _node_of(self).retire_remote(self)
 
     def finish(self, reason: BaseException | None) -> None:
-        from ._supervised import forget
-
-        forget(self.id)
-        fwd = held.pop(self.id, None) or self.instance
+        node = _node_of(self)
+        node.forget(self.id)
+        fwd = node.held.pop(self.id, None) or self.instance
         dead = DeadEndpoint(self.id, self.name)
-        node = cast("Node | None", self.system.active_placement)
-        if node is not None:
-            node.homes.pop(self.id, None)
-            if node.forwarders.get(self.id) is self:
-                del node.forwarders[self.id]
+        if node.forwarders.get(self.id) is self:
+            del node.forwarders[self.id]
         super().finish(reason)
         self.instance = fwd if fwd is not None else Forward(dead)
         self.instance.target = dead
@@ -485,7 +501,7 @@ class ForwardingCell(AtomCell):
         if self._stop_requested:
             return
         self._stop_requested = True
-        if self.id in held:
+        if self.id in _node_of(self).held:
             # Being restarted by its supervisor: the handover stops it instead.
             if self.parked is not None:
                 self.parked.stop_requested(reason)
@@ -497,7 +513,8 @@ class ForwardingCell(AtomCell):
         try:
             if type(target) is RemoteEndpoint:
                 node = target._node
-                await node.request(node.live_peer(target.peer_id), ("stop_atom", self.id))
+                peer = node.live_peer(target.peer_id)
+                await node.request(peer, StopAtom("stop_atom", 0, self.id))
             elif isinstance(target, AtomCell):
                 target.request_stop()
                 await target.stopped.wait()
@@ -508,6 +525,38 @@ class ForwardingCell(AtomCell):
         finally:
             self.state = _STOPPED
             self.stopped.set()
+
+
+def queue_now(
+    cell: AtomCell, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+) -> bool:
+    """Queue a message for a running atom with room in its mailbox, if its
+    arguments fit the handler; False (nothing done) otherwise: then :func:`post`
+    says what is wrong."""
+    spec = cell.table.get(h)
+    mailbox = cell.mailbox
+    if (
+        spec is None
+        or cell.state >= _STOPPING
+        or len(mailbox.user) >= mailbox.capacity
+        or mailbox.closed
+    ):
+        return False
+    check = spec.check
+    if check is not None:
+        try:
+            check(*args, **kwargs)
+        except TypeError:
+            return False
+    mailbox.put_nowait((spec, args, kwargs, reply))
+    return True
+
+
+def _node_of(cell: AtomCell) -> Node:
+    """The node of ``cell``'s system (a forwarder only exists with one). A
+    function, not a property: a restart can turn the cell back into a plain one
+    under a running method."""
+    return cast("Node", cell.system.placement)
 
 
 def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
@@ -521,7 +570,9 @@ def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: 
         ep.post(h, args, kwargs, reply)
         return
     if isinstance(ep, AtomCell):
-        try:
+        if queue_now(ep, h, args, kwargs, reply):
+            return
+        try:  # not queued: say why
             spec = ep.spec_for(h, args, kwargs)
             if ep.state >= _STOPPING:
                 raise AtomStopped(f"{ep.label()} is not running (message {spec.name!r})")
@@ -535,6 +586,20 @@ def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: 
     _fail(ep, h, args, kwargs, reply, AtomStopped(f"atom {label} is not running"))
 
 
+async def put_when_room(
+    cell: AtomCell, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+) -> None:
+    """:func:`post` to a local atom, waiting for room in its mailbox as a sender
+    would (what goes wrong is reported as ``post`` reports it)."""
+    try:
+        spec = cell.spec_for(h, args, kwargs)
+    except Exception:
+        post(cell, h, args, kwargs, reply)  # reports the error
+        return
+    if not await cell.mailbox.put((spec, args, kwargs, reply)):
+        post(cell, h, args, kwargs, reply)  # closed meanwhile: reports it
+
+
 def _fail(
     ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any, exc: Exception
 ) -> None:
@@ -546,8 +611,3 @@ def _fail(
         )
     else:
         _log.warning("dead_letter", atom_id=getattr(ep, "_id", None), reason=str(exc))
-
-
-def resolve_local(atom_id: str) -> Any:
-    """The endpoint this process delivers ``atom_id``'s messages to, if any."""
-    return lookup(atom_id)

@@ -1,11 +1,12 @@
-"""Starting and joining hosts, and serving as one.
+"""Starting and joining hosts.
 
 * :func:`start_host` runs ``python -m radon_actors._worker`` as a
   child process. The cluster secret goes to it on stdin (never on the command
   line), it listens on loopback only, and it exits when its stdin closes, so a
   worker never outlives the process that started it.
 * :func:`connect_host` dials a host started with ``radon host`` on any machine.
-* :func:`serve_host` is the body of a host process (a worker or ``radon host``).
+
+(The other side, the body of a host process, is ``_serve``.)
 """
 
 from __future__ import annotations
@@ -15,22 +16,18 @@ import os
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
-from . import _migration  # noqa: F401  (registers the migration requests)
 from ._errors import NoSuchHost
-from ._node import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Node, get_node
+from ._transport import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
 
 if TYPE_CHECKING:
-    from ..runtime import System
+    from ._node import Node
 
-__all__ = ["connect_host", "serve_host", "start_host"]
+__all__ = ["connect_host", "read_secret", "start_host"]
 
 _log = structlog.get_logger("radon_actors.placement")
 STARTUP_TIMEOUT = 30.0
@@ -44,13 +41,12 @@ def _check_name(node: Node, name: str) -> None:
 
 
 async def start_host(
-    system: System,
+    node: Node,
     name: str,
     *,
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
 ) -> str:
-    node = get_node(system)
     _check_name(node, name)
     env = dict(os.environ)
     # The worker can import whatever this process can (atom classes by name).
@@ -109,7 +105,7 @@ async def _watch_process(node: Node, node_id: str, proc: trio.Process) -> None:
 
 
 async def connect_host(
-    system: System,
+    node: Node,
     address: str,
     *,
     secret: bytes | None = None,
@@ -117,7 +113,6 @@ async def connect_host(
     name: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> str:
-    node = get_node(system)
     if secret_file is not None:
         secret = read_secret(secret_file)
     if secret is not None and secret != node.secret:
@@ -143,59 +138,3 @@ def read_secret(path: str | os.PathLike[str]) -> bytes:
     if len(secret) < 16:
         raise ValueError(f"the cluster secret in {os.fspath(path)!r} is shorter than 16 bytes")
     return secret
-
-
-SystemOpener = Callable[[], AbstractAsyncContextManager["System"]]
-"""How a host process opens its system: ``radon_actors.open_system`` (the entry
-points pass it in, since this layer cannot import the composition above it)."""
-
-
-async def serve_host(
-    open_system: SystemOpener,
-    host: str,
-    port: int,
-    secret: bytes,
-    name: str,
-    *,
-    ready: Callable[[str], None],
-    watch_stdin: bool = False,
-    heartbeat_interval: float = HEARTBEAT_INTERVAL,
-    heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
-    ssl_context: ssl.SSLContext | None = None,
-) -> None:
-    """Run a host, in a system from ``open_system()``, until a ``shutdown`` frame
-    arrives (or stdin closes).
-
-    With ``ssl_context`` (a server context) every connection is TLS.
-    """
-    async with open_system() as system:
-        node = Node(
-            system,
-            secret,
-            name=name,
-            heartbeat_interval=heartbeat_interval,
-            heartbeat_timeout=heartbeat_timeout,
-        )
-        system.install_placement(node)
-        node.ssl_server = ssl_context
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound: Any = listeners[0].socket.getsockname()
-        node.address = f"{host}:{bound[1]}"
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(trio.serve_listeners, node.handle_stream, listeners))
-            if watch_stdin:
-                nursery.start_soon(_until_stdin_closes, node)
-            ready(node.address)
-            _log.info("placement.host_listening", host=name, address=node.address)
-            await node.shutdown_requested.wait()
-            nursery.cancel_scope.cancel()
-
-
-async def _until_stdin_closes(node: Node) -> None:
-    stream = trio.lowlevel.FdStream(os.dup(0))
-    try:
-        while await stream.receive_some():
-            pass
-    finally:
-        node.shutdown_requested.set()
-        await stream.aclose()

@@ -50,18 +50,22 @@ from ..runtime import (
     unregister,
 )
 from . import _code
-from ._endpoints import CallbackReply, Forward, ForwardingCell, RemoteEndpoint
+from ._classes import dump_class, load_class
+from ._endpoints import Answer, CallbackReply, Forward, ForwardingCell, RemoteEndpoint
 from ._errors import MigrationError
-from ._node import Node, Peer, _Answer, add_request, dump_class, load_class
+from ._frames import Activate, Emigrate, Migrate, Stopped
+from ._moves import Move, fail_moves
 from ._supervision import supervise_from_origin
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     from ..sandbox.host import SandboxRuntime
+    from ._node import Node
+    from ._transport import Peer
 
-__all__ = ["migrate"]
+__all__ = ["migrate", "serve_activate", "serve_emigrate", "serve_migrate"]
 
 _STOPPING = CellState.STOPPING
 _STOPPED = CellState.STOPPED
@@ -88,7 +92,7 @@ class _Restoring:
             # The guest's own snapshot (a string), plus the host side of its timers.
             snapshot, timers, next_timer = self.state
             guest = await self.inner.restore(cell, snapshot)
-            guest.adopt_timers(timers, next_timer)  # re-armed in _req_activate
+            guest.adopt_timers(timers, next_timer)  # re-armed in serve_activate
             return guest
         cls = cell.cls
         instance = cls.__new__(cls)
@@ -108,13 +112,12 @@ async def migrate(node: Node, ref: Ref[Any], to: str) -> None:
     if origin == node.node_id:
         await coordinate(node, ref.id, to_id)
     else:
-        await node.request(node.live_peer(origin, ref.id), ("migrate", ref.id, to_id))
+        await node.request(node.live_peer(origin, ref.id), Migrate("migrate", 0, ref.id, to_id))
 
 
 async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
     """Move ``atom_id`` (whose origin is ``node``) to node ``to_id``."""
-    lock = node.migrations.setdefault(atom_id, trio.Lock())
-    async with lock:
+    async with node.migration_lock(atom_id):
         cell = lookup(atom_id)
         if cell is None:
             raise NoSuchAtom(f"atom {atom_id} is not running; it cannot be migrated")
@@ -131,7 +134,8 @@ async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
             # Shielded: once the holder has been asked to move the atom, the
             # directory must learn the outcome, or the two would disagree.
             with trio.CancelScope(shield=True):
-                await node.request(node.live_peer(holder, atom_id), ("emigrate", atom_id, to_id))
+                peer = node.live_peer(holder, atom_id)
+                await node.request(peer, Emigrate("emigrate", 0, atom_id, to_id))
         except Exception as exc:
             if fwd.arrived is None:
                 fwd.resume()
@@ -152,7 +156,7 @@ async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
             fwd.resume(RemoteEndpoint(node, to_id, atom_id, cell.name))
 
 
-class _Emigration:
+class _Emigration(Move):
     """The ``call`` control message of one migration, and its outcome."""
 
     def __init__(self, node: Node, peer: Peer) -> None:
@@ -259,11 +263,12 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
         blob = pickle.dumps((state, msgs, timers), PICKLE_PROTOCOL)
         ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
         cls_blob = dump_class(cell.cls, peer)
-        sandbox = await _code.sandbox_fields(node, peer, cell)
+        sandbox = await _code.sandbox_field(node, peer, cell)
         await node.request(
             peer,
-            (
+            Activate(
                 "activate",
+                0,
                 cell.id,
                 cell.name,
                 cls_blob,
@@ -271,7 +276,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
                 blob,
                 mailbox.capacity,
                 cell.restarts,
-                *sandbox,
+                sandbox,
             ),
         )
     except BaseException:
@@ -282,9 +287,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
         cell.busy = False
         raise
     # Step 5: from here on nothing awaits, so no message can slip in between.
-    for control in mailbox.control:
-        if control[0] == "migrate" and isinstance(control[1], _Emigration):
-            control[1].fail(MigrationError(f"{cell.label()} moved to {peer.label} meanwhile"))
+    fail_moves(cell, MigrationError(f"{cell.label()} moved to {peer.label} meanwhile"))
     rest = mailbox.close()
     cell.cancel_timers()
     is_origin = _origin(cell.id) == node.node_id
@@ -321,29 +324,20 @@ def _token(node: Node, peer: Peer, reply: Any) -> int | None:
 # ----------------------------------------------------------------------
 # request handlers
 # ----------------------------------------------------------------------
-async def _req_migrate(node: Node, peer: Peer, atom_id: str, to_id: str) -> None:
-    await coordinate(node, atom_id, to_id)
+async def serve_migrate(node: Node, peer: Peer, frame: Migrate) -> None:
+    await coordinate(node, frame.atom_id, frame.to_id)
 
 
-async def _req_emigrate(node: Node, peer: Peer, atom_id: str, to_id: str) -> None:
-    cell = lookup(atom_id)
+async def serve_emigrate(node: Node, peer: Peer, frame: Emigrate) -> None:
+    cell = lookup(frame.atom_id)
     if cell is None or type(cell) is ForwardingCell:
-        raise MigrationError(f"atom {atom_id} is not on host {node.name!r}")
-    await emigrate(node, cell, to_id)
+        raise MigrationError(f"atom {frame.atom_id} is not on host {node.name!r}")
+    await emigrate(node, cell, frame.to_id)
 
 
-async def _req_activate(
-    node: Node,
-    peer: Peer,
-    atom_id: str,
-    name: str | None,
-    cls_blob: bytes,
-    ctor: bytes,
-    blob: bytes,
-    capacity: int,
-    restarts: int,
-    sandbox: _code.SandboxField | None = None,
-) -> None:
+async def serve_activate(node: Node, peer: Peer, frame: Activate) -> None:
+    """Run an atom here, placed or migrated (see the module docs, step 4)."""
+    _, _, atom_id, name, cls_blob, ctor, blob, capacity, restarts, sandbox = frame
     home = _origin(atom_id) == node.node_id
     existing = lookup(atom_id) if home else None
     if home and type(existing) is not ForwardingCell:
@@ -369,7 +363,7 @@ async def _req_activate(
         if isinstance(token, tuple):  # ("timer", key): a timer's message
             reply: Any = handles[token[1]]
         else:
-            reply = None if token is None else CallbackReply(_Answer(node, peer, token))
+            reply = None if token is None else CallbackReply(Answer(node, peer, token))
         (cell.mailbox.stashed if is_stashed else cell.mailbox.user).append((spec, a, k, reply))
     cell.runtime = _Restoring(runtime, state, cell.table)
     await system.start_task(cell.run)
@@ -394,23 +388,7 @@ def _tell_origin(node: Node, atom_id: str) -> Callable[[AtomCell, BaseException 
     def stopped(cell: AtomCell, reason: BaseException | None) -> None:
         peer = node.peers.get(_origin(atom_id))
         if peer is not None and peer.down is None:
-            peer.send(("atom_stopped", atom_id, None if reason is None else repr(reason)))
+            why = None if reason is None else repr(reason)
+            peer.send(Stopped("atom_stopped", atom_id, why))
 
     return stopped
-
-
-async def _req_stop_atom(node: Node, peer: Peer, atom_id: str) -> None:
-    cell = lookup(atom_id)
-    if cell is not None:
-        cell.request_stop()
-        await cell.stopped.wait()
-
-
-_HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "stop_atom": _req_stop_atom,
-    "migrate": _req_migrate,
-    "emigrate": _req_emigrate,
-    "activate": _req_activate,
-}
-for _kind, _fn in _HANDLERS.items():
-    add_request(_kind, _fn)

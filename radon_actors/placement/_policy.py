@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from ._errors import NoSuchHost
+from ._frames import Load
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -36,7 +37,7 @@ class HostInfo:
         node: Node = self._node
         if self._node_id == node.node_id:
             return node.system.load()
-        result: int = await node.request(node.live_peer(self._node_id), ("load",))
+        result: int = await node.request(node.live_peer(self._node_id), Load("load", 0))
         return result
 
 

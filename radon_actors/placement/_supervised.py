@@ -27,25 +27,24 @@ from typing import TYPE_CHECKING, Any
 from .._errors import SpawnError
 from ..mailbox import Mailbox
 from ..runtime import AtomCell, CellState, register
-from ._code import sandbox_fields
-from ._endpoints import Forward, ForwardingCell, RemoteEndpoint, held, post
-from ._node import Node, Peer, dump_class, get_node
+from ._classes import dump_class
+from ._code import sandbox_field
+from ._endpoints import Forward, ForwardingCell, RemoteEndpoint, post
+from ._frames import Activate
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
-    from ..runtime import System
+    from ._node import Node
+    from ._transport import Peer
 
-__all__ = ["choose_host", "forget", "restart_elsewhere", "start_remote"]
+__all__ = ["choose_host", "restart_elsewhere", "start_remote"]
 
 _RUNNING, _STOPPED = CellState.RUNNING, CellState.STOPPED
 _FRESH = pickle.dumps((None, []), PICKLE_PROTOCOL)  # an activate with no snapshot
-# Hosts where starting a lost atom again failed, during its current recovery.
-_tried: dict[str, set[str]] = {}
 
 
-async def choose_host(system: System, host: Any, cls: type[Any]) -> str | None:
+async def choose_host(node: Node, host: Any, cls: type[Any]) -> str | None:
     """The host name ``host`` (a name or a placement policy) stands for; None for this process."""
-    node = get_node(system)
     if not isinstance(host, str):
         host = await host.choose(node.hosts(), cls)
     if host in (node.name, node.node_id):
@@ -58,25 +57,18 @@ async def _activate(node: Node, cell: AtomCell, host: str) -> Peer:
     peer = node.peer_by_name(host)
     node.live_peer(peer.node_id, cell.id)
     ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
-    sandbox = await sandbox_fields(node, peer, cell)  # ships a sandboxed atom's component
-    frame = (
-        "activate",
-        cell.id,
-        cell.name,
-        dump_class(cell.cls, peer),
-        ctor,
-        _FRESH,
-        cell.mailbox.capacity,
-        cell.restarts,
-        *sandbox,
+    sandbox = await sandbox_field(node, peer, cell)  # ships a sandboxed atom's component
+    cls_blob = dump_class(cell.cls, peer)
+    capacity = cell.mailbox.capacity
+    frame = Activate(
+        "activate", 0, cell.id, cell.name, cls_blob, ctor, _FRESH, capacity, cell.restarts, sandbox
     )
     await node.request(peer, frame)
     return peer
 
 
-async def start_remote(cell: AtomCell, host: str) -> None:
+async def start_remote(node: Node, cell: AtomCell, host: str) -> None:
     """Start the atom of ``cell`` (just registered here) on ``host``; see the module docs."""
-    node = get_node(cell.system)
     try:
         peer = await _activate(node, cell, host)
     except BaseException as exc:
@@ -108,23 +100,19 @@ def _reinstate(cell: AtomCell) -> None:
         cell.system.claim_name(cell)
 
 
-def forget(atom_id: str) -> None:
-    """Drop what was kept about a placed atom that stopped for good."""
-    _tried.pop(atom_id, None)
-
-
 def _live_hosts(node: Node) -> list[str]:
     return [h.name for h in node.hosts()]
 
 
-async def restart_elsewhere(cell: ForwardingCell) -> None:
+async def restart_elsewhere(node: Node, cell: ForwardingCell) -> None:
     """A supervisor's restart of a forwarder whose atom was lost: a fresh instance
     on a live host (see the module docs), then the held messages go to it."""
-    node = get_node(cell.system)
+    held = node.held
     fwd = held[cell.id]
     preferred = node.homes.get(cell.id)
     remote = _live_hosts(node)[1:]
-    tried = _tried.setdefault(cell.id, set())
+    # Hosts where starting it again failed, during this recovery.
+    tried = node.tried.setdefault(cell.id, set())
     order = ([preferred] if preferred in remote else []) + [h for h in remote if h != preferred]
     host = next((h for h in order if h not in tried), None)
     if host is not None:
@@ -133,7 +121,7 @@ async def restart_elsewhere(cell: ForwardingCell) -> None:
         except BaseException:
             tried.add(host)  # the supervisor's next attempt tries the next host
             raise
-        del _tried[cell.id]
+        del node.tried[cell.id]
         fwd.target = RemoteEndpoint(node, peer.node_id, cell.id, cell.name)
         node.homes[cell.id] = host
         node.forwarders[cell.id] = cell
@@ -156,7 +144,7 @@ async def restart_elsewhere(cell: ForwardingCell) -> None:
         plain.instance = fwd
         raise
     del held[plain.id]
-    _tried.pop(plain.id, None)
+    node.tried.pop(plain.id, None)
     _reinstate(plain)
     paused = fwd.paused or ()
     fwd.paused = None

@@ -52,30 +52,36 @@ from ..runtime import (
     watches_of,
 )
 from ._endpoints import (
+    Answer,
     CallbackReply,
     Forward,
     ForwardingCell,
     RemoteEndpoint,
     RemoteError,
     _dump_error,
-    held,
     load_outcome,
 )
 from ._errors import MigrationError
-from ._node import Node, Peer, _Answer, add_request, get_node
+from ._frames import ChildFailed, Retire
+from ._moves import fail_moves
 from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from ._node import Node
+    from ._transport import Peer
 
-__all__ = ["OriginHook", "retire_remote", "supervise_from_origin"]
+__all__ = [
+    "Failing",
+    "OriginHook",
+    "Retirement",
+    "retire_remote",
+    "serve_child_failed",
+    "serve_retire",
+    "supervise_from_origin",
+]
 
 _RUNNING, _STOPPING, _STOPPED = CellState.RUNNING, CellState.STOPPING, CellState.STOPPED
 _LATE = "late"
-# Host side: atoms whose failure waits for their origin's verdict, and retire
-# requests not yet run (by cell: a retired incarnation and its successor share an id).
-_failing: dict[AtomCell, _Failing] = {}
-_retires: dict[AtomCell, _Retire] = {}
 
 
 def _remote_decider(cell: AtomCell, exc: BaseException) -> Directive:
@@ -94,8 +100,9 @@ def supervise_from_origin(node: Node, cell: AtomCell) -> None:
     cell.decider = _remote_decider
 
 
-class _Failing:
-    """One failure waiting for its origin: woken by a ``retire`` or the origin's loss."""
+class Failing:
+    """One failure waiting for its origin: woken by a ``retire`` or the origin's
+    loss (``Node.failing``, by cell)."""
 
     __slots__ = ("event", "peer")
 
@@ -126,9 +133,10 @@ class OriginHook:
         node = self.node
         peer = node.peers.get(self.origin)
         verdict = "restart"
-        retire = _retires.get(cell)
+        failings, retires = node.failing, node.retires
+        retire = retires.get(cell)
         if retire is None and peer is not None and peer.down is None and not node.closing:
-            failing = _failing[cell] = _Failing(peer)
+            failing = failings[cell] = Failing(peer)
             node.host_down_callbacks.append(failing.host_down)
             try:
                 notes = len(getattr(exc, "__notes__", ()))
@@ -138,16 +146,18 @@ class OriginHook:
                 if hasattr(exc, "__notes__"):
                     del exc.__notes__[notes:]
                 try:
-                    verdict = await node.request(peer, ("child_failed", cell.id, blob))
+                    verdict = await node.request(
+                        peer, ChildFailed("child_failed", 0, cell.id, blob)
+                    )
                 except Exception as error:  # the origin is down, or too old to decide
                     cell.log.warning("atom.origin_unreachable", error=repr(error))
-                while verdict == "held" and cell not in _retires and peer.down is None:
+                while verdict == "held" and cell not in retires and peer.down is None:
                     await failing.event.wait()
                     failing.event = trio.Event()
             finally:
-                del _failing[cell]
+                del failings[cell]
                 node.host_down_callbacks.remove(failing.host_down)
-            retire = _retires.get(cell)
+            retire = retires.get(cell)
         if retire is not None:
             await retire(cell)  # the origin's supervisor terminates this incarnation
         elif verdict != "resume":
@@ -155,8 +165,10 @@ class OriginHook:
             await cell.restart(exc)
 
 
-class _Retire:
-    """One ``retire`` request, run in the atom's task at a turn boundary."""
+class Retirement:
+    """One ``retire`` request, run in the atom's task at a turn boundary
+    (``Node.retires``, by cell: a retired incarnation and its successor share an
+    id)."""
 
     def __init__(self, node: Node, origin: Peer, timeout: float | None) -> None:
         self.node = node
@@ -169,8 +181,8 @@ class _Retire:
 
     def cell_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
         # It stopped before it could retire: nothing to hand back.
-        if _retires.get(cell) is self:
-            del _retires[cell]
+        if self.node.retires.get(cell) is self:
+            del self.node.retires[cell]
         self.started.set()
         self.done.set()
 
@@ -178,8 +190,8 @@ class _Retire:
         if self.started.is_set():
             return False
         self.started.set()
-        if _retires.get(cell) is self:
-            del _retires[cell]
+        if self.node.retires.get(cell) is self:
+            del self.node.retires[cell]
         try:
             await self._retire(cell)
         finally:
@@ -187,8 +199,6 @@ class _Retire:
         return True
 
     async def _retire(self, cell: AtomCell) -> None:
-        from ._migration import _Emigration
-
         node = self.node
         cell.busy = True
         if self.timeout is not None:
@@ -197,14 +207,13 @@ class _Retire:
         cell.cancel_timers()
         await cell.call_on_stop()
         mailbox = cell.mailbox
-        for control in mailbox.control:
-            if control[0] == "migrate" and isinstance(control[1], _Emigration):
-                control[1].fail(
-                    MigrationError(
-                        f"{cell.label()} was terminated by its supervisor meanwhile; "
-                        "migrate its next incarnation instead"
-                    )
-                )
+        fail_moves(
+            cell,
+            MigrationError(
+                f"{cell.label()} was terminated by its supervisor meanwhile; "
+                "migrate its next incarnation instead"
+            ),
+        )
         left = mailbox.close()  # the stash first, then the queue, in order
         self._rewatch(cell)
         # A forwarder to the origin from now on, as after a migration: Refs held
@@ -277,7 +286,7 @@ async def retire_remote(cell: ForwardingCell) -> None:
     timeout = cell.shutdown_timeout
     node.homes[cell.id] = peer.name  # the next start goes back there if it is up
     try:
-        result = await node.request(peer, ("retire", cell.id, timeout))
+        result = await node.request(peer, Retire("retire", 0, cell.id, timeout))
     except Exception as exc:  # its host died meanwhile: so did the atom
         cell.log.warning("atom.remote_stop_failed", host=peer.name, error=repr(exc))
         return
@@ -288,7 +297,7 @@ async def retire_remote(cell: ForwardingCell) -> None:
         return
     back: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = []
     for h, blob, token in result:
-        reply = None if token is None else CallbackReply(_Answer(node, peer, token))
+        reply = None if token is None else CallbackReply(Answer(node, peer, token))
         try:
             args, kwargs = pickle.loads(blob)
         except Exception as exc:
@@ -303,11 +312,12 @@ async def retire_remote(cell: ForwardingCell) -> None:
 # ----------------------------------------------------------------------
 # request handlers
 # ----------------------------------------------------------------------
-async def _req_child_failed(node: Node, peer: Peer, atom_id: str, blob: bytes) -> str:
-    """Origin side: a handler of ``atom_id`` raised on host ``peer``; the verdict is
+async def serve_child_failed(node: Node, peer: Peer, frame: ChildFailed) -> str:
+    """Origin side: a handler of the atom raised on host ``peer``; the verdict is
     ``resume``, ``restart`` (in place, undecided here) or ``held`` (the supervisor
     acts, and retires the incarnation there)."""
-    error = load_outcome(blob)
+    atom_id = frame.atom_id
+    error = load_outcome(frame.blob)
     exc: BaseException = (
         error.error if isinstance(error, outcome.Error) else RemoteError(repr(error.unwrap()))
     )
@@ -321,7 +331,7 @@ async def _req_child_failed(node: Node, peer: Peer, atom_id: str, blob: bytes) -
         or getattr(cell.current_forward().target, "peer_id", None) != peer.node_id
     ):
         return "restart"
-    if cell.parked is not None or atom_id in held:
+    if cell.parked is not None or atom_id in node.held:
         return "held"  # its supervisor is acting on it already (a group restart)
     directive = cell.decider(cell, exc)
     cell.log.error(
@@ -337,46 +347,44 @@ async def _req_child_failed(node: Node, peer: Peer, atom_id: str, blob: bytes) -
             for callback in list(cell.on_crashed):
                 callback(cell, exc)
         return "resume"
-    taken: bool = await node.nursery.start(_take_over, cell, exc, directive)
+    taken: bool = await node.nursery.start(_take_over, node, cell, exc, directive)
     return "held" if taken else "restart"
 
 
 async def _take_over(
+    node: Node,
     cell: ForwardingCell,
     exc: BaseException,
     directive: Directive,
     *,
     task_status: trio.TaskStatus[bool] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    node = get_node(cell.system)
-    lock = node.migrations.setdefault(cell.id, trio.Lock())
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
+    if not node.try_migration_lock(cell.id):
         # A migration of this atom waits for its turn to end: no supervisor now.
         task_status.started(False)
         return
     try:
         fwd = cell.current_forward()
         fwd.pause()
-        held[cell.id] = fwd
+        node.held[cell.id] = fwd
         cell.state = _RUNNING
         task_status.started(True)
         await cell.supervise(exc, directive)
     finally:
-        lock.release()
+        node.release_migration_lock(cell.id)
     # (its turns, if it came back into this process: then it is a plain cell)
     await ForwardingCell.carry_on(cell, exc)
 
 
-async def _req_retire(node: Node, peer: Peer, atom_id: str, timeout: float | None) -> Any:
+async def serve_retire(node: Node, peer: Peer, frame: Retire) -> Any:
     """Host side of ``retire_remote``: the messages handed back, or ``late``."""
-    cell = lookup(atom_id)
+    timeout = frame.timeout
+    cell = lookup(frame.atom_id)
     if cell is None or type(cell) is ForwardingCell or cell.state >= _STOPPING:
         return []
-    retire = _retires[cell] = _Retire(node, peer, timeout)
+    retire = node.retires[cell] = Retirement(node, peer, timeout)
     cell.on_stopped.append(retire.cell_stopped)
-    failing = _failing.get(cell)
+    failing = node.failing.get(cell)
     if failing is not None:
         failing.event.set()  # it waits in its failure path: it retires from there
     elif not cell.mailbox.put_control(("migrate", retire)):
@@ -389,11 +397,3 @@ async def _req_retire(node: Node, peer: Peer, atom_id: str, timeout: float | Non
             return _LATE
     await retire.done.wait()
     return retire.handed_back
-
-
-_HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "child_failed": _req_child_failed,
-    "retire": _req_retire,
-}
-for _kind, _fn in _HANDLERS.items():
-    add_request(_kind, _fn)

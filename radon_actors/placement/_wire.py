@@ -14,7 +14,9 @@ checked the client's proof does it read a frame, so an unauthenticated peer neve
 reaches ``pickle``.
 
 After the handshake each direction is a stream of frames: a 4-byte big-endian
-length and a pickled tuple ``(kind, ...)``. The arguments of asks and requests
+length and a pickled tuple ``(kind, ...)`` (the types of the frames are in
+``_frames``; a frame class is pickled as the plain tuple of its fields). The
+arguments of asks and requests
 travel as a nested pickle inside the frame, so one whose arguments cannot be
 unpickled (a class missing on this host) is still routed and answered with a
 clear error; tells are pickled in one go (they are the throughput path), and
@@ -34,6 +36,7 @@ from typing import Any
 import trio
 
 from ._errors import AuthenticationFailed, ProtocolError
+from ._frames import Frame, Undecodable
 
 __all__ = [
     "MAGIC",
@@ -115,10 +118,15 @@ async def server_handshake(stream: trio.abc.Stream, secret: bytes) -> None:
         raise AuthenticationFailed("peer failed the cluster-secret challenge")
 
 
-def encode(frame: tuple[Any, ...]) -> bytes:
-    """One frame: length prefix and pickled tuple."""
-    data = pickle.dumps(frame, PICKLE_PROTOCOL)
+def encode(frame: Frame) -> bytes:
+    """One frame: length prefix and its fields pickled as a plain tuple (``[:]``
+    of a plain tuple is the tuple itself)."""
+    data = pickle.dumps(frame[:], PICKLE_PROTOCOL)
     return len(data).to_bytes(4, "big") + data
+
+
+def _undecodable(exc: Exception) -> Undecodable:
+    return Undecodable("undecodable", repr(exc))
 
 
 class FrameReader:
@@ -130,6 +138,7 @@ class FrameReader:
         self._buf = bytearray()
 
     def feed(self, data: bytes | bytearray) -> list[tuple[Any, ...]]:
+        """The whole frames ``data`` completes, as decoded tuples, in order."""
         buf = self._buf
         if not buf and len(data) >= 4:
             size = _unpack_size(data)[0]
@@ -139,7 +148,7 @@ class FrameReader:
                 try:
                     return [pickle.loads(memoryview(data)[4:])]
                 except Exception as exc:
-                    return [("undecodable", repr(exc))]
+                    return [_undecodable(exc)]
         buf += data
         frames: list[tuple[Any, ...]] = []
         pos = 0
@@ -154,7 +163,7 @@ class FrameReader:
                 try:
                     frames.append(pickle.loads(view[pos + 4 : pos + 4 + size]))
                 except Exception as exc:  # e.g. a tell of a class missing here
-                    frames.append(("undecodable", repr(exc)))
+                    frames.append(_undecodable(exc))
                 pos += 4 + size
         if pos:
             del buf[:pos]

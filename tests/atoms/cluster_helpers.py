@@ -144,11 +144,16 @@ def record_frames(system: System) -> list[tuple[Any, ...]]:
     node = system._placement
     assert node is not None
     seen: list[tuple[Any, ...]] = []
-    dispatch = node._dispatch
+    table = node.table.handlers
 
-    def recording(peer: Any, frame: tuple[Any, ...]) -> Any:
-        seen.append(frame)
-        return dispatch(peer, frame)
+    def recording(handler: Any) -> Any:
+        def record(peer: Any, frame: tuple[Any, ...]) -> Any:
+            seen.append(frame)
+            return handler(peer, frame)
 
-    node._dispatch = recording  # type: ignore[method-assign]
+        return record
+
+    # In place: the connections' readers hold this table.
+    for kind, handler in list(table.items()):
+        table[kind] = recording(handler)
     return seen

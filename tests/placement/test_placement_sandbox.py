@@ -47,7 +47,8 @@ from radon_actors import (
     open_system,
 )
 from radon_actors.placement import _code
-from radon_actors.placement._node import Node
+from radon_actors.placement._frames import CodeDone, CodeHas, CodePart
+from radon_actors.placement._node import Node, get_node
 from radon_actors.runtime import _directory
 from radon_actors.sandbox.host import content_hash
 
@@ -199,19 +200,19 @@ async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itse
         assert node is not None
         peer = node.peer_by_name("w1")
         bogus = "0" * 64
-        await node.request(peer, ("code_part", bogus, 0, b"not a component"))
+        await node.request(peer, CodePart("code_part", 0, bogus, 0, b"not a component"))
         with pytest.raises(ProtocolError, match="does not match its hash"):
             await node.request(
-                peer, ("code_done", bogus, len(b"not a component"), "mobile_atoms", [])
+                peer, CodeDone("code_done", 0, bogus, len(b"not a component"), "mobile_atoms", [])
             )
-        assert not await node.request(peer, ("code_has", bogus))
+        assert not await node.request(peer, CodeHas("code_has", 0, bogus))
         assert not (tmp_path / f"sha256-{bogus}").exists()
         # a hash names a directory there: anything but a SHA-256 is refused
         with pytest.raises(ProtocolError, match="not a component hash"):
-            await node.request(peer, ("code_has", "../../etc"))
+            await node.request(peer, CodeHas("code_has", 0, "../../etc"))
         # parts must arrive in order, from offset 0
         with pytest.raises(ProtocolError, match="unexpected part"):
-            await node.request(peer, ("code_part", bogus, 5, b"late"))
+            await node.request(peer, CodePart("code_part", 0, bogus, 5, b"late"))
         sent.clear()
 
         # concurrent spawns of the same component on one host ship it once
@@ -292,23 +293,14 @@ async def test_a_restored_or_threaded_sandboxed_atom_keeps_its_behaviour_when_it
 
 async def test_partial_components_of_a_host_that_went_down_are_dropped() -> None:
     # the receiving side's bookkeeping, driven directly
-    class FakeNode:
-        def __init__(self) -> None:
-            self.names = {"w9": "n9"}
-            self.host_down_callbacks: list[Any] = []
-
-    class FakePeer:
-        node_id = "n9"
-        label = "'w9'"
-        name = "w9"
-
-    node: Any = FakeNode()
-    h = "f" * 64
-    await _code._req_code_part(node, FakePeer(), h, 0, b"x" * 10)
-    assert _code._staging[("n9", h)] == b"x" * 10
-    for callback in node.host_down_callbacks:
-        callback("w9", "connection lost")
-    assert ("n9", h) not in _code._staging
+    async with open_system() as system:
+        node = get_node(system)
+        peer = node.add_peer("n9", "w9", None)
+        h = "f" * 64
+        await _code.serve_code_part(node, peer, CodePart("code_part", 1, h, 0, b"x" * 10))
+        assert node.staging[("n9", h)] == b"x" * 10
+        peer.mark_down("connection lost")
+        assert ("n9", h) not in node.staging
 
 
 @pytest.mark.parametrize("sandbox", [True, False])

@@ -120,8 +120,8 @@ async def test_the_restart_goes_back_to_the_named_host_while_it_is_up(
     restarted = trio.Event()
     original = _supervised.restart_elsewhere
 
-    async def restart_elsewhere(cell: Any) -> None:
-        await original(cell)
+    async def restart_elsewhere(node: Any, cell: Any) -> None:
+        await original(node, cell)
         restarted.set()
 
     monkeypatch.setattr(_supervised, "restart_elsewhere", restart_elsewhere)

@@ -1,0 +1,130 @@
+"""Delivering the messages that arrive from other hosts.
+
+A ``tell`` or ``ask`` frame names its atom by id. The atom may be here (then its
+message is queued, or an ask of a handler that cannot suspend runs inline, as a
+local ask would), may have moved on (its forwarder here, or its origin, knows
+where), or may be gone.
+
+Everything here runs in the connection's reader, synchronously, so the frames of
+one connection are delivered in their order. One exception keeps that order
+too: when the atom's mailbox is full the reader stops reading that connection
+until there is room (TCP pushes back on the sender).
+
+**Per-sender FIFO under migration.** A Ref may say which host runs its atom (a
+location hint), so a sender's messages go there directly. If the atom is no
+longer there, this host sends the message on to the atom's origin, which knows
+where it went. From then on this host sends every hinted message for that atom
+through the origin (``Node.rerouted``), even once the atom is back here:
+otherwise a later message could overtake one still travelling through the
+origin. An entry is dropped once nothing can be travelling any more: the origin
+says the atom stopped (a ``down`` frame: this host asked it with a ``watch``) or
+the origin is lost.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import structlog
+
+from ..runtime import STASHED, AtomCell, CellState, lookup, resolve
+from ._endpoints import ForwardingCell, RemoteEndpoint, RemoteError, post, put_when_room
+
+if TYPE_CHECKING:
+    from ._node import Node
+    from ._transport import Peer
+
+__all__ = ["deliver", "deliver_pickled", "run_inline"]
+
+_log = structlog.get_logger("radon_actors.placement")
+
+_RUNNING = CellState.RUNNING
+_STOPPING = CellState.STOPPING
+
+
+def run_inline(
+    cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+) -> bool:
+    """Run a remote ask of a handler that cannot suspend on an idle atom right here.
+
+    The same fast path as a local ``ask`` (see ``runtime._cell``): with the atom
+    idle and its mailbox empty this is a faithful turn, and it saves waking the
+    atom's task. Returns False (nothing done) when the fast path does not apply.
+    """
+    mailbox = cell.mailbox
+    if cell.state != _RUNNING or cell.busy or mailbox.user or mailbox.control:
+        return False
+    try:
+        spec = cell.spec_for(h, args, kwargs)
+    except Exception:
+        return False  # the normal path reports it
+    if not spec.never_suspends:
+        return False
+    try:
+        result = cell.inline_turn(spec, args, kwargs)
+    except Exception as exc:
+        reply.deliver(outcome.Error(exc))
+        return True
+    if result is STASHED:
+        mailbox.stash((spec, args, kwargs, reply))
+    else:
+        reply.deliver(outcome.Value(result))
+    return True
+
+
+def deliver_pickled(
+    node: Node, atom_id: str, h: str, blob: bytes, reply: Any, src: Peer
+) -> Awaitable[None] | None:
+    """An ask's message, its arguments still pickled (see ``_wire``)."""
+    try:
+        args, kwargs = pickle.loads(blob)
+    except Exception as exc:
+        error = RemoteError(
+            f"the arguments of {h!r} for atom {atom_id} cannot be unpickled on host "
+            f"{node.name!r}: {exc!r} (is the class importable there?)"
+        )
+        if reply is not None:
+            reply.deliver(outcome.Error(error))
+        else:
+            _log.warning("dead_letter", atom_id=atom_id, handler=h, reason=str(error))
+        return None
+    return deliver(node, atom_id, h, args, kwargs, reply, src)
+
+
+def deliver(
+    node: Node,
+    atom_id: str,
+    h: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    reply: Any,
+    src: Peer,
+) -> Awaitable[None] | None:
+    """Deliver a message from ``src`` for ``atom_id``, here or on (see the module
+    docs); an awaitable when the atom's mailbox is full."""
+    ep: Any = lookup(atom_id)
+    rerouted = node.rerouted
+    if ep is None or (rerouted and atom_id in rerouted):
+        origin = atom_id.rpartition(".")[0]
+        peer = node.peers.get(origin)
+        if origin != src.node_id and peer is not None:
+            # Sent here on a Ref's location hint, but the atom is not here: its
+            # origin knows where it is, and gets this atom's hinted messages from
+            # now on (see the module docs).
+            if atom_id not in rerouted and peer.down is None:
+                rerouted.add(atom_id)
+                node.watches.follow(peer, atom_id)
+            ep = RemoteEndpoint(node, origin, atom_id, None)
+        elif ep is None:
+            ep = resolve(atom_id, None)
+    if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
+        if reply is not None and run_inline(ep, h, args, kwargs, reply):
+            return None
+        mailbox = ep.mailbox
+        if len(mailbox.user) >= mailbox.capacity and not mailbox.closed:
+            return put_when_room(ep, h, args, kwargs, reply)
+    post(ep, h, args, kwargs, reply)
+    return None

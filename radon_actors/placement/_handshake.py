@@ -1,0 +1,140 @@
+"""Opening a connection: TLS (optional), the HMAC handshake, then hellos.
+
+Both ways the first frame is a :class:`Hello` (node id, name, address, Python),
+sent only once the cluster-secret handshake (``_wire``) has passed, so nothing
+from an unauthenticated peer is ever unpickled. After the hellos the connection
+belongs to the transport (``_transport``): the side that dialled reads it in a
+task of the node's nursery, the side that accepted in the listener's task.
+
+Two hosts may dial each other at once: the first connection to attach becomes
+the peer's, and a later one only carries the other side's frames (plus our hello
+and heartbeats, so it is not taken for dead).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+from ._classes import PYTHON
+from ._errors import AuthenticationFailed, ProtocolError
+from ._frames import Hello
+from ._transport import PING, Peer, read_frames
+from ._wire import FrameReader, client_handshake, encode, server_handshake
+
+if TYPE_CHECKING:
+    from ._node import Node
+
+__all__ = ["accept", "dial"]
+
+_log = structlog.get_logger("radon_actors.placement")
+
+HELLO_TIMEOUT = 5.0
+_new = tuple.__new__
+
+
+def _hello(node: Node) -> bytes:
+    return encode(Hello("hello", node.node_id, node.name, node.address, PYTHON))
+
+
+async def _first_frames(stream: trio.abc.Stream, reader: FrameReader) -> list[tuple[Any, ...]]:
+    """The first frames the peer sent (its hello first); [] if it closed."""
+    frames: list[tuple[Any, ...]] = []
+    with trio.fail_after(HELLO_TIMEOUT):
+        while not frames:
+            data = await stream.receive_some()
+            if not data:
+                return []
+            frames = reader.feed(data)
+    return frames
+
+
+async def dial(node: Node, address: str, ssl_context: ssl.SSLContext | None = None) -> Peer:
+    """Connect to the host at ``host:port``, authenticate, and exchange hellos."""
+    host, _, port = address.rpartition(":")
+    stream: trio.abc.Stream = await trio.open_tcp_stream(host, int(port))
+    reader = FrameReader()
+    try:
+        if ssl_context is not None:
+            stream = trio.SSLStream(stream, ssl_context, server_hostname=host)
+            with trio.fail_after(HELLO_TIMEOUT):
+                await stream.do_handshake()
+        await client_handshake(stream, node.secret)
+        await stream.send_all(_hello(node))
+        frames = await _first_frames(stream, reader)
+        if not frames:
+            raise AuthenticationFailed(
+                f"host at {address} closed the connection during the handshake"
+            )
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    if frames[0][0] != "hello":
+        raise ProtocolError(f"expected a hello from {address}, got {frames[0][0]!r}")
+    hello = _new(Hello, frames[0])
+    peer = node.add_peer(hello.node_id, hello.name, hello.address or address)
+    peer.python = hello.python
+    peer.attach(stream)  # else the peer's own dial won: this one only reads
+    node.nursery.start_soon(read_frames, peer, stream, reader, frames[1:], node.table)
+    return peer
+
+
+async def accept(node: Node, stream: trio.abc.Stream) -> None:
+    """Serve one incoming connection (the listener's handler)."""
+    remote = _remote_label(stream)
+    try:
+        if node.ssl_server is not None:
+            stream = trio.SSLStream(stream, node.ssl_server, server_side=True)
+            with trio.fail_after(HELLO_TIMEOUT):
+                await stream.do_handshake()
+        await server_handshake(stream, node.secret)
+    except (AuthenticationFailed, ProtocolError, trio.TooSlowError) as exc:
+        _log.warning("placement.auth_refused", remote=remote, reason=str(exc))
+        await trio.aclose_forcefully(stream)
+        return
+    except (trio.BrokenResourceError, OSError) as exc:
+        _log.warning("placement.auth_refused", remote=remote, reason=repr(exc))
+        await trio.aclose_forcefully(stream)
+        return
+    _log.info("placement.peer_authenticated", remote=remote)
+    reader = FrameReader()
+    try:
+        frames = await _first_frames(stream, reader)
+    except (trio.TooSlowError, trio.BrokenResourceError, OSError, ProtocolError):
+        await trio.aclose_forcefully(stream)
+        return
+    if not frames:
+        return
+    if frames[0][0] != "hello":
+        await trio.aclose_forcefully(stream)
+        return
+    hello = _new(Hello, frames[0])
+    peer = node.add_peer(hello.node_id, hello.name, hello.address)
+    peer.python = hello.python
+    if not peer.attach(stream, first=_hello(node)):
+        node.nursery.start_soon(_idle_writer, node, stream, _hello(node))
+    # The listener closes the stream when this returns: read it here.
+    await read_frames(peer, stream, reader, frames[1:], node.table)
+
+
+async def _idle_writer(node: Node, stream: trio.abc.Stream, first: bytes) -> None:
+    """The writer of a second connection to a peer (both sides dialled): our
+    hello, then heartbeats."""
+    try:
+        await stream.send_all(first)
+        while True:
+            await trio.sleep(node.heartbeat_interval)
+            await stream.send_all(PING)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        return
+
+
+def _remote_label(stream: Any) -> str:
+    try:
+        addr = stream.socket.getpeername()
+        return f"{addr[0]}:{addr[1]}"
+    except Exception:
+        return "?"

@@ -1,0 +1,28 @@
+"""Migrations waiting in an atom's control lane, and how they are called off.
+
+A migration stops the atom at a turn boundary by queuing a control message (a
+:class:`Move`). Whatever takes the atom away first (another migration, or its
+supervisor retiring the incarnation, ``_supervision``) fails the moves still
+queued behind it: they would find a forwarder. This module is what both sides
+share, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from ..runtime import AtomCell
+
+__all__ = ["Move", "fail_moves"]
+
+
+class Move:
+    """A migration's control message (``_migration._Emigration``)."""
+
+    def fail(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+
+def fail_moves(cell: AtomCell, error: BaseException) -> None:
+    """Fail every migration still queued in ``cell``'s control lane."""
+    for control in cell.mailbox.control:
+        if control[0] == "migrate" and isinstance(control[1], Move):
+            control[1].fail(error)

@@ -1,0 +1,84 @@
+"""The body of a host process: a worker, or ``radon host``.
+
+A host opens its own system, makes its node before any atom is placed (its
+name, secret and heartbeat settings come from whoever started it), listens, and
+runs until a ``shutdown`` frame arrives from the process that started it, or,
+for a worker, until its stdin closes (its parent is gone).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+from ._node import Node
+from ._transport import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
+
+if TYPE_CHECKING:
+    from ..runtime import System
+
+__all__ = ["SystemOpener", "serve_host"]
+
+_log = structlog.get_logger("radon_actors.placement")
+
+SystemOpener = Callable[[], AbstractAsyncContextManager["System"]]
+"""How a host process opens its system: ``radon_actors.open_system`` (the entry
+points pass it in, since this layer cannot import the composition above it)."""
+
+
+async def serve_host(
+    open_system: SystemOpener,
+    host: str,
+    port: int,
+    secret: bytes,
+    name: str,
+    *,
+    ready: Callable[[str], None],
+    watch_stdin: bool = False,
+    heartbeat_interval: float = HEARTBEAT_INTERVAL,
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Run a host, in a system from ``open_system()``, until a ``shutdown`` frame
+    arrives (or stdin closes).
+
+    With ``ssl_context`` (a server context) every connection is TLS.
+    """
+    async with open_system() as system:
+        node = Node(
+            system,
+            secret,
+            name=name,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+        )
+        system.install_placement(node)
+        node.ssl_server = ssl_context
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound: Any = listeners[0].socket.getsockname()
+        node.address = f"{host}:{bound[1]}"
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(trio.serve_listeners, node.handle_stream, listeners))
+            if watch_stdin:
+                nursery.start_soon(_until_stdin_closes, node)
+            ready(node.address)
+            _log.info("placement.host_listening", host=name, address=node.address)
+            await node.shutdown_requested.wait()
+            nursery.cancel_scope.cancel()
+
+
+async def _until_stdin_closes(node: Node) -> None:
+    stream = trio.lowlevel.FdStream(os.dup(0))
+    try:
+        while await stream.receive_some():
+            pass
+    finally:
+        node.shutdown_requested.set()
+        await stream.aclose()

@@ -1,0 +1,334 @@
+"""Peers and their connections: batched writes, the reader, heartbeats.
+
+Each peer node is a :class:`Peer`: an outgoing byte buffer (frames are batched:
+whatever accumulated while the writer was busy goes out in one ``send_all``),
+one connection, and the node that owns it. A connection that closes, errors or
+stays silent longer than the heartbeat timeout takes the peer down
+(``Peer.mark_down``), and the node fails every ask waiting on it with
+:class:`HostDown`.
+
+The transport hands each frame to the handler its kind has in the node's
+dispatch table (``_dispatch``); connecting and the hello exchange are
+``_handshake``'s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+from ..mailbox import BUDGET, budget
+from ._classes import PYTHON
+from ._errors import AuthenticationFailed, HostDown, ProtocolError
+from ._frames import Frame, Ping
+from ._wire import FrameReader, encode
+
+if TYPE_CHECKING:
+    from ._code import Shipment
+    from ._node import Node
+
+__all__ = [
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
+    "PING",
+    "FrameHandler",
+    "FrameTable",
+    "Peer",
+    "read_frames",
+]
+
+_log = structlog.get_logger("radon_actors.placement")
+
+HEARTBEAT_INTERVAL = 0.5
+HEARTBEAT_TIMEOUT = 3.0
+PING = encode(Ping("ping"))
+CHUNK = 65536
+
+FrameHandler = Callable[["Peer", Any], "Awaitable[None] | None"]
+"""What the reader hands a decoded frame to (by its kind: ``_dispatch``); an
+awaitable means: read no further until it is done (a full mailbox pushes back
+on the sender)."""
+
+
+class FrameTable:
+    """Frame kind -> handler (``handlers``, a plain dict: the reader's lookup is
+    on the per-message path), and the handler of a kind it does not know."""
+
+    __slots__ = ("handlers", "unknown")
+
+    def __init__(self, unknown: FrameHandler, handlers: dict[str, FrameHandler]) -> None:
+        self.handlers = handlers
+        self.unknown = unknown
+
+    def __getitem__(self, kind: str) -> FrameHandler:
+        return self.handlers.get(kind, self.unknown)
+
+
+class Peer:
+    """Another node, as seen from this one."""
+
+    def __init__(self, node: Node, node_id: str, name: str, address: str | None) -> None:
+        self.node = node
+        self.node_id = node_id
+        self.name = name
+        self.address = address
+        self.python = PYTHON  # its Python (from its hello), for code shipped by value
+        # Heartbeat settings for this peer (``start_host`` can set them per host).
+        self.heartbeat_interval = node.heartbeat_interval
+        self.heartbeat_timeout = node.heartbeat_timeout
+        self.stream: trio.abc.Stream | None = None
+        self.fd = -1  # the stream's socket, for direct writes (see ``send``)
+        self.writing = False
+        self.out = bytearray()
+        self.down: str | None = None
+        # Components this peer has, by content hash (done, or being shipped).
+        self.shipped: dict[str, Shipment] = {}
+        self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._connecting = False
+
+    @property
+    def label(self) -> str:
+        where = f" at {self.address}" if self.address else ""
+        return f"{self.name!r}{where}"
+
+    def backlog(self) -> int:
+        return len(self.out)
+
+    async def wait_drained(self) -> None:
+        if self.out and self.down is None:
+            await self._drained.wait()
+
+    def send(self, frame: Frame, *, urgent: bool = False) -> None:
+        """Queue a frame for the writer task (which batches what accumulates).
+
+        ``urgent`` frames (asks and replies, whose sender waits) are written
+        straight to the socket when nothing is queued or being written, which
+        saves a scheduler pass on each side of a round trip; order is kept because
+        everything sent before has already left.
+        """
+        if self.down is not None:
+            raise HostDown(f"host {self.label} is down ({self.down})")
+        data = encode(frame)
+        if urgent and not self.out and not self.writing and self.fd >= 0:
+            try:
+                sent = os.write(self.fd, data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # the writer and reader will see the broken connection
+            if sent == len(data):
+                return
+            data = data[sent:]
+        self.out += data
+        self._wake.set()
+        if self.stream is None and not self._connecting and self.address is not None:
+            self._connecting = True
+            self.node.nursery.start_soon(self._dial)
+
+    async def _dial(self) -> None:
+        assert self.address is not None
+        try:
+            await self.node.dial(self.address)
+        except (
+            OSError,
+            ValueError,
+            AuthenticationFailed,
+            ProtocolError,
+            trio.TooSlowError,
+            trio.BrokenResourceError,
+        ) as exc:
+            self.mark_down(f"could not connect: {exc}")
+
+    def attach(self, stream: trio.abc.Stream, first: bytes = b"") -> bool:
+        """Make ``stream`` this peer's connection, ``first`` ahead of what is
+        queued; False if it has one already."""
+        if self.stream is not None:
+            return False
+        if first:
+            self.out[:0] = first
+        self.stream = stream
+        # Direct writes only on a plain socket (never around TLS).
+        self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self._wake.set()
+        self.node.nursery.start_soon(self.writer, stream)
+        return True
+
+    def mark_down(self, reason: str) -> None:
+        if self.down is not None:
+            return
+        self.down = reason
+        self.stream = None
+        self.fd = -1
+        self.out.clear()
+        self._wake.set()
+        self._drained.set()
+        # A clean close (the peer shut down) is news, not a problem.
+        log = _log.debug if self.node.closing else _log.warning
+        if reason == "connection closed" and not self.node.closing:
+            log = _log.info
+        log("placement.host_down", host=self.name, node=self.node_id, reason=reason)
+        self.node.peer_down(self, reason)
+
+    async def writer(self, stream: trio.abc.Stream) -> None:
+        """Send whatever accumulated, in one write; a ping when idle (heartbeat)."""
+        while self.down is None and self.stream is stream:
+            if not self.out:
+                with trio.move_on_after(self.heartbeat_interval):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                if not self.out:
+                    self.out += PING
+            if self.stream is not stream:
+                return
+            data = bytes(self.out)
+            self.out.clear()
+            self.writing = True
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self.mark_down(f"connection lost: {exc!r}")
+                return
+            finally:
+                self.writing = False
+            if not self.out:
+                self._drained.set()
+                self._drained = trio.Event()
+
+
+class _Liveness:
+    """Liveness of one connection's reader (see ``_watchdog``)."""
+
+    __slots__ = ("done", "last", "paused", "scope", "timed_out")
+
+    def __init__(self) -> None:
+        self.last = trio.current_time()
+        self.paused = False
+        self.done = False
+        self.timed_out = False
+        self.scope = trio.CancelScope()
+
+
+async def read_frames(
+    peer: Peer,
+    stream: trio.abc.Stream,
+    reader: FrameReader,
+    early: list[tuple[Any, ...]],
+    table: FrameTable,
+) -> None:
+    """Hand every frame of ``stream`` to its handler in ``table``, in order, until
+    the stream ends; then the peer is down (unless another connection has taken
+    over)."""
+    reason = "connection closed"
+    live = _Liveness()
+    try:
+        with trio.CancelScope() as live.scope:
+            peer.node.nursery.start_soon(_watchdog, peer, live)
+            handlers = table.handlers
+            for frame in early:
+                wait = table[frame[0]](peer, frame)
+                if wait is not None:
+                    await wait
+            receive = _receiver(stream)
+            while True:
+                data = await receive()
+                if not data:
+                    break
+                live.last = trio.current_time()
+                for frame in reader.feed(data):
+                    try:
+                        handler = handlers[frame[0]]
+                    except KeyError:
+                        handler = table.unknown
+                    wait = handler(peer, frame)
+                    if wait is not None:
+                        # A full mailbox: stop reading this connection until
+                        # there is room (TCP pushes back on the sender), in order.
+                        live.paused = True
+                        await wait
+                        live.paused = False
+                        live.last = trio.current_time()
+        if live.timed_out:
+            reason = f"no heartbeat for {peer.heartbeat_timeout} s"
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        reason = f"connection lost: {exc!r}"
+    except ProtocolError as exc:
+        reason = str(exc)
+    except Exception as exc:  # a frame that does not decode: drop the peer
+        reason = f"malformed frame: {exc!r}"
+        _log.error("placement.bad_frame", host=peer.name, error=repr(exc))
+    finally:
+        live.done = True
+        if peer.stream is stream or peer.stream is None:
+            peer.mark_down(reason)
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)
+
+
+async def _watchdog(peer: Peer, live: _Liveness) -> None:
+    """Cancel a reader that has heard nothing for the heartbeat timeout.
+
+    One task per connection that wakes every heartbeat interval, instead of a
+    cancel scope per read (which would cost on every message).
+    """
+    while not live.done:
+        await trio.sleep(min(peer.heartbeat_interval, peer.heartbeat_timeout / 2))
+        idle = trio.current_time() - live.last
+        if not live.done and not live.paused and idle > peer.heartbeat_timeout:
+            live.timed_out = True
+            live.scope.cancel()
+            return
+
+
+def _receiver(stream: trio.abc.Stream) -> Callable[[], Awaitable[bytes | bytearray]]:
+    """How the reader takes bytes off ``stream``.
+
+    For a plain TCP stream: ``os.read`` on its socket, and a wait for readability
+    only when nothing is there. Trio's ``receive_some`` also yields after every
+    successful read, which costs each message a second pass of the scheduler (and
+    a poll) on the round trip's critical path. This reader yields only when it
+    had to wait, or, to stay fair under a flood, on the shared cooperative budget;
+    and after a read that emptied the socket it waits before reading again,
+    instead of first trying a read that would fail.
+    """
+    if not isinstance(stream, trio.SocketStream):
+        return stream.receive_some
+    sock = stream.socket
+    fd = sock.fileno()
+    read = os.read
+    wait_readable = trio.lowlevel.wait_readable
+    yield_now = trio.lowlevel.cancel_shielded_checkpoint
+
+    drained = False  # the last read took less than asked: the socket is empty
+
+    async def receive() -> bytes:
+        nonlocal drained
+        if not drained:
+            try:
+                data = read(fd, CHUNK)
+            except BlockingIOError:
+                pass
+            else:
+                drained = len(data) < CHUNK
+                b = budget
+                b.left -= 1
+                if b.left <= 0:
+                    b.left = BUDGET
+                    await yield_now()
+                return data
+        # Empty (as after every message of a ping-pong): wait, skipping the read
+        # that would only fail.
+        while True:
+            await wait_readable(sock)
+            try:
+                data = read(fd, CHUNK)
+            except BlockingIOError:
+                continue  # a spurious wake-up
+            drained = len(data) < CHUNK
+            return data
+
+    return receive
