@@ -26,6 +26,7 @@ from examples.kvstore import (
     serve,
 )
 from radon_actors import System, open_system
+from radon_actors.testing import node_of
 
 redis = pytest.importorskip("redis")
 
@@ -393,7 +394,7 @@ async def test_bank_total_and_acknowledged_writes_survive_a_killed_host() -> Non
             ) as store:
                 for a in range(accounts):
                     await store.execute([b"SET", b"acct:%d" % a, b"100"])
-                node = system._placement
+                node = node_of(system)
                 victim = node.processes[node.peer_by_name("w1").node_id]
                 rng = random.Random(11)
                 halfway = trio.Event()

@@ -13,11 +13,12 @@ from typing import Any
 import trio
 
 from radon_actors import System, open_system
+from radon_actors.testing import cell_of, node_of
 
 
 def kill_workers(system: System) -> None:
     """SIGKILL every worker host process the system started that is still running."""
-    node = system._placement
+    node = node_of(system)
     if node is not None:
         for proc in node.processes.values():
             if proc.returncode is None:
@@ -26,7 +27,7 @@ def kill_workers(system: System) -> None:
 
 def kill_host(system: System, name: str) -> None:
     """SIGKILL the worker host process called ``name``."""
-    node = system._placement
+    node = node_of(system)
     assert node is not None
     node.processes[node.peer_by_name(name).node_id].kill()
 
@@ -105,10 +106,9 @@ class Kind:
         guest has no process).
         """
         from radon_actors.placement._endpoints import ForwardingCell
-        from radon_actors.runtime import _directory
 
-        node = system._placement
-        cell = _directory.lookup(ref.id)
+        node = node_of(system)
+        cell = cell_of(ref)
         assert cell is not None, f"{ref} has no directory entry here"
         if type(cell) is not ForwardingCell:
             assert cell.instance is not None and cell.state == 1, f"{ref} is not running here"
@@ -141,7 +141,7 @@ def sandboxed_kind() -> Kind:
 
 def record_frames(system: System) -> list[tuple[Any, ...]]:
     """Every frame this process's node receives from now on (a test probe)."""
-    node = system._placement
+    node = node_of(system)
     assert node is not None
     seen: list[tuple[Any, ...]] = []
     table = node.table.handlers

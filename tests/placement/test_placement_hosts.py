@@ -23,6 +23,7 @@ from radon_actors import (
     NoSuchHost,
     open_system,
 )
+from radon_actors.testing import node_of
 
 
 async def test_spawn_ask_tell_on_a_worker_process() -> None:
@@ -59,7 +60,7 @@ async def test_remote_ask_timeout_and_cancellation() -> None:
         with trio.move_on_after(0.1) as scope:
             await other.ask(Counter.hang)
         assert scope.cancelled_caught
-        node = system._placement
+        node = node_of(system)
         assert not node.pending  # the abandoned asks left nothing behind
 
 
@@ -97,8 +98,8 @@ async def test_a_hinted_ref_follows_the_atom_after_its_host_dies() -> None:
         relay = await system.spawn(Relay, host="w1")
         assert await relay.ask(Relay.relay, target, 1) == 11  # w1 now holds a Ref via w2
         lost = trio.Event()
-        system._placement.host_down_callbacks.append(lambda host, reason: lost.set())
-        node = system._placement
+        node_of(system).host_down_callbacks.append(lambda host, reason: lost.set())
+        node = node_of(system)
         node.processes[node.peer_by_name("w2").node_id].kill()
         with trio.fail_after(20):
             await lost.wait()
@@ -127,7 +128,7 @@ async def test_sigkilled_host_fails_asks_in_flight_fast() -> None:
         pid = int(await ref.ask(Counter.where))
         errors: list[BaseException] = []
         downs: list[str] = []
-        system._placement.host_down_callbacks.append(lambda host, reason: downs.append(host))
+        node_of(system).host_down_callbacks.append(lambda host, reason: downs.append(host))
 
         async def ask_hanging() -> None:
             try:
@@ -184,12 +185,12 @@ async def test_radon_host_console_script_joined_by_address(tmp_path: Path) -> No
             moved = await system.spawn(Counter, 5)
             await system.migrate(moved, to="remote")
             assert int(await moved.ask(Counter.where)) == proc.pid
-            assert await system._placement.hosts()[1].load() == 2
+            assert await node_of(system).hosts()[1].load() == 2
         # closing the system stopped the atoms it spawned on the joined host, and
         # the one it moved there
         async with open_system() as system:
             await system.connect_host(address, secret_file=secret)
-            assert await system._placement.hosts()[1].load() == 0
+            assert await node_of(system).hosts()[1].load() == 0
 
 
 async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:
@@ -240,7 +241,7 @@ async def test_code_shipped_by_value_needs_the_same_python() -> None:
     async with cluster("w1") as system:
         ref = await system.spawn(dyn, host="w1")  # by value, same Python: fine
         assert await ref.ask("hi") == "hi"
-        peer = system._placement.peer_by_name("w1")
+        peer = node_of(system).peer_by_name("w1")
         peer.python = "cpython-2.7"  # pretend the host runs another Python
         with pytest.raises(SpawnError, match="same Python"):
             await system.spawn(dyn, host="w1")
@@ -272,7 +273,7 @@ async def test_a_remote_ask_abandoned_while_queued_is_withdrawn() -> None:
                 await ref.ask(Counter.aincr)  # cancelled while queued
             release.set()
         assert await ref.ask(Counter.get) == 0  # neither ran
-        assert not system._placement.pending
+        assert not node_of(system).pending
 
 
 async def test_arguments_the_host_cannot_unpickle_fail_cleanly(tmp_path: Path) -> None:

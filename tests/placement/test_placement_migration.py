@@ -21,7 +21,7 @@ from radon_actors import (
     NoSuchAtom,
     NoSuchHost,
 )
-from radon_actors.runtime import _directory
+from radon_actors.testing import cell_of
 
 
 async def _pid_of(ref: Any) -> int:
@@ -304,11 +304,11 @@ async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and
             await system.migrate(ref, to="w1")
             await system.migrate(ref, to="w2")
             # what a watcher or supervisor of the original cell holds on to
-            _directory.lookup(ref.id).on_stopped.append(record)
+            cell_of(ref).on_stopped.append(record)
 
         await quitter.ask(Counter.halt)  # stops itself on w2
         with trio.fail_after(10):
-            await _directory.lookup(quitter.id).stopped.wait()
+            await cell_of(quitter).stopped.wait()
         assert stops == [(quitter.id, None)]
         with pytest.raises(AtomStopped):
             await quitter.ask(Counter.get)
@@ -317,7 +317,7 @@ async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and
 
         await doomed.ask(Counter.incr, 3)
         restarted = trio.Event()
-        cell = _directory.lookup(doomed.id)
+        cell = cell_of(doomed)
         cell.on_crashed = [lambda c, exc: restarted.set()]
         assert await kind.where(system, doomed) == "w2"
         kill_host(system, "w2")

@@ -51,6 +51,7 @@ from radon_actors.placement._frames import CodeDone, CodeHas, CodePart
 from radon_actors.placement._node import Node, get_node
 from radon_actors.runtime import _directory
 from radon_actors.sandbox.host import content_hash
+from radon_actors.testing import cell_of, node_of
 
 __all__ = [
     "test_asks_during_the_hand_over_are_not_run_on_the_source",
@@ -159,8 +160,8 @@ async def test_sandboxed_atoms_of_a_killed_host_restart_on_a_live_one() -> None:
         restarted = {ref.id: trio.Event() for ref in (placed, migrated, kid)}
         for ref in (placed, migrated, kid):
             event = restarted[ref.id]
-            _directory.lookup(ref.id).on_crashed = [lambda c, exc, e=event: e.set()]
-        node = system._placement
+            cell_of(ref).on_crashed = [lambda c, exc, e=event: e.set()]
+        node = node_of(system)
         assert node is not None
         kill_host(system, "w1")
         with trio.fail_after(30):
@@ -196,7 +197,7 @@ async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itse
             env.setenv("RADON_SANDBOX_CACHE", str(tmp_path))
             await system.start_host("w1")
         # a component whose bytes do not match its hash is refused, and not kept
-        node = system._placement
+        node = node_of(system)
         assert node is not None
         peer = node.peer_by_name("w1")
         bogus = "0" * 64
@@ -259,7 +260,7 @@ async def test_a_native_and_a_sandboxed_atom_of_one_class_move_side_by_side() ->
         assert await native.ask(Counter.spin, 1000) == await sandboxed.ask(Counter.spin, 1000)
         for ref in (native, sandboxed):
             await system.migrate(ref, to="local")
-        cells = [_directory.lookup(ref.id) for ref in (native, sandboxed)]
+        cells = [cell_of(ref) for ref in (native, sandboxed)]
         assert [c.runtime is not None for c in cells] == [False, True]
         assert [await ref.ask(Counter.get) for ref in (native, sandboxed)] == [2, 3]
 
@@ -287,7 +288,7 @@ async def test_a_restored_or_threaded_sandboxed_atom_keeps_its_behaviour_when_it
             assert await threaded.ask(Counter.aincr, len(hop)) == 1 + len(hop)
             threaded_back = await threaded.ask(Counter.incr, -len(hop))
             assert threaded_back == 1
-        cell = _directory.lookup(threaded.id)
+        cell = cell_of(threaded)
         assert cell.runtime.config.threaded
 
 
@@ -317,7 +318,7 @@ async def test_a_radon_host_joined_by_address_runs_and_moves_sandboxed_atoms(
     ):
         await system.connect_host(line.split()[1], secret_file=secret)
         ref = await system.spawn(Counter, 1, sandbox=sandbox, host="remote", name="c")
-        supervised = _directory.lookup(ref.id)  # the cell its supervisor restarts
+        supervised = cell_of(ref)  # the cell its supervisor restarts
         assert await ref.ask(Counter.incr) == 2
         assert await kind.where(system, ref) == "remote"
         # home (where it runs in another cell) and away again

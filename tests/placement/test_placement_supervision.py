@@ -30,6 +30,7 @@ from radon_actors import (
     open_system,
 )
 from radon_actors.runtime import _directory
+from radon_actors.testing import cell_of
 
 
 class Watcher(Atom):
@@ -282,7 +283,7 @@ async def test_every_atom_of_a_killed_host_is_restarted_with_its_own_state() -> 
                 all_down.set()
 
         for ref in refs:
-            cell = _directory.lookup(ref.id)
+            cell = cell_of(ref)
             assert cell is not None and cell.on_crashed is not None
             cell.on_crashed.append(count)
         os.kill(w1_pid, signal.SIGKILL)

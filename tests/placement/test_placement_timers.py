@@ -19,8 +19,8 @@ from cluster_helpers import cluster
 from placement_timer_atoms import Clock
 
 from radon_actors import Atom, MigrationError, Ref, Timer, handler, open_system
-from radon_actors.runtime import _directory
 from radon_actors.runtime._timers import TimerHandle, rearm, restoring, snapshot, start
+from radon_actors.testing import cell_of
 
 
 async def _fired(clock: Ref[Clock], n: int) -> list[tuple[str, int]]:
@@ -134,7 +134,7 @@ class Ticker(Atom):
 
 def _move_timers(source: Ref[Ticker], target: Ref[Ticker]) -> None:
     """What a migration does with the timers, between two cells of this process."""
-    src, dst = _directory.lookup(source.id), _directory.lookup(target.id)
+    src, dst = cell_of(source), cell_of(target)
     assert src is not None and dst is not None
     states = snapshot(src)
     blob = pickle.dumps(src.instance.handles)  # the handles in the atom's state
@@ -168,7 +168,7 @@ async def test_a_fired_one_shot_whose_message_moves_queued_is_still_cancellable(
 ) -> None:
     async with open_system() as system:
         a, b = await system.spawn(Ticker), await system.spawn(Ticker)
-        src, dst = _directory.lookup(a.id), _directory.lookup(b.id)
+        src, dst = cell_of(a), cell_of(b)
         assert src is not None and dst is not None
         release = trio.Event()
         a.tell(Ticker.hold, release)  # a long turn: the timer's message waits behind it

@@ -17,6 +17,7 @@ from radon_actors import AuthenticationFailed, HostDown, ProtocolError, open_sys
 from radon_actors.placement import _wire
 from radon_actors.placement._node import Node
 from radon_actors.runtime._system import System
+from radon_actors.testing import node_of
 
 SECRET = b"s" * 32
 unpickled: list[str] = []
@@ -185,14 +186,14 @@ async def test_tls_wraps_the_connection_and_plain_peers_are_refused() -> None:
             name = await client.connect_host(address, secret=SECRET, ssl_context=client_ctx)
             ref = await client.spawn(Counter, 1, host=name)
             assert await ref.ask(Counter.incr) == 2
-            assert client._placement.peer_by_name(name).fd == -1  # no raw writes under TLS
+            assert node_of(client).peer_by_name(name).fd == -1  # no raw writes under TLS
             # a local worker started afterwards is still reached over plain TCP
             await client.start_host("w1")
             try:
                 worker_atom = await client.spawn(Counter, 5, host="w1")
                 assert await worker_atom.ask(Counter.incr) == 6
             finally:
-                client._placement.processes[client._placement.names["w1"]].kill()
+                node_of(client).processes[node_of(client).names["w1"]].kill()
         with structlog.testing.capture_logs() as logs:
             async with open_system() as plain:
                 with pytest.raises(ProtocolError):
@@ -217,7 +218,7 @@ async def test_a_malformed_frame_drops_the_peer_not_the_system() -> None:
             cnode = Node(client, SECRET, name="client")
             client.install_placement(cnode)
             assert (await cnode.dial(address)).name == "server"
-        assert server._placement is node
+        assert node_of(server) is node
 
 
 async def test_an_unknown_request_is_answered_with_an_error_not_silence() -> None:

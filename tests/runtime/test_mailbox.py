@@ -11,6 +11,7 @@ from runtime_atoms import Gate
 
 from radon_actors import Atom, MailboxFull, StashOverflow, System, handler
 from radon_actors.mailbox import Mailbox
+from radon_actors.testing import cell_of
 
 
 def test_capacity_must_be_positive() -> None:
@@ -144,9 +145,8 @@ def test_stash_outside_a_turn_is_an_error() -> None:
 
         async with open_system() as system:
             ref = await system.spawn(Initialising)
-            from radon_actors.runtime import _directory
 
-            cell = _directory.lookup(ref.id)
+            cell = cell_of(ref)
             assert cell is not None
             with pytest.raises(RuntimeError, match="during its turn"):
                 cell.instance.stash()

@@ -33,8 +33,8 @@ from radon_actors import (
     SpawnError,
     open_system,
 )
-from radon_actors.runtime import _directory
 from radon_actors.sandbox._instance import GuestAtom
+from radon_actors.testing import cell_of
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
@@ -55,7 +55,7 @@ MODES = [
 
 
 def _instance(ref: Ref[Any]) -> Any:
-    cell = _directory.lookup(ref.id)
+    cell = cell_of(ref)
     assert cell is not None
     return cell.instance
 

@@ -14,8 +14,8 @@ import pytest
 from sandbox_atoms import Counter, Point
 
 from radon_actors import MessageNotPortable, open_system
-from radon_actors.runtime import _directory
 from radon_actors.sandbox import _codec, _instance
+from radon_actors.testing import cell_of
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
@@ -139,7 +139,7 @@ async def test_the_guest_returns_what_it_was_sent_with_its_type(value: Any) -> N
 async def test_the_guest_marshals_scalar_results_only(value: Any, marshalled: bool) -> None:
     async with open_system() as system:
         boxed = await system.spawn(Counter, sandbox=True)
-        cell = _directory.lookup(boxed.id)
+        cell = cell_of(boxed)
         assert cell is not None
         guest: _instance.GuestAtom = cell.instance
         for message in (_codec.enc_message((value,), {}), _codec.enc(((value,), {}))):

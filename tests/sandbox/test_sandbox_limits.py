@@ -12,7 +12,7 @@ import pytest
 from sandbox_atoms import Counter, Hostile
 
 from radon_actors import SandboxConfig, SandboxCrashed, open_system
-from radon_actors.runtime import _directory
+from radon_actors.testing import cell_of
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
@@ -20,7 +20,7 @@ LIMITS = SandboxConfig(fuel=300_000_000, memory=96 * 1024 * 1024)
 
 
 def _restarts(ref: Any) -> int:
-    cell = _directory.lookup(ref.id)
+    cell = cell_of(ref)
     assert cell is not None
     return cell.restarts
 
@@ -80,7 +80,7 @@ async def test_a_crashed_atom_under_stop_directive_stops() -> None:
 
     async with open_system() as system:
         attacker = await system.spawn(Hostile, sandbox=LIMITS)
-        cell = _directory.lookup(attacker.id)
+        cell = cell_of(attacker)
         assert cell is not None
         cell.decider = lambda _cell, _exc: Directive.STOP
         with pytest.raises(SandboxCrashed):

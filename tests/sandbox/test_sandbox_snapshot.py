@@ -9,6 +9,7 @@ from sandbox_atoms import Boom, Counter, Point, Relay
 
 from radon_actors import Atom, AtomStopped, SandboxConfig, SandboxError, handler, open_system
 from radon_actors.sandbox._spawn import snapshot, spawn_restored
+from radon_actors.testing import cell_of
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
@@ -98,7 +99,6 @@ async def test_snapshot_mid_turn_waits_for_the_turn_boundary(config: object) -> 
 
 
 async def test_a_cancelled_snapshot_is_withdrawn(monkeypatch: pytest.MonkeyPatch) -> None:
-    from radon_actors.runtime import _directory
     from radon_actors.sandbox._instance import GuestAtom
 
     calls: list[object] = []
@@ -113,7 +113,7 @@ async def test_a_cancelled_snapshot_is_withdrawn(monkeypatch: pytest.MonkeyPatch
         gate = trio.Event()
         target = await system.spawn(Gate, gate)
         relay = await system.spawn(Relay, sandbox=True)
-        cell = _directory.lookup(relay.id)
+        cell = cell_of(relay)
         assert cell is not None
         callbacks = list(cell.on_stopped)
         async with trio.open_nursery() as nursery:

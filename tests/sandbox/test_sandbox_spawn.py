@@ -9,9 +9,9 @@ import pytest
 from sandbox_atoms import Counter, Relay, SandboxedCounter
 
 from radon_actors import Ref, SandboxConfig, open_system
-from radon_actors.runtime import _directory
 from radon_actors.runtime._cell import AtomCell
 from radon_actors.sandbox._instance import GuestAtom
+from radon_actors.testing import cell_of
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
@@ -23,7 +23,7 @@ PARENTS = [
 
 
 def _cell(ref: Ref[Any]) -> AtomCell:
-    cell = _directory.lookup(ref.id)
+    cell = cell_of(ref)
     assert cell is not None
     return cell
 
