@@ -203,9 +203,7 @@ class Retirement:
         cell.busy = True
         if self.timeout is not None:
             cell.shutdown_timeout = self.timeout
-        await cell.stop_children()
-        cell.cancel_timers()
-        await cell.call_on_stop()
+        await cell.terminate_incarnation()
         mailbox = cell.mailbox
         fail_moves(
             cell,

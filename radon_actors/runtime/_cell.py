@@ -649,9 +649,7 @@ class AtomCell:
         a fresh incarnation starts); a failing start stops the atom."""
         self.busy = True
         try:
-            await self.stop_children()
-            self.cancel_timers()
-            await self.call_on_stop()
+            await self.terminate_incarnation()
             self.restarts += 1
             try:
                 await self.start_incarnation()
@@ -662,6 +660,14 @@ class AtomCell:
             self.log.info("atom.restarted", restarts=self.restarts, reason=repr(exc))
         finally:
             self.busy = False
+
+    async def terminate_incarnation(self) -> None:
+        """End the current incarnation but not the atom: its children stop, its
+        timers are cancelled and ``on_stop`` runs; the cell, its mailbox and its
+        Refs stay (for a restart, or for :meth:`finish`)."""
+        await self.stop_children()
+        self.cancel_timers()
+        await self.call_on_stop()
 
     async def stop_children(self) -> None:
         """Stop the atom's children, newest first, and wait for each."""
@@ -706,9 +712,7 @@ class AtomCell:
             return
         self.state = _STOPPING
         self.busy = True
-        await self.stop_children()
-        self.cancel_timers()
-        await self.call_on_stop()
+        await self.terminate_incarnation()
         self.finish(reason)
 
     def finish(self, reason: BaseException | None) -> None:

@@ -166,9 +166,7 @@ class Parked:
         if self.terminated:
             return
         cell = self.cell
-        await cell.stop_children()
-        cell.cancel_timers()
-        await cell.call_on_stop()
+        await cell.terminate_incarnation()
         cell.instance = None
         self.terminated = True
 
