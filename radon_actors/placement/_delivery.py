@@ -31,7 +31,7 @@ import outcome
 import structlog
 
 from ..runtime import STASHED, AtomCell, CellState, lookup, resolve
-from ._endpoints import ForwardingCell, RemoteEndpoint, RemoteError, post, put_when_room
+from ._endpoints import ForwardingCell, RemoteEndpoint, RemoteError, post
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -125,6 +125,6 @@ def deliver(
             return None
         mailbox = ep.mailbox
         if len(mailbox.user) >= mailbox.capacity and not mailbox.closed:
-            return put_when_room(ep, h, args, kwargs, reply)
+            return ep.post_when_room(h, args, kwargs, reply)
     post(ep, h, args, kwargs, reply)
     return None

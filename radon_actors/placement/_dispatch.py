@@ -32,7 +32,6 @@ from ._endpoints import (
     RemoteError,
     dump_outcome,
     load_outcome,
-    queue_now,
 )
 from ._errors import ProtocolError
 from ._frames import (
@@ -85,7 +84,7 @@ def frame_table(node: Node) -> FrameTable:
             cell is not None
             and type(cell) is not ForwardingCell
             and not (rerouted and atom_id in rerouted)
-            and queue_now(cell, h, args, kwargs, None)
+            and cell.queue_now(h, args, kwargs, None)
         ):
             return None  # the fast path: a live atom here with room in its mailbox
         return deliver(node, atom_id, h, args, kwargs, None, peer)

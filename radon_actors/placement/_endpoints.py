@@ -8,8 +8,9 @@
   queues what arrives and replays it, in order, to the new location.
 * :func:`post` is the synchronous delivery used by the network reader: it
   queues a message (with a reply object) on any endpoint without yielding, so
-  frames from one connection keep their order; :func:`put_when_room` is its
-  form that waits for room in a full mailbox.
+  frames from one connection keep their order. For a local atom it is the
+  runtime's one delivery path, ``AtomCell.post`` (``post_when_room`` waits for
+  room in a full mailbox).
 * :class:`Answer` sends an ask's outcome back to the host that asked.
 """
 
@@ -27,7 +28,7 @@ import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .._errors import AskTimeout, AtomStopped, RadonError
-from ..mailbox import BUDGET, DeadLetter, budget
+from ..mailbox import BUDGET, budget
 from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
 from ._errors import HostDown
 from ._frames import Cancel, StopAtom
@@ -44,8 +45,6 @@ __all__ = [
     "RemoteEndpoint",
     "RemoteError",
     "post",
-    "put_when_room",
-    "queue_now",
 ]
 
 _log = structlog.get_logger("radon_actors.placement")
@@ -267,9 +266,9 @@ class Forward:
             h, args, kwargs, reply = paused.popleft()
             mailbox = cell.mailbox
             if len(mailbox.user) < mailbox.capacity or mailbox.closed:
-                post(cell, h, args, kwargs, reply)
+                cell.post(h, args, kwargs, reply)
             else:
-                await put_when_room(cell, h, args, kwargs, reply)
+                await cell.post_when_room(h, args, kwargs, reply)
         self.paused = None
 
     def resume(self, target: Any | None = None) -> None:
@@ -527,31 +526,6 @@ class ForwardingCell(AtomCell):
             self.stopped.set()
 
 
-def queue_now(
-    cell: AtomCell, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
-) -> bool:
-    """Queue a message for a running atom with room in its mailbox, if its
-    arguments fit the handler; False (nothing done) otherwise: then :func:`post`
-    says what is wrong."""
-    spec = cell.table.get(h)
-    mailbox = cell.mailbox
-    if (
-        spec is None
-        or cell.state >= _STOPPING
-        or len(mailbox.user) >= mailbox.capacity
-        or mailbox.closed
-    ):
-        return False
-    check = spec.check
-    if check is not None:
-        try:
-            check(*args, **kwargs)
-        except TypeError:
-            return False
-    mailbox.put_nowait((spec, args, kwargs, reply))
-    return True
-
-
 def _node_of(cell: AtomCell) -> Node:
     """The node of ``cell``'s system (a forwarder only exists with one). A
     function, not a property: a restart can turn the cell back into a plain one
@@ -562,52 +536,17 @@ def _node_of(cell: AtomCell) -> Node:
 def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
     """Queue ``h(*args, **kwargs)`` on any endpoint without yielding.
 
-    Errors (unknown handler, bad arguments, stopped atom, full mailbox) go to
-    ``reply``, or to the dead letters for a tell.
+    A cell posts it (``AtomCell.post``; a :class:`ForwardingCell` sends it on),
+    a :class:`RemoteEndpoint` sends it. Errors (unknown handler, bad arguments,
+    stopped atom, full mailbox) go to ``reply``, or to the dead letters for a tell.
     """
-    kind = type(ep)
-    if kind is RemoteEndpoint or kind is ForwardingCell:
+    if isinstance(ep, (AtomCell, RemoteEndpoint)):
         ep.post(h, args, kwargs, reply)
-        return
-    if isinstance(ep, AtomCell):
-        if queue_now(ep, h, args, kwargs, reply):
-            return
-        try:  # not queued: say why
-            spec = ep.spec_for(h, args, kwargs)
-            if ep.state >= _STOPPING:
-                raise AtomStopped(f"{ep.label()} is not running (message {spec.name!r})")
-            if not ep.mailbox.put_nowait((spec, args, kwargs, reply)):
-                raise AtomStopped(f"{ep.label()} stopped before {spec.name!r} was queued")
-        except Exception as exc:
-            _fail(ep, h, args, kwargs, reply, exc)
         return
     # A dead end (the atom is unknown here).
     label = getattr(ep, "_name", None) or getattr(ep, "_id", "?")
-    _fail(ep, h, args, kwargs, reply, AtomStopped(f"atom {label} is not running"))
-
-
-async def put_when_room(
-    cell: AtomCell, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
-) -> None:
-    """:func:`post` to a local atom, waiting for room in its mailbox as a sender
-    would (what goes wrong is reported as ``post`` reports it)."""
-    try:
-        spec = cell.spec_for(h, args, kwargs)
-    except Exception:
-        post(cell, h, args, kwargs, reply)  # reports the error
-        return
-    if not await cell.mailbox.put((spec, args, kwargs, reply)):
-        post(cell, h, args, kwargs, reply)  # closed meanwhile: reports it
-
-
-def _fail(
-    ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any, exc: Exception
-) -> None:
+    error = AtomStopped(f"atom {label} is not running")
     if reply is not None:
-        reply.deliver(outcome.Error(exc))
-    elif isinstance(ep, AtomCell):
-        ep.system.dead_letters.record(
-            DeadLetter(ep.id, ep.name, handler_name(h), args, kwargs, str(exc))
-        )
+        reply.deliver(outcome.Error(error))
     else:
-        _log.warning("dead_letter", atom_id=getattr(ep, "_id", None), reason=str(exc))
+        _log.warning("dead_letter", atom_id=getattr(ep, "_id", None), reason=str(error))

@@ -42,7 +42,14 @@ from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError
 from .._ref import Ref
 from ..mailbox import BUDGET, DeadLetter, Mailbox, budget
 from . import _directory, _watch
-from ._seams import CellState, Directive, InstanceRuntime, ParkedHook, SupervisorHook
+from ._seams import (
+    CellState,
+    Directive,
+    InstanceRuntime,
+    ParkedHook,
+    ReplySlot,
+    SupervisorHook,
+)
 from ._timers import TimerHandle
 
 if TYPE_CHECKING:
@@ -343,6 +350,80 @@ class AtomCell:
                 await self.send(h, args, kwargs)  # migrated meanwhile: see ask
                 return
             self._dead_letter(spec, args, kwargs, "atom stopped")
+
+    # ------------------------------------------------------------------
+    # Delivery of messages that come from elsewhere (other hosts, forwarders,
+    # queues replayed after a migration): one path, with a reply slot, that
+    # never raises at the caller (there is none to raise at).
+    # ------------------------------------------------------------------
+    def queue_now(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: ReplySlot | None
+    ) -> bool:
+        """Queue the message if the atom runs, has room and the arguments fit the
+        handler; False (nothing done) otherwise, and :meth:`post` says why."""
+        spec = self.table.get(h)
+        mailbox = self.mailbox
+        if (
+            spec is None
+            or self.state >= _STOPPING
+            or len(mailbox.user) >= mailbox.capacity
+            or mailbox.closed
+        ):
+            return False
+        check = spec.check
+        if check is not None:
+            try:
+                check(*args, **kwargs)
+            except TypeError:
+                return False
+        mailbox.put_nowait((spec, args, kwargs, reply))
+        return True
+
+    def post(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: ReplySlot | None
+    ) -> None:
+        """Queue ``h(*args, **kwargs)`` without waiting; what goes wrong (unknown
+        handler, bad arguments, stopped atom, full mailbox) goes to ``reply``, or
+        to the dead letters for a tell."""
+        if self.queue_now(h, args, kwargs, reply):
+            return
+        try:
+            spec = self.spec_for(h, args, kwargs)
+            if self.state >= _STOPPING:
+                raise AtomStopped(f"{self.label()} is not running (message {spec.name!r})")
+            if not self.mailbox.put_nowait((spec, args, kwargs, reply)):
+                raise AtomStopped(f"{self.label()} stopped before {spec.name!r} was queued")
+        except Exception as exc:
+            self.fail_message(h, args, kwargs, reply, exc)
+
+    async def post_when_room(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: ReplySlot | None
+    ) -> None:
+        """:meth:`post`, waiting for room in the mailbox as a sender would."""
+        try:
+            spec = self.spec_for(h, args, kwargs)
+        except Exception:
+            self.post(h, args, kwargs, reply)  # reports the error
+            return
+        if not await self.mailbox.put((spec, args, kwargs, reply)):
+            self.post(h, args, kwargs, reply)  # closed meanwhile: reports it
+
+    def fail_message(
+        self,
+        h: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        reply: ReplySlot | None,
+        exc: Exception,
+    ) -> None:
+        """A message that cannot be delivered: ``exc`` to its asker, or a dead letter."""
+        if reply is not None:
+            reply.deliver(outcome.Error(exc))
+            return
+        name = h if isinstance(h, str) else getattr(h, "__name__", repr(h))
+        self.system.dead_letters.record(
+            DeadLetter(self.id, self.name, name, args, kwargs, str(exc))
+        )
 
     def _dead_letter(
         self, spec: HandlerSpec, args: tuple[Any, ...], kwargs: dict[str, Any], reason: str
