@@ -67,11 +67,19 @@ async def test_post_when_room_waits_for_room_and_keeps_the_order(system: System)
     cell.post("wait_open", ("busy",), {}, busy)  # the atom's turn waits for the event
     await trio.testing.wait_all_tasks_blocked()
     slots = [Slot() for _ in range(4)]
-    async with trio.open_nursery() as nursery:
+    sent: list[int] = []
+
+    async def replay() -> None:
+        # One sender, as a forwarder replaying its queue: its order is kept.
         for tag, slot in enumerate(slots):
-            nursery.start_soon(cell.post_when_room, "record", (tag,), {}, slot)
-            await trio.testing.wait_all_tasks_blocked()
-        # Two fit; the other two wait for room instead of failing.
+            await cell.post_when_room("record", (tag,), {}, slot)
+            sent.append(tag)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(replay)
+        await trio.testing.wait_all_tasks_blocked()
+        # Two fit; the third waits for room instead of failing.
+        assert sent == [0, 1]
         assert len(cell.mailbox.user) == 2
         assert not any(slot.outcomes for slot in slots)
         opened.set()
