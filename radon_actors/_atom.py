@@ -49,6 +49,20 @@ def handler(fn: F) -> F:
     return fn
 
 
+def handler_name(h: Any) -> str:
+    """The name a message carries for handler ``h`` (a name, or a handler function).
+
+    Messages that cross a process or the sandbox boundary name their handler by
+    ``str``: the receiving side looks it up in its own table.
+    """
+    if isinstance(h, str):
+        return h
+    name = getattr(h, "__name__", None)
+    if not isinstance(name, str):
+        raise TypeError(f"a message names a handler by str or handler function, not {h!r}")
+    return name
+
+
 class SandboxOptions(Protocol):
     """What ``sandbox=`` takes besides a bool: a :class:`~radon_actors.SandboxConfig`.
 

@@ -27,6 +27,7 @@ import structlog
 import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
+from .._atom import handler_name
 from .._errors import AskTimeout, AtomStopped, RadonError
 from ..mailbox import BUDGET, budget
 from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
@@ -99,15 +100,6 @@ class Answer:
         if peer.down is None:
             blob = dump_outcome(result, node.label)
             peer.send(("reply", self.req, blob), urgent=True)
-
-
-def handler_name(h: Any) -> str:
-    if isinstance(h, str):
-        return h
-    name = getattr(h, "__name__", None)
-    if not isinstance(name, str):
-        raise TypeError(f"a message names a handler by str or function, not {h!r}")
-    return name
 
 
 def dump_outcome(result: outcome.Outcome[Any], where: str) -> bytes:

@@ -46,15 +46,6 @@ _mdumps = marshal.dumps
 _CoroutineType = types.CoroutineType
 
 
-def _handler_name(h: Any) -> str:
-    if isinstance(h, str):
-        return h
-    name = getattr(h, "__name__", None)
-    if not isinstance(name, str):
-        raise TypeError(f"a handler is a name or a handler function, not {h!r}")
-    return name
-
-
 class _HostOp:
     """An awaitable that suspends the guest turn until the host answers ``op``."""
 
@@ -80,11 +71,11 @@ class _Endpoint:
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> Any:
         message = enc_scalar_message(args, kwargs)
-        request = wt.AskRequest(self._id, _handler_name(h), message, timeout)
+        request = wt.AskRequest(self._id, _atom.handler_name(h), message, timeout)
         return await _HostOp(wt.Operation_Ask(request))
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        error = host.tell(self._id, _handler_name(h), enc_scalar_message(args, kwargs))
+        error = host.tell(self._id, _atom.handler_name(h), enc_scalar_message(args, kwargs))
         if error is not None:
             raise dec(error)
 
@@ -200,7 +191,7 @@ class _Context:
     ) -> _Timer:
         try:
             timer_id = host.start_timer(
-                float(delay), periodic, _handler_name(h), enc_scalar_message(args, kwargs)
+                float(delay), periodic, _atom.handler_name(h), enc_scalar_message(args, kwargs)
             )
         except Err as err:
             raise dec(err.value) from None
