@@ -30,49 +30,16 @@ from typing import TYPE_CHECKING, Any
 import outcome
 import structlog
 
-from ..runtime import STASHED, AtomCell, CellState, lookup, resolve
+from ..runtime import AtomCell, lookup, resolve
 from ._endpoints import ForwardingCell, RemoteEndpoint, RemoteError, post
 
 if TYPE_CHECKING:
     from ._node import Node
     from ._transport import Peer
 
-__all__ = ["deliver", "deliver_pickled", "run_inline"]
+__all__ = ["deliver", "deliver_pickled"]
 
 _log = structlog.get_logger("radon_actors.placement")
-
-_RUNNING = CellState.RUNNING
-_STOPPING = CellState.STOPPING
-
-
-def run_inline(
-    cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
-) -> bool:
-    """Run a remote ask of a handler that cannot suspend on an idle atom right here.
-
-    The same fast path as a local ``ask`` (see ``runtime._cell``): with the atom
-    idle and its mailbox empty this is a faithful turn, and it saves waking the
-    atom's task. Returns False (nothing done) when the fast path does not apply.
-    """
-    mailbox = cell.mailbox
-    if cell.state != _RUNNING or cell.busy or mailbox.user or mailbox.control:
-        return False
-    try:
-        spec = cell.spec_for(h, args, kwargs)
-    except Exception:
-        return False  # the normal path reports it
-    if not spec.never_suspends:
-        return False
-    try:
-        result = cell.inline_turn(spec, args, kwargs)
-    except Exception as exc:
-        reply.deliver(outcome.Error(exc))
-        return True
-    if result is STASHED:
-        mailbox.stash((spec, args, kwargs, reply))
-    else:
-        reply.deliver(outcome.Value(result))
-    return True
 
 
 def deliver_pickled(
@@ -121,7 +88,7 @@ def deliver(
         elif ep is None:
             ep = resolve(atom_id, None)
     if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
-        if reply is not None and run_inline(ep, h, args, kwargs, reply):
+        if reply is not None and ep.answer_now(h, args, kwargs, reply):
             return None
         mailbox = ep.mailbox
         if len(mailbox.user) >= mailbox.capacity and not mailbox.closed:

@@ -9,16 +9,19 @@ share, so neither imports the other.
 
 from __future__ import annotations
 
+import abc
+
 from ..runtime import AtomCell
 
 __all__ = ["Move", "fail_moves"]
 
 
-class Move:
+class Move(abc.ABC):
     """A migration's control message (``_migration._Emigration``)."""
 
+    @abc.abstractmethod
     def fail(self, exc: BaseException) -> None:
-        raise NotImplementedError
+        """Call the migration off with ``exc`` (its caller gets it)."""
 
 
 def fail_moves(cell: AtomCell, error: BaseException) -> None:

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ..runtime import System
     from ._supervision import Failing, Retirement
 
-__all__ = ["LOCAL_NAME", "Node", "get_node", "make_node", "node_of"]
+__all__ = ["LOCAL_NAME", "Node", "get_node", "make_node"]
 
 LOCAL_NAME = "local"
 
@@ -347,8 +347,3 @@ def make_node(system: System) -> Node:
     """The placement extension of ``system`` (``Extensions.placement``): a node
     with a fresh random cluster secret."""
     return Node(system, secrets.token_bytes(32))
-
-
-def node_of(system: System) -> Node | None:
-    """The system's node if it has one already."""
-    return cast("Node | None", system.active_placement)

@@ -379,6 +379,36 @@ class AtomCell:
         mailbox.put_nowait((spec, args, kwargs, reply))
         return True
 
+    def answer_now(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: ReplySlot
+    ) -> bool:
+        """Run an ask that came from elsewhere as an inline turn, if it can be one.
+
+        The same fast path as a local :meth:`ask` (a handler that cannot suspend,
+        an idle atom, empty lanes): the outcome goes to ``reply`` and the atom's
+        task is not woken. False (nothing done) when it does not apply: then
+        :meth:`post` queues it, or says what is wrong.
+        """
+        mailbox = self.mailbox
+        if self.state != _RUNNING or self.busy or mailbox.user or mailbox.control:
+            return False
+        try:
+            spec = self.spec_for(h, args, kwargs)
+        except Exception:
+            return False  # post reports it
+        if not spec.never_suspends:
+            return False
+        try:
+            result = self.inline_turn(spec, args, kwargs)
+        except Exception as exc:
+            reply.deliver(outcome.Error(exc))
+            return True
+        if result is STASHED:
+            mailbox.stash((spec, args, kwargs, reply))
+        else:
+            reply.deliver(outcome.Value(result))
+        return True
+
     def post(
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: ReplySlot | None
     ) -> None:

@@ -86,3 +86,16 @@ async def test_post_when_room_waits_for_room_and_keeps_the_order(system: System)
     await trio.testing.wait_all_tasks_blocked()
     assert [slot.outcomes[0].unwrap() for slot in slots] == [0, 1, 2, 3]
     assert await gate.ask(Gate.events) == [("start", "busy"), ("end", "busy"), 0, 1, 2, 3]
+
+
+async def test_answer_now_runs_an_idle_atoms_def_handler_at_once(system: System) -> None:
+    ref = await system.spawn(Counter, 3)
+    cell = cell_of(ref)
+    slot = Slot()
+    assert cell.answer_now("get", (), {}, slot)  # answered synchronously, no task switch
+    assert [o.unwrap() for o in slot.outcomes] == [3]
+    not_now = Slot()
+    assert not cell.answer_now("nope", (), {}, not_now)  # post reports the error
+    gate = cell_of(await system.spawn(Gate, trio.Event()))
+    assert not gate.answer_now("wait_open", ("x",), {}, not_now)  # it awaits: post it
+    assert not_now.outcomes == []
