@@ -153,3 +153,41 @@ def test_a_wrong_way_import_in_a_function_or_under_type_checking_fails(tmp_path:
     assert len(problems) == 2
     assert "runtime/_cell.py:3: runtime may not import supervisor" in problems[0]
     assert "runtime/_cell.py:5: runtime may not import placement" in problems[1]
+
+
+def class_swaps(source: str) -> list[int]:
+    """Lines that assign an object's ``__class__`` (``x.__class__ = ...``)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "setattr"
+            and len(node.args) > 1
+            and getattr(node.args[1], "value", None) == "__class__"
+        ):
+            lines.append(node.lineno)
+        lines.extend(
+            t.lineno for t in targets if isinstance(t, ast.Attribute) and t.attr == "__class__"
+        )
+    return lines
+
+
+def test_no_object_changes_its_class() -> None:
+    # An atom placed away, moved or brought home keeps one cell whose ``away`` is
+    # repointed (runtime.Away): the cell never turns into another class.
+    swaps = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line in class_swaps(path.read_text())
+    ]
+    assert swaps == []
+
+
+def test_a_class_swap_is_reported() -> None:
+    source = "cell.__class__ = Other\nsetattr(cell, '__class__', Other)\ncell.klass = Other\n"
+    assert class_swaps(source) == [1, 2]

@@ -31,7 +31,7 @@ import outcome
 import structlog
 
 from ..runtime import AtomCell, lookup, resolve
-from ._endpoints import ForwardingCell, RemoteEndpoint, RemoteError, post
+from ._endpoints import RemoteEndpoint, RemoteError, post
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -87,7 +87,7 @@ def deliver(
             ep = RemoteEndpoint(node, origin, atom_id, None)
         elif ep is None:
             ep = resolve(atom_id, None)
-    if isinstance(ep, AtomCell) and type(ep) is not ForwardingCell:
+    if isinstance(ep, AtomCell) and ep.away is None:
         if reply is not None and ep.answer_now(h, args, kwargs, reply):
             return None
         mailbox = ep.mailbox

@@ -28,7 +28,7 @@ from ._delivery import deliver, deliver_pickled
 from ._endpoints import (
     Answer,
     CallbackReply,
-    ForwardingCell,
+    Forward,
     RemoteError,
     dump_outcome,
     load_outcome,
@@ -82,7 +82,6 @@ def frame_table(node: Node) -> FrameTable:
         cell = lookup(atom_id)
         if (
             cell is not None
-            and type(cell) is not ForwardingCell
             and not (rerouted and atom_id in rerouted)
             and cell.queue_now(h, args, kwargs, None)
         ):
@@ -110,10 +109,12 @@ def frame_table(node: Node) -> FrameTable:
     def atom_stopped(peer: Peer, frame: Stopped) -> None:
         # An atom of ours stopped on the host it had migrated to.
         cell = forwarders.get(frame.atom_id)
-        target = None if cell is None or cell.instance is None else cell.instance.target
-        if cell is not None and getattr(target, "peer_id", None) == peer.node_id:
+        if cell is None:
+            return
+        fwd = cell.away
+        if isinstance(fwd, Forward) and getattr(fwd.target, "peer_id", None) == peer.node_id:
             del forwarders[frame.atom_id]
-            cell.lost(None if frame.reason is None else RemoteError(frame.reason))
+            fwd.lost(cell, None if frame.reason is None else RemoteError(frame.reason))
 
     def watch(peer: Peer, frame: Watch) -> None:
         node.watches.watched_from(peer, frame.atom_id)

@@ -1,11 +1,12 @@
 """Endpoints of atoms that are not (or no longer) in this process.
 
 * :class:`RemoteEndpoint` sends ``ask``/``tell`` frames to one host.
-* :class:`ForwardingCell` is what an :class:`AtomCell` turns into when its atom
-  migrates away: the same object (so every Ref that points at it keeps
-  working) whose ``ask``/``tell``/``send`` forward to the atom's new location.
-  While a migration is being coordinated the forwarder can be *paused*: it
-  queues what arrives and replays it, in order, to the new location.
+* :class:`Forward` is the ``away`` of a cell whose atom runs on another host
+  (placed or migrated there): the cell stays the same object (so every Ref
+  that points at it keeps working) and its ``ask``/``tell``/``send`` go through
+  the Forward to the atom's location. While a migration is being coordinated
+  the Forward can be *paused*: it queues what arrives and replays it, in order,
+  to the new location.
 * :func:`post` is the synchronous delivery used by the network reader: it
   queues a message (with a reply object) on any endpoint without yielding, so
   frames from one connection keep their order. For a local atom it is the
@@ -42,9 +43,11 @@ if TYPE_CHECKING:
 __all__ = [
     "Answer",
     "CallbackReply",
-    "ForwardingCell",
+    "Forward",
     "RemoteEndpoint",
     "RemoteError",
+    "carry_on",
+    "forward_of",
     "post",
 ]
 
@@ -234,7 +237,13 @@ class RemoteEndpoint:
 
 
 class Forward:
-    """Where a :class:`ForwardingCell` sends things, and its pause queue."""
+    """The :class:`~radon_actors.runtime.Away` of a cell whose atom runs on another
+    host (or is being moved or recovered): see the module docs.
+
+    ``target`` is where messages go (a :class:`RemoteEndpoint`, the cell of an
+    atom that came back into this process, or a dead end); while ``paused`` is a
+    queue, what arrives waits there and is replayed in order on resume.
+    """
 
     __slots__ = ("arrived", "paused", "target")
 
@@ -243,6 +252,9 @@ class Forward:
         self.paused: deque[tuple[Any, tuple[Any, ...], dict[str, Any], Any]] | None = None
         # A cell activated here while paused (the atom is coming back home).
         self.arrived: AtomCell | None = None
+
+    def __repr__(self) -> str:
+        return f"<Forward to {self.target!r}{' (paused)' if self.paused is not None else ''}>"
 
     def pause(self) -> None:
         if self.paused is None:
@@ -273,73 +285,128 @@ class Forward:
             for h, args, kwargs, reply in paused:
                 post(self.target, h, args, kwargs, reply)
 
-
-class ForwardingCell(AtomCell):
-    """An :class:`AtomCell` whose atom moved away; see the module docs.
-
-    The class of a cell is swapped to this one in place (same slots), so Refs
-    that hold the cell keep working. The :class:`Forward` lives in ``instance``.
-    """
-
-    __slots__ = ()
-
+    # ------------------------------------------------------------------
+    # The Away seam: what the cell delegates while its atom is elsewhere.
+    # Handlers travel on by name: the atom's class on its new host may be
+    # another class object (a class shipped by value with cloudpickle).
+    # ------------------------------------------------------------------
     @property
     def via(self) -> str | None:
         """Where the atom runs now, for a Ref pickled here (None while it moves)."""
-        fwd = self.instance
-        if fwd is None or fwd.paused is not None:
+        if self.paused is not None:
             return None
-        return getattr(fwd.target, "via", None)
+        return getattr(self.target, "via", None)
 
-    def current_forward(self) -> Forward:
-        fwd: Forward | None = self.instance
-        if fwd is None:  # mid-restart (see ``lost``): what arrives is held
-            fwd = self.instance = _node_of(self).held[self.id]
-        return fwd
-
-    # Handlers travel on by name: the atom's class on its new host may be another
-    # class object (a class shipped by value with cloudpickle).
-    def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
+    def post(
+        self, cell: AtomCell, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any
+    ) -> None:
         h = handler_name(h)
-        fwd = self.current_forward()
-        if fwd.paused is not None:
-            fwd.paused.append((h, args, kwargs, reply))
+        paused = self.paused
+        if paused is not None:
+            paused.append((h, args, kwargs, reply))
         else:
-            post(fwd.target, h, args, kwargs, reply)
+            post(self.target, h, args, kwargs, reply)
 
     async def ask(
-        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+        self,
+        cell: AtomCell,
+        h: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
     ) -> Any:
-        h = self.spec_for(h, args, kwargs).name  # validate at the sender, as a local atom would
-        fwd = self.current_forward()
-        if fwd.paused is None:
-            return await fwd.target.ask(h, args, kwargs, timeout)
+        paused = self.paused
+        if paused is None:
+            return await self.target.ask(h, args, kwargs, timeout)
         reply = Reply(current_task())
-        fwd.paused.append((h, args, kwargs, reply))
+        paused.append((h, args, kwargs, reply))
         if timeout is None:
             return await wait_task_rescheduled(reply)
         with trio.move_on_after(timeout):
             return await wait_task_rescheduled(reply)
-        raise AskTimeout(f"{self.label()} did not answer {handler_name(h)!r} within {timeout} s")
+        raise AskTimeout(f"{cell.label()} did not answer {h!r} within {timeout} s")
 
-    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        h = self.spec_for(h, args, kwargs).name
-        fwd = self.current_forward()
-        if fwd.paused is not None:
-            fwd.paused.append((h, args, kwargs, None))
+    def tell(self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        paused = self.paused
+        if paused is not None:
+            paused.append((h, args, kwargs, None))
         else:
-            fwd.target.tell(h, args, kwargs)  # a full local mailbox raises MailboxFull
+            self.target.tell(h, args, kwargs)  # a full local mailbox raises MailboxFull
 
-    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        h = self.spec_for(h, args, kwargs).name
-        fwd = self.current_forward()
-        if fwd.paused is None:
-            await fwd.target.send(h, args, kwargs)
+    async def send(
+        self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        paused = self.paused
+        if paused is None:
+            await self.target.send(h, args, kwargs)
             return
         await trio.lowlevel.checkpoint_if_cancelled()
-        fwd.paused.append((h, args, kwargs, None))
+        paused.append((h, args, kwargs, None))
 
-    def lost(self, reason: BaseException | None) -> None:
+    async def start_incarnation(self, cell: AtomCell) -> None:
+        # A supervisor's restart of the lost atom (see ``lost``).
+        await _node_of(cell).restart_elsewhere(cell)
+
+    async def call_on_stop(self, cell: AtomCell) -> None:
+        # ``on_stop`` runs on the atom's host: the supervisor's terminate retires
+        # that incarnation there (nothing to do if its host is gone).
+        await _node_of(cell).retire_remote(cell)
+
+    def request_stop(self, cell: AtomCell, reason: BaseException | None) -> None:
+        """Stop the atom where it now lives; ``stopped`` is set once it has."""
+        if cell.id in _node_of(cell).held:
+            # Being restarted by its supervisor: the handover stops it instead.
+            if cell.parked is not None:
+                cell.parked.stop_requested(reason)
+            return
+        cell.system.start_soon(self._stop_remote, cell)
+
+    async def _stop_remote(self, cell: AtomCell) -> None:
+        target = self.target
+        try:
+            if isinstance(target, RemoteEndpoint):
+                node = target._node
+                peer = node.live_peer(target.peer_id)
+                await node.request(peer, StopAtom("stop_atom", 0, cell.id))
+            elif isinstance(target, AtomCell):
+                target.request_stop()
+                await target.stopped.wait()
+            else:
+                await trio.lowlevel.checkpoint()  # a dead end: nothing left to stop
+        except Exception as exc:  # the host is gone: so is the atom
+            cell.log.warning("atom.remote_stop_failed", error=repr(exc))
+        finally:
+            cell.state = _STOPPED
+            cell.stopped.set()
+
+    def finished(self, cell: AtomCell) -> None:
+        node = _node_of(cell)
+        node.forget(cell.id)
+        node.held.pop(cell.id, None)
+        if node.forwarders.get(cell.id) is cell:
+            del node.forwarders[cell.id]
+        self.target = DeadEndpoint(cell.id, cell.name)
+        self.resume()  # what was held fails (asks) or is a dead letter
+
+    def placed_away(self, cell: AtomCell) -> bool:
+        """Whether its supervisor's group restarts act on this atom: it runs on
+        another host (or is being recovered) and nobody asked it to stop. Not once
+        it migrated back into this process: that cell is not the child any more."""
+        if cell.stopped.is_set() or cell.stop_requested:
+            return False
+        return cell.id in _node_of(cell).held or isinstance(self.target, RemoteEndpoint)
+
+    def serve_parked(self, cell: AtomCell, parked: ParkedHook) -> None:
+        """Its supervisor acts on this atom as a sibling of a failed child (a group
+        restart): hold what arrives and serve the supervisor's commands in a task
+        here (``terminate`` retires the instance on its host, ``start`` starts a
+        fresh one on a live host; see ``_supervision``)."""
+        cell.system.start_soon(self._handover, cell, parked)
+
+    # ------------------------------------------------------------------
+    # Losing the atom, and its supervision from here.
+    # ------------------------------------------------------------------
+    def lost(self, cell: AtomCell, reason: BaseException | None) -> None:
         """The atom stopped where it lived, or its host died.
 
         A supervised atom (every atom spawned with ``system.spawn``, or declared in
@@ -348,43 +415,42 @@ class ForwardingCell(AtomCell):
         arrives meanwhile is held, and a restart brings a fresh instance up on a
         live host behind this same cell (see ``_supervised``).
 
-        Otherwise this cell stops too: its ``stopped`` event is set and its
+        Otherwise the cell stops too: its ``stopped`` event is set and its
         ``on_stopped`` callbacks run (what watchers of the original cell rely
         on); Refs that still point here now fail fast with ``AtomStopped``.
         """
-        fwd = self.current_forward()
-        if self.stopped.is_set() or fwd.paused is not None:
+        if cell.stopped.is_set() or self.paused is not None:
             return
-        system = self.system
-        if self.supervisor is not None and not self.stop_requested and not system.closing:
-            fwd.pause()
-            _node_of(self).held[self.id] = fwd
-            self.state = _RUNNING
-            log = self.log.info if reason is None else self.log.warning
+        system = cell.system
+        if cell.supervisor is not None and not cell.stop_requested and not system.closing:
+            self.pause()
+            _node_of(cell).held[cell.id] = self
+            cell.state = _RUNNING
+            log = cell.log.info if reason is None else cell.log.warning
             log("atom.lost", reason=None if reason is None else repr(reason), supervised=True)
-            system.start_soon(self._recover, reason)
+            system.start_soon(self._recover, cell, reason)
             return
-        fwd.target = DeadEndpoint(self.id, self.name)
-        system.release_name(self)
-        self.log.info("atom.lost", reason=None if reason is None else repr(reason))
-        self.state = _STOPPED
-        self.stopped.set()
-        for callback in self.on_stopped:
-            callback(self, reason)
+        self.target = DeadEndpoint(cell.id, cell.name)
+        system.release_name(cell)
+        cell.log.info("atom.lost", reason=None if reason is None else repr(reason))
+        cell.state = _STOPPED
+        cell.stopped.set()
+        for callback in cell.on_stopped:
+            callback(cell, reason)
 
-    async def _recover(self, reason: BaseException | None) -> None:
+    async def _recover(self, cell: AtomCell, reason: BaseException | None) -> None:
         """The lost atom's supervision, in a task of its own (a forwarder has none)."""
-        await self.supervise(reason)
-        # Not ``self.carry_on``: a restart may have made this a plain cell again.
-        await ForwardingCell.carry_on(self, reason)
+        await self.supervise(cell, reason)
+        await carry_on(cell, reason)
 
     async def supervise(
         self,
+        cell: AtomCell,
         reason: BaseException | None,
         directive: Directive | None = None,
         parked: ParkedHook | None = None,
     ) -> None:
-        """Hand this atom to its supervisor; returns once it resumed or stopped.
+        """Hand the atom to its supervisor; returns once it resumed or stopped.
 
         Three cases: the atom was lost (``lost``); its handler failed on its host
         and the supervisor decides (``directive``, see ``_supervision``); or the
@@ -392,143 +458,77 @@ class ForwardingCell(AtomCell):
         restart). In the last two the atom is still alive on its host until the
         supervisor terminates it there.
         """
-        supervisor = self.supervisor
+        supervisor = cell.supervisor
         assert supervisor is not None
         alive = directive is not None or parked is not None
         if directive is None:
             if reason is None:
                 directive = Directive.STOP  # a normal exit: restart types decide
             else:
-                directive = self.decider(self, reason)
+                directive = cell.decider(cell, reason)
                 if directive is Directive.RESUME:
                     directive = Directive.RESTART  # the state is gone with the host
         try:
             if parked is not None:
                 await parked.serve()
             else:
-                await supervisor.child_failed(self, reason, directive)
+                await supervisor.child_failed(cell, reason, directive)
         finally:
-            held = _node_of(self).held
-            fwd = held.get(self.id)
-            if self.state < _STOPPING and fwd is not None:
-                if alive and type(fwd.target) is RemoteEndpoint and not self.system.closing:
+            held = _node_of(cell).held
+            if cell.state < _STOPPING and held.get(cell.id) is self:
+                if alive and isinstance(self.target, RemoteEndpoint) and not cell.system.closing:
                     # Resumed without being terminated: it carries on where it is.
-                    del held[self.id]
-                    self.instance = fwd
-                    fwd.resume()
+                    del held[cell.id]
+                    self.resume()
                 else:
                     # Neither restarted nor stopped (cancelled: the system is closing).
-                    self.state = _STOPPING
-                    self.finish(reason)
+                    cell.state = _STOPPING
+                    cell.finish(reason)
 
-    async def carry_on(self, reason: BaseException | None) -> None:
-        """After ``supervise``: tell death watchers of a crash it survived, and run
-        its turns here if it was restarted in this process."""
-        if self.state >= _STOPPING:
-            return
-        if reason is not None and self.on_crashed:
-            for callback in list(self.on_crashed):
-                callback(self, reason)  # death watchers: Down(stopped=False)
-        if type(self) is not ForwardingCell:
-            # Restarted in this process (no other host was up): run its turns.
-            plain: AtomCell = self
-            await plain.run_turns()
-
-    def placed_away(self) -> bool:
-        """Whether its supervisor's group restarts act on this atom: it runs on
-        another host (or is being recovered) and nobody asked it to stop. Not once
-        it migrated back into this process: that cell is not the child any more."""
-        if self.stopped.is_set() or self.stop_requested:
-            return False
-        held = _node_of(self).held
-        fwd = held.get(self.id) or self.instance
-        return self.id in held or (fwd is not None and type(fwd.target) is RemoteEndpoint)
-
-    def serve_parked(self, parked: ParkedHook) -> None:
-        """Its supervisor acts on this atom as a sibling of a failed child (a group
-        restart): hold what arrives and serve the supervisor's commands in a task
-        here (``terminate`` retires the instance on its host, ``start`` starts a
-        fresh one on a live host; see ``_supervision``)."""
-        self.system.start_soon(self._handover, parked)
-
-    async def _handover(self, parked: ParkedHook) -> None:
-        node = _node_of(self)
+    async def _handover(self, cell: AtomCell, parked: ParkedHook) -> None:
+        node = _node_of(cell)
         # Never while a migration of this atom is under way: it would resume the
         # forwarder under the supervisor's feet. A child busy migrating is like
         # one busy in a turn (the supervisor waits its shutdown timeout).
-        async with node.migration_lock(self.id):
-            if parked.done or self.id in node.held or self.stopped.is_set():
+        async with node.migration_lock(cell.id):
+            if parked.done or cell.id in node.held or cell.stopped.is_set():
                 return  # stopped meanwhile, or lost: that recovery serves it
-            fwd = self.current_forward()
-            fwd.pause()
-            node.held[self.id] = fwd
-            self.state = _RUNNING  # a migrated-away forwarder counts as stopped
-            await self.supervise(None, parked=parked)
-        await ForwardingCell.carry_on(self, None)
+            self.pause()
+            node.held[cell.id] = self
+            cell.state = _RUNNING  # a migrated-away forwarder counts as stopped
+            await self.supervise(cell, None, parked=parked)
+        await carry_on(cell, None)
 
-    async def start_incarnation(self) -> None:
-        # A supervisor's restart of the lost atom (see ``lost``).
-        await _node_of(self).restart_elsewhere(self)
 
-    async def call_on_stop(self) -> None:
-        # ``on_stop`` runs on the atom's host: the supervisor's terminate retires
-        # that incarnation there (nothing to do if its host is gone).
-        await _node_of(self).retire_remote(self)
+async def carry_on(cell: AtomCell, reason: BaseException | None) -> None:
+    """After ``Forward.supervise``: tell death watchers of a crash the atom
+    survived, and run its turns here if it was restarted in this process."""
+    if cell.state >= _STOPPING:
+        return
+    if reason is not None and cell.on_crashed:
+        for callback in list(cell.on_crashed):
+            callback(cell, reason)  # death watchers: Down(stopped=False)
+    if cell.away is None:
+        # Restarted in this process (no other host was up): run its turns.
+        await cell.run_turns()
 
-    def finish(self, reason: BaseException | None) -> None:
-        node = _node_of(self)
-        node.forget(self.id)
-        fwd = node.held.pop(self.id, None) or self.instance
-        dead = DeadEndpoint(self.id, self.name)
-        if node.forwarders.get(self.id) is self:
-            del node.forwarders[self.id]
-        super().finish(reason)
-        self.instance = fwd if fwd is not None else Forward(dead)
-        self.instance.target = dead
-        self.instance.resume()  # what was held fails (asks) or is a dead letter
 
-    def request_stop(self, reason: BaseException | None = None) -> None:
-        """Stop the atom where it now lives; ``stopped`` is set once it has."""
-        if self._stop_requested:
-            return
-        self._stop_requested = True
-        if self.id in _node_of(self).held:
-            # Being restarted by its supervisor: the handover stops it instead.
-            if self.parked is not None:
-                self.parked.stop_requested(reason)
-            return
-        self.system.start_soon(self._stop_remote)
-
-    async def _stop_remote(self) -> None:
-        target = self.current_forward().target
-        try:
-            if type(target) is RemoteEndpoint:
-                node = target._node
-                peer = node.live_peer(target.peer_id)
-                await node.request(peer, StopAtom("stop_atom", 0, self.id))
-            elif isinstance(target, AtomCell):
-                target.request_stop()
-                await target.stopped.wait()
-            else:
-                await trio.lowlevel.checkpoint()  # a dead end: nothing left to stop
-        except Exception as exc:  # the host is gone: so is the atom
-            self.log.warning("atom.remote_stop_failed", error=repr(exc))
-        finally:
-            self.state = _STOPPED
-            self.stopped.set()
+def forward_of(cell: AtomCell) -> Forward:
+    """The :class:`Forward` of a cell whose atom is elsewhere (placement's own)."""
+    away = cell.away
+    assert isinstance(away, Forward), f"{cell!r} runs here, not elsewhere"
+    return away
 
 
 def _node_of(cell: AtomCell) -> Node:
-    """The node of ``cell``'s system (a forwarder only exists with one). A
-    function, not a property: a restart can turn the cell back into a plain one
-    under a running method."""
+    """The node of ``cell``'s system (a forwarder only exists with one)."""
     return cast("Node", cell.system.placement)
 
 
 def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
     """Queue ``h(*args, **kwargs)`` on any endpoint without yielding.
 
-    A cell posts it (``AtomCell.post``; a :class:`ForwardingCell` sends it on),
+    A cell posts it (``AtomCell.post``; one whose atom is elsewhere sends it on),
     a :class:`RemoteEndpoint` sends it. Errors (unknown handler, bad arguments,
     stopped atom, full mailbox) go to ``reply``, or to the dead letters for a tell.
     """

@@ -51,7 +51,7 @@ from ..runtime import (
 )
 from . import _code
 from ._classes import dump_class, load_class
-from ._endpoints import Answer, CallbackReply, Forward, ForwardingCell, RemoteEndpoint
+from ._endpoints import Answer, CallbackReply, Forward, RemoteEndpoint, forward_of
 from ._errors import MigrationError
 from ._frames import Activate, Emigrate, Migrate, Stopped
 from ._moves import Move, fail_moves
@@ -121,11 +121,11 @@ async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
         cell = lookup(atom_id)
         if cell is None:
             raise NoSuchAtom(f"atom {atom_id} is not running; it cannot be migrated")
-        if type(cell) is not ForwardingCell:
+        if cell.away is None:
             if to_id != node.node_id:
                 await emigrate(node, cell, to_id)
             return
-        fwd: Forward = cell.instance
+        fwd = forward_of(cell)
         holder: str = fwd.target.peer_id
         if holder == to_id:
             return
@@ -288,25 +288,22 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
         raise
     # Step 5: from here on nothing awaits, so no message can slip in between.
     fail_moves(cell, MigrationError(f"{cell.label()} moved to {peer.label} meanwhile"))
-    rest = mailbox.close()
-    cell.cancel_timers()
     is_origin = _origin(cell.id) == node.node_id
     next_hop = peer.node_id if is_origin else _origin(cell.id)
-    fwd = Forward(RemoteEndpoint(node, next_hop, cell.id, cell.name))
-    cell.__class__ = ForwardingCell
-    cell.instance = fwd
+    rest = cell.move_away(Forward(RemoteEndpoint(node, next_hop, cell.id, cell.name)))
+    cell.cancel_timers()
+    cell.instance = None
     cell.state = _STOPPED
     cell.busy = False
-    forwarder: Any = cell
     for spec, args, kwargs, reply in rest:
         if reply is None or (reply.task is not None and type(reply) is not TimerHandle):
-            forwarder.post(spec.name, args, kwargs, reply)
+            cell.post(spec.name, args, kwargs, reply)
     cell.system.remove_top(cell)
     parent = cell.parent
     if parent is not None and parent.children.get(cell.id) is cell:
         del parent.children[cell.id]
     if is_origin:
-        node.forwarders[cell.id] = forwarder
+        node.forwarders[cell.id] = cell
     else:
         unregister(cell)
     cell.log.info("atom.migrated", to=peer.name)
@@ -330,7 +327,7 @@ async def serve_migrate(node: Node, peer: Peer, frame: Migrate) -> None:
 
 async def serve_emigrate(node: Node, peer: Peer, frame: Emigrate) -> None:
     cell = lookup(frame.atom_id)
-    if cell is None or type(cell) is ForwardingCell:
+    if cell is None or cell.away is not None:
         raise MigrationError(f"atom {frame.atom_id} is not on host {node.name!r}")
     await emigrate(node, cell, frame.to_id)
 
@@ -340,7 +337,7 @@ async def serve_activate(node: Node, peer: Peer, frame: Activate) -> None:
     _, _, atom_id, name, cls_blob, ctor, blob, capacity, restarts, sandbox = frame
     home = _origin(atom_id) == node.node_id
     existing = lookup(atom_id) if home else None
-    if home and type(existing) is not ForwardingCell:
+    if home and (existing is None or existing.away is None):
         raise MigrationError(f"atom {atom_id} is already running on host {node.name!r}")
     # Back home, keep the original class object (one shipped by value would be a copy).
     cls = existing.cls if existing is not None else load_class(cls_blob)
@@ -373,10 +370,10 @@ async def serve_activate(node: Node, peer: Peer, frame: Activate) -> None:
         # Coming home: the paused forwarder hands over to it when the
         # coordinator resumes (so what it queued runs first), and stops with it.
         assert existing is not None
-        existing.instance.arrived = cell
+        fwd = forward_of(existing)
+        fwd.arrived = cell
         node.forwarders.pop(atom_id, None)
-        old: Any = existing
-        cell.on_stopped.append(lambda c, reason: old.lost(reason))
+        cell.on_stopped.append(lambda c, reason: fwd.lost(existing, reason))
     else:
         register(cell)
         cell.on_stopped.append(_tell_origin(node, atom_id))

@@ -38,7 +38,7 @@ from ..runtime import AtomCell, Reply, set_remote_resolver
 from . import _handshake, _hosts, _migration, _shutdown, _supervised, _supervision
 from ._deathwatch import RemoteWatches
 from ._dispatch import frame_table
-from ._endpoints import CallbackReply, Forward, ForwardingCell
+from ._endpoints import CallbackReply, Forward
 from ._errors import HostDown, NoSuchHost
 from ._frames import Peers, Request, StopAtom, with_req
 from ._policy import HostInfo
@@ -95,12 +95,12 @@ class Node:
         self._ids = itertools.count(1)
         self.inbound: dict[tuple[str, int], CallbackReply] = {}
 
-        # This node's atoms that run elsewhere (it is their origin): forwarders by
-        # atom id, the host each placed atom was asked to run on (a restart goes
-        # back there while it is up), the forwarders being restarted by their
-        # supervisor (the paused Forward, while the handover has cleared the
-        # cell's ``instance``), and the hosts a restart failed on, per atom.
-        self.forwarders: dict[str, ForwardingCell] = {}
+        # This node's atoms that run elsewhere (it is their origin): their cells
+        # by atom id (``cell.away`` is a Forward), the host each placed atom was
+        # asked to run on (a restart goes back there while it is up), the paused
+        # Forwards of atoms in their supervisor's hands (lost, failed, or in a
+        # group restart), and the hosts a restart failed on, per atom.
+        self.forwarders: dict[str, AtomCell] = {}
         self.homes: dict[str, str] = {}
         self.held: dict[str, Forward] = {}
         self.tried: dict[str, set[str]] = {}
@@ -204,10 +204,10 @@ class Node:
         self.watches.peer_down(peer, reason)
         # Atoms of ours that had moved there are lost with it.
         for cell in list(self.forwarders.values()):
-            fwd = cell.instance
-            if fwd is not None and getattr(fwd.target, "peer_id", None) == lost:
+            fwd = cell.away
+            if isinstance(fwd, Forward) and getattr(fwd.target, "peer_id", None) == lost:
                 del self.forwarders[cell.id]
-                cell.lost(HostDown(f"host {peer.label} went down ({reason})"))
+                fwd.lost(cell, HostDown(f"host {peer.label} went down ({reason})"))
 
     # ------------------------------------------------------------------
     # requests
@@ -322,13 +322,13 @@ class Node:
         await _shutdown.close(self)
 
     # ------------------------------------------------------------------
-    # what this node's forwarders call (``_endpoints.ForwardingCell``)
+    # what this node's forwarders call (``_endpoints.Forward``)
     # ------------------------------------------------------------------
-    async def restart_elsewhere(self, cell: ForwardingCell) -> None:
+    async def restart_elsewhere(self, cell: AtomCell) -> None:
         """A supervisor's restart of an atom that was lost with its host."""
         await _supervised.restart_elsewhere(self, cell)
 
-    async def retire_remote(self, cell: ForwardingCell) -> None:
+    async def retire_remote(self, cell: AtomCell) -> None:
         """A supervisor's terminate of an atom that runs on another host."""
         await _supervision.retire_remote(cell)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
-from ._endpoints import RemoteEndpoint
+from ._endpoints import Forward, RemoteEndpoint
 from ._frames import Shutdown, StopAtom
 from ._routing import forget_node
 
@@ -50,9 +50,9 @@ async def _stop_emigrants(node: Node) -> None:
     """Stop this node's atoms that migrated to hosts that outlive it."""
     targets: list[tuple[Peer, str]] = []
     for cell in list(node.forwarders.values()):
-        fwd = cell.instance
-        target = None if fwd is None else fwd.target
-        if type(target) is RemoteEndpoint and target.peer_id not in node.processes:
+        fwd = cell.away
+        target = fwd.target if isinstance(fwd, Forward) else None
+        if isinstance(target, RemoteEndpoint) and target.peer_id not in node.processes:
             peer = node.peers.get(target.peer_id)
             if peer is not None and peer.down is None:
                 targets.append((peer, cell.id))

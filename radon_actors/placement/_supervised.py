@@ -3,14 +3,14 @@
 ``system.spawn(Cls, ..., host="w1")`` (and a :class:`ChildSpec` with ``host=``)
 creates the atom's cell *here*, in its origin, under its supervisor like any
 child, then starts the atom on the host (an ``activate`` request without a
-snapshot: ``__init__`` and ``on_start`` run there) and turns the cell into a
-:class:`ForwardingCell` pointing at it, exactly as if the atom had been spawned
-here and migrated. The cell is the atom's directory entry: every Ref to the
+snapshot: ``__init__`` and ``on_start`` run there) and moves the cell's
+messages away to it through a :class:`Forward`, exactly as if the atom had been
+spawned here and migrated. The cell is the atom's directory entry: every Ref to the
 atom reaches it through the cell.
 
 When the host goes down (or the atom stops there), the forwarder pauses (what
 arrives is held) and hands itself to its supervisor as a failed child, in a task
-of its own (see ``ForwardingCell.lost``). The supervisor applies its usual
+of its own (see ``Forward.lost``). The supervisor applies its usual
 rules (restart type, directives, restart intensity); a restart calls
 :func:`restart_elsewhere`, which starts a fresh instance from the spawn
 arguments on a live host (the one it was placed on if it is still up, else the
@@ -25,11 +25,10 @@ import pickle
 from typing import TYPE_CHECKING, Any
 
 from .._errors import SpawnError
-from ..mailbox import Mailbox
 from ..runtime import AtomCell, CellState, register
 from ._classes import dump_class
 from ._code import sandbox_field
-from ._endpoints import Forward, ForwardingCell, RemoteEndpoint, post
+from ._endpoints import Forward, RemoteEndpoint, forward_of, post
 from ._frames import Activate
 from ._wire import PICKLE_PROTOCOL
 
@@ -80,12 +79,10 @@ async def start_remote(node: Node, cell: AtomCell, host: str) -> None:
             raise SpawnError(f"{cell.label()} failed to start on host {host!r}: {exc!r}") from exc
         raise
     node.homes[cell.id] = host
-    early = cell.mailbox.close()  # nothing, unless a Ref was looked up meanwhile
-    fwd = Forward(RemoteEndpoint(node, peer.node_id, cell.id, cell.name))
-    cell.__class__ = ForwardingCell
-    cell.instance = fwd
+    # Nothing is queued, unless a Ref was looked up meanwhile.
+    early = cell.move_away(Forward(RemoteEndpoint(node, peer.node_id, cell.id, cell.name)))
     cell.state = _RUNNING
-    node.forwarders[cell.id] = cell  # type: ignore[assignment]
+    node.forwarders[cell.id] = cell
     for spec, args, kwargs, reply in early:
         post(cell, spec.name, args, kwargs, reply)
     cell.log.debug("atom.placed", host=host)
@@ -104,11 +101,12 @@ def _live_hosts(node: Node) -> list[str]:
     return [h.name for h in node.hosts()]
 
 
-async def restart_elsewhere(node: Node, cell: ForwardingCell) -> None:
+async def restart_elsewhere(node: Node, cell: AtomCell) -> None:
     """A supervisor's restart of a forwarder whose atom was lost: a fresh instance
     on a live host (see the module docs), then the held messages go to it."""
     held = node.held
     fwd = held[cell.id]
+    assert fwd is forward_of(cell)
     preferred = node.homes.get(cell.id)
     remote = _live_hosts(node)[1:]
     # Hosts where starting it again failed, during this recovery.
@@ -125,30 +123,26 @@ async def restart_elsewhere(node: Node, cell: ForwardingCell) -> None:
         fwd.target = RemoteEndpoint(node, peer.node_id, cell.id, cell.name)
         node.homes[cell.id] = host
         node.forwarders[cell.id] = cell
-        cell.instance = fwd
         del held[cell.id]
         _reinstate(cell)
         fwd.resume()
         cell.log.info("atom.restarted_elsewhere", host=host, restarts=cell.restarts)
         return
-    # No other host is up: the atom comes back into this process, as a plain cell
-    # (``ForwardingCell.carry_on`` runs its loop once the supervisor resumes it).
+    # No other host is up: the atom comes back into this process (``carry_on``
+    # runs its turns once the supervisor resumes it).
     node.forwarders.pop(cell.id, None)
-    plain: AtomCell = cell
-    plain.__class__ = AtomCell
-    plain.mailbox = Mailbox(plain.mailbox.capacity)
+    cell.come_back()
     try:
-        await AtomCell.start_incarnation(plain)
+        await cell.start_incarnation()
     except BaseException:
-        plain.__class__ = ForwardingCell
-        plain.instance = fwd
+        cell.move_away(fwd)
         raise
-    del held[plain.id]
-    node.tried.pop(plain.id, None)
-    _reinstate(plain)
+    del held[cell.id]
+    node.tried.pop(cell.id, None)
+    _reinstate(cell)
     paused = fwd.paused or ()
     fwd.paused = None
-    fwd.target = plain
+    fwd.target = cell
     for h, args, kwargs, reply in paused:
-        post(plain, h, args, kwargs, reply)
-    plain.log.info("atom.restarted_elsewhere", host=node.name, restarts=plain.restarts)
+        post(cell, h, args, kwargs, reply)
+    cell.log.info("atom.restarted_elsewhere", host=node.name, restarts=cell.restarts)

@@ -1,8 +1,8 @@
 """OTP supervision of atoms that run on another host than their origin.
 
 An atom placed on a host (``spawn(..., host=...)``, ``ChildSpec(host=...)``) or
-migrated there keeps its cell in its origin, under its supervisor, as a
-:class:`ForwardingCell`. Its supervisor treats it as any child; two requests
+migrated there keeps its cell in its origin, under its supervisor, with a
+:class:`Forward` as its ``away``. Its supervisor treats it as any child; two requests
 carry what crosses the wire:
 
 * ``child_failed`` (host -> origin). A handler raised on the host: the asker has
@@ -55,10 +55,11 @@ from ._endpoints import (
     Answer,
     CallbackReply,
     Forward,
-    ForwardingCell,
     RemoteEndpoint,
     RemoteError,
     _dump_error,
+    carry_on,
+    forward_of,
     load_outcome,
 )
 from ._errors import MigrationError
@@ -204,7 +205,6 @@ class Retirement:
         if self.timeout is not None:
             cell.shutdown_timeout = self.timeout
         await cell.terminate_incarnation()
-        mailbox = cell.mailbox
         fail_moves(
             cell,
             MigrationError(
@@ -212,24 +212,25 @@ class Retirement:
                 "migrate its next incarnation instead"
             ),
         )
-        left = mailbox.close()  # the stash first, then the queue, in order
         self._rewatch(cell)
         # A forwarder to the origin from now on, as after a migration: Refs held
-        # here reach the next incarnation through the origin.
-        cell.__class__ = ForwardingCell
-        cell.instance = Forward(RemoteEndpoint(node, self.origin.node_id, cell.id, cell.name))
+        # here reach the next incarnation through the origin. What was queued
+        # comes back, the stash first, then the queue, in order.
+        left = cell.move_away(
+            Forward(RemoteEndpoint(node, self.origin.node_id, cell.id, cell.name))
+        )
+        cell.instance = None
         cell.state = _STOPPED
         cell.busy = False
         unregister(cell)
         cell.system.remove_top(cell)
         cell.stopped.set()
         cell.log.info("atom.retired", late=self.late)
-        forwarder: Any = cell
         for spec, args, kwargs, reply in left:
             if reply is not None and (reply.task is None or type(reply) is TimerHandle):
                 continue  # a timer's message (timers die with the incarnation), or withdrawn
             if self.late or self.origin.down is not None:
-                forwarder.post(spec.name, args, kwargs, reply)
+                cell.post(spec.name, args, kwargs, reply)
                 continue
             try:
                 blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
@@ -266,12 +267,12 @@ def _drop(
         cell.system.dead_letters.record(DeadLetter(cell.id, cell.name, h, args, kwargs, str(error)))
 
 
-async def retire_remote(cell: ForwardingCell) -> None:
+async def retire_remote(cell: AtomCell) -> None:
     """Origin side of a ``terminate``: retire the atom's incarnation on its host and
     put the messages it hands back in front of what the forwarder holds."""
-    fwd = cell.current_forward()
+    fwd = forward_of(cell)
     target = fwd.target
-    if type(target) is not RemoteEndpoint:
+    if not isinstance(target, RemoteEndpoint):
         await trio.lowlevel.checkpoint()
         return
     node = target._node
@@ -321,12 +322,13 @@ async def serve_child_failed(node: Node, peer: Peer, frame: ChildFailed) -> str:
     )
     cell = lookup(atom_id)
     if (
-        type(cell) is not ForwardingCell
+        cell is None
+        or not isinstance(cell.away, Forward)
         or cell.supervisor is None
         or cell.stop_requested
         or cell.stopped.is_set()
         or cell.system.closing
-        or getattr(cell.current_forward().target, "peer_id", None) != peer.node_id
+        or getattr(cell.away.target, "peer_id", None) != peer.node_id
     ):
         return "restart"
     if cell.parked is not None or atom_id in node.held:
@@ -351,7 +353,7 @@ async def serve_child_failed(node: Node, peer: Peer, frame: ChildFailed) -> str:
 
 async def _take_over(
     node: Node,
-    cell: ForwardingCell,
+    cell: AtomCell,
     exc: BaseException,
     directive: Directive,
     *,
@@ -362,23 +364,23 @@ async def _take_over(
         task_status.started(False)
         return
     try:
-        fwd = cell.current_forward()
+        fwd = forward_of(cell)
         fwd.pause()
         node.held[cell.id] = fwd
         cell.state = _RUNNING
         task_status.started(True)
-        await cell.supervise(exc, directive)
+        await fwd.supervise(cell, exc, directive)
     finally:
         node.release_migration_lock(cell.id)
-    # (its turns, if it came back into this process: then it is a plain cell)
-    await ForwardingCell.carry_on(cell, exc)
+    # (its turns, if it came back into this process)
+    await carry_on(cell, exc)
 
 
 async def serve_retire(node: Node, peer: Peer, frame: Retire) -> Any:
     """Host side of ``retire_remote``: the messages handed back, or ``late``."""
     timeout = frame.timeout
     cell = lookup(frame.atom_id)
-    if cell is None or type(cell) is ForwardingCell or cell.state >= _STOPPING:
+    if cell is None or cell.away is not None or cell.state >= _STOPPING:
         return []
     retire = node.retires[cell] = Retirement(node, peer, timeout)
     cell.on_stopped.append(retire.cell_stopped)

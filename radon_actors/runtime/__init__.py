@@ -18,6 +18,7 @@ from ._directory import (
     unregister,
 )
 from ._seams import (
+    Away,
     CellState,
     DecidesOwnFailures,
     Directive,
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "STASHED",
     "AtomCell",
+    "Away",
     "CellState",
     "DeadEndpoint",
     "DecidesOwnFailures",

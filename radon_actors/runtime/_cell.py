@@ -43,6 +43,7 @@ from .._ref import Ref
 from ..mailbox import BUDGET, DeadLetter, Mailbox, budget
 from . import _directory, _watch
 from ._seams import (
+    Away,
     CellState,
     Directive,
     InstanceRuntime,
@@ -116,6 +117,7 @@ class AtomCell:
         "_stop_reason",
         "_stop_requested",
         "args",
+        "away",
         "busy",
         "children",
         "cls",
@@ -174,6 +176,9 @@ class AtomCell:
         # How incarnations are made: None for a native atom (the fast, built-in
         # path); set by the system for another kind (a sandboxed atom's guest).
         self.runtime: InstanceRuntime | None = None
+        # Where the atom is while it runs elsewhere (placement); None while it
+        # runs here. The cell stays its directory entry either way.
+        self.away: Away | None = None
         self.decider: Callable[[AtomCell, BaseException], Directive] = default_decider
         self.on_stopped: list[Callable[[AtomCell, BaseException | None], None]] = []
         # Failure-path plumbing (see radon_actors.supervisor): set by a supervisor
@@ -207,8 +212,12 @@ class AtomCell:
 
         This process's node id when it runs an atom that another process spawned
         (placed or migrated here), so a third host can send to it directly; None
-        when this process is the atom's origin, where Refs route anyway.
+        when this process is the atom's origin, where Refs route anyway. For an
+        atom that runs elsewhere, where it runs (see :class:`Away`).
         """
+        away = self.away
+        if away is not None:
+            return away.via
         prefix = self.system.prefix
         return None if self.id.rpartition(".")[0] == prefix else prefix
 
@@ -242,6 +251,7 @@ class AtomCell:
             and not self.busy
             and not self.mailbox.user
             and not self.mailbox.control
+            and self.away is None
         ):
             # Inline turn: see the module docs for why this is a faithful turn.
             await checkpoint_if_cancelled()
@@ -257,6 +267,9 @@ class AtomCell:
                 await cancel_shielded_checkpoint()
             return result
 
+        away = self.away
+        if away is not None:
+            return await away.ask(self, spec.name, args, kwargs, timeout)
         if self.state >= _STOPPING:
             raise AtomStopped(f"{self.label()} is not running (ask {spec.name!r})")
         task = current_task()
@@ -273,9 +286,8 @@ class AtomCell:
         else:
             queued = await mailbox.put(msg)
         if not queued:
-            if type(self).ask is not AtomCell.ask:
-                # The atom migrated while we waited for room: this cell is now a
-                # forwarder (radon_actors.placement), so go through it.
+            if self.away is not None:
+                # The atom moved away while we waited for room: follow it.
                 return await self.ask(h, args, kwargs, timeout)
             raise AtomStopped(f"{self.label()} stopped before {spec.name!r} was queued")
         if timeout is None:
@@ -330,7 +342,12 @@ class AtomCell:
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         spec = self.spec_for(h, args, kwargs)
         if not self.mailbox.put_nowait((spec, args, kwargs, None)):
-            self._dead_letter(spec, args, kwargs, "atom stopped")
+            # A closed mailbox: the atom stopped, or runs elsewhere.
+            away = self.away
+            if away is not None:
+                away.tell(self, spec.name, args, kwargs)
+            else:
+                self._dead_letter(spec, args, kwargs, "atom stopped")
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         spec = self.spec_for(h, args, kwargs)
@@ -345,9 +362,13 @@ class AtomCell:
                 b.left = BUDGET
                 await cancel_shielded_checkpoint()
             return
+        away = self.away
+        if away is not None:
+            await away.send(self, spec.name, args, kwargs)
+            return
         if not await mailbox.put(msg):
-            if type(self).send is not AtomCell.send:
-                await self.send(h, args, kwargs)  # migrated meanwhile: see ask
+            if self.away is not None:
+                await self.send(h, args, kwargs)  # moved away meanwhile: see ask
                 return
             self._dead_letter(spec, args, kwargs, "atom stopped")
 
@@ -390,7 +411,13 @@ class AtomCell:
         :meth:`post` queues it, or says what is wrong.
         """
         mailbox = self.mailbox
-        if self.state != _RUNNING or self.busy or mailbox.user or mailbox.control:
+        if (
+            self.state != _RUNNING
+            or self.busy
+            or mailbox.user
+            or mailbox.control
+            or self.away is not None
+        ):
             return False
         try:
             spec = self.spec_for(h, args, kwargs)
@@ -416,6 +443,10 @@ class AtomCell:
         handler, bad arguments, stopped atom, full mailbox) goes to ``reply``, or
         to the dead letters for a tell."""
         if self.queue_now(h, args, kwargs, reply):
+            return
+        away = self.away
+        if away is not None:
+            away.post(self, h, args, kwargs, reply)
             return
         try:
             spec = self.spec_for(h, args, kwargs)
@@ -538,6 +569,13 @@ class AtomCell:
     # ------------------------------------------------------------------
     def request_stop(self, reason: BaseException | None = None) -> None:
         """Ask the atom to stop after its current turn (idempotent)."""
+        away = self.away
+        if away is not None:
+            if not self._stop_requested:
+                self._stop_requested = True
+                self._stop_reason = reason
+                away.request_stop(self, reason)
+            return
         if self._stop_requested or self.state >= _STOPPING:
             # A stop from outside overrides a pending normal exit: no restart.
             self._self_stop = False
@@ -624,7 +662,12 @@ class AtomCell:
 
         Runs in the cell's task (its first start, or a restart). Raises what the
         constructor or ``on_start`` raised; the cell's state is the caller's to set.
+        An atom that runs elsewhere starts where its :class:`Away` puts it.
         """
+        away = self.away
+        if away is not None:
+            await away.start_incarnation(self)
+            return
         runtime = self.runtime
         if runtime is not None:
             self.instance = await runtime.start(self)
@@ -797,7 +840,12 @@ class AtomCell:
             timer.cancel()
 
     async def call_on_stop(self) -> None:
-        """Run the instance's ``on_stop`` within the cell's shutdown timeout (errors logged)."""
+        """Run the instance's ``on_stop`` within the cell's shutdown timeout (errors
+        logged); where the atom lives, if that is elsewhere."""
+        away = self.away
+        if away is not None:
+            await away.call_on_stop(self)
+            return
         instance = self.instance
         if instance is None:
             return
@@ -827,7 +875,12 @@ class AtomCell:
         self.finish(reason)
 
     def finish(self, reason: BaseException | None) -> None:
-        """Close the mailbox, fail or dead-letter what is left, and tell the world."""
+        """Close the mailbox, fail or dead-letter what is left, and tell the world.
+
+        A cell whose atom ran elsewhere becomes a plain stopped cell; its
+        :class:`Away` fails what it held, last."""
+        away = self.away
+        self.away = None
         self.state = _STOPPED
         self.busy = False
         self.cancel_timers()
@@ -848,6 +901,25 @@ class AtomCell:
         self.stopped.set()
         for callback in self.on_stopped:
             callback(self, reason)
+        if away is not None:
+            away.finished(self)
+
+    def move_away(self, away: Away) -> list[tuple[Any, tuple[Any, ...], dict[str, Any], Any]]:
+        """The atom now runs elsewhere: ``away`` takes its messages from here on.
+
+        Closes the mailbox (a closed mailbox is what sends the cell's senders to
+        ``away``) and returns what was still in it, the stash first; the caller
+        passes those on and sets the cell's state.
+        """
+        left = self.mailbox.close()
+        self.away = away
+        return left
+
+    def come_back(self) -> None:
+        """The atom runs in this process again (a restart that found no other
+        host): a fresh, open mailbox, and no :class:`Away`."""
+        self.away = None
+        self.mailbox = Mailbox(self.mailbox.capacity)
 
     def forget(self) -> None:
         """Leave the directory, the system's tables and the parent's children."""

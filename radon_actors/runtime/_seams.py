@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._system import System
 
 __all__ = [
+    "Away",
     "CellState",
     "DecidesOwnFailures",
     "Directive",
@@ -139,6 +140,70 @@ class ParkedHook(Protocol):
 
     async def serve(self) -> None:
         """Serve the supervisor's commands in the calling task until resumed or stopped."""
+
+
+class Away(Protocol):
+    """Where a cell's atom is while it does not run in this process (placement's
+    forwarder: the atom was placed on, or migrated to, another host).
+
+    The cell stays the atom's directory entry, so every Ref keeps reaching it;
+    while ``AtomCell.away`` is set its mailbox is closed and it delegates here:
+    messages (handlers by name, already checked against the atom's table), the
+    supervisor's start and terminate of an incarnation, stop requests and the
+    group-restart handover. Each method gets the cell it acts for.
+    """
+
+    @property
+    def via(self) -> str | None:
+        """The location hint a Ref pickled here carries (None while unknown)."""
+
+    def post(
+        self,
+        cell: AtomCell,
+        h: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        reply: ReplySlot | None,
+    ) -> None:
+        """Pass a message on without waiting; errors go to ``reply`` (see ``AtomCell.post``)."""
+
+    async def ask(
+        self,
+        cell: AtomCell,
+        h: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Any:
+        """Ask where the atom is and return its answer."""
+
+    def tell(self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Tell where the atom is (a full mailbox there may raise ``MailboxFull``)."""
+
+    async def send(
+        self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Tell, waiting for room (backpressure) where the atom is."""
+
+    async def start_incarnation(self, cell: AtomCell) -> None:
+        """A supervisor's start of a fresh incarnation (on some host, or here)."""
+
+    async def call_on_stop(self, cell: AtomCell) -> None:
+        """A supervisor's terminate: the incarnation's ``on_stop`` runs where it lives."""
+
+    def request_stop(self, cell: AtomCell, reason: BaseException | None) -> None:
+        """Stop the atom where it lives; the cell's ``stopped`` is set once it has."""
+
+    def finished(self, cell: AtomCell) -> None:
+        """The cell stopped for good (``AtomCell.finish``): drop what was kept for
+        it and fail what was held."""
+
+    def placed_away(self, cell: AtomCell) -> bool:
+        """Whether the supervisor's group restarts act on this child (it runs
+        elsewhere, or is being recovered, and nobody asked it to stop)."""
+
+    def serve_parked(self, cell: AtomCell, parked: ParkedHook) -> None:
+        """Serve a supervisor's group-restart handover (in a task of its own)."""
 
 
 @runtime_checkable

@@ -78,11 +78,11 @@ def _is_supervisor_failure(exc: BaseException) -> bool:
 
 
 def _alive(cell: AtomCell) -> bool:
-    placed_away = getattr(cell, "placed_away", None)
-    if placed_away is not None:
-        # A child on another host: its cell here is a forwarder, which counts as
+    away = cell.away
+    if away is not None:
+        # A child on another host: its cell here forwards, and counts as
         # stopped after a migration although the atom runs on (placement).
-        return bool(placed_away())
+        return away.placed_away(cell)
     return cell.state < _STOPPING
 
 
@@ -374,11 +374,11 @@ class Supervisor(Atom):
         parked = cast("Parked | None", cell.parked)
         if parked is None:
             parked = Parked(cell)
-            serve_elsewhere = getattr(cell, "serve_parked", None)
-            if serve_elsewhere is not None:
+            away = cell.away
+            if away is not None:
                 # A child on another host (radon_actors.placement): its cell here
                 # serves the handover in a task of its own.
-                serve_elsewhere(parked)
+                away.serve_parked(cell, parked)
             elif not cell.mailbox.put_control(("call", parked.serve)):
                 parked.done = True
                 cell.parked = None

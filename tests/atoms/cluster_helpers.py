@@ -105,17 +105,15 @@ class Kind:
         really runs (its pid), which must agree. A sandboxed one cannot (the
         guest has no process).
         """
-        from radon_actors.placement._endpoints import ForwardingCell
-
         node = node_of(system)
         cell = cell_of(ref)
         assert cell is not None, f"{ref} has no directory entry here"
-        if type(cell) is not ForwardingCell:
+        if cell.away is None:
             assert cell.instance is not None and cell.state == 1, f"{ref} is not running here"
             host = "local"
         else:
             assert node is not None
-            host = str(node.peers[cell.instance.target.peer_id].name)
+            host = str(node.peers[cell.away.target.peer_id].name)  # type: ignore[attr-defined]
         if not self.sandbox and "where" in cell.table:
             pid = int(await ref.ask("where"))
             procs = {} if node is None else node.processes
