@@ -14,7 +14,10 @@ Measured in one run, on this machine:
   time from the last message it handled at the source to the first it handled
   at the target (both stamped with the system-wide monotonic clock). The first
   move each way (which ships the class and builds its handler table on the
-  target) is a warm-up, reported apart.
+  target) is a warm-up, reported apart;
+* the same pause under backpressure: an atom with a mailbox of 100 kept full by
+  three senders without flow control (two in this process, one on the worker),
+  so senders wait for room whenever it moves.
 
     python bench/placement.py            # full run (~30 s)
     python bench/placement.py --smoke    # tiny run that only checks it all works
@@ -42,6 +45,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from latency import percentiles
 
 _now = time.perf_counter_ns
+# The mailbox of the atom whose migration pause is measured under backpressure.
+FULL_MAILBOX = 100
 
 ECHO_SERVER = r"""
 import functools, sys, trio
@@ -105,6 +110,34 @@ class Blaster(Atom):
         """An Echo spawned here, so that this host is its origin: Refs to it go
         straight to this host from anywhere (host to host, no hop via the parent)."""
         return await self.spawn(Echo)
+
+
+class Switch(Atom):
+    """An on/off flag other atoms can ask."""
+
+    def __init__(self) -> None:
+        self.off = False
+
+    @handler
+    def is_off(self) -> bool:
+        return self.off
+
+    @handler
+    def turn_off(self) -> None:
+        self.off = True
+
+
+class Flooder(Atom):
+    """Streams ``send``s to an atom until a :class:`Switch` is off (no flow
+    control but the mailbox's own: its sends wait for room)."""
+
+    @handler
+    async def flood(self, target: Ref[Mover], switch: Ref[Switch]) -> int:
+        sent = 0
+        while sent % 500 or not await switch.ask(Switch.is_off):
+            await target.send("hit")
+            sent += 1
+        return sent
 
 
 class Mover(Atom):
@@ -240,9 +273,41 @@ async def run(rtt_n: int, tput_n: int, moves: int, repeat: int) -> dict[str, Any
             stop.set()
         gaps = await mover.ask(Mover.report)
 
+        # the same with a full mailbox: two senders here and one on the worker
+        # send without flow control, so the mailbox is full and senders wait
+        # for room whenever the atom moves (issue #12)
+        full = await system.spawn(Mover, mailbox_size=FULL_MAILBOX)
+        flooder = await system.spawn(Flooder, host="w1")
+        switch = await system.spawn(Switch)
+        flooding = trio.Event()
+
+        async def flood() -> None:
+            while not flooding.is_set():
+                await full.send(Mover.hit)
+
+        async def move_full(i: int) -> None:
+            count = await full.ask(Mover.total)
+            while await full.ask(Mover.total) < count + 2 * FULL_MAILBOX:
+                pass
+            await system.migrate(full, to="w1" if i % 2 == 0 else "local")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            nursery.start_soon(flood)
+            nursery.start_soon(flooder.ask, Flooder.flood, full, switch)
+            for i in range(2):
+                await move_full(i)
+            await full.ask(Mover.reset)
+            for i in range(moves):
+                await move_full(i)
+            flooding.set()
+            switch.tell(Switch.turn_off)
+        full_gaps = await full.ask(Mover.report)
+
     raw = {k: statistics.median(r[k] for r in raw_runs) for k in raw_runs[0]}
     ask = {k: statistics.median(r[k] for r in ask_runs) for k in ask_runs[0]}
     pause = percentiles(gaps)
+    pause_full = percentiles(full_gaps)
     return {
         "python": sys.version.split()[0],
         "trio": trio.__version__,
@@ -257,6 +322,10 @@ async def run(rtt_n: int, tput_n: int, moves: int, repeat: int) -> dict[str, Any
         "host_to_host_tell_msgs_per_s": statistics.median(h2h_runs),
         "migration_pause": {k.replace("_us", "_ms"): v / 1000 for k, v in pause.items()},
         "migration_pauses_measured": len(gaps),
+        "migration_pause_full_mailbox": {
+            k.replace("_us", "_ms"): v / 1000 for k, v in pause_full.items()
+        },
+        "full_mailbox_size": FULL_MAILBOX,
         "first_migration_pauses_ms": [g / 1e6 for g in first],
     }
 
@@ -281,6 +350,12 @@ def _print_table(r: dict[str, Any]) -> None:
     print(
         f"migration pause over {r['migration_pauses_measured']} moves: p50 {p['p50_ms']:.2f} ms, "
         f"p90 {p['p90_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms"
+    )
+    p = r["migration_pause_full_mailbox"]
+    print(
+        f"same, mailbox of {r['full_mailbox_size']} kept full by 3 senders (2 here, 1 on "
+        f"the worker): p50 {p['p50_ms']:.2f} ms, p90 {p['p90_ms']:.2f} ms, "
+        f"p99 {p['p99_ms']:.2f} ms"
     )
     first = ", ".join(f"{ms:.1f}" for ms in r["first_migration_pauses_ms"])
     print(f"first move each way (ships the class, warms up): {first} ms")

@@ -20,6 +20,7 @@ one per message. Producers never yield when there is room.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -159,6 +160,26 @@ class Mailbox:
         self.control.clear()
         self._senders.unpark_all()
         return left
+
+    def reopen(
+        self,
+        stashed: Iterable[Any] = (),
+        user: Iterable[Any] = (),
+        control: Iterable[Any] = (),
+    ) -> None:
+        """Accept messages again after :meth:`close` (the atom came back into this
+        process, or a move was called off), with what ``close`` returned put back:
+        ``stashed`` in the stash, ``user`` at the head of the user lane (over its
+        bound if need be: those messages were accepted once), ``control`` behind
+        the control lane."""
+        self.closed = False
+        self.stashed.extend(stashed)
+        self.user.extendleft(reversed(list(user)))
+        self.control.extend(control)
+        consumer = self._consumer
+        if consumer is not None and (self.user or self.control):
+            self._consumer = None
+            reschedule(consumer)
 
     def statistics(self) -> MailboxStatistics:
         """Current queue lengths."""

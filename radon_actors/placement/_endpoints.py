@@ -29,7 +29,7 @@ import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .._atom import handler_name
-from .._errors import AskTimeout, AtomStopped, RadonError
+from .._errors import AskTimeout, AtomStopped, MailboxFull, RadonError
 from ..mailbox import BUDGET, budget
 from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
 from ._errors import HostDown
@@ -243,15 +243,23 @@ class Forward:
     ``target`` is where messages go (a :class:`RemoteEndpoint`, the cell of an
     atom that came back into this process, or a dead end); while ``paused`` is a
     queue, what arrives waits there and is replayed in order on resume.
+
+    The pause queue has the atom's mailbox bound for its local senders: beyond
+    it ``send`` waits for the resume and ``tell`` raises ``MailboxFull``, as a
+    full mailbox would. What arrives from other hosts, and asks (one per
+    waiting caller), always queue: a connection's reader must never wait on an
+    atom that is between two places.
     """
 
-    __slots__ = ("arrived", "paused", "target")
+    __slots__ = ("_resumed", "arrived", "paused", "target")
 
     def __init__(self, target: Any) -> None:
         self.target = target
         self.paused: deque[tuple[Any, tuple[Any, ...], dict[str, Any], Any]] | None = None
         # A cell activated here while paused (the atom is coming back home).
         self.arrived: AtomCell | None = None
+        # Set when the pause ends: senders waiting for room in the queue go on.
+        self._resumed: trio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<Forward to {self.target!r}{' (paused)' if self.paused is not None else ''}>"
@@ -274,6 +282,23 @@ class Forward:
             else:
                 await cell.post_when_room(h, args, kwargs, reply)
         self.paused = None
+        self.wake_senders()
+
+    def wake_senders(self) -> None:
+        """The pause is over: senders waiting for room in its queue go on."""
+        resumed = self._resumed
+        if resumed is not None:
+            self._resumed = None
+            resumed.set()
+
+    async def _wait_for_room(self, cell: AtomCell) -> None:
+        """Wait while the pause queue holds a mailbox's worth (see the class docs)."""
+        capacity = cell.mailbox.capacity
+        while self.paused is not None and len(self.paused) >= capacity:
+            resumed = self._resumed
+            if resumed is None:
+                resumed = self._resumed = trio.Event()
+            await resumed.wait()
 
     def resume(self, target: Any | None = None) -> None:
         """Replay what queued during the pause to ``target`` (default: unchanged)."""
@@ -284,6 +309,7 @@ class Forward:
         if paused:
             for h, args, kwargs, reply in paused:
                 post(self.target, h, args, kwargs, reply)
+        self.wake_senders()
 
     # ------------------------------------------------------------------
     # The Away seam: what the cell delegates while its atom is elsewhere.
@@ -329,6 +355,11 @@ class Forward:
     def tell(self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         paused = self.paused
         if paused is not None:
+            if len(paused) >= cell.mailbox.capacity:
+                raise MailboxFull(
+                    f"{cell.label()} is moving and {len(paused)} messages wait for it (its "
+                    "mailbox size); use `await ref.send(...)` to wait for room"
+                )
             paused.append((h, args, kwargs, None))
         else:
             self.target.tell(h, args, kwargs)  # a full local mailbox raises MailboxFull
@@ -336,12 +367,16 @@ class Forward:
     async def send(
         self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        paused = self.paused
-        if paused is None:
+        if self.paused is None:
             await self.target.send(h, args, kwargs)
             return
         await trio.lowlevel.checkpoint_if_cancelled()
-        paused.append((h, args, kwargs, None))
+        await self._wait_for_room(cell)
+        paused = self.paused
+        if paused is None:  # resumed while we waited: after what was queued
+            await self.target.send(h, args, kwargs)
+        else:
+            paused.append((h, args, kwargs, None))
 
     async def start_incarnation(self, cell: AtomCell) -> None:
         # A supervisor's restart of the lost atom (see ``lost``).

@@ -178,6 +178,8 @@ class Migrate(NamedTuple):
     req: int
     atom_id: str
     to_id: str
+    budget: float | None
+    """Seconds the migration may take from now (None: no limit)."""
 
 
 class Emigrate(NamedTuple):
@@ -187,6 +189,8 @@ class Emigrate(NamedTuple):
     req: int
     atom_id: str
     to_id: str
+    budget: float | None
+    """Seconds the migration may take from now (None: no limit)."""
 
 
 class Activate(NamedTuple):
@@ -204,6 +208,9 @@ class Activate(NamedTuple):
     capacity: int
     restarts: int
     sandbox: Any = None
+    budget: float | None = None
+    """A migration's time left: an activation that cannot finish within it is
+    not started (None: no limit; a placement)."""
 
 
 class CodeHas(NamedTuple):

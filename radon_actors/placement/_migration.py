@@ -29,6 +29,7 @@ mailbox and the atom carries on where it was; ``migrate`` raises
 
 from __future__ import annotations
 
+import math
 import pickle
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,6 +41,8 @@ from .._ref import Ref
 from ..runtime import (
     AtomCell,
     CellState,
+    ParkedHook,
+    Taken,
     TimerHandle,
     lookup,
     rearm_timers,
@@ -105,72 +108,113 @@ def _origin(atom_id: str) -> str:
     return atom_id.rpartition(".")[0]
 
 
-async def migrate(node: Node, ref: Ref[Any], to: str) -> None:
+def _budget(deadline: float) -> float | None:
+    """The seconds left until ``deadline`` (None: no deadline), for a frame."""
+    return None if deadline == math.inf else max(0.0, deadline - trio.current_time())
+
+
+def _deadline(budget: float | None) -> float:
+    """The local deadline of a budget that came in a frame."""
+    return math.inf if budget is None else trio.current_time() + budget
+
+
+def _late(label: str, to: str, what: str) -> MigrationError:
+    return MigrationError(
+        f"moving {label} to host {to} did not finish within its timeout: {what}; it keeps "
+        "running where it was, with its messages (pass a longer migrate(timeout=...))"
+    )
+
+
+async def migrate(node: Node, ref: Ref[Any], to: str, timeout: float | None) -> None:
     """Entry point of ``System.migrate``."""
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"migrate timeout must be a positive number of seconds, not {timeout!r}")
+    deadline = math.inf if timeout is None else trio.current_time() + timeout
     to_id = node.node_id if to == node.name else node.peer_by_name(to).node_id
     origin = _origin(ref.id)
     if origin == node.node_id:
-        await coordinate(node, ref.id, to_id)
+        await coordinate(node, ref.id, to_id, deadline)
     else:
-        await node.request(node.live_peer(origin, ref.id), Migrate("migrate", 0, ref.id, to_id))
+        frame = Migrate("migrate", 0, ref.id, to_id, _budget(deadline))
+        await node.request(node.live_peer(origin, ref.id), frame)
 
 
-async def coordinate(node: Node, atom_id: str, to_id: str) -> None:
-    """Move ``atom_id`` (whose origin is ``node``) to node ``to_id``."""
-    async with node.migration_lock(atom_id):
-        cell = lookup(atom_id)
-        if cell is None:
-            raise NoSuchAtom(f"atom {atom_id} is not running; it cannot be migrated")
-        if cell.away is None:
-            if to_id != node.node_id:
-                await emigrate(node, cell, to_id)
-            return
-        fwd = forward_of(cell)
-        holder: str = fwd.target.peer_id
-        if holder == to_id:
-            return
-        fwd.pause()
-        try:
-            # Shielded: once the holder has been asked to move the atom, the
-            # directory must learn the outcome, or the two would disagree.
-            with trio.CancelScope(shield=True):
-                peer = node.live_peer(holder, atom_id)
-                await node.request(peer, Emigrate("emigrate", 0, atom_id, to_id))
-        except Exception as exc:
-            if fwd.arrived is None:
-                fwd.resume()
-                raise MigrationError(
-                    f"moving atom {atom_id} to host {to_id} failed; it keeps running where it "
-                    f"was: {exc}"
-                ) from exc
-            # It did arrive here (the holder failed after handing it over).
-        if to_id == node.node_id:
-            home = fwd.arrived
-            fwd.arrived = None
-            assert home is not None
-            with trio.CancelScope(shield=True):
-                await fwd.resume_into(home)
-            register(home)
-            node.system.claim_name(home)
-        else:
-            fwd.resume(RemoteEndpoint(node, to_id, atom_id, cell.name))
+async def coordinate(node: Node, atom_id: str, to_id: str, deadline: float) -> None:
+    """Move ``atom_id`` (whose origin is ``node``) to node ``to_id`` by ``deadline``."""
+    with trio.move_on_at(deadline) as waiting:
+        async with node.migration_lock(atom_id):
+            waiting.deadline = math.inf  # from here on each step keeps to the deadline
+            await _coordinate(node, atom_id, to_id, deadline)
+    if waiting.cancelled_caught:
+        raise _late(f"atom {atom_id}", to_id, "another migration of it was still under way")
+
+
+async def _coordinate(node: Node, atom_id: str, to_id: str, deadline: float) -> None:
+    cell = lookup(atom_id)
+    if cell is None:
+        raise NoSuchAtom(f"atom {atom_id} is not running; it cannot be migrated")
+    if cell.away is None:
+        if to_id != node.node_id:
+            await emigrate(node, cell, to_id, deadline)
+        return
+    fwd = forward_of(cell)
+    holder: str = fwd.target.peer_id
+    if holder == to_id:
+        return
+    fwd.pause()
+    try:
+        # Shielded: once the holder has been asked to move the atom, the
+        # directory must learn the outcome, or the two would disagree. The
+        # holder keeps to the deadline.
+        with trio.CancelScope(shield=True):
+            peer = node.live_peer(holder, atom_id)
+            await node.request(peer, Emigrate("emigrate", 0, atom_id, to_id, _budget(deadline)))
+    except Exception as exc:
+        if fwd.arrived is None:
+            fwd.resume()
+            if isinstance(exc, MigrationError):
+                raise
+            raise MigrationError(
+                f"moving atom {atom_id} to host {to_id} failed; it keeps running where it "
+                f"was: {exc}"
+            ) from exc
+        # It did arrive here (the holder failed after handing it over).
+    if to_id == node.node_id:
+        home = fwd.arrived
+        fwd.arrived = None
+        assert home is not None
+        with trio.CancelScope(shield=True):
+            await fwd.resume_into(home)
+        register(home)
+        node.system.claim_name(home)
+    else:
+        fwd.resume(RemoteEndpoint(node, to_id, atom_id, cell.name))
 
 
 class _Emigration(Move):
-    """The ``call`` control message of one migration, and its outcome."""
+    """The ``migrate`` control message of one migration, and its outcome."""
 
-    def __init__(self, node: Node, peer: Peer) -> None:
+    def __init__(self, node: Node, peer: Peer, deadline: float) -> None:
         self.node = node
         self.peer = peer
+        self.deadline = deadline
         self.done = trio.Event()
         self.errors: list[BaseException] = []
         self.abandoned = False
+        self.started = False
 
     async def __call__(self, cell: AtomCell) -> bool:
         if self.abandoned:  # the caller gave up before the turn ended: stay here
             return False
+        control = cell.mailbox.control
+        if any(msg[0] != "migrate" for msg in control):
+            # A stop, a failure or a supervisor's command queued behind this move:
+            # those run first, and the move after them.
+            control.append(("migrate", self))
+            return False
+        self.started = True
         try:
-            await _move(self.node, cell, self.peer)
+            await _move(self.node, cell, self.peer, self.deadline)
         except BaseException as exc:
             self.fail(exc)
             if isinstance(exc, Exception):
@@ -187,50 +231,144 @@ class _Emigration(Move):
         self.fail(AtomStopped(f"{cell.label()} stopped before it could migrate"))
 
 
-async def emigrate(node: Node, cell: AtomCell, to_id: str) -> None:
-    """Move the live atom of ``cell`` (in this process) to node ``to_id``."""
+async def emigrate(node: Node, cell: AtomCell, to_id: str, deadline: float) -> None:
+    """Move the live atom of ``cell`` (in this process) to node ``to_id`` by ``deadline``.
+
+    What the deadline bounds: waiting for the atom's current turn to end (then
+    the move is called off and the atom never notices), shipping a sandboxed
+    atom's component, and the target's activation (it refuses to start the atom
+    when it cannot within the time left). Once the target has the atom, the
+    switch here takes no time.
+    """
     peer = node.live_peer(to_id, cell.id)
     if cell.runtime is not None:
         # A sandboxed atom (the only other kind): ship the component first, so that
         # the atom's pause excludes the transfer.
         runtime = cast("SandboxRuntime", cell.runtime)
         try:
-            await _code.ship(node, peer, runtime.loaded)
+            with trio.move_on_at(deadline) as shipping:
+                await _code.ship(node, peer, runtime.loaded)
         except Exception as exc:
             raise MigrationError(
                 f"moving {cell.label()} to host {peer.label} failed; it keeps running here: "
                 f"its component could not be sent there: {exc!r}"
             ) from exc
-    move = _Emigration(node, peer)
+        if shipping.cancelled_caught:
+            raise _late(cell.label(), peer.label, "its component was still being sent there")
+    move = _Emigration(node, peer, deadline)
     cell.on_stopped.append(move.on_stopped)
     try:
         if cell.state >= _STOPPING or not cell.mailbox.put_control(("migrate", move)):
             raise MigrationError(f"{cell.label()} is not running; it cannot be migrated")
-        await move.done.wait()
+        with trio.move_on_at(deadline):
+            await move.done.wait()
+        if not move.done.is_set():
+            if not move.started:
+                move.abandoned = True
+                raise _late(cell.label(), peer.label, "its current turn had not ended")
+            # Under way: the target keeps to the deadline, so the outcome is near.
+            await move.done.wait()
     finally:
         move.abandoned = not move.done.is_set()
         if move.on_stopped in cell.on_stopped:
             cell.on_stopped.remove(move.on_stopped)
     if move.errors:
+        error = move.errors[0]
+        if isinstance(error, trio.TooSlowError):
+            raise _late(cell.label(), peer.label, "the target could not activate it in time")
         raise MigrationError(
-            f"moving {cell.label()} to host {peer.label} failed; it keeps running here: "
-            f"{move.errors[0]!r}"
-        ) from move.errors[0]
+            f"moving {cell.label()} to host {peer.label} failed; it keeps running here: {error!r}"
+        ) from error
 
 
-async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
+class _Transit(Forward):
+    """The ``away`` of a cell while its atom is on its way out (steps 3-4).
+
+    Closing the mailbox at step 3 sends everyone to it: senders that waited for
+    room in the full mailbox wake and queue here, as does whatever arrives from
+    other hosts. So no sender, and above all no connection reader, ever waits on
+    an atom that cannot drain its mailbox until a reply on that very connection
+    comes in (issue #12's deadlock). Local senders still meet the mailbox's
+    bound here (see :class:`Forward`).
+
+    Stop requests and a supervisor's group-restart handover wait for the
+    outcome: if the atom stays (:meth:`stay`) they go to its mailbox, if it
+    moved (:meth:`moved`) to where it went.
+    """
+
+    __slots__ = ("handovers", "settled", "stops")
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.pause()
+        self.settled = False
+        self.stops: list[BaseException | None] = []
+        self.handovers: list[ParkedHook] = []
+
+    def request_stop(self, cell: AtomCell, reason: BaseException | None) -> None:
+        if self.settled:
+            super().request_stop(cell, reason)
+        else:
+            self.stops.append(reason)
+
+    def serve_parked(self, cell: AtomCell, parked: ParkedHook) -> None:
+        if self.settled:
+            super().serve_parked(cell, parked)
+        else:
+            self.handovers.append(parked)
+
+    def placed_away(self, cell: AtomCell) -> bool:
+        if self.settled:
+            return super().placed_away(cell)
+        return cell.state < _STOPPING  # still a child running here until it has moved
+
+    async def start_incarnation(self, cell: AtomCell) -> None:
+        if not self.settled:  # pragma: no cover - the atom's own task is moving it
+            raise RuntimeError(f"{cell.label()} is being moved; it cannot be restarted now")
+        await super().start_incarnation(cell)
+
+    async def call_on_stop(self, cell: AtomCell) -> None:
+        if not self.settled:  # pragma: no cover - the atom's own task is moving it
+            raise RuntimeError(f"{cell.label()} is being moved; it cannot be terminated now")
+        await super().call_on_stop(cell)
+
+    def stay(self, cell: AtomCell, taken: Taken) -> None:
+        """The move failed: the atom carries on here with what was taken out of its
+        mailbox in front and what arrived meanwhile behind, in order."""
+        later = self.paused or ()
+        self.paused = None
+        self.settled = True
+        self.target = cell  # for a sender that read the cell's away just before
+        cell.come_back(taken, later)
+        cell.busy = False
+        self.wake_senders()
+        for reason in self.stops:
+            cell.requeue_stop(reason)
+        for parked in self.handovers:
+            if not cell.call_between_turns(parked.serve):  # pragma: no cover - reopened
+                parked.stop_requested(None)
+
+    def moved(self, cell: AtomCell, target: RemoteEndpoint) -> None:
+        """The atom runs at ``target`` now: replay what queued here, in order, and
+        pass on the stops and handovers that waited."""
+        self.settled = True
+        self.resume(target)
+        for reason in self.stops:
+            super().request_stop(cell, reason)
+        for parked in self.handovers:
+            super().serve_parked(cell, parked)
+
+
+async def _move(node: Node, cell: AtomCell, peer: Peer, deadline: float) -> None:
     """Steps 3-5, in the atom's own task at a turn boundary."""
     if cell.children:
         raise MigrationError(
             f"{cell.label()} has child atoms; stop them (or migrate a childless atom)"
         )
-    mailbox = cell.mailbox
     # Busy like a turn: no ask may run inline on the source from here on.
     cell.busy = True
-    stashed = list(mailbox.stashed)
-    user = list(mailbox.user)
-    mailbox.stashed.clear()
-    mailbox.user.clear()
+    transit = _Transit()
+    taken = cell.move_away(transit)
     tokens: list[int] = []
     try:
         state: Any
@@ -243,7 +381,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
             state = {k: v for k, v in vars(cell.instance).items() if k != "_radon_ctx"}
         msgs: list[tuple[str, tuple[Any, ...], dict[str, Any], Any, bool]] = []
         fired: list[TimerHandle] = []
-        for is_stashed, queue in ((True, stashed), (False, user)):
+        for is_stashed, queue in ((True, taken.stashed), (False, taken.user)):
             for spec, args, kwargs, reply in queue:
                 if type(reply) is TimerHandle:
                     # A timer's message: it moves too, still cancellable by its handle.
@@ -264,40 +402,36 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
         ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
         cls_blob = dump_class(cell.cls, peer)
         sandbox = await _code.sandbox_field(node, peer, cell)
-        await node.request(
-            peer,
-            Activate(
-                "activate",
-                0,
-                cell.id,
-                cell.name,
-                cls_blob,
-                ctor,
-                blob,
-                mailbox.capacity,
-                cell.restarts,
-                sandbox,
-            ),
+        budget = _budget(deadline)
+        if budget is not None and budget <= 0:
+            raise trio.TooSlowError
+        frame = Activate(
+            "activate",
+            0,
+            cell.id,
+            cell.name,
+            cls_blob,
+            ctor,
+            blob,
+            cell.mailbox.capacity,
+            cell.restarts,
+            sandbox,
+            budget,
         )
+        await node.request(peer, frame)
     except BaseException:
         for token in tokens:
             node.pending.pop(token, None)
-        mailbox.user.extendleft(reversed(user))
-        mailbox.stashed.extendleft(reversed(stashed))
-        cell.busy = False
+        transit.stay(cell, taken)
         raise
     # Step 5: from here on nothing awaits, so no message can slip in between.
-    fail_moves(cell, MigrationError(f"{cell.label()} moved to {peer.label} meanwhile"))
-    is_origin = _origin(cell.id) == node.node_id
-    next_hop = peer.node_id if is_origin else _origin(cell.id)
-    rest = cell.move_away(Forward(RemoteEndpoint(node, next_hop, cell.id, cell.name)))
+    fail_moves(taken.control, MigrationError(f"{cell.label()} moved to {peer.label} meanwhile"))
     cell.cancel_timers()
     cell.instance = None
     cell.state = _STOPPED
     cell.busy = False
-    for spec, args, kwargs, reply in rest:
-        if reply is None or (reply.task is not None and type(reply) is not TimerHandle):
-            cell.post(spec.name, args, kwargs, reply)
+    is_origin = _origin(cell.id) == node.node_id
+    next_hop = peer.node_id if is_origin else _origin(cell.id)
     cell.system.remove_top(cell)
     parent = cell.parent
     if parent is not None and parent.children.get(cell.id) is cell:
@@ -306,6 +440,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer) -> None:
         node.forwarders[cell.id] = cell
     else:
         unregister(cell)
+    transit.moved(cell, RemoteEndpoint(node, next_hop, cell.id, cell.name))
     cell.log.info("atom.migrated", to=peer.name)
 
 
@@ -322,19 +457,54 @@ def _token(node: Node, peer: Peer, reply: Any) -> int | None:
 # request handlers
 # ----------------------------------------------------------------------
 async def serve_migrate(node: Node, peer: Peer, frame: Migrate) -> None:
-    await coordinate(node, frame.atom_id, frame.to_id)
+    await coordinate(node, frame.atom_id, frame.to_id, _deadline(frame.budget))
 
 
 async def serve_emigrate(node: Node, peer: Peer, frame: Emigrate) -> None:
     cell = lookup(frame.atom_id)
     if cell is None or cell.away is not None:
         raise MigrationError(f"atom {frame.atom_id} is not on host {node.name!r}")
-    await emigrate(node, cell, frame.to_id)
+    await emigrate(node, cell, frame.to_id, _deadline(frame.budget))
 
 
 async def serve_activate(node: Node, peer: Peer, frame: Activate) -> None:
-    """Run an atom here, placed or migrated (see the module docs, step 4)."""
-    _, _, atom_id, name, cls_blob, ctor, blob, capacity, restarts, sandbox = frame
+    """Run an atom here, placed or migrated (see the module docs, step 4).
+
+    A migration's ``budget`` bounds the preparation (the class, the state, the
+    messages, a sandboxed atom's component): an atom that is not ready in time
+    is not started at all (``TooSlowError``), so its holder keeps it. Starting
+    it is never interrupted: an atom that started here must be answered for.
+    """
+    deadline = _deadline(frame.budget)
+    ready: tuple[AtomCell, Any, AtomCell | None] | None = None
+    with trio.move_on_at(deadline):
+        ready = await _prepare(node, peer, frame)
+        await trio.lowlevel.checkpoint()  # a deadline passed in a long unpickling shows here
+    if ready is None or trio.current_time() >= deadline:
+        raise trio.TooSlowError(f"atom {frame.atom_id} could not be made ready in time")
+    cell, timers, existing = ready
+    system = node.system
+    await system.start_task(cell.run)
+    start_timers(cell, timers)
+    system.add_top(cell)
+    if existing is not None:
+        # Coming home: the paused forwarder hands over to it when the
+        # coordinator resumes (so what it queued runs first), and stops with it.
+        fwd = forward_of(existing)
+        fwd.arrived = cell
+        node.forwarders.pop(cell.id, None)
+        cell.on_stopped.append(lambda c, reason: fwd.lost(existing, reason))
+    else:
+        register(cell)
+        cell.on_stopped.append(_tell_origin(node, cell.id))
+
+
+async def _prepare(
+    node: Node, peer: Peer, frame: Activate
+) -> tuple[AtomCell, Any, AtomCell | None]:
+    """The cell of an atom about to run here, its timers, and its forwarder here
+    (when it comes home)."""
+    _, _, atom_id, name, cls_blob, ctor, blob, capacity, restarts, sandbox, _ = frame
     home = _origin(atom_id) == node.node_id
     existing = lookup(atom_id) if home else None
     if home and (existing is None or existing.away is None):
@@ -344,8 +514,7 @@ async def serve_activate(node: Node, peer: Peer, frame: Activate) -> None:
     args, kwargs = pickle.loads(ctor)
     with restoring_timers() as handles:  # the timer handles in the state
         state, msgs, *more = pickle.loads(blob)
-    system = node.system
-    cell = AtomCell(system, cls, args, kwargs, atom_id, name, None, capacity)
+    cell = AtomCell(node.system, cls, args, kwargs, atom_id, name, None, capacity)
     cell.restarts = restarts
     runtime = None
     if sandbox is not None:
@@ -363,20 +532,7 @@ async def serve_activate(node: Node, peer: Peer, frame: Activate) -> None:
             reply = None if token is None else CallbackReply(Answer(node, peer, token))
         (cell.mailbox.stashed if is_stashed else cell.mailbox.user).append((spec, a, k, reply))
     cell.runtime = _Restoring(runtime, state, cell.table)
-    await system.start_task(cell.run)
-    start_timers(cell, timers)
-    system.add_top(cell)
-    if home:
-        # Coming home: the paused forwarder hands over to it when the
-        # coordinator resumes (so what it queued runs first), and stops with it.
-        assert existing is not None
-        fwd = forward_of(existing)
-        fwd.arrived = cell
-        node.forwarders.pop(atom_id, None)
-        cell.on_stopped.append(lambda c, reason: fwd.lost(existing, reason))
-    else:
-        register(cell)
-        cell.on_stopped.append(_tell_origin(node, atom_id))
+    return cell, timers, existing
 
 
 def _tell_origin(node: Node, atom_id: str) -> Callable[[AtomCell, BaseException | None], None]:

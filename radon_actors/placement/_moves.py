@@ -10,8 +10,8 @@ share, so neither imports the other.
 from __future__ import annotations
 
 import abc
-
-from ..runtime import AtomCell
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["Move", "fail_moves"]
 
@@ -24,8 +24,9 @@ class Move(abc.ABC):
         """Call the migration off with ``exc`` (its caller gets it)."""
 
 
-def fail_moves(cell: AtomCell, error: BaseException) -> None:
-    """Fail every migration still queued in ``cell``'s control lane."""
-    for control in cell.mailbox.control:
-        if control[0] == "migrate" and isinstance(control[1], Move):
-            control[1].fail(error)
+def fail_moves(control: Iterable[tuple[Any, ...]], error: BaseException) -> None:
+    """Fail every migration in ``control`` (a cell's control lane, or what was
+    taken out of it)."""
+    for msg in control:
+        if msg[0] == "migrate" and isinstance(msg[1], Move):
+            msg[1].fail(error)

@@ -281,9 +281,9 @@ class Node:
         """``System.connect_host``: join a ``radon host``."""
         return await _hosts.connect_host(self, address, **options)
 
-    async def migrate(self, ref: Ref[Any], to: str) -> None:
+    async def migrate(self, ref: Ref[Any], to: str, timeout: float | None) -> None:
         """``System.migrate``: move a live atom."""
-        await _migration.migrate(self, ref, to)
+        await _migration.migrate(self, ref, to, timeout)
 
     def host_names(self) -> list[str]:
         """Names of the live hosts, this one first."""

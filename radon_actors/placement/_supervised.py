@@ -83,7 +83,7 @@ async def start_remote(node: Node, cell: AtomCell, host: str) -> None:
     early = cell.move_away(Forward(RemoteEndpoint(node, peer.node_id, cell.id, cell.name)))
     cell.state = _RUNNING
     node.forwarders[cell.id] = cell
-    for spec, args, kwargs, reply in early:
+    for spec, args, kwargs, reply in early.messages():
         post(cell, spec.name, args, kwargs, reply)
     cell.log.debug("atom.placed", host=host)
 
@@ -129,20 +129,23 @@ async def restart_elsewhere(node: Node, cell: AtomCell) -> None:
         cell.log.info("atom.restarted_elsewhere", host=host, restarts=cell.restarts)
         return
     # No other host is up: the atom comes back into this process (``carry_on``
-    # runs its turns once the supervisor resumes it).
+    # runs its turns once the supervisor resumes it). What was held goes into
+    # its mailbox first, so what is sent while it starts queues behind.
     node.forwarders.pop(cell.id, None)
-    cell.come_back()
+    held_messages = fwd.paused or ()
+    fwd.paused = None
+    fwd.target = cell
+    cell.come_back(later=held_messages)
     try:
         await cell.start_incarnation()
     except BaseException:
-        cell.move_away(fwd)
+        back = cell.move_away(fwd).messages()
+        fwd.pause()
+        assert fwd.paused is not None
+        fwd.paused.extend((spec.name, args, kwargs, reply) for spec, args, kwargs, reply in back)
         raise
+    fwd.wake_senders()
     del held[cell.id]
     node.tried.pop(cell.id, None)
     _reinstate(cell)
-    paused = fwd.paused or ()
-    fwd.paused = None
-    fwd.target = cell
-    for h, args, kwargs, reply in paused:
-        post(cell, h, args, kwargs, reply)
     cell.log.info("atom.restarted_elsewhere", host=node.name, restarts=cell.restarts)

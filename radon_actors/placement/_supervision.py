@@ -206,7 +206,7 @@ class Retirement:
             cell.shutdown_timeout = self.timeout
         await cell.terminate_incarnation()
         fail_moves(
-            cell,
+            cell.mailbox.control,
             MigrationError(
                 f"{cell.label()} was terminated by its supervisor meanwhile; "
                 "migrate its next incarnation instead"
@@ -218,7 +218,7 @@ class Retirement:
         # comes back, the stash first, then the queue, in order.
         left = cell.move_away(
             Forward(RemoteEndpoint(node, self.origin.node_id, cell.id, cell.name))
-        )
+        ).messages()
         cell.instance = None
         cell.state = _STOPPED
         cell.busy = False

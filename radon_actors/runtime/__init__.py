@@ -7,7 +7,7 @@ placement) import only the names exported here: the seams (``_seams``) and the
 public operations of cells and systems. See docs/architecture.md.
 """
 
-from ._cell import STASHED, AtomCell, Reply, default_decider
+from ._cell import STASHED, AtomCell, Message, Reply, Taken, default_decider
 from ._directory import (
     DeadEndpoint,
     RemoteResolver,
@@ -32,7 +32,13 @@ from ._seams import (
     SpawnRequest,
     SupervisorHook,
 )
-from ._system import DEFAULT_MAILBOX_SIZE, DEFAULT_SHUTDOWN_TIMEOUT, System, run_system
+from ._system import (
+    DEFAULT_MAILBOX_SIZE,
+    DEFAULT_MIGRATE_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    System,
+    run_system,
+)
 from ._timers import TimerHandle, TimerState
 from ._timers import rearm as rearm_timers
 from ._timers import restoring as restoring_timers
@@ -42,6 +48,7 @@ from ._watch import Down, Watch, deliver_down, unwatch, watch, watches_of
 
 __all__ = [
     "DEFAULT_MAILBOX_SIZE",
+    "DEFAULT_MIGRATE_TIMEOUT",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "STASHED",
     "AtomCell",
@@ -54,6 +61,7 @@ __all__ = [
     "Extensions",
     "InstanceRuntime",
     "Isolation",
+    "Message",
     "ParkedHook",
     "Placement",
     "RemoteResolver",
@@ -63,6 +71,7 @@ __all__ = [
     "SpawnRequest",
     "SupervisorHook",
     "System",
+    "Taken",
     "TimerHandle",
     "TimerState",
     "Watch",

@@ -21,9 +21,10 @@ The message path, in order of cost:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import outcome
 import structlog
 import trio
@@ -56,7 +57,7 @@ from ._timers import TimerHandle
 if TYPE_CHECKING:
     from ._system import System
 
-__all__ = ["STASHED", "AtomCell", "Reply", "default_decider"]
+__all__ = ["STASHED", "AtomCell", "Message", "Reply", "Taken", "default_decider"]
 
 _log = structlog.get_logger("radon_actors")
 
@@ -79,6 +80,23 @@ class _Stashed:
 
 STASHED: Any = _Stashed()
 """What :meth:`AtomCell.inline_turn` returns when the handler stashed its message."""
+
+
+Message = tuple[HandlerSpec, tuple[Any, ...], dict[str, Any], ReplySlot | None]
+"""A queued message: its handler, arguments and reply slot (None for a tell)."""
+
+
+@attrs.frozen
+class Taken:
+    """What :meth:`AtomCell.move_away` took out of a mailbox, lane by lane."""
+
+    stashed: list[Message]
+    user: list[Message]
+    control: list[tuple[Any, ...]]
+
+    def messages(self) -> list[Message]:
+        """The stash, then the user lane: the order they would have run in."""
+        return [*self.stashed, *self.user]
 
 
 class Reply:
@@ -904,22 +922,52 @@ class AtomCell:
         if away is not None:
             away.finished(self)
 
-    def move_away(self, away: Away) -> list[tuple[Any, tuple[Any, ...], dict[str, Any], Any]]:
-        """The atom now runs elsewhere: ``away`` takes its messages from here on.
+    def move_away(self, away: Away) -> Taken:
+        """The atom now runs elsewhere (or is on its way): ``away`` takes its
+        messages from here on.
 
-        Closes the mailbox (a closed mailbox is what sends the cell's senders to
-        ``away``) and returns what was still in it, the stash first; the caller
-        passes those on and sets the cell's state.
+        Closes the mailbox (a closed mailbox is what sends the cell's senders,
+        including those waiting for room, to ``away``) and returns what was in
+        it; the caller passes that on, or gives it back to :meth:`come_back`,
+        and sets the cell's state.
         """
-        left = self.mailbox.close()
+        mailbox = self.mailbox
+        stashed = list(mailbox.stashed)
+        user = list(mailbox.user)
+        control = list(mailbox.control)
+        mailbox.close()
         self.away = away
-        return left
+        return Taken(stashed, user, control)
 
-    def come_back(self) -> None:
-        """The atom runs in this process again (a restart that found no other
-        host): a fresh, open mailbox, and no :class:`Away`."""
+    def come_back(
+        self,
+        taken: Taken | None = None,
+        later: Iterable[tuple[Any, tuple[Any, ...], dict[str, Any], ReplySlot | None]] = (),
+    ) -> None:
+        """The atom runs in this process again: a restart that found no other
+        host, or a move that was called off.
+
+        The mailbox reopens without an :class:`Away`. What :meth:`move_away`
+        took goes back where it was, and ``later`` (what arrived meanwhile, by
+        handler or handler name) queues behind it, over the mailbox's bound if
+        need be: every one of those messages was accepted once, and senders
+        wait for room again until the atom has worked the lane down.
+        """
         self.away = None
-        self.mailbox = Mailbox(self.mailbox.capacity)
+        user = [] if taken is None else list(taken.user)
+        table = self.table
+        for h, args, kwargs, reply in later:
+            spec = h if isinstance(h, HandlerSpec) else table.get(h)
+            if spec is None:
+                self.fail_message(
+                    h, args, kwargs, reply, AtomStopped(f"{self.label()} has no handler {h!r}")
+                )
+            else:
+                user.append((spec, args, kwargs, reply))
+        if taken is None:
+            self.mailbox.reopen((), user)
+        else:
+            self.mailbox.reopen(taken.stashed, user, taken.control)
 
     def forget(self) -> None:
         """Leave the directory, the system's tables and the parent's children."""

@@ -251,8 +251,8 @@ class Placement(Protocol):
     async def connect_host(self, address: str, **options: Any) -> str:
         """Join a running host (``System.connect_host``)."""
 
-    async def migrate(self, ref: Ref[Any], to: str) -> None:
-        """Move a live atom (``System.migrate``)."""
+    async def migrate(self, ref: Ref[Any], to: str, timeout: float | None) -> None:
+        """Move a live atom (``System.migrate``), or fail within ``timeout`` seconds."""
 
     def host_names(self) -> list[str]:
         """Names of the live hosts, ``"local"`` first."""

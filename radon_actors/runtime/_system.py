@@ -32,6 +32,9 @@ _log = structlog.get_logger("radon_actors")
 
 DEFAULT_MAILBOX_SIZE = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+# How long ``System.migrate`` may take by default: a move takes milliseconds,
+# so this only bounds waiting for a long turn to end or a slow target.
+DEFAULT_MIGRATE_TIMEOUT = 30.0
 
 
 class System:
@@ -144,14 +147,19 @@ class System:
             return ["local"]
         return self._placement.host_names()
 
-    async def migrate(self, ref: Ref[Any], *, to: str) -> None:
+    async def migrate(
+        self, ref: Ref[Any], *, to: str, timeout: float | None = DEFAULT_MIGRATE_TIMEOUT
+    ) -> None:
         """Move a running atom to host ``to`` (``"local"``: this process), live.
 
-        Its Refs keep working and no message is lost or reordered; see
-        ``docs/placement.md``. Raises ``MigrationError`` (the atom keeps running
-        where it was) when the move fails.
+        Its Refs keep working and no message is lost, duplicated or reordered,
+        however full its mailbox; see ``docs/placement.md``. Raises
+        ``MigrationError`` (the atom keeps running where it was, with its
+        messages) when the move fails, or cannot finish within ``timeout``
+        seconds (None: no limit): its current turn does not end in time, or the
+        target cannot activate it in time.
         """
-        await self.placement.migrate(ref, to)
+        await self.placement.migrate(ref, to, timeout)
 
     # ------------------------------------------------------------------
     # Seams: what the extensions (supervisor, sandbox, placement) call.

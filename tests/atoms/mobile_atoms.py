@@ -84,6 +84,13 @@ class Relay(Atom):
                 await target.ask("handled")
         return n
 
+    @handler
+    async def flood(self, target: Ref[Any], sender: str, n: int) -> int:
+        """Numbered messages with no flow control but the mailbox's own (``send``)."""
+        for i in range(n):
+            await target.send("seq", sender, i)
+        return n
+
 
 class Sequencer(Atom):
     """Checks that each sender's numbered messages arrive complete and in order."""
@@ -109,6 +116,10 @@ class Sequencer(Atom):
     @handler
     def handled(self) -> int:
         return self.count
+
+    @handler
+    async def wait_on(self, gate: Ref[Any]) -> None:
+        await gate.ask("wait")
 
     @handler
     def report(self) -> tuple[dict[str, int], list[str]]:

@@ -70,6 +70,13 @@ class Relay(Atom):
                 await target.ask("handled")
         return n
 
+    @handler
+    async def flood(self, target: Ref[Any], sender: str, n: int) -> int:
+        """Numbered messages with no flow control but the mailbox's own (``send``)."""
+        for i in range(n):
+            await target.send("seq", sender, i)
+        return n
+
 
 class Sequencer(Atom):
     """Checks that each sender's numbered messages arrive complete and in order."""
@@ -101,6 +108,10 @@ class Sequencer(Atom):
         return self.count
 
     @handler
+    async def wait_on(self, gate: Ref[Gate]) -> None:
+        await gate.ask(Gate.wait)
+
+    @handler
     def report(self) -> tuple[dict[str, int], list[str], dict[int, int]]:
         return dict(self.last), list(self.errors), dict(self.pids)
 
@@ -125,8 +136,24 @@ def _block_on_unpickle(seconds: float) -> None:
 class FreezesTarget:
     """A state value whose unpickling freezes the host that unpickles it."""
 
+    def __init__(self, seconds: float = 30.0) -> None:
+        self.seconds = seconds
+
     def __reduce__(self) -> tuple[Any, tuple[float]]:
-        return (_block_on_unpickle, (30.0,))
+        return (_block_on_unpickle, (self.seconds,))
+
+
+class SlowToRestore(Atom):
+    """Its state takes ``seconds`` to unpickle on the target of a migration."""
+
+    def __init__(self, seconds: float) -> None:
+        self.n = 0
+        self.trap = FreezesTarget(seconds)
+
+    @handler
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
 
 
 class Freezer(Atom):

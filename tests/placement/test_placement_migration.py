@@ -343,17 +343,23 @@ async def test_coming_home_to_a_small_mailbox_loses_nothing(
         await resume_into(self, cell)
 
     monkeypatch.setattr(Forward, "resume_into", held_resume_into)
-    C = kind.Counter
+    S = kind.Sequencer
     async with cluster("w1") as system:
-        ref = await kind.spawn(system, C, 0, mailbox_size=4)
+        ref = await kind.spawn(system, S, mailbox_size=4)
+        relay = await system.spawn(kind.Relay, host="w1")
         await system.migrate(ref, to="w1")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(system.migrate, ref, to="local"))
             with trio.fail_after(10):
                 await paused.wait()
-            for _ in range(50):  # far more than the mailbox holds
-                ref.tell(C.incr)
+            for i in range(4):  # local senders: the pause holds a mailbox's worth
+                ref.tell(S.seq, "here", i)
+            # From another host, far more than the mailbox holds (they arrive
+            # before the relay's answer, on the same connection).
+            assert await relay.ask(kind.Relay.stream, ref, "w1", 50) == 50
             release.set()
-        assert await ref.ask(C.get) == 50
+        assert await ref.ask(S.handled) == 54
+        last, errors, *_ = await ref.ask(S.report)
+        assert errors == [] and last == {"here": 3, "w1": 49}
         assert await kind.where(system, ref) == "local"
         assert len(system.dead_letters) == 0

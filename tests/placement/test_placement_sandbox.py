@@ -19,6 +19,11 @@ import trio
 import trio.testing
 from cluster_helpers import Kind, cluster, kill_host, radon_host, record_frames, sandboxed_kind
 from mobile_atoms import Counter, Relay
+from test_placement_backpressure import (
+    test_a_full_mailbox_with_senders_here_and_on_the_target_migrates,
+    test_a_migration_that_cannot_start_in_time_is_called_off,
+    test_an_atom_with_a_full_mailbox_comes_home_from_a_worker,
+)
 
 # The migration guarantees, with sandboxed target atoms (see ``kind`` below).
 from test_placement_migration import (
@@ -54,6 +59,9 @@ from radon_actors.sandbox.host import content_hash
 from radon_actors.testing import cell_of, node_of
 
 __all__ = [
+    "test_a_full_mailbox_with_senders_here_and_on_the_target_migrates",
+    "test_a_migration_that_cannot_start_in_time_is_called_off",
+    "test_an_atom_with_a_full_mailbox_comes_home_from_a_worker",
     "test_asks_during_the_hand_over_are_not_run_on_the_source",
     "test_asks_in_flight_during_migration_get_their_replies",
     "test_atom_spawned_on_a_worker_moves_around",

@@ -169,7 +169,7 @@ async def test_a_repointed_cell_sends_everything_to_its_away() -> None:
         cell, there_cell = cell_of(here), cell_of(there)
         assert cell is not None and there_cell is not None
         elsewhere = _Elsewhere(there_cell)
-        assert cell.move_away(elsewhere) == []
+        assert cell.move_away(elsewhere).messages() == []
         assert type(cell) is AtomCell and cell.via == "elsewhere"
         # Every way in reaches the other cell, by handler name; validation stays
         # at the sender, as for an atom that runs here.

@@ -1,0 +1,143 @@
+"""Live migration under backpressure, with a deadline (issue #12).
+
+A migration closes the atom's mailbox when it takes the atom out (step 3):
+every sender waiting for room, here or on another host, then queues behind the
+move in the cell's transit queue, and a connection's reader never waits on an
+atom that cannot drain until a reply on that same connection arrives. These
+tests run with native atoms here, and sandboxed in ``test_placement_sandbox.py``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from cluster_helpers import Kind, cluster, native_kind
+from placement_atoms import Gate, SlowToRestore
+
+from radon_actors import MigrationError
+from radon_actors.testing import cell_of
+
+
+@pytest.fixture
+def kind() -> Kind:
+    """Native target atoms (test_placement_sandbox.py overrides it: sandboxed)."""
+    return native_kind()
+
+
+async def _until(predicate: Any) -> None:
+    """Wait until ``predicate()`` holds, checking each time this process is idle."""
+    while not predicate():
+        await trio.testing.wait_all_tasks_blocked(cushion=0.005)
+
+
+async def test_a_full_mailbox_with_senders_here_and_on_the_target_migrates(kind: Kind) -> None:
+    # The issue's scenario: the atom's mailbox is full, two senders here and one
+    # on w1 (whose frames a connection reader here delivers) wait for room, and
+    # the atom moves to w1. It used to hang for good: the reader waited for room
+    # and the target's answer to the move was queued behind on that connection.
+    S = kind.Sequencer
+    n = 300
+    with trio.fail_after(60):
+        async with cluster("w1") as system:
+            target = await kind.spawn(system, S, mailbox_size=10)
+            payer = await system.spawn(kind.Relay, host="w1")
+            event = trio.Event()
+            gate = await system.spawn(Gate, event)
+            mailbox = cell_of(target).mailbox
+
+            async def local(sender: str) -> None:
+                for i in range(n):
+                    await target.send(S.seq, sender, i)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(target.ask, S.wait_on, gate)  # a turn that waits
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(local, "a")
+                nursery.start_soon(local, "b")
+                nursery.start_soon(payer.ask, kind.Relay.flood, target, "remote", n)
+                await _until(lambda: mailbox.statistics().senders_waiting >= 3)
+                assert mailbox.statistics().queued == 10
+                nursery.start_soon(partial(system.migrate, target, to="w1"))  # waits for the turn
+                await trio.testing.wait_all_tasks_blocked()
+                event.set()
+            assert await kind.where(system, target) == "w1"
+            assert await target.ask(S.handled) == 3 * n  # none lost, none twice
+            last, errors, *_ = await target.ask(S.report)
+            assert errors == []  # each sender's messages in order
+            assert last == {"a": n - 1, "b": n - 1, "remote": n - 1}
+            assert len(system.dead_letters) == 0
+
+
+async def test_an_atom_with_a_full_mailbox_comes_home_from_a_worker(kind: Kind) -> None:
+    # The reverse: the atom is on w1 with a full mailbox, a sender on w1 and one
+    # here wait for room, and it moves back into this process.
+    S = kind.Sequencer
+    n = 300
+    with trio.fail_after(60):
+        async with cluster("w1") as system:
+            target = await kind.spawn(system, S, mailbox_size=10)
+            await system.migrate(target, to="w1")
+            payer = await system.spawn(kind.Relay, host="w1")
+
+            async def local() -> None:
+                for i in range(n):
+                    await target.send(S.seq, "here", i)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(local)
+                nursery.start_soon(payer.ask, kind.Relay.flood, target, "remote", n)
+                await target.ask(S.handled)  # both are under way
+                await system.migrate(target, to="local")
+                await system.migrate(target, to="w1")
+                await system.migrate(target, to="local")
+            assert await kind.where(system, target) == "local"
+            assert await target.ask(S.handled) == 2 * n
+            last, errors, *_ = await target.ask(S.report)
+            assert errors == []
+            assert last == {"here": n - 1, "remote": n - 1}
+
+
+async def test_a_migration_that_cannot_start_in_time_is_called_off(kind: Kind) -> None:
+    C = kind.Counter
+    with trio.fail_after(60):
+        async with cluster("w1") as system:
+            ref = await kind.spawn(system, C, 0, mailbox_size=5)
+            event = trio.Event()
+            gate = await system.spawn(Gate, event)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ref.ask, C.wait_on, gate)  # a turn that lasts
+                await trio.testing.wait_all_tasks_blocked()
+                for _ in range(5):
+                    ref.tell(C.incr)
+                with pytest.raises(MigrationError, match="current turn had not ended"):
+                    await system.migrate(ref, to="w1", timeout=0.2)
+                event.set()
+            assert await kind.where(system, ref) == "local"
+            assert await ref.ask(C.incr) == 6
+
+
+async def test_a_target_too_slow_to_activate_leaves_the_atom_here_with_its_messages() -> None:
+    with trio.fail_after(60):
+        async with cluster("w1") as system:
+            ref = await system.spawn(SlowToRestore, 1.0)
+            for _ in range(5):
+                ref.tell(SlowToRestore.incr)
+            with pytest.raises(MigrationError, match="could not activate it in time"):
+                await system.migrate(ref, to="w1", timeout=0.3)
+            assert await ref.ask(SlowToRestore.incr) == 6
+            assert cell_of(ref).away is None
+            # w1 did not keep a copy: the atom moves there once there is time.
+            await system.migrate(ref, to="w1", timeout=None)
+            assert await ref.ask(SlowToRestore.incr) == 7
+
+
+async def test_a_bad_timeout_is_refused() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Gate, trio.Event())
+        for bad in (0, -1.0, float("nan")):
+            with pytest.raises(ValueError, match="positive number of seconds"):
+                await system.migrate(ref, to="w1", timeout=bad)
