@@ -161,6 +161,17 @@ class Mailbox:
         self._senders.unpark_all()
         return left
 
+    def hand_over(self, msgs: Iterable[Any]) -> None:
+        """Queue ``msgs`` behind the user lane whatever its bound: messages that
+        were accepted once elsewhere for this atom (a paused queue handed over
+        after a move). Their number is bounded where they were accepted; senders
+        wait for room until the atom has worked the lane down."""
+        self.user.extend(msgs)
+        consumer = self._consumer
+        if consumer is not None and self.user:
+            self._consumer = None
+            reschedule(consumer)
+
     def reopen(
         self,
         stashed: Iterable[Any] = (),

@@ -251,7 +251,7 @@ class Forward:
     atom that is between two places.
     """
 
-    __slots__ = ("_resumed", "arrived", "paused", "target")
+    __slots__ = ("_resumed", "arrived", "loss", "paused", "target")
 
     def __init__(self, target: Any) -> None:
         self.target = target
@@ -260,6 +260,8 @@ class Forward:
         self.arrived: AtomCell | None = None
         # Set when the pause ends: senders waiting for room in the queue go on.
         self._resumed: trio.Event | None = None
+        # The atom was lost while a migration had this paused: (reason,).
+        self.loss: tuple[BaseException | None] | None = None
 
     def __repr__(self) -> str:
         return f"<Forward to {self.target!r}{' (paused)' if self.paused is not None else ''}>"
@@ -269,19 +271,18 @@ class Forward:
             self.paused = deque()
 
     async def resume_into(self, cell: AtomCell) -> None:
-        """Switch to ``cell`` (the atom came back to this process) and replay the
-        pause queue into it, waiting for room in its mailbox as a sender would;
-        what arrives meanwhile queues behind, so the order holds."""
+        """Switch to ``cell`` (the atom came back to this process) and hand it the
+        pause queue, behind what it has queued, in one go and over its mailbox's
+        bound if need be: replaying it while waiting for room would let senders
+        on other hosts (whose messages a paused queue always takes) keep it
+        growing faster than the atom drains it. Senders that come after wait for
+        room as usual."""
+        await trio.lowlevel.checkpoint()
         self.target = cell
         paused = self.paused
-        while paused:
-            h, args, kwargs, reply = paused.popleft()
-            mailbox = cell.mailbox
-            if len(mailbox.user) < mailbox.capacity or mailbox.closed:
-                cell.post(h, args, kwargs, reply)
-            else:
-                await cell.post_when_room(h, args, kwargs, reply)
         self.paused = None
+        if paused:
+            cell.take_over(paused)
         self.wake_senders()
 
     def wake_senders(self) -> None:
@@ -454,7 +455,13 @@ class Forward:
         ``on_stopped`` callbacks run (what watchers of the original cell rely
         on); Refs that still point here now fail fast with ``AtomStopped``.
         """
-        if cell.stopped.is_set() or self.paused is not None:
+        if cell.stopped.is_set():
+            return
+        if self.paused is not None:
+            if cell.id not in _node_of(cell).held:
+                # Paused by a migration under way: its coordinator hands this on
+                # once the move has settled (``_migration.settle``).
+                self.loss = (reason,)
             return
         system = cell.system
         if cell.supervisor is not None and not cell.stop_requested and not system.closing:

@@ -55,7 +55,7 @@ from ..runtime import (
 from . import _code
 from ._classes import dump_class, load_class
 from ._endpoints import Answer, CallbackReply, Forward, RemoteEndpoint, forward_of
-from ._errors import MigrationError
+from ._errors import HostDown, MigrationError
 from ._frames import Activate, Emigrate, Migrate, Stopped
 from ._moves import Move, fail_moves
 from ._supervision import supervise_from_origin
@@ -158,7 +158,12 @@ async def _coordinate(node: Node, atom_id: str, to_id: str, deadline: float) -> 
             await emigrate(node, cell, to_id, deadline)
         return
     fwd = forward_of(cell)
-    holder: str = fwd.target.peer_id
+    if atom_id in node.held or not isinstance(fwd.target, RemoteEndpoint):
+        raise MigrationError(
+            f"{cell.label()} is in its supervisor's hands (its host went down, or it is "
+            "being restarted or stopped); migrate it once it runs again"
+        )
+    holder = fwd.target.peer_id
     if holder == to_id:
         return
     fwd.pause()
@@ -172,6 +177,7 @@ async def _coordinate(node: Node, atom_id: str, to_id: str, deadline: float) -> 
     except Exception as exc:
         if fwd.arrived is None:
             fwd.resume()
+            _settle(node, cell, fwd, moved=False)
             if isinstance(exc, MigrationError):
                 raise
             raise MigrationError(
@@ -189,6 +195,29 @@ async def _coordinate(node: Node, atom_id: str, to_id: str, deadline: float) -> 
         node.system.claim_name(home)
     else:
         fwd.resume(RemoteEndpoint(node, to_id, atom_id, cell.name))
+        node.forwarders[atom_id] = cell
+        _settle(node, cell, fwd, moved=True)
+
+
+def _settle(node: Node, cell: AtomCell, fwd: Forward, *, moved: bool) -> None:
+    """After a move the origin coordinated, pass on a loss its pause held back.
+
+    A host that died during the pause (the holder, or the target just as the
+    atom arrived) took the atom with it: the forwarder hands it to its
+    supervisor now, as ``Node.peer_down`` would have. An ``atom_stopped`` from
+    the holder during a move that then failed is passed on too.
+    """
+    loss, fwd.loss = fwd.loss, None
+    target = fwd.target
+    if not isinstance(target, RemoteEndpoint):
+        return
+    peer = node.peers.get(target.peer_id)
+    if peer is None or peer.down is not None:
+        node.forwarders.pop(cell.id, None)
+        fwd.lost(cell, HostDown(f"host {target.peer_id} went down while atom {cell.id} moved"))
+    elif loss is not None and not moved:
+        node.forwarders.pop(cell.id, None)
+        fwd.lost(cell, loss[0])
 
 
 class _Emigration(Move):

@@ -954,20 +954,33 @@ class AtomCell:
         wait for room again until the atom has worked the lane down.
         """
         self.away = None
-        user = [] if taken is None else list(taken.user)
+        if taken is None:
+            self.mailbox.reopen()
+        else:
+            self.mailbox.reopen(taken.stashed, taken.user, taken.control)
+        self.take_over(later)
+
+    def take_over(
+        self, messages: Iterable[tuple[Any, tuple[Any, ...], dict[str, Any], ReplySlot | None]]
+    ) -> None:
+        """Queue messages accepted elsewhere for this atom (by handler or handler
+        name; a paused queue handed over after a move) behind what is queued,
+        over the mailbox's bound if need be (see ``Mailbox.hand_over``), in order."""
         table = self.table
-        for h, args, kwargs, reply in later:
+        queued = []
+        for h, args, kwargs, reply in messages:
             spec = h if isinstance(h, HandlerSpec) else table.get(h)
             if spec is None:
                 self.fail_message(
                     h, args, kwargs, reply, AtomStopped(f"{self.label()} has no handler {h!r}")
                 )
             else:
-                user.append((spec, args, kwargs, reply))
-        if taken is None:
-            self.mailbox.reopen((), user)
+                queued.append((spec, args, kwargs, reply))
+        if self.mailbox.closed:  # stopped meanwhile: each message says so
+            for spec, args, kwargs, reply in queued:
+                self.post(spec.name, args, kwargs, reply)
         else:
-            self.mailbox.reopen(taken.stashed, user, taken.control)
+            self.mailbox.hand_over(queued)
 
     def forget(self) -> None:
         """Leave the directory, the system's tables and the parent's children."""
