@@ -141,3 +141,74 @@ async def test_a_bad_timeout_is_refused() -> None:
         for bad in (0, -1.0, float("nan")):
             with pytest.raises(ValueError, match="positive number of seconds"):
                 await system.migrate(ref, to="w1", timeout=bad)
+
+
+async def test_two_atoms_crossing_under_full_mailboxes_both_arrive_whole(kind: Kind) -> None:
+    # One atom moves here -> w1 while another moves w1 -> here, both with full
+    # mailboxes and senders on both sides waiting for room.
+    S = kind.Sequencer
+    n = 200
+    with trio.fail_after(60):
+        async with cluster("w1") as system:
+            a = await kind.spawn(system, S, mailbox_size=5)
+            b = await kind.spawn(system, S, mailbox_size=5)
+            await system.migrate(b, to="w1")
+            pump_a = await system.spawn(kind.Relay, host="w1")
+            pump_b = await system.spawn(kind.Relay, host="w1")
+
+            async def local(target: Any) -> None:
+                for i in range(n):
+                    await target.send(S.seq, "here", i)
+
+            async with trio.open_nursery() as nursery:
+                for target, pump in ((a, pump_a), (b, pump_b)):
+                    nursery.start_soon(local, target)
+                    nursery.start_soon(pump.ask, kind.Relay.flood, target, "w1", n)
+                await a.ask(S.handled)
+                await b.ask(S.handled)
+                async with trio.open_nursery() as moves:
+                    moves.start_soon(partial(system.migrate, a, to="w1"))
+                    moves.start_soon(partial(system.migrate, b, to="local"))
+            for target, where in ((a, "w1"), (b, "local")):
+                assert await kind.where(system, target) == where
+                assert await target.ask(S.handled) == 2 * n
+                last, errors, *_ = await target.ask(S.report)
+                assert errors == [] and last == {"here": n - 1, "w1": n - 1}
+
+
+async def test_a_cancelled_migration_under_way_settles_and_the_system_closes_promptly() -> None:
+    # Cancelled once the hand-over has started (the target takes 1 s to unpickle
+    # the state): the move completes on its own, nothing is lost, and closing
+    # the system afterwards does not wait for the shutdown timeout.
+    with trio.fail_after(60):
+        async with cluster("w1") as system:
+            ref = await system.spawn(SlowToRestore, 1.0, mailbox_size=3)
+            cell = cell_of(ref)
+            async with trio.open_nursery() as nursery:
+
+                async def move() -> None:
+                    with trio.move_on_after(30) as scope:
+                        await system.migrate(ref, to="w1")
+                    assert not scope.cancelled_caught  # cancelled from outside
+
+                sent = 0
+
+                async def send() -> None:
+                    nonlocal sent
+                    await ref.send(SlowToRestore.incr)
+                    sent += 1
+
+                for _ in range(3):
+                    ref.tell(SlowToRestore.incr)
+                nursery.start_soon(move)
+                await _until(lambda: cell.away is not None)  # under way
+                for _ in range(10):
+                    nursery.start_soon(send)
+                await trio.testing.wait_all_tasks_blocked()
+                assert sent == 3  # the transit queue holds a mailbox's worth
+                nursery.cancel_scope.cancel()  # the 7 waiting senders send nothing
+            # every message that was accepted arrived, none twice
+            assert await ref.ask(SlowToRestore.incr, timeout=30) == 3 + sent + 1
+            assert len(system.dead_letters) == 0
+            closing_started = trio.current_time()
+        assert trio.current_time() - closing_started < 4  # shutdown_timeout is 5

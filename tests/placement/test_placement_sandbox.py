@@ -23,6 +23,7 @@ from test_placement_backpressure import (
     test_a_full_mailbox_with_senders_here_and_on_the_target_migrates,
     test_a_migration_that_cannot_start_in_time_is_called_off,
     test_an_atom_with_a_full_mailbox_comes_home_from_a_worker,
+    test_two_atoms_crossing_under_full_mailboxes_both_arrive_whole,
 )
 
 # The migration guarantees, with sandboxed target atoms (see ``kind`` below).
@@ -74,6 +75,7 @@ __all__ = [
     "test_senders_waiting_for_room_follow_the_atom",
     "test_stopping_a_migrated_atom_stops_it_where_it_lives",
     "test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and_restarts_it",
+    "test_two_atoms_crossing_under_full_mailboxes_both_arrive_whole",
 ]
 
 
