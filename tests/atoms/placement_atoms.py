@@ -220,3 +220,31 @@ class FailsOn(Atom):
         import os
 
         return str(os.getpid())
+
+
+class Doorman(Atom):
+    """Stashes the ``seq`` messages of sender ``early`` until ``open_door``."""
+
+    def __init__(self) -> None:
+        self.is_open = False
+        self.seen: list[tuple[str, int]] = []
+
+    @handler
+    def seq(self, sender: str, i: int) -> None:
+        if sender == "early" and not self.is_open:
+            self.stash()
+            return
+        self.seen.append((sender, i))
+
+    @handler
+    async def wait_on(self, gate: Ref[Gate]) -> None:
+        await gate.ask(Gate.wait)
+
+    @handler
+    def open_door(self) -> None:
+        self.is_open = True
+        self.unstash_all()
+
+    @handler
+    def report(self) -> list[tuple[str, int]]:
+        return list(self.seen)

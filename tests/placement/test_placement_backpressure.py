@@ -16,7 +16,7 @@ import pytest
 import trio
 import trio.testing
 from cluster_helpers import Kind, cluster, native_kind
-from placement_atoms import Gate, SlowToRestore
+from placement_atoms import Doorman, Gate, SlowToRestore
 
 from radon_actors import MigrationError
 from radon_actors.testing import cell_of
@@ -212,3 +212,46 @@ async def test_a_cancelled_migration_under_way_settles_and_the_system_closes_pro
             assert len(system.dead_letters) == 0
             closing_started = trio.current_time()
         assert trio.current_time() - closing_started < 4  # shutdown_timeout is 5
+
+
+async def test_stashed_and_queued_messages_move_in_order_with_senders_waiting() -> None:
+    # A full stash and a full mailbox move, with senders here and on w1 waiting
+    # for room: every message is handled once, each sender's in order, and the
+    # stash is still a stash on the target.
+    n = 60
+    with trio.fail_after(60):
+        async with cluster("w1") as system:
+            door = await system.spawn(Doorman, mailbox_size=20)
+            pump = await system.spawn(native_kind().Relay, host="w1")
+            for i in range(20):  # into the stash (a mailbox's worth)
+                door.tell(Doorman.seq, "early", i)
+            assert await door.ask(Doorman.report) == []
+
+            async def local() -> None:
+                for i in range(n):
+                    await door.send(Doorman.seq, "here", i)
+
+            event = trio.Event()
+            gate = await system.spawn(Gate, event)
+            mailbox = cell_of(door).mailbox
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(door.ask, Doorman.wait_on, gate)  # a turn that waits
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(local)
+                nursery.start_soon(pump.ask, native_kind().Relay.flood, door, "w1", n)
+                await _until(lambda: mailbox.statistics().senders_waiting >= 2)
+                nursery.start_soon(partial(system.migrate, door, to="w1"))
+                await trio.testing.wait_all_tasks_blocked()
+                event.set()
+            assert await native_kind().where(system, door) == "w1"
+            await door.ask(Doorman.open_door)
+            seen = await door.ask(Doorman.report)
+            by_sender: dict[str, list[int]] = {}
+            for sender, i in seen:
+                by_sender.setdefault(sender, []).append(i)
+            assert by_sender == {
+                "early": list(range(20)),
+                "here": list(range(n)),
+                "w1": list(range(n)),
+            }
+            assert seen[-20:] == [("early", i) for i in range(20)]  # unstashed last
