@@ -8,7 +8,6 @@ exits when stdin closes or the system that started it says ``shutdown``.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 
 import structlog
@@ -21,10 +20,13 @@ from .placement import serve_host
 def main() -> None:
     """Serve one worker host, configured by a JSON line on stdin."""
     config = json.loads(sys.stdin.readline())
-    structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-    )
+    level = config.get("log_level")
+    if level is not None:
+        # The level of the process that started this host; unset, it stays quiet.
+        structlog.configure(
+            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+            wrapper_class=structlog.make_filtering_bound_logger(level),
+        )
 
     def ready(address: str) -> None:
         sys.stdout.write(f"READY {address}\n")

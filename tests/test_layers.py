@@ -29,7 +29,9 @@ RANK = {API: 0, "mailbox": 1, "runtime": 2, "supervisor": 3, "sandbox": 3, "plac
 TOP = 4
 # Same-rank imports that are allowed: placement ships sandboxed atoms' components.
 SIDEWAYS = {("placement", "sandbox")}
-API_MODULES = {"_atom", "_ref", "_errors"}
+# The bottom layer: the API, and the library's loggers (host-only: the guest
+# side of the sandbox imports the three API modules, never ``_logs``).
+API_MODULES = {"_atom", "_ref", "_errors", "_logs"}
 
 
 def layer_of(module: str) -> str:

@@ -12,11 +12,12 @@ from collections import deque
 from typing import Any
 
 import attrs
-import structlog
+
+from .._logs import get_logger
 
 __all__ = ["DeadLetter", "DeadLetters"]
 
-_log = structlog.get_logger("radon_actors.dead_letters")
+_log = get_logger("radon_actors.dead_letters")
 
 
 @attrs.frozen

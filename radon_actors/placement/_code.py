@@ -34,9 +34,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import structlog
 import trio
 
+from .._logs import get_logger
 from ._errors import ProtocolError
 from ._frames import CodeDone, CodeHas, CodePart
 
@@ -58,7 +58,7 @@ __all__ = [
     "ship",
 ]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 
 CHUNK = 1 << 20  # bytes per code_part request
 MAX_COMPONENT = 1 << 28  # refuse larger components (the frame limit, for the whole)

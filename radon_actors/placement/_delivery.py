@@ -28,8 +28,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import outcome
-import structlog
 
+from .._logs import get_logger
 from ..runtime import AtomCell, lookup, resolve
 from ._endpoints import RemoteEndpoint, RemoteError, post
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["deliver", "deliver_pickled"]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 
 
 def deliver_pickled(

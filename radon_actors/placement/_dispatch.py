@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import outcome
-import structlog
 
+from .._logs import get_logger
 from ..runtime import lookup
 from . import _code, _migration, _requests, _supervision
 from ._delivery import deliver, deliver_pickled
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["frame_table"]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 
 RequestHandler = Callable[["Node", "Peer", Any], Awaitable[Any]]
 _new = tuple.__new__

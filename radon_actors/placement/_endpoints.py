@@ -24,12 +24,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import outcome
-import structlog
 import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .._atom import handler_name
 from .._errors import AskTimeout, AtomStopped, MailboxFull, RadonError
+from .._logs import get_logger
 from ..mailbox import BUDGET, budget
 from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
 from ._errors import HostDown
@@ -51,7 +51,7 @@ __all__ = [
     "post",
 ]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 
 _RUNNING = CellState.RUNNING
 _STOPPING = CellState.STOPPING

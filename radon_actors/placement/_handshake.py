@@ -16,9 +16,9 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
-import structlog
 import trio
 
+from .._logs import get_logger
 from ._classes import PYTHON
 from ._errors import AuthenticationFailed, ProtocolError
 from ._frames import Hello
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["accept", "dial"]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 
 HELLO_TIMEOUT = 5.0
 _new = tuple.__new__

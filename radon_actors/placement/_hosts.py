@@ -18,9 +18,9 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-import structlog
 import trio
 
+from .._logs import get_logger, level_for_workers
 from ._errors import NoSuchHost
 from ._transport import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["connect_host", "read_secret", "start_host"]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 STARTUP_TIMEOUT = 30.0
 
 
@@ -65,6 +65,8 @@ async def start_host(
             "name": name,
             "heartbeat_interval": heartbeat_interval,
             "heartbeat_timeout": heartbeat_timeout,
+            # The worker logs the library's events at this process's level (None: quiet).
+            "log_level": level_for_workers(),
         }
         await proc.stdin.send_all(json.dumps(config).encode() + b"\n")
         line = b""

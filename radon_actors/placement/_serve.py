@@ -15,9 +15,9 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import structlog
 import trio
 
+from .._logs import get_logger
 from ._node import Node
 from ._transport import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SystemOpener", "serve_host"]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 
 SystemOpener = Callable[[], AbstractAsyncContextManager["System"]]
 """How a host process opens its system: ``radon_actors.open_system`` (the entry

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import structlog
 import trio
 
+from .._logs import get_logger
 from ._endpoints import Forward, RemoteEndpoint
 from ._frames import Shutdown, StopAtom
 from ._routing import forget_node
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["close"]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 
 STOP_TIMEOUT = 5.0
 EXIT_TIMEOUT = 5.0

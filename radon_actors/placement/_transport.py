@@ -18,9 +18,9 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
 import trio
 
+from .._logs import get_logger
 from ..mailbox import BUDGET, budget
 from ._classes import PYTHON
 from ._errors import AuthenticationFailed, HostDown, ProtocolError
@@ -41,7 +41,7 @@ __all__ = [
     "read_frames",
 ]
 
-_log = structlog.get_logger("radon_actors.placement")
+_log = get_logger("radon_actors.placement")
 
 HEARTBEAT_INTERVAL = 0.5
 HEARTBEAT_TIMEOUT = 3.0

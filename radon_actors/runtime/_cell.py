@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import outcome
-import structlog
 import trio
 from trio.lowlevel import (
     Abort,
@@ -40,6 +39,7 @@ from trio.lowlevel import (
 
 from .._atom import Atom, HandlerSpec, handler_table, resolve_handler, run_to_completion
 from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError
+from .._logs import get_logger
 from .._ref import Ref
 from ..mailbox import BUDGET, DeadLetter, Mailbox, budget
 from . import _directory, _watch
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STASHED", "AtomCell", "Message", "Reply", "Taken", "default_decider"]
 
-_log = structlog.get_logger("radon_actors")
+_log = get_logger("radon_actors")
 
 # Module-level names for the states: one global load on the hot path.
 _STARTING = CellState.STARTING

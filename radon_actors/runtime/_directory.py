@@ -11,10 +11,9 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from .. import _ref
 from .._errors import AtomStopped
+from .._logs import get_logger
 from ..mailbox import DeadLetter
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ __all__ = [
     "unregister",
 ]
 
-_log = structlog.get_logger("radon_actors.dead_letters")
+_log = get_logger("radon_actors.dead_letters")
 # Process-wide on purpose: unpickling a Ref (pickle calls Ref's reducer with
 # nothing but the id) has no system at hand, and ids are unique across systems.
 # Live cells only: a cell leaves when it stops, so the table is bounded by the

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import structlog
 import trio
 
 from .._atom import Atom
 from .._errors import NameTaken, NoSuchAtom
+from .._logs import get_logger
 from .._ref import Ref
 from ..mailbox import DeadLetters, MailboxStatistics
 from . import _directory
@@ -28,7 +28,7 @@ __all__ = ["System", "run_system"]
 
 A = TypeVar("A", bound=Atom)
 
-_log = structlog.get_logger("radon_actors")
+_log = get_logger("radon_actors")
 
 DEFAULT_MAILBOX_SIZE = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0

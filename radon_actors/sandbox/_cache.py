@@ -17,9 +17,9 @@ import json
 import os
 from pathlib import Path
 
-import structlog
 import trio
 
+from .._logs import get_logger
 from . import _engine
 from ._build import cache_root
 from ._engine import LoadedComponent
@@ -34,7 +34,7 @@ __all__ = [
     "store_verified",
 ]
 
-_log = structlog.get_logger("radon_actors.sandbox")
+_log = get_logger("radon_actors.sandbox")
 
 _READ_CHUNK = 1 << 20
 _HEX = frozenset("0123456789abcdef")

@@ -20,10 +20,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import structlog
 import wasmtime
 from wasmtime import component as wc
 
+from .._logs import get_logger
 from . import _build
 from ._errors import SandboxError
 from ._hostcalls import HOST_FUNCS
@@ -40,7 +40,7 @@ __all__ = [
     "loaded",
 ]
 
-_log = structlog.get_logger("radon_actors.sandbox")
+_log = get_logger("radon_actors.sandbox")
 
 _PACKAGE = "radon:atom"
 _VERSION = "0.3.0"
