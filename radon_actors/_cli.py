@@ -7,6 +7,7 @@ returning an exit status. Only this module may print.
     radon build MODULE [MODULE ...]   prebuild the sandbox components of modules
     radon cache [--clear]             list (or delete) the cached components
     radon host --listen H:P --secret-file F   run a host that systems join
+    radon --version                   print the installed version
 """
 
 from __future__ import annotations
@@ -83,13 +84,13 @@ def _cache(args: argparse.Namespace) -> int:
     from .sandbox import _build
 
     entries = _build.cache_entries()
-    print(f"{_build.cache_root()}: {len(entries)} components")
+    print(f"{_build.cache_root()}: {_count(len(entries), 'component')}")
     for directory, module, size in entries:
         print(f"  {directory.name}  {size / 2**20:7.1f} MiB  {module}")
         if args.clear:
             shutil.rmtree(directory, ignore_errors=True)
     if args.clear and entries:
-        print(f"deleted {len(entries)} components")
+        print(f"deleted {_count(len(entries), 'component')}")
     return 0
 
 
@@ -107,8 +108,15 @@ def _host(args: argparse.Namespace) -> int:
     return placement_cli.run(args, open_system)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="radon", description="radon-actors command line")
+    parser.add_argument("--version", action="version", version=f"radon-actors {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help, configure, _fn) in _COMMANDS.items():
         configure(subparsers.add_parser(name, help=help, description=help))

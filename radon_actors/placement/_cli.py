@@ -35,6 +35,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directory to put in front of sys.path, where the atoms' modules are "
+        "imported from (repeatable; the current directory is searched too)",
+    )
 
 
 def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
@@ -48,6 +56,10 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
     except (OSError, ValueError) as exc:
         print(f"radon host: cannot read the secret file: {exc}", file=sys.stderr)
         return 2
+    # Atom classes arrive by module name: they are imported from here.
+    sys.path[:0] = [os.path.abspath(p) for p in args.path]
+    if "" not in sys.path:
+        sys.path.insert(0, "")
     structlog.configure(
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(

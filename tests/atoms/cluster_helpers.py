@@ -45,17 +45,27 @@ async def cluster(*names: str, **options: Any) -> AsyncIterator[System]:
 
 
 @asynccontextmanager
-async def radon_host(secret: Path, name: str) -> AsyncIterator[tuple[trio.Process, str]]:
+async def radon_host(
+    secret: Path,
+    name: str,
+    *args: str,
+    pythonpath: list[str] | None = None,
+    cwd: Path | None = None,
+) -> AsyncIterator[tuple[trio.Process, str]]:
     """A `radon host` process on a free loopback port: yields it and its READY line.
 
-    The process is killed and reaped on the way out, whatever happens.
+    ``args`` go on its command line; ``pythonpath`` is its PYTHONPATH (default:
+    this process's ``sys.path``). The process is killed and reaped on the way
+    out, whatever happens.
     """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    path = [p for p in sys.path if p] if pythonpath is None else pythonpath
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     cmd = [sys.executable, "-m", "radon_actors._cli", "host", "--listen", "127.0.0.1:0"]
     proc = await trio.lowlevel.open_process(
-        [*cmd, "--secret-file", str(secret), "--name", name],
+        [*cmd, "--secret-file", str(secret), "--name", name, *args],
         stdout=subprocess.PIPE,
         env=env,
+        cwd=cwd,
     )
     try:
         assert proc.stdout is not None

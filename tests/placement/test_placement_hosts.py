@@ -21,6 +21,7 @@ from radon_actors import (
     HandlerNotFound,
     HostDown,
     NoSuchHost,
+    SpawnError,
     open_system,
 )
 from radon_actors.testing import node_of
@@ -304,3 +305,46 @@ async def test_an_unpickled_ref_to_a_stopped_local_atom_is_atom_stopped() -> Non
         await system.stop(ref)
         with pytest.raises(AtomStopped):
             await pickle.loads(data).ask(Counter.get)
+
+
+_APP_MODULE = """
+from radon_actors import Atom, handler
+
+
+class Teller(Atom):
+    def __init__(self) -> None:
+        self.n = 0
+
+    @handler
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
+"""
+
+
+async def test_radon_host_path_imports_the_users_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The user's atoms live in their own directory: `radon host` imports them
+    # from `--path DIR`, and says what is missing without it.
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "teller_app_mod.py").write_text(_APP_MODULE)
+    monkeypatch.syspath_prepend(str(app))
+    import teller_app_mod
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = [p for p in sys.path if p and p != str(app)]
+    bare = radon_host(secret, "bare", pythonpath=path, cwd=elsewhere)
+    async with bare as (_, line), open_system() as system:
+        await system.connect_host(line.partition(" ")[2], secret_file=secret)
+        with pytest.raises(SpawnError, match="teller_app_mod"):
+            await system.spawn(teller_app_mod.Teller, host="bare")
+    with_path = radon_host(secret, "with-path", "--path", str(app), pythonpath=path, cwd=elsewhere)
+    async with with_path as (_, line), open_system() as system:
+        await system.connect_host(line.partition(" ")[2], secret_file=secret)
+        ref = await system.spawn(teller_app_mod.Teller, host="with-path")
+        assert await ref.ask(teller_app_mod.Teller.incr) == 1

@@ -121,12 +121,25 @@ def test_cli_cache_lists_and_clears(
     (entry / "module.txt").write_text("some_module\n")
     assert main(["cache"]) == 0
     out = capsys.readouterr().out
-    assert "1 components" in out
+    assert ": 1 component\n" in out
     assert "some_module" in out
     assert entry.exists()
     assert main(["cache", "--clear"]) == 0
-    assert "deleted 1 components" in capsys.readouterr().out
+    assert "deleted 1 component\n" in capsys.readouterr().out
     assert not entry.exists()
+    assert main(["cache"]) == 0
+    assert ": 0 components\n" in capsys.readouterr().out
+
+
+def test_radon_version_through_the_console_script() -> None:
+    import subprocess
+    import sys
+
+    import radon_actors
+
+    radon = Path(sys.executable).parent / "radon"
+    out = subprocess.run([str(radon), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"radon-actors {radon_actors.__version__}"
 
 
 async def test_spawn_reports_a_module_the_guest_cannot_run(
