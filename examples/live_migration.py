@@ -98,4 +98,7 @@ if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import live_migration  # this file again, as a module hosts (and the sandbox) can import
 
-    trio.run(live_migration.main, args.moves, args.sandbox)
+    try:
+        trio.run(live_migration.main, args.moves, args.sandbox)
+    except* KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C: the system stopped its atoms on the way out

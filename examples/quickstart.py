@@ -6,6 +6,7 @@ python examples/quickstart.py
 from __future__ import annotations
 
 import logging
+import sys
 
 import structlog
 import trio
@@ -65,4 +66,7 @@ if __name__ == "__main__":
     # radon-actors logs through structlog (spawn/stop at debug, crashes at error);
     # show info and above.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
-    trio.run(main)
+    try:
+        trio.run(main)
+    except* KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C: the system stopped its atoms on the way out

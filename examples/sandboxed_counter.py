@@ -88,4 +88,7 @@ if __name__ == "__main__":
     sys.path.insert(0, __import__("os").path.dirname(__file__))
     import sandboxed_counter  # this file again, as a module the sandbox can package
 
-    trio.run(sandboxed_counter.main)
+    try:
+        trio.run(sandboxed_counter.main)
+    except* KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C: the system stopped its atoms on the way out

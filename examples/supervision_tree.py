@@ -20,6 +20,7 @@ idempotent, so that is free while `flaky` stays the same atom).
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import structlog
@@ -134,4 +135,7 @@ if __name__ == "__main__":
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
-    trio.run(main)
+    try:
+        trio.run(main)
+    except* KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C: the system stopped its atoms on the way out

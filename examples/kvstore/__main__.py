@@ -8,8 +8,8 @@ shards sandboxed in WebAssembly).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
+import sys
 
 import structlog
 import trio
@@ -42,8 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     level = getattr(logging, args.log_level.upper())
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         trio.run(_main, args)
+    except* KeyboardInterrupt:
+        # Ctrl-C: the store closed on the way out; exit as an interrupted program does.
+        sys.exit(130)
 
 
 if __name__ == "__main__":

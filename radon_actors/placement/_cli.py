@@ -91,8 +91,8 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
                 ssl_context=context,
             )
         )
-    except KeyboardInterrupt:
-        return 0
+    except* KeyboardInterrupt:
+        pass  # Ctrl-C: the host closed its system on the way out (trio may group it)
     return 0
 
 
