@@ -16,17 +16,22 @@ import trio
 
 from radon_actors import open_system
 
-from . import open_store, serve
+from . import deployment, open_store, serve
 
 
 async def _main(args: argparse.Namespace) -> None:
-    async with (
-        open_system() as system,
-        open_store(
-            system, shards=args.shards, replicas=args.replicas, coordinators=args.coordinators
-        ) as store,
-    ):
-        await serve(store, args.host, args.port)
+    async with open_system() as system:
+        # The deployment is the only difference: where the shards' replicas run.
+        hosts = [await system.start_host(f"w{i + 1}") for i in range(args.hosts)]
+        options = deployment(hosts or None, sandbox=args.sandbox)
+        async with open_store(
+            system,
+            shards=args.shards,
+            replicas=args.replicas,
+            coordinators=args.coordinators,
+            spawn_options=options,
+        ) as store:
+            await serve(store, args.host, args.port)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sandbox", action="store_true", help="run the shards sandboxed")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    if args.hosts < 0:
+        parser.error("--hosts must be 0 (everything in this process) or more")
+    if args.hosts and args.sandbox:
+        parser.error("--hosts and --sandbox cannot be combined yet; pick one")
+    for flag in ("shards", "replicas", "coordinators"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1")
     level = getattr(logging, args.log_level.upper())
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
     try:

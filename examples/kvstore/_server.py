@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import structlog
@@ -69,6 +70,8 @@ class _Connection:
         if name in (b"FLUSHALL", b"FLUSHDB"):
             await self.store.flushall()
             return OK
+        if name == b"INFO":
+            return await self._info(args)
         if name == b"SELECT":
             return OK if args == [b"0"] else Error("ERR DB index is out of range")
         if name in (b"CONFIG", b"COMMAND"):
@@ -83,6 +86,21 @@ class _Connection:
                 b"mode", b"standalone", b"role", b"master", b"modules", [],
             ]  # fmt: skip
         return await self.store.execute(command)
+
+    async def _info(self, args: list[bytes]) -> Reply:
+        """``INFO [section]``: ``server``, and ``radon``, where each replica runs."""
+        if len(args) > 1:
+            return Error("ERR wrong number of arguments for 'info' command")
+        section = args[0].lower() if args else b"all"
+        lines: list[str] = []
+        if section in (b"all", b"default", b"everything", b"server"):
+            lines += ["# Server", "redis_version:7.0.0", f"process_id:{os.getpid()}", ""]
+        if section in (b"all", b"everything", b"radon"):
+            placement = await self.store.placement()
+            lines += ["# Radon", f"shards:{len(placement)}"]
+            lines += [f"shard{i}:{','.join(group)}" for i, group in enumerate(placement)]
+            lines.append("")
+        return "\r\n".join(lines).encode()
 
     def _queue(self, name: bytes, command: list[bytes]) -> Reply:
         assert self.multi is not None

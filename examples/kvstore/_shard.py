@@ -221,6 +221,19 @@ class Shard(Atom):
         """Become a member of a brand-new replica set (nothing to catch up on)."""
         self.member = True
 
+    @handler
+    def where(self) -> str:
+        """Where this replica runs, for ``INFO radon``: the platform (``wasi`` in
+        the WebAssembly sandbox) and the process id (0 where there is none)."""
+        import os
+        import sys
+
+        try:
+            pid = os.getpid()
+        except (AttributeError, OSError):
+            pid = 0
+        return f"{sys.platform}/{pid}"
+
     # internals -----------------------------------------------------------
     def _require_primary(self) -> None:
         if not self.primary:

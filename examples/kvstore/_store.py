@@ -110,6 +110,11 @@ class Store:
             return Error("ERR wrong number of arguments for 'mget' command")
         return [await self.execute([b"GET", key]) for key in keys]
 
+    async def placement(self) -> list[list[str]]:
+        """Where each shard's replicas run (primary first), as ``Shard.where`` says."""
+        groups = await self.cluster.ask(Cluster.table)
+        return [[await replica.ask(Shard.where) for replica in group] for group in groups]
+
     async def flushall(self) -> None:
         for group in self.groups:
             await group[0].ask(Shard.flush)
