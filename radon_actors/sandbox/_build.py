@@ -101,9 +101,9 @@ def collect_sources(module_name: str) -> dict[str, bytes]:
     """
     if module_name == "__main__":
         raise SandboxBuildError(
-            "atoms of a script's __main__ module cannot be sandboxed: define them in an "
-            "importable module (the example examples/sandboxed_counter.py shows how), or "
-            "spawn with sandbox=False"
+            "atoms of a script's __main__ module cannot be sandboxed: define them in a "
+            "module of their own and import it (for example counter.py next to your "
+            "script, then `from counter import Counter`), or spawn with sandbox=False"
         )
     if module_name.split(".")[0] == "radon_actors":
         raise SandboxBuildError(
@@ -455,14 +455,15 @@ _MISSING = re.compile(r"No module named '([^']+)'")
 
 def _explain(module_name: str, output: str) -> str:
     missing = _MISSING.search(output)
-    tail = "\n".join(output.strip().splitlines()[-15:])
     if missing:
+        # The whole story: the build tool's native stack after it would be noise.
         return (
             f"module {module_name!r} cannot run in the WebAssembly sandbox: it imports "
             f"{missing.group(1)!r}, which is not available there (a native extension, or a "
             "host-only package). Spawn the atom with sandbox=False, or move the import out "
-            f"of the atom's module.\n{tail}"
+            "of the atom's module."
         )
+    tail = "\n".join(output.strip().splitlines()[-15:])
     return (
         f"building the sandbox component of module {module_name!r} failed (spawn the atom "
         f"with sandbox=False to run it natively):\n{tail}"

@@ -95,8 +95,9 @@ def test_a_host_only_import_fails_the_build(
 
 
 def test_main_and_radon_actors_modules_are_refused() -> None:
-    with pytest.raises(SandboxBuildError, match="importable module"):
+    with pytest.raises(SandboxBuildError, match="module of their own") as info:
         _build.collect_sources("__main__")
+    assert "examples/" not in str(info.value)  # pip users have no examples directory
     with pytest.raises(SandboxBuildError, match="your own module"):
         _build.collect_sources("radon_actors._atom")
 
@@ -198,3 +199,18 @@ def test_every_module_the_guest_runtime_imports_is_bundled() -> None:
             todo.append(module_file(base))
     assert "sandbox/_codec.py" in seen
     assert seen <= set(_build._GUEST_FILES), sorted(seen - set(_build._GUEST_FILES))
+
+
+def test_a_missing_import_is_explained_without_the_build_tools_native_stack() -> None:
+    output = (
+        "Traceback (most recent call last):\n"
+        "ModuleNotFoundError: No module named '_ctypes'\n"
+        "  23: pymain_run_file\n"
+        "             at /tmp/python-build/Python-3.11.7/Modules/main.c:379:15\n"
+        "  30: _start\n"
+    )
+    message = _build._explain("natmod", output)
+    assert "imports '_ctypes'" in message and "sandbox=False" in message
+    assert "main.c" not in message and "_start" not in message
+    # An unexplained failure keeps the tool's last lines: they are all there is.
+    assert "boom" in _build._explain("natmod", "something else went wrong: boom")
