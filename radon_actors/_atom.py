@@ -168,7 +168,9 @@ class Atom:
 
     @property
     def log(self) -> Any:
-        """A structlog logger bound with this atom's ``atom_id`` and ``atom_name``."""
+        """A structlog-style logger bound with this atom's ``atom_id``, ``atom_name``
+        and ``atom_class`` (``bind``, ``debug`` ... ``critical``, ``exception``).
+        Quiet until the application configures structlog or ``logging``."""
         return self._radon_ctx.log
 
     async def spawn(
