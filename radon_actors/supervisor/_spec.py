@@ -6,7 +6,7 @@ Plain data: nothing here needs trio.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -60,6 +60,17 @@ class Strategy(enum.Enum):
     restarted on its own, as in one-for-one."""
 
 
+def _args(value: Iterable[Any]) -> tuple[Any, ...]:
+    # A typed converter (``converter=tuple`` types ``args`` as ``Iterable[_T_co]``),
+    # which also refuses the classic slip ``args="carol"`` (five arguments).
+    if isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"args must be a sequence of constructor arguments, not {type(value).__name__} "
+            f"{value!r}; for one argument write args=({value!r},)"
+        )
+    return tuple(value)
+
+
 def _kwargs(value: Mapping[str, Any]) -> dict[str, Any]:
     return dict(value)
 
@@ -111,7 +122,7 @@ class ChildSpec:
     """
 
     cls: type[Atom] = attrs.field(validator=_check_cls)
-    args: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    args: tuple[Any, ...] = attrs.field(default=(), converter=_args)
     kwargs: dict[str, Any] = attrs.field(factory=dict, converter=_kwargs)
     name: str | None = None
     restart: Restart = attrs.field(

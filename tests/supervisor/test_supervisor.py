@@ -258,3 +258,9 @@ async def test_supervisor_under_a_plain_atom_survives_errors_in_its_own_handlers
             await sup.ask(Supervisor.restart_child, "nope")
         await trio.testing.wait_all_tasks_blocked()
         assert events_of("start") == ["a"]  # the subtree was not restarted
+
+
+def test_child_spec_args_take_any_sequence_but_not_a_bare_string() -> None:
+    assert ChildSpec(Worker, args=["x", 1]).args == ("x", 1)
+    with pytest.raises(TypeError, match=r"args=\('carol',\)"):
+        ChildSpec(Worker, args="carol")  # type: ignore[arg-type]

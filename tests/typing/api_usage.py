@@ -6,9 +6,9 @@ Lines that must be rejected carry ``# type: ignore[call-overload]``; with
 
 from __future__ import annotations
 
-from typing import assert_type
+from typing import Any, assert_type
 
-from radon_actors import Atom, Ref, System, handler
+from radon_actors import Atom, ChildSpec, Ref, System, handler
 
 
 class Counter(Atom):
@@ -49,3 +49,9 @@ async def usage(system: System) -> None:
     await c.ask(Other.name)  # type: ignore[call-overload]
     x: str = await c.ask(Counter.get)  # type: ignore[call-overload]
     del x
+
+
+def child_specs() -> None:
+    # The form docs/supervision.md shows: a tuple of constructor arguments.
+    spec = ChildSpec(Counter, args=(10,), name="counter")
+    assert_type(spec.args, tuple[Any, ...])
