@@ -29,10 +29,9 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import attrs
 import structlog
@@ -270,28 +269,20 @@ async def run_many(
     return results
 
 
-class _cluster:
+@asynccontextmanager
+async def _cluster() -> AsyncIterator[System]:
     """A system with worker hosts w1 and w2 (fast failure detection), killed at the end."""
-
-    async def __aenter__(self) -> System:
-        self._cm = open_system(shutdown_timeout=5)
-        system = await self._cm.__aenter__()
+    async with open_system(shutdown_timeout=5) as system:
         try:
             for name in ("w1", "w2"):
                 await system.start_host(name, heartbeat_interval=0.1, heartbeat_timeout=1.0)
-        except BaseException:
-            await self._cm.__aexit__(*sys.exc_info())
-            raise
-        self._system = system
-        return system
-
-    async def __aexit__(self, *exc: Any) -> bool | None:
-        node = node_of(self._system)
-        if node is not None:
-            for proc in node.processes.values():
-                if proc.returncode is None:
-                    proc.kill()
-        return await self._cm.__aexit__(*exc)
+            yield system
+        finally:
+            node = node_of(system)
+            if node is not None:
+                for proc in node.processes.values():
+                    if proc.returncode is None:
+                        proc.kill()
 
 
 def _summary(results: list[Result]) -> str:

@@ -104,11 +104,15 @@ class Mailbox:
         if self.closed:
             return False
         self.control.append(msg)
+        self._wake_consumer()
+        return True
+
+    def _wake_consumer(self) -> None:
+        # ``put_nowait`` inlines this: it is the message path.
         consumer = self._consumer
         if consumer is not None:
             self._consumer = None
             reschedule(consumer)
-        return True
 
     # consumer -----------------------------------------------------------
     def room_made(self) -> None:
@@ -143,10 +147,7 @@ class Mailbox:
         if n:
             self.user.extendleft(reversed(stashed))
             stashed.clear()
-            consumer = self._consumer
-            if consumer is not None:
-                self._consumer = None
-                reschedule(consumer)
+            self._wake_consumer()
         return n
 
     # shutdown -----------------------------------------------------------
@@ -167,10 +168,8 @@ class Mailbox:
         after a move). Their number is bounded where they were accepted; senders
         wait for room until the atom has worked the lane down."""
         self.user.extend(msgs)
-        consumer = self._consumer
-        if consumer is not None and self.user:
-            self._consumer = None
-            reschedule(consumer)
+        if self.user:
+            self._wake_consumer()
 
     def reopen(
         self,
@@ -187,10 +186,8 @@ class Mailbox:
         self.stashed.extend(stashed)
         self.user.extendleft(reversed(list(user)))
         self.control.extend(control)
-        consumer = self._consumer
-        if consumer is not None and (self.user or self.control):
-            self._consumer = None
-            reschedule(consumer)
+        if self.user or self.control:
+            self._wake_consumer()
 
     def statistics(self) -> MailboxStatistics:
         """Current queue lengths."""

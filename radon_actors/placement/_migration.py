@@ -6,25 +6,26 @@ that is not in the atom's current process routes through the origin.
 
 1. The origin *pauses* its entry for the atom (a forwarder queues what arrives)
    unless the atom is in the origin itself.
-2. The current holder puts a ``call`` control message in the atom's mailbox, so
-   the atom stops at a turn boundary: the current turn finishes, nothing else
-   starts.
-3. The holder snapshots ``instance.__dict__`` with pickle, takes the queued (and
-   stashed) messages out of the mailbox, and sends both to the target in one
-   ``activate`` request. Asks among them keep their askers: their replies come
-   back through the holder.
+2. The current holder puts a ``migrate`` control message in the atom's mailbox,
+   so the atom stops at a turn boundary: the current turn finishes, nothing
+   else starts.
+3. The holder closes the mailbox and repoints the cell at a paused transit
+   queue (:class:`_Transit`), where senders, also those that waited for room,
+   queue from now on; it snapshots ``instance.__dict__`` with pickle and sends
+   it with the queued (and stashed) messages to the target in one ``activate``
+   request. Asks among them keep their askers: their replies come back through
+   the holder.
 4. The target builds the atom from the snapshot (no ``__init__``, no
    ``on_start``), queues the messages in their order, starts it and answers.
-5. The holder turns its cell into a forwarder (to the target if it is the
-   origin, else back to the origin) and forwards, in order, what arrived during
-   step 3-4.
+5. The holder points the transit at the target if it is the origin, else back
+   at the origin, and forwards, in order, what arrived during steps 3-4.
 6. The origin switches its entry to the target and replays what it queued
    during the pause, in order.
 
 Any failure before step 5 (state that does not pickle, a class the target
-cannot import, the target dying) puts the messages back at the head of the
-mailbox and the atom carries on where it was; ``migrate`` raises
-:class:`MigrationError`.
+cannot import, the target dying, the deadline) reopens the mailbox with the
+messages back at its head and what arrived meanwhile behind them, and the atom
+carries on where it was; ``migrate`` raises :class:`MigrationError`.
 """
 
 from __future__ import annotations
@@ -235,11 +236,11 @@ class _Emigration(Move):
     async def __call__(self, cell: AtomCell) -> bool:
         if self.abandoned:  # the caller gave up before the turn ended: stay here
             return False
-        control = cell.mailbox.control
-        if any(msg[0] != "migrate" for msg in control):
+        mailbox = cell.mailbox
+        if any(msg[0] != "migrate" for msg in mailbox.control):
             # A stop, a failure or a supervisor's command queued behind this move:
             # those run first, and the move after them.
-            control.append(("migrate", self))
+            mailbox.put_control(("migrate", self))
             return False
         self.started = True
         try:
@@ -292,8 +293,7 @@ async def emigrate(node: Node, cell: AtomCell, to_id: str, deadline: float) -> N
         with trio.move_on_at(deadline):
             await move.done.wait()
         if not move.done.is_set():
-            if not move.started:
-                move.abandoned = True
+            if not move.started:  # ``finally`` calls it off
                 raise _late(cell.label(), peer.label, "its current turn had not ended")
             # Under way: the target keeps to the deadline, so the outcome is near.
             await move.done.wait()

@@ -53,23 +53,5 @@ async def test_ctrl_c_stops_radon_host_cleanly(tmp_path: Path) -> None:
     secret.write_bytes(os.urandom(32).hex().encode())
     radon = Path(sys.executable).parent / "radon"
     cmd = [str(radon), "host", "--listen", "127.0.0.1:0", "--secret-file", str(secret)]
-    proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        line = b""
-        with trio.fail_after(60):
-            while b"READY" not in line:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, "radon host exited early"
-                line += chunk
-            proc.send_signal(signal.SIGINT)
-            await proc.wait()
-            err = b""
-            while chunk := await proc.stderr.receive_some():
-                err += chunk
-        assert "Traceback" not in err.decode() and proc.returncode == 0, err.decode()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
+    status, stderr = await _interrupt_when(cmd, b"READY", "stdout")
+    assert "Traceback" not in stderr and status == 0, stderr
