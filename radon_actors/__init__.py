@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._atom import Atom, Timer, handler
+from ._atom import Atom, Rejection, Timer, handler
 from ._errors import (
     AskTimeout,
     AtomStopped,
@@ -83,6 +83,7 @@ __all__ = [
     "ProtocolError",
     "RadonError",
     "Ref",
+    "Rejection",
     "Restart",
     "RestartIntensityExceeded",
     "RoundRobin",

@@ -15,29 +15,82 @@ from __future__ import annotations
 import dis
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from ._errors import BadArguments, HandlerNotFound, NotSpawned
 
 if TYPE_CHECKING:
     from ._ref import Ref
 
-__all__ = ["Atom", "Timer", "handler"]
+__all__ = ["Atom", "Rejection", "Timer", "handler"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 A = TypeVar("A", bound="Atom")
 
 _HANDLER_MARK = "__radon_handler__"
+_ANSWERS_MARK = "__radon_answers__"
 
 
-def handler(fn: F) -> F:
+class Rejection(Exception):
+    """An exception that is an answer, not a crash: subclass it for business errors.
+
+    A handler that raises a ``Rejection`` (``InsufficientFunds``, ``NotFound``...)
+    refuses the message: the asker gets the exception, and the atom carries on
+    with its state, its mailbox and its children untouched. No crash report is
+    logged, no directive is asked for and the supervisor never hears of it, so
+    no restart (and, under ``one_for_all``, no sibling restart) wipes any state.
+    That is Erlang's ``{reply, {error, Reason}, State}`` and Akka's
+    ``StatusReply.Error``, with Python's exceptions: raise it *before* changing
+    the state, since what the handler changed before raising stays changed.
+
+    A rejected tell has nobody to answer: it is logged (``atom.rejected``, level
+    info) and dropped. For exception types you do not own (``KeyError``...),
+    declare them per handler instead: ``@handler(raises=KeyError)``.
+    """
+
+
+ExceptionTypes = type[Exception] | tuple[type[Exception], ...]
+"""What ``@handler(raises=...)`` takes: one exception class or a tuple of them."""
+
+
+@overload
+def handler(fn: F, /) -> F: ...
+@overload
+def handler(*, raises: ExceptionTypes) -> Callable[[F], F]: ...
+def handler(fn: F | None = None, /, *, raises: ExceptionTypes = ()) -> F | Callable[[F], F]:
     """Mark a method of an :class:`Atom` subclass as callable by messages.
 
     Both ``async def`` and plain ``def`` methods can be handlers. Only marked
     methods can be reached through a :class:`~radon_actors.Ref`: every other
     method stays private to the atom. The function is returned unchanged, so
     ``Counter.incr`` keeps its type and can be passed to ``ref.ask``.
+
+    ``@handler(raises=(KeyError, ValueError))`` declares the exceptions this
+    handler raises *as answers*: like a :class:`Rejection`, they go to the asker
+    and the atom carries on, where any other exception crashes the atom and its
+    supervisor decides what happens (by default: a restart with fresh state).
     """
+    answers = _exception_types(raises)
+    if fn is None:
+
+        def mark(f: F) -> F:
+            return _mark(f, answers)
+
+        return mark
+    return _mark(fn, answers)
+
+
+def _exception_types(raises: Any) -> tuple[type[Exception], ...]:
+    types = raises if isinstance(raises, tuple) else (raises,)
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, Exception)):
+            raise TypeError(
+                f"@handler(raises=...) takes Exception subclasses (one, or a tuple), not {t!r}"
+            )
+    return types
+
+
+def _mark(fn: F, answers: tuple[type[Exception], ...]) -> F:
     if not callable(fn) or isinstance(fn, (staticmethod, classmethod)):
         raise TypeError(f"@handler takes a plain method, not {fn!r}")
     if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
@@ -46,6 +99,8 @@ def handler(fn: F) -> F:
             "(use a plain def or an async def)"
         )
     setattr(fn, _HANDLER_MARK, True)
+    if answers:
+        setattr(fn, _ANSWERS_MARK, answers)
     return fn
 
 
@@ -256,12 +311,18 @@ class HandlerSpec:
     microsecond, at the sender, before anything is queued.
     """
 
-    __slots__ = ("check", "fn", "is_async", "name", "never_suspends", "owner")
+    __slots__ = ("answers", "check", "fn", "is_async", "name", "never_suspends", "owner")
 
     def __init__(self, owner: type[Atom], name: str, fn: Callable[..., Any]) -> None:
         self.owner = owner
         self.name = name
         self.fn = fn
+        # The exceptions that answer the asker instead of crashing the atom (an
+        # isinstance check on the failure path only; see Rejection).
+        self.answers: tuple[type[Exception], ...] = (
+            Rejection,
+            *getattr(fn, _ANSWERS_MARK, ()),
+        )
         self.is_async = inspect.iscoroutinefunction(fn)
         # True for plain functions, and for ``async def`` bodies without a single
         # suspension point: both run to completion in one step, so the runtime may

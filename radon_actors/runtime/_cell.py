@@ -273,7 +273,17 @@ class AtomCell:
         ):
             # Inline turn: see the module docs for why this is a faithful turn.
             await checkpoint_if_cancelled()
-            result = self.inline_turn(spec, args, kwargs)
+            try:
+                result = self.inline_turn(spec, args, kwargs)
+            except Exception:
+                # A rejection leaves the atom idle, so the next ask is inline
+                # again: count the turn, or a loop of refused asks never yields.
+                b = budget
+                b.left -= 1
+                if b.left <= 0:
+                    b.left = BUDGET
+                    await cancel_shielded_checkpoint()
+                raise
             if result is STASHED:
                 # The handler set its message aside: it now waits in the stash
                 # like any queued ask would.
@@ -330,6 +340,8 @@ class AtomCell:
         except Exception as exc:
             self.busy = False
             self._stash_current = False
+            if isinstance(exc, spec.answers):
+                raise  # an answer (a Rejection), not a crash: the atom carries on
             self._note(exc, spec)
             if self.mailbox.put_control(("failed", exc, spec)):
                 # Handled first, as a failure in a queued turn would be: before
@@ -724,6 +736,17 @@ class AtomCell:
             except Exception as exc:
                 self.busy = False
                 self._stash_current = False
+                if isinstance(exc, spec.answers):
+                    # An answer (a Rejection), not a crash: the atom carries on.
+                    if reply is not None:
+                        reply.deliver(outcome.Error(exc))
+                    else:
+                        self.log.info("atom.rejected", handler=spec.name, reason=repr(exc))
+                    b.left -= 1
+                    if b.left <= 0:
+                        b.left = BUDGET
+                        await cancel_shielded_checkpoint()
+                    continue
                 self._note(exc, spec)
                 if reply is not None:
                     reply.deliver(outcome.Error(exc))

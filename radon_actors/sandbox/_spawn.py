@@ -176,6 +176,7 @@ def sandbox_table(
             copy = HandlerSpec.__new__(HandlerSpec)
             copy.owner = spec.owner
             copy.name = spec.name
+            copy.answers = spec.answers
             # As natively: a handler that cannot suspend (a plain def, or an
             # async def without an await) runs inline on an idle atom.
             sync = inline and spec.never_suspends

@@ -6,7 +6,11 @@ from typing import Any
 
 import trio
 
-from radon_actors import Atom, Ref, handler
+from radon_actors import Atom, Ref, Rejection, handler
+
+
+class Overdrawn(Rejection):
+    """A business error: an answer to the asker, not a crash."""
 
 
 class Counter(Atom):
@@ -35,6 +39,13 @@ class Counter(Atom):
     @handler
     def boom(self) -> None:
         raise ValueError(f"boom at {self.n}")
+
+    @handler
+    def take(self, n: int) -> int:
+        if n > self.n:
+            raise Overdrawn(f"cannot take {n} of {self.n}")
+        self.n -= n
+        return self.n
 
     @handler
     async def hang(self) -> None:

@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from radon_actors import Atom, Ref, handler
+from radon_actors import Atom, Ref, Rejection, handler
 
 
 class Boom(Exception):
     """A user exception, raised inside handlers."""
+
+
+class Overdrawn(Rejection):
+    """A business error: an answer to the asker, not a crash."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,17 @@ class Counter(Atom):
     @handler
     def fail(self, message: str) -> None:
         raise Boom(message)
+
+    @handler
+    def take(self, n: int) -> int:
+        if n > self.value:
+            raise Overdrawn(f"cannot take {n} of {self.value}")
+        self.value -= n
+        return self.value
+
+    @handler(raises=KeyError)
+    def lookup(self, key: str) -> int:
+        return {"value": self.value}[key]
 
     @handler
     def move(self, p: Point, dx: int) -> Point:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 from cluster_helpers import cluster, radon_host, record_frames
-from placement_atoms import Counter, Gate, Relay, Watcher
+from placement_atoms import Counter, Gate, Overdrawn, Relay, Watcher
 
 from radon_actors import (
     AskTimeout,
@@ -50,6 +50,15 @@ async def test_remote_exception_keeps_type_and_remote_traceback() -> None:
         assert "placement_atoms.py" in notes
         with pytest.raises(HandlerNotFound, match="nope"):
             await ref.ask("nope")
+
+
+async def test_a_remote_rejection_answers_and_keeps_the_state() -> None:
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 7, host="w1")
+        with pytest.raises(Overdrawn, match="cannot take 9 of 7"):
+            await ref.ask(Counter.take, 9)
+        ref.tell(Counter.take, 100)  # refused, logged on the worker, dropped
+        assert await ref.ask(Counter.take, 2) == 5
 
 
 async def test_remote_ask_timeout_and_cancellation() -> None:

@@ -17,6 +17,7 @@ from sandbox_atoms import (
     Counter,
     Faulty,
     Gatekeeper,
+    Overdrawn,
     Point,
     Relay,
     SandboxedCounter,
@@ -91,6 +92,20 @@ async def test_exceptions_reach_the_asker(sandbox: Any) -> None:
             assert "sandbox_atoms.py" in notes
         # The default directive restarts the atom: state is rebuilt from the spawn args.
         assert await ref.ask(Counter.get) == 1
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_a_rejection_answers_and_the_guest_keeps_its_state(sandbox: Any) -> None:
+    async with open_system() as system:
+        ref = await system.spawn(Counter, 1, sandbox=sandbox)
+        await ref.ask(Counter.incr, 9)
+        with pytest.raises(Overdrawn, match="cannot take 50 of 10"):
+            await ref.ask(Counter.take, 50)
+        with pytest.raises(KeyError):
+            await ref.ask(Counter.lookup, "nope")  # declared: @handler(raises=KeyError)
+        # No restart: the state the handlers built is still there.
+        assert await ref.ask(Counter.take, 4) == 6
+        assert await ref.ask(Counter.lookup, "value") == 6
 
 
 @pytest.mark.parametrize("sandbox", MODES)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, assert_type
 
-from radon_actors import Atom, ChildSpec, Ref, System, handler
+from radon_actors import Atom, ChildSpec, Ref, Rejection, System, handler
 
 
 class Counter(Atom):
@@ -23,6 +23,16 @@ class Counter(Atom):
     @handler
     def get(self) -> int:
         return self.n
+
+    @handler(raises=KeyError)
+    def lookup(self, key: str) -> int:
+        if key == "none":
+            raise Overdrawn(key)
+        return {"n": self.n}[key]
+
+
+class Overdrawn(Rejection):
+    pass
 
 
 class Other(Atom):
@@ -40,6 +50,8 @@ async def usage(system: System) -> None:
     assert_type(await c.ask(Counter.get, timeout=1.0), int)
     c.tell(Counter.incr, 2)
     await c.send(Counter.incr, by=3)
+    assert_type(await c.ask(Counter.lookup, "n"), int)  # @handler(raises=...) keeps the type
+    await c.ask(Counter.lookup, 1)  # type: ignore[call-overload]
     dynamic = await c.ask("incr", 5)  # a name: dynamic
     del dynamic
 
