@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import latency, savina
+from radon_actors.bench import _suite as latency
+
+from . import savina
 from ._report import machine, plot, savina_table
 
 

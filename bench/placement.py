@@ -40,9 +40,7 @@ import structlog
 import trio
 
 from radon_actors import Atom, Ref, handler, open_system
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from latency import percentiles
+from radon_actors.bench._timing import percentiles
 
 _now = time.perf_counter_ns
 # The mailbox of the atom whose migration pause is measured under backpressure.

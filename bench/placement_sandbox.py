@@ -36,10 +36,11 @@ import structlog
 import trio
 
 from radon_actors import open_system
+from radon_actors.bench._suite import guest_atoms
+from radon_actors.bench._timing import percentiles
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from latency import percentiles
-from sandbox_bench_atoms import Echo  # the guest-safe bench atoms
+Echo = guest_atoms().Echo  # the shipped guest-safe bench atoms (radon_bench_echo)
+
 
 _now = time.perf_counter_ns
 
@@ -74,7 +75,7 @@ async def _ship(system: Any, cache: str | None) -> dict[str, float]:
     parts_sent = 0  # when the last part was sent: the host then verifies and compiles
     request = Node.request
 
-    async def timed_request(self: Node, peer: Any, frame: tuple[Any, ...]) -> Any:
+    async def timed_request(self: Node, peer: Any, frame: Any) -> Any:
         nonlocal parts_sent
         if frame[0] == "code_done":
             parts_sent = _now()
@@ -161,7 +162,7 @@ async def run(rtt_n: int, moves: int, repeat: int, empty_cache: bool) -> dict[st
                 native_moves = percentiles(await _migrations(system, False, moves))
                 sandboxed_moves = percentiles(await _migrations(system, True, moves))
             finally:
-                node = system._placement
+                node: Any = system._placement
                 if node is not None:
                     for proc in node.processes.values():
                         if proc.returncode is None:

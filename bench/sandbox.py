@@ -45,14 +45,16 @@ import trio
 import trio.testing
 
 from radon_actors import SandboxConfig, open_system
+from radon_actors.bench._suite import guest_atoms
+from radon_actors.bench._timing import percentiles
 from radon_actors.runtime import _directory
 from radon_actors.sandbox import _codec, _engine, _instance
 
+Cruncher = guest_atoms().Cruncher  # the shipped guest-safe bench atoms (radon_bench_echo)
+Echo = guest_atoms().Echo  # the shipped guest-safe bench atoms (radon_bench_echo)
+
 # The bench atoms are packaged into the guest under their top-level module name,
 # whether this runs as `python bench/sandbox.py` or `python -m bench.sandbox`.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from latency import percentiles
-from sandbox_bench_atoms import Cruncher, Echo
 
 _now = time.perf_counter_ns
 

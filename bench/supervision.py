@@ -70,7 +70,7 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
 async def recovery(
     n: int, *, fail: bool, strategy: Strategy, children: int, resume: bool
 ) -> list[int]:
-    directives = {Boom: Directive.RESUME} if resume else {}
+    directives: dict[type[BaseException], Directive] = {Boom: Directive.RESUME} if resume else {}
     specs = [ChildSpec(Echo, name=f"e{i}", directives=directives) for i in range(children)]
     async with open_system() as system:
         await system.spawn(Supervisor, specs, strategy=strategy, max_restarts=None)
@@ -93,7 +93,7 @@ async def remote_recovery(
     n: int, *, fail: bool, strategy: Strategy, children: int, resume: bool
 ) -> list[int]:
     """``recovery`` with the measured atom on a worker host (its siblings stay here)."""
-    directives = {Boom: Directive.RESUME} if resume else {}
+    directives: dict[type[BaseException], Directive] = {Boom: Directive.RESUME} if resume else {}
     specs = [ChildSpec(Echo, name="e0", directives=directives, host="bench-worker")]
     specs += [ChildSpec(Echo, name=f"e{i}") for i in range(1, children)]
     node: Any = None

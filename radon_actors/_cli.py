@@ -7,6 +7,8 @@ returning an exit status. Only this module may print.
     radon build MODULE [MODULE ...]   prebuild the sandbox components of modules
     radon cache [--clear]             list (or delete) the cached components
     radon host --listen H:P --secret-file F   run a host that systems join
+    radon bench MODULE:CLASS HANDLER [ARG ...]   benchmark one of your handlers
+    radon bench --suite               the latency suite (echo atoms, floors, peers)
     radon --version                   print the installed version
 """
 
@@ -16,6 +18,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -106,6 +109,180 @@ def _host(args: argparse.Namespace) -> int:
     from .placement import _cli as placement_cli
 
     return placement_cli.run(args, open_system)
+
+
+def _configure_bench(parser: argparse.ArgumentParser) -> None:
+    from .bench import DEPLOYMENTS
+
+    parser.description = (
+        "Measure one handler of your atom (ask round trip: percentiles and asks/s; "
+        "tell throughput) in each deployment and on the raw trio floor, in one run; "
+        "or, with --suite, the shipped latency suite."
+    )
+    parser.add_argument(
+        "target", nargs="?", metavar="MODULE:CLASS", help="the atom class, e.g. myapp.atoms:Counter"
+    )
+    parser.add_argument("handler", nargs="?", metavar="HANDLER", help="the handler's name")
+    parser.add_argument(
+        "args",
+        nargs="*",
+        metavar="ARG",
+        help="the handler's arguments: Python literals (5, 'text', [1, 2]); "
+        "anything else is taken as a string",
+    )
+    parser.add_argument(
+        "--kw", action="append", default=[], metavar="NAME=VALUE", help="a keyword argument"
+    )
+    parser.add_argument(
+        "--init", action="append", default=[], metavar="VALUE", help="a constructor argument"
+    )
+    parser.add_argument(
+        "--init-kw",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a constructor keyword argument",
+    )
+    parser.add_argument(
+        "--deploy",
+        default="native",
+        metavar="LIST",
+        help=f"comma-separated deployments: {', '.join(DEPLOYMENTS)}, or all (default: native)",
+    )
+    parser.add_argument("--iterations", type=int, help="timed asks per run (default 2000)")
+    parser.add_argument("--warmup", type=int, help="untimed asks first (default: a tenth)")
+    parser.add_argument("--repeat", type=int, help="runs per deployment, medians (default 3)")
+    parser.add_argument("--messages", type=int, help="tells per run, 0: none (default 10000)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directory to put in front of sys.path before importing (repeatable)",
+    )
+    parser.add_argument(
+        "--suite", action="store_true", help="run the latency suite instead of one handler"
+    )
+    parser.add_argument("--no-peers", action="store_true", help="--suite: skip the peer frameworks")
+
+
+def _literal(text: str) -> object:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def _named(items: list[str], option: str) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise _UsageError(f"{option} takes NAME=VALUE, not {item!r}")
+        found[name] = _literal(value)
+    return found
+
+
+class _UsageError(Exception):
+    pass
+
+
+@command("bench", "benchmark a handler of your atom, or run the latency suite", _configure_bench)
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    sys.path[:0] = args.path
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        if args.suite:
+            return _bench_suite(args)
+        report = _bench_target(args)
+    except _UsageError as exc:
+        print(f"radon bench: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.as_dict(), f, indent=1)
+    for deployment, reason in report.failures:
+        print(f"radon bench: {deployment}: {reason}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def _bench_target(args: argparse.Namespace) -> Any:
+    import importlib
+
+    from . import Atom, RadonError
+    from .bench import DEPLOYMENTS, run
+
+    if args.target is None or args.handler is None:
+        raise _UsageError("give MODULE:CLASS and HANDLER (or --suite for the latency suite)")
+    module_name, sep, class_name = args.target.partition(":")
+    if not sep:
+        module_name, _, class_name = args.target.rpartition(".")
+    if not module_name or not class_name:
+        raise _UsageError(
+            f"the target is MODULE:CLASS (e.g. myapp.atoms:Counter), not {args.target!r}"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _UsageError(
+            f"cannot import {module_name!r}: {exc} (run from its directory, or add --path DIR)"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Atom)):
+        raise _UsageError(f"{module_name} has no Atom subclass {class_name!r}")
+    deploy = [d.strip() for d in args.deploy.split(",") if d.strip()]
+    if deploy == ["all"]:
+        deploy = list(DEPLOYMENTS)
+    sizes = {"iterations": 50, "repeat": 1, "messages": 200} if args.smoke else {}
+    for option in ("iterations", "warmup", "repeat", "messages"):
+        value = getattr(args, option)
+        if value is not None:
+            sizes[option] = value
+    try:
+        return run(
+            cls,
+            args.handler,
+            args=[_literal(a) for a in args.args],
+            kwargs=_named(args.kw, "--kw"),
+            init_args=[_literal(a) for a in args.init],
+            init_kwargs=_named(args.init_kw, "--init-kw"),
+            deployments=deploy,
+            progress=_progress,
+            **sizes,
+        )
+    except (RadonError, TypeError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _bench_suite(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench import _suite
+
+    if args.target is not None:
+        raise _UsageError("--suite runs the shipped echo atoms; it takes no MODULE:CLASS")
+    n, m, repeat = _suite.smoke_sizes() if args.smoke else (20_000, 200_000, 5)
+    n = args.iterations or n
+    m = args.messages or m
+    repeat = args.repeat or repeat
+    result = _suite.run_suite(n, m, repeat, peers=[] if args.no_peers else None, progress=_progress)
+    print(_suite.format_table(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
 
 
 def _count(n: int, noun: str) -> str:

@@ -26,3 +26,15 @@ async def system() -> AsyncIterator[System]:
 def mock_clock() -> trio.testing.MockClock:
     """A MockClock that only moves when the test jumps it (pytest-trio uses any clock fixture)."""
     return trio.testing.MockClock()
+
+
+@pytest.fixture(scope="session")
+def sandbox_component() -> object:
+    """The WebAssembly component of ``tests/atoms/sandbox_atoms.py``, built once per session.
+
+    The first run on a machine builds and compiles it (about a minute on a busy
+    2-core machine); later runs load it from the on-disk cache in milliseconds.
+    """
+    from radon_actors.sandbox import _engine
+
+    return _engine.load("sandbox_atoms")

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import structlog
 
-from bench import latency, savina
+from bench import savina
 from bench.savina import _radon
 from bench.savina._common import BenchmarkFailed, PseudoRandom, check, complement, fib
+from radon_actors.bench import _suite as latency
 
 WORKLOADS = {w.name: w for w in savina.WORKLOADS}
 
@@ -192,7 +193,7 @@ def _worker_hosts_of_this_process() -> list[int]:
         if (
             fields[0] != "Z"
             and int(fields[1]) == os.getpid()
-            and b"radon_actors.placement._worker" in cmdline
+            and b"radon_actors._worker" in cmdline
         ):
             found.append(int(entry.name))
     return found
@@ -206,9 +207,10 @@ async def test_latency_cross_process_stops_its_worker_even_on_failure(
     assert _worker_hosts_of_this_process() == []
 
     async def broken(*args: object) -> list[int]:
+        assert _worker_hosts_of_this_process() != []  # the probe sees a live worker
         raise latency.LostMessages("simulated failure mid-run")
 
-    monkeypatch.setattr(latency, "_round_trips", broken)
+    monkeypatch.setattr(latency, "round_trips", broken)
     with pytest.raises(latency.LostMessages, match="simulated"):
         await latency.cross_process_rtt(20, 5)
     assert _worker_hosts_of_this_process() == []

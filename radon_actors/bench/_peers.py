@@ -1,8 +1,8 @@
 """Peer frameworks and the asyncio baseline, each measured in a process of its own.
 
-Run as ``python -m bench._peers CONFIG --iterations N --messages M --repeat R``:
+Run as ``python -m radon_actors.bench._peers CONFIG --iterations N --messages M --repeat R``:
 prints one JSON object (ask round-trip samples and tell throughput per run) on
-stdout. ``bench.latency`` starts one such process per configuration in a new
+stdout. ``radon_actors.bench._suite`` starts one such process per configuration in a new
 session and, when it is done (or fails, or hangs), kills that process group
 and every process tagged with its environment token (Thespian's admin daemonizes
 out of the group), so no peer's helper processes outlive the run. Each
@@ -214,7 +214,11 @@ def run_thespian(base: str, n: int, m: int, repeat: int) -> dict[str, Any]:
     try:
         for _ in range(repeat):
             gc.collect()
-            runs.append(_thespian_run(asys, asys.createActor("bench._peers.ThespianEcho"), n, m))
+            runs.append(
+                _thespian_run(
+                    asys, asys.createActor("radon_actors.bench._peers.ThespianEcho"), n, m
+                )
+            )
     finally:
         asys.shutdown()
     return {"version": _version("thespian"), "runs": runs}
@@ -302,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     json.dump(result, sys.stdout)
 
 
-if __name__ in ("__main__", "bench._peers"):
+if __name__ in ("__main__", "radon_actors.bench._peers"):
     # Thespian's multiproc bases import the actor class by its dotted name.
     with contextlib.suppress(ImportError):
         ThespianEcho = _thespian_echo()
