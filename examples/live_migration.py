@@ -8,9 +8,10 @@ and that none was lost or reordered so far.
     python examples/live_migration.py [--moves 12] [--sandbox]
 
 With ``--sandbox`` the atom runs in WebAssembly: its component is built here
-(about 10-60 s the first time, cached after), sent once to each worker host
-(which compiles it, a few seconds, also cached), and each move carries the
-guest's snapshot of its state.
+(about 10-60 s the first time, with progress on stderr; cached after), and each
+move carries the guest's snapshot of its state. The worker hosts load the
+component already compiled from this machine's cache; a host on another
+machine would receive it once and compile it there (seconds, cached too).
 
 The atom class lives at the top of this module, which imports only the standard
 library and ``radon_actors`` (so the sandbox can package it); the demo, which
@@ -40,11 +41,21 @@ class Tally(Atom):
         return self.expected, self.out_of_order
 
 
+def _progress(message: str) -> None:
+    import sys
+
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
 async def main(moves: int, sandbox: bool = False) -> None:
     import trio
 
-    from radon_actors import open_system
+    from radon_actors import open_system, prebuild
 
+    if sandbox:
+        # The first run on a machine builds the component (10-60 s): show it.
+        # Built here, it is found by the worker hosts in this machine's cache.
+        await prebuild(Tally, progress=_progress)
     async with open_system() as system:
         hosts = ["local", await system.start_host("w1"), await system.start_host("w2")]
         t0 = trio.current_time()

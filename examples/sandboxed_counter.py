@@ -3,9 +3,10 @@
     python examples/sandboxed_counter.py
 
 The first run builds the atom's component (this module plus a small guest
-runtime, about 10-60 s depending on the machine) and caches it; later runs load it
-in milliseconds. ``radon build sandboxed_counter`` (run from this directory)
-prebuilds it.
+runtime, about 10-60 s depending on the machine), showing its progress on
+stderr (``radon_actors.prebuild``), and caches it; later runs load it in
+milliseconds. ``radon build sandboxed_counter`` (run from this directory)
+prebuilds it too.
 
 The atom classes live at the top of this module, which imports only the standard
 library and ``radon_actors``: that is what lets the module run inside the guest.
@@ -55,11 +56,19 @@ class Doubler(Atom):
             pass
 
 
+def _progress(message: str) -> None:
+    import sys
+
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
 async def main() -> None:
     import trio
 
-    from radon_actors import SandboxConfig, SandboxCrashed, open_system
+    from radon_actors import SandboxConfig, SandboxCrashed, open_system, prebuild
 
+    # The first run on a machine builds the component (10-60 s); say so as it goes.
+    await prebuild(Counter, Doubler, progress=_progress)
     async with open_system() as system:
         started = trio.current_time()
         counter = await system.spawn(Counter, 5)

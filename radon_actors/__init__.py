@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     )
     from .runtime import Directive, Down, System
     from .sandbox._config import SandboxConfig
+    from .sandbox._prebuild import prebuild
     from .supervisor import (
         ChildInfo,
         ChildSpec,
@@ -100,6 +101,7 @@ __all__ = [
     "Timer",
     "handler",
     "open_system",
+    "prebuild",
 ]
 
 _LAZY = {
@@ -118,6 +120,7 @@ _LAZY = {
     "DeadLetter": "mailbox",
     "DeadLetters": "mailbox",
     "SandboxConfig": "sandbox._config",
+    "prebuild": "sandbox._prebuild",
     "AuthenticationFailed": "placement",
     "HostDown": "placement",
     "MigrationError": "placement",

@@ -88,7 +88,35 @@ async def content_hash(loaded: LoadedComponent) -> tuple[str, Path]:
         h = await trio.to_thread.run_sync(_sha256_file, path)
         found = _digests.setdefault(loaded.key, (h, path))
         _by_hash.setdefault(found[0], loaded)
+        await trio.to_thread.run_sync(_publish, found[0], path.parent, loaded)
     return found
+
+
+def _publish(h: str, built: Path, loaded: LoadedComponent) -> None:
+    """Make a locally built component findable by its hash in this machine's cache.
+
+    Worker hosts on this machine share the disk cache: with a ``sha256-<hash>``
+    entry hard-linked to the build's files (the compiled ``component.cwasm``
+    included), a host asked ``code_has(hash)`` loads the compiled artifact in
+    milliseconds instead of receiving the component and compiling it again
+    (seconds). Only an optimisation: on any error the entry is simply absent.
+    A worker thread.
+    """
+    directory = entry(h)
+    if (directory / "meta.json").is_file():
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in ("component.wasm", "component.cwasm"):
+            target = directory / name
+            if (built / name).is_file() and not target.exists():
+                os.link(built / name, target)
+        (directory / "module.txt").write_text(f"{loaded.module}\n")
+        meta = directory / f"meta.json.{os.getpid()}.tmp"
+        meta.write_text(json.dumps({"module": loaded.module, "modules": sorted(loaded.modules)}))
+        meta.replace(directory / "meta.json")  # last: marks the entry complete
+    except OSError as exc:
+        _log.debug("sandbox.publish_failed", hash=h, error=repr(exc))
 
 
 async def read_component(loaded: LoadedComponent) -> tuple[str, bytes]:

@@ -56,7 +56,7 @@ from radon_actors.placement import _code
 from radon_actors.placement._frames import CodeDone, CodeHas, CodePart
 from radon_actors.placement._node import Node, get_node
 from radon_actors.runtime import _directory
-from radon_actors.sandbox.host import content_hash
+from radon_actors.sandbox.host import content_hash, entry
 from radon_actors.testing import cell_of, node_of
 
 __all__ = [
@@ -256,6 +256,33 @@ async def test_a_host_receives_a_component_once_verifies_it_and_compiles_it_itse
         assert await relay.ask(Relay.make_child, 5) == 6
         assert sent == []
         assert [p.name for p in await trio.Path(tmp_path).iterdir()] == [f"sha256-{h}"]
+
+
+async def test_a_worker_sharing_this_machines_cache_neither_receives_nor_compiles(
+    mobile_component: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A component built here is published under its hash in the machine's cache,
+    # hard-linked with its compiled artifact: a worker host on this machine loads
+    # that (milliseconds) instead of receiving the bytes and compiling (seconds).
+    sent: list[tuple[str, str]] = []
+    request = Node.request
+
+    async def spy(self: Node, peer: Any, frame: tuple[Any, ...]) -> Any:
+        if str(frame[0]).startswith("code_"):
+            sent.append((peer.name, str(frame[0])))
+        return await request(self, peer, frame)
+
+    monkeypatch.setattr(Node, "request", spy)
+    async with cluster("w1") as system:
+        h, _wasm = await content_hash(mobile_component)
+        compiled = entry(h) / "component.cwasm"
+        assert (entry(h) / "meta.json").is_file() and compiled.is_file()
+        before = compiled.stat()
+        ref = await system.spawn(Counter, 1, sandbox=True, host="w1")
+        assert await ref.ask(Counter.incr) == 2
+        assert sent == [("w1", "code_has")]  # it had the component: no bytes sent
+        after = compiled.stat()  # and it compiled nothing (that would replace the file)
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 async def test_a_native_and_a_sandboxed_atom_of_one_class_move_side_by_side() -> None:

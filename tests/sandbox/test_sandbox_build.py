@@ -6,10 +6,10 @@ import ast
 from pathlib import Path
 
 import pytest
-from sandbox_atoms import Counter
+from sandbox_atoms import Counter, Relay
 
 import radon_actors
-from radon_actors import SandboxBuildError, open_system
+from radon_actors import SandboxBuildError, open_system, prebuild
 from radon_actors._cli import main
 from radon_actors.sandbox import _build, _engine
 
@@ -214,3 +214,17 @@ def test_a_missing_import_is_explained_without_the_build_tools_native_stack() ->
     assert "main.c" not in message and "_start" not in message
     # An unexplained failure keeps the tool's last lines: they are all there is.
     assert "boom" in _build._explain("natmod", "something else went wrong: boom")
+
+
+async def test_prebuild_reports_and_refuses_what_it_cannot_build(
+    sandbox_component: object,
+) -> None:
+    seen: list[str] = []
+    await prebuild(Counter, Relay, "sandbox_atoms", progress=seen.append)
+    # One module, loaded already: reported once, nothing built.
+    assert seen == ["sandbox_atoms: component ready (already loaded)"]
+    await prebuild(Counter)  # no progress callback: quiet
+    with pytest.raises(TypeError, match="Atom subclasses or module names"):
+        await prebuild(42)  # type: ignore[arg-type]
+    with pytest.raises(SandboxBuildError, match="__main__"):
+        await prebuild("__main__")
