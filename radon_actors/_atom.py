@@ -15,7 +15,7 @@ from __future__ import annotations
 import dis
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, TypeVarTuple, overload
 
 from ._errors import BadArguments, HandlerNotFound, NotSpawned
 
@@ -26,6 +26,8 @@ __all__ = ["Atom", "Rejection", "Timer", "handler"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 A = TypeVar("A", bound="Atom")
+P = ParamSpec("P")
+Ts = TypeVarTuple("Ts")
 
 _HANDLER_MARK = "__radon_handler__"
 _ANSWERS_MARK = "__radon_answers__"
@@ -228,7 +230,32 @@ class Atom:
         Quiet until the application configures structlog or ``logging``."""
         return self._radon_ctx.log
 
+    # Typed as ``System.spawn`` is (see there): with an option, the positional
+    # arguments are the whole constructor call; without, the ParamSpec checks all.
+    @overload
     async def spawn(
+        self,
+        cls: Callable[[*Ts], A],
+        /,
+        *args: *Ts,
+        name: str | None,
+        sandbox: bool | SandboxOptions | None = None,
+        **kwargs: Any,
+    ) -> Ref[A]: ...
+    @overload
+    async def spawn(
+        self,
+        cls: Callable[[*Ts], A],
+        /,
+        *args: *Ts,
+        name: str | None = None,
+        sandbox: bool | SandboxOptions | None,
+        **kwargs: Any,
+    ) -> Ref[A]: ...
+    @overload
+    async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> Ref[A]: ...
+
+    async def spawn(  # type: ignore[misc]  # the options are reserved beside P.kwargs
         self,
         cls: type[A],
         /,
@@ -237,7 +264,8 @@ class Atom:
         sandbox: bool | SandboxOptions | None = None,
         **kwargs: Any,
     ) -> Ref[A]:
-        """Spawn a child atom; it stops before this atom does.
+        """Spawn a child atom built with ``cls(*args, **kwargs)``; it stops before
+        this atom does.
 
         ``sandbox`` means what it means for ``System.spawn``: ``None`` (the default)
         follows the child class's ``sandbox`` attribute, ``True`` or a
@@ -246,6 +274,12 @@ class Atom:
         a guess about every use of the class, the parent knows this one. Inside a
         sandbox a parent can pass ``None``, ``True`` or ``False`` (the host's
         default limits apply; see docs/sandbox.md).
+
+        ``name`` and ``sandbox`` are reserved (never passed to the constructor).
+        Type checkers check the constructor arguments as for ``System.spawn``: all
+        of them without options; with ``name`` or ``sandbox``, the positional
+        ones as the complete call (constructor keywords beside them are not
+        checked, and a required parameter given by keyword there is refused).
         """
         return await self._radon_ctx.spawn(cls, args, kwargs, name, sandbox)
 

@@ -11,7 +11,7 @@ import itertools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
 
 import trio
 
@@ -27,6 +27,8 @@ from ._seams import Extensions, Isolation, Placement, RootSupervisor, SpawnReque
 __all__ = ["System", "run_system"]
 
 A = TypeVar("A", bound=Atom)
+P = ParamSpec("P")
+Ts = TypeVarTuple("Ts")
 
 _log = get_logger("radon_actors")
 
@@ -66,7 +68,68 @@ class System:
         self.dead_letters = DeadLetters()
         """Messages that could not be delivered (see :class:`~radon_actors.DeadLetters`)."""
 
+    # Typing: PEP 612 cannot place the keyword-only options beside P.kwargs, so
+    # a call with options is checked by an overload that types the positional
+    # arguments as the whole constructor call (a TypeVarTuple) and passes
+    # constructor keywords unchecked. There is one such overload per option,
+    # each requiring its option, so that a call without options never reaches
+    # their unchecked ``**kwargs`` and gets the full ParamSpec check (last).
+    # No overload can tell "constructor keywords present" from "absent", hence
+    # the trade-off in the docstring. The option overloads come first so that
+    # mypy's error for a wrong call with options names the expected constructor
+    # signature, instead of calling the option an unexpected keyword.
+    @overload
     async def spawn(
+        self,
+        cls: Callable[[*Ts], A],
+        /,
+        *args: *Ts,
+        name: str | None,
+        mailbox_size: int | None = None,
+        sandbox: Any = None,
+        host: Any = None,
+        **kwargs: Any,
+    ) -> Ref[A]: ...
+    @overload
+    async def spawn(
+        self,
+        cls: Callable[[*Ts], A],
+        /,
+        *args: *Ts,
+        name: str | None = None,
+        mailbox_size: int | None,
+        sandbox: Any = None,
+        host: Any = None,
+        **kwargs: Any,
+    ) -> Ref[A]: ...
+    @overload
+    async def spawn(
+        self,
+        cls: Callable[[*Ts], A],
+        /,
+        *args: *Ts,
+        name: str | None = None,
+        mailbox_size: int | None = None,
+        sandbox: Any,
+        host: Any = None,
+        **kwargs: Any,
+    ) -> Ref[A]: ...
+    @overload
+    async def spawn(
+        self,
+        cls: Callable[[*Ts], A],
+        /,
+        *args: *Ts,
+        name: str | None = None,
+        mailbox_size: int | None = None,
+        sandbox: Any = None,
+        host: Any,
+        **kwargs: Any,
+    ) -> Ref[A]: ...
+    @overload
+    async def spawn(self, cls: Callable[P, A], /, *args: P.args, **kwargs: P.kwargs) -> Ref[A]: ...
+
+    async def spawn(  # type: ignore[misc]  # the options are reserved beside P.kwargs
         self,
         cls: type[A],
         /,
@@ -97,6 +160,16 @@ class System:
         joined with :meth:`connect_host` (a name, or a placement policy such as
         ``RoundRobin()``); see docs/placement.md. A sandboxed atom placed there
         runs its component, which is sent to that host once (by content hash).
+
+        The keywords ``name``, ``mailbox_size``, ``sandbox`` and ``host`` are
+        reserved: they are never passed to the constructor. Type checkers check
+        the constructor arguments against ``cls.__init__``: all of them when no
+        option is given; with options, the positional ones, which must then be
+        the complete call (``spawn(Account, "ada", 100, name="ada")``), while
+        constructor keywords beside options are not checked. So, next to an
+        option, pass required constructor parameters positionally: a required
+        parameter given by keyword there is refused by the checker (not at run
+        time).
         """
         root = self._root
         if root is None or self._closing:

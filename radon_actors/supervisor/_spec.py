@@ -6,8 +6,8 @@ Plain data: nothing here needs trio.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVarTuple, overload
 
 import attrs
 
@@ -33,6 +33,8 @@ DEFAULT_MAX_RESTARTS = 3
 DEFAULT_WITHIN = 5.0
 DEFAULT_SHUTDOWN = 5.0
 """Seconds a worker's ``on_stop`` gets before it is cancelled (OTP's 5000 ms)."""
+
+Ts = TypeVarTuple("Ts")
 
 
 class Restart(enum.Enum):
@@ -104,22 +106,9 @@ def _check_shutdown(instance: Any, attribute: Any, value: Any) -> None:
 
 
 @attrs.frozen
-class ChildSpec:
-    """How a supervisor starts, restarts and stops one child.
-
-    ``cls(*args, **kwargs)`` builds the child, and builds it again from scratch on
-    every restart. ``name`` registers it system-wide (see ``System.lookup``) and is
-    its id in the supervisor (default: the class name; ids must be unique per
-    supervisor). ``shutdown`` is how long its ``on_stop`` may run before it is
-    cancelled (``None``: no limit, the default for supervisors; ``0``: ``on_stop``
-    is not run). ``directives`` maps exception types to what the supervisor does
-    when the child raises one (the most specific type wins; default: restart).
-    ``sandbox`` runs the child's handlers in WebAssembly (``True`` or a
-    ``SandboxConfig``; default ``None``: the class's ``sandbox`` attribute).
-    ``host`` runs the child on another host (a host name or a placement policy,
-    see docs/placement.md); this supervisor restarts it on a live host when
-    that host goes down.
-    """
+class _ChildSpecFields:
+    """The fields of :class:`ChildSpec`; attrs makes its initializer (the
+    converters and validators above) and its repr, equality and immutability."""
 
     cls: type[Atom] = attrs.field(validator=_check_cls)
     args: tuple[Any, ...] = attrs.field(default=(), converter=_args)
@@ -135,6 +124,116 @@ class ChildSpec:
     mailbox_size: int | None = None
     sandbox: Any = None
     host: Any = None
+
+
+# The fields live in an attrs base class, and ChildSpec adds only the typed
+# constructor: type checkers take a class's constructor from a ``__new__`` in a
+# subclass over an ``__init__`` in its base, while the attrs plugin keeps reading
+# the base's generated ``__init__`` (so ``attrs.evolve`` stays checked). An
+# overloaded ``__init__`` on the attrs class itself would be replaced by the
+# plugin's, or (with ``init=False``) would hide the fields from ``evolve``.
+class ChildSpec(_ChildSpecFields):
+    """How a supervisor starts, restarts and stops one child.
+
+    ``cls(*args, **kwargs)`` builds the child, and builds it again from scratch on
+    every restart. ``name`` registers it system-wide (see ``System.lookup``) and is
+    its id in the supervisor (default: the class name; ids must be unique per
+    supervisor). ``shutdown`` is how long its ``on_stop`` may run before it is
+    cancelled (``None``: no limit, the default for supervisors; ``0``: ``on_stop``
+    is not run). ``directives`` maps exception types to what the supervisor does
+    when the child raises one (the most specific type wins; default: restart).
+    ``sandbox`` runs the child's handlers in WebAssembly (``True`` or a
+    ``SandboxConfig``; default ``None``: the class's ``sandbox`` attribute).
+    ``host`` runs the child on another host (a host name or a placement policy,
+    see docs/placement.md); this supervisor restarts it on a live host when
+    that host goes down.
+
+    Type checkers check the constructor arguments against ``cls.__init__`` when
+    ``args`` is a tuple (or is left out) and ``kwargs`` is not given: the tuple
+    must then be the complete positional call, ``ChildSpec(Account,
+    args=("carol", 0))``. ``args`` given as a list, and any spec with ``kwargs``,
+    are not checked (a list or a dict has no per-argument types to check). A
+    ``simple_one_for_one`` template whose ``args`` are only the first arguments
+    (``start_child`` appends the rest) is not a complete call: give them as a
+    list.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        # One overload per form (see the class docstring); ``args`` has no
+        # default in the checked form because a TypeVarTuple inferred from the
+        # class alone (``args`` left out) mistypes keyword-only parameters.
+        @overload
+        def __new__(
+            klass,
+            cls: Callable[[], Atom],
+            *,
+            name: str | None = ...,
+            restart: Restart = ...,
+            shutdown: float | None = ...,
+            directives: Mapping[type[BaseException], Directive] = ...,
+            mailbox_size: int | None = ...,
+            sandbox: Any = ...,
+            host: Any = ...,
+        ) -> ChildSpec: ...
+        @overload
+        def __new__(
+            klass,
+            cls: Callable[[*Ts], Atom],
+            args: tuple[*Ts],
+            *,
+            name: str | None = ...,
+            restart: Restart = ...,
+            shutdown: float | None = ...,
+            directives: Mapping[type[BaseException], Directive] = ...,
+            mailbox_size: int | None = ...,
+            sandbox: Any = ...,
+            host: Any = ...,
+        ) -> ChildSpec: ...
+        @overload
+        def __new__(
+            klass,
+            cls: type[Atom],
+            args: list[Any],
+            *,
+            name: str | None = ...,
+            restart: Restart = ...,
+            shutdown: float | None = ...,
+            directives: Mapping[type[BaseException], Directive] = ...,
+            mailbox_size: int | None = ...,
+            sandbox: Any = ...,
+            host: Any = ...,
+        ) -> ChildSpec: ...
+        @overload
+        def __new__(
+            klass,
+            cls: type[Atom],
+            args: Iterable[Any],
+            kwargs: Mapping[str, Any],
+            name: str | None = ...,
+            restart: Restart = ...,
+            shutdown: float | None = ...,
+            directives: Mapping[type[BaseException], Directive] = ...,
+            mailbox_size: int | None = ...,
+            sandbox: Any = ...,
+            host: Any = ...,
+        ) -> ChildSpec: ...
+        @overload
+        def __new__(
+            klass,
+            cls: type[Atom],
+            *,
+            kwargs: Mapping[str, Any],
+            name: str | None = ...,
+            restart: Restart = ...,
+            shutdown: float | None = ...,
+            directives: Mapping[type[BaseException], Directive] = ...,
+            mailbox_size: int | None = ...,
+            sandbox: Any = ...,
+            host: Any = ...,
+        ) -> ChildSpec: ...
+        def __new__(klass, *args: Any, **kwargs: Any) -> ChildSpec: ...
 
     @property
     def id(self) -> str:

@@ -122,13 +122,13 @@ async def test_constructor_and_on_start_failures_raise_spawn_error(system: Syste
     with pytest.raises(SpawnError):
         await system.spawn(BadStart)
     with pytest.raises(SpawnError):  # wrong constructor arguments
-        await system.spawn(Counter, 1, 2, 3)
+        await system.spawn(Counter, 1, 2, 3)  # type: ignore[call-overload]
     await system.spawn(Counter, name="bad")  # the failed spawn freed its name
 
 
 async def test_spawn_rejects_non_atoms(system: System) -> None:
     with pytest.raises(TypeError, match="Atom subclass"):
-        await system.spawn(dict)  # type: ignore[type-var]
+        await system.spawn(dict)  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="non-empty str"):
         await system.spawn(Counter, name="")
 

@@ -263,4 +263,4 @@ async def test_supervisor_under_a_plain_atom_survives_errors_in_its_own_handlers
 def test_child_spec_args_take_any_sequence_but_not_a_bare_string() -> None:
     assert ChildSpec(Worker, args=["x", 1]).args == ("x", 1)
     with pytest.raises(TypeError, match=r"args=\('carol',\)"):
-        ChildSpec(Worker, args="carol")  # type: ignore[arg-type]
+        ChildSpec(Worker, args="carol")  # type: ignore[call-overload]

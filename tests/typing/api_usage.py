@@ -1,6 +1,6 @@
 """Checked by ``mypy --strict`` in CI (not run by pytest): the public API's typing.
 
-Lines that must be rejected carry ``# type: ignore[call-overload]``; with
+Lines that must be rejected carry ``# type: ignore[<code>]``; with
 ``warn_unused_ignores`` (on under --strict) mypy fails if they are accepted.
 """
 
@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Any, assert_type
 
-from radon_actors import Atom, ChildSpec, Ref, Rejection, System, handler
+import attrs
+
+from radon_actors import (
+    Atom,
+    ChildSpec,
+    Ref,
+    Rejection,
+    Restart,
+    Strategy,
+    Supervisor,
+    System,
+    handler,
+)
 
 
 class Counter(Atom):
@@ -41,6 +53,45 @@ class Other(Atom):
         return "other"
 
 
+class Account(Atom):
+    def __init__(self, owner: str, balance: int) -> None:
+        self.owner = owner
+        self.balance = balance
+
+
+class Tagged(Atom):
+    """A keyword-only parameter: ``ChildSpec(Tagged)`` must still type-check."""
+
+    def __init__(self, start: int = 0, *, label: str = "") -> None:
+        self.n = start
+        self.label = label
+
+
+class Parent(Atom):
+    @handler
+    async def start_children(self) -> Ref[Counter]:
+        child = await self.spawn(Counter, 1, name="c")
+        assert_type(child, Ref[Counter])
+        assert_type(await self.spawn(Account, "ada", 100), Ref[Account])
+        await self.spawn(Counter)
+        await self.spawn(Account, owner="ada", balance=100)
+        await self.spawn(Account, "ada", 100, sandbox=False)
+        await self.spawn(Tagged, name="t")
+        await self.spawn(Tagged, 1, label="x", name="t")  # keywords beside an option: unchecked
+
+        # Without options: the ParamSpec checks everything.
+        await self.spawn(Counter, "ten")  # type: ignore[call-overload]
+        await self.spawn(Counter, 1, 2)  # type: ignore[call-overload]
+        await self.spawn(Account, "ada")  # type: ignore[call-overload]
+        await self.spawn(Tagged, lable="x")  # type: ignore[call-overload]
+        # With options: the positional arguments are the whole call.
+        await self.spawn(Counter, "ten", name="c")  # type: ignore[arg-type]
+        await self.spawn(Counter, 1, 2, sandbox=True)  # type: ignore[arg-type, call-arg]
+        await self.spawn(Account, "ada", name="a")  # type: ignore[arg-type]
+        await self.spawn(Counter, 1, mailbox_size=10)  # type: ignore[call-arg]  # no such option here
+        return child
+
+
 async def usage(system: System) -> None:
     c = await system.spawn(Counter, 10, name="counter")
     assert_type(c, Ref[Counter])
@@ -63,7 +114,58 @@ async def usage(system: System) -> None:
     del x
 
 
+async def spawning(system: System, options: dict[str, Any]) -> None:
+    assert_type(await system.spawn(Counter), Ref[Counter])
+    assert_type(await system.spawn(Account, "ada", 100), Ref[Account])
+    await system.spawn(Account, owner="ada", balance=100)
+    await system.spawn(Account, "ada", 100, name="ada", mailbox_size=10, sandbox=False, host=None)
+    await system.spawn(Account, "ada", 100, **options)  # e.g. host= chosen at run time
+    await system.spawn(Tagged, name="t")
+    await system.spawn(Tagged, 1, label="x", host="w1")  # keywords beside an option: unchecked
+    await system.spawn(Supervisor, [ChildSpec(Counter)], strategy=Strategy.ONE_FOR_ALL, name="s")
+
+    # Without options: the ParamSpec checks everything.
+    await system.spawn(Counter, "ten")  # type: ignore[call-overload]
+    await system.spawn(Counter, 1, 2)  # type: ignore[call-overload]
+    await system.spawn(Account, "ada")  # type: ignore[call-overload]
+    await system.spawn(Account, "ada", balance="100")  # type: ignore[arg-type]
+    await system.spawn(Tagged, lable="x")  # type: ignore[call-overload]
+    await system.spawn(Other, 1)  # type: ignore[call-overload]
+    await system.spawn(int)  # type: ignore[call-overload]
+    # With options: the positional arguments are checked as the whole call.
+    await system.spawn(Counter, "ten", name="c")  # type: ignore[arg-type]
+    await system.spawn(Counter, 1, 2, sandbox=True)  # type: ignore[arg-type, call-arg]
+    await system.spawn(Account, "ada", name="ada")  # type: ignore[arg-type]
+    await system.spawn(Account, 100, "ada", host="w1", mailbox_size=10)  # type: ignore[arg-type, call-arg]
+    # The price of that: next to an option, a required parameter passed by
+    # keyword is refused (pass it positionally; see System.spawn).
+    await system.spawn(Account, "ada", balance=100, name="ada")  # type: ignore[arg-type]
+
+
 def child_specs() -> None:
     # The form docs/supervision.md shows: a tuple of constructor arguments.
     spec = ChildSpec(Counter, args=(10,), name="counter")
     assert_type(spec.args, tuple[Any, ...])
+    ChildSpec(Account, args=("carol", 0))
+    ChildSpec(Counter)
+    ChildSpec(Tagged)
+    ChildSpec(Tagged, args=(1,), restart=Restart.TRANSIENT, shutdown=None, host="w1")
+    ChildSpec(cls=Counter, args=())
+    ChildSpec(Counter, (10,), {}, "counter")  # all positional: kwargs given, unchecked
+    ChildSpec(Account, kwargs={"owner": "carol", "balance": 0})  # a dict: unchecked
+    ChildSpec(Tagged, args=(1,), kwargs={"label": "x"}, name="t")
+    ChildSpec(Account, args=["carol"])  # a list (a pool template's first arguments): unchecked
+    Supervisor.spec([ChildSpec(Counter)], strategy=Strategy.ONE_FOR_ALL, name="workers")
+    assert_type(attrs.evolve(spec, args=(11,)), ChildSpec)
+
+    ChildSpec(Counter, args=("ten",))  # type: ignore[arg-type]
+    ChildSpec(Counter, args=(1, 2))  # type: ignore[arg-type]
+    ChildSpec(Account, args=("carol",), name="carol")  # type: ignore[arg-type]
+    ChildSpec(Account, args=("carol", "0"), restart=Restart.TRANSIENT)  # type: ignore[arg-type]
+    ChildSpec(Account)  # type: ignore[arg-type]
+    ChildSpec(Account, args="carol")  # type: ignore[call-overload]
+    ChildSpec(Counter, restart="permanent")  # type: ignore[call-overload]
+    ChildSpec(Counter, nmae="counter")  # type: ignore[call-overload]
+    ChildSpec(Other, args=(1,))  # type: ignore[arg-type]
+    ChildSpec(int)  # type: ignore[arg-type]
+    attrs.evolve(spec, args=1)  # type: ignore[arg-type]
