@@ -9,6 +9,12 @@ also on failure.
     python bench/kvstore.py                 # N = 100,000
     python bench/kvstore.py --smoke         # N = 1,000: checks it all works
     python bench/kvstore.py --json FILE     # also write the results as JSON
+    python bench/kvstore.py --parser        # only the RESP parser's cost per byte
+
+``--parser`` times the frontend's RESP parser alone on a big ``SET`` (64 MiB)
+and on a command with 400,000 arguments, each fed in one read and in 4 KiB
+reads: a parser that keeps its place costs the same per byte either way (the
+ratio stays near 1), one that parses the buffer again on every read does not.
 
 Needs ``redis-server`` and ``redis-benchmark`` (Debian: redis-server, redis-tools).
 """
@@ -148,13 +154,61 @@ def _print(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def parser_costs(big: int, args: int, chunk: int = 4096) -> list[dict[str, Any]]:
+    """Seconds to parse each input in one read and in ``chunk``-byte reads."""
+    sys.path.insert(0, str(ROOT))
+    from examples.kvstore._resp import RespParser
+
+    value = b"x" * big
+    inputs = {
+        f"SET of {big / 2**20:.0f} MiB": b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n"
+        % (big, value),
+        f"DEL with {args:,} keys": b"*%d\r\n$3\r\nDEL\r\n" % (args + 1)
+        + b"".join(b"$7\r\nk%06d\r\n" % i for i in range(args)),
+    }
+    rows = []
+    for what, wire in inputs.items():
+        times = {}
+        for label, size in (("one read", len(wire)), (f"{chunk} B reads", chunk)):
+            p = RespParser()
+            got = 0
+            t0 = time.perf_counter()
+            for i in range(0, len(wire), size):
+                p.feed(wire[i : i + size])
+                got += len(p.commands())
+            times[label] = time.perf_counter() - t0
+            if got != 1:
+                raise AssertionError(f"{what}: parsed {got} commands, expected 1")
+        one, many = times.values()
+        rows.append(
+            {"input": what, "bytes": len(wire), "one_read_s": one, "chunked_s": many,
+             "ratio": many / one, "chunked_MB_per_s": len(wire) / many / 1e6}
+        )  # fmt: skip
+    return rows
+
+
+def _print_parser(rows: list[dict[str, Any]]) -> None:
+    print(f"{'RESP parser input':28} {'bytes':>12} {'one read s':>11} {'4 KiB reads s':>14} "
+          f"{'ratio':>6} {'MB/s':>8}")  # fmt: skip
+    for r in rows:
+        print(f"{r['input']:28} {r['bytes']:12,} {r['one_read_s']:11.3f} {r['chunked_s']:14.3f} "
+              f"{r['ratio']:6.2f} {r['chunked_MB_per_s']:8.0f}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="N = 1,000: only checks it works")
     parser.add_argument("-n", type=int, default=100_000, help="requests per test")
     parser.add_argument("-c", type=int, default=50, help="parallel clients")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--parser", action="store_true", help="only the RESP parser's cost")
     args = parser.parse_args(argv)
+    costs = parser_costs(2**20, 4_000) if args.smoke else parser_costs(64 * 2**20, 400_000)
+    _print_parser(costs)
+    if args.parser:
+        if args.json:
+            Path(args.json).write_text(json.dumps({"parser": costs}, indent=2))
+        return 0
     missing = [tool for tool in ("redis-server", "redis-benchmark") if shutil.which(tool) is None]
     if missing:
         print(f"skipped: {', '.join(missing)} not installed (apt-get install redis-server "

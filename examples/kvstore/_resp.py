@@ -1,22 +1,45 @@
-"""RESP2, the Redis serialisation protocol: an incremental parser and an encoder.
+"""RESP, the Redis serialisation protocol: an incremental parser and an encoder.
 
-The parser accepts what real clients send: arrays of bulk strings (``*2\\r\\n$3\\r\\nGET...``)
-and inline commands (``PING\\r\\n``, what ``redis-cli`` sends for some input and
-what a person typing into ``nc`` sends). Every size is bounded, so malformed or
-hostile input ends in a :class:`ProtocolError` (reported to the client, then the
-connection is closed), never in unbounded buffering or a crash.
+The parser reads what real clients send, as redis-server 7.0 reads it
+(``processMultibulkBuffer`` and ``processInlineBuffer`` in its networking.c):
+arrays of bulk strings (``*2\\r\\n$3\\r\\nGET...``), and inline commands
+(``PING\\r\\n`` or ``SET k "a b"\\n``, what a person typing into ``nc`` sends),
+split with Redis's quoting rules (``sdssplitargs``). Its limits are Redis's:
+a bulk string of at most 512 MiB, a count line or inline command of at most
+64 KiB, and :data:`MAX_QUERY_BUFFER` bytes held for one client. Malformed or
+hostile input ends in a :class:`ProtocolError` whose text is Redis's (the
+client gets it, then the connection is closed), never in a crash.
+
+The parser works in time linear in its input: it keeps its place (the command
+and the bulk string in progress) between reads instead of parsing the buffer
+again from the start, and compacts its buffer only once most of it is consumed.
+
+The encoder writes RESP2, or RESP3 once a connection said ``HELLO 3``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Union
 
-__all__ = ["Error", "ProtocolError", "Reply", "RespParser", "Simple", "encode"]
+__all__ = [
+    "Error",
+    "Map",
+    "ProtocolError",
+    "Reply",
+    "RespParser",
+    "Simple",
+    "Verbatim",
+    "encode",
+    "parse_int",
+    "split_args",
+]
 
-MAX_BULK = 512 * 1024 * 1024  # Redis's own proto-max-bulk-len
-MAX_ARGS = 1024 * 1024
-MAX_INLINE = 64 * 1024
-MAX_QUERY_BUFFER = 64 * 1024 * 1024  # unparsed bytes held for one client
+MAX_BULK = 512 * 1024 * 1024  # proto-max-bulk-len
+MAX_INLINE = 64 * 1024  # PROTO_INLINE_MAX_SIZE: inline commands and count lines
+MAX_MULTIBULK = 2**31 - 1  # INT_MAX
+MAX_QUERY_BUFFER = 1024 * 1024 * 1024  # client-query-buffer-limit
+_COMPACT = 64 * 1024  # drop consumed bytes once at least this many (and half the buffer)
 
 
 class ProtocolError(Exception):
@@ -31,103 +54,277 @@ class Error(str):
     """An error reply (``-ERR ...``); the text includes the error kind prefix."""
 
 
-Reply = Union[bytes, int, None, Simple, Error, list["Reply"]]  # noqa: UP007 - runtime alias
+class Verbatim(bytes):
+    """A bulk string that RESP3 sends as a verbatim string (``INFO``'s text)."""
+
+
+class Map(dict["Reply", "Reply"]):
+    """A map reply: RESP3 ``%``, a flat array of keys and values in RESP2."""
+
+
+Reply = Union[bytes, int, None, Simple, Error, list["Reply"], Map]  # noqa: UP007 - runtime alias
+
+
+_INT = re.compile(rb"-?[1-9][0-9]{0,19}|0")
+
+
+def parse_int(raw: bytes) -> int | None:
+    """``raw`` as a signed 64-bit integer as Redis reads one (``string2ll``): no
+    sign but ``-``, no spaces, no leading zeros, no underscores; None otherwise."""
+    if _INT.fullmatch(raw) is None:
+        return None
+    value = int(raw)
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def _count(raw: bytes) -> int | None:
+    # Count lines: string2ll, then the caller's range check.
+    return parse_int(raw)
+
+
+_SPACE = b" \t\n\r\x0b\x0c"  # C's isspace
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def split_args(line: bytes) -> list[bytes] | None:
+    """Split an inline command as Redis's ``sdssplitargs`` does; None for
+    unbalanced quotes (a closing quote must end its argument)."""
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in _SPACE:
+            i += 1
+        if i >= n:
+            return args
+        current = bytearray()
+        inq = insq = False
+        while True:
+            if inq:
+                if i >= n:
+                    return None
+                c = line[i]
+                if (
+                    c == 0x5C  # backslash
+                    and i + 3 < n
+                    and line[i + 1] == ord("x")
+                    and line[i + 2] in _HEX
+                    and line[i + 3] in _HEX
+                ):
+                    current.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif c == 0x5C and i + 1 < n:
+                    i += 1
+                    current.append(_ESCAPES.get(line[i], line[i]))
+                elif c == 0x22:  # closing "
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            elif insq:
+                if i >= n:
+                    return None
+                c = line[i]
+                if c == 0x5C and i + 1 < n and line[i + 1] == 0x27:
+                    i += 1
+                    current.append(0x27)
+                elif c == 0x27:  # closing '
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            else:
+                if i >= n:
+                    break
+                c = line[i]
+                if c in b" \n\r\t\x00":
+                    break
+                if c == 0x22:
+                    inq = True
+                elif c == 0x27:
+                    insq = True
+                else:
+                    current.append(c)
+            i += 1
+        args.append(bytes(current))
 
 
 class RespParser:
-    """Feed bytes in, take complete commands (lists of ``bytes``) out."""
+    """Feed bytes in, take complete commands (lists of ``bytes``) out.
 
-    def __init__(self) -> None:
-        self._buf = b""
+    ``max_query_buffer`` bounds the bytes held for one client (Redis's
+    ``client-query-buffer-limit``, 1 GiB by default).
+    """
+
+    __slots__ = ("_args", "_buf", "_bulk", "_left", "_max", "_pos")
+
+    def __init__(self, max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
+        self._buf = bytearray()
+        self._pos = 0  # where parsing resumes
+        self._args: list[bytes] | None = None  # the multibulk command in progress
+        self._left = 0  # its arguments still to come
+        self._bulk = -1  # the length of the bulk string awaited, or -1
+        self._max = max_query_buffer
 
     def feed(self, data: bytes) -> None:
-        self._buf = self._buf + data if self._buf else data
-        if len(self._buf) > MAX_QUERY_BUFFER:
+        buf = self._buf
+        pos = self._pos
+        if pos >= _COMPACT and pos * 2 >= len(buf):
+            # Amortised: each byte is moved at most a bounded number of times.
+            del buf[:pos]
+            self._pos = 0
+        buf += data
+        if len(buf) - self._pos > self._max:
             raise ProtocolError("Protocol error: query buffer limit exceeded")
 
     def commands(self) -> list[list[bytes]]:
         """Every complete command buffered so far (possibly none)."""
         out: list[list[bytes]] = []
         buf = self._buf
-        pos = 0
-        end = len(buf)
-        while pos < end:
-            got = self._one(buf, pos)
-            if got is None:
+        while self._pos < len(buf) or (self._args is not None and self._left == 0):
+            if self._args is None:
+                if buf[self._pos] == 0x2A:  # '*'
+                    if not self._multibulk_header():
+                        break
+                else:
+                    cmd = self._inline()
+                    if cmd is None:
+                        break
+                    if cmd:
+                        out.append(cmd)
+                    continue
+            if not self._bulks():
                 break
-            cmd, pos = got
-            if cmd:
-                out.append(cmd)
-        self._buf = buf[pos:]
+            args = self._args
+            assert args is not None
+            self._args = None
+            if args:
+                out.append(args)
         return out
 
-    @staticmethod
-    def _int(raw: bytes, what: str) -> int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ProtocolError(f"Protocol error: invalid {what}") from None
+    def _line(self, start: int, what: str) -> int:
+        """The position of the ``\\r`` ending the count line at ``start``, -1 if
+        not there yet (Redis looks for ``\\r`` alone)."""
+        buf = self._buf
+        cr = buf.find(b"\r", start, start + MAX_INLINE + 1)
+        if cr < 0 and len(buf) - start > MAX_INLINE:
+            raise ProtocolError(f"Protocol error: too big {what} count string")
+        return cr
 
-    def _one(self, buf: bytes, pos: int) -> tuple[list[bytes], int] | None:
-        if buf[pos] != 42:  # not '*': an inline command
-            nl = buf.find(b"\r\n", pos)
-            if nl < 0:
-                if len(buf) - pos > MAX_INLINE:
-                    raise ProtocolError("Protocol error: too big inline request")
-                return None
-            return buf[pos:nl].split(), nl + 2  # an empty line yields []
-        nl = buf.find(b"\r\n", pos + 1)
-        if nl < 0:
-            if len(buf) - pos > 32:
-                raise ProtocolError("Protocol error: invalid multibulk length")
-            return None
-        count = self._int(buf[pos + 1 : nl], "multibulk length")
-        if count > MAX_ARGS:
+    def _multibulk_header(self) -> bool:
+        buf, pos = self._buf, self._pos
+        cr = self._line(pos, "mbulk")
+        if cr < 0 or cr + 1 >= len(buf):
+            return False
+        count = _count(bytes(buf[pos + 1 : cr]))
+        if count is None or count > MAX_MULTIBULK:
             raise ProtocolError("Protocol error: invalid multibulk length")
-        pos = nl + 2
-        args: list[bytes] = []
-        end = len(buf)
-        for _ in range(max(count, 0)):
-            if pos >= end:
-                return None
-            if buf[pos] != 36:  # '$'
-                raise ProtocolError(f"Protocol error: expected '$', got '{chr(buf[pos])}'")
-            nl = buf.find(b"\r\n", pos + 1)
-            if nl < 0:
-                if end - pos > 32:
-                    raise ProtocolError("Protocol error: invalid bulk length")
-                return None
-            size = self._int(buf[pos + 1 : nl], "bulk length")
-            if size < 0 or size > MAX_BULK:
-                raise ProtocolError("Protocol error: invalid bulk length")
-            start = nl + 2
-            stop = start + size
-            if end < stop + 2:
-                return None
-            if buf[stop : stop + 2] != b"\r\n":
-                raise ProtocolError("Protocol error: bulk string not terminated by CRLF")
-            args.append(buf[start:stop])
-            pos = stop + 2
-        return args, pos
+        self._pos = cr + 2
+        self._args = []
+        self._left = max(count, 0)
+        return True
+
+    def _bulks(self) -> bool:
+        """Read the current command's bulk strings; False if more bytes are needed.
+
+        The loop runs once per argument, so it keeps everything in locals and
+        takes the common case (a short, plain length) without the general
+        integer parser."""
+        buf = self._buf
+        args = self._args
+        assert args is not None
+        find = buf.find
+        n = len(buf)
+        pos = self._pos
+        left = self._left
+        size = self._bulk
+        try:
+            while left:
+                if size < 0:
+                    if pos >= n:
+                        return False
+                    cr = find(b"\r", pos, pos + MAX_INLINE + 1)
+                    if cr < 0:
+                        if n - pos > MAX_INLINE:
+                            raise ProtocolError("Protocol error: too big bulk count string")
+                        return False
+                    if cr + 1 >= n:
+                        return False
+                    if buf[pos] != 0x24:  # '$'
+                        raise ProtocolError(f"Protocol error: expected '$', got '{chr(buf[pos])}'")
+                    digits = buf[pos + 1 : cr]
+                    if (
+                        0 < len(digits) < 10
+                        and digits.isdigit()
+                        and (digits[0] != 0x30 or len(digits) == 1)
+                    ):
+                        size = int(digits)
+                    else:
+                        checked = _count(bytes(digits))
+                        if checked is None or checked < 0 or checked > MAX_BULK:
+                            raise ProtocolError("Protocol error: invalid bulk length")
+                        size = checked
+                    pos = cr + 2
+                if n - pos < size + 2:
+                    return False
+                # As Redis: the two bytes after the payload are skipped, not checked.
+                args.append(bytes(buf[pos : pos + size]))
+                pos += size + 2
+                size = -1
+                left -= 1
+            return True
+        finally:
+            self._pos = pos
+            self._left = left
+            self._bulk = size
+
+    def _inline(self) -> list[bytes] | None:
+        buf, pos = self._buf, self._pos
+        nl = buf.find(b"\n", pos, pos + MAX_INLINE + 1)
+        if nl < 0:
+            if len(buf) - pos > MAX_INLINE:
+                raise ProtocolError("Protocol error: too big inline request")
+            return None
+        end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+        args = split_args(bytes(buf[pos:end]))
+        if args is None:
+            raise ProtocolError("Protocol error: unbalanced quotes in request")
+        self._pos = nl + 1
+        return args
 
 
-def encode(reply: Reply, out: bytearray) -> None:
-    """Append the RESP2 encoding of ``reply`` to ``out``."""
+def encode(reply: Reply, out: bytearray, proto: int = 2) -> None:
+    """Append the encoding of ``reply`` to ``out`` in RESP2 or, with ``proto=3``, RESP3."""
     if isinstance(reply, bytes):
-        out += b"$%d\r\n%s\r\n" % (len(reply), reply)
+        if proto == 3 and isinstance(reply, Verbatim):
+            out += b"=%d\r\ntxt:%s\r\n" % (len(reply) + 4, reply)
+        else:
+            out += b"$%d\r\n%s\r\n" % (len(reply), reply)
     elif isinstance(reply, Simple):
         out += b"+" + reply.encode() + b"\r\n"
     elif isinstance(reply, Error):
         out += b"-" + reply.encode() + b"\r\n"
     elif reply is None:
-        out += b"$-1\r\n"
+        out += b"_\r\n" if proto == 3 else b"$-1\r\n"
     elif isinstance(reply, bool):
         out += b":1\r\n" if reply else b":0\r\n"
     elif isinstance(reply, int):
         out += b":%d\r\n" % reply
+    elif isinstance(reply, Map):
+        if proto == 3:
+            out += b"%%%d\r\n" % len(reply)
+        else:
+            out += b"*%d\r\n" % (2 * len(reply))
+        for key, value in reply.items():
+            encode(key, out, proto)
+            encode(value, out, proto)
     elif isinstance(reply, list):
         out += b"*%d\r\n" % len(reply)
         for item in reply:
-            encode(item, out)
+            encode(item, out, proto)
     else:  # pragma: no cover - a bug in a command implementation
         raise TypeError(f"cannot encode {reply!r} as RESP")

@@ -1,7 +1,9 @@
-"""The RESP2 frontend: a trio TCP server that speaks enough Redis for its clients."""
+"""The RESP frontend: a trio TCP server that speaks enough Redis for its clients
+(RESP2, and RESP3 after ``HELLO 3``)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -9,7 +11,7 @@ import structlog
 import trio
 
 from ._commands import check_arity, is_data_command
-from ._resp import Error, ProtocolError, Reply, RespParser, Simple, encode
+from ._resp import Error, Map, ProtocolError, Reply, RespParser, Simple, Verbatim, encode, parse_int
 from ._store import Store
 
 __all__ = ["serve"]
@@ -20,9 +22,14 @@ QUEUED = Simple("QUEUED")
 OK = Simple("OK")
 
 
+_ids = itertools.count(1)
+
+
 class _Connection:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.id = next(_ids)
+        self.proto = 2  # RESP2 until the client says HELLO 3
         self.multi: list[list[bytes]] | None = None
         self.multi_failed = False
         self.quit = False
@@ -79,13 +86,43 @@ class _Connection:
         if name == b"CLIENT":
             return OK
         if name == b"HELLO":
-            if args and args[0] not in (b"2",):
-                return Error("NOPROTO this server speaks RESP2 only")
-            return [
-                b"server", b"radon-kvstore", b"version", b"7.0.0", b"proto", 2, b"id", 1,
-                b"mode", b"standalone", b"role", b"master", b"modules", [],
-            ]  # fmt: skip
+            return self._hello(args)
         return await self.store.execute(command)
+
+    def _hello(self, args: list[bytes]) -> Reply:
+        """``HELLO [protover [AUTH user pass] [SETNAME name]]``: switch to RESP2 or
+        RESP3 (what redis-py 8 sends first) and describe the server."""
+        proto = self.proto
+        if args:
+            version = parse_int(args[0])
+            if version is None:
+                return Error("ERR Protocol version is not an integer or out of range")
+            if version not in (2, 3):
+                return Error("NOPROTO unsupported protocol version")
+            proto = version
+            i = 1
+            while i < len(args):
+                option = args[i].upper()
+                if option == b"AUTH" and i + 2 < len(args):
+                    i += 3  # no users here: any credentials are accepted, as with no ACL
+                elif option == b"SETNAME" and i + 1 < len(args):
+                    i += 2
+                else:
+                    return Error(
+                        f"ERR Syntax error in HELLO option '{args[i].decode(errors='replace')}'"
+                    )
+        self.proto = proto
+        return Map(
+            {
+                b"server": b"redis",
+                b"version": b"7.0.0",
+                b"proto": proto,
+                b"id": self.id,
+                b"mode": b"standalone",
+                b"role": b"master",
+                b"modules": [],
+            }
+        )
 
     async def _info(self, args: list[bytes]) -> Reply:
         """``INFO [section]``: ``server``, and ``radon``, where each replica runs."""
@@ -100,7 +137,7 @@ class _Connection:
             lines += ["# Radon", f"shards:{len(placement)}"]
             lines += [f"shard{i}:{','.join(group)}" for i, group in enumerate(placement)]
             lines.append("")
-        return "\r\n".join(lines).encode()
+        return Verbatim("\r\n".join(lines).encode())
 
     def _queue(self, name: bytes, command: list[bytes]) -> Reply:
         assert self.multi is not None
@@ -140,7 +177,7 @@ async def _handle(stream: trio.SocketStream, store: Store) -> None:
                 except Exception as exc:  # a bug must not take the server down
                     _log.error("kv.command_failed", command=command[:1], error=repr(exc))
                     reply = Error(f"ERR internal error: {exc!r}")
-                encode(reply, out)
+                encode(reply, out, conn.proto)
                 if conn.quit:
                     break
             if out:
