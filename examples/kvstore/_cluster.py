@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from radon_actors import Atom, RadonError, Ref, handler
+from radon_actors import Atom, RadonError, Ref, Rejection, handler
 
 from ._shard import Shard
 
-__all__ = ["Cluster"]
+__all__ = ["Cluster", "ShardLost"]
 
 Group = list[Ref[Shard]]
+
+
+class ShardLost(Rejection):
+    """Every replica of a shard is gone: its keys cannot be served (CLUSTERDOWN).
+
+    A :class:`~radon_actors.Rejection`: an answer to whoever reported the loss,
+    not a crash of the cluster atom, which keeps serving the other shards."""
 
 
 class Cluster(Atom):
@@ -55,8 +62,12 @@ class Cluster(Atom):
 
     @handler
     async def failover(self, shard: int, dead: Ref[Shard]) -> Group:
-        """``dead`` stopped answering: promote a backup if it was the primary."""
+        """``dead`` stopped answering: promote a backup if it was the primary.
+
+        Raises :class:`ShardLost` when no replica of the shard is left."""
         group = self.groups[shard]
+        if not group:
+            raise ShardLost(f"every replica of shard {shard} is gone")
         if dead not in group:
             return list(group)
         was_primary = group[0] == dead
@@ -72,7 +83,7 @@ class Cluster(Atom):
                 group.pop(0)  # that backup is gone too
         if not group:
             self.log.error("kv.shard_lost", shard=shard)
-            raise RadonError(f"every replica of shard {shard} is gone")
+            raise ShardLost(f"every replica of shard {shard} is gone")
         self.log.warning("kv.failover", shard=shard, primary=repr(group[0]), lost=repr(dead))
         try:
             fresh = await self.new_replica(shard)

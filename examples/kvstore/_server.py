@@ -75,8 +75,7 @@ class _Connection:
         if name == b"MGET":
             return await self.store.mget(args)
         if name in (b"FLUSHALL", b"FLUSHDB"):
-            await self.store.flushall()
-            return OK
+            return await self.store.flushall()
         if name == b"INFO":
             return await self._info(args)
         if name == b"SELECT":

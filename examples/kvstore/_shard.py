@@ -13,6 +13,14 @@ empty (restarted by its supervisor after a crash, or on another host after its
 host died) is neither, so it refuses with :class:`NotMember` instead of answering
 from an empty table; the frontend then fails over to a real member.
 
+Every write carries an id (``wid``): the primary replicates the write's outcome
+with its changes, and every replica remembers the outcomes of the last
+:data:`MAX_OUTCOMES` writes. A write retried with the same id on a promoted
+backup (its primary died after replicating, before replying) is answered with
+the recorded outcome instead of being applied a second time: writes are applied
+exactly once through failover. ``FLUSHALL`` and transaction commits are
+recorded the same way.
+
 Transactions lock keys on the shards they touch (``prepare``), then ``commit``
 or ``abort``. Locks are replicated too, so a backup promoted between prepare and
 commit can still take the commit. Plain commands on a locked key are stashed
@@ -27,15 +35,20 @@ from typing import Any
 
 from radon_actors import Atom, RadonError, Ref, Timer, handler
 
-from ._commands import Entry, execute, keys_of
+from ._commands import OK, Entry, execute, keys_of
 from ._resp import Reply
 
-__all__ = ["Changes", "NotMember", "Shard"]
+__all__ = ["MAX_OUTCOMES", "Changes", "NotMember", "Shard"]
 
 # key -> new entry, or None for "deleted"
 Changes = dict[bytes, Entry | None]
 
 LOCK_LEASE = 10.0  # seconds a prepared transaction may hold its locks
+MAX_OUTCOMES = 100_000
+"""Write outcomes each replica remembers (oldest dropped first): a retry comes
+within the failover that caused it, seconds after the write."""
+
+_MISSING: Any = object()
 
 
 class NotMember(RadonError):
@@ -76,6 +89,8 @@ class Shard(Atom):
         self.locks: dict[bytes, str] = {}
         self.lock_timers: dict[str, Timer] = {}
         self.backups: list[Ref[Shard]] = []
+        # write id -> its reply, in the order written (see the module docs)
+        self.outcomes: dict[str, Reply] = {}
         self.primary = False
         self.member = False  # synced with its set: may take replication
         self.cluster: Ref[Atom] | None = None
@@ -94,32 +109,56 @@ class Shard(Atom):
         return reply
 
     @handler
-    async def write(self, name: bytes, args: list[bytes]) -> Reply:
-        """A command that may write: applied here, then on every backup, then acked."""
+    async def write(self, wid: str, name: bytes, args: list[bytes]) -> Reply:
+        """A command that may write: applied here, then on every backup, then acked.
+
+        ``wid`` identifies the write: a retry with the same id gets the recorded
+        reply and changes nothing."""
         self._require_primary()
+        done = self.outcomes.get(wid, _MISSING)
+        if done is not _MISSING:
+            return done  # type: ignore[no-any-return]
         if self._locked(keys_of(name, args)):
             self.stash()
             return None
         view = _Recording(self.data)
         reply = execute(view, name, args, self.clock())
         if view.changes:
-            await self._replicate("apply", view.changes)
+            await self._replicate("apply", view.changes, wid, reply)
+            self._remember(wid, reply)
         return reply
 
     @handler
-    async def batch(self, commands: list[list[bytes]]) -> list[Reply]:
-        """A transaction confined to this shard: all commands in one turn."""
+    async def batch(self, wid: str, commands: list[list[bytes]]) -> list[Reply]:
+        """A transaction confined to this shard: all commands in one turn (and,
+        like :meth:`write`, applied once per ``wid``)."""
         self._require_primary()
+        done = self.outcomes.get(wid, _MISSING)
+        if done is not _MISSING:
+            return done  # type: ignore[no-any-return]
         keys = [k for cmd in commands for k in keys_of(cmd[0], cmd[1:])]
         if self._locked(keys):
             self.stash()
             return []
         view = _Recording(self.data)
         now = self.clock()
-        replies = [execute(view, cmd[0], cmd[1:], now) for cmd in commands]
+        replies: list[Reply] = [execute(view, cmd[0], cmd[1:], now) for cmd in commands]
         if view.changes:
-            await self._replicate("apply", view.changes)
+            await self._replicate("apply", view.changes, wid, replies)
+            self._remember(wid, replies)
         return replies
+
+    @handler
+    async def flushall(self, wid: str) -> Reply:
+        """Delete every key, on every replica, in this turn (once per ``wid``)."""
+        self._require_primary()
+        done = self.outcomes.get(wid, _MISSING)
+        if done is not _MISSING:
+            return done  # type: ignore[no-any-return]
+        self.data.clear()
+        await self._replicate("clear", wid)
+        self._remember(wid, OK)
+        return OK
 
     # two-phase commit ----------------------------------------------------
     @handler
@@ -134,11 +173,16 @@ class Shard(Atom):
 
     @handler
     async def commit(self, txid: str, changes: Changes) -> None:
-        """Apply a prepared transaction's changes and release its locks (idempotent)."""
+        """Apply a prepared transaction's changes and release its locks, once: a
+        commit retried after a failover finds it recorded and changes nothing
+        (re-applying it could overwrite writes made since its locks went)."""
         self._require_primary()
-        await self._replicate("apply_unlock", txid, changes)
+        if f"commit:{txid}" in self.outcomes:
+            return
         self._apply(changes)
+        await self._replicate("apply_unlock", txid, changes)
         self._unlock(txid)
+        self._remember(f"commit:{txid}", None)
 
     @handler
     async def abort(self, txid: str) -> None:
@@ -155,9 +199,16 @@ class Shard(Atom):
 
     # replication (backup side) -------------------------------------------
     @handler
-    def apply(self, changes: Changes) -> None:
+    def apply(self, changes: Changes, wid: str, reply: Reply) -> None:
         self._require_member()
         self._apply(changes)
+        self._remember(wid, reply)
+
+    @handler
+    def clear(self, wid: str) -> None:
+        self._require_member()
+        self.data.clear()
+        self._remember(wid, OK)
 
     @handler
     def lock(self, txid: str, keys: list[bytes]) -> None:
@@ -169,6 +220,7 @@ class Shard(Atom):
         self._require_member()
         self._apply(changes)
         self._unlock(txid)
+        self._remember(f"commit:{txid}", None)
 
     @handler
     def unlock(self, txid: str) -> None:
@@ -176,10 +228,13 @@ class Shard(Atom):
         self._unlock(txid)
 
     @handler
-    def load(self, data: dict[bytes, Entry], locks: dict[bytes, str]) -> None:
+    def load(
+        self, data: dict[bytes, Entry], locks: dict[bytes, str], outcomes: dict[str, Reply]
+    ) -> None:
         """Replace this replica's state by a primary's (a new backup catching up)."""
         self.data = dict(data)
         self.locks = dict(locks)
+        self.outcomes = dict(outcomes)
         self.member = True
 
     # membership ----------------------------------------------------------
@@ -200,16 +255,12 @@ class Shard(Atom):
     @handler
     async def add_backup(self, backup: Ref[Shard]) -> None:
         """Bring a fresh replica up to date and replicate to it from now on."""
-        await backup.ask(Shard.load, self.data, self.locks)
+        await backup.ask(Shard.load, self.data, self.locks, self.outcomes)
         self.backups.append(backup)
 
     @handler
     def snapshot(self) -> dict[bytes, Entry]:
         return dict(self.data)
-
-    @handler
-    def flush(self) -> None:
-        self.data.clear()
 
     @handler
     def retire(self) -> None:
@@ -260,6 +311,12 @@ class Shard(Atom):
         if timer is not None:
             timer.cancel()
         self.unstash_all()
+
+    def _remember(self, wid: str, reply: Reply) -> None:
+        outcomes = self.outcomes
+        outcomes[wid] = reply
+        if len(outcomes) > MAX_OUTCOMES:
+            del outcomes[next(iter(outcomes))]
 
     def _apply(self, changes: Changes) -> None:
         data = self.data

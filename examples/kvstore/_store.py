@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from radon_actors import BadArguments, HandlerNotFound, RadonError, Ref, System
 
-from ._cluster import Cluster
+from ._cluster import Cluster, ShardLost
 from ._commands import WRITES, check_arity, is_data_command, keys_of
 from ._resp import Error, Reply, Simple
 from ._ring import Ring
-from ._shard import NotMember, Shard
+from ._shard import Shard
 from ._txn import Coordinator
 
 __all__ = ["Store", "deployment", "open_store"]
 
-TRYAGAIN = Error("TRYAGAIN the shard's primary failed during the write; its outcome is unknown")
+
+def clusterdown(shard: int, write: bool) -> Error:
+    """The reply when a shard has no live replica (as Redis Cluster's CLUSTERDOWN)."""
+    outcome = "; the write's outcome is unknown" if write else ""
+    return Error(f"CLUSTERDOWN every replica of shard {shard} is lost{outcome}")
 
 
 class Store:
@@ -28,6 +33,10 @@ class Store:
     ``await store.execute([b"SET", b"k", b"v"])`` runs one Redis command and
     returns its reply; ``await store.transaction([[b"INCR", b"a"], ...])`` runs a
     serializable multi-key transaction. Both are what the RESP frontend calls.
+
+    Every write gets an id here (``wid``), which the shard records with its
+    outcome: when a primary fails, the write is retried on the promoted backup
+    with the same id and applied exactly once (see ``_shard.py``).
     """
 
     def __init__(
@@ -37,6 +46,7 @@ class Store:
         self.groups: list[list[Ref[Shard]]] = groups
         self.ring = Ring(len(groups))
         self._coordinators = itertools.cycle(coordinators)
+        self._wids = write_ids()
 
     async def execute(self, command: list[bytes]) -> Reply:
         name = command[0].upper()
@@ -53,27 +63,36 @@ class Store:
                 total = 0
                 for key in keys:
                     found = await self.execute([b"EXISTS", key])
+                    if isinstance(found, Error):
+                        return found
                     total += found if isinstance(found, int) else 0
                 return total
             return await self._transaction_reply([[name, *args]], single=True)
         shard = self.ring.shard_of(keys[0])
-        handler = "write" if name in WRITES else "read"
+        reply: Reply
+        if name in WRITES:
+            reply = await self.on_primary(shard, "write", next(self._wids), name, args)
+        else:
+            reply = await self.on_primary(shard, "read", name, args)
+        return reply
+
+    async def on_primary(self, shard: int, handler: str, *args: Any) -> Any:
+        """Ask the primary of ``shard``; when it is gone or fenced, fail over and
+        ask the new one. Writes carry their id, so the retry of a write the dead
+        primary had replicated is answered from its record, not applied again."""
+        write = handler != "read"
         for _ in range(8):
             primary = self.groups[shard][0]
             try:
-                reply: Reply = await primary.ask(handler, name, args)
-                return reply
+                return await primary.ask(handler, *args)
             except (BadArguments, HandlerNotFound):
                 raise
-            except NotMember:
-                # Refused before running (a replica that is no longer the
-                # primary): fail over and retry, nothing was applied.
-                self.groups[shard] = await self.cluster.ask(Cluster.failover, shard, primary)
             except RadonError:
-                self.groups[shard] = await self.cluster.ask(Cluster.failover, shard, primary)
-                if handler == "write":
-                    return TRYAGAIN  # it may or may not have been applied
-        return Error(f"CLUSTERDOWN shard {shard} has no reachable primary")
+                try:
+                    self.groups[shard] = await self.cluster.ask(Cluster.failover, shard, primary)
+                except ShardLost:
+                    return clusterdown(shard, write)
+        return clusterdown(shard, write)
 
     async def transaction(self, commands: list[list[bytes]]) -> list[Reply] | Error:
         """Run data commands atomically (serializable); returns one reply per command."""
@@ -106,20 +125,32 @@ class Store:
         return replies if isinstance(replies, Error) else Simple("OK")
 
     async def mget(self, keys: list[bytes]) -> Reply:
+        """All the values at one point in time, as a standalone Redis reads them:
+        one turn on one shard, a read-only transaction across several."""
         if not keys:
             return Error("ERR wrong number of arguments for 'mget' command")
-        return [await self.execute([b"GET", key]) for key in keys]
+        return await self.transaction([[b"GET", key] for key in keys])
 
     async def placement(self) -> list[list[str]]:
         """Where each shard's replicas run (primary first), as ``Shard.where`` says."""
         groups = await self.cluster.ask(Cluster.table)
         return [[await replica.ask(Shard.where) for replica in group] for group in groups]
 
-    async def flushall(self) -> None:
-        for group in self.groups:
-            await group[0].ask(Shard.flush)
-            for backup in group[1:]:
-                await backup.ask(Shard.flush)
+    async def flushall(self) -> Reply:
+        """Delete every key: on each shard, one turn of its primary that clears
+        every replica before it answers (so no write can land on some replicas
+        only), retried once per shard through a failover by its id."""
+        for shard in range(len(self.groups)):
+            reply = await self.on_primary(shard, "flushall", next(self._wids))
+            if isinstance(reply, Error):
+                return reply
+        return Simple("OK")
+
+
+def write_ids() -> Iterator[str]:
+    """Unique write ids: a random prefix per store, then a counter (cheap per write)."""
+    prefix = uuid.uuid4().hex[:12]
+    return (f"{prefix}:{n}" for n in itertools.count())
 
 
 def deployment(

@@ -15,7 +15,10 @@ coordinator runs strict two-phase locking with a two-phase commit:
 Every transaction holds all its locks at its commit point, which makes the
 schedule serializable (strict 2PL). Locks and commits are replicated to backups
 before they are acknowledged, so a backup promoted mid-transaction can take the
-commit (the coordinator retries it on the new primary; commits are idempotent).
+commit (the coordinator retries it on the new primary, which records each commit:
+a retried one changes nothing). A single-shard ``batch`` carries an id for the
+same reason: retried on a promoted backup, it is answered from that backup's
+record of it, never applied twice.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import trio
 
 from radon_actors import Atom, RadonError, Ref, handler
 
+from ._cluster import ShardLost
 from ._commands import Entry, execute, keys_of
 from ._resp import Error, Reply
 from ._ring import Ring
@@ -79,9 +83,18 @@ class Coordinator(Atom):
         for cmd in commands:
             for key in keys_of(cmd[0], cmd[1:]):
                 by_shard.setdefault(self.ring.shard_of(key), []).append(key)
+        try:
+            return await self._run(by_shard, commands)
+        except ShardLost as exc:
+            return Error(f"CLUSTERDOWN {exc}; the transaction's outcome is unknown")
+
+    async def _run(
+        self, by_shard: dict[int, list[bytes]], commands: list[list[bytes]]
+    ) -> list[Reply] | Error:
         if len(by_shard) <= 1:
             shard = next(iter(by_shard), 0)
-            batch: Any = await self._call(shard, "batch", commands)
+            # The id makes a retry on a promoted backup answer from its record.
+            batch: Any = await self._call(shard, "batch", uuid.uuid4().hex, commands)
             return cast("list[Reply]", batch)
         txid = uuid.uuid4().hex
         for attempt in range(MAX_ATTEMPTS):
@@ -118,8 +131,9 @@ class Coordinator(Atom):
             except RadonError as exc:
                 if not _is_unreachable(exc):
                     raise
+                # ShardLost (a Rejection) when no replica is left: to the caller.
                 self.groups[shard] = await self.cluster.ask("failover", shard, primary)
-        raise RadonError(f"shard {shard} has no reachable primary")
+        raise ShardLost(f"shard {shard} has no reachable primary")
 
 
 def _is_unreachable(exc: RadonError) -> bool:

@@ -470,9 +470,9 @@ async def test_a_replica_that_comes_back_empty_is_fenced_off(system: System) -> 
     with pytest.raises(NotMember, match="not its primary"):
         await fresh.ask(Shard.read, b"GET", [b"k"])
     with pytest.raises(NotMember, match="not a synced member"):
-        await fresh.ask(Shard.apply, {b"k": (b"v", None)})
+        await fresh.ask(Shard.apply, {b"k": (b"v", None)}, "w1", Simple("OK"))
     with pytest.raises(NotMember):
         await fresh.ask(Shard.promote, [], fresh)
-    await fresh.ask(Shard.load, {b"k": (b"v", None)}, {})  # caught up: a member now
+    await fresh.ask(Shard.load, {b"k": (b"v", None)}, {}, {})  # caught up: a member now
     await fresh.ask(Shard.promote, [], fresh)
     assert await fresh.ask(Shard.read, b"GET", [b"k"]) == b"v"
