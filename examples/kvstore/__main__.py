@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     for flag in ("shards", "replicas", "coordinators"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be at least 1")
+    if args.shards > 255:
+        parser.error("--shards must be at most 255 (a SCAN cursor holds the shard in 8 bits)")
     level = getattr(logging, args.log_level.upper())
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
     try:

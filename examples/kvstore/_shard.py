@@ -30,15 +30,17 @@ so transactions cannot deadlock: the coordinator retries).
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections.abc import Callable
 from typing import Any
 
 from radon_actors import Atom, RadonError, Ref, Timer, handler
 
-from ._commands import OK, Entry, execute, keys_of
+from ._commands import OK, Entry, execute, glob_match, keys_of
 from ._resp import Reply
 
-__all__ = ["MAX_OUTCOMES", "Changes", "NotMember", "Shard"]
+__all__ = ["MAX_OUTCOMES", "Changes", "NotMember", "Shard", "Token", "changed", "scan_hash"]
 
 # key -> new entry, or None for "deleted"
 Changes = dict[bytes, Entry | None]
@@ -48,7 +50,27 @@ MAX_OUTCOMES = 100_000
 """Write outcomes each replica remembers (oldest dropped first): a retry comes
 within the failover that caused it, seconds after the write."""
 
+MAX_VERSIONS = 1_000_000  # WATCH versions kept per replica (see Shard._stamp)
+
 _MISSING: Any = object()
+
+Token = tuple[int, bool]
+"""WATCH's view of a key: the change set that last changed it, and whether it
+was already expired (present but past its time)."""
+
+
+def changed(watched: Token, now: Token) -> bool:
+    """Whether a key changed since WATCH took ``watched`` (Redis: any change of
+    the key, or its expiry since, if it was not expired then)."""
+    return watched[0] != now[0] or (not watched[1] and now[1])
+
+
+SCAN_BITS = 56  # a scan cursor: the shard in the top 8 bits, a key hash in the rest
+
+
+def scan_hash(key: bytes) -> int:
+    """Where ``key`` comes in a SCAN of its shard (stable across processes)."""
+    return int.from_bytes(hashlib.blake2b(key, digest_size=SCAN_BITS // 8).digest(), "big")
 
 
 class NotMember(RadonError):
@@ -91,6 +113,13 @@ class Shard(Atom):
         self.backups: list[Ref[Shard]] = []
         # write id -> its reply, in the order written (see the module docs)
         self.outcomes: dict[str, Reply] = {}
+        # WATCH: key -> the number of the change set that last changed it. Every
+        # replica applies the same change sets in the same order, so the numbers
+        # agree across replicas and survive a failover. Keys not in the table
+        # (never changed, or forgotten, see _stamp) are at ``floor``.
+        self.seq = 0
+        self.floor = 0
+        self.versions: dict[bytes, int] = {}
         self.primary = False
         self.member = False  # synced with its set: may take replication
         self.cluster: Ref[Atom] | None = None
@@ -104,7 +133,7 @@ class Shard(Atom):
             self.stash()
             return None
         view = _Recording(self.data)
-        reply = execute(view, name, args, self.clock())
+        reply = execute(view, name, args, self._now())
         # Lazy expiry may have deleted keys; backups expire them on their own.
         return reply
 
@@ -122,31 +151,45 @@ class Shard(Atom):
             self.stash()
             return None
         view = _Recording(self.data)
-        reply = execute(view, name, args, self.clock())
+        reply = execute(view, name, args, self._now())
         if view.changes:
+            self._stamp(view.changes)
             await self._replicate("apply", view.changes, wid, reply)
             self._remember(wid, reply)
         return reply
 
     @handler
-    async def batch(self, wid: str, commands: list[list[bytes]]) -> list[Reply]:
+    async def batch(
+        self, wid: str, commands: list[list[bytes]], watched: dict[bytes, Token] | None = None
+    ) -> list[Reply] | None:
         """A transaction confined to this shard: all commands in one turn (and,
-        like :meth:`write`, applied once per ``wid``)."""
+        like :meth:`write`, applied once per ``wid``). With ``watched`` (WATCH's
+        tokens), nothing runs and the answer is None if any of those keys changed."""
         self._require_primary()
         done = self.outcomes.get(wid, _MISSING)
         if done is not _MISSING:
             return done  # type: ignore[no-any-return]
         keys = [k for cmd in commands for k in keys_of(cmd[0], cmd[1:])]
-        if self._locked(keys):
+        if self._locked(keys + list(watched or ())):
             self.stash()
             return []
+        now = self._now()
+        if watched and any(changed(token, self._token(key, now)) for key, token in watched.items()):
+            return None
         view = _Recording(self.data)
-        now = self.clock()
         replies: list[Reply] = [execute(view, cmd[0], cmd[1:], now) for cmd in commands]
         if view.changes:
+            self._stamp(view.changes)
             await self._replicate("apply", view.changes, wid, replies)
             self._remember(wid, replies)
         return replies
+
+    @handler
+    def watch_keys(self, keys: list[bytes]) -> dict[bytes, Token]:
+        """WATCH: each key's token, to compare at EXEC (see :func:`changed`)."""
+        self._require_primary()
+        now = self._now()
+        return {key: self._token(key, now) for key in keys}
 
     @handler
     async def flushall(self, wid: str) -> Reply:
@@ -155,21 +198,25 @@ class Shard(Atom):
         done = self.outcomes.get(wid, _MISSING)
         if done is not _MISSING:
             return done  # type: ignore[no-any-return]
-        self.data.clear()
+        self._clear()
         await self._replicate("clear", wid)
         self._remember(wid, OK)
         return OK
 
     # two-phase commit ----------------------------------------------------
     @handler
-    async def prepare(self, txid: str, keys: list[bytes]) -> dict[bytes, Entry | None] | None:
-        """Lock ``keys`` for ``txid`` and return their entries; None if any is locked."""
+    async def prepare(
+        self, txid: str, keys: list[bytes]
+    ) -> dict[bytes, tuple[Entry | None, Token]] | None:
+        """Lock ``keys`` for ``txid`` and return their entries and WATCH tokens;
+        None if any is locked."""
         self._require_primary()
         if any(self.locks.get(k, txid) != txid for k in keys):
             return None
         await self._replicate("lock", txid, keys)
         self._lock(txid, keys)
-        return {k: self.data.get(k) for k in keys}
+        now = self._now()
+        return {k: (self.data.get(k), self._token(k, now)) for k in keys}
 
     @handler
     async def commit(self, txid: str, changes: Changes) -> None:
@@ -180,6 +227,7 @@ class Shard(Atom):
         if f"commit:{txid}" in self.outcomes:
             return
         self._apply(changes)
+        self._stamp(changes)
         await self._replicate("apply_unlock", txid, changes)
         self._unlock(txid)
         self._remember(f"commit:{txid}", None)
@@ -202,12 +250,13 @@ class Shard(Atom):
     def apply(self, changes: Changes, wid: str, reply: Reply) -> None:
         self._require_member()
         self._apply(changes)
+        self._stamp(changes)
         self._remember(wid, reply)
 
     @handler
     def clear(self, wid: str) -> None:
         self._require_member()
-        self.data.clear()
+        self._clear()
         self._remember(wid, OK)
 
     @handler
@@ -219,6 +268,7 @@ class Shard(Atom):
     def apply_unlock(self, txid: str, changes: Changes) -> None:
         self._require_member()
         self._apply(changes)
+        self._stamp(changes)
         self._unlock(txid)
         self._remember(f"commit:{txid}", None)
 
@@ -229,12 +279,18 @@ class Shard(Atom):
 
     @handler
     def load(
-        self, data: dict[bytes, Entry], locks: dict[bytes, str], outcomes: dict[str, Reply]
+        self,
+        data: dict[bytes, Entry],
+        locks: dict[bytes, str],
+        outcomes: dict[str, Reply],
+        versions: tuple[int, int, dict[bytes, int]] = (0, 0, {}),
     ) -> None:
         """Replace this replica's state by a primary's (a new backup catching up)."""
         self.data = dict(data)
         self.locks = dict(locks)
         self.outcomes = dict(outcomes)
+        self.seq, self.floor, table = versions
+        self.versions = dict(table)
         self.member = True
 
     # membership ----------------------------------------------------------
@@ -255,7 +311,8 @@ class Shard(Atom):
     @handler
     async def add_backup(self, backup: Ref[Shard]) -> None:
         """Bring a fresh replica up to date and replicate to it from now on."""
-        await backup.ask(Shard.load, self.data, self.locks, self.outcomes)
+        versions = (self.seq, self.floor, self.versions)
+        await backup.ask(Shard.load, self.data, self.locks, self.outcomes, versions)
         self.backups.append(backup)
 
     @handler
@@ -272,6 +329,59 @@ class Shard(Atom):
         """Become a member of a brand-new replica set (nothing to catch up on)."""
         self.member = True
 
+    # the whole key space (KEYS, SCAN, DBSIZE, RANDOMKEY) ---------------------
+    @handler
+    def dbsize(self) -> int:
+        """How many keys this shard holds (as Redis, keys expired but not yet
+        deleted count until something touches them)."""
+        self._require_primary()
+        return len(self.data)
+
+    @handler
+    def keys(self, pattern: bytes) -> list[bytes]:
+        """The live keys matching the glob ``pattern`` (Redis's ``KEYS``)."""
+        self._require_primary()
+        now = self._now()
+        every = pattern == b"*"
+        return [
+            key
+            for key, (_, expires) in self.data.items()
+            if (expires is None or expires > now) and (every or glob_match(pattern, key))
+        ]
+
+    @handler
+    def scan(self, start: int, count: int, pattern: bytes | None) -> tuple[list[bytes], int]:
+        """Up to about ``count`` live keys whose scan hash is at least ``start``,
+        in hash order, and the hash to resume from (-1: this shard is done).
+
+        Ordering by a hash of the key (not by position) is what keeps Redis's
+        SCAN guarantee through changes between calls: a key present from the
+        first call to the last is returned."""
+        self._require_primary()
+        now = self._now()
+        found = sorted(
+            (h, key)
+            for key, (_, expires) in self.data.items()
+            if (h := scan_hash(key)) >= start and (expires is None or expires > now)
+        )
+        if len(found) <= count:
+            batch, resume = found, -1
+        else:
+            last = found[count - 1][0]
+            cut = count
+            while cut < len(found) and found[cut][0] == last:
+                cut += 1  # keys sharing a hash go together
+            batch, resume = found[:cut], (found[cut][0] if cut < len(found) else -1)
+        keys = [key for _, key in batch if pattern is None or glob_match(pattern, key)]
+        return keys, resume
+
+    @handler
+    def randomkey(self) -> bytes | None:
+        self._require_primary()
+        now = self._now()
+        live = [k for k, (_, expires) in self.data.items() if expires is None or expires > now]
+        return random.choice(live) if live else None
+
     @handler
     def where(self) -> str:
         """Where this replica runs, for ``INFO radon``: the platform (``wasi`` in
@@ -286,6 +396,10 @@ class Shard(Atom):
         return f"{sys.platform}/{pid}"
 
     # internals -----------------------------------------------------------
+    def _now(self) -> int:
+        """The store's clock in milliseconds (what entries' expiry times are in)."""
+        return int(self.clock() * 1000)
+
     def _require_primary(self) -> None:
         if not self.primary:
             raise NotMember(f"replica of shard {self.index} is not its primary")
@@ -311,6 +425,31 @@ class Shard(Atom):
         if timer is not None:
             timer.cancel()
         self.unstash_all()
+
+    def _token(self, key: bytes, now: int) -> Token:
+        entry = self.data.get(key)
+        expired = entry is not None and entry[1] is not None and entry[1] <= now
+        return (self.versions.get(key, self.floor), expired)
+
+    def _stamp(self, changes: Changes) -> None:
+        self.seq += 1
+        seq = self.seq
+        versions = self.versions
+        for key in changes:
+            versions[key] = seq
+        if len(versions) > MAX_VERSIONS:
+            # Forget the keys that no longer exist: they all move to a new floor
+            # (a WATCH on one of them may then fail once without cause; every
+            # replica does this at the same change set, so they stay in step).
+            self.floor = seq
+            data = self.data
+            self.versions = {k: v for k, v in versions.items() if k in data}
+
+    def _clear(self) -> None:
+        self.data.clear()
+        self.seq += 1
+        self.floor = self.seq
+        self.versions = {}
 
     def _remember(self, wid: str, reply: Reply) -> None:
         outcomes = self.outcomes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,10 +13,10 @@ from typing import Any
 from radon_actors import BadArguments, HandlerNotFound, RadonError, Ref, System
 
 from ._cluster import Cluster, ShardLost
-from ._commands import WRITES, check_arity, is_data_command, keys_of
+from ._commands import WRITES, check_arity, is_data_command, keys_of, unknown_command
 from ._resp import Error, Reply, Simple
 from ._ring import Ring
-from ._shard import Shard
+from ._shard import SCAN_BITS, Shard, Token
 from ._txn import Coordinator
 
 __all__ = ["Store", "deployment", "open_store"]
@@ -49,26 +50,21 @@ class Store:
         self._wids = write_ids()
 
     async def execute(self, command: list[bytes]) -> Reply:
+        """Run one data command: on its shard's primary, or as a transaction when
+        its keys span shards (so MGET, MSET, DEL, RENAME... stay atomic, as in
+        a standalone Redis)."""
         name = command[0].upper()
         args = command[1:]
         if not is_data_command(name):
-            return Error(f"ERR unknown command '{command[0].decode(errors='replace')}'")
+            return unknown_command(command)
         error = check_arity(name, len(command))
         if error is not None:
             return error
         keys = keys_of(name, args)
-        shards = {self.ring.shard_of(k) for k in keys} if len(keys) > 1 else None
-        if shards is not None and len(shards) > 1:  # DEL / EXISTS over several shards
-            if name == b"EXISTS":
-                total = 0
-                for key in keys:
-                    found = await self.execute([b"EXISTS", key])
-                    if isinstance(found, Error):
-                        return found
-                    total += found if isinstance(found, int) else 0
-                return total
+        ring = self.ring
+        shard = ring.shard_of(keys[0])
+        if len(keys) > 1 and any(ring.shard_of(k) != shard for k in keys[1:]):
             return await self._transaction_reply([[name, *args]], single=True)
-        shard = self.ring.shard_of(keys[0])
         reply: Reply
         if name in WRITES:
             reply = await self.on_primary(shard, "write", next(self._wids), name, args)
@@ -94,42 +90,104 @@ class Store:
                     return clusterdown(shard, write)
         return clusterdown(shard, write)
 
-    async def transaction(self, commands: list[list[bytes]]) -> list[Reply] | Error:
-        """Run data commands atomically (serializable); returns one reply per command."""
+    async def transaction(
+        self, commands: list[list[bytes]], watched: dict[bytes, Token] | None = None
+    ) -> list[Reply] | Error | None:
+        """Run data commands atomically (serializable); returns one reply per
+        command, or None when a key in ``watched`` (see :meth:`watch`) changed."""
         normalised: list[list[bytes]] = []
         for command in commands:
             name = command[0].upper()
             if not is_data_command(name):
-                return Error(f"ERR unknown command '{command[0].decode(errors='replace')}'")
+                return unknown_command(command)
             error = check_arity(name, len(command))
             if error is not None:
                 return error
             normalised.append([name, *command[1:]])
-        if not normalised:
+        if not normalised and not watched:
             return []
         coordinator = next(self._coordinators)
-        replies: list[Reply] | Error = await coordinator.ask(Coordinator.transaction, normalised)
+        replies: list[Reply] | Error | None = await coordinator.ask(
+            Coordinator.transaction, normalised, watched
+        )
         return replies
+
+    async def watch(self, keys: list[bytes]) -> dict[bytes, Token] | Error:
+        """WATCH: each key's token now, for :meth:`transaction` to compare."""
+        by_shard: dict[int, list[bytes]] = {}
+        for key in keys:
+            by_shard.setdefault(self.ring.shard_of(key), []).append(key)
+        tokens: dict[bytes, Token] = {}
+        for shard, shard_keys in by_shard.items():
+            got = await self.on_primary(shard, "watch_keys", shard_keys)
+            if isinstance(got, Error):
+                return got
+            tokens.update(got)
+        return tokens
 
     async def _transaction_reply(self, commands: list[list[bytes]], single: bool) -> Reply:
         replies = await self.transaction(commands)
-        if isinstance(replies, Error) or not single:
+        if replies is None or isinstance(replies, Error) or not single:
             return replies
         return replies[0]
 
     async def mset(self, args: list[bytes]) -> Reply:
-        if len(args) < 2 or len(args) % 2:
-            return Error("ERR wrong number of arguments for 'mset' command")
-        pairs = [[b"SET", args[i], args[i + 1]] for i in range(0, len(args), 2)]
-        replies = await self.transaction(pairs)
-        return replies if isinstance(replies, Error) else Simple("OK")
+        return await self.execute([b"MSET", *args])
 
     async def mget(self, keys: list[bytes]) -> Reply:
         """All the values at one point in time, as a standalone Redis reads them:
         one turn on one shard, a read-only transaction across several."""
-        if not keys:
-            return Error("ERR wrong number of arguments for 'mget' command")
-        return await self.transaction([[b"GET", key] for key in keys])
+        return await self.execute([b"MGET", *keys])
+
+    # the whole key space ---------------------------------------------------
+    async def dbsize(self) -> Reply:
+        total = 0
+        for shard in range(len(self.groups)):
+            n = await self.on_primary(shard, "dbsize")
+            if isinstance(n, Error):
+                return n
+            total += n
+        return total
+
+    async def keys(self, pattern: bytes) -> Reply:
+        found: list[Reply] = []
+        for shard in range(len(self.groups)):
+            keys = await self.on_primary(shard, "keys", pattern)
+            if isinstance(keys, Error):
+                return keys
+            found.extend(keys)
+        return found
+
+    async def scan(self, cursor: int, count: int, pattern: bytes | None) -> Reply:
+        """One SCAN step: the cursor is the shard (top 8 bits) and the scan hash
+        to resume from there (see ``Shard.scan``); 0 starts and ends a scan."""
+        shard, start = cursor >> SCAN_BITS, cursor & ((1 << SCAN_BITS) - 1)
+        if shard >= len(self.groups):
+            return [b"0", []]
+        got = await self.on_primary(shard, "scan", start, count, pattern)
+        if isinstance(got, Error):
+            return got
+        keys, resume = got
+        if resume >= 0:
+            following = (shard << SCAN_BITS) | resume
+        elif shard + 1 < len(self.groups):
+            following = (shard + 1) << SCAN_BITS
+        else:
+            following = 0
+        return [b"%d" % following, list(keys)]
+
+    async def randomkey(self) -> Reply:
+        sizes = []
+        for shard in range(len(self.groups)):
+            n = await self.on_primary(shard, "dbsize")
+            if isinstance(n, Error):
+                return n
+            sizes.append(n)
+        for shard in random.choices(range(len(sizes)), weights=sizes, k=4) if sum(sizes) else []:
+            key: Reply = await self.on_primary(shard, "randomkey")
+            if key is not None:
+                return key  # (None: only expired keys were left in that shard)
+        return None
 
     async def placement(self) -> list[list[str]]:
         """Where each shard's replicas run (primary first), as ``Shard.where`` says."""
@@ -190,6 +248,8 @@ async def open_store(
     ``system.spawn`` for the ``n``-th replica started (for example ``host=`` or
     ``sandbox=``): that is the whole difference between deployments.
     """
+    if not 1 <= shards < 2 ** (64 - SCAN_BITS):
+        raise ValueError(f"shards must be between 1 and {2 ** (64 - SCAN_BITS) - 1}")
     started = itertools.count()
 
     async def new_replica(shard: int) -> Ref[Shard]:

@@ -36,7 +36,7 @@ from ._cluster import ShardLost
 from ._commands import Entry, execute, keys_of
 from ._resp import Error, Reply
 from ._ring import Ring
-from ._shard import Changes, Shard
+from ._shard import Changes, Shard, Token, changed
 
 __all__ = ["Coordinator"]
 
@@ -78,37 +78,53 @@ class Coordinator(Atom):
         self.groups = await self.cluster.ask("table")
 
     @handler
-    async def transaction(self, commands: list[list[bytes]]) -> list[Reply] | Error:
+    async def transaction(
+        self, commands: list[list[bytes]], watched: dict[bytes, Token] | None = None
+    ) -> list[Reply] | Error | None:
+        """Run ``commands`` atomically; None (nothing run) if a key in ``watched``
+        (WATCH's tokens, from ``Shard.watch_keys``) changed since it was watched."""
         by_shard: dict[int, list[bytes]] = {}
         for cmd in commands:
             for key in keys_of(cmd[0], cmd[1:]):
                 by_shard.setdefault(self.ring.shard_of(key), []).append(key)
+        for key in watched or ():
+            by_shard.setdefault(self.ring.shard_of(key), []).append(key)
         try:
-            return await self._run(by_shard, commands)
+            return await self._run(by_shard, commands, watched)
         except ShardLost as exc:
             return Error(f"CLUSTERDOWN {exc}; the transaction's outcome is unknown")
 
     async def _run(
-        self, by_shard: dict[int, list[bytes]], commands: list[list[bytes]]
-    ) -> list[Reply] | Error:
+        self,
+        by_shard: dict[int, list[bytes]],
+        commands: list[list[bytes]],
+        watched: dict[bytes, Token] | None,
+    ) -> list[Reply] | Error | None:
         if len(by_shard) <= 1:
             shard = next(iter(by_shard), 0)
             # The id makes a retry on a promoted backup answer from its record.
-            batch: Any = await self._call(shard, "batch", uuid.uuid4().hex, commands)
-            return cast("list[Reply]", batch)
+            batch: Any = await self._call(shard, "batch", uuid.uuid4().hex, commands, watched)
+            return cast("list[Reply] | None", batch)
         txid = uuid.uuid4().hex
         for attempt in range(MAX_ATTEMPTS):
             entries: dict[bytes, Entry | None] = {}
+            tokens: dict[bytes, Token] = {}
             prepared: list[int] = []
             for shard in sorted(by_shard):
                 got: Any = await self._call(shard, "prepare", txid, by_shard[shard])
                 if got is None:
                     break
                 prepared.append(shard)
-                entries.update(cast("dict[bytes, Entry | None]", got))
+                for key, (entry, token) in got.items():
+                    entries[key] = entry
+                    tokens[key] = token
             else:
+                if watched and any(changed(t, tokens[k]) for k, t in watched.items()):
+                    for shard in prepared:
+                        await self._call(shard, "abort", txid)
+                    return None
                 view = _Overlay(entries)
-                now = self.clock()
+                now = int(self.clock() * 1000)  # ms, as entries' expiry times
                 replies = [execute(view, cmd[0], cmd[1:], now) for cmd in commands]
                 per_shard: dict[int, Changes] = {s: {} for s in prepared}
                 for key, entry in view.changes.items():

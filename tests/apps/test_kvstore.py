@@ -203,7 +203,7 @@ async def test_errors_use_redis_format(served: Served) -> None:
         return errors
 
     assert await served.run(scenario) == [
-        "unknown command 'FOO'",
+        "unknown command 'FOO', with args beginning with: 'bar' ",
         "wrong number of arguments for 'get' command",
         "invalid expire time in 'set' command",
         "syntax error",
@@ -250,6 +250,66 @@ async def test_exec_after_a_queueing_error_is_aborted(served: Served) -> None:
     assert reply.startswith(b"+OK\r\n+QUEUED\r\n-ERR unknown command 'NOSUCH'")
     assert b"-EXECABORT" in reply
     assert reply.endswith(b"$-1\r\n+OK\r\n")  # k was never set
+
+
+async def test_scan_returns_every_key_present_throughout(served: Served) -> None:
+    def scenario(r: Any) -> Any:
+        r.mset({f"key:{i}": i for i in range(300)})
+        seen: list[bytes] = []
+        cursor = 0
+        steps = 0
+        while True:
+            cursor, keys = r.scan(cursor, count=7)
+            seen += keys
+            steps += 1
+            # changes between calls do not hide keys present all along
+            r.set(f"new:{steps}", 1)
+            r.delete(f"new:{steps - 1}")
+            if cursor == 0:
+                break
+        matched = set(r.scan_iter(match="key:1?", count=5))
+        strings = len(list(r.scan_iter(_type="string", count=50)))
+        lists = list(r.scan_iter(_type="list", count=50))
+        return seen, steps, matched, strings, lists
+
+    seen, steps, matched, strings, lists = await served.run(scenario)
+    assert {f"key:{i}".encode() for i in range(300)} <= set(seen)
+    assert steps > 10  # it really went step by step
+    assert matched == {f"key:1{i}".encode() for i in range(10)}
+    assert strings == 301 and lists == []  # 300 keys and the last new:N
+
+
+async def test_watch_gives_optimistic_transactions(served: Served) -> None:
+    """redis-py's ``transaction()`` helper (WATCH, MULTI, EXEC, retry on a
+    conflict) from four clients at once: no increment is lost."""
+
+    def increments(n: int) -> None:
+        with served.client() as r:
+            for _ in range(n):
+
+                def add(pipe: Any) -> None:
+                    value = int(pipe.get("counter") or 0)
+                    pipe.multi()
+                    pipe.set("counter", value + 1)
+
+                r.transaction(add, "counter")
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(trio.to_thread.run_sync, increments, 25)
+    assert await served.run(lambda r: r.get("counter")) == b"100"
+
+
+@pytest.mark.skipif(shutil.which("redis-benchmark") is None, reason="redis-tools not installed")
+async def test_redis_benchmark_finds_the_config_it_asks_for(served: Served) -> None:
+    done = await trio.run_process(
+        ["redis-benchmark", "-p", str(served.port), "-t", "ping", "-n", "50", "-q"],
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    output = (done.stdout + done.stderr).decode()
+    assert "Could not fetch server CONFIG" not in output
+    assert "PING" in output
 
 
 @pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli not installed")

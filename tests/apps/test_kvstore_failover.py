@@ -119,7 +119,8 @@ async def test_writes_racing_flushall_leave_the_replicas_agreeing() -> None:
         async def writer(w: int) -> None:
             for i in range(150):
                 key = b"w%d:%d" % (w, i)
-                if await store.execute([b"SET", key, b"v"]) == Simple("OK") and flushed.is_set():
+                after = flushed.is_set()  # sent after FLUSHALL was acknowledged
+                if await store.execute([b"SET", key, b"v"]) == Simple("OK") and after:
                     acked_after.append(key)
                 await trio.lowlevel.checkpoint()
 
