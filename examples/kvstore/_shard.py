@@ -35,7 +35,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from radon_actors import Atom, RadonError, Ref, Timer, handler
+from radon_actors import Atom, RadonError, Ref, Rejection, Timer, handler
 
 from ._commands import OK, Entry, execute, glob_match, keys_of
 from ._resp import Reply
@@ -73,9 +73,13 @@ def scan_hash(key: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=SCAN_BITS // 8).digest(), "big")
 
 
-class NotMember(RadonError):
+class NotMember(RadonError, Rejection):
     """This replica is not (or no longer) a synced member of its shard's replica
-    set, or not its primary: route around it (the store fails over)."""
+    set, or not its primary: route around it (the store fails over).
+
+    A :class:`~radon_actors.Rejection`: the replica refuses the message and
+    carries on. (As a crash it would restart empty: a demoted primary, still a
+    full backup, would lose its copy to the first client that reached it late.)"""
 
 
 class _Recording:
@@ -309,6 +313,29 @@ class Shard(Atom):
                 self.lock_timers[txid] = self.send_after(LOCK_LEASE, Shard.lease_expired, txid)
 
     @handler
+    def demote(self) -> None:
+        """Stop leading (a planned switchover): from the next message on, client
+        requests are refused with :class:`NotMember`; replication is accepted."""
+        self._require_primary()
+        self.primary = False
+        self.backups = []
+        for timer in self.lock_timers.values():
+            timer.cancel()  # the new primary gives inherited locks their lease
+        self.lock_timers = {}
+
+    @handler
+    def drop_backup(self, backup: Ref[Shard]) -> None:
+        """Stop replicating to ``backup`` (the cluster moves it elsewhere)."""
+        if backup in self.backups:
+            self.backups.remove(backup)
+
+    @handler
+    def status(self) -> tuple[bool, bool]:
+        """(a synced member of its set, its primary): what the cluster's healing
+        checks (a replica restarted empty is neither)."""
+        return self.member, self.primary
+
+    @handler
     async def add_backup(self, backup: Ref[Shard]) -> None:
         """Bring a fresh replica up to date and replicate to it from now on."""
         versions = (self.seq, self.floor, self.versions)
@@ -474,4 +501,4 @@ class Shard(Atom):
                 self.log.warning("kv.backup_lost", backup=repr(backup), error=repr(exc))
                 self.backups.remove(backup)
                 if self.cluster is not None:
-                    self.cluster.tell("failover", self.index, backup)
+                    self.cluster.tell("backup_lost", self.index, backup)

@@ -10,16 +10,16 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from radon_actors import BadArguments, HandlerNotFound, RadonError, Ref, System
+from radon_actors import BadArguments, HandlerNotFound, NoSuchHost, RadonError, Ref, System
 
 from ._cluster import Cluster, ShardLost
 from ._commands import WRITES, check_arity, is_data_command, keys_of, unknown_command
 from ._resp import Error, Reply, Simple
 from ._ring import Ring
-from ._shard import SCAN_BITS, Shard, Token
+from ._shard import SCAN_BITS, NotMember, Shard, Token
 from ._txn import Coordinator
 
-__all__ = ["Store", "deployment", "open_store"]
+__all__ = ["Deployment", "Store", "deployment", "open_store"]
 
 
 def clusterdown(shard: int, write: bool) -> Error:
@@ -78,17 +78,37 @@ class Store:
         primary had replicated is answered from its record, not applied again."""
         write = handler != "read"
         for _ in range(8):
-            primary = self.groups[shard][0]
+            group = self.groups[shard]
+            if not group:
+                group = self.groups[shard] = (await self.cluster.ask(Cluster.table))[shard]
+                if not group:
+                    return clusterdown(shard, write)
+            primary = group[0]
             try:
                 return await primary.ask(handler, *args)
             except (BadArguments, HandlerNotFound):
                 raise
+            except NotMember:
+                # Refused before running: a switchover or a failover moved the
+                # lead. A newer table names the new primary; else fail it over.
+                table = (await self.cluster.ask(Cluster.table))[shard]
+                if table and table[0] != primary:
+                    self.groups[shard] = table
+                    continue
+                if not await self._failover(shard, primary):
+                    return clusterdown(shard, write)
             except RadonError:
-                try:
-                    self.groups[shard] = await self.cluster.ask(Cluster.failover, shard, primary)
-                except ShardLost:
+                if not await self._failover(shard, primary):
                     return clusterdown(shard, write)
         return clusterdown(shard, write)
+
+    async def _failover(self, shard: int, primary: Ref[Shard]) -> bool:
+        try:
+            self.groups[shard] = await self.cluster.ask(Cluster.failover, shard, primary)
+        except ShardLost:
+            self.groups[shard] = []
+            return False
+        return True
 
     async def transaction(
         self, commands: list[list[bytes]], watched: dict[bytes, Token] | None = None
@@ -211,25 +231,38 @@ def write_ids() -> Iterator[str]:
     return (f"{prefix}:{n}" for n in itertools.count())
 
 
-def deployment(
-    hosts: list[str] | None = None, sandbox: bool = False
-) -> Callable[[int, int], dict[str, Any]] | None:
-    """The ``spawn_options`` of a deployment: the only thing that changes between
-    "all in this process", "shards on worker hosts" and "shards sandboxed".
+class Deployment:
+    """Where the shard replicas run: the only thing that changes between "all in
+    this process", "shards on worker hosts" and "shards sandboxed".
 
-    With ``hosts``, replicas go round-robin over the live hosts among them, so the
-    replicas of one shard land on different hosts while there are enough of them.
+    With ``hosts``, replicas run on the system's worker hosts: those named, and
+    any host that joins later (``System.start_host``/``connect_host``), which is
+    how the store heals onto hosts that come back (see ``_cluster.py``).
     """
-    if hosts and sandbox:
-        raise ValueError("sandboxed shards on other hosts are not supported yet; pick one")
-    if hosts:
-        from radon_actors import RoundRobin
 
-        policy = RoundRobin(among=hosts)
-        return lambda shard, n: {"host": policy}
-    if sandbox:
-        return lambda shard, n: {"sandbox": True}
-    return None
+    def __init__(self, hosts: list[str] | None = None, sandbox: bool = False) -> None:
+        if hosts and sandbox:
+            raise ValueError("sandboxed shards on other hosts are not supported yet; pick one")
+        self.hosts = list(hosts or [])
+        self.sandbox = sandbox
+
+    def live(self, system: System) -> list[str] | None:
+        """The live worker hosts replicas may use (None: this process only)."""
+        if not self.hosts:
+            return None
+        return [h for h in system.hosts if h != "local"]
+
+    def options(self, host: str | None) -> dict[str, Any]:
+        if host is not None:
+            return {"host": host}
+        return {"sandbox": True} if self.sandbox else {}
+
+
+def deployment(hosts: list[str] | None = None, sandbox: bool = False) -> Deployment | None:
+    """The :class:`Deployment` for ``--hosts``/``--sandbox`` (None: this process)."""
+    if not hosts and not sandbox:
+        return None
+    return Deployment(hosts, sandbox)
 
 
 @asynccontextmanager
@@ -240,23 +273,41 @@ async def open_store(
     replicas: int = 2,
     coordinators: int = 4,
     clock: Callable[[], float] = time.time,
-    spawn_options: Callable[[int, int], dict[str, Any]] | None = None,
+    spawn_options: Deployment | None = None,
+    heal_interval: float | None = 1.0,
 ) -> AsyncIterator[Store]:
     """Spawn the store's atoms in ``system`` and yield a :class:`Store` over them.
 
-    ``spawn_options(shard, n)`` may return extra keyword arguments of
-    ``system.spawn`` for the ``n``-th replica started (for example ``host=`` or
-    ``sandbox=``): that is the whole difference between deployments.
+    ``spawn_options`` (a :class:`Deployment`, see :func:`deployment`) says where
+    the shard replicas run. ``heal_interval`` is how often the cluster checks its
+    replica sets and heals them (``None``: only when asked, ``Cluster.heal``).
     """
     if not 1 <= shards < 2 ** (64 - SCAN_BITS):
         raise ValueError(f"shards must be between 1 and {2 ** (64 - SCAN_BITS) - 1}")
-    started = itertools.count()
+    where = spawn_options or Deployment()
 
-    async def new_replica(shard: int) -> Ref[Shard]:
-        options = spawn_options(shard, next(started)) if spawn_options is not None else {}
-        return await system.spawn(Shard, shard, clock, **options)
+    def live_hosts() -> list[str] | None:
+        return where.live(system)
 
-    cluster = await system.spawn(Cluster, shards, replicas, new_replica)
+    async def place(shard: int, avoid: list[str]) -> tuple[Ref[Shard], str | None]:
+        live = where.live(system)
+        host: str | None = None
+        if live is not None:
+            if not live:
+                raise NoSuchHost("no worker host is live to run a replica on")
+            # The least used live host this shard does not use yet.
+            counts = {h: 0 for h in live}
+            for h in placed.values():
+                if h in counts:
+                    counts[h] += 1
+            fits = [h for h in live if h not in avoid] or live
+            host = min(fits, key=lambda h: (counts[h], fits.index(h)))
+        replica = await system.spawn(Shard, shard, clock, **where.options(host))
+        placed[replica] = host
+        return replica, host
+
+    placed: dict[Ref[Shard], str | None] = {}
+    cluster = await system.spawn(Cluster, shards, replicas, place, live_hosts, heal_interval)
     groups = await cluster.ask(Cluster.table)
     coords = [await system.spawn(Coordinator, cluster, shards, clock) for _ in range(coordinators)]
     try:

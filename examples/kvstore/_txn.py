@@ -36,7 +36,7 @@ from ._cluster import ShardLost
 from ._commands import Entry, execute, keys_of
 from ._resp import Error, Reply
 from ._ring import Ring
-from ._shard import Changes, Shard, Token, changed
+from ._shard import Changes, NotMember, Shard, Token, changed
 
 __all__ = ["Coordinator"]
 
@@ -141,15 +141,34 @@ class Coordinator(Atom):
     async def _call(self, shard: int, name: str, *args: object) -> object:
         """Ask the shard's primary, failing over (and retrying) if it is gone."""
         for _ in range(8):
-            primary = self.groups[shard][0]
+            group = self.groups[shard]
+            if not group:
+                group = self.groups[shard] = (await self.cluster.ask("table"))[shard]
+                if not group:
+                    raise ShardLost(f"every replica of shard {shard} is gone")
+            primary = group[0]
             try:
                 return await primary.ask(name, *args)
+            except NotMember:
+                # Refused before running (see Store.on_primary): find the new lead.
+                table = (await self.cluster.ask("table"))[shard]
+                if table and table[0] != primary:
+                    self.groups[shard] = table
+                    continue
+                self.groups[shard] = await self._failover(shard, primary)
             except RadonError as exc:
                 if not _is_unreachable(exc):
                     raise
-                # ShardLost (a Rejection) when no replica is left: to the caller.
-                self.groups[shard] = await self.cluster.ask("failover", shard, primary)
+                self.groups[shard] = await self._failover(shard, primary)
         raise ShardLost(f"shard {shard} has no reachable primary")
+
+    async def _failover(self, shard: int, primary: Ref[Shard]) -> list[Ref[Shard]]:
+        try:
+            group: list[Ref[Shard]] = await self.cluster.ask("failover", shard, primary)
+        except ShardLost:
+            self.groups[shard] = []  # asked again next time: a host may have come back
+            raise
+        return group
 
 
 def _is_unreachable(exc: RadonError) -> bool:

@@ -58,7 +58,7 @@ async def _values(store: Store, keys: list[bytes]) -> list[Any]:
 async def _replicas_agree(store: Store) -> None:
     for group in await store.cluster.ask("table"):
         snapshots = [await replica.ask(Shard.snapshot) for replica in group]
-        assert all(s == snapshots[0] for s in snapshots), "replicas of a shard differ"
+        assert all(s == snapshots[0] for s in snapshots), [len(x) for x in snapshots]
 
 
 async def test_a_write_whose_primary_died_after_replicating_is_applied_once(crash: Crash) -> None:
@@ -214,5 +214,89 @@ async def test_single_shard_transfers_through_a_killed_host_apply_each_once() ->
                     expected[dst] += amount
                 got = dict(zip(accounts, await _values(store, accounts), strict=True))
                 assert got == {a: b"%d" % v for a, v in expected.items()}
+        finally:
+            kill_workers(system)
+
+
+async def _kill_and_wait(system: Any, name: str) -> None:
+    """SIGKILL a worker host and wait until this process knows it is down."""
+    node = node_of(system)
+    assert node is not None
+    down = trio.Event()
+
+    def seen(host: str, reason: object) -> None:
+        if host == name:
+            down.set()
+
+    node.host_down_callbacks.append(seen)
+    node.processes[node.peer_by_name(name).node_id].kill()
+    await down.wait()
+    node.host_down_callbacks.remove(seen)
+
+
+def _balanced(hosts: list[list[str | None]], live: list[str]) -> bool:
+    leads = [group[0] for group in hosts]
+    counts = [leads.count(h) for h in live]
+    return max(counts) - min(counts) <= 1
+
+
+async def test_replicas_heal_through_host_losses_and_returns() -> None:
+    """Finding 3: spread primaries, re-replicate after a host loss, spread again
+    when a host comes back, survive the second loss, answer CLUSTERDOWN with no
+    host left, and serve again when one returns."""
+    from examples.kvstore._cluster import Cluster
+
+    async with open_system() as system:
+        try:
+            await system.start_host("w1")
+            await system.start_host("w2")
+            async with open_store(
+                system,
+                shards=4,
+                replicas=2,
+                spawn_options=deployment(["w1", "w2"]),
+                heal_interval=None,  # the test heals when it wants to
+            ) as store:
+                cluster = store.cluster
+                hosts = await cluster.ask(Cluster.hosts)
+                assert all(len(set(group)) == 2 for group in hosts)  # a shard's replicas differ
+                assert _balanced(hosts, ["w1", "w2"])  # not every primary on one host
+                keys = [b"key:%d" % i for i in range(120)]
+                for k in keys:
+                    assert await store.execute([b"SET", k, k]) == Simple("OK")
+
+                await _kill_and_wait(system, "w1")
+                assert await _values(store, keys) == keys  # through failover
+                await cluster.ask(Cluster.heal)
+                hosts = await cluster.ask(Cluster.hosts)
+                assert hosts == [["w2", "w2"]] * 4  # full strength on what is left
+                await _replicas_agree(store)
+
+                await system.start_host("w3")  # a host comes (back)
+                await cluster.ask(Cluster.heal)
+                hosts = await cluster.ask(Cluster.hosts)
+                assert all(sorted(group) == ["w2", "w3"] for group in hosts)
+                assert _balanced(hosts, ["w2", "w3"])
+                assert await _values(store, keys) == keys
+                await _replicas_agree(store)
+
+                await _kill_and_wait(system, "w2")  # the second loss: nothing lost
+                assert await _values(store, keys) == keys
+                await cluster.ask(Cluster.heal)
+                assert await cluster.ask(Cluster.hosts) == [["w3", "w3"]] * 4
+
+                await _kill_and_wait(system, "w3")  # no host left
+                reply = await store.execute([b"GET", keys[0]])
+                assert isinstance(reply, Error) and reply.startswith("CLUSTERDOWN")
+                await cluster.ask(Cluster.heal)  # nothing to heal onto: still down
+                reply = await store.execute([b"SET", b"x", b"1"])
+                assert isinstance(reply, Error) and reply.startswith("CLUSTERDOWN")
+
+                await system.start_host("w4")
+                await cluster.ask(Cluster.heal)  # back, empty: the keys died with w3
+                assert await store.execute([b"SET", b"x", b"1"]) == Simple("OK")
+                assert await store.execute([b"GET", keys[0]]) is None
+                assert await store.dbsize() == 1
+                assert await cluster.ask(Cluster.hosts) == [["w4", "w4"]] * 4
         finally:
             kill_workers(system)
