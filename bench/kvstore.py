@@ -1,10 +1,12 @@
 """The kvstore example against a real Redis, with redis-benchmark, in one run.
 
 For each deployment of ``examples.kvstore`` and for a ``redis-server`` started
-here on loopback, runs ``redis-benchmark -t set,get -n N -c 50`` without and with
+here on loopback, runs ``redis-benchmark -t set,get -n N -c 50 -r 100000``
+(keys spread over 100,000 names, so every shard works) without and with
 pipelining (``-P 16``), and prints throughput and latency side by side with the
-ratio to Redis. Every server is started by this script and killed at the end,
-also on failure.
+ratio to Redis. Before measuring a deployment it checks, through ``INFO radon``,
+that the shards run where it says (other processes, or ``wasi``). Every server
+is started by this script and killed at the end, also on failure.
 
     python bench/kvstore.py                 # N = 100,000
     python bench/kvstore.py --smoke         # N = 1,000: checks it all works
@@ -27,6 +29,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -59,7 +62,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
 
 
 @contextlib.contextmanager
-def _server(cmd: list[str], port: int) -> Iterator[None]:
+def _server(cmd: list[str], port: int) -> Iterator[int]:
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
@@ -69,16 +72,18 @@ def _server(cmd: list[str], port: int) -> Iterator[None]:
     )
     try:
         _wait_for_port(port, proc)
-        yield
+        yield proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
-def _redis_benchmark(port: int, n: int, clients: int, pipeline: int) -> dict[str, dict[str, float]]:
+def _redis_benchmark(
+    port: int, n: int, clients: int, pipeline: int, keyspace: int
+) -> dict[str, dict[str, float]]:
     cmd = ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(n)]
-    cmd += ["-c", str(clients), "-P", str(pipeline), "--csv"]
+    cmd += ["-c", str(clients), "-P", str(pipeline), "-r", str(keyspace), "--csv"]
     out = subprocess.run(
         cmd,
         capture_output=True,
@@ -126,16 +131,40 @@ DEPLOYMENTS: list[tuple[str, Callable[[int], list[str]]]] = [
 ]
 
 
-def run(n: int, clients: int, pipelines: list[int]) -> list[dict[str, Any]]:
+def check_deployment(label: str, port: int, server_pid: int) -> str:
+    """Where the shards of a kvstore deployment run, from ``INFO radon``; raises
+    if that is not what the label says (a benchmark of the wrong thing)."""
+    if not label.startswith("kvstore"):
+        return "redis-server"
+    info = subprocess.run(
+        ["redis-cli", "-p", str(port), "INFO", "radon"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    where = [r for line in info.splitlines() if re.match(r"shard\d+:", line)
+             for r in line.split(":", 1)[1].split(",")]  # fmt: skip
+    pids = {w.split("/")[1] for w in where if w.startswith("linux/")}
+    if "sandboxed" in label:
+        ok = bool(where) and all(w.startswith("wasi/") for w in where)
+    elif "worker host" in label:
+        wanted = int(label.split("on ")[1].split(" ")[0])
+        ok = len(pids) == wanted and str(server_pid) not in pids
+    else:
+        ok = pids == {str(server_pid)}
+    if not ok:
+        raise RuntimeError(f"{label}: the shards run at {sorted(set(where))}, not as labelled")
+    return ", ".join(sorted(set(where)))
+
+
+def run(n: int, clients: int, pipelines: list[int], keyspace: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for label, command in DEPLOYMENTS:
         port = _free_port()
         print(f"... {label}", file=sys.stderr, flush=True)
-        with _server(command(port), port):
+        with _server(command(port), port) as pid:
+            where = check_deployment(label, port, pid)
             for p in pipelines:
-                rows.append(
-                    {"deployment": label, "pipeline": p, **_redis_benchmark(port, n, clients, p)}
-                )
+                figures = _redis_benchmark(port, n, clients, p, keyspace)
+                rows.append({"deployment": label, "pipeline": p, "where": where, **figures})
     return rows
 
 
@@ -200,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="N = 1,000: only checks it works")
     parser.add_argument("-n", type=int, default=100_000, help="requests per test")
     parser.add_argument("-c", type=int, default=50, help="parallel clients")
+    parser.add_argument("-r", type=int, default=100_000, help="keyspace (random key names)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--parser", action="store_true", help="only the RESP parser's cost")
     args = parser.parse_args(argv)
@@ -209,13 +239,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps({"parser": costs}, indent=2))
         return 0
-    missing = [tool for tool in ("redis-server", "redis-benchmark") if shutil.which(tool) is None]
+    missing = [
+        tool
+        for tool in ("redis-server", "redis-benchmark", "redis-cli")
+        if shutil.which(tool) is None
+    ]
     if missing:
         print(f"skipped: {', '.join(missing)} not installed (apt-get install redis-server "
               "redis-tools)")  # fmt: skip
         return 0
     n = 1_000 if args.smoke else args.n
-    rows = run(n, args.c, [1, 16])
+    rows = run(n, args.c, [1, 16], args.r)
     _print(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
