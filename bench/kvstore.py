@@ -4,9 +4,12 @@ For each deployment of ``examples.kvstore`` and for a ``redis-server`` started
 here on loopback, runs ``redis-benchmark -t set,get -n N -c 50 -r 100000``
 (keys spread over 100,000 names, so every shard works) without and with
 pipelining (``-P 16``), and prints throughput and latency side by side with the
-ratio to Redis. Before measuring a deployment it checks, through ``INFO radon``,
-that the shards run where it says (other processes, or ``wasi``). Every server
-is started by this script and killed at the end, also on failure.
+ratios to Redis and to the trio RESP floor (``bench/resp_floor.py``: the
+kvstore's parser and trio sockets answering at once, with no store: what one
+trio process can serve here before any work). Before measuring a deployment
+it checks, through ``INFO radon``, that the shards run where it says (other
+processes, or ``wasi``). Every server is started by this script and killed at
+the end, also on failure.
 
     python bench/kvstore.py                 # N = 100,000
     python bench/kvstore.py --smoke         # N = 1,000: checks it all works
@@ -117,6 +120,10 @@ DEPLOYMENTS: list[tuple[str, Callable[[int], list[str]]]] = [
         "redis-server",
         lambda port: ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
     ),
+    (
+        "trio RESP floor (parse, answer, no store)",
+        lambda port: [sys.executable, str(ROOT / "bench" / "resp_floor.py"), str(port)],
+    ),
     ("kvstore, one process, 8 shards x 2 replicas", _store("--shards", "8", "--replicas", "2")),
     ("kvstore, one process, 8 shards x 1 replica", _store("--shards", "8", "--replicas", "1")),
     (
@@ -135,7 +142,7 @@ def check_deployment(label: str, port: int, server_pid: int) -> str:
     """Where the shards of a kvstore deployment run, from ``INFO radon``; raises
     if that is not what the label says (a benchmark of the wrong thing)."""
     if not label.startswith("kvstore"):
-        return "redis-server"
+        return label.split(" (")[0]
     info = subprocess.run(
         ["redis-cli", "-p", str(port), "INFO", "radon"],
         capture_output=True, text=True, timeout=60, check=True,
@@ -168,18 +175,28 @@ def run(n: int, clients: int, pipelines: list[int], keyspace: int) -> list[dict[
     return rows
 
 
+FLOOR = "trio RESP floor (parse, answer, no store)"
+
+
 def _print(rows: list[dict[str, Any]]) -> None:
-    redis = {(r["pipeline"]): r for r in rows if r["deployment"] == "redis-server"}
+    redis = {r["pipeline"]: r for r in rows if r["deployment"] == "redis-server"}
+    floor = {r["pipeline"]: r for r in rows if r["deployment"] == FLOOR}
     print(f"{'deployment':46} {'-P':>3} {'SET rps':>10} {'p50 ms':>7} {'GET rps':>10} "
-          f"{'p50 ms':>7} {'SET/redis':>9} {'GET/redis':>9}")  # fmt: skip
+          f"{'p50 ms':>7} {'SET/redis':>9} {'GET/redis':>9} {'SET/floor':>9} "
+          f"{'GET/floor':>9}")  # fmt: skip
     for r in rows:
-        base = redis[r["pipeline"]]
-        set_ratio = r["SET"]["rps"] / base["SET"]["rps"]
-        get_ratio = r["GET"]["rps"] / base["GET"]["rps"]
+        ratios = [
+            r[op]["rps"] / base[r["pipeline"]][op]["rps"]
+            for base in (redis, floor)
+            for op in ("SET", "GET")
+        ]
+        r["ratios"] = dict(
+            zip(["set_redis", "get_redis", "set_floor", "get_floor"], ratios, strict=True)
+        )
         print(
             f"{r['deployment']:46} {r['pipeline']:3} {r['SET']['rps']:10,.0f} "
             f"{r['SET']['p50_ms']:7.3f} {r['GET']['rps']:10,.0f} {r['GET']['p50_ms']:7.3f} "
-            f"{set_ratio:9.3f} {get_ratio:9.3f}"
+            + " ".join(f"{x:9.3f}" for x in ratios)
         )
 
 
