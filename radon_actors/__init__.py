@@ -27,7 +27,13 @@ from ._errors import (
     StashOverflow,
 )
 from ._ref import Ref
-from .sandbox._errors import MessageNotPortable, SandboxBuildError, SandboxCrashed, SandboxError
+from .sandbox._errors import (
+    MessageNotPortable,
+    SandboxBuildError,
+    SandboxCrashed,
+    SandboxDenied,
+    SandboxError,
+)
 
 if TYPE_CHECKING:
     from ._open import open_system
@@ -91,6 +97,7 @@ __all__ = [
     "SandboxBuildError",
     "SandboxConfig",
     "SandboxCrashed",
+    "SandboxDenied",
     "SandboxError",
     "SpawnError",
     "StashOverflow",

@@ -12,6 +12,11 @@ def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) ->
         raise ValueError(f"SandboxConfig.{attribute.name} must be a positive int, not {value!r}")
 
 
+def _positive_number(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"SandboxConfig.{attribute.name} must be a positive number, not {value!r}")
+
+
 @attrs.frozen
 class SandboxConfig:
     """How a sandboxed atom runs: pass it as ``spawn(..., sandbox=SandboxConfig(...))``
@@ -33,6 +38,25 @@ class SandboxConfig:
     memory: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)
     """Cap on the guest's linear memory, in bytes (the embedded CPython and its heap
     start at about 20 MiB)."""
+
+    max_timers: int = attrs.field(default=100, validator=_positive)
+    """Live timers the atom may hold at once (``send_after``/``send_every``);
+    one more raises :class:`~radon_actors.SandboxDenied` in its handler."""
+
+    min_timer_interval: float = attrs.field(default=0.01, validator=_positive_number)
+    """Shortest period of a periodic timer, in seconds: a guest cannot make the
+    host's loop fire its timers faster than this."""
+
+    max_children: int = attrs.field(default=100, validator=_positive)
+    """Live children the atom may have at once (each sandboxed child counts its
+    own against its own quota)."""
+
+    native_children: bool = False
+    """Whether the atom may spawn children that run natively (``sandbox=False``
+    from inside the sandbox). Off by default: a native child runs code of the
+    guest's choosing outside the sandbox, so only a host that trusts the
+    atom's choice of classes turns it on. Children spawned with the class
+    default or ``sandbox=True`` run sandboxed with the parent's limits."""
 
     threaded: bool = False
     """Run the atom's turns on worker threads (``trio.to_thread`` with a limiter of

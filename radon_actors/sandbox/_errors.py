@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from .._errors import RadonError
 
-__all__ = ["MessageNotPortable", "SandboxBuildError", "SandboxCrashed", "SandboxError"]
+__all__ = [
+    "MessageNotPortable",
+    "SandboxBuildError",
+    "SandboxCrashed",
+    "SandboxDenied",
+    "SandboxError",
+]
 
 
 class SandboxError(RadonError):
@@ -38,3 +44,14 @@ class MessageNotPortable(SandboxError, ValueError):
     """A value cannot cross the sandbox boundary (it does not pickle, or the other
     side cannot rebuild it). Send plain data, Refs, or instances of classes that
     both the host and the atom's module can import."""
+
+
+class SandboxDenied(SandboxError, PermissionError):
+    """The host refused what a sandboxed atom asked for: something its
+    :class:`~radon_actors.SandboxConfig` does not allow (a native child) or a
+    quota it has used up (live timers, timer period, live children).
+
+    Raised inside the atom's handler, which may catch it; the message names the
+    ``SandboxConfig`` field that decides, so the host can raise it if the atom
+    is trusted to do more.
+    """

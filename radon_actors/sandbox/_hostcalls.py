@@ -31,7 +31,8 @@ from wasmtime import component as wc
 from .. import _ref
 from ..runtime import resolve
 from ._codec import dec, enc, enc_value
-from ._errors import MessageNotPortable, SandboxError
+from ._config import SandboxConfig
+from ._errors import MessageNotPortable, SandboxDenied, SandboxError
 
 if TYPE_CHECKING:
     from ._instance import GuestAtom
@@ -109,12 +110,31 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
         endpoint = _endpoint(req.target)
         return await endpoint.ask(req.handler, args, kwargs, req.timeout)
     if op.tag == "spawn":
+        if req.isolation not in _ISOLATION:  # pragma: no cover
+            raise SandboxError(f"unknown isolation {req.isolation!r} in a spawn request")
+        config = guest.config
+        if req.isolation == "native" and not config.native_children:
+            raise SandboxDenied(
+                "a sandboxed atom cannot spawn a native child (sandbox=False): the child "
+                "would run code outside the sandbox; the host allows it with "
+                "SandboxConfig(native_children=True)"
+            )
+        cell = guest.cell
+        if len(cell.children) >= config.max_children:
+            raise SandboxDenied(
+                f"this sandboxed atom already has {len(cell.children)} live children, its "
+                f"quota (SandboxConfig.max_children={config.max_children})"
+            )
         cls = dec(getattr(req, "class"))
         args, kwargs = _decode_message(req.message)
-        sandbox = _ISOLATION.get(req.isolation)
-        if sandbox is None and req.isolation != "class-default":  # pragma: no cover
-            raise SandboxError(f"unknown isolation {req.isolation!r} in a spawn request")
-        return await guest.cell.spawn(cls, args, kwargs, req.name, sandbox)
+        # Children stay sandboxed: the class default, or an explicit True, runs
+        # the child in WebAssembly with the parent's limits (a class attribute
+        # that is a SandboxConfig of its own wins for the class default).
+        sandbox: Any = False
+        if req.isolation != "native":
+            own = getattr(cls, "sandbox", None) if req.isolation == "class-default" else None
+            sandbox = own if isinstance(own, SandboxConfig) else config
+        return await cell.spawn(cls, args, kwargs, req.name, sandbox)
     raise SandboxError(f"unknown guest operation {op.tag!r}")  # pragma: no cover
 
 
@@ -163,6 +183,18 @@ def _h_now(store: Any) -> float:
 
 
 def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, message: str) -> int:
+    config = guest.config
+    if periodic and not delay >= config.min_timer_interval:
+        raise SandboxDenied(
+            f"a periodic timer every {delay!r} s fires faster than this sandboxed atom may "
+            f"(SandboxConfig.min_timer_interval={config.min_timer_interval} s)"
+        )
+    live = guest.live_timers()
+    if live >= config.max_timers:
+        raise SandboxDenied(
+            f"this sandboxed atom already holds {live} live timers, its quota "
+            f"(SandboxConfig.max_timers={config.max_timers}); cancel some first"
+        )
     args, kwargs = _decode_message(message)
     cell = guest.cell
     if periodic:

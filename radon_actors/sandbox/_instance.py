@@ -247,6 +247,13 @@ class GuestAtom:
         and the next number: what a move carries beside :meth:`snapshot`."""
         return dict(self.timers), next(self._timer_ids)
 
+    def live_timers(self) -> int:
+        """How many of the guest's timers can still fire (spent ones are dropped)."""
+        timers = self.timers
+        for timer_id in [t for t, handle in timers.items() if not handle.active]:
+            del timers[timer_id]
+        return len(timers)
+
     def add_timer(self, handle: TimerHandle) -> int:
         """File a host timer under a fresh number, the one the guest holds."""
         timer_id = next(self._timer_ids)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from radon_actors import Atom, Ref, Rejection, handler
+from radon_actors import Atom, Ref, Rejection, SandboxDenied, handler
 
 
 class Boom(Exception):
@@ -217,6 +217,31 @@ class Hostile(Atom):
         import os
 
         return dict(os.environ)
+
+    @handler
+    def flood_timers(self, n: int, period: float) -> tuple[int, str]:
+        """Try to set ``n`` periodic timers: how many the host granted, and its
+        refusal (empty if none)."""
+        granted = 0
+        try:
+            for _ in range(n):
+                self.send_every(period, Hostile.ok)
+                granted += 1
+        except SandboxDenied as exc:
+            return granted, str(exc)
+        return granted, ""
+
+    @handler
+    async def spawn_many(self, n: int) -> tuple[int, str]:
+        """Try to spawn ``n`` children: how many the host granted, and its refusal."""
+        granted = 0
+        try:
+            for _ in range(n):
+                await self.spawn(Counter)
+                granted += 1
+        except SandboxDenied as exc:
+            return granted, str(exc)
+        return granted, ""
 
 
 class Cruncher(Atom):

@@ -87,3 +87,38 @@ async def test_a_crashed_atom_under_stop_directive_stops() -> None:
             await attacker.ask(Hostile.spin)
         await cell.stopped.wait()
         assert cell.instance is None
+
+
+async def test_a_timer_flood_is_refused_and_the_host_loop_keeps_its_pace() -> None:
+    """Escape 6 of issue #15: 2,000 periodic 1 ms timers starved the host loop.
+    Periods under the quota are refused outright, and live timers are capped."""
+    quota = SandboxConfig(max_timers=50, min_timer_interval=0.05)
+    async with open_system() as system:
+        attacker = await system.spawn(Hostile, sandbox=quota)
+        granted, refusal = await attacker.ask(Hostile.flood_timers, 2_000, 0.001)
+        assert granted == 0 and "min_timer_interval=0.05" in refusal
+        granted, refusal = await attacker.ask(Hostile.flood_timers, 2_000, 0.05)
+        assert granted == 50 and "max_timers=50" in refusal
+        cell = cell_of(attacker)
+        assert cell is not None and len(cell.instance.timers) == 50
+        assert _restarts(attacker) == 0  # refused, not crashed: the guest caught it
+        # The default quota is in force without a config too.
+        default = await system.spawn(Hostile, sandbox=True)
+        granted, refusal = await default.ask(Hostile.flood_timers, 2_000, 0.001)
+        assert granted == 0 and "min_timer_interval" in refusal
+
+
+async def test_children_beyond_the_quota_are_refused() -> None:
+    """Escape 7 of issue #15 (in part): 5,000 children in 2.6 s; now a quota."""
+    async with open_system() as system:
+        attacker = await system.spawn(Hostile, sandbox=SandboxConfig(max_children=20))
+        granted, refusal = await attacker.ask(Hostile.spawn_many, 5_000)
+        assert granted == 20 and "max_children=20" in refusal
+        cell = cell_of(attacker)
+        assert cell is not None and len(cell.children) == 20
+
+
+def test_quota_settings_are_checked() -> None:
+    for bad in ({"max_timers": 0}, {"min_timer_interval": 0}, {"max_children": -1}):
+        with pytest.raises(ValueError, match="SandboxConfig"):
+            SandboxConfig(**bad)  # type: ignore[arg-type]

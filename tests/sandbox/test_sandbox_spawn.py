@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from sandbox_atoms import Counter, Relay, SandboxedCounter
 
-from radon_actors import Ref, SandboxConfig, open_system
+from radon_actors import Ref, SandboxConfig, SandboxDenied, open_system
 from radon_actors.runtime._cell import AtomCell
 from radon_actors.sandbox._instance import GuestAtom
 from radon_actors.testing import cell_of
@@ -28,7 +29,6 @@ def _cell(ref: Ref[Any]) -> AtomCell:
     return cell
 
 
-@pytest.mark.parametrize("parent", PARENTS)
 @pytest.mark.parametrize(
     ("cls", "choice", "sandboxed"),
     [
@@ -40,11 +40,11 @@ def _cell(ref: Ref[Any]) -> AtomCell:
         pytest.param(SandboxedCounter, True, True, id="sandboxed-class-sandboxed"),
     ],
 )
-async def test_child_runs_where_the_parent_says(
-    parent: Any, cls: type[Counter], choice: bool | None, sandboxed: bool
+async def test_a_native_parent_chooses_where_its_child_runs(
+    cls: type[Counter], choice: bool | None, sandboxed: bool
 ) -> None:
     async with open_system() as system:
-        relay = await system.spawn(Relay, sandbox=parent)
+        relay = await system.spawn(Relay)
         child = await relay.ask(Relay.make_child_as, cls, 4, choice)
         cell = _cell(child)
         assert isinstance(cell.instance, GuestAtom) is sandboxed
@@ -55,6 +55,52 @@ async def test_child_runs_where_the_parent_says(
         assert await child.ask(Counter.incr, 1) == 5
         await system.stop(relay)
         assert cell.stopped.is_set()  # children stop with their parent
+
+
+SANDBOXED_PARENTS = [
+    pytest.param(SandboxConfig(fuel=333_333_333), id="sandboxed-parent"),
+    pytest.param(SandboxConfig(threaded=True), id="threaded-parent"),
+]
+
+
+@pytest.mark.parametrize("parent", SANDBOXED_PARENTS)
+@pytest.mark.parametrize(
+    ("cls", "choice"),
+    [
+        pytest.param(Counter, None, id="native-class-default"),
+        pytest.param(Counter, True, id="native-class-sandboxed"),
+        pytest.param(SandboxedCounter, None, id="sandboxed-class-default"),
+        pytest.param(SandboxedCounter, True, id="sandboxed-class-sandboxed"),
+    ],
+)
+async def test_children_of_a_sandboxed_atom_stay_sandboxed(
+    parent: SandboxConfig, cls: type[Counter], choice: bool | None
+) -> None:
+    # Whatever the child's class says, a sandboxed parent's child runs in
+    # WebAssembly, with the parent's limits (the host's policy for that tree).
+    async with open_system() as system:
+        relay = await system.spawn(Relay, sandbox=parent)
+        child = await relay.ask(Relay.make_child_as, cls, 4, choice)
+        cell = _cell(child)
+        assert isinstance(cell.instance, GuestAtom)
+        assert cell.instance.config == parent
+        assert cell.parent is _cell(relay)
+        assert await child.ask(Counter.incr, 1) == 5
+
+
+@pytest.mark.parametrize("parent", SANDBOXED_PARENTS)
+async def test_a_sandboxed_atom_cannot_spawn_a_native_child(parent: SandboxConfig) -> None:
+    # Escape 2 of issue #15: a native child ran code outside the sandbox.
+    async with open_system() as system:
+        relay = await system.spawn(Relay, sandbox=parent)
+        for cls in (Counter, SandboxedCounter):
+            with pytest.raises(SandboxDenied, match="native_children=True"):
+                await relay.ask(Relay.make_child_as, cls, 4, False)
+        assert _cell(relay).children == {}
+        # ... unless the host allows it for that atom.
+        trusted = await system.spawn(Relay, sandbox=attrs.evolve(parent, native_children=True))
+        child = await trusted.ask(Relay.make_child_as, Counter, 4, False)
+        assert not isinstance(_cell(child).instance, GuestAtom)
 
 
 async def test_native_parent_passes_a_sandbox_config() -> None:
