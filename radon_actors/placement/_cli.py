@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import ssl
@@ -33,6 +34,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", default=None, help="serve TLS with this certificate (PEM)")
     parser.add_argument("--tls-key", default=None, help="private key of --tls-cert (PEM)")
     parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow listening on a non-loopback address without TLS (frames after the "
+        "handshake are then not protected; logged as a warning)",
+    )
+    parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
     parser.add_argument(
@@ -43,6 +50,15 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="directory to put in front of sys.path, where the atoms' modules are "
         "imported from (repeatable; the current directory is searched too)",
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
@@ -66,6 +82,22 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
             getattr(logging, args.log_level.upper())
         ),
     )
+    exposed = not _is_loopback(host) and not args.tls_cert
+    if exposed and not args.insecure:
+        print(
+            f"radon host: refusing to listen on {host} without TLS: after the handshake, "
+            "frames are not authenticated, so anyone on the network path could inject "
+            "messages; give --tls-cert and --tls-key, listen on a loopback address, or "
+            "pass --insecure to accept the risk",
+            file=sys.stderr,
+        )
+        return 2
+    if exposed:
+        structlog.get_logger("radon_actors.placement").warning(
+            "placement.insecure_listen",
+            address=args.listen,
+            risk="frames after the handshake are not authenticated (--insecure)",
+        )
     name = args.name
     context = None
     if args.tls_cert:

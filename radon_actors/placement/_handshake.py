@@ -72,9 +72,11 @@ async def dial(node: Node, address: str, ssl_context: ssl.SSLContext | None = No
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
-    if frames[0][0] != "hello":
-        raise ProtocolError(f"expected a hello from {address}, got {frames[0][0]!r}")
-    hello = _new(Hello, frames[0])
+    try:
+        hello = _check_hello(frames[0], address)
+    except ProtocolError:
+        await trio.aclose_forcefully(stream)
+        raise
     peer = node.add_peer(hello.node_id, hello.name, hello.address or address)
     peer.python = hello.python
     peer.attach(stream)  # else the peer's own dial won: this one only reads
@@ -82,9 +84,41 @@ async def dial(node: Node, address: str, ssl_context: ssl.SSLContext | None = No
     return peer
 
 
+def _check_hello(frame: Any, remote: str) -> Hello:
+    """The peer's hello, checked field by field: a malformed one (any shape, any
+    types) is a :class:`ProtocolError` for that connection, nothing more."""
+    if not (isinstance(frame, tuple) and len(frame) == len(Hello._fields)):
+        raise ProtocolError(f"{remote} sent {type(frame).__name__} where a hello was due")
+    kind, node_id, name, address, python = frame
+    if kind != "hello":
+        raise ProtocolError(f"{remote} sent {str(kind)[:40]!r} where a hello was due")
+    if not (
+        isinstance(node_id, str)
+        and isinstance(name, str)
+        and (address is None or isinstance(address, str))
+        and isinstance(python, str)
+        and 0 < len(node_id) <= 200
+        and 0 < len(name) <= 200
+    ):
+        raise ProtocolError(f"{remote} sent a hello with malformed fields")
+    return _new(Hello, frame)
+
+
 async def accept(node: Node, stream: trio.abc.Stream) -> None:
-    """Serve one incoming connection (the listener's handler)."""
+    """Serve one incoming connection (the listener's handler).
+
+    Nothing a peer sends may end the host: whatever goes wrong on this
+    connection (before or after authentication) closes it, with a log line
+    naming the peer, and the listener carries on serving the others."""
     remote = _remote_label(stream)
+    try:
+        await _accept(node, stream, remote)
+    except Exception as exc:
+        _log.error("placement.connection_failed", remote=remote, error=repr(exc))
+        await trio.aclose_forcefully(stream)
+
+
+async def _accept(node: Node, stream: trio.abc.Stream, remote: str) -> None:
     try:
         if node.ssl_server is not None:
             stream = trio.SSLStream(stream, node.ssl_server, server_side=True)
@@ -103,15 +137,18 @@ async def accept(node: Node, stream: trio.abc.Stream) -> None:
     reader = FrameReader()
     try:
         frames = await _first_frames(stream, reader)
-    except (trio.TooSlowError, trio.BrokenResourceError, OSError, ProtocolError):
+    except (trio.TooSlowError, trio.BrokenResourceError, OSError, ProtocolError) as exc:
+        _log.warning("placement.bad_hello", remote=remote, reason=repr(exc))
         await trio.aclose_forcefully(stream)
         return
     if not frames:
         return
-    if frames[0][0] != "hello":
+    try:
+        hello = _check_hello(frames[0], remote)
+    except ProtocolError as exc:
+        _log.warning("placement.bad_hello", remote=remote, reason=str(exc))
         await trio.aclose_forcefully(stream)
         return
-    hello = _new(Hello, frames[0])
     peer = node.add_peer(hello.node_id, hello.name, hello.address)
     peer.python = hello.python
     if not peer.attach(stream, first=_hello(node)):

@@ -135,7 +135,17 @@ async def connect_host(
 
 
 def read_secret(path: str | os.PathLike[str]) -> bytes:
+    """The cluster secret in ``path``; refused (``ValueError``) if the file can be
+    read or written by anyone but its owner, as ssh refuses such keys, or if the
+    secret is shorter than 16 bytes."""
     with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if os.name == "posix" and mode & 0o077:
+            raise ValueError(
+                f"the cluster secret file {os.fspath(path)!r} is open to group or others "
+                f"(mode {mode & 0o777:04o}); anyone who reads it can join the cluster: "
+                f"run chmod 600 {os.fspath(path)}"
+            )
         secret = f.read().strip()
     if len(secret) < 16:
         raise ValueError(f"the cluster secret in {os.fspath(path)!r} is shorter than 16 bytes")

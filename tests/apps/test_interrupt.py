@@ -51,6 +51,7 @@ async def test_ctrl_c_stops_the_kvstore_example_cleanly() -> None:
 async def test_ctrl_c_stops_radon_host_cleanly(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)  # a shared secret must be private (read_secret checks)
     radon = Path(sys.executable).parent / "radon"
     cmd = [str(radon), "host", "--listen", "127.0.0.1:0", "--secret-file", str(secret)]
     status, stderr = await _interrupt_when(cmd, b"READY", "stdout")

@@ -178,8 +178,10 @@ async def test_stopped_host_is_declared_down_by_heartbeat() -> None:
 async def test_radon_host_console_script_joined_by_address(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)  # a shared secret must be private (read_secret checks)
     wrong = tmp_path / "wrong"
     wrong.write_bytes(b"not-the-secret-at-all-0123")
+    wrong.chmod(0o600)
     async with radon_host(secret, "remote") as (proc, line):
         kind, _, address = line.partition(" ")
         assert kind == "READY"
@@ -201,6 +203,46 @@ async def test_radon_host_console_script_joined_by_address(tmp_path: Path) -> No
         async with open_system() as system:
             await system.connect_host(address, secret_file=secret)
             assert await node_of(system).hosts()[1].load() == 0
+
+
+async def _radon_host_refusal(*args: str) -> tuple[int, str]:
+    done = await trio.run_process(
+        [sys.executable, "-m", "radon_actors._cli", "host", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    return done.returncode, done.stderr.decode()
+
+
+async def test_radon_host_refuses_a_secret_file_others_can_read(tmp_path: Path) -> None:
+    """Finding 2 of issue #14: a world-readable secret file was accepted."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o644)
+    code, err = await _radon_host_refusal("--listen", "127.0.0.1:0", "--secret-file", str(secret))
+    assert code == 2
+    assert "open to group or others (mode 0644)" in err and "chmod 600" in err
+    async with open_system() as system:
+        with pytest.raises(ValueError, match="chmod 600"):
+            await system.connect_host("127.0.0.1:1", secret_file=secret)
+
+
+async def test_radon_host_refuses_an_exposed_address_without_tls(tmp_path: Path) -> None:
+    """Finding 2 of issue #14: listening on 0.0.0.0 without TLS went unremarked."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    code, err = await _radon_host_refusal("--listen", "0.0.0.0:0", "--secret-file", str(secret))
+    assert code == 2 and "refusing to listen on 0.0.0.0 without TLS" in err
+    # --insecure: it starts, says so, and serves.
+    async with radon_host(secret, "exposed", "--listen", "0.0.0.0:0", "--insecure") as (
+        _proc,
+        line,
+    ):
+        port = line.rpartition(":")[2]
+        async with open_system() as system:
+            assert await system.connect_host(f"127.0.0.1:{port}", secret_file=secret) == ("exposed")
 
 
 async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:
@@ -344,6 +386,7 @@ async def test_radon_host_path_imports_the_users_modules(
 
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)  # a shared secret must be private (read_secret checks)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     path = [p for p in sys.path if p and p != str(app)]

@@ -348,6 +348,7 @@ async def test_a_radon_host_joined_by_address_runs_and_moves_sandboxed_atoms(
     # (natively too: the restart after a round trip home is not sandbox-specific)
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)  # a shared secret must be private (read_secret checks)
     kind = sandboxed_kind()
     async with (
         radon_host(secret, "remote") as (proc, line),

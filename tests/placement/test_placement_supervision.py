@@ -300,6 +300,7 @@ async def test_every_atom_of_a_killed_host_is_restarted_with_its_own_state() -> 
 async def test_an_atom_on_a_sigkilled_radon_host_restarts_on_a_worker(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)  # a shared secret must be private (read_secret checks)
     async with radon_host(secret, "remote") as (proc, line):
         address = line.split()[1]
         async with open_system(shutdown_timeout=5) as system:

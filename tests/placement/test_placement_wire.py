@@ -228,3 +228,52 @@ async def test_an_unknown_request_is_answered_with_an_error_not_silence() -> Non
         peer = await cnode.dial(address)
         with trio.fail_after(5), pytest.raises(ProtocolError, match="does not know"):
             await cnode.request(peer, ("no-such-request", 1, 2))
+
+
+def _frame(obj: object) -> bytes:
+    data = pickle.dumps(obj)
+    return len(data).to_bytes(4, "big") + data
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        _frame(42),  # not a tuple
+        _frame(()),
+        _frame(("hello",)),  # too short
+        _frame(("hello", ["not", "hashable"], "n", None, "3.11")),
+        _frame(("hello", "id", 7, None, "3.11")),
+        _frame(("hello", "id", "n", None, "3.11", "extra")),
+        _frame(("ping",)),  # a frame, but not a hello
+        (_wire.MAX_FRAME + 1).to_bytes(4, "big") + b"x" * 100,  # over the size limit
+        b"\x00\x00\x00\x05nope!",  # not a pickle
+    ],
+    ids=[
+        "int",
+        "empty",
+        "short",
+        "list-id",
+        "int-name",
+        "long",
+        "ping",
+        "oversized",
+        "garbage",
+    ],
+)
+async def test_a_malformed_hello_closes_that_connection_only(first: bytes) -> None:
+    """Finding 1 of issue #14: an authenticated peer's malformed first frame
+    ended the whole host. Now it closes that connection, with a log line."""
+    async with serving() as (server, node, address):
+        with structlog.testing.capture_logs() as logs:
+            stream = await _connect(address)
+            await _wire.client_handshake(stream, SECRET)
+            await stream.send_all(first)
+            await _until_closed(stream)
+        (refused,) = [e for e in logs if e["event"] == "placement.bad_hello"]
+        assert refused["remote"].startswith("127.0.0.1:")  # names the peer
+        # The host is still up and serves a legitimate peer.
+        async with open_system() as client:
+            cnode = Node(client, SECRET, name="client")
+            client.install_placement(cnode)
+            assert (await cnode.dial(address)).name == "server"
+        assert node_of(server) is node
