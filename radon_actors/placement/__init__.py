@@ -4,7 +4,14 @@ Use it through :class:`~radon_actors.System`: ``start_host``, ``connect_host``,
 ``spawn(..., host=...)`` and ``migrate``. See ``docs/placement.md``.
 """
 
-from ._errors import AuthenticationFailed, HostDown, MigrationError, NoSuchHost, ProtocolError
+from ._errors import (
+    AuthenticationFailed,
+    HostDown,
+    MessageTooLarge,
+    MigrationError,
+    NoSuchHost,
+    ProtocolError,
+)
 from ._node import make_node
 from ._policy import HostInfo, LeastLoaded, PlacementPolicy, RoundRobin
 from ._serve import serve_host
@@ -14,6 +21,7 @@ __all__ = [
     "HostDown",
     "HostInfo",
     "LeastLoaded",
+    "MessageTooLarge",
     "MigrationError",
     "NoSuchHost",
     "PlacementPolicy",

@@ -34,7 +34,7 @@ from ..mailbox import BUDGET, budget
 from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
 from ._errors import HostDown
 from ._frames import Cancel, StopAtom
-from ._wire import PICKLE_PROTOCOL
+from ._wire import MAX_MESSAGE, PICKLE_PROTOCOL, check_size, too_large
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -109,8 +109,10 @@ def dump_outcome(result: outcome.Outcome[Any], where: str) -> bytes:
     """Pickle an ask's outcome; an exception gets its traceback as a note."""
     if isinstance(result, outcome.Value):
         try:
-            return pickle.dumps((True, result.value), PICKLE_PROTOCOL)
-        except Exception as unpicklable:
+            blob = pickle.dumps((True, result.value), PICKLE_PROTOCOL)
+            check_size(blob, "the reply")
+            return blob
+        except Exception as unpicklable:  # MessageTooLarge included: the asker gets it
             error: BaseException = unpicklable
     else:
         assert isinstance(result, outcome.Error)
@@ -179,6 +181,8 @@ class RemoteEndpoint:
     ) -> Any:
         peer = self._peer()
         blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
+        if len(blob) > MAX_MESSAGE:  # refused here, before anything is sent
+            raise too_large(len(blob), f"the arguments of {handler_name(h)!r}")
         reply = Reply(current_task())
         node = self._node
         req = node.register(peer, reply)
@@ -212,6 +216,11 @@ class RemoteEndpoint:
             peer.send(("tell", self.atom_id, handler_name(h), args, kwargs))
         else:
             blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
+            if len(blob) > MAX_MESSAGE:
+                reply.deliver(
+                    outcome.Error(too_large(len(blob), f"the arguments of {handler_name(h)!r}"))
+                )
+                return
             req = self._node.register(peer, reply)
             peer.send(("ask", req, self.atom_id, handler_name(h), blob))
 

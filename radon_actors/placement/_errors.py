@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from .._errors import RadonError
 
-__all__ = ["AuthenticationFailed", "HostDown", "MigrationError", "NoSuchHost", "ProtocolError"]
+__all__ = [
+    "AuthenticationFailed",
+    "HostDown",
+    "MessageTooLarge",
+    "MigrationError",
+    "NoSuchHost",
+    "ProtocolError",
+]
 
 
 class HostDown(RadonError, ConnectionError):
@@ -36,3 +43,14 @@ class NoSuchHost(RadonError, LookupError):
 
 class MigrationError(RadonError):
     """A live migration failed; the atom keeps running where it was."""
+
+
+class MessageTooLarge(RadonError, ValueError):
+    """A message to an atom on another host (or its reply) is over the size limit
+    of one frame between hosts (about 256 MiB).
+
+    Raised at the call site (``ask``, ``tell``, ``send``) before anything is sent,
+    so the connection and every other message on it are unaffected; a reply that
+    is too large reaches its asker as this error. Send less at once, or a
+    reference to where the data is.
+    """

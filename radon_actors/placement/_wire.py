@@ -35,16 +35,19 @@ from typing import Any
 
 import trio
 
-from ._errors import AuthenticationFailed, ProtocolError
+from ._errors import AuthenticationFailed, MessageTooLarge, ProtocolError
 from ._frames import Frame, Undecodable
 
 __all__ = [
     "MAGIC",
+    "MAX_MESSAGE",
     "VERSION",
     "FrameReader",
+    "check_size",
     "client_handshake",
     "encode",
     "server_handshake",
+    "too_large",
 ]
 
 MAGIC = b"RADONwp\x00"
@@ -52,6 +55,7 @@ VERSION = 1
 NONCE = 32
 MAC = 32
 MAX_FRAME = 1 << 28  # 256 MiB: larger frames are a protocol error
+MAX_MESSAGE = MAX_FRAME - (1 << 16)  # a message's payload, with room for its frame
 HANDSHAKE_TIMEOUT = 5.0
 _HEADER = len(MAGIC) + 2
 PICKLE_PROTOCOL = 5
@@ -120,9 +124,26 @@ async def server_handshake(stream: trio.abc.Stream, secret: bytes) -> None:
 
 def encode(frame: Frame) -> bytes:
     """One frame: length prefix and its fields pickled as a plain tuple (``[:]``
-    of a plain tuple is the tuple itself)."""
+    of a plain tuple is the tuple itself). Raises :class:`MessageTooLarge` for a
+    frame the peer would refuse, before anything is sent."""
     data = pickle.dumps(frame[:], PICKLE_PROTOCOL)
+    if len(data) > MAX_FRAME:
+        raise too_large(len(data), f"a {frame[0]!r} frame")
     return len(data).to_bytes(4, "big") + data
+
+
+def check_size(blob: bytes, what: str) -> None:
+    """Raise :class:`MessageTooLarge` if ``blob`` (a message's pickled arguments or
+    result) cannot travel in one frame."""
+    if len(blob) > MAX_MESSAGE:
+        raise too_large(len(blob), what)
+
+
+def too_large(size: int, what: str) -> MessageTooLarge:
+    return MessageTooLarge(
+        f"{what} of {size:,} bytes is over the {MAX_MESSAGE:,}-byte limit of a message "
+        "between hosts; send less at once, or a reference to where the data is"
+    )
 
 
 def _undecodable(exc: Exception) -> Undecodable:

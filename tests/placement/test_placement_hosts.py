@@ -20,6 +20,7 @@ from radon_actors import (
     AuthenticationFailed,
     HandlerNotFound,
     HostDown,
+    MessageTooLarge,
     NoSuchHost,
     SpawnError,
     open_system,
@@ -59,6 +60,37 @@ async def test_a_remote_rejection_answers_and_keeps_the_state() -> None:
             await ref.ask(Counter.take, 9)
         ref.tell(Counter.take, 100)  # refused, logged on the worker, dropped
         assert await ref.ask(Counter.take, 2) == 5
+
+
+async def test_an_oversized_message_is_refused_at_the_sender() -> None:
+    """Finding 3 of issue #14: a 300 MB ask went out, the worker dropped the
+    connection, and the origin declared a healthy host down. Now it is refused
+    at the call site and nothing else is affected."""
+    big = b"x" * (300 << 20)
+    async with cluster("w1") as system:
+        ref = await system.spawn(Counter, 7, host="w1")
+        with pytest.raises(MessageTooLarge, match=r"over the .* limit of a message between hosts"):
+            await ref.ask(Counter.incr, big)
+        with pytest.raises(MessageTooLarge):
+            ref.tell(Counter.incr, big)
+        with pytest.raises(MessageTooLarge):
+            await ref.send(Counter.incr, big)
+        del big
+        assert await ref.ask(Counter.incr, 1) == 8  # same connection, same atom
+        assert "w1" in system.hosts
+
+
+def test_a_reply_too_large_reaches_the_asker_as_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import outcome
+
+    from radon_actors.placement import _endpoints, _wire
+
+    monkeypatch.setattr(_wire, "MAX_MESSAGE", 1000)
+    ok, error = pickle.loads(_endpoints.dump_outcome(outcome.Value(b"y" * 5000), "host 'w1'"))
+    assert ok is False and isinstance(error, MessageTooLarge)
+    assert "the reply of 5," in str(error)
 
 
 async def test_remote_ask_timeout_and_cancellation() -> None:
