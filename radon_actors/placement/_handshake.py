@@ -104,21 +104,48 @@ def _check_hello(frame: Any, remote: str) -> Hello:
     return _new(Hello, frame)
 
 
+MAX_HANDSHAKES = 128
+"""Connections a host lets sit in their handshake at once (5 s at most each)."""
+MAX_HANDSHAKES_PER_ADDRESS = 16
+"""The same, from one remote address: one source cannot take every slot."""
+
+
 async def accept(node: Node, stream: trio.abc.Stream) -> None:
     """Serve one incoming connection (the listener's handler).
 
     Nothing a peer sends may end the host: whatever goes wrong on this
     connection (before or after authentication) closes it, with a log line
-    naming the peer, and the listener carries on serving the others."""
+    naming the peer, and the listener carries on serving the others. A flood
+    of connections that never authenticate is closed at once past
+    :data:`MAX_HANDSHAKES` (:data:`MAX_HANDSHAKES_PER_ADDRESS` from one address),
+    so it cannot exhaust the host's file descriptors or starve real peers."""
     remote = _remote_label(stream)
+    source = remote.rpartition(":")[0]
+    pending = node.handshaking
+    if (
+        sum(pending.values()) >= MAX_HANDSHAKES
+        or pending.get(source, 0) >= MAX_HANDSHAKES_PER_ADDRESS
+    ):
+        node.refused_handshakes += 1
+        if node.refused_handshakes % 1000 == 1:  # a flood is logged, not echoed
+            _log.warning(
+                "placement.handshake_limit",
+                remote=remote,
+                refused=node.refused_handshakes,
+                pending=sum(pending.values()),
+            )
+        await trio.aclose_forcefully(stream)
+        return
     try:
-        await _accept(node, stream, remote)
+        await _accept(node, stream, remote, source)
     except Exception as exc:
         _log.error("placement.connection_failed", remote=remote, error=repr(exc))
         await trio.aclose_forcefully(stream)
 
 
-async def _accept(node: Node, stream: trio.abc.Stream, remote: str) -> None:
+async def _accept(node: Node, stream: trio.abc.Stream, remote: str, source: str) -> None:
+    pending = node.handshaking
+    pending[source] = pending.get(source, 0) + 1
     try:
         if node.ssl_server is not None:
             stream = trio.SSLStream(stream, node.ssl_server, server_side=True)
@@ -133,6 +160,12 @@ async def _accept(node: Node, stream: trio.abc.Stream, remote: str) -> None:
         _log.warning("placement.auth_refused", remote=remote, reason=repr(exc))
         await trio.aclose_forcefully(stream)
         return
+    finally:
+        left = pending[source] - 1
+        if left:
+            pending[source] = left
+        else:
+            del pending[source]
     _log.info("placement.peer_authenticated", remote=remote)
     reader = FrameReader()
     try:

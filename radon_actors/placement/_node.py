@@ -78,6 +78,9 @@ class Node:
         # dials use TLS when given a client context. The HMAC handshake still runs
         # inside it.
         self.ssl_server: ssl.SSLContext | None = None
+        # Connections still in their handshake, by remote address (see _handshake).
+        self.handshaking: dict[str, int] = {}
+        self.refused_handshakes = 0
         self.shutdown_requested = trio.Event()
         self.closing = False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -432,3 +433,52 @@ async def test_radon_host_path_imports_the_users_modules(
         await system.connect_host(line.partition(" ")[2], secret_file=secret)
         ref = await system.spawn(teller_app_mod.Teller, host="with-path")
         assert await ref.ask(teller_app_mod.Teller.incr) == 1
+
+
+async def test_a_flood_of_idle_connections_does_not_lock_out_a_client(tmp_path: Path) -> None:
+    """Finding 5 of issue #14, as found: a `radon host` with few file descriptors
+    (here a limit of 128) flooded with connections that never authenticate.
+    The flood is closed as it comes, so a real client still gets in."""
+    import resource
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "radon_actors._cli", "host", "--listen", "127.0.0.1:0",
+         "--secret-file", str(secret), "--name", "flooded"],
+        stdout=subprocess.PIPE,
+        env=env,
+        preexec_fn=few_descriptors,
+    )  # fmt: skip
+    idle: list[trio.SocketStream] = []
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some()
+                assert chunk, "radon host exited early"
+                line += chunk
+        address = line.decode().split()[1]
+        host, _, port = address.rpartition(":")
+        for _ in range(300):  # more than the host has descriptors
+            sock = trio.socket.socket()
+            await sock.bind(("127.0.0.2", 0))
+            await sock.connect((host, int(port)))
+            idle.append(trio.SocketStream(sock))
+        async with open_system() as system:
+            with trio.fail_after(4):  # before the flood's 5 s handshake deadline
+                assert await system.connect_host(address, secret_file=secret) == "flooded"
+        assert proc.returncode is None  # and the host is still up
+    finally:
+        for stream in idle:
+            await stream.aclose()
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()

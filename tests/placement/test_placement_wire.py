@@ -277,3 +277,42 @@ async def test_a_malformed_hello_closes_that_connection_only(first: bytes) -> No
             client.install_placement(cnode)
             assert (await cnode.dial(address)).name == "server"
         assert node_of(server) is node
+
+
+async def _idle_from(source: str, address: str) -> trio.SocketStream:
+    """A TCP connection to ``address`` from the local address ``source`` that
+    never starts the handshake."""
+    host, _, port = address.rpartition(":")
+    sock = trio.socket.socket()
+    await sock.bind((source, 0))
+    await sock.connect((host, int(port)))
+    return trio.SocketStream(sock)
+
+
+async def test_idle_connections_cannot_lock_out_a_real_peer() -> None:
+    """Finding 5 of issue #14: 19,000 idle connections took the host to 18,506
+    open files and a legitimate client timed out. Past the per-address limit
+    new connections are closed at once; a peer from elsewhere gets in."""
+    from radon_actors.placement._handshake import MAX_HANDSHAKES_PER_ADDRESS
+
+    async with serving() as (_server, node, address):
+        with structlog.testing.capture_logs() as logs:
+            idle = [await _idle_from("127.0.0.2", address) for _ in range(200)]
+            await trio.testing.wait_all_tasks_blocked()
+            assert node.handshaking == {"127.0.0.2": MAX_HANDSHAKES_PER_ADDRESS}
+            assert node.refused_handshakes == 200 - MAX_HANDSHAKES_PER_ADDRESS
+            # The refused ones are closed, not held: the host's descriptors stay bounded.
+            closed = 0
+            for stream in idle[MAX_HANDSHAKES_PER_ADDRESS:]:
+                with trio.fail_after(5):
+                    closed += await _until_closed(stream) == b""
+            assert closed == 200 - MAX_HANDSHAKES_PER_ADDRESS
+            async with open_system() as client:
+                cnode = Node(client, SECRET, name="client")
+                client.install_placement(cnode)
+                with trio.fail_after(2):  # not the 5 s handshake deadline
+                    assert (await cnode.dial(address)).name == "server"
+            for stream in idle:
+                await stream.aclose()
+        limit = [e for e in logs if e["event"] == "placement.handshake_limit"]
+        assert len(limit) == 1 and limit[0]["remote"].startswith("127.0.0.2:")
