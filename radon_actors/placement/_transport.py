@@ -25,7 +25,7 @@ from ..mailbox import BUDGET, budget
 from ._classes import PYTHON
 from ._errors import AuthenticationFailed, HostDown, ProtocolError
 from ._frames import Frame, Ping
-from ._wire import FrameReader, encode
+from ._wire import RecordReader, Sealer, encode
 
 if TYPE_CHECKING:
     from ._code import Shipment
@@ -83,7 +83,11 @@ class Peer:
         self.stream: trio.abc.Stream | None = None
         self.fd = -1  # the stream's socket, for direct writes (see ``send``)
         self.writing = False
+        # Frames waiting for the writer (encoded, not yet sealed into a record),
+        # and sealed bytes a direct write could not finish (they go first).
         self.out = bytearray()
+        self.sealed = b""
+        self.sealer: Sealer | None = None
         self.down: str | None = None
         # Components this peer has, by content hash (done, or being shipped).
         self.shipped: dict[str, Shipment] = {}
@@ -97,10 +101,10 @@ class Peer:
         return f"{self.name!r}{where}"
 
     def backlog(self) -> int:
-        return len(self.out)
+        return len(self.out) + len(self.sealed)
 
     async def wait_drained(self) -> None:
-        if self.out and self.down is None:
+        if (self.out or self.sealed) and self.down is None:
             await self._drained.wait()
 
     def send(self, frame: Frame, *, urgent: bool = False) -> None:
@@ -114,16 +118,21 @@ class Peer:
         if self.down is not None:
             raise HostDown(f"host {self.label} is down ({self.down})")
         data = encode(frame)
-        if urgent and not self.out and not self.writing and self.fd >= 0:
+        if urgent and not self.out and not self.writing and self.fd >= 0 and not self.sealed:
+            assert self.sealer is not None
+            record = self.sealer.seal(data)
             try:
-                sent = os.write(self.fd, data)
+                sent = os.write(self.fd, record)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
                 sent = 0  # the writer and reader will see the broken connection
-            if sent == len(data):
+            if sent == len(record):
                 return
-            data = data[sent:]
+            # The rest of this record is sealed already: it goes out first.
+            self.sealed = record[sent:]
+            self._wake.set()
+            return
         self.out += data
         self._wake.set()
         if self.stream is None and not self._connecting and self.address is not None:
@@ -144,13 +153,16 @@ class Peer:
         ) as exc:
             self.mark_down(f"could not connect: {exc}")
 
-    def attach(self, stream: trio.abc.Stream, first: bytes = b"") -> bool:
-        """Make ``stream`` this peer's connection, ``first`` ahead of what is
-        queued; False if it has one already."""
+    def attach(self, stream: trio.abc.Stream, sealer: Sealer, first: bytes = b"") -> bool:
+        """Make ``stream`` this peer's connection, its records sealed by
+        ``sealer``, with ``first`` ahead of what is queued; False if it has one
+        already."""
         if self.stream is not None:
             return False
         if first:
             self.out[:0] = first
+        self.sealer = sealer
+        self.sealed = b""
         self.stream = stream
         # Direct writes only on a plain socket (never around TLS).
         self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
@@ -165,6 +177,7 @@ class Peer:
         self.stream = None
         self.fd = -1
         self.out.clear()
+        self.sealed = b""
         self._wake.set()
         self._drained.set()
         # A clean close (the peer shut down) is news, not a problem.
@@ -176,16 +189,21 @@ class Peer:
 
     async def writer(self, stream: trio.abc.Stream) -> None:
         """Send whatever accumulated, in one write; a ping when idle (heartbeat)."""
+        sealer = self.sealer
+        assert sealer is not None
         while self.down is None and self.stream is stream:
-            if not self.out:
+            if not self.out and not self.sealed:
                 with trio.move_on_after(self.heartbeat_interval):
                     await self._wake.wait()
                 self._wake = trio.Event()
-                if not self.out:
+                if not self.out and not self.sealed:
                     self.out += PING
             if self.stream is not stream:
                 return
-            data = bytes(self.out)
+            # A direct write's unfinished record first, then one record of
+            # whatever accumulated (one HMAC per write).
+            data = self.sealed + sealer.seal(self.out) if self.out else self.sealed
+            self.sealed = b""
             self.out.clear()
             self.writing = True
             try:
@@ -195,7 +213,7 @@ class Peer:
                 return
             finally:
                 self.writing = False
-            if not self.out:
+            if not self.out and not self.sealed:
                 self._drained.set()
                 self._drained = trio.Event()
 
@@ -216,7 +234,7 @@ class _Liveness:
 async def read_frames(
     peer: Peer,
     stream: trio.abc.Stream,
-    reader: FrameReader,
+    reader: RecordReader,
     early: list[tuple[Any, ...]],
     table: FrameTable,
 ) -> None:
