@@ -23,7 +23,7 @@ from ._classes import PYTHON
 from ._errors import AuthenticationFailed, ProtocolError
 from ._frames import Hello
 from ._transport import PING, Peer, read_frames
-from ._wire import RecordReader, Sealer, client_handshake, encode, server_handshake
+from ._wire import FrameReader, client_handshake, encode, server_handshake
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -40,7 +40,7 @@ def _hello(node: Node) -> bytes:
     return encode(Hello("hello", node.node_id, node.name, node.address, PYTHON))
 
 
-async def _first_frames(stream: trio.abc.Stream, reader: RecordReader) -> list[tuple[Any, ...]]:
+async def _first_frames(stream: trio.abc.Stream, reader: FrameReader) -> list[tuple[Any, ...]]:
     """The first frames the peer sent (its hello first); [] if it closed."""
     frames: list[tuple[Any, ...]] = []
     with trio.fail_after(HELLO_TIMEOUT):
@@ -56,14 +56,14 @@ async def dial(node: Node, address: str, ssl_context: ssl.SSLContext | None = No
     """Connect to the host at ``host:port``, authenticate, and exchange hellos."""
     host, _, port = address.rpartition(":")
     stream: trio.abc.Stream = await trio.open_tcp_stream(host, int(port))
+    reader = FrameReader()
     try:
         if ssl_context is not None:
             stream = trio.SSLStream(stream, ssl_context, server_hostname=host)
             with trio.fail_after(HELLO_TIMEOUT):
                 await stream.do_handshake()
-        session = await client_handshake(stream, node.secret)
-        reader, sealer = session.reader, session.sealer
-        await stream.send_all(sealer.seal(_hello(node)))
+        await client_handshake(stream, node.secret)
+        await stream.send_all(_hello(node))
         frames = await _first_frames(stream, reader)
         if not frames:
             raise AuthenticationFailed(
@@ -79,7 +79,7 @@ async def dial(node: Node, address: str, ssl_context: ssl.SSLContext | None = No
         raise
     peer = node.add_peer(hello.node_id, hello.name, hello.address or address)
     peer.python = hello.python
-    peer.attach(stream, sealer)  # else the peer's own dial won: this one only reads
+    peer.attach(stream)  # else the peer's own dial won: this one only reads
     node.nursery.start_soon(read_frames, peer, stream, reader, frames[1:], node.table)
     return peer
 
@@ -151,7 +151,7 @@ async def _accept(node: Node, stream: trio.abc.Stream, remote: str, source: str)
             stream = trio.SSLStream(stream, node.ssl_server, server_side=True)
             with trio.fail_after(HELLO_TIMEOUT):
                 await stream.do_handshake()
-        session = await server_handshake(stream, node.secret)
+        await server_handshake(stream, node.secret)
     except (AuthenticationFailed, ProtocolError, trio.TooSlowError) as exc:
         _log.warning("placement.auth_refused", remote=remote, reason=str(exc))
         await trio.aclose_forcefully(stream)
@@ -167,7 +167,7 @@ async def _accept(node: Node, stream: trio.abc.Stream, remote: str, source: str)
         else:
             del pending[source]
     _log.info("placement.peer_authenticated", remote=remote)
-    reader, sealer = session.reader, session.sealer
+    reader = FrameReader()
     try:
         frames = await _first_frames(stream, reader)
     except (trio.TooSlowError, trio.BrokenResourceError, OSError, ProtocolError) as exc:
@@ -184,20 +184,20 @@ async def _accept(node: Node, stream: trio.abc.Stream, remote: str, source: str)
         return
     peer = node.add_peer(hello.node_id, hello.name, hello.address)
     peer.python = hello.python
-    if not peer.attach(stream, sealer, first=_hello(node)):
-        node.nursery.start_soon(_idle_writer, node, stream, sealer, _hello(node))
+    if not peer.attach(stream, first=_hello(node)):
+        node.nursery.start_soon(_idle_writer, node, stream, _hello(node))
     # The listener closes the stream when this returns: read it here.
     await read_frames(peer, stream, reader, frames[1:], node.table)
 
 
-async def _idle_writer(node: Node, stream: trio.abc.Stream, sealer: Sealer, first: bytes) -> None:
+async def _idle_writer(node: Node, stream: trio.abc.Stream, first: bytes) -> None:
     """The writer of a second connection to a peer (both sides dialled): our
     hello, then heartbeats."""
     try:
-        await stream.send_all(sealer.seal(first))
+        await stream.send_all(first)
         while True:
             await trio.sleep(node.heartbeat_interval)
-            await stream.send_all(sealer.seal(PING))
+            await stream.send_all(PING)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         return
 

@@ -25,7 +25,7 @@ from ..mailbox import BUDGET, budget
 from ._classes import PYTHON
 from ._errors import AuthenticationFailed, HostDown, ProtocolError
 from ._frames import Frame, Ping
-from ._wire import RecordReader, Sealer, encode
+from ._wire import FrameReader, encode
 
 if TYPE_CHECKING:
     from ._code import Shipment
@@ -83,11 +83,7 @@ class Peer:
         self.stream: trio.abc.Stream | None = None
         self.fd = -1  # the stream's socket, for direct writes (see ``send``)
         self.writing = False
-        # Frames waiting for the writer (encoded, not yet sealed into a record),
-        # and sealed bytes a direct write could not finish (they go first).
         self.out = bytearray()
-        self.sealed = b""
-        self.sealer: Sealer | None = None
         self.down: str | None = None
         # Components this peer has, by content hash (done, or being shipped).
         self.shipped: dict[str, Shipment] = {}
@@ -101,10 +97,10 @@ class Peer:
         return f"{self.name!r}{where}"
 
     def backlog(self) -> int:
-        return len(self.out) + len(self.sealed)
+        return len(self.out)
 
     async def wait_drained(self) -> None:
-        if (self.out or self.sealed) and self.down is None:
+        if self.out and self.down is None:
             await self._drained.wait()
 
     def send(self, frame: Frame, *, urgent: bool = False) -> None:
@@ -118,21 +114,16 @@ class Peer:
         if self.down is not None:
             raise HostDown(f"host {self.label} is down ({self.down})")
         data = encode(frame)
-        if urgent and not self.out and not self.writing and self.fd >= 0 and not self.sealed:
-            assert self.sealer is not None
-            record = self.sealer.seal(data)
+        if urgent and not self.out and not self.writing and self.fd >= 0:
             try:
-                sent = os.write(self.fd, record)
+                sent = os.write(self.fd, data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
                 sent = 0  # the writer and reader will see the broken connection
-            if sent == len(record):
+            if sent == len(data):
                 return
-            # The rest of this record is sealed already: it goes out first.
-            self.sealed = record[sent:]
-            self._wake.set()
-            return
+            data = data[sent:]
         self.out += data
         self._wake.set()
         if self.stream is None and not self._connecting and self.address is not None:
@@ -153,16 +144,13 @@ class Peer:
         ) as exc:
             self.mark_down(f"could not connect: {exc}")
 
-    def attach(self, stream: trio.abc.Stream, sealer: Sealer, first: bytes = b"") -> bool:
-        """Make ``stream`` this peer's connection, its records sealed by
-        ``sealer``, with ``first`` ahead of what is queued; False if it has one
-        already."""
+    def attach(self, stream: trio.abc.Stream, first: bytes = b"") -> bool:
+        """Make ``stream`` this peer's connection, ``first`` ahead of what is
+        queued; False if it has one already."""
         if self.stream is not None:
             return False
         if first:
             self.out[:0] = first
-        self.sealer = sealer
-        self.sealed = b""
         self.stream = stream
         # Direct writes only on a plain socket (never around TLS).
         self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
@@ -177,7 +165,6 @@ class Peer:
         self.stream = None
         self.fd = -1
         self.out.clear()
-        self.sealed = b""
         self._wake.set()
         self._drained.set()
         # A clean close (the peer shut down) is news, not a problem.
@@ -189,21 +176,16 @@ class Peer:
 
     async def writer(self, stream: trio.abc.Stream) -> None:
         """Send whatever accumulated, in one write; a ping when idle (heartbeat)."""
-        sealer = self.sealer
-        assert sealer is not None
         while self.down is None and self.stream is stream:
-            if not self.out and not self.sealed:
+            if not self.out:
                 with trio.move_on_after(self.heartbeat_interval):
                     await self._wake.wait()
                 self._wake = trio.Event()
-                if not self.out and not self.sealed:
+                if not self.out:
                     self.out += PING
             if self.stream is not stream:
                 return
-            # A direct write's unfinished record first, then one record of
-            # whatever accumulated (one HMAC per write).
-            data = self.sealed + sealer.seal(self.out) if self.out else self.sealed
-            self.sealed = b""
+            data = bytes(self.out)
             self.out.clear()
             self.writing = True
             try:
@@ -213,7 +195,7 @@ class Peer:
                 return
             finally:
                 self.writing = False
-            if not self.out and not self.sealed:
+            if not self.out:
                 self._drained.set()
                 self._drained = trio.Event()
 
@@ -234,7 +216,7 @@ class _Liveness:
 async def read_frames(
     peer: Peer,
     stream: trio.abc.Stream,
-    reader: RecordReader,
+    reader: FrameReader,
     early: list[tuple[Any, ...]],
     table: FrameTable,
 ) -> None:

@@ -43,9 +43,6 @@ __all__ = [
     "MAX_MESSAGE",
     "VERSION",
     "FrameReader",
-    "RecordReader",
-    "Sealer",
-    "Session",
     "check_size",
     "client_handshake",
     "encode",
@@ -54,7 +51,7 @@ __all__ = [
 ]
 
 MAGIC = b"RADONwp\x00"
-VERSION = 2  # 2: every frame after the handshake travels in an authenticated record
+VERSION = 1
 NONCE = 32
 MAC = 32
 MAX_FRAME = 1 << 28  # 256 MiB: larger frames are a protocol error
@@ -90,29 +87,8 @@ def _check_header(header: bytes) -> None:
         )
 
 
-class Session:
-    """The two sides of one authenticated connection: a :class:`Sealer` for what
-    this end sends and a :class:`RecordReader` for what it receives."""
-
-    __slots__ = ("reader", "sealer")
-
-    def __init__(self, send_key: bytes, receive_key: bytes) -> None:
-        self.sealer = Sealer(send_key)
-        self.reader = RecordReader(receive_key)
-
-
-def _keys(secret: bytes, client_nonce: bytes, server_nonce: bytes) -> tuple[bytes, bytes]:
-    """Each direction's record key, fresh per connection (both nonces), derived from
-    the secret: (client to server, server to client)."""
-    return (
-        _mac(secret, b"radon-keys-c2s", client_nonce, server_nonce),
-        _mac(secret, b"radon-keys-s2c", client_nonce, server_nonce),
-    )
-
-
-async def client_handshake(stream: trio.abc.Stream, secret: bytes) -> Session:
-    """Prove our secret to the server and check the server's proof; the session
-    whose keys authenticate every frame after it."""
+async def client_handshake(stream: trio.abc.Stream, secret: bytes) -> None:
+    """Prove our secret to the server and check the server's proof."""
     client_nonce = os.urandom(NONCE)
     await stream.send_all(MAGIC + VERSION.to_bytes(2, "big") + client_nonce)
     with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -126,13 +102,10 @@ async def client_handshake(stream: trio.abc.Stream, secret: bytes) -> Session:
             "the same secret file"
         )
     await stream.send_all(_mac(secret, b"radon-client", server_nonce, client_nonce))
-    c2s, s2c = _keys(secret, client_nonce, server_nonce)
-    return Session(send_key=c2s, receive_key=s2c)
 
 
-async def server_handshake(stream: trio.abc.Stream, secret: bytes) -> Session:
-    """Check a connecting client's proof; raise before any frame is read if it
-    fails. The session whose keys authenticate every frame after it."""
+async def server_handshake(stream: trio.abc.Stream, secret: bytes) -> None:
+    """Check a connecting client's proof; raise before any frame is read if it fails."""
     with trio.fail_after(HANDSHAKE_TIMEOUT):
         hello = await _receive_exactly(stream, _HEADER + NONCE)
         _check_header(hello[:_HEADER])
@@ -147,8 +120,6 @@ async def server_handshake(stream: trio.abc.Stream, secret: bytes) -> Session:
         proof = await _receive_exactly(stream, MAC)
     if not hmac.compare_digest(proof, _mac(secret, b"radon-client", server_nonce, client_nonce)):
         raise AuthenticationFailed("peer failed the cluster-secret challenge")
-    c2s, s2c = _keys(secret, client_nonce, server_nonce)
-    return Session(send_key=s2c, receive_key=c2s)
 
 
 def encode(frame: Frame) -> bytes:
@@ -218,129 +189,3 @@ class FrameReader:
         if pos:
             del buf[:pos]
         return frames
-
-
-# ----------------------------------------------------------------------
-# Records: every frame after the handshake is authenticated
-# ----------------------------------------------------------------------
-TAG = 16  # bytes of HMAC-SHA256 kept per record
-MAX_RECORD = MAX_FRAME + (1 << 16)
-_pack_size = struct.Struct(">I").pack
-_pack_seq = struct.Struct(">Q").pack
-_digest = hmac.digest
-
-
-class Sealer:
-    """The sending side of one direction of a connection.
-
-    Frames go out in *records*: ``length (u32) | frames | tag (16 bytes)``, the
-    tag being HMAC-SHA256 under this direction's key (:func:`_keys`) of the
-    record's sequence number, length and frames. The sequence number is not sent:
-    each side counts, so a frame injected into the stream, a record replayed,
-    dropped or reordered fails its tag and the connection is closed. A record
-    holds what one write sends (the transport batches frames), so the cost is
-    one HMAC per write, not per message.
-    """
-
-    __slots__ = ("_key", "_seq")
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-        self._seq = 0
-
-    def seal(self, frames: bytes | bytearray) -> bytes:
-        """``frames`` (whole encoded frames) as records, split at frame
-        boundaries so that none is over :data:`MAX_RECORD`."""
-        if len(frames) <= MAX_RECORD:
-            return self._record(frames)
-        out: list[bytes] = []
-        start = pos = 0
-        end = len(frames)
-        while pos < end:
-            size = _unpack_size(frames, pos)[0] + 4
-            if pos > start and pos + size - start > MAX_RECORD:
-                out.append(self._record(frames[start:pos]))
-                start = pos
-            pos += size
-        out.append(self._record(frames[start:]))
-        return b"".join(out)
-
-    def _record(self, payload: bytes | bytearray) -> bytes:
-        seq = self._seq
-        self._seq = seq + 1
-        header = _pack_size(len(payload))
-        tag = _digest(self._key, _pack_seq(seq) + header + payload, "sha256")[:TAG]
-        return header + payload + tag
-
-
-class RecordReader:
-    """The receiving side of one direction: checks each record's tag against the
-    expected sequence number, then splits it into decoded frames. A record that
-    fails (a forged, replayed, dropped or reordered one) is a
-    :class:`ProtocolError`, and its frames are never unpickled."""
-
-    __slots__ = ("_buf", "_key", "_seq")
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-        self._seq = 0
-        self._buf = bytearray()
-
-    def feed(self, data: bytes | bytearray) -> list[tuple[Any, ...]]:
-        """The frames of the whole records ``data`` completes, in order."""
-        buf = self._buf
-        if not buf and len(data) >= 4:
-            size = _unpack_size(data)[0]
-            if size + 4 + TAG == len(data):
-                # Exactly one whole record, as one read brings an idle connection's
-                # message: no buffering.
-                return self._open(memoryview(data), 0, size)
-        buf += data
-        frames: list[tuple[Any, ...]] = []
-        pos = 0
-        end = len(buf)
-        with memoryview(buf) as view:
-            while end - pos >= 4:
-                size = _unpack_size(view, pos)[0]
-                if size > MAX_RECORD:
-                    raise ProtocolError(
-                        f"record of {size} bytes exceeds the {MAX_RECORD}-byte limit"
-                    )
-                if end - pos < 4 + size + TAG:
-                    break
-                frames += self._open(view, pos, size)
-                pos += 4 + size + TAG
-        if pos:
-            del buf[:pos]
-        return frames
-
-    def _open(self, view: memoryview, pos: int, size: int) -> list[tuple[Any, ...]]:
-        body = view[pos : pos + 4 + size]
-        tag = view[pos + 4 + size : pos + 4 + size + TAG]
-        expected = _digest(self._key, _pack_seq(self._seq) + bytes(body), "sha256")[:TAG]
-        if not hmac.compare_digest(expected, tag):
-            raise ProtocolError(
-                "a record failed authentication (forged, replayed, dropped or reordered "
-                "on the way): the connection is closed"
-            )
-        self._seq += 1
-        return _frames_of(body[4:])
-
-
-def _frames_of(payload: memoryview) -> list[tuple[Any, ...]]:
-    """The decoded frames of an authenticated record (whole frames only)."""
-    frames: list[tuple[Any, ...]] = []
-    pos = 0
-    end = len(payload)
-    while pos < end:
-        if end - pos < 4:
-            raise ProtocolError("a record ends inside a frame header")
-        size = _unpack_size(payload, pos)[0]
-        if end - pos - 4 < size:
-            raise ProtocolError("a record ends inside a frame")
-        try:
-            frames.append(pickle.loads(payload[pos + 4 : pos + 4 + size]))
-        except Exception as exc:  # e.g. a tell of a class missing here
-            frames.append(_undecodable(exc))
-        pos += 4 + size
-    return frames
