@@ -129,6 +129,11 @@ def frame_table(node: Node) -> FrameTable:
                 node.add_peer(node_id, name, address)
 
     def shutdown(peer: Peer, frame: Shutdown) -> None:
+        # Only a worker host obeys: its parent started it and tells it to stop.
+        # A `radon host` outlives the systems that join it, so no peer may stop it.
+        if not node.obeys_shutdown:
+            _log.warning("placement.shutdown_refused", host=peer.name)
+            return
         node.closing = True
         node.shutdown_requested.set()
 

@@ -82,6 +82,9 @@ class Node:
         self.handshaking: dict[str, int] = {}
         self.refused_handshakes = 0
         self.shutdown_requested = trio.Event()
+        # Whether a peer's ``shutdown`` frame stops this node: only a worker
+        # host's (its parent sends it); see serve_host.
+        self.obeys_shutdown = False
         self.closing = False
 
         # The cluster: peers by node id, node ids by host name, worker processes.

@@ -61,6 +61,7 @@ async def serve_host(
         )
         system.install_placement(node)
         node.ssl_server = ssl_context
+        node.obeys_shutdown = watch_stdin  # a worker host, whose parent stops it
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound: Any = listeners[0].socket.getsockname()
         node.address = f"{host}:{bound[1]}"
