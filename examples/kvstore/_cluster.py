@@ -32,9 +32,10 @@ __all__ = ["Cluster", "Placer", "ShardLost"]
 
 Group = list[Ref[Shard]]
 
-Placer = Callable[[int, list[str]], Awaitable[tuple[Ref[Shard], str | None]]]
-"""``place(shard, avoid)``: spawn one replica of ``shard``, on a live host not in
-``avoid`` when there is one; returns it and its host (None without hosts)."""
+Placer = Callable[[int, list[str], dict[str, int]], Awaitable[tuple[Ref[Shard], str | None]]]
+"""``place(shard, avoid, load)``: spawn one replica of ``shard``, on the least
+loaded (``load``: live replicas per host) live host not in ``avoid`` when there
+is one; returns it and its host (None without hosts)."""
 
 LiveHosts = Callable[[], list[str] | None]
 """The live hosts replicas may run on, or None when they run in this process."""
@@ -138,7 +139,11 @@ class Cluster(Atom):
 
     # internals -------------------------------------------------------------
     async def _spawn(self, shard: int, avoid: list[str]) -> Ref[Shard]:
-        replica, host = await self.place(shard, avoid)
+        load: dict[str, int] = {}
+        for h in self.host_of.values():
+            if h is not None:
+                load[h] = load.get(h, 0) + 1
+        replica, host = await self.place(shard, avoid, load)
         self.host_of[replica] = host
         return replica
 

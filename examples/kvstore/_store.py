@@ -289,24 +289,20 @@ async def open_store(
     def live_hosts() -> list[str] | None:
         return where.live(system)
 
-    async def place(shard: int, avoid: list[str]) -> tuple[Ref[Shard], str | None]:
+    async def place(
+        shard: int, avoid: list[str], load: dict[str, int]
+    ) -> tuple[Ref[Shard], str | None]:
         live = where.live(system)
         host: str | None = None
         if live is not None:
             if not live:
                 raise NoSuchHost("no worker host is live to run a replica on")
-            # The least used live host this shard does not use yet.
-            counts = {h: 0 for h in live}
-            for h in placed.values():
-                if h in counts:
-                    counts[h] += 1
+            # The least loaded live host this shard does not use yet.
             fits = [h for h in live if h not in avoid] or live
-            host = min(fits, key=lambda h: (counts[h], fits.index(h)))
+            host = min(fits, key=lambda h: (load.get(h, 0), fits.index(h)))
         replica = await system.spawn(Shard, shard, clock, **where.options(host))
-        placed[replica] = host
         return replica, host
 
-    placed: dict[Ref[Shard], str | None] = {}
     cluster = await system.spawn(Cluster, shards, replicas, place, live_hosts, heal_interval)
     groups = await cluster.ask(Cluster.table)
     coords = [await system.spawn(Coordinator, cluster, shards, clock) for _ in range(coordinators)]
