@@ -153,11 +153,11 @@ async def _accept(node: Node, stream: trio.abc.Stream, remote: str, source: str)
                 await stream.do_handshake()
         await server_handshake(stream, node.secret)
     except (AuthenticationFailed, ProtocolError, trio.TooSlowError) as exc:
-        _log.warning("placement.auth_refused", remote=remote, reason=str(exc))
+        _refused(node, remote, str(exc))
         await trio.aclose_forcefully(stream)
         return
     except (trio.BrokenResourceError, OSError) as exc:
-        _log.warning("placement.auth_refused", remote=remote, reason=repr(exc))
+        _refused(node, remote, repr(exc))
         await trio.aclose_forcefully(stream)
         return
     finally:
@@ -188,6 +188,15 @@ async def _accept(node: Node, stream: trio.abc.Stream, remote: str, source: str)
         node.nursery.start_soon(_idle_writer, node, stream, _hello(node))
     # The listener closes the stream when this returns: read it here.
     await read_frames(peer, stream, reader, frames[1:], node.table)
+
+
+def _refused(node: Node, remote: str, reason: str) -> None:
+    """Log a refused handshake: each of the first ten, then one in a thousand
+    with the count, so that a flood from the network does not flood the log."""
+    node.refused_auth += 1
+    n = node.refused_auth
+    if n <= 10 or n % 1000 == 0:
+        _log.warning("placement.auth_refused", remote=remote, reason=reason, refused=n)
 
 
 async def _idle_writer(node: Node, stream: trio.abc.Stream, first: bytes) -> None:

@@ -81,6 +81,7 @@ class Node:
         # Connections still in their handshake, by remote address (see _handshake).
         self.handshaking: dict[str, int] = {}
         self.refused_handshakes = 0
+        self.refused_auth = 0  # handshakes that failed (see _handshake._refused)
         self.shutdown_requested = trio.Event()
         # Whether a peer's ``shutdown`` frame stops this node: only a worker
         # host's (its parent sends it); see serve_host.

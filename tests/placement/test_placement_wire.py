@@ -316,3 +316,16 @@ async def test_idle_connections_cannot_lock_out_a_real_peer() -> None:
                 await stream.aclose()
         limit = [e for e in logs if e["event"] == "placement.handshake_limit"]
         assert len(limit) == 1 and limit[0]["remote"].startswith("127.0.0.2:")
+
+
+async def test_a_flood_of_refused_handshakes_is_logged_sparingly() -> None:
+    async with serving() as (_server, node, address):
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(30):
+                stream = await _connect(address)
+                await stream.send_all(b"not radon at all, no handshake here..............")
+                await _until_closed(stream)
+                await stream.aclose()
+        refused = [e for e in logs if e["event"] == "placement.auth_refused"]
+        assert node.refused_auth == 30
+        assert [e["refused"] for e in refused] == list(range(1, 11))
