@@ -22,6 +22,7 @@ from typing import Protocol
 from ._resp import Error, Reply, Simple, parse_int
 
 __all__ = [
+    "ARITIES",
     "OK",
     "glob_match",
     "unknown_command",
@@ -541,6 +542,9 @@ _TABLE: dict[bytes, _Spec] = {
 
 # Commands that may write (replicated by the primary, locked by transactions).
 WRITES = frozenset(name for name, spec in _TABLE.items() if spec.write)
+
+ARITIES: dict[bytes, int] = {name: spec.arity for name, spec in _TABLE.items()}
+"""Every data command and its arity as Redis counts it (for COMMAND's answers)."""
 
 
 def unknown_command(command: list[bytes]) -> Error:

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 import trio
 
-from ._commands import check_arity, glob_match, is_data_command, unknown_command
+from ._commands import ARITIES, check_arity, glob_match, is_data_command, unknown_command
 from ._resp import (
     Error,
     Map,
@@ -349,7 +349,7 @@ class _Connection:
         )
 
     async def _command(self, args: list[bytes]) -> Reply:
-        names = sorted([*_DATA_NAMES, *_CONNECTION])
+        names = sorted([*ARITIES, *_CONNECTION])
         if not args:
             return [_command_info(n) for n in names]
         sub = args[0].upper()
@@ -418,7 +418,7 @@ def _cursor(raw: bytes) -> int | None:
 
 
 def _command_info(name: bytes) -> Reply:
-    arity = _CONNECTION[name][0] if name in _CONNECTION else _DATA_ARITY.get(name, -1)
+    arity = _CONNECTION[name][0] if name in _CONNECTION else ARITIES.get(name, -1)
     return [name.lower(), arity, [], 0, 0, 0]
 
 
@@ -451,16 +451,6 @@ _CONNECTION: dict[bytes, tuple[int, _Run]] = {
 _NOT_QUEUED = frozenset({b"EXEC", b"DISCARD", b"MULTI", b"WATCH", b"QUIT"})
 # Connection commands that may be queued inside MULTI (they touch no key).
 _IN_MULTI = frozenset({b"PING", b"ECHO", b"TIME"})
-
-
-def _data_arities() -> dict[bytes, int]:
-    from ._commands import _TABLE
-
-    return {name: spec.arity for name, spec in _TABLE.items()}
-
-
-_DATA_ARITY = _data_arities()
-_DATA_NAMES = frozenset(_DATA_ARITY)
 
 
 class _Server:

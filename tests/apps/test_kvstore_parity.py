@@ -307,17 +307,16 @@ async def redis_server() -> AsyncIterator[int]:
     proc = await trio.lowlevel.open_process(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--databases", "1"],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
     )  # fmt: skip
     try:
-        with trio.fail_after(30):
-            while True:
-                try:
-                    stream = await trio.open_tcp_stream("127.0.0.1", port)
-                    break
-                except OSError:
-                    await trio.sleep(0.02)  # polling the OS: redis has no readiness signal
-        await stream.aclose()
+        assert proc.stdout is not None
+        seen = b""
+        with trio.fail_after(30):  # redis logs this line once it listens
+            while b"Ready to accept connections" not in seen:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"redis-server exited: {seen.decode(errors='replace')}"
+                seen += chunk
         yield port
     finally:
         proc.kill()

@@ -9,7 +9,6 @@ line changes what it does.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, ClassVar
 import pytest
 import sandbox_atoms
 import trio
+from test_bench_smoke import _worker_hosts_of_this_process
 
 from radon_actors import Atom, BadArguments, HandlerNotFound, handler
 from radon_actors.bench import DEPLOYMENTS, Report, measure
@@ -82,21 +82,6 @@ async def test_no_tells_when_messages_is_zero() -> None:
     assert report.rows[1].tells_per_s is None
 
 
-def _worker_processes() -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if stat[0] != "Z" and int(stat[1]) == os.getpid() and b"radon_actors._worker" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 async def test_every_deployment_side_by_side(sandbox_component: object) -> None:
     seen: list[str] = []
     report = await measure(
@@ -114,7 +99,7 @@ async def test_every_deployment_side_by_side(sandbox_component: object) -> None:
     assert _deployments(report) == ["floor", "native", "sandboxed", "worker"]
     assert any("worker: starting a worker host" in line for line in seen)
     assert any("sandboxed: loading the component" in line for line in seen)
-    assert _worker_processes() == []  # the worker host stopped with the run
+    assert _worker_hosts_of_this_process() == []  # the worker host stopped with the run
 
 
 async def test_a_failing_deployment_is_reported_and_the_others_run() -> None:
