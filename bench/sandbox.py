@@ -48,7 +48,7 @@ from radon_actors import SandboxConfig, open_system
 from radon_actors.bench._suite import guest_atoms
 from radon_actors.bench._timing import percentiles
 from radon_actors.runtime import _directory
-from radon_actors.sandbox import _codec, _engine, _instance
+from radon_actors.sandbox import _engine, _instance
 
 Cruncher = guest_atoms().Cruncher  # the shipped guest-safe bench atoms (radon_bench_echo)
 Echo = guest_atoms().Echo  # the shipped guest-safe bench atoms (radon_bench_echo)
@@ -135,13 +135,15 @@ async def latency(n: int) -> dict[str, Any]:
         spec = cell.table["ping"]
         check = spec.check
         assert check is not None
-        message = _codec.enc_message((1,), {})
-        reply = _codec.enc_value(1)
+        write_message = guest.side.writer.message
+        read = guest.side.reader.value
+        message = write_message((1,), {})
+        reply = "d" + guest.side.writer.value(1)
 
         def serialisation() -> None:
-            check(1)  # the sender-side check (no trial pickle for scalars)
-            _codec.enc_message((1,), {})
-            _codec.dec(reply)
+            check(1)  # the sender-side check (no trial write for scalars)
+            write_message((1,), {})
+            read(reply, 1)
 
         def crossing() -> None:
             guest._invoke_sync("handle", "ping", message)
@@ -161,7 +163,7 @@ async def latency(n: int) -> dict[str, Any]:
         guest._invoke_sync("handle", "ping", message)
         handle_fuel = 10**12 - store.get_fuel()
         store.set_fuel(10**12)
-        guest._invoke_sync("handle", "guest_work_ns", _codec.enc_message((reps,), {}))
+        guest._invoke_sync("handle", "guest_work_ns", guest.side.writer.message((reps,), {}))
         runtime_fuel = (10**12 - store.get_fuel()) / reps
         result["guest_fuel_per_turn"] = {
             "handle_call": handle_fuel,
@@ -238,7 +240,7 @@ async def parallel(work: int, turns: int, rounds: int) -> dict[str, float]:
             found = _directory.lookup(ref.id)
             assert found is not None
             guests.append(found.instance)
-        message = _codec.enc_message((work,), {})
+        message = guests[0].side.writer.message((work,), {})
 
         def bare(guest: _instance.GuestAtom) -> None:
             for _ in range(turns):
@@ -311,7 +313,7 @@ async def gil_check(work: int) -> dict[str, float]:
         cell = _directory.lookup(ref.id)
         assert cell is not None
         guest: _instance.GuestAtom = cell.instance
-        message = _codec.enc_message((work,), {})
+        message = guest.side.writer.message((work,), {})
 
         done: list[bool] = []
 

@@ -28,12 +28,14 @@ from ._errors import (
 )
 from ._ref import Ref
 from .sandbox._errors import (
+    ForeignError,
     MessageNotPortable,
     SandboxBuildError,
     SandboxCrashed,
     SandboxDenied,
     SandboxError,
 )
+from .sandbox._value import Record, portable
 
 if TYPE_CHECKING:
     from ._open import open_system
@@ -78,6 +80,7 @@ __all__ = [
     "Directive",
     "Down",
     "Escalated",
+    "ForeignError",
     "HandlerNotFound",
     "HostDown",
     "LeastLoaded",
@@ -91,6 +94,7 @@ __all__ = [
     "NotSpawned",
     "ProtocolError",
     "RadonError",
+    "Record",
     "Ref",
     "Rejection",
     "Restart",
@@ -110,6 +114,7 @@ __all__ = [
     "Timer",
     "handler",
     "open_system",
+    "portable",
     "prebuild",
 ]
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from typing import Union
 
+from radon_actors import portable
+
 __all__ = [
     "Error",
     "Map",
@@ -46,18 +48,22 @@ class ProtocolError(Exception):
     """The client sent bytes that are not RESP; the connection must be closed."""
 
 
+@portable
 class Simple(str):
     """A simple-string reply (``+OK``)."""
 
 
+@portable
 class Error(str):
     """An error reply (``-ERR ...``); the text includes the error kind prefix."""
 
 
+@portable
 class Verbatim(bytes):
     """A bulk string that RESP3 sends as a verbatim string (``INFO``'s text)."""
 
 
+@portable
 class Map(dict["Reply", "Reply"]):
     """A map reply: RESP3 ``%``, a flat array of keys and values in RESP2."""
 

@@ -51,13 +51,15 @@ _GUEST_FILES = (
     "_errors.py",
     "_ref.py",
     "sandbox/__init__.py",
-    "sandbox/_codec.py",
+    "sandbox/_value.py",
     "sandbox/_errors.py",
     "sandbox/_guest.py",
 )
 # Never bundled: the guest has its own radon_actors, and these are host-only (a
 # module importing one at top level fails the build with a message naming it).
 _HOST_ONLY = ("radon_actors", "trio", "structlog", "wasmtime", "attrs", "outcome", "cloudpickle")
+# Provided inside every guest by componentize-py: the WIT bindings.
+_GUEST_PROVIDED = ("wit_world", "componentize_py_types", "componentize_py_runtime")
 # Bump when the guest runtime's behaviour changes in a way the files do not show.
 RUNTIME_VERSION = "2"
 
@@ -268,7 +270,9 @@ def _dependencies(module_name: str, origin: Path) -> dict[str, bytes]:
     _check_host_only(module_name, origin)
     # Only the user's own and third-party modules matter: the guest has its own
     # standard library, and its own radon_actors.
-    finder = modulefinder.ModuleFinder(excludes=[*sys.stdlib_module_names, *_HOST_ONLY])
+    finder = modulefinder.ModuleFinder(
+        excludes=[*sys.stdlib_module_names, *_HOST_ONLY, *_GUEST_PROVIDED]
+    )
     try:
         if module_name == "__main__":
             finder.run_script(str(origin))
@@ -278,7 +282,7 @@ def _dependencies(module_name: str, origin: Path) -> dict[str, bytes]:
     except Exception as exc:  # a syntax error, mostly
         raise SandboxBuildError(f"cannot scan module {module_name!r}: {exc!r}") from exc
     missing, _maybe = finder.any_missing_maybe()
-    host_only = {*stdlib_names(), *_HOST_ONLY}
+    host_only = {*stdlib_names(), *_HOST_ONLY, *_GUEST_PROVIDED}
     for name in missing:
         if name.split(".")[0] not in host_only:
             raise SandboxBuildError(

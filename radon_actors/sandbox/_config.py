@@ -51,6 +51,20 @@ class SandboxConfig:
     """Live children the atom may have at once (each sandboxed child counts its
     own against its own quota)."""
 
+    max_value: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
+    """Longest value the host reads from the guest, in characters of its text
+    (a result, a message it sends, log fields, a snapshot). A longer one fails
+    the turn, or the send, with :class:`~radon_actors.MessageNotPortable`
+    before the host parses a byte of it."""
+
+    max_depth: int = attrs.field(default=64, validator=_positive)
+    """Deepest nesting of lists, dicts and other containers in a value the host
+    reads from the guest."""
+
+    max_items: int = attrs.field(default=1_000_000, validator=_positive)
+    """Most items (container elements and members, counted over the whole
+    value) in a value the host reads from the guest."""
+
     native_children: bool = False
     """Whether the atom may spawn children that run natively (``sandbox=False``
     from inside the sandbox). Off by default: a native child runs code of the

@@ -2,9 +2,9 @@
 
 It implements the ``guest`` interface of ``wit/atom.wit`` for Python atoms and
 gives the atom a context (see ``Atom._radon_ctx``) whose calls become host
-imports. Values cross as pickles, or marshal streams for plain scalars, carried
-in latin-1 strings (``_codec``, shared with the host; docs/standard.md, "Python
-codec").
+imports. Values cross in the standard's value format (``_value``, shared with
+the host; docs/standard.md, "Values"); other atoms are named by the handles the
+host granted (a :class:`Ref` in the guest holds its handle, never an address).
 
 ``async`` handlers are driven by hand: ``coro.send`` runs one until it awaits a
 host operation (an ``_HostOp``); the call returns the ``"s"`` outcome, the host
@@ -12,7 +12,9 @@ fetches the operation with ``pending``, and ``resume`` continues the coroutine
 with the reply. Outcomes are strings: a tag character, then the payload.
 
 Only the standard library, the guest-safe part of ``radon_actors`` and the
-bindings componentize-py generates (``wit_world``) are available here.
+bindings componentize-py generates (``wit_world``) are available here. Inside
+its own instance the atom may use any Python it likes (a snapshot keeps state
+with no portable form as the guest's own pickle, opaque to the host).
 """
 
 # mypy: ignore-errors
@@ -20,9 +22,12 @@ bindings componentize-py generates (``wit_world``) are available here.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import io
 import itertools
-import marshal
 import pickle
+import sys
 import traceback
 import types
 from collections.abc import Coroutine, Generator
@@ -35,15 +40,14 @@ from wit_world.imports import types as wt
 
 from .. import _atom, _ref
 from .._errors import HandlerNotFound
-from ._codec import MARSHAL_SCALARS, SCALARS, dec, enc, enc_scalar_message, enc_scalar_value
+from . import _value
 from ._errors import MessageNotPortable, SandboxError
 
-# What ``Guest.handle`` uses to read and write plain messages inline (the
-# codec's own steps, without a Python-level call per turn).
-_loads = pickle.loads
-_mloads = marshal.loads
-_mdumps = marshal.dumps
 _CoroutineType = types.CoroutineType
+_MAX = _value.MAX_SAFE_INT
+_ascii = _value._ascii
+_dumps = _value._dumps
+_Kwargs = _value.Kwargs
 
 
 class _HostOp:
@@ -59,35 +63,156 @@ class _HostOp:
 
 
 class _Endpoint:
-    """A Ref's endpoint inside the guest: every message goes to the host, which
-    knows the atom's name; the guest needs only its id."""
+    """A Ref's endpoint inside the guest: the handle the host granted for it."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: int) -> None:
+        self.handle = handle
+
+    async def ask(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        message = _writer.message(args, kwargs)
+        request = wt.AskRequest(self.handle, _atom.handler_name(h), message, timeout)
+        return await _HostOp(wt.Operation_Ask(request))
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        error = host.tell(self.handle, _atom.handler_name(h), _writer.message(args, kwargs))
+        if error is not None:
+            raise _error_reply(error)
+
+    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.tell(h, args, kwargs)
+
+
+class _Ungranted:
+    """The endpoint of a Ref the host never granted (one rebuilt from an id):
+    it reaches nothing."""
 
     __slots__ = ("_id",)
 
     def __init__(self, atom_id: str) -> None:
         self._id = atom_id
 
-    async def ask(
-        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
-    ) -> Any:
-        message = enc_scalar_message(args, kwargs)
-        request = wt.AskRequest(self._id, _atom.handler_name(h), message, timeout)
-        return await _HostOp(wt.Operation_Ask(request))
+    def _refuse(self) -> MessageNotPortable:
+        return MessageNotPortable(
+            f"this atom was never given a reference to atom {self._id}: a sandboxed atom "
+            "reaches only the Refs it receives (constructor arguments, messages, replies, "
+            "its children, itself)"
+        )
 
-    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        error = host.tell(self._id, _atom.handler_name(h), enc_scalar_message(args, kwargs))
-        if error is not None:
-            raise dec(error)
+    async def ask(self, h: Any, args: Any, kwargs: Any, timeout: Any) -> Any:
+        raise self._refuse()
 
-    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.tell(h, args, kwargs)
+    def tell(self, h: Any, args: Any, kwargs: Any) -> None:
+        raise self._refuse()
+
+    async def send(self, h: Any, args: Any, kwargs: Any) -> None:
+        raise self._refuse()
 
 
-def _resolve(atom_id: str, name: str | None, via: str | None = None) -> _Endpoint:
-    return _Endpoint(atom_id)
+def _resolve(atom_id: str, name: str | None, via: str | None = None) -> Any:
+    return _Ungranted(atom_id)
 
 
 _ref._resolver = _resolve
+
+
+# ----------------------------------------------------------------------
+# Values: the guest's reader and writers
+# ----------------------------------------------------------------------
+def _handle_of(ref: _ref.Ref[Any]) -> list[Any]:
+    endpoint = ref._ep
+    if type(endpoint) is not _Endpoint:
+        raise (
+            endpoint._refuse()
+            if type(endpoint) is _Ungranted
+            else MessageNotPortable(f"{ref!r} is not a reference this atom was given")
+        )
+    return [endpoint.handle, ref.id, ref.name]
+
+
+def _granted(body: Any) -> _ref.Ref[Any]:
+    if (
+        type(body) is not list
+        or len(body) != 3
+        or type(body[0]) is not int
+        or type(body[1]) is not str
+        or not (body[2] is None or type(body[2]) is str)
+    ):
+        raise _value.ValueRejected("a $ref is [handle, atom id, name]")
+    return _ref.Ref(body[1], body[2], _Endpoint(body[0]))
+
+
+def _resolve_class(name: str) -> type | None:
+    """Any class this guest has loaded (building one runs only guest code)."""
+    known = _value.known_class(name)
+    if known is not None:
+        return known
+    module_name, _, qualname = name.partition(":")
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        if obj is None:
+            return None
+        obj = getattr(obj, part, None)
+    return obj if isinstance(obj, type) else None
+
+
+def _unpickle(text: str, refs: list[Any]) -> Any:
+    unpickler = pickle.Unpickler(io.BytesIO(base64.b64decode(text)))
+    unpickler.persistent_load = refs.__getitem__
+    return unpickler.load()
+
+
+def _class(name: str) -> Any:
+    """A class or function by name, among the guest's own modules."""
+    module_name, _, qualname = name.partition(":")
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    if obj is None:
+        raise _value.ValueRejected(f"no class or function {name!r} in this component")
+    return obj
+
+
+_reader = _value.Reader(_value.Limits(), _granted, _resolve_class, klass=_class)
+_state_reader = _value.Reader(_value.Limits(), _granted, _resolve_class, _unpickle, _class)
+_writer = _value.Writer(_handle_of)
+_scan = _reader._scan
+_log_writer = _value.Writer(_handle_of, repr)
+
+
+def _opaque(value: Any) -> Any:
+    """State with no portable form: the guest's own pickle, its Refs kept aside
+    (as ordinary references, which the host maps between instances)."""
+    refs: list[Any] = []
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, 5)
+
+    def persistent_id(obj: Any) -> Any:
+        if isinstance(obj, _ref.Ref):
+            refs.append(obj)
+            return len(refs) - 1
+        return None
+
+    pickler.persistent_id = persistent_id
+    pickler.dump(value)
+    text = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"$opaque": {"text": text, "refs": [{"$ref": _handle_of(r)} for r in refs]}}
+
+
+_state_writer = _value.Writer(_handle_of, _opaque, classes=False)
+
+
+def _error_reply(text: str) -> BaseException:
+    try:
+        exc = _reader.value(text)
+    except Exception as err:
+        return MessageNotPortable(f"an error from the host cannot be read: {err!r}")
+    if not isinstance(exc, BaseException):
+        return SandboxError(f"the host reported a failure that is not an exception: {exc!r}")
+    return exc
 
 
 class _Timer:
@@ -116,11 +241,11 @@ class _Logger:
         return _Logger({**self._bound, **fields})
 
     def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
-        merged = {**self._bound, **fields}
+        merged = {str(k): v for k, v in {**self._bound, **fields}.items()}
         try:
-            payload = enc(merged)
+            payload = _log_writer.value(merged)
         except Exception:
-            payload = enc({k: repr(v) for k, v in merged.items()})
+            payload = _log_writer.value({k: repr(v) for k, v in merged.items()})
         host.log(level, str(event), payload)
 
     def debug(self, event: str, **fields: Any) -> None:
@@ -150,7 +275,7 @@ class _Context:
     __slots__ = ("_ref", "log")
 
     def __init__(self, atom_id: str, name: str | None) -> None:
-        self._ref = _ref.Ref(atom_id, name, _Endpoint(atom_id))
+        self._ref = _ref.Ref(atom_id, name, _Endpoint(0))  # handle 0: the atom itself
         self.log = _Logger({})
 
     @property
@@ -174,13 +299,12 @@ class _Context:
         else:
             raise TypeError(
                 f"inside the sandbox, spawn(sandbox=...) takes None, True or False, not "
-                f"{sandbox!r}: a sandboxed child gets the host's default limits"
+                f"{sandbox!r}: a sandboxed child gets the host's limits"
             )
-        try:
-            encoded_cls = enc(cls)
-        except Exception as exc:
-            raise MessageNotPortable(f"cannot spawn {cls!r} from the sandbox: {exc!r}") from None
-        request = wt.SpawnRequest(encoded_cls, enc_scalar_message(args, kwargs), name, isolation)
+        if not (isinstance(cls, type) and issubclass(cls, _atom.Atom)):
+            raise TypeError(f"spawn takes an Atom subclass, not {cls!r}")
+        message = _writer.message(args, kwargs)
+        request = wt.SpawnRequest(_value.record_name(cls), message, name, isolation)
         return await _HostOp(wt.Operation_Spawn(request))
 
     def stop(self) -> None:
@@ -189,12 +313,11 @@ class _Context:
     def _timer(
         self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], periodic: bool
     ) -> _Timer:
+        message = _writer.message(args, kwargs)
         try:
-            timer_id = host.start_timer(
-                float(delay), periodic, _atom.handler_name(h), enc_scalar_message(args, kwargs)
-            )
+            timer_id = host.start_timer(float(delay), periodic, _atom.handler_name(h), message)
         except Err as err:
-            raise dec(err.value) from None
+            raise _error_reply(err.value) from None
         return _Timer(timer_id)
 
     def send_after(
@@ -210,7 +333,7 @@ class _Context:
     def stash(self) -> None:
         error = host.stash()
         if error is not None:
-            raise dec(error)
+            raise _error_reply(error)
 
     def unstash_all(self) -> None:
         host.unstash_all()
@@ -220,40 +343,43 @@ class _State:
     instance: Any = None
     request: Any = None  # what the last "s" outcome waits for
     table: dict[Any, Any] = {}  # noqa: RUF012
-    pending: dict[int, Coroutine[Any, Any, Any]] = {}  # noqa: RUF012
+    pending: dict[int, tuple[Coroutine[Any, Any, Any], tuple[type, ...]]] = {}  # noqa: RUF012
     tokens = itertools.count(1)
 
 
-def _failed(exc: BaseException) -> str:
+_NO_ANSWERS: tuple[type, ...] = ()
+
+
+def _failed(exc: BaseException, answers: tuple[type, ...] = _NO_ANSWERS) -> str:
     text = "".join(traceback.format_exception(exc)).rstrip()
+    answer = isinstance(exc, answers)
     try:
-        exc.add_note(f"traceback inside the sandbox:\n{text}")
-        return "f" + enc(exc)
-    except Exception:
-        return "f" + enc(
-            SandboxError(
-                f"{type(exc).__name__}: {exc} (the exception could not be "
-                f"encoded; traceback inside the sandbox:\n{text})"
-            )
+        return "f" + _dumps({"$error": _writer.error(exc, text, answer)})
+    except Exception:  # pragma: no cover - error() leaves out what does not encode
+        return "f" + _dumps(
+            {"$error": {"type": "builtins:Exception", "message": repr(exc), "traceback": text}}
         )
 
 
 def _done(value: Any) -> str:
     try:
-        return "d" + enc_scalar_value(value)
+        return "d" + _writer.value(value)
     except Exception as exc:
-        return _failed(
-            MessageNotPortable(f"the result {value!r} cannot leave the sandbox: {exc!r}")
-        )
+        return _failed(MessageNotPortable(f"the result cannot leave the sandbox: {exc}"))
 
 
-def _drive(coro: Coroutine[Any, Any, Any], value: Any = None, error: Any = None) -> str:
+def _drive(
+    coro: Coroutine[Any, Any, Any],
+    answers: tuple[type, ...],
+    value: Any = None,
+    error: Any = None,
+) -> str:
     try:
         request = coro.throw(error) if error is not None else coro.send(value)
     except StopIteration as stop:
         return _done(stop.value)
     except Exception as exc:
-        return _failed(exc)
+        return _failed(exc, answers)
     if not isinstance(request, _HostOp):
         coro.close()
         return _failed(
@@ -263,23 +389,19 @@ def _drive(coro: Coroutine[Any, Any, Any], value: Any = None, error: Any = None)
             )
         )
     token = next(_State.tokens)
-    _State.pending[token] = coro
+    _State.pending[token] = (coro, answers)
     _State.request = wt.Request(token, request.op)
     return "s"
 
 
-def _run(result: Any) -> Any:
-    if isinstance(result, _CoroutineType):
-        return _drive(result)
-    return _done(result)
-
-
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _call(fn: Any) -> Any:
     try:
-        result = fn(*args, **kwargs)
+        result = fn()
     except Exception as exc:
         return _failed(exc)
-    return _run(result)
+    if isinstance(result, _CoroutineType):
+        return _drive(result, _NO_ANSWERS)
+    return _done(result)
 
 
 def _install(cls: Any, atom_id: str, name: str | None) -> Any:
@@ -292,10 +414,14 @@ def _install(cls: Any, atom_id: str, name: str | None) -> Any:
     return instance
 
 
-def _decode_class(encoded: str) -> Any:
-    cls = dec(encoded)
+def _atom_class(name: str) -> Any:
+    module_name = name.partition(":")[0]
+    if module_name not in sys.modules:
+        with contextlib.suppress(ImportError):
+            __import__(module_name)
+    cls = _resolve_class(name)
     if not (isinstance(cls, type) and issubclass(cls, _atom.Atom)):
-        raise TypeError(f"{cls!r} is not an Atom subclass")
+        raise TypeError(f"{name!r} is not an Atom subclass in this component")
     return cls
 
 
@@ -304,13 +430,13 @@ class Guest(exports.Guest):
 
     def create(self, atom_id: str, name: str | None, class_: str, message: str) -> Any:
         try:
-            cls = _decode_class(class_)
-            args, kwargs = dec(message)
+            cls = _atom_class(class_)
+            args, kwargs = _reader.message(message)
             instance = _install(cls, atom_id, name)
             cls.__init__(instance, *args, **kwargs)
         except Exception as exc:
             return _failed(exc)
-        return _done(None)
+        return "dnull"
 
     def start(self) -> Any:
         return _call(_State.instance.on_start)
@@ -325,22 +451,27 @@ class Guest(exports.Guest):
         if spec is None:
             return _failed(HandlerNotFound(f"the sandboxed atom has no handler {handler!r}"))
         try:
-            data = message.encode("latin-1")
-            args, kwargs = _loads(data) if data[0] == 0x80 else _mloads(data)
+            args = _scan(message, 0)[0]  # the host's text: no limits to check
         except Exception as exc:
             return _failed(
-                MessageNotPortable(f"message for {handler!r} cannot enter the sandbox: {exc!r}")
+                MessageNotPortable(f"message for {handler!r} cannot enter the sandbox: {exc}")
             )
         try:
-            result = spec.fn(_State.instance, *args, **kwargs)
+            if args and type(args[-1]) is _Kwargs:
+                result = spec.fn(_State.instance, *args[:-1], **args[-1])
+            else:
+                result = spec.fn(_State.instance, *args)
         except Exception as exc:
-            return _failed(exc)
-        if isinstance(result, _CoroutineType):
-            return _drive(result)
+            return _failed(exc, spec.answers)
         if result is None:
-            return "dN"  # marshal's None (every version): what most tell handlers return
-        if type(result) in SCALARS:
-            return "d" + _mdumps(result, MARSHAL_SCALARS).decode("latin-1")
+            return "dnull"  # what most tell handlers return
+        kind = type(result)
+        if kind is int and -_MAX <= result <= _MAX:
+            return "d" + str(result)
+        if kind is str:
+            return "d" + _ascii(result)
+        if isinstance(result, _CoroutineType):
+            return _drive(result, spec.answers)
         return _done(result)
 
     def pending(self) -> Any:
@@ -348,20 +479,32 @@ class Guest(exports.Guest):
 
     def resume(self, token: int, reply: Any) -> Any:
         _State.request = None
-        coro = _State.pending.pop(token, None)
-        if coro is None:
+        entry = _State.pending.pop(token, None)
+        if entry is None:
             return _failed(SandboxError(f"no suspended turn has token {token}"))
+        coro, answers = entry
         try:
-            payload = dec(reply.value)
+            payload = _reader.value(reply.value)
         except Exception as exc:
-            return _drive(coro, error=MessageNotPortable(f"a reply cannot enter: {exc!r}"))
+            error = MessageNotPortable(f"a reply cannot enter the sandbox: {exc}")
+            return _drive(coro, answers, error=error)
         if isinstance(reply, wt.Reply_Error):
-            return _drive(coro, error=payload)
-        return _drive(coro, payload)
+            if not isinstance(payload, BaseException):
+                payload = SandboxError(f"the host failed the operation with {payload!r}")
+            return _drive(coro, answers, error=payload)
+        return _drive(coro, answers, payload)
 
     def snapshot(self) -> str:
         if _State.pending:
-            raise Err(enc(SandboxError("cannot snapshot an atom in the middle of a turn")))
+            raise Err(
+                _dumps(
+                    {
+                        "$error": _writer.error(
+                            SandboxError("cannot snapshot an atom in the middle of a turn")
+                        )
+                    }
+                )
+            )
         instance = _State.instance
         try:
             if type(instance).__getstate__ is not object.__getstate__:
@@ -369,15 +512,15 @@ class Guest(exports.Guest):
             else:
                 state = dict(vars(instance))
                 state.pop("_radon_ctx", None)
-            return enc(state)
+            return _dumps(_state_writer.tree(state))
         except Exception as exc:
             error = MessageNotPortable(f"the atom's state cannot be encoded: {exc!r}")
-            raise Err(enc(error)) from None
+            raise Err(_dumps({"$error": _writer.error(error)})) from None
 
     def restore(self, atom_id: str, name: str | None, class_: str, state: str) -> Any:
         try:
-            cls = _decode_class(class_)
-            decoded = dec(state)
+            cls = _atom_class(class_)
+            decoded = _state_reader.value(state)
             instance = _install(cls, atom_id, name)
             if hasattr(instance, "__setstate__"):
                 instance.__setstate__(decoded)
@@ -385,4 +528,4 @@ class Guest(exports.Guest):
                 instance.__dict__.update(decoded)
         except Exception as exc:
             return _failed(exc)
-        return _done(None)
+        return "dnull"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import sys
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,15 +30,16 @@ import trio
 from wasmtime import component as wc
 
 from .. import _ref
+from .._atom import Atom
 from ..runtime import resolve
-from ._codec import dec, enc, enc_value
 from ._config import SandboxConfig
 from ._errors import MessageNotPortable, SandboxDenied, SandboxError
+from ._value import ValueRejected
 
 if TYPE_CHECKING:
     from ._instance import GuestAtom
 
-__all__ = ["HOST_FUNCS", "enc_exc", "perform", "register"]
+__all__ = ["HOST_FUNCS", "perform", "register"]
 
 # The standard's `isolation` enum (spawn-request) as System.spawn's sandbox=.
 _ISOLATION: dict[str, bool | None] = {"class-default": None, "native": False, "sandboxed": True}
@@ -62,33 +64,61 @@ def _guest(store: Any) -> GuestAtom:
     return guest
 
 
-def enc_exc(exc: BaseException) -> str:
-    """``exc`` for the guest; one that does not pickle goes as its type and text."""
+def _error_text(guest: GuestAtom, exc: BaseException) -> str:
+    """``exc`` for the guest, as an ``$error`` value."""
     try:
-        return enc(exc)
-    except Exception:
-        return enc(SandboxError(f"{type(exc).__name__}: {exc}"))
+        return guest.side.writer.value(exc)
+    except Exception:  # pragma: no cover - error() leaves out what does not encode
+        return guest.side.writer.value(SandboxError(f"{type(exc).__name__}: {exc}"))
 
 
-def _decode_message(message: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _read_message(guest: GuestAtom, message: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     try:
-        args, kwargs = dec(message)
+        return guest.side.reader.message(message)
+    except ValueRejected as exc:
+        raise MessageNotPortable(
+            f"{guest.cell.label()} sent a message the host refuses: {exc}"
+        ) from None
+
+
+def _encode_reply(guest: GuestAtom, value: Any) -> str:
+    try:
+        return guest.side.writer.value(value)
     except Exception as exc:
-        raise MessageNotPortable(f"a message from the sandbox cannot be decoded: {exc!r}") from exc
-    return args, kwargs
+        raise MessageNotPortable(f"the reply cannot enter the sandbox: {exc}") from exc
 
 
-def _encode_reply(value: Any) -> str:
-    try:
-        return enc_value(value)
-    except Exception as exc:
-        raise MessageNotPortable(f"the reply {value!r} cannot enter the sandbox: {exc!r}") from exc
-
-
-def _endpoint(atom_id: str) -> _ref.Endpoint:
-    """Where a message from the guest to ``atom_id`` goes: the runtime's resolver
+def _endpoint(guest: GuestAtom, handle: int) -> _ref.Endpoint:
+    """Where a message from the guest to ``handle`` goes: the runtime's resolver
     (the one unpickled Refs use), so that placement can route it too."""
-    return resolve(atom_id, None)
+    try:
+        ref = guest.side.target(handle)
+    except ValueRejected as exc:
+        raise MessageNotPortable(str(exc)) from None
+    return resolve(ref.id, ref.name)
+
+
+def _child_class(guest: GuestAtom, name: str) -> type[Atom]:
+    """The class a spawn request names: an Atom subclass that the atom's own
+    component bundles and that this process has loaded already. Nothing is
+    imported for a guest, and library classes are not the guest's to spawn."""
+    module_name, _, qualname = name.partition(":")
+    module = sys.modules.get(module_name)
+    obj: Any = module
+    if (
+        module is not None
+        and module_name in guest.loaded.modules
+        and not (module_name == "radon_actors" or module_name.startswith("radon_actors."))
+    ):
+        for part in qualname.split("."):
+            obj = vars(obj).get(part) if hasattr(obj, "__dict__") else None
+    else:
+        obj = None
+    if not (isinstance(obj, type) and issubclass(obj, Atom)):
+        raise SandboxDenied(
+            f"a sandboxed atom can spawn atom classes of its own component only, not {name[:200]!r}"
+        )
+    return obj
 
 
 # ----------------------------------------------------------------------
@@ -98,16 +128,16 @@ async def perform(guest: GuestAtom, op: Any) -> wc.Variant:
     """Perform the operation a suspended turn of ``guest`` waits for; the reply
     to resume it with (its value, or the error it raised, encoded)."""
     try:
-        return wc.Variant("value", _encode_reply(await _perform(guest, op)))
+        return wc.Variant("value", _encode_reply(guest, await _perform(guest, op)))
     except Exception as exc:
-        return wc.Variant("error", enc_exc(exc))
+        return wc.Variant("error", _error_text(guest, exc))
 
 
 async def _perform(guest: GuestAtom, op: Any) -> Any:
     req = op.payload
     if op.tag == "ask":
-        args, kwargs = _decode_message(req.message)
-        endpoint = _endpoint(req.target)
+        args, kwargs = _read_message(guest, req.message)
+        endpoint = _endpoint(guest, req.target)
         return await endpoint.ask(req.handler, args, kwargs, req.timeout)
     if op.tag == "spawn":
         if req.isolation not in _ISOLATION:  # pragma: no cover
@@ -125,8 +155,8 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
                 f"this sandboxed atom already has {len(cell.children)} live children, its "
                 f"quota (SandboxConfig.max_children={config.max_children})"
             )
-        cls = dec(getattr(req, "class"))
-        args, kwargs = _decode_message(req.message)
+        cls = _child_class(guest, getattr(req, "class"))
+        args, kwargs = _read_message(guest, req.message)
         # Children stay sandboxed: the class default, or an explicit True, runs
         # the child in WebAssembly with the parent's limits (a class attribute
         # that is a SandboxConfig of its own wins for the class default).
@@ -144,19 +174,19 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
 def _reported(store: Any, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(guest, *args)`` on trio for the calling guest; an exception goes back
     to the guest encoded (a WIT ``result``'s error, or ``option<payload>``)."""
+    guest = _guest(store)
     try:
-        guest = _guest(store)
         return guest.on_trio(fn, guest, *args)
     except Exception as exc:
-        return enc_exc(exc)
+        return _error_text(guest, exc)
 
 
-def _tell(_caller: GuestAtom, target: str, handler: str, message: str) -> None:
-    args, kwargs = _decode_message(message)
-    _endpoint(target).tell(handler, args, kwargs)
+def _tell(guest: GuestAtom, target: int, handler: str, message: str) -> None:
+    args, kwargs = _read_message(guest, message)
+    _endpoint(guest, target).tell(handler, args, kwargs)
 
 
-def _h_tell(store: Any, target: str, handler: str, message: str) -> str | None:
+def _h_tell(store: Any, target: int, handler: str, message: str) -> str | None:
     return _reported(store, _tell, target, handler, message)  # type: ignore[no-any-return]
 
 
@@ -168,10 +198,10 @@ def _h_stop(store: Any) -> None:
 def _h_log(store: Any, level: str, event: str, fields: str) -> None:
     guest = _guest(store)
     try:
-        decoded = dec(fields)
+        decoded = guest.side.reader.value(fields)
         values = dict(decoded) if isinstance(decoded, dict) else {"fields": decoded}
     except Exception:
-        values = {"fields": "<undecodable>"}
+        values = {"fields": "<unreadable>"}
     values.pop("event", None)
     method = getattr(guest.cell.log, level if level in _LOG_LEVELS else "info")
     with contextlib.suppress(Exception):
@@ -195,7 +225,7 @@ def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, m
             f"this sandboxed atom already holds {live} live timers, its quota "
             f"(SandboxConfig.max_timers={config.max_timers}); cancel some first"
         )
-    args, kwargs = _decode_message(message)
+    args, kwargs = _read_message(guest, message)
     cell = guest.cell
     if periodic:
         handle = cell.send_every(delay, handler, args, kwargs)

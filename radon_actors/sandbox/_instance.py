@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import marshal
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -28,12 +27,13 @@ import wasmtime
 from wasmtime import component as wc
 
 from . import _hostcalls
+from ._boundary import HostSide, from_host_form, to_host_form
 from ._calls import export, raise_error, raw_set_fuel
-from ._codec import MARSHAL_SCALARS, enc, enc_message, is_scalar
 from ._config import SandboxConfig
 from ._engine import LoadedComponent, engine
 from ._errors import MessageNotPortable, SandboxCrashed, SandboxError
-from ._outcomes import SUSPENDED, crash_reason, decode_exception, decode_result, settled
+from ._outcomes import SUSPENDED, crash_reason, malformed
+from ._value import Limits, ValueRejected, record_name
 
 if TYPE_CHECKING:
     from ..runtime import AtomCell, TimerHandle
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["GuestAtom"]
 
 T = TypeVar("T")
-_mdumps = marshal.dumps
 _limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("radon_sandbox")
 
 
@@ -65,12 +64,16 @@ class GuestAtom:
         "_funcs",
         "_handle",
         "_lock",
+        "_read",
+        "_read_message",
         "_store",
         "_timer_ids",
+        "_write_message",
         "cell",
         "config",
         "crashed",
         "loaded",
+        "side",
         "timers",
     )
 
@@ -80,6 +83,12 @@ class GuestAtom:
         self.config = config
         self.crashed: str | None = None
         self.timers: dict[int, TimerHandle] = {}
+        limits = Limits(config.max_value, config.max_depth, config.max_items)
+        side = HostSide(cell.ref, limits)
+        self.side = side
+        self._read = side.reader.value
+        self._read_message = side.reader.message
+        self._write_message = side.writer.message
         self._timer_ids = itertools.count(1)
         store = wasmtime.Store(engine())
         store.set_wasi(wasmtime.WasiConfig())  # no files, no sockets, no environment
@@ -155,9 +164,41 @@ class GuestAtom:
             return trio.from_thread.run_sync(fn, *args)
         return fn(*args)
 
+    def outcome(self, out: str) -> Any:
+        """The value of a finished call (``"d"``), or :data:`SUSPENDED` (``"s"``);
+        raises the guest's exception (``"f"``) or the error of a malformed or
+        unreadable outcome. Nothing the guest wrote is read past the limits of
+        its config, nor into anything but plain data, granted Refs, and
+        exceptions and records the host knows (``_boundary``)."""
+        tag = out[:1]
+        if tag == "d":
+            try:
+                return self._read(out, 1)
+            except ValueRejected as exc:
+                raise MessageNotPortable(
+                    f"{self.cell.label()} returned a value the host refuses: {exc}"
+                ) from None
+        if tag == "f":
+            raise self.exception(out, 1)
+        if tag != "s":
+            raise malformed(out)
+        return SUSPENDED
+
+    def exception(self, text: str, start: int = 0) -> BaseException:
+        """The exception a guest reported (an ``$error`` value), to raise."""
+        try:
+            exc = self._read(text, start)
+        except ValueRejected as err:
+            return SandboxError(f"{self.cell.label()} failed, and its error is unreadable: {err}")
+        if not isinstance(exc, BaseException):
+            return SandboxError(
+                f"{self.cell.label()} reported a failure that is not an exception: {str(exc)[:200]}"
+            )
+        return exc
+
     async def _settle(self, out: str) -> Any:
         """Follow one guest call to its end, performing the operations it awaits."""
-        while (value := settled(out)) is SUSPENDED:
+        while (value := self.outcome(out)) is SUSPENDED:
             request = await self._invoke("pending")
             if request is None:
                 raise SandboxError("the guest suspended a turn but reports no pending operation")
@@ -170,34 +211,38 @@ class GuestAtom:
         """Build the atom inside the guest (constructor, then ``on_start``)."""
         cell = self.cell
         try:
-            encoded_cls = enc(cell.cls)
-            message = enc((cell.args, cell.kwargs))
+            message = self._write_message(cell.args, cell.kwargs)
         except Exception as exc:
             raise MessageNotPortable(
-                f"the spawn arguments of {cell.label()} cannot enter the sandbox: {exc!r}"
+                f"the spawn arguments of {cell.label()} cannot enter the sandbox: {exc}"
             ) from exc
         self._store.set_fuel(self.config.fuel)
-        await self._settle(await self._invoke("create", cell.id, cell.name, encoded_cls, message))
+        out = await self._invoke("create", cell.id, cell.name, record_name(cell.cls), message)
+        await self._settle(out)
         self._store.set_fuel(self.config.fuel)
         await self._settle(await self._invoke("start"))
 
     async def restore(self, state: str) -> None:
         """Rebuild the atom from :meth:`snapshot` output, without its constructor."""
         cell = self.cell
+        guest_state = from_host_form(self.side, state)
         self._store.set_fuel(self.config.fuel)
-        out = await self._invoke("restore", cell.id, cell.name, enc(cell.cls), state)
+        out = await self._invoke("restore", cell.id, cell.name, record_name(cell.cls), guest_state)
         await self._settle(out)
 
     async def call(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
-        message = enc_message(args, kwargs)
+        message = self._write_message(args, kwargs)
         self._refuel()
         if self.config.threaded:
             out = await self._invoke("handle", handler, message)
         else:
             out = self._invoke_sync("handle", handler, message)
         if out[:1] == "d":  # the common end of a turn, without _settle's frames
-            return decode_result(out)
+            try:
+                return self._read(out, 1)
+            except ValueRejected:
+                pass  # outcome() raises it with the atom's name
         return await self._settle(out)
 
     def call_now(self, handler: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -206,10 +251,7 @@ class GuestAtom:
         The hot path of a sandboxed ask: the common steps are written inline."""
         if self.crashed is not None:
             raise self._crashed_earlier()
-        if not kwargs and all(map(is_scalar, map(type, args))):
-            message = _mdumps((args, kwargs), MARSHAL_SCALARS).decode("latin-1")
-        else:
-            message = enc_message(args, kwargs)
+        message = self._write_message(args, kwargs)
         if raw_set_fuel(self._context, self._fuel):  # pragma: no cover
             self._refuel()  # raises the error
         try:
@@ -217,8 +259,11 @@ class GuestAtom:
         except BaseException as exc:
             self._fail(exc)
         if out[:1] == "d":
-            return decode_result(out)
-        settled(out)  # raises unless the guest suspended the turn
+            try:
+                return self._read(out, 1)
+            except ValueRejected:
+                pass  # outcome() raises it with the atom's name
+        self.outcome(out)  # raises unless the guest suspended the turn
         raise SandboxError(
             f"handler {handler!r} of {self.cell.label()} has no await of its own but "
             "returned an awaitable that waits on the host; declare it `async def` and "
@@ -233,14 +278,20 @@ class GuestAtom:
         await self._settle(await self._invoke("finish"))
 
     async def snapshot(self) -> str:
-        """The atom's state, encoded by the guest (between turns only)."""
+        """The atom's state (between turns only), in host form (``_boundary``):
+        what :meth:`restore` takes, here or on another host."""
         self._store.set_fuel(self.config.fuel)
         out = await self._invoke("snapshot")
         if isinstance(out, wc.Variant):  # result<payload, payload> lifts tagged
             if out.tag == "err":
-                raise decode_exception(str(out.payload))
-            return str(out.payload)
-        return str(out)
+                raise self.exception(str(out.payload))
+            out = out.payload
+        try:
+            return to_host_form(self.side, str(out))
+        except ValueRejected as exc:
+            raise MessageNotPortable(
+                f"the snapshot of {self.cell.label()} is unreadable: {exc}"
+            ) from None
 
     def timer_table(self) -> tuple[dict[int, TimerHandle], int]:
         """The host side of the guest's timers, by the numbers the guest holds,

@@ -12,8 +12,6 @@ The cell's ``instance`` is a :class:`~._instance.GuestAtom`.
 from __future__ import annotations
 
 import contextlib
-import pickle
-import pickletools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +22,7 @@ from .._atom import Atom, HandlerSpec, handler_table
 from .._errors import AtomStopped
 from .._ref import Ref
 from ..runtime import lookup
-from . import _engine
+from . import _engine, _value
 from ._config import SandboxConfig
 from ._errors import MessageNotPortable, SandboxError
 from ._instance import GuestAtom
@@ -68,81 +66,40 @@ def _sync_forwarder(name: str, original: Callable[..., Any]) -> Callable[..., An
     return forward
 
 
-# Types whose values always pickle and need no module in the guest.
-_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
-_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"})
-_GET_OPS = frozenset({"BINGET", "LONG_BINGET", "GET"})
-
-
-def pickled_modules(data: bytes) -> set[str]:
-    """The modules a pickle needs to import when it is loaded."""
-    if b"\x93" not in data:
-        return set()  # no STACK_GLOBAL opcode byte (protocol 5 uses no other): plain data
-    modules: set[str] = set()
-    pushed: list[Any] = []  # strings pushed (or fetched from the memo), in order
-    memo: dict[int, Any] = {}
-    for op, arg, _pos in pickletools.genops(data):
-        name = op.name
-        if name in _STRING_OPS:
-            pushed.append(arg)
-        elif name in _GET_OPS:
-            pushed.append(memo.get(int(arg or 0)))
-        elif name == "MEMOIZE":
-            memo[len(memo)] = pushed[-1] if pushed else None
-        elif name == "STACK_GLOBAL":
-            if len(pushed) >= 2 and isinstance(pushed[-2], str):
-                modules.add(pushed[-2])
-        elif name in ("GLOBAL", "INST"):
-            modules.add(str(arg).split(" ")[0])
-    return modules
-
-
-class _Portability:
-    """Which modules the guest of one component can import (for sender checks).
-
-    The guest has no file system: only modules loaded when the component was built
-    exist there (see ``_build.PRELOAD``), not the whole standard library.
-    """
-
-    __slots__ = ("bundled",)
-
-    def __init__(self, bundled: frozenset[str]) -> None:
-        self.bundled = bundled
-
-    def missing(self, data: bytes) -> list[str]:
-        bundled = self.bundled
-        if not bundled:  # nothing known about the guest: do not guess
-            return []
-        return sorted(m for m in pickled_modules(data) if m not in bundled)
-
-
 def _portable_check(
-    original: Callable[..., None] | None, label: str, portability: _Portability
+    original: Callable[..., None] | None, label: str, bundled: frozenset[str]
 ) -> Callable[..., None]:
-    dumps = pickle.dumps
-    is_plain = _PLAIN.__contains__
+    """The sender's check of a message for a sandboxed handler: the handler's own
+    argument check, then a trial write in the value format (scalars skip it)."""
+    is_fast = _value.is_fast
+
+    def record_check(cls: type) -> None:
+        module = cls.__module__
+        if bundled and module not in bundled:
+            raise MessageNotPortable(
+                f"it holds a {cls.__qualname__} of module {module}, which the sandbox cannot "
+                "import; send plain data, or records of the atom's own module"
+            )
+
+    writer = _value.Writer(_trial_ref, record_check=record_check)
 
     def check(*args: Any, **kwargs: Any) -> None:
         if original is not None:
             original(*args, **kwargs)
-        if not kwargs and all(map(is_plain, map(type, args))):
-            return  # scalars always cross: skip the trial pickle
+        if not kwargs and all(map(is_fast, map(type, args))):
+            return  # scalars always cross (big ints and NaN are tagged)
         try:
-            data = dumps((args, kwargs), 5)
+            writer.message(args, kwargs)
         except Exception as exc:
             raise MessageNotPortable(
-                f"a message for sandboxed handler {label} cannot cross the sandbox boundary: "
-                f"{exc!r}; send plain data, Refs, or instances of importable classes"
+                f"a message for sandboxed handler {label} cannot cross the sandbox boundary: {exc}"
             ) from None
-        missing = portability.missing(data)
-        if missing:
-            raise MessageNotPortable(
-                f"a message for sandboxed handler {label} cannot cross the sandbox boundary: "
-                f"it holds objects of module(s) {', '.join(missing)}, which the sandbox cannot "
-                "import; send plain data, or classes from the atom's own module"
-            )
 
     return check
+
+
+def _trial_ref(ref: Ref[Any]) -> list[Any]:
+    return [0, ref.id, ref.name]
 
 
 def sandbox_table(
@@ -166,7 +123,6 @@ def sandbox_table(
     table = tables.get(cache_key)
     if table is not None:
         return table
-    portability = _Portability(bundled)
     native = handler_table(cls)
     copies: dict[int, HandlerSpec] = {}
     table = {}
@@ -184,7 +140,7 @@ def sandbox_table(
             copy.fn = make(spec.name, spec.fn)
             copy.is_async = not sync
             copy.never_suspends = sync
-            copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}", portability)
+            copy.check = _portable_check(spec.check, f"{cls.__name__}.{spec.name}", bundled)
             copies[id(spec)] = copy
         table[key] = copy
     tables[cache_key] = table

@@ -9,17 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from radon_actors import Atom, Ref, Rejection, SandboxDenied, handler
+from radon_actors import Atom, Ref, Rejection, SandboxDenied, handler, portable
 
 
+@portable
 class Boom(Exception):
     """A user exception, raised inside handlers."""
 
 
+@portable
 class Overdrawn(Rejection):
     """A business error: an answer to the asker, not a crash."""
 
 
+@portable
 @dataclass(frozen=True)
 class Point:
     x: int
@@ -242,6 +245,97 @@ class Hostile(Atom):
         except SandboxDenied as exc:
             return granted, str(exc)
         return granted, ""
+
+    # Attacks on the boundary itself: each writes raw text where the guest
+    # runtime would write a value, as a hostile component could. They import the
+    # guest runtime inside the handler (it exists only in the guest).
+    @handler
+    def raw_result(self, text: str) -> list[int]:
+        """Make this turn's outcome ``"d" + text``."""
+        from radon_actors.sandbox import _guest
+
+        _guest._done = lambda _value: "d" + text
+        return []  # not a scalar: goes through the (replaced) writer
+
+    @handler
+    def raw_failure(self, text: str) -> None:
+        """Make this turn's outcome ``"f" + text``."""
+        from radon_actors.sandbox import _guest
+
+        _guest._failed = lambda _exc, _answers=(): "f" + text
+        raise Boom("replaced")
+
+    @handler
+    def raw_tell(self, target: int, text: str) -> str:
+        """Tell ``get`` to handle ``target`` with ``text`` as the message."""
+        from wit_world.imports import host  # type: ignore[import-not-found]
+
+        error = host.tell(target, "get", text)
+        return "sent" if error is None else error
+
+    @handler
+    def raw_log(self, text: str) -> str:
+        from wit_world.imports import host
+
+        host.log("warning", "hostile.log", text)
+        return "logged"
+
+    @handler
+    def raw_timer(self, text: str) -> str:
+        from componentize_py_types import Err  # type: ignore[import-not-found]
+        from wit_world.imports import host
+
+        try:
+            host.start_timer(0.001, False, "ok", text)
+        except Err as err:
+            return str(err.value)
+        return "armed"
+
+    @handler
+    async def raw_spawn(self, class_name: str) -> Any:
+        """Ask the host to spawn a class named by the guest."""
+        from wit_world.imports import types as wt  # type: ignore[import-not-found]
+
+        from radon_actors.sandbox import _guest
+
+        request = wt.SpawnRequest(class_name, "[]", None, wt.Isolation.SANDBOXED)
+        return await _guest._HostOp(wt.Operation_Spawn(request))
+
+    @handler
+    async def forged_ask(self, atom_id: str) -> Any:
+        """Ask an atom this guest was never given, by its id."""
+        from radon_actors import _ref
+
+        forged: Ref[Counter] = _ref._restore(atom_id, None)
+        return await forged.ask(Counter.get)
+
+    @handler
+    def forged_tell(self, handle: int) -> str:
+        """Tell by a handle number this guest was never given."""
+        from wit_world.imports import host
+
+        error = host.tell(handle, "incr", "[1000]")
+        return "sent" if error is None else error
+
+
+class Keeper(Atom):
+    """State of every kind a snapshot must carry: Refs held plainly and inside
+    objects with no portable form (a deque), a Fraction, a record."""
+
+    def __init__(self, target: Ref[Counter]) -> None:
+        from collections import deque
+        from fractions import Fraction
+
+        self.target = target
+        self.queue = deque([target, target])
+        self.ratio = Fraction(1, 3)
+        self.point = Point(1, 2)
+
+    @handler
+    async def poke(self) -> list[Any]:
+        first = await self.target.ask(Counter.incr, 1)
+        second = await self.queue[0].ask(Counter.incr, 10)
+        return [first, second, str(self.ratio), self.point]
 
 
 class Cruncher(Atom):

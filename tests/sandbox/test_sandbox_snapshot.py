@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from sandbox_atoms import Boom, Counter, Point, Relay
+from sandbox_atoms import Boom, Counter, Keeper, Point, Relay
 
 from radon_actors import Atom, AtomStopped, SandboxConfig, SandboxError, handler, open_system
 from radon_actors.sandbox._spawn import snapshot, spawn_restored
@@ -43,6 +43,19 @@ async def test_state_with_refs_and_objects_survives() -> None:
         assert await restored.ask(Relay.forward, counter, 1) == 7
         echo = await system.spawn(Counter, sandbox=True)
         assert await echo.ask(Counter.move, Point(0, 0), 1) == Point(1, 0)
+
+
+async def test_refs_inside_state_with_no_portable_form_survive() -> None:
+    async with open_system() as system:
+        counter = await system.spawn(Counter)
+        keeper = await system.spawn(Keeper, counter, sandbox=True)
+        assert await keeper.ask(Keeper.poke) == [1, 11, "1/3", Point(1, 2)]
+        state = await snapshot(keeper)
+        # Host form: the Ref as its id, never as the old instance's handle; the
+        # deque and the Fraction as the guest's own opaque pickle.
+        assert f'[null,"{counter.id}",null]' in state and '"$opaque"' in state
+        restored = await spawn_restored(system, Keeper, state)
+        assert await restored.ask(Keeper.poke) == [12, 22, "1/3", Point(1, 2)]
 
 
 class Gate(Atom):

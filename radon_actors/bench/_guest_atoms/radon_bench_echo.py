@@ -28,9 +28,9 @@ class Echo(Atom):
         without the component-model bindings. Only works sandboxed."""
         import time
 
-        from radon_actors.sandbox import _codec, _guest
+        from radon_actors.sandbox import _guest
 
-        message = _codec.enc_scalar_message((1,), {})  # as the guest writes it
+        message = _guest._writer.message((1,), {})  # as the guest writes it
         handle = _guest.Guest().handle  # the export's body, minus the bindings
         t0 = time.perf_counter_ns()
         for _ in range(n):
