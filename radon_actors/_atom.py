@@ -482,6 +482,13 @@ def resolve_handler(cls: type[Atom], table: dict[Any, HandlerSpec], h: Any) -> H
         spec = None
     if spec is not None:
         return spec
+    if "_radon_component" in cls.__dict__ and getattr(h, _HANDLER_MARK, False):
+        # A component's class known by its manifest (no functions of its own):
+        # a handler function of the program's copy of the class names it.
+        spec = table.get(getattr(h, "__name__", None))
+        if spec is not None:
+            table[h] = spec
+            return spec
     names = sorted({s.name for s in table.values()})
     listing = ", ".join(names) if names else "none"
     label = h if isinstance(h, str) else getattr(h, "__qualname__", repr(h))

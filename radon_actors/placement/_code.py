@@ -32,13 +32,16 @@ never ships a sandboxed atom never imports wasmtime.)
 
 from __future__ import annotations
 
+import pickle
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .._logs import get_logger
+from ._classes import dump_class, load_class
 from ._errors import ProtocolError
 from ._frames import CodeDone, CodeHas, CodePart
+from ._wire import PICKLE_PROTOCOL
 
 if TYPE_CHECKING:
     from ..runtime import AtomCell
@@ -50,6 +53,8 @@ __all__ = [
     "CHUNK",
     "SandboxField",
     "Shipment",
+    "activated",
+    "activation",
     "runtime_from",
     "sandbox_field",
     "serve_code_done",
@@ -64,8 +69,10 @@ CHUNK = 1 << 20  # bytes per code_part request
 MAX_COMPONENT = 1 << 28  # refuse larger components (the frame limit, for the whole)
 
 # What an ``activate`` carries for a sandboxed atom: the component's hash, the
-# atom's SandboxConfig, and the snapshot a restart restores (spawn_restored), if any.
-SandboxField = tuple[str, "SandboxConfig", "str | None"]
+# atom's SandboxConfig, the snapshot a restart restores (spawn_restored), if any,
+# and the atom's class by name in the component (the receiver builds it from the
+# component's manifest: it never imports the atom's module).
+SandboxField = tuple[str, "SandboxConfig", "str | None", str]
 
 
 def _check_hash(h: str) -> None:
@@ -137,20 +144,61 @@ async def _send(node: Node, peer: Peer, h: str, loaded: LoadedComponent) -> None
 async def sandbox_field(node: Node, peer: Peer, cell: AtomCell) -> SandboxField | None:
     """What an ``activate`` of ``cell``'s atom on ``peer`` carries for its
     sandbox, once ``peer`` has the component: None for a native atom."""
-    from ..sandbox.host import SandboxRuntime
+    from ..sandbox.host import SandboxRuntime, record_name
 
     runtime = cell.runtime
     if not isinstance(runtime, SandboxRuntime):
         return None
     h = await ship(node, peer, runtime.loaded)
-    return (h, runtime.config, runtime.restore_state)
+    return (h, runtime.config, runtime.restore_state, record_name(cell.cls))
+
+
+async def activation(
+    node: Node, peer: Peer, cell: AtomCell
+) -> tuple[bytes, bytes, SandboxField | None]:
+    """What an ``activate`` of ``cell``'s atom on ``peer`` carries for its class,
+    its constructor's arguments and its sandbox. A sandboxed atom's class goes
+    by name (``cls_blob`` empty) and its arguments in the value format, so
+    that the receiver runs it from the component alone."""
+    from ..sandbox.host import host_form_message
+
+    sandbox = await sandbox_field(node, peer, cell)  # ships a sandboxed atom's component
+    if sandbox is None:
+        ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
+        return dump_class(cell.cls, peer), ctor, None
+    return b"", host_form_message(cell.args, cell.kwargs).encode(), sandbox
+
+
+async def activated(
+    existing: type[Any] | None, cls_blob: bytes, ctor: bytes, sandbox: Any
+) -> tuple[type[Any], tuple[Any, ...], dict[str, Any]]:
+    """The receiving side of :func:`activation`: the atom's class (``existing``
+    when the atom comes home) and its constructor's arguments."""
+    if sandbox is None:
+        args, kwargs = pickle.loads(ctor)
+        return existing or load_class(cls_blob), args, kwargs
+    from ..sandbox.host import read_host_form_message, read_manifest, stand_in
+
+    if not (isinstance(sandbox, tuple) and len(sandbox) == 4 and isinstance(sandbox[3], str)):
+        raise ProtocolError("a sandboxed activation names its class in its sandbox field")
+    args, kwargs = read_host_form_message(ctor.decode())
+    if existing is not None:
+        return existing, args, kwargs
+    loaded = await find(sandbox[0])
+    if loaded is None:
+        raise ProtocolError(
+            f"the component {sandbox[0]} was not shipped to this host first "
+            "(code_has/code_part/code_done); run the same radon-actors version on every host"
+        )
+    await trio.to_thread.run_sync(read_manifest, loaded)
+    return stand_in(loaded, sandbox[3]), args, kwargs
 
 
 async def runtime_from(cls: type[Any], field: SandboxField) -> SandboxRuntime:
-    """The receiving side of :func:`sandbox_fields`: a runtime for ``cls``'s atom."""
+    """The receiving side of :func:`sandbox_field`: a runtime for ``cls``'s atom."""
     from ..sandbox.host import SandboxRuntime
 
-    h, config, restore = field
+    h, config, restore, _name = field
     loaded = await find(h)
     if loaded is None:
         raise ProtocolError(

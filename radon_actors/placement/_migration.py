@@ -54,7 +54,6 @@ from ..runtime import (
     unregister,
 )
 from . import _code
-from ._classes import dump_class, load_class
 from ._endpoints import Answer, CallbackReply, Forward, RemoteEndpoint, forward_of
 from ._errors import HostDown, MigrationError
 from ._frames import Activate, Emigrate, Migrate, Stopped
@@ -428,9 +427,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer, deadline: float) -> None
         # until step 5; one that fires meanwhile is dropped here, not there).
         timers = snapshot_timers(cell, fired)
         blob = pickle.dumps((state, msgs, timers), PICKLE_PROTOCOL)
-        ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
-        cls_blob = dump_class(cell.cls, peer)
-        sandbox = await _code.sandbox_field(node, peer, cell)
+        cls_blob, ctor, sandbox = await _code.activation(node, peer, cell)
         budget = _budget(deadline)
         if budget is not None and budget <= 0:
             raise trio.TooSlowError
@@ -539,8 +536,9 @@ async def _prepare(
     if home and (existing is None or existing.away is None):
         raise MigrationError(f"atom {atom_id} is already running on host {node.name!r}")
     # Back home, keep the original class object (one shipped by value would be a copy).
-    cls = existing.cls if existing is not None else load_class(cls_blob)
-    args, kwargs = pickle.loads(ctor)
+    cls, args, kwargs = await _code.activated(
+        existing.cls if existing is not None else None, cls_blob, ctor, sandbox
+    )
     with restoring_timers() as handles:  # the timer handles in the state
         state, msgs, *more = pickle.loads(blob)
     cell = AtomCell(node.system, cls, args, kwargs, atom_id, name, None, capacity)

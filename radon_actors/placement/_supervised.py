@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import SpawnError
 from ..runtime import AtomCell, CellState, register
-from ._classes import dump_class
-from ._code import sandbox_field
+from ._code import activation
 from ._endpoints import Forward, RemoteEndpoint, forward_of, post
 from ._frames import Activate
 from ._wire import PICKLE_PROTOCOL
@@ -55,9 +54,7 @@ async def choose_host(node: Node, host: Any, cls: type[Any]) -> str | None:
 async def _activate(node: Node, cell: AtomCell, host: str) -> Peer:
     peer = node.peer_by_name(host)
     node.live_peer(peer.node_id, cell.id)
-    ctor = pickle.dumps((cell.args, cell.kwargs), PICKLE_PROTOCOL)
-    sandbox = await sandbox_field(node, peer, cell)  # ships a sandboxed atom's component
-    cls_blob = dump_class(cell.cls, peer)
+    cls_blob, ctor, sandbox = await activation(node, peer, cell)
     capacity = cell.mailbox.capacity
     frame = Activate(
         "activate", 0, cell.id, cell.name, cls_blob, ctor, _FRESH, capacity, cell.restarts, sandbox

@@ -115,6 +115,10 @@ class Isolation(Protocol):
         """The instance runtime for ``cls`` spawned with ``sandbox=options`` (None:
         the options ask for a native atom after all)."""
 
+    async def component_class(self, component: Any, atom: str) -> type[Any]:
+        """The class that stands for atom class ``atom`` of ``component`` (a path
+        or a content hash), built from the component's manifest."""
+
 
 class SupervisorHook(Protocol):
     """What a supervised cell calls when it fails or exits (see radon_actors.supervisor)."""

@@ -8,6 +8,7 @@ those come in through :class:`~._seams.Extensions`, which the public
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -179,6 +180,43 @@ class System:
         supervisor: RootSupervisor = root.instance
         return await supervisor.adopt(
             SpawnRequest(cls, args, kwargs, name, mailbox_size, sandbox, host)
+        )
+
+    async def spawn_component(
+        self,
+        component: str | os.PathLike[str],
+        atom: str,
+        /,
+        *args: Any,
+        name: str | None = None,
+        mailbox_size: int | None = None,
+        sandbox: Any = True,
+        host: Any = None,
+        **kwargs: Any,
+    ) -> Ref[Any]:
+        """Start atom class ``atom`` of a WebAssembly component, sandboxed, with
+        ``atom(*args, **kwargs)``, without importing any of its Python.
+
+        ``component`` is a path to a ``.wasm`` component (built by radon-actors,
+        or any component of the ``radon:atom`` standard) or its content hash
+        (a component this machine's cache holds). ``atom`` names a class of the
+        component's manifest: ``"module:QualName"``, or the bare class name when
+        only one class has it. The host builds the atom's handler table from the
+        manifest, so messages are checked against its handlers' parameters at
+        the sender, as for any atom; address handlers by name
+        (``ref.ask("incr", 1)``). ``sandbox`` is ``True`` (the default limits)
+        or a :class:`~radon_actors.SandboxConfig`; such an atom never runs
+        natively. The other options are :meth:`spawn`'s. Raises
+        :class:`~radon_actors.SandboxError` for a missing or malformed
+        component or an unknown class.
+        """
+        if sandbox is False or sandbox is None:
+            raise TypeError(
+                "spawn_component runs the atom in its sandbox: pass sandbox=True or a SandboxConfig"
+            )
+        cls = await self._isolation_extension().component_class(component, atom)
+        return await self.spawn(
+            cls, *args, name=name, mailbox_size=mailbox_size, sandbox=sandbox, host=host, **kwargs
         )
 
     @property

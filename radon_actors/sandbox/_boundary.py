@@ -27,7 +27,13 @@ from .._ref import Ref
 from ..runtime import resolve
 from ._value import Limits, Reader, ValueRejected, Writer, known_class
 
-__all__ = ["HostSide", "from_host_form", "to_host_form"]
+__all__ = [
+    "HostSide",
+    "from_host_form",
+    "host_form_message",
+    "read_host_form_message",
+    "to_host_form",
+]
 
 
 class HostSide:
@@ -103,3 +109,16 @@ def to_host_form(side: HostSide, guest_text: str) -> str:
 def from_host_form(side: HostSide, text: str) -> str:
     """A snapshot in host form, written for the guest behind ``side``."""
     return side.writer.value(_host_reader.value(text))
+
+
+def host_form_message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A sandboxed atom's message (its constructor's, say) for another host:
+    the value format in host form, which that host reads without importing any
+    module (records of unregistered classes stay records until a guest, or a
+    process that registered the class, rebuilds them)."""
+    return _host_writer.message(args, kwargs)
+
+
+def read_host_form_message(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The ``(args, kwargs)`` of :func:`host_form_message` output."""
+    return _host_reader.message(text)

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from wasmtime import component as wc
@@ -46,7 +47,17 @@ _PACKAGE = "radon:atom"
 _VERSION = "0.4.0"
 HOST_INTERFACE = f"{_PACKAGE}/host@{_VERSION}"
 GUEST_INTERFACE = f"{_PACKAGE}/guest@{_VERSION}"
-_EXPORTS = ("create", "start", "handle", "pending", "resume", "finish", "snapshot", "restore")
+_EXPORTS = (
+    "create",
+    "start",
+    "handle",
+    "pending",
+    "resume",
+    "finish",
+    "snapshot",
+    "restore",
+    "manifest",
+)
 
 # Process-wide: a compiled component only loads into an engine with the same
 # Config, and one engine serves every store, trio run and thread of the process.
@@ -66,7 +77,7 @@ def engine() -> wasmtime.Engine:
 class LoadedComponent:
     """A compiled component, its linker (host imports defined) and export indices."""
 
-    __slots__ = ("component", "exports", "key", "linker", "module", "modules")
+    __slots__ = ("component", "exports", "key", "linker", "manifest", "module", "modules")
 
     def __init__(
         self,
@@ -78,6 +89,8 @@ class LoadedComponent:
         self.module = module
         self.key = key
         self.component = component
+        # What the component says it holds (``_manifest.read``), once read.
+        self.manifest: Any = None
         # Modules the guest can import besides its standard library.
         self.modules = modules
         linker = wc.Linker(engine())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import inspect
 import io
 import itertools
 import pickle
@@ -425,8 +426,59 @@ def _atom_class(name: str) -> Any:
     return cls
 
 
+_KINDS = {
+    inspect.Parameter.POSITIONAL_ONLY: "positional-only",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional-or-keyword",
+    inspect.Parameter.VAR_POSITIONAL: "var-positional",
+    inspect.Parameter.KEYWORD_ONLY: "keyword-only",
+    inspect.Parameter.VAR_KEYWORD: "var-keyword",
+}
+
+
+def _params(fn: Any) -> list[list[Any]]:
+    """``fn``'s parameters after ``self``: [name, kind, has a default]."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return [["args", "var-positional", False], ["kwargs", "var-keyword", False]]
+    return [[p.name, _KINDS[p.kind], p.default is not p.empty] for p in parameters]
+
+
+def _manifest() -> dict[str, Any]:
+    atoms: dict[str, Any] = {}
+    seen: set[type] = set()
+    stack = list(_atom.Atom.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        stack.extend(cls.__subclasses__())
+        name = _value.record_name(cls)
+        if name.startswith("radon_actors") or "<" in name:
+            continue  # the library's own classes, and classes made in calls
+        handlers = []
+        for key, spec in _atom.handler_table(cls).items():
+            if type(key) is not str:
+                continue
+            answers = [_value.record_name(a) for a in spec.answers if a is not _atom.Rejection]
+            handlers.append(
+                {
+                    "name": key,
+                    "params": _params(spec.fn),
+                    "suspends": not spec.never_suspends,
+                    "answers": answers,
+                }
+            )
+        atoms[name] = {"init": _params(cls.__init__), "handlers": handlers}
+    return {"standard": "0.4.0", "language": "python", "atoms": atoms}
+
+
 class Guest(exports.Guest):
     """The ``guest`` interface for Python atoms."""
+
+    def manifest(self) -> str:
+        return _dumps(_writer.tree(_manifest()))
 
     def create(self, atom_id: str, name: str | None, class_: str, message: str) -> Any:
         try:

@@ -32,9 +32,8 @@ from wasmtime import component as wc
 from .. import _ref
 from .._atom import Atom
 from ..runtime import resolve
-from ._config import SandboxConfig
 from ._errors import MessageNotPortable, SandboxDenied, SandboxError
-from ._value import ValueRejected
+from ._value import ValueRejected, record_name
 
 if TYPE_CHECKING:
     from ._instance import GuestAtom
@@ -98,25 +97,35 @@ def _endpoint(guest: GuestAtom, handle: int) -> _ref.Endpoint:
     return resolve(ref.id, ref.name)
 
 
-def _child_class(guest: GuestAtom, name: str) -> type[Atom]:
-    """The class a spawn request names: an Atom subclass that the atom's own
-    component bundles and that this process has loaded already. Nothing is
-    imported for a guest, and library classes are not the guest's to spawn."""
-    module_name, _, qualname = name.partition(":")
-    module = sys.modules.get(module_name)
-    obj: Any = module
-    if (
-        module is not None
-        and module_name in guest.loaded.modules
-        and not (module_name == "radon_actors" or module_name.startswith("radon_actors."))
-    ):
-        for part in qualname.split("."):
-            obj = vars(obj).get(part) if hasattr(obj, "__dict__") else None
-    else:
-        obj = None
-    if not (isinstance(obj, type) and issubclass(obj, Atom)):
+async def _child_class(guest: GuestAtom, name: str) -> type[Atom]:
+    """The class a spawn request names: an atom class of the parent's own
+    component, by its manifest (a stand-in; nothing is imported for a guest)."""
+    from ._manifest import read_manifest, stand_in  # _engine imports this module
+
+    loaded = guest.loaded
+    manifest = loaded.manifest
+    if manifest is None:
+        manifest = await trio.to_thread.run_sync(read_manifest, loaded)
+    if name not in manifest.atoms:
         raise SandboxDenied(
             f"a sandboxed atom can spawn atom classes of its own component only, not {name[:200]!r}"
+        )
+    return stand_in(loaded, name)
+
+
+def _native_class(stand_in: type[Atom]) -> type[Atom]:
+    """The host's own class for a component's atom class, for a native child a
+    trusted atom may spawn: only one this process loaded already (nothing is
+    imported for a guest)."""
+    name = stand_in._radon_component[1]  # type: ignore[attr-defined]
+    module_name, _, qualname = name.partition(":")
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        obj = vars(obj).get(part) if obj is not None and hasattr(obj, "__dict__") else None
+    if not (isinstance(obj, type) and issubclass(obj, Atom) and record_name(obj) == name):
+        raise SandboxDenied(
+            f"no native class {name} is loaded on this host: a native child needs the "
+            "host's own copy of the class (the program that defines it)"
         )
     return obj
 
@@ -155,15 +164,14 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
                 f"this sandboxed atom already has {len(cell.children)} live children, its "
                 f"quota (SandboxConfig.max_children={config.max_children})"
             )
-        cls = _child_class(guest, getattr(req, "class"))
+        cls = await _child_class(guest, getattr(req, "class"))
         args, kwargs = _read_message(guest, req.message)
-        # Children stay sandboxed: the class default, or an explicit True, runs
-        # the child in WebAssembly with the parent's limits (a class attribute
-        # that is a SandboxConfig of its own wins for the class default).
-        sandbox: Any = False
-        if req.isolation != "native":
-            own = getattr(cls, "sandbox", None) if req.isolation == "class-default" else None
-            sandbox = own if isinstance(own, SandboxConfig) else config
+        # Children stay sandboxed, with the parent's limits: the host's, never
+        # the component's word (a manifest cannot raise them).
+        sandbox: Any = config
+        if req.isolation == "native":
+            cls = _native_class(cls)
+            sandbox = False
         return await cell.spawn(cls, args, kwargs, req.name, sandbox)
     raise SandboxError(f"unknown guest operation {op.tag!r}")  # pragma: no cover
 

@@ -12,7 +12,10 @@ The cell's ``instance`` is a :class:`~._instance.GuestAtom`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import outcome
@@ -26,12 +29,15 @@ from . import _engine, _value
 from ._config import SandboxConfig
 from ._errors import MessageNotPortable, SandboxError
 from ._instance import GuestAtom
+from ._manifest import is_stand_in, read_manifest, stand_in
 
 if TYPE_CHECKING:
     from ..runtime import AtomCell, System
 
 __all__ = [
     "SandboxRuntime",
+    "component_class",
+    "load_component",
     "prepare",
     "resolve_config",
     "runtime_for",
@@ -198,12 +204,59 @@ async def runtime_for(cls: type[Atom], sandbox: Any) -> SandboxRuntime | None:
         return sandbox
     config = resolve_config(cls, sandbox)
     if config is None:
+        if is_stand_in(cls):
+            raise SandboxError(
+                f"{cls.__qualname__} is an atom class of a WebAssembly component: it runs only "
+                "sandboxed (sandbox=True or a SandboxConfig)"
+            )
         return None
     return await prepare(cls, config)
 
 
+async def load_component(component: Any) -> _engine.LoadedComponent:
+    """The component at a path (stored in the cache by its content hash) or with
+    a content hash this machine's cache holds."""
+    from ._cache import BadComponent, by_hash, entry, store_verified
+
+    text = os.fspath(component) if isinstance(component, (str, os.PathLike)) else None
+    if text is None:
+        raise TypeError(f"a component is a path or a content hash, not {component!r}")
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        entry(text)
+        found = await by_hash(text)
+        if found is None:
+            raise SandboxError(
+                f"no component with hash {text} in this machine's cache; pass its .wasm path"
+            )
+        return found
+    path = Path(text)
+    try:
+        data = await trio.to_thread.run_sync(path.read_bytes)
+    except OSError as exc:
+        raise SandboxError(f"cannot read the component {path}: {exc.strerror or exc}") from None
+    h = hashlib.sha256(data).hexdigest()
+    try:
+        return await store_verified(h, data, f"component-{h[:12]}", [])
+    except BadComponent as exc:  # pragma: no cover - hashed just now
+        raise SandboxError(str(exc)) from None
+    except Exception as exc:
+        raise SandboxError(f"{path} is not a component this host can run: {exc}") from None
+
+
+async def component_class(component: Any, atom: str) -> type[Atom]:
+    """The stand-in class of atom class ``atom`` of ``component`` (see
+    :func:`load_component`), built from its manifest."""
+    loaded = await load_component(component)
+    await trio.to_thread.run_sync(read_manifest, loaded)
+    return stand_in(loaded, atom)
+
+
 async def prepare(cls: type[Atom], config: SandboxConfig) -> SandboxRuntime:
-    """Load (building and compiling on first use) the component of ``cls``'s module."""
+    """Load (building and compiling on first use) the component of ``cls``'s module;
+    a stand-in (``_manifest``) runs the component it came from."""
+    if is_stand_in(cls):
+        loaded: _engine.LoadedComponent = cls._radon_component[0]  # type: ignore[attr-defined]
+        return SandboxRuntime(cls, loaded, config)
     module = cls.__module__
     found = _engine.loaded(module)
     if found is None:

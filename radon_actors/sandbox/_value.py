@@ -200,6 +200,22 @@ class Record:
     def __repr__(self) -> str:
         return f"Record({self.type!r}, {self.fields!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Between hosts (placement pickles replies): the receiving process
+        # rebuilds the class if it registered it, so a record passed on by a host
+        # that never imported its module still arrives as itself.
+        return (_record_or_class, (self.type, self.fields))
+
+
+def _record_or_class(type_name: str, fields: dict[str, Any]) -> Any:
+    cls = _portable.get(type_name)
+    if cls is not None and _fields_of(cls) is not None:
+        try:
+            return cls(**fields)
+        except Exception:  # the record is still the faithful answer
+            pass
+    return Record(type_name, fields)
+
 
 class Kwargs(dict):  # type: ignore[type-arg]
     """A message's keyword arguments (``{"$kw": {...}}``, last in the message)."""

@@ -12,11 +12,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._boundary import host_form_message, read_host_form_message
 from ._cache import BadComponent, by_hash, content_hash, entry, read_component, store_verified
 from ._config import SandboxConfig
 from ._engine import LoadedComponent
 from ._instance import GuestAtom
-from ._spawn import SandboxRuntime, runtime_for, snapshot, spawn_restored
+from ._manifest import is_stand_in, read_manifest, stand_in
+from ._spawn import (
+    SandboxRuntime,
+    component_class,
+    load_component,
+    runtime_for,
+    snapshot,
+    spawn_restored,
+)
+from ._value import record_name
 
 __all__ = [
     "ISOLATION",
@@ -28,9 +38,16 @@ __all__ = [
     "by_hash",
     "content_hash",
     "entry",
+    "host_form_message",
+    "is_stand_in",
+    "load_component",
     "read_component",
+    "read_host_form_message",
+    "read_manifest",
+    "record_name",
     "snapshot",
     "spawn_restored",
+    "stand_in",
     "store_verified",
 ]
 
@@ -40,6 +57,9 @@ class _Isolation:
 
     async def runtime_for(self, cls: type[Any], options: Any) -> SandboxRuntime | None:
         return await runtime_for(cls, options)
+
+    async def component_class(self, component: Any, atom: str) -> type[Any]:
+        return await component_class(component, atom)
 
 
 ISOLATION = _Isolation()

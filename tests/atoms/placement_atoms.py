@@ -259,3 +259,13 @@ class Doorman(Atom):
     @handler
     def report(self) -> list[tuple[str, int]]:
         return list(self.seen)
+
+
+class Probe(Atom):
+    """Reports on the process it runs in (which modules it imported)."""
+
+    @handler
+    def imported(self, module: str) -> bool:
+        import sys
+
+        return module in sys.modules

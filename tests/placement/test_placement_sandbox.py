@@ -399,3 +399,32 @@ async def test_a_sandboxed_atoms_timers_move_with_it_and_its_handles_still_cance
         assert fired[count:] == ["sentinel"]
         # the one-shot (due long before the sentinel was armed) fired exactly once
         assert fired.count("later") == 1
+
+
+async def test_hosts_that_run_sandboxed_atoms_never_import_their_module(tmp_path: Path) -> None:
+    # Escape 4 of issue #15: the atom's module-level code must not run natively
+    # on a host that runs the atom. The class goes by name, its arguments in the
+    # value format, its handler table from the component's manifest.
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    async with (
+        radon_host(secret, "remote") as (_proc, line),
+        cluster() as system,
+    ):
+        # The radon host first: workers started after it share its secret.
+        await system.connect_host(line.split()[1], secret_file=secret)
+        await system.start_host("w1")
+        await system.start_host("w2")
+        ref = await system.spawn(Counter, 1, sandbox=True, host="w1")
+        relay = await system.spawn(Relay, sandbox=True, host="remote")
+        assert await ref.ask(Counter.incr) == 2
+        await system.migrate(ref, to="w2")
+        assert await ref.ask(Counter.incr) == 3
+        assert await relay.ask(Relay.relay, ref, 1) == 4  # guest to guest, host to host
+        await system.migrate(ref, to="remote")
+        assert await ref.ask(Counter.incr) == 5
+        for host in ("w1", "w2", "remote"):
+            probe = await system.spawn(placement_atoms.Probe, host=host)
+            assert await probe.ask(placement_atoms.Probe.imported, "placement_atoms")
+            assert not await probe.ask(placement_atoms.Probe.imported, "mobile_atoms"), host
