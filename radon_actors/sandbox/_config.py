@@ -51,6 +51,22 @@ class SandboxConfig:
     """Live children the atom may have at once (each sandboxed child counts its
     own against its own quota)."""
 
+    tree_memory: int = attrs.field(default=2 * 1024 * 1024 * 1024, validator=_positive)
+    """Total of the memory caps of a sandboxed atom and every sandboxed atom
+    below it that sandboxed atoms spawned (its *tree*), in bytes. Each live
+    instance counts its full ``memory`` cap, so the tree can never hold more
+    than this; a spawn that would pass it raises
+    :class:`~radon_actors.SandboxDenied` in the spawning handler. Set on the
+    atom that trusted code spawns (children inherit its config)."""
+
+    max_descendants: int = attrs.field(default=1000, validator=_positive)
+    """Live sandboxed atoms a tree may hold below its root, at every level
+    (``max_children`` bounds each atom's own children)."""
+
+    max_sends: int = attrs.field(default=10_000, validator=_positive)
+    """Messages (tells, asks and spawns) one turn of the atom may send; one
+    more raises :class:`~radon_actors.SandboxDenied` in the handler."""
+
     max_value: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
     """Longest value the host reads from the guest, in characters of its text
     (a result, a message it sends, log fields, a snapshot). A longer one fails

@@ -31,7 +31,7 @@ from wasmtime import component as wc
 
 from .. import _ref
 from .._atom import Atom
-from ..runtime import resolve
+from ..runtime import lookup, resolve
 from ._errors import MessageNotPortable, SandboxDenied, SandboxError
 from ._value import ValueRejected, record_name
 
@@ -145,6 +145,7 @@ async def perform(guest: GuestAtom, op: Any) -> wc.Variant:
 async def _perform(guest: GuestAtom, op: Any) -> Any:
     req = op.payload
     if op.tag == "ask":
+        _count_send(guest)
         args, kwargs = _read_message(guest, req.message)
         endpoint = _endpoint(guest, req.target)
         return await endpoint.ask(req.handler, args, kwargs, req.timeout)
@@ -158,6 +159,7 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
                 "would run code outside the sandbox; the host allows it with "
                 "SandboxConfig(native_children=True)"
             )
+        _count_send(guest)
         cell = guest.cell
         if len(cell.children) >= config.max_children:
             raise SandboxDenied(
@@ -166,13 +168,27 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
             )
         cls = await _child_class(guest, getattr(req, "class"))
         args, kwargs = _read_message(guest, req.message)
-        # Children stay sandboxed, with the parent's limits: the host's, never
-        # the component's word (a manifest cannot raise them).
-        sandbox: Any = config
         if req.isolation == "native":
-            cls = _native_class(cls)
-            sandbox = False
-        return await cell.spawn(cls, args, kwargs, req.name, sandbox)
+            return await cell.spawn(_native_class(cls), args, kwargs, req.name, False)
+        # Children stay sandboxed, with the parent's limits: the host's, never
+        # the component's word (a manifest cannot raise them); and in the
+        # parent's tree, whose total they count against while they live.
+        from ._spawn import prepare
+
+        runtime = await prepare(cls, config)
+        tree = runtime.tree = guest.tree
+        tree.reserve(config.memory)
+        try:
+            child = await cell.spawn(cls, args, kwargs, req.name, runtime)
+        except BaseException:
+            tree.release(config.memory)
+            raise
+        child_cell = lookup(child.id)
+        if child_cell is None or child_cell.stopped.is_set():
+            tree.release(config.memory)
+        else:
+            child_cell.on_stopped.append(lambda _c, _r: tree.release(config.memory))
+        return child
     raise SandboxError(f"unknown guest operation {op.tag!r}")  # pragma: no cover
 
 
@@ -189,7 +205,17 @@ def _reported(store: Any, fn: Callable[..., Any], *args: Any) -> Any:
         return _error_text(guest, exc)
 
 
+def _count_send(guest: GuestAtom) -> None:
+    sends = guest.sends = guest.sends + 1
+    if sends > guest.config.max_sends:
+        raise SandboxDenied(
+            f"this turn already sent {sends - 1} messages, the quota of a sandboxed atom's "
+            f"turn (SandboxConfig.max_sends={guest.config.max_sends})"
+        )
+
+
 def _tell(guest: GuestAtom, target: int, handler: str, message: str) -> None:
+    _count_send(guest)
     args, kwargs = _read_message(guest, message)
     _endpoint(guest, target).tell(handler, args, kwargs)
 

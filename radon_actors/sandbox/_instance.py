@@ -31,14 +31,14 @@ from ._boundary import HostSide, from_host_form, to_host_form
 from ._calls import export, raise_error, raw_set_fuel
 from ._config import SandboxConfig
 from ._engine import LoadedComponent, engine
-from ._errors import MessageNotPortable, SandboxCrashed, SandboxError
+from ._errors import MessageNotPortable, SandboxCrashed, SandboxDenied, SandboxError
 from ._outcomes import SUSPENDED, crash_reason, malformed
 from ._value import Limits, ValueRejected, record_name
 
 if TYPE_CHECKING:
     from ..runtime import AtomCell, TimerHandle
 
-__all__ = ["GuestAtom"]
+__all__ = ["GuestAtom", "Tree"]
 
 T = TypeVar("T")
 _limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("radon_sandbox")
@@ -52,6 +52,46 @@ def _thread_limiter() -> trio.CapacityLimiter:
         limiter = trio.CapacityLimiter(os.cpu_count() or 1)
         _limiter.set(limiter)
         return limiter
+
+
+class Tree:
+    """The quota of one sandboxed tree: a sandboxed atom that trusted code
+    spawned, and the sandboxed atoms below it that sandboxed atoms spawned.
+
+    Each live instance reserves its full memory cap, so the tree's memory is
+    bounded by ``SandboxConfig.tree_memory`` whatever its atoms do; a spawn that
+    would pass it, or ``max_descendants``, is refused before it starts.
+    """
+
+    __slots__ = ("descendants", "max_descendants", "memory", "tree_memory")
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.tree_memory = config.tree_memory
+        self.max_descendants = config.max_descendants
+        self.memory = config.memory  # the root's own cap
+        self.descendants = 0
+
+    def reserve(self, memory: int) -> None:
+        """Count one more live descendant with memory cap ``memory``, or raise
+        :class:`SandboxDenied` (nothing counted)."""
+        if self.descendants >= self.max_descendants:
+            raise SandboxDenied(
+                f"this sandboxed tree already holds {self.descendants} live descendants, its "
+                f"quota (SandboxConfig.max_descendants={self.max_descendants})"
+            )
+        if self.memory + memory > self.tree_memory:
+            raise SandboxDenied(
+                f"a child with a {memory:,}-byte memory cap would take this sandboxed tree "
+                f"past its total of {self.tree_memory:,} bytes ({self.memory:,} reserved by "
+                "its live atoms; SandboxConfig.tree_memory)"
+            )
+        self.descendants += 1
+        self.memory += memory
+
+    def release(self, memory: int) -> None:
+        """A descendant counted with :meth:`reserve` stopped."""
+        self.descendants -= 1
+        self.memory -= memory
 
 
 class GuestAtom:
@@ -73,12 +113,23 @@ class GuestAtom:
         "config",
         "crashed",
         "loaded",
+        "sends",
         "side",
         "timers",
+        "tree",
     )
 
-    def __init__(self, cell: AtomCell, loaded: LoadedComponent, config: SandboxConfig) -> None:
+    def __init__(
+        self,
+        cell: AtomCell,
+        loaded: LoadedComponent,
+        config: SandboxConfig,
+        tree: Tree | None = None,
+    ) -> None:
         self.cell = cell
+        # The quota of the sandboxed tree this atom belongs to (its own, at a root).
+        self.tree = tree if tree is not None else Tree(config)
+        self.sends = 0  # messages sent in the current turn (SandboxConfig.max_sends)
         self.loaded = loaded
         self.config = config
         self.crashed: str | None = None
@@ -234,6 +285,7 @@ class GuestAtom:
         """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
         message = self._write_message(args, kwargs)
         self._refuel()
+        self.sends = 0
         if self.config.threaded:
             out = await self._invoke("handle", handler, message)
         else:
@@ -252,6 +304,7 @@ class GuestAtom:
         if self.crashed is not None:
             raise self._crashed_earlier()
         message = self._write_message(args, kwargs)
+        self.sends = 0
         if raw_set_fuel(self._context, self._fuel):  # pragma: no cover
             self._refuel()  # raises the error
         try:

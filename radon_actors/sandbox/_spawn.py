@@ -28,7 +28,7 @@ from ..runtime import lookup
 from . import _engine, _value
 from ._config import SandboxConfig
 from ._errors import MessageNotPortable, SandboxError
-from ._instance import GuestAtom
+from ._instance import GuestAtom, Tree
 from ._manifest import is_stand_in, read_manifest, stand_in
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class SandboxRuntime:
     """The :class:`~radon_actors.runtime.InstanceRuntime` of one sandboxed atom
     (``AtomCell.runtime``): its guest-forwarding handler table and component."""
 
-    __slots__ = ("config", "loaded", "restore_state", "table")
+    __slots__ = ("config", "loaded", "restore_state", "table", "tree")
 
     def __init__(
         self, cls: type[Atom], loaded: _engine.LoadedComponent, config: SandboxConfig
@@ -165,6 +165,9 @@ class SandboxRuntime:
         self.loaded = loaded
         self.config = config
         self.restore_state: str | None = None
+        # The sandboxed tree whose quota this atom counts against (None: it is
+        # a tree's root, spawned by trusted code; its instances make their own).
+        self.tree: Tree | None = None
         # Threaded atoms must await every guest call (it runs on a worker thread).
         self.table = sandbox_table(cls, inline=not config.threaded, bundled=loaded.modules)
 
@@ -173,14 +176,14 @@ class SandboxRuntime:
         if self.restore_state is not None:
             # A restored atom restarts from its snapshot: it has no spawn arguments.
             return await self.restore(cell, self.restore_state)
-        guest = GuestAtom(cell, self.loaded, self.config)
+        guest = GuestAtom(cell, self.loaded, self.config, self.tree)
         await guest.begin()
         return guest
 
     async def restore(self, cell: AtomCell, state: str) -> GuestAtom:
         """A guest instance of the cell's atom rebuilt from :func:`snapshot` output
         (its constructor and ``on_start`` do not run)."""
-        guest = GuestAtom(cell, self.loaded, self.config)
+        guest = GuestAtom(cell, self.loaded, self.config, self.tree)
         await guest.restore(state)
         return guest
 

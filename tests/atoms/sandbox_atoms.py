@@ -246,6 +246,25 @@ class Hostile(Atom):
             return granted, str(exc)
         return granted, ""
 
+    @handler
+    async def spawn_below(self, n: int) -> tuple[int, str]:
+        """Spawn a Hostile child that tries to spawn ``n`` children of its own."""
+        child = await self.spawn(Hostile)
+        result: tuple[int, str] = await child.ask(Hostile.spawn_many, n)
+        return result
+
+    @handler
+    def flood_tells(self, n: int) -> tuple[int, str]:
+        """Try to tell itself ``n`` times in one turn: how many went, and the refusal."""
+        sent = 0
+        try:
+            for _ in range(n):
+                self.ref.tell(Hostile.ok)
+                sent += 1
+        except SandboxDenied as exc:
+            return sent, str(exc)
+        return sent, ""
+
     # Attacks on the boundary itself: each writes raw text where the guest
     # runtime would write a value, as a hostile component could. They import the
     # guest runtime inside the handler (it exists only in the guest).

@@ -111,14 +111,60 @@ async def test_a_timer_flood_is_refused_and_the_host_loop_keeps_its_pace() -> No
 async def test_children_beyond_the_quota_are_refused() -> None:
     """Escape 7 of issue #15 (in part): 5,000 children in 2.6 s; now a quota."""
     async with open_system() as system:
-        attacker = await system.spawn(Hostile, sandbox=SandboxConfig(max_children=20))
+        config = SandboxConfig(max_children=20, memory=48 << 20)
+        attacker = await system.spawn(Hostile, sandbox=config)
         granted, refusal = await attacker.ask(Hostile.spawn_many, 5_000)
         assert granted == 20 and "max_children=20" in refusal
         cell = cell_of(attacker)
         assert cell is not None and len(cell.children) == 20
 
 
+async def test_a_sandboxed_tree_is_bounded_in_total_memory_and_size() -> None:
+    """Escape 7 of issue #15: six sandboxed children of 200 MiB each added 1.25
+    GiB to the host; each instance was capped, the tree was not."""
+    config = SandboxConfig(memory=48 << 20, tree_memory=240 << 20, max_children=100)
+    async with open_system() as system:
+        root = await system.spawn(Hostile, sandbox=config)
+        # The root's 48 MiB, a child's 48 MiB, then its children: three more fit.
+        granted, refusal = await root.ask(Hostile.spawn_below, 10)
+        assert granted == 3 and "tree_memory" in refusal and "past its total" in refusal
+        granted, refusal = await root.ask(Hostile.spawn_many, 10)
+        assert granted == 0 and "tree_memory" in refusal
+        # Stopped children give their share back.
+        root_cell = cell_of(root)
+        assert root_cell is not None
+        for child in list(root_cell.children.values()):
+            await system.stop(child.ref)
+        granted, _ = await root.ask(Hostile.spawn_many, 1)
+        assert granted == 1
+        # A tree of its own for each atom trusted code spawns.
+        other = await system.spawn(Hostile, sandbox=config)
+        assert (await other.ask(Hostile.spawn_many, 10))[0] == 4
+    small = SandboxConfig(memory=48 << 20, max_descendants=3)
+    async with open_system() as system:
+        root = await system.spawn(Hostile, sandbox=small)
+        granted, refusal = await root.ask(Hostile.spawn_below, 10)
+        assert granted == 2 and "max_descendants=3" in refusal
+
+
+async def test_messages_per_turn_are_bounded() -> None:
+    async with open_system() as system:
+        attacker = await system.spawn(Hostile, sandbox=SandboxConfig(max_sends=50))
+        sent, refusal = await attacker.ask(Hostile.flood_tells, 1_000)
+        assert sent == 50 and "max_sends=50" in refusal
+        # The next turn has its own quota.
+        assert (await attacker.ask(Hostile.flood_tells, 10))[0] == 10
+
+
 def test_quota_settings_are_checked() -> None:
-    for bad in ({"max_timers": 0}, {"min_timer_interval": 0}, {"max_children": -1}):
+    for bad in (
+        {"max_timers": 0},
+        {"min_timer_interval": 0},
+        {"max_children": -1},
+        {"tree_memory": 0},
+        {"max_descendants": 0},
+        {"max_sends": 0},
+        {"max_value": 0},
+    ):
         with pytest.raises(ValueError, match="SandboxConfig"):
             SandboxConfig(**bad)  # type: ignore[arg-type]
