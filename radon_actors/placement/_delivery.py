@@ -23,7 +23,6 @@ the origin is lost.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ import outcome
 from .._logs import get_logger
 from ..runtime import AtomCell, lookup, resolve
 from ._endpoints import RemoteEndpoint, RemoteError, post
+from ._wire import loads
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -47,7 +47,7 @@ def deliver_pickled(
 ) -> Awaitable[None] | None:
     """An ask's message, its arguments still pickled (see ``_wire``)."""
     try:
-        args, kwargs = pickle.loads(blob)
+        args, kwargs = loads(blob)
     except Exception as exc:
         error = RemoteError(
             f"the arguments of {h!r} for atom {atom_id} cannot be unpickled on host "

@@ -34,7 +34,7 @@ from ..mailbox import BUDGET, budget
 from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
 from ._errors import HostDown
 from ._frames import Cancel, StopAtom
-from ._wire import MAX_MESSAGE, PICKLE_PROTOCOL, check_size, too_large
+from ._wire import MAX_MESSAGE, PICKLE_PROTOCOL, check_size, loads, too_large
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -134,7 +134,7 @@ def _dump_error(exc: BaseException, where: str) -> bytes:
 
 def load_outcome(blob: bytes) -> outcome.Outcome[Any]:
     try:
-        ok, value = pickle.loads(blob)
+        ok, value = loads(blob)
     except Exception as exc:
         return outcome.Error(RemoteError(f"the reply could not be unpickled here: {exc!r}"))
     return outcome.Value(value) if ok else outcome.Error(value)

@@ -59,7 +59,7 @@ from ._errors import HostDown, MigrationError
 from ._frames import Activate, Emigrate, Migrate, Stopped
 from ._moves import Move, fail_moves
 from ._supervision import supervise_from_origin
-from ._wire import PICKLE_PROTOCOL
+from ._wire import PICKLE_PROTOCOL, loads
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -540,7 +540,7 @@ async def _prepare(
         existing.cls if existing is not None else None, cls_blob, ctor, sandbox
     )
     with restoring_timers() as handles:  # the timer handles in the state
-        state, msgs, *more = pickle.loads(blob)
+        state, msgs, *more = loads(blob)
     cell = AtomCell(node.system, cls, args, kwargs, atom_id, name, None, capacity)
     cell.restarts = restarts
     runtime = None

@@ -65,7 +65,7 @@ from ._endpoints import (
 from ._errors import MigrationError
 from ._frames import ChildFailed, Retire
 from ._moves import fail_moves
-from ._wire import PICKLE_PROTOCOL
+from ._wire import PICKLE_PROTOCOL, loads
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -298,7 +298,7 @@ async def retire_remote(cell: AtomCell) -> None:
     for h, blob, token in result:
         reply = None if token is None else CallbackReply(Answer(node, peer, token))
         try:
-            args, kwargs = pickle.loads(blob)
+            args, kwargs = loads(blob)
         except Exception as exc:
             _drop(cell, h, (), {}, reply, exc)
             continue

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import pickle
 import struct
+import sys
 from typing import Any
 
 import trio
@@ -132,6 +134,37 @@ def encode(frame: Frame) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
+def _component_modules() -> set[str]:
+    engine = sys.modules.get("radon_actors.sandbox._engine")
+    return engine.component_modules() if engine is not None else _NONE
+
+
+_NONE: set[str] = set()
+
+
+class _GuardedUnpickler(pickle.Unpickler):
+    """Unpickles without importing the modules of sandboxed components: a class
+    of one that this process has not imported natively becomes a placeholder
+    that builds a :class:`~radon_actors.Record` (so a message holding a record
+    of a sandboxed atom's module reaches it, as a record, and that module's code
+    never runs natively here)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module not in sys.modules and module in _component_modules():
+            from ..sandbox.host import placeholder
+
+            return placeholder(module, name)
+        return super().find_class(module, name)
+
+
+def loads(data: Any) -> Any:
+    """``pickle.loads`` for what peers send: guarded (see ``_GuardedUnpickler``)
+    once this process runs sandboxed components, plain before."""
+    if not _component_modules():
+        return pickle.loads(data)
+    return _GuardedUnpickler(io.BytesIO(data)).load()
+
+
 def check_size(blob: bytes, what: str) -> None:
     """Raise :class:`MessageTooLarge` if ``blob`` (a message's pickled arguments or
     result) cannot travel in one frame."""
@@ -167,7 +200,7 @@ class FrameReader:
                 # Exactly one whole frame, as one read brings an idle connection's
                 # message: no buffering.
                 try:
-                    return [pickle.loads(memoryview(data)[4:])]
+                    return [loads(memoryview(data)[4:])]
                 except Exception as exc:
                     return [_undecodable(exc)]
         buf += data
@@ -182,7 +215,7 @@ class FrameReader:
                 if end - pos - 4 < size:
                     break
                 try:
-                    frames.append(pickle.loads(view[pos + 4 : pos + 4 + size]))
+                    frames.append(loads(view[pos + 4 : pos + 4 + size]))
                 except Exception as exc:  # e.g. a tell of a class missing here
                     frames.append(_undecodable(exc))
                 pos += 4 + size

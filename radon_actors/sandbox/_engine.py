@@ -16,6 +16,7 @@ which compiles them here too and hands them to :func:`adopt_loaded`.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,29 @@ def engine() -> wasmtime.Engine:
     return _engine
 
 
+# The user modules of every component this process loaded (its atom's module
+# and the non-standard-library modules bundled with it): placement's frame
+# reader must not import them to unpickle a message (``component_modules``).
+_component_modules: set[str] = set()
+
+
+def component_modules() -> set[str]:
+    """Modules that belong to a loaded component: code that runs only inside
+    its sandbox here, so nothing may import it natively to decode a message
+    (placement turns their records into :class:`~radon_actors.Record`)."""
+    return _component_modules
+
+
+def note_component_modules(names: Any) -> None:
+    """Count ``names`` among :func:`component_modules` (the standard library and
+    radon-actors never are)."""
+    stdlib = sys.stdlib_module_names
+    for name in names:
+        top = name.partition(".")[0]
+        if top not in stdlib and top != "radon_actors" and name.isascii():
+            _component_modules.add(name)
+
+
 class LoadedComponent:
     """A compiled component, its linker (host imports defined) and export indices."""
 
@@ -93,6 +117,7 @@ class LoadedComponent:
         self.manifest: Any = None
         # Modules the guest can import besides its standard library.
         self.modules = modules
+        note_component_modules((module, *modules))
         linker = wc.Linker(engine())
         linker.add_wasip2()
         host = linker.root().add_instance(HOST_INTERFACE)

@@ -28,7 +28,7 @@ from typing import Any, cast
 import wasmtime
 
 from .._atom import Atom, HandlerSpec, Rejection, _make_checker
-from ._engine import LoadedComponent, engine
+from ._engine import LoadedComponent, engine, note_component_modules
 from ._errors import SandboxError
 from ._value import Limits, Reader, ValueRejected, known_class
 
@@ -142,6 +142,7 @@ def read_manifest(loaded: LoadedComponent) -> Manifest:
             f"the component of {loaded.module} has a malformed manifest: {exc}"
         ) from None
     loaded.manifest = manifest
+    note_component_modules(name.partition(":")[0] for name in manifest.atoms)
     return manifest
 
 

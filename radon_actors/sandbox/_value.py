@@ -40,6 +40,7 @@ __all__ = [
     "Kwargs",
     "Limits",
     "Opaque",
+    "PendingRecord",
     "Reader",
     "Record",
     "ValueRejected",
@@ -47,6 +48,7 @@ __all__ = [
     "error_from",
     "is_fast",
     "known_class",
+    "placeholder",
     "portable",
     "portable_class",
     "record_from",
@@ -207,6 +209,45 @@ class Record:
         return (_record_or_class, (self.type, self.fields))
 
 
+class PendingRecord(Record):
+    """A record unpickled where its class must not be imported (placement's
+    frame reader, for the modules of sandboxed components): pickle builds it as
+    it would the class (``__new__``, then ``__setstate__`` with the instance's
+    state, or a call with the constructor's arguments), and it is a
+    :class:`Record` from then on. Subclasses name the type (``placeholder``)."""
+
+    __slots__ = ()
+    _radon_type = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(self._radon_type, {"args": list(args), **kwargs})
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2:  # (dict, slots) of __slots__ classes
+            merged = dict(state[0] or {})
+            merged.update(state[1] or {})
+            state = merged
+        if isinstance(state, (list, tuple)):
+            state = {str(i): v for i, v in enumerate(state)}
+        self.type = self._radon_type
+        self.fields = dict(state) if isinstance(state, dict) else {"state": state}
+
+
+_placeholders: dict[str, type[PendingRecord]] = {}
+
+
+def placeholder(module: str, qualname: str) -> type[PendingRecord]:
+    """The :class:`PendingRecord` class standing for ``module:qualname``."""
+    name = f"{module}:{qualname}"
+    cls = _placeholders.get(name)
+    if cls is None:
+        if len(_placeholders) >= 4096:  # names come from peers: keep the table bounded
+            _placeholders.clear()
+        cls = type(qualname.rpartition(".")[2], (PendingRecord,), {"_radon_type": name})
+        _placeholders[name] = cls
+    return cls
+
+
 def _record_or_class(type_name: str, fields: dict[str, Any]) -> Any:
     cls = _portable.get(type_name)
     if cls is not None and _fields_of(cls) is not None:
@@ -365,7 +406,7 @@ class Writer:
             return {"$ref": self._ref(v)}
         if t is Opaque:
             return {"$opaque": {"text": v.text, "refs": [self.tree(r) for r in v.refs]}}
-        if t is Record:
+        if isinstance(v, Record):
             return {"$record": [v.type, self.tree(v.fields)]}
         if t is Kwargs:
             return {"$kw": {k: self.tree(x) for k, x in v.items()}}

@@ -26,7 +26,7 @@ from ._spawn import (
     snapshot,
     spawn_restored,
 )
-from ._value import record_name
+from ._value import placeholder, record_name
 
 __all__ = [
     "ISOLATION",
@@ -41,6 +41,7 @@ __all__ = [
     "host_form_message",
     "is_stand_in",
     "load_component",
+    "placeholder",
     "read_component",
     "read_host_form_message",
     "read_manifest",

@@ -7,9 +7,18 @@ The classes mirror the ones of ``placement_atoms`` that the migration tests use.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from radon_actors import Atom, Ref, handler
+from radon_actors import Atom, Ref, handler, portable
+
+
+@portable
+@dataclass(frozen=True)
+class Move:
+    """A record of this module, for messages between hosts."""
+
+    by: int
 
 
 class Counter(Atom):
@@ -30,6 +39,11 @@ class Counter(Atom):
     @handler
     def get(self) -> int:
         return self.n
+
+    @handler
+    def apply(self, move: Move) -> Move:
+        self.n += move.by
+        return Move(self.n)
 
     @handler
     def halt(self) -> None:
