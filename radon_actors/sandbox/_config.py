@@ -67,6 +67,10 @@ class SandboxConfig:
     """Messages (tells, asks and spawns) one turn of the atom may send; one
     more raises :class:`~radon_actors.SandboxDenied` in the handler."""
 
+    max_logs: int = attrs.field(default=100, validator=_positive)
+    """Log events one turn may emit (``self.log``); the host drops the rest of
+    the turn's events and logs one ``sandbox.log_quota`` warning instead."""
+
     max_value: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
     """Longest value the host reads from the guest, in characters of its text
     (a result, a message it sends, log fields, a snapshot). A longer one fails

@@ -231,6 +231,17 @@ def _h_stop(store: Any) -> None:
 
 def _h_log(store: Any, level: str, event: str, fields: str) -> None:
     guest = _guest(store)
+    logs = guest.logs = guest.logs + 1
+    if logs > guest.config.max_logs:
+        if logs == guest.config.max_logs + 1:  # said once per turn
+            with contextlib.suppress(Exception):
+                guest.cell.log.warning(
+                    "sandbox.log_quota",
+                    max_logs=guest.config.max_logs,
+                    hint="further log events of this turn are dropped",
+                )
+        return
+    event = event[:200]
     try:
         decoded = guest.side.reader.value(fields)
         values = dict(decoded) if isinstance(decoded, dict) else {"fields": decoded}

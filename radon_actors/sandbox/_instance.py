@@ -113,6 +113,7 @@ class GuestAtom:
         "config",
         "crashed",
         "loaded",
+        "logs",
         "sends",
         "side",
         "timers",
@@ -130,6 +131,7 @@ class GuestAtom:
         # The quota of the sandboxed tree this atom belongs to (its own, at a root).
         self.tree = tree if tree is not None else Tree(config)
         self.sends = 0  # messages sent in the current turn (SandboxConfig.max_sends)
+        self.logs = 0  # log events of the current turn (SandboxConfig.max_logs)
         self.loaded = loaded
         self.config = config
         self.crashed: str | None = None
@@ -285,7 +287,7 @@ class GuestAtom:
         """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
         message = self._write_message(args, kwargs)
         self._refuel()
-        self.sends = 0
+        self.sends = self.logs = 0
         if self.config.threaded:
             out = await self._invoke("handle", handler, message)
         else:
@@ -304,7 +306,7 @@ class GuestAtom:
         if self.crashed is not None:
             raise self._crashed_earlier()
         message = self._write_message(args, kwargs)
-        self.sends = 0
+        self.sends = self.logs = 0
         if raw_set_fuel(self._context, self._fuel):  # pragma: no cover
             self._refuel()  # raises the error
         try:

@@ -78,15 +78,21 @@ def _kwargs(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _directives(
-    value: Mapping[type[BaseException], Directive],
-) -> dict[type[BaseException], Directive]:
+    value: Mapping[type[BaseException] | str, Directive],
+) -> dict[type[BaseException] | str, Directive]:
     result = dict(value)
     for exc_type, directive in result.items():
-        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
-            raise TypeError(f"directives keys must be exception types, not {exc_type!r}")
-        if not isinstance(directive, Directive):
+        if isinstance(exc_type, str):
+            if not exc_type:
+                raise TypeError("a directives key that names a type must not be empty")
+        elif not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
             raise TypeError(
-                f"directives[{exc_type.__name__}] must be a Directive "
+                f"directives keys must be exception types or their names, not {exc_type!r}"
+            )
+        if not isinstance(directive, Directive):
+            label = exc_type if isinstance(exc_type, str) else exc_type.__name__
+            raise TypeError(
+                f"directives[{label}] must be a Directive "
                 f"(RESUME, RESTART, STOP, ESCALATE), not {directive!r}"
             )
     return result
@@ -118,7 +124,7 @@ class _ChildSpecFields:
         default=Restart.PERMANENT, validator=attrs.validators.instance_of(Restart)
     )
     shutdown: float | None = attrs.field(default=DEFAULT_SHUTDOWN, validator=_check_shutdown)
-    directives: dict[type[BaseException], Directive] = attrs.field(
+    directives: dict[type[BaseException] | str, Directive] = attrs.field(
         factory=dict, converter=_directives
     )
     mailbox_size: int | None = None
@@ -141,7 +147,10 @@ class ChildSpec(_ChildSpecFields):
     supervisor). ``shutdown`` is how long its ``on_stop`` may run before it is
     cancelled (``None``: no limit, the default for supervisors; ``0``: ``on_stop``
     is not run). ``directives`` maps exception types to what the supervisor does
-    when the child raises one (the most specific type wins; default: restart).
+    when the child raises one (the most specific type wins; default: restart);
+    a key may also be a type's name, ``"module:QualName"`` or ``"QualName"``,
+    which matches a sandboxed child's exception that crossed as data
+    (``ForeignError.type_name``) as well as the same exception raised natively.
     ``sandbox`` runs the child's handlers in WebAssembly (``True`` or a
     ``SandboxConfig``; default ``None``: the class's ``sandbox`` attribute).
     ``host`` runs the child on another host (a host name or a placement policy,
@@ -172,7 +181,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException], Directive] = ...,
+            directives: Mapping[type[BaseException] | str, Directive] = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -186,7 +195,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException], Directive] = ...,
+            directives: Mapping[type[BaseException] | str, Directive] = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -200,7 +209,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException], Directive] = ...,
+            directives: Mapping[type[BaseException] | str, Directive] = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -214,7 +223,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException], Directive] = ...,
+            directives: Mapping[type[BaseException] | str, Directive] = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -228,7 +237,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException], Directive] = ...,
+            directives: Mapping[type[BaseException] | str, Directive] = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -242,12 +251,31 @@ class ChildSpec(_ChildSpecFields):
 
 
 def match_directive(
-    directives: Mapping[type[BaseException], Directive], exc: BaseException
+    directives: Mapping[type[BaseException] | str, Directive], exc: BaseException
 ) -> Directive | None:
-    """The directive of the most specific exception type in ``directives`` that ``exc`` is."""
+    """The directive of the most specific exception type in ``directives`` that ``exc`` is.
+
+    A key may also name the exception's own type, as ``"module:QualName"`` or
+    ``"QualName"``: what matches an exception that crossed the sandbox boundary
+    as data (a :class:`~radon_actors.ForeignError`, by its ``type_name``) and
+    the same exception raised natively alike. The exception's exact type wins,
+    then its name, then its base types, most specific first.
+    """
     if not directives:
         return None
-    for klass in type(exc).__mro__:
+    mro = type(exc).__mro__
+    directive = directives.get(mro[0])
+    if directive is not None:
+        return directive
+    name = getattr(exc, "type_name", None)
+    if not isinstance(name, str):
+        name = f"{mro[0].__module__}:{mro[0].__qualname__}"
+    directive = directives.get(name)
+    if directive is None:
+        directive = directives.get(name.rpartition(":")[2])
+    if directive is not None:
+        return directive
+    for klass in mro[1:]:
         directive = directives.get(klass)
         if directive is not None:
             return directive

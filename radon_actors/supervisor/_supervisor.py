@@ -67,7 +67,7 @@ class ChildInfo:
     """How many times this incarnation's cell was restarted in place."""
 
 
-_ESCALATE_GIVE_UPS: dict[type[BaseException], Directive] = {
+_ESCALATE_GIVE_UPS: dict[type[BaseException] | str, Directive] = {
     RestartIntensityExceeded: Directive.ESCALATE,
     Escalated: Directive.ESCALATE,
 }
@@ -104,8 +104,9 @@ class Supervisor(Atom):
     children restart; more than ``max_restarts`` restarts within ``within`` seconds
     (``max_restarts=None``: no limit) make the supervisor stop all its children and
     fail with :class:`RestartIntensityExceeded`, which its own parent then handles.
-    ``directives`` maps exception types to directives for every child (a child
-    spec's own ``directives`` win). Use :meth:`spec` to nest a supervisor.
+    ``directives`` maps exception types (or their names, as in
+    :class:`ChildSpec`) to directives for every child (a child spec's own
+    ``directives`` win). Use :meth:`spec` to nest a supervisor.
 
     For ``Strategy.SIMPLE_ONE_FOR_ONE``, ``children`` is one template spec and no
     child starts with the supervisor: :meth:`start_child` adds pool members.
@@ -118,7 +119,7 @@ class Supervisor(Atom):
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int | None = DEFAULT_MAX_RESTARTS,
         within: float = DEFAULT_WITHIN,
-        directives: Mapping[type[BaseException], Directive] | None = None,
+        directives: Mapping[type[BaseException] | str, Directive] | None = None,
     ) -> None:
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a Strategy, not {strategy!r}")
@@ -171,7 +172,7 @@ class Supervisor(Atom):
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int | None = DEFAULT_MAX_RESTARTS,
         within: float = DEFAULT_WITHIN,
-        directives: Mapping[type[BaseException], Directive] | None = None,
+        directives: Mapping[type[BaseException] | str, Directive] | None = None,
         name: str | None = None,
         restart: Restart = Restart.PERMANENT,
         shutdown: float | None = None,

@@ -17,6 +17,11 @@ class Boom(Exception):
     """A user exception, raised inside handlers."""
 
 
+class Unregistered(ValueError):
+    """A user exception not registered with @portable: it leaves the sandbox
+    as a ForeignError."""
+
+
 @portable
 class Overdrawn(Rejection):
     """A business error: an answer to the asker, not a crash."""
@@ -49,6 +54,10 @@ class Counter(Atom):
     @handler
     def fail(self, message: str) -> None:
         raise Boom(message)
+
+    @handler
+    def fail_plain(self, message: str) -> None:
+        raise Unregistered(message)
 
     @handler
     def take(self, n: int) -> int:
@@ -252,6 +261,12 @@ class Hostile(Atom):
         child = await self.spawn(Hostile)
         result: tuple[int, str] = await child.ask(Hostile.spawn_many, n)
         return result
+
+    @handler
+    def flood_logs(self, n: int) -> int:
+        for i in range(n):
+            self.log.warning("hostile.flood", i=i)
+        return n
 
     @handler
     def flood_tells(self, n: int) -> tuple[int, str]:

@@ -315,3 +315,29 @@ def test_the_guest_side_imports_without_host_packages() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+async def test_directives_match_a_guests_exception_by_name(sandbox: Any) -> None:
+    # A guest's unregistered exception crosses as a ForeignError; a directive
+    # keyed by its type's name matches it there and natively alike, ahead of a
+    # directive for its base type.
+    from radon_actors import ChildSpec, Directive, ForeignError, Supervisor
+
+    async with open_system() as system:
+        spec = ChildSpec(
+            Counter,
+            args=(1,),
+            name="c",
+            sandbox=sandbox,
+            directives={"Unregistered": Directive.RESUME, ValueError: Directive.STOP},
+        )
+        await system.spawn(Supervisor, [spec])
+        counter = system.lookup("c")
+        assert await counter.ask(Counter.incr, 4) == 5
+        with pytest.raises(ValueError, match="keep going") as info:
+            await counter.ask(Counter.fail_plain, "keep going")
+        assert isinstance(info.value, ForeignError) is bool(sandbox)
+        if sandbox:
+            assert info.value.type_name == "sandbox_atoms:Unregistered"
+        assert await counter.ask(Counter.get) == 5  # resumed: state kept

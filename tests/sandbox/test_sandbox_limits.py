@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog
 from sandbox_atoms import Counter, Hostile
 
 from radon_actors import SandboxConfig, SandboxCrashed, open_system
@@ -156,6 +157,17 @@ async def test_messages_per_turn_are_bounded() -> None:
         assert (await attacker.ask(Hostile.flood_tells, 10))[0] == 10
 
 
+async def test_log_events_per_turn_are_bounded() -> None:
+    async with open_system() as system:
+        attacker = await system.spawn(Hostile, sandbox=SandboxConfig(max_logs=20))
+        with structlog.testing.capture_logs() as logs:
+            assert await attacker.ask(Hostile.flood_logs, 10_000) == 10_000
+            assert await attacker.ask(Hostile.flood_logs, 5) == 5  # a new turn
+        events = [e["event"] for e in logs]
+        assert events.count("hostile.flood") == 25
+        assert events.count("sandbox.log_quota") == 1
+
+
 def test_quota_settings_are_checked() -> None:
     for bad in (
         {"max_timers": 0},
@@ -164,6 +176,7 @@ def test_quota_settings_are_checked() -> None:
         {"tree_memory": 0},
         {"max_descendants": 0},
         {"max_sends": 0},
+        {"max_logs": 0},
         {"max_value": 0},
     ):
         with pytest.raises(ValueError, match="SandboxConfig"):
