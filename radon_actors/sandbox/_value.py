@@ -467,16 +467,18 @@ class Writer:
     def message(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """A message: the positional arguments as an array, then the keyword
         arguments, if any, as a last ``{"$kw": {...}}`` element."""
-        if not kwargs:
+        if not kwargs and all(map(is_fast, map(type, args))):
+            # Every argument is a JSON scalar (one C-level pass): write them as
+            # they are, unless one is a NaN or infinity (the encoder refuses it)
+            # or an integer past a double's precision (tagged, see MAX_SAFE_INT).
             for a in args:
-                t = type(a)
-                if t not in _FAST or (
-                    (t is int and not -MAX_SAFE_INT <= a <= MAX_SAFE_INT)
-                    or (t is float and not math.isfinite(a))
-                ):
+                if type(a) is int and not -MAX_SAFE_INT <= a <= MAX_SAFE_INT:
                     break
-            else:  # every argument is itself in JSON
-                return _dumps(list(args))
+            else:
+                try:
+                    return _dumps(args)
+                except ValueError:
+                    pass
         tree = [self.tree(a) for a in args]
         if kwargs:
             tree.append({"$kw": {k: self.tree(x) for k, x in kwargs.items()}})

@@ -13,6 +13,9 @@ import attrs
 from radon_actors import (
     Atom,
     ChildSpec,
+    Directive,
+    ForeignError,
+    Record,
     Ref,
     Rejection,
     Restart,
@@ -20,6 +23,7 @@ from radon_actors import (
     Supervisor,
     System,
     handler,
+    portable,
 )
 
 
@@ -169,3 +173,21 @@ def child_specs() -> None:
     ChildSpec(Other, args=(1,))  # type: ignore[arg-type]
     ChildSpec(int)  # type: ignore[arg-type]
     attrs.evolve(spec, args=1)  # type: ignore[arg-type]
+
+
+@portable
+@attrs.frozen
+class Move:
+    by: int
+
+
+async def components(system: System) -> None:
+    ref = await system.spawn_component("counter.wasm", "Counter", 10, name="c")
+    assert_type(ref, Ref[Any])
+    await system.spawn_component("0" * 64, "mod:Counter", sandbox=True, host="w1")
+    try:
+        await ref.ask("incr", Move(1))
+    except ForeignError as exc:
+        assert_type(exc.type_name, str)
+    assert_type(Record("m:T", {}).fields, dict[str, Any])
+    ChildSpec(Counter, directives={"mod:Invalid": Directive.RESUME, ValueError: Directive.STOP})
