@@ -148,7 +148,7 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
         _count_send(guest)
         args, kwargs = _read_message(guest, req.message)
         endpoint = _endpoint(guest, req.target)
-        return await endpoint.ask(req.handler, args, kwargs, req.timeout)
+        return await endpoint.ask(_handler(req.handler), args, kwargs, req.timeout)
     if op.tag == "spawn":
         if req.isolation not in _ISOLATION:  # pragma: no cover
             raise SandboxError(f"unknown isolation {req.isolation!r} in a spawn request")
@@ -214,8 +214,21 @@ def _count_send(guest: GuestAtom) -> None:
         )
 
 
+_MAX_HANDLER_NAME = 256
+
+
+def _handler(name: str) -> str:
+    """A handler name from the guest, refused if it is longer than any name is."""
+    if len(name) > _MAX_HANDLER_NAME:
+        raise MessageNotPortable(
+            f"a handler name of {len(name):,} characters (at most {_MAX_HANDLER_NAME})"
+        )
+    return name
+
+
 def _tell(guest: GuestAtom, target: int, handler: str, message: str) -> None:
     _count_send(guest)
+    handler = _handler(handler)
     args, kwargs = _read_message(guest, message)
     _endpoint(guest, target).tell(handler, args, kwargs)
 
@@ -270,6 +283,7 @@ def _start_timer(guest: GuestAtom, delay: float, periodic: bool, handler: str, m
             f"this sandboxed atom already holds {live} live timers, its quota "
             f"(SandboxConfig.max_timers={config.max_timers}); cancel some first"
         )
+    handler = _handler(handler)
     args, kwargs = _read_message(guest, message)
     cell = guest.cell
     if periodic:

@@ -6,8 +6,8 @@ Plain data: nothing here needs trio.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVarTuple, overload
+from collections.abc import Callable, ItemsView, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVarTuple, overload
 
 import attrs
 
@@ -15,16 +15,29 @@ from .._atom import Atom
 from .._errors import RadonError
 from ..runtime import Directive
 
+
+class Directives(Protocol):
+    """What ``directives=`` takes: a mapping of exception types, or their names,
+    to directives. (A protocol over ``items()`` rather than ``Mapping``, whose key
+    type is invariant: a ``dict`` of exception types alone is accepted as it is.)"""
+
+    def items(self) -> ItemsView[type[BaseException] | str, Directive]:
+        """The (key, directive) pairs."""
+        ...
+
+
 __all__ = [
     "DEFAULT_MAX_RESTARTS",
     "DEFAULT_SHUTDOWN",
     "DEFAULT_WITHIN",
     "ChildSpec",
+    "Directives",
     "Escalated",
     "Restart",
     "RestartIntensityExceeded",
     "Strategy",
     "SupervisorError",
+    "directive_table",
     "match_directive",
 ]
 
@@ -77,10 +90,11 @@ def _kwargs(value: Mapping[str, Any]) -> dict[str, Any]:
     return dict(value)
 
 
-def _directives(
-    value: Mapping[type[BaseException] | str, Directive],
+def directive_table(
+    value: Directives,
 ) -> dict[type[BaseException] | str, Directive]:
-    result = dict(value)
+    """``directives=`` checked and copied: keys are exception types or names."""
+    result = dict(value.items())
     for exc_type, directive in result.items():
         if isinstance(exc_type, str):
             if not exc_type:
@@ -125,7 +139,7 @@ class _ChildSpecFields:
     )
     shutdown: float | None = attrs.field(default=DEFAULT_SHUTDOWN, validator=_check_shutdown)
     directives: dict[type[BaseException] | str, Directive] = attrs.field(
-        factory=dict, converter=_directives
+        factory=dict, converter=directive_table
     )
     mailbox_size: int | None = None
     sandbox: Any = None
@@ -181,7 +195,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException] | str, Directive] = ...,
+            directives: Directives = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -195,7 +209,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException] | str, Directive] = ...,
+            directives: Directives = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -209,7 +223,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException] | str, Directive] = ...,
+            directives: Directives = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -223,7 +237,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException] | str, Directive] = ...,
+            directives: Directives = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,
@@ -237,7 +251,7 @@ class ChildSpec(_ChildSpecFields):
             name: str | None = ...,
             restart: Restart = ...,
             shutdown: float | None = ...,
-            directives: Mapping[type[BaseException] | str, Directive] = ...,
+            directives: Directives = ...,
             mailbox_size: int | None = ...,
             sandbox: Any = ...,
             host: Any = ...,

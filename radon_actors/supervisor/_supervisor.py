@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import attrs
@@ -32,11 +32,13 @@ from ._spec import (
     DEFAULT_MAX_RESTARTS,
     DEFAULT_WITHIN,
     ChildSpec,
+    Directives,
     Escalated,
     Restart,
     RestartIntensityExceeded,
     Strategy,
     SupervisorError,
+    directive_table,
     match_directive,
 )
 
@@ -119,7 +121,7 @@ class Supervisor(Atom):
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int | None = DEFAULT_MAX_RESTARTS,
         within: float = DEFAULT_WITHIN,
-        directives: Mapping[type[BaseException] | str, Directive] | None = None,
+        directives: Directives | None = None,
     ) -> None:
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a Strategy, not {strategy!r}")
@@ -156,7 +158,7 @@ class Supervisor(Atom):
         self._radon_stop_concurrently = strategy is Strategy.SIMPLE_ONE_FOR_ONE
         self._max_restarts = max_restarts
         self._within = float(within)
-        self._directives = dict(directives or {})
+        self._directives = directive_table(directives or {})
         # Children in start order (a dict used as an ordered set: a pool can hold
         # tens of thousands, so membership and removal must not be linear), and
         # each running child by its cell.
@@ -172,7 +174,7 @@ class Supervisor(Atom):
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int | None = DEFAULT_MAX_RESTARTS,
         within: float = DEFAULT_WITHIN,
-        directives: Mapping[type[BaseException] | str, Directive] | None = None,
+        directives: Directives | None = None,
         name: str | None = None,
         restart: Restart = Restart.PERMANENT,
         shutdown: float | None = None,

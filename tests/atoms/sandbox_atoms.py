@@ -308,6 +308,14 @@ class Hostile(Atom):
         return "sent" if error is None else error
 
     @handler
+    def long_handler_tell(self, n: int) -> str:
+        """Tell itself a handler whose name is ``n`` characters long."""
+        from wit_world.imports import host
+
+        error = host.tell(0, "h" * n, "[]")
+        return "sent" if error is None else error
+
+    @handler
     def raw_log(self, text: str) -> str:
         from wit_world.imports import host
 

@@ -87,6 +87,9 @@ async def test_pickled_tells_logs_and_timers_run_nothing_on_the_host(tmp_path: P
             assert await ref.ask(Hostile.raw_log, text) == "logged"
         assert [e.get("fields") for e in logs if e["event"] == "hostile.log"] == ["<unreadable>"]
         assert "sent a message the host refuses" in await ref.ask(Hostile.raw_timer, text)
+        assert "a handler name of 10,000,000 characters" in await ref.ask(
+            Hostile.long_handler_tell, 10_000_000
+        )
         assert await ref.ask(Hostile.ok) == 1  # the guest carries on
     assert not marker.exists()
 
