@@ -275,14 +275,18 @@ class AtomCell:
             await checkpoint_if_cancelled()
             try:
                 result = self.inline_turn(spec, args, kwargs)
-            except Exception:
+            except Exception as exc:
                 # A rejection leaves the atom idle, so the next ask is inline
                 # again: count the turn, or a loop of refused asks never yields.
-                b = budget
-                b.left -= 1
-                if b.left <= 0:
-                    b.left = BUDGET
-                    await cancel_shielded_checkpoint()
+                # A crash does not (its failure waits in the control lane, so the
+                # next ask is queued): it raises at once, so that the asker runs
+                # before the supervisor acts on it (docs/supervision.md, step 1).
+                if isinstance(exc, spec.answers):
+                    b = budget
+                    b.left -= 1
+                    if b.left <= 0:
+                        b.left = BUDGET
+                        await cancel_shielded_checkpoint()
                 raise
             if result is STASHED:
                 # The handler set its message aside: it now waits in the stash

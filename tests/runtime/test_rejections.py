@@ -144,6 +144,30 @@ async def test_a_crash_under_one_for_all_wipes_a_siblings_recent_tell(system: Sy
     assert (await a.ask(Account.get), await b.ask(Account.get)) == (15, 10)
 
 
+async def test_a_crash_raises_at_once_even_when_the_scheduling_budget_runs_out(
+    system: System,
+) -> None:
+    """The ordering above does not depend on where the scheduling budget stands:
+    a crashing inline turn raises without yielding (only a rejection, which
+    leaves the atom idle for the next inline ask, counts against the budget).
+    This was flaky: a crash at the budget's end yielded, and the supervisor
+    restarted the group before the asker's next line ran."""
+    from radon_actors.mailbox import budget
+
+    await system.spawn(
+        Supervisor,
+        [ChildSpec(Account, args=(10,), name="a"), ChildSpec(Account, args=(10,), name="b")],
+        strategy=Strategy.ONE_FOR_ALL,
+    )
+    a, b = system.lookup("a"), system.lookup("b")
+    budget.left = 1  # this turn is the budget's last
+    with pytest.raises(KeyError):
+        await a.ask(Account.undeclared, "monthly")
+    b.tell(Account.deposit, 5)
+    a.tell(Account.deposit, 5)
+    assert (await a.ask(Account.get), await b.ask(Account.get)) == (15, 10)
+
+
 async def test_a_loop_of_rejected_asks_lets_other_tasks_run(system: System) -> None:
     # A refused inline ask leaves the atom idle, so the next one is inline too:
     # the turns still count against the scheduling budget.

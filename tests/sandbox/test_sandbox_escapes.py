@@ -162,3 +162,66 @@ async def test_the_host_refuses_oversized_values_before_parsing_them(
                 await ref.ask(Hostile.raw_result, text)
         assert parsed and max(parsed) < 1000  # only small values reached the parser
         assert await ref.ask(Hostile.ok) == 1
+
+
+def _hostile_texts(seed: int, n: int) -> list[str]:
+    """Malformed and adversarial values: random JSON with tags in wrong shapes,
+    cut texts, huge numbers, deep nests, bytes as text."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    tags = [
+        "$int", "$float", "$tuple", "$set", "$frozenset", "$bytes", "$map", "$kw",
+        "$opaque", "$record", "$typed", "$error", "$ref", "$global", "$x", "a",
+    ]  # fmt: skip
+
+    def tree(depth: int) -> Any:
+        roll = rng.random()
+        if depth > 4 or roll < 0.3:
+            return rng.choice([None, True, 0, -1, 2**70, 1.5, "", "x", "\ud800", "$ref"])
+        if roll < 0.6:
+            return [tree(depth + 1) for _ in range(rng.randrange(4))]
+        return {rng.choice(tags): tree(depth + 1) for _ in range(rng.randrange(1, 3))}
+
+    texts = []
+    for _ in range(n):
+        text = json.dumps(tree(0))
+        kind = rng.random()
+        if kind < 0.15:
+            text = text[: rng.randrange(len(text) + 1)]  # cut short
+        elif kind < 0.25:
+            text = "".join(chr(rng.randrange(256)) for _ in range(rng.randrange(1, 40)))
+        texts.append(text)
+    return texts
+
+
+async def test_a_fuzzed_guest_gets_errors_and_the_host_keeps_serving(tmp_path: Path) -> None:
+    # 600 hostile values through the result, the failure, the tell and the log
+    # paths of one guest: every one ends in a typed error (or a value), the
+    # guest's atom keeps answering, and a bystander is untouched.
+    async with open_system() as system:
+        bystander = await system.spawn(Counter, 1)
+        ref = await system.spawn(Hostile, sandbox=True)
+        outcomes: dict[str, int] = {}
+        strange: list[BaseException] = []
+        for i, text in enumerate(_hostile_texts(seed=15, n=150)):
+            for route in (Hostile.raw_result, Hostile.raw_failure):
+                try:
+                    await ref.ask(route, text)
+                    outcomes["value"] = outcomes.get("value", 0) + 1
+                except Exception as exc:
+                    outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
+                    # Typed errors only: the boundary's, or what a well-formed
+                    # $error names (a built-in exception, a ForeignError).
+                    typed = (SandboxError, MessageNotPortable, ForeignError)
+                    if not isinstance(exc, typed) and type(exc).__module__ != "builtins":
+                        strange.append(exc)
+            assert isinstance(await ref.ask(Hostile.raw_tell, 0, text), str)
+            assert await ref.ask(Hostile.raw_log, text) == "logged"
+            if i % 50 == 0:
+                assert await bystander.ask(Counter.get) == 1
+        assert strange == []
+        assert await ref.ask(Hostile.ok) >= 1
+        assert await bystander.ask(Counter.incr) == 2
+        assert outcomes.get("MessageNotPortable", 0) > 50  # most are refused as values
