@@ -5,6 +5,7 @@ gets an argparse sub-parser and a function taking the parsed arguments and
 returning an exit status. Only this module may print.
 
     radon build MODULE [MODULE ...]   prebuild the sandbox components of modules
+                                      (--out DIR: also write them as .wasm files)
     radon cache [--clear]             list (or delete) the cached components
     radon host --listen H:P --secret-file F   run a host that systems join
     radon bench MODULE:CLASS HANDLER [ARG ...]   benchmark one of your handlers
@@ -52,6 +53,13 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="directory to put in front of sys.path before importing (repeatable)",
     )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="also write each component to DIR/MODULE.wasm, and print its content hash "
+        "(what System.spawn_component takes: the file, or the hash on a machine that "
+        "has it cached)",
+    )
 
 
 @command("build", "build and cache the WebAssembly components of atom modules", _configure_build)
@@ -73,7 +81,30 @@ def _build(args: argparse.Namespace) -> int:
             continue
         elapsed = time.perf_counter() - started
         print(f"{module}: ready ({found.key}) in {elapsed:.1f} s")
+        if args.out is not None:
+            status = max(status, _write_component(found, module, args.out))
     return status
+
+
+def _write_component(found: Any, module: str, out: str) -> int:
+    """Copy ``found``'s component to ``out/module.wasm``; 1 on failure."""
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    from .sandbox import _build
+
+    source = _build.cache_root() / found.key / "component.wasm"
+    target = Path(out) / f"{module}.wasm"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    except OSError as exc:
+        print(f"radon build: {module}: cannot write {target}: {exc}", file=sys.stderr)
+        return 1
+    print(f"  wrote {target} (sha256 {digest})")
+    return 0
 
 
 def _configure_cache(parser: argparse.ArgumentParser) -> None:

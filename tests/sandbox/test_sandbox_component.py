@@ -22,6 +22,8 @@ from radon_actors.testing import cell_of
 
 pytestmark = pytest.mark.usefixtures("sandbox_component")
 
+_ATOMS = Path(__file__).resolve().parents[1] / "atoms"
+
 
 async def _wasm() -> Path:
     _h, path = await content_hash(_engine.load("sandbox_atoms"))
@@ -78,7 +80,19 @@ async def test_spawn_component_refuses_what_is_not_a_component(tmp_path: Path) -
 async def test_a_process_given_only_the_wasm_file_imports_none_of_the_atoms_python(
     tmp_path: Path,
 ) -> None:
-    path = await _wasm()
+    # The user's way: `radon build MODULE --out DIR` writes the component, whose
+    # file is all the other process gets.
+    atoms = _ATOMS
+    with trio.fail_after(300):
+        built = await trio.run_process(
+            [sys.executable, "-m", "radon_actors._cli", "build", "sandbox_atoms", "--path",
+             str(atoms), "--out", str(tmp_path / "dist")],
+            capture_stdout=True, capture_stderr=True, check=False,
+        )  # fmt: skip
+    assert built.returncode == 0, built.stderr.decode()
+    path = tmp_path / "dist" / "sandbox_atoms.wasm"
+    h, _ = await content_hash(_engine.load("sandbox_atoms"))
+    assert f"wrote {path} (sha256 {h})" in built.stdout.decode()
     script = tmp_path / "run_component.py"
     script.write_text(
         textwrap.dedent(
