@@ -54,6 +54,7 @@ __all__ = [
     "record_from",
     "record_name",
     "typed_from",
+    "typed_placeholder",
 ]
 
 T = TypeVar("T", bound=type)
@@ -77,6 +78,7 @@ _BUILTIN_BASES: tuple[type[Any], ...] = (
     set,
     frozenset,
 )
+_SUBCLASSABLE = frozenset(_BUILTIN_BASES) - {bool}
 # Exactly these types cross as themselves (subclasses, such as enums, do not).
 _FAST = frozenset({str, int, float, bool, type(None)})
 is_fast = _FAST.__contains__
@@ -219,8 +221,18 @@ class PendingRecord(Record):
     __slots__ = ()
     _radon_type = ""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and type(args[0]) in _SUBCLASSABLE:
+            # copyreg.__newobj__(cls, value): an instance of a subclass of a
+            # built-in type (a str subclass, say).
+            return typed_placeholder(cls._radon_type, type(args[0]))(args[0])
+        made = super().__new__(cls)
+        made.type = cls._radon_type
+        made.fields = {"args": list(args), **kwargs} if (args or kwargs) else {}
+        return made
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(self._radon_type, {"args": list(args), **kwargs})
+        pass  # __new__ set it up (pickle may also call neither and __setstate__)
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) == 2:  # (dict, slots) of __slots__ classes
@@ -231,6 +243,44 @@ class PendingRecord(Record):
             state = {str(i): v for i, v in enumerate(state)}
         self.type = self._radon_type
         self.fields = dict(state) if isinstance(state, dict) else {"state": state}
+
+
+_typed_placeholders: dict[tuple[str, type], type] = {}
+
+
+def typed_placeholder(type_name: str, base: type) -> type:
+    """A subclass of the built-in ``base`` standing for ``type_name``: its
+    instances are the built-in value, carry the name (written back as a
+    ``$typed`` of that name) and become the class itself when unpickled in a
+    process that registered it with :func:`portable`."""
+    key = (type_name, base)
+    cls = _typed_placeholders.get(key)
+    if cls is None:
+        if len(_typed_placeholders) >= 4096:  # names come from guests and peers
+            _typed_placeholders.clear()
+        cls = type(
+            type_name.rpartition(":")[2].rpartition(".")[2] or base.__name__,
+            (base,),
+            {"_radon_type": type_name, "__reduce__": _reduce_typed},
+        )
+        _typed_placeholders[key] = cls
+    return cls
+
+
+def _reduce_typed(self: Any) -> tuple[Any, ...]:
+    base = next(b for b in type(self).__mro__[1:] if b in _BUILTIN_BASES)
+    return (_typed_or_class, (type(self)._radon_type, base(self)))
+
+
+def _typed_or_class(type_name: str, value: Any) -> Any:
+    cls = _portable.get(type_name)
+    base = type(value)
+    if cls is not None and issubclass(cls, base):
+        try:
+            return cls._make(value) if base is tuple and hasattr(cls, "_make") else cls(value)
+        except Exception:  # the tagged built-in value is still the faithful answer
+            pass
+    return typed_placeholder(type_name, base)(value)
 
 
 _placeholders: dict[str, type[PendingRecord]] = {}
@@ -417,9 +467,12 @@ class Writer:
             return {"$record": [record_name(t), self.tree(_record_fields(v, names))]}
         for base in _BUILTIN_BASES:
             if isinstance(v, base):
-                if self._record_check is not None:
-                    self._record_check(t)
-                return {"$typed": [record_name(t), self.tree(base(v))]}
+                name = getattr(t, "_radon_type", None)
+                if name is None:
+                    if self._record_check is not None:
+                        self._record_check(t)
+                    name = record_name(t)
+                return {"$typed": [name, self.tree(base(v))]}
         if isinstance(v, BaseException):
             return {"$error": self.error(v)}
         if self._classes and (isinstance(v, type) or t in _FUNCTIONS):
@@ -755,8 +808,12 @@ def typed_from(type_name: str, value: Any, resolve: Callable[[str], type | None]
     for ``type_name``, else the built-in value itself."""
     cls = resolve(type_name)
     base = type(value)
-    if cls is None or base not in _BUILTIN_BASES or not issubclass(cls, base):
+    if base not in _SUBCLASSABLE:
         return value
+    if cls is None or not issubclass(cls, base):
+        # Not a class this side builds: the built-in value, still carrying its
+        # type's name (written back as such; rebuilt where it is registered).
+        return typed_placeholder(type_name, base)(value)
     try:
         if base is tuple and hasattr(cls, "_make"):  # a named tuple
             return cls._make(value)

@@ -21,6 +21,11 @@ class Move:
     by: int
 
 
+@portable
+class Tag(str):
+    """A registered subclass of a built-in type (a kind of reply, say)."""
+
+
 class Counter(Atom):
     def __init__(self, start: int = 0) -> None:
         self.n = start
@@ -39,6 +44,11 @@ class Counter(Atom):
     @handler
     def get(self) -> int:
         return self.n
+
+    @handler
+    def shout(self, tag: Tag) -> Tag:
+        assert type(tag) is Tag  # rebuilt as itself inside the guest
+        return Tag(tag.upper())
 
     @handler
     def apply(self, move: Move) -> Move:

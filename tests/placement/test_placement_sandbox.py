@@ -18,7 +18,7 @@ import pytest
 import trio
 import trio.testing
 from cluster_helpers import Kind, cluster, kill_host, radon_host, record_frames, sandboxed_kind
-from mobile_atoms import Counter, Move, Relay
+from mobile_atoms import Counter, Move, Relay, Tag
 from test_placement_backpressure import (
     test_a_full_mailbox_with_senders_here_and_on_the_target_migrates,
     test_a_migration_that_cannot_start_in_time_is_called_off,
@@ -429,6 +429,9 @@ async def test_hosts_that_run_sandboxed_atoms_never_import_their_module(tmp_path
         assert await ref.ask(Counter.apply, Move(2)) == Move(7)
         await system.migrate(ref, to="w1")
         assert await ref.ask(Counter.apply, Move(3)) == Move(10)
+        # ... and a subclass of a built-in type keeps its class through w1 too.
+        shouted = await ref.ask(Counter.shout, Tag("hi"))
+        assert shouted == "HI" and type(shouted) is Tag
         for host in ("w1", "w2", "remote"):
             probe = await system.spawn(placement_atoms.Probe, host=host)
             assert await probe.ask(placement_atoms.Probe.imported, "placement_atoms")

@@ -133,16 +133,14 @@ def test_json_types_are_written_as_plain_json() -> None:
     assert WRITER.value(b"\x00") == '{"$bytes":"AA=="}'
 
 
-def test_unregistered_records_and_subclasses_read_as_plain_data() -> None:
+def test_unregistered_records_and_subclasses_read_as_data_that_keeps_its_name() -> None:
     @__import__("dataclasses").dataclass
     class Local:
         n: int
 
     assert READER.value(WRITER.value(Local(3))) == Record(_value.record_name(Local), {"n": 3})
-    assert (
-        READER.value(WRITER.value(Colour.RED)) == 1
-        and type(READER.value(WRITER.value(Colour.RED))) is int
-    )
+    red = READER.value(WRITER.value(Colour.RED))  # unregistered: an int that keeps its name
+    assert red == 1 and isinstance(red, int) and type(red) is not Colour
     assert READER.value(WRITER.value(Pair(1, 2))) == (1, 2)
 
 
@@ -345,3 +343,19 @@ async def test_refs_cross_as_handles_of_the_instance() -> None:
         # Handle 0 is the atom itself; each new Ref got the next number once.
         assert [r.id for r in guest.side.refs] == [boxed.id, a.id, b.id]
         assert isinstance(guest.side.refs[1], Ref)
+
+
+def test_a_typed_value_this_side_cannot_build_keeps_its_name() -> None:
+    # As on a host that never imported the class: the built-in value, which
+    # still carries its type's name, is written back as such, and becomes the
+    # class where it is registered (here, after pickling between hosts).
+    import pickle
+
+    blind = Reader(Limits(), _refuse, lambda _name: None)
+    text = WRITER.value(Tagged("ok"))
+    value = blind.value(text)
+    assert value == "ok" and isinstance(value, str) and type(value) is not Tagged
+    assert WRITER.value(value) == text
+    assert type(pickle.loads(pickle.dumps(value))) is Tagged
+    unknown = blind.value('{"$typed":["nowhere:Thing",[1,2]]}')
+    assert unknown == [1, 2] and type(pickle.loads(pickle.dumps(unknown))) is not list
