@@ -134,9 +134,19 @@ def encode(frame: Frame) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
+_modules: set[str] | None = None
+
+
 def _component_modules() -> set[str]:
-    engine = sys.modules.get("radon_actors.sandbox._engine")
-    return engine.component_modules() if engine is not None else _NONE
+    """The sandbox's set of component modules (the same set object for the
+    process's life, filled in place), once the sandbox is loaded."""
+    global _modules
+    if _modules is None:
+        engine = sys.modules.get("radon_actors.sandbox._engine")
+        if engine is None:
+            return _NONE
+        _modules = engine.component_modules()
+    return _modules
 
 
 _NONE: set[str] = set()
@@ -157,12 +167,31 @@ class _GuardedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def loads(data: Any) -> Any:
-    """``pickle.loads`` for what peers send: guarded (see ``_GuardedUnpickler``)
-    once this process runs sandboxed components, plain before."""
-    if not _component_modules():
-        return pickle.loads(data)
-    return _GuardedUnpickler(io.BytesIO(data)).load()
+# The opcode through which a protocol 4/5 pickle names a class or function (it
+# never uses GLOBAL): a pickle without this byte imports nothing.
+_STACK_GLOBAL = b"\x93"
+
+
+def loads(
+    data: bytes | bytearray,
+    start: int = 0,
+    end: int | None = None,
+    view: memoryview | None = None,
+) -> Any:
+    """``pickle.loads`` of ``data[start:end]`` (``view``: a memoryview of
+    ``data`` the caller holds), a pickle a peer sent: guarded (see
+    ``_GuardedUnpickler``) once this process runs sandboxed components, unless
+    the pickle names no class or function at all (most frames: plain data),
+    which cannot import anything."""
+    modules = _modules if _modules is not None else _component_modules()
+    if end is None:
+        end = len(data)
+    if not modules or data.find(_STACK_GLOBAL, start, end) < 0:
+        if view is None:
+            return pickle.loads(data if start == 0 else memoryview(data)[start:end])
+        return pickle.loads(view[start:end])
+    chunk = (view if view is not None else memoryview(data))[start:end]
+    return _GuardedUnpickler(io.BytesIO(chunk)).load()
 
 
 def check_size(blob: bytes, what: str) -> None:
@@ -194,13 +223,18 @@ class FrameReader:
     def feed(self, data: bytes | bytearray) -> list[tuple[Any, ...]]:
         """The whole frames ``data`` completes, as decoded tuples, in order."""
         buf = self._buf
+        # The sandbox's component modules: frames that name a class or function
+        # are unpickled guarded once there are any (see ``loads``).
+        modules = _modules if _modules is not None else _component_modules()
         if not buf and len(data) >= 4:
             size = _unpack_size(data)[0]
             if size + 4 == len(data) and size <= MAX_FRAME:
                 # Exactly one whole frame, as one read brings an idle connection's
                 # message: no buffering.
                 try:
-                    return [loads(memoryview(data)[4:])]
+                    if not modules or data.find(_STACK_GLOBAL, 4) < 0:  # loads(), inline
+                        return [pickle.loads(memoryview(data)[4:])]
+                    return [loads(data, 4)]
                 except Exception as exc:
                     return [_undecodable(exc)]
         buf += data
@@ -215,7 +249,11 @@ class FrameReader:
                 if end - pos - 4 < size:
                     break
                 try:
-                    frames.append(loads(view[pos + 4 : pos + 4 + size]))
+                    stop = pos + 4 + size
+                    if not modules or buf.find(_STACK_GLOBAL, pos + 4, stop) < 0:
+                        frames.append(pickle.loads(view[pos + 4 : stop]))  # loads(), inline
+                    else:
+                        frames.append(loads(buf, pos + 4, stop, view))
                 except Exception as exc:  # e.g. a tell of a class missing here
                     frames.append(_undecodable(exc))
                 pos += 4 + size
