@@ -69,10 +69,6 @@ class HostSide:
         """The Ref behind a handle the guest sends to (ask, tell)."""
         return self._granted(handle)
 
-    def grant(self, ref: Ref[Any]) -> int:
-        """The handle for ``ref`` in this instance (granted now if it is new)."""
-        return int(self._grant(ref)[0])
-
 
 # ----------------------------------------------------------------------
 # Host form (snapshots outside any instance)

@@ -146,17 +146,21 @@ def _granted(body: Any) -> _ref.Ref[Any]:
     return _ref.Ref(body[1], body[2], _Endpoint(body[0]))
 
 
+def _lookup(name: str) -> Any:
+    """What ``"module:QualName"`` names among the modules this guest has loaded."""
+    module_name, _, qualname = name.partition(":")
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
 def _resolve_class(name: str) -> type | None:
     """Any class this guest has loaded (building one runs only guest code)."""
     known = _value.known_class(name)
     if known is not None:
         return known
-    module_name, _, qualname = name.partition(":")
-    obj: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        if obj is None:
-            return None
-        obj = getattr(obj, part, None)
+    obj = _lookup(name)
     return obj if isinstance(obj, type) else None
 
 
@@ -168,10 +172,7 @@ def _unpickle(text: str, refs: list[Any]) -> Any:
 
 def _class(name: str) -> Any:
     """A class or function by name, among the guest's own modules."""
-    module_name, _, qualname = name.partition(":")
-    obj: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
+    obj = _lookup(name)
     if obj is None:
         raise _value.ValueRejected(f"no class or function {name!r} in this component")
     return obj
@@ -199,8 +200,7 @@ def _opaque(value: Any) -> Any:
 
     pickler.persistent_id = persistent_id
     pickler.dump(value)
-    text = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return {"$opaque": {"text": text, "refs": [{"$ref": _handle_of(r)} for r in refs]}}
+    return _value.Opaque(base64.b64encode(buffer.getvalue()).decode("ascii"), refs)
 
 
 _state_writer = _value.Writer(_handle_of, _opaque, classes=False)

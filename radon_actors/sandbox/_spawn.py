@@ -219,13 +219,12 @@ async def runtime_for(cls: type[Atom], sandbox: Any) -> SandboxRuntime | None:
 async def load_component(component: Any) -> _engine.LoadedComponent:
     """The component at a path (stored in the cache by its content hash) or with
     a content hash this machine's cache holds."""
-    from ._cache import BadComponent, by_hash, entry, store_verified
+    from ._cache import BadComponent, by_hash, store_verified
 
     text = os.fspath(component) if isinstance(component, (str, os.PathLike)) else None
     if text is None:
         raise TypeError(f"a component is a path or a content hash, not {component!r}")
     if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
-        entry(text)
         found = await by_hash(text)
         if found is None:
             raise SandboxError(

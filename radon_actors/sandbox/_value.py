@@ -50,7 +50,6 @@ __all__ = [
     "known_class",
     "placeholder",
     "portable",
-    "portable_class",
     "record_from",
     "record_name",
     "typed_from",
@@ -273,14 +272,10 @@ def _reduce_typed(self: Any) -> tuple[Any, ...]:
 
 
 def _typed_or_class(type_name: str, value: Any) -> Any:
-    cls = _portable.get(type_name)
-    base = type(value)
-    if cls is not None and issubclass(cls, base):
-        try:
-            return cls._make(value) if base is tuple and hasattr(cls, "_make") else cls(value)
-        except Exception:  # the tagged built-in value is still the faithful answer
-            pass
-    return typed_placeholder(type_name, base)(value)
+    try:
+        return typed_from(type_name, value, _portable.get)
+    except ValueRejected:  # the tagged built-in value is still the faithful answer
+        return typed_placeholder(type_name, type(value))(value)
 
 
 _placeholders: dict[str, type[PendingRecord]] = {}
@@ -299,13 +294,10 @@ def placeholder(module: str, qualname: str) -> type[PendingRecord]:
 
 
 def _record_or_class(type_name: str, fields: dict[str, Any]) -> Any:
-    cls = _portable.get(type_name)
-    if cls is not None and _fields_of(cls) is not None:
-        try:
-            return cls(**fields)
-        except Exception:  # the record is still the faithful answer
-            pass
-    return Record(type_name, fields)
+    try:
+        return record_from(type_name, fields, _portable.get)
+    except ValueRejected:  # the record is still the faithful answer
+        return Record(type_name, fields)
 
 
 class Kwargs(dict):  # type: ignore[type-arg]
@@ -352,45 +344,30 @@ def portable(cls: T) -> T:
     return cls
 
 
-def portable_class(name: str) -> type | None:
-    """The class registered under ``name`` with :func:`portable`, if any."""
-    return _portable.get(name)
+# A record class's constructor keywords and the attributes that hold them: the
+# same names, except for attrs' private attributes (``_x``, keyword ``x``).
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+def _fields_of(cls: type) -> tuple[tuple[str, str], ...] | None:
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _find_fields(cls)
+        if fields is not None:
+            _FIELDS[cls] = fields
+    return fields
 
 
-def _fields_of(cls: type) -> tuple[str, ...] | None:
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _find_fields(cls)
-        if names is not None:
-            _FIELDS[cls] = names
-    return names
-
-
-def _find_fields(cls: type) -> tuple[str, ...] | None:
+def _find_fields(cls: type) -> tuple[tuple[str, str], ...] | None:
     if getattr(cls, "__dataclass_fields__", None) is not None:
         import dataclasses
 
         # Only fields the constructor takes: init=False ones are derived.
-        return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+        return tuple((f.name, f.name) for f in dataclasses.fields(cls) if f.init)
     attrs = getattr(cls, "__attrs_attrs__", None)
     if attrs is not None:
-        return tuple(a.alias if getattr(a, "alias", None) else a.name for a in attrs if a.init)
+        return tuple((getattr(a, "alias", None) or a.name, a.name) for a in attrs if a.init)
     return None
-
-
-def _record_fields(value: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    cls = type(value)
-    if getattr(cls, "__attrs_attrs__", None) is not None:
-        # attrs: the constructor's keyword is the alias, the attribute the name.
-        return {
-            (a.alias if getattr(a, "alias", None) else a.name): getattr(value, a.name)
-            for a in cls.__attrs_attrs__
-            if a.init
-        }
-    return {name: getattr(value, name) for name in names}
 
 
 # ----------------------------------------------------------------------
@@ -401,7 +378,8 @@ class Writer:
 
     ``ref`` turns a :class:`~radon_actors.Ref` into its ``$ref`` body (the
     side's handle for it); ``fallback`` gets any value with no portable form
-    and returns a tree to write instead (an ``Opaque``, say), or raises;
+    and returns a portable value to write instead (an ``Opaque``, its
+    ``repr``), or raises;
     ``record_check`` sees the class of every record written (and may raise);
     without ``classes``, classes and functions go to ``fallback`` instead of
     ``$global`` (a reference by module and qualified name).
@@ -460,11 +438,12 @@ class Writer:
             return {"$record": [v.type, self.tree(v.fields)]}
         if t is Kwargs:
             return {"$kw": {k: self.tree(x) for k, x in v.items()}}
-        names = _fields_of(t)
-        if names is not None:
+        fields = _fields_of(t)
+        if fields is not None:
             if self._record_check is not None:
                 self._record_check(t)
-            return {"$record": [record_name(t), self.tree(_record_fields(v, names))]}
+            values = {key: getattr(v, attr) for key, attr in fields}
+            return {"$record": [record_name(t), self.tree(values)]}
         for base in _BUILTIN_BASES:
             if isinstance(v, base):
                 name = getattr(t, "_radon_type", None)
@@ -480,7 +459,7 @@ class Writer:
             if "<" not in name:  # not a lambda, nor a function or class made in a call
                 return {"$global": name}
         if self._fallback is not None:
-            return self._fallback(v)
+            return self.tree(self._fallback(v))
         raise MessageNotPortable(_not_portable(v))
 
     def error(self, exc: BaseException, traceback: str = "", answer: bool = False) -> Any:
