@@ -99,6 +99,15 @@ class Mailbox:
             await self._senders.park()
         return self.put_nowait(msg)
 
+    async def wait_for_room(self) -> None:
+        """Wait, as :meth:`put` does, until the user lane has room or the mailbox
+        is closed, without a message in hand (a caller that then has nothing to
+        put passes the wake-up on: :meth:`room_made`)."""
+        if len(self.user) < self.capacity or self.closed:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._senders.park()
+
     def put_control(self, msg: Any) -> bool:
         """Queue a control message ahead of all user messages; False if closed."""
         if self.closed:

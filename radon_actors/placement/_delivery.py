@@ -6,9 +6,10 @@ local ask would), may have moved on (its forwarder here, or its origin, knows
 where), or may be gone.
 
 Everything here runs in the connection's reader, synchronously, so the frames of
-one connection are delivered in their order. One exception keeps that order
-too: when the atom's mailbox is full the reader stops reading that connection
-until there is room (TCP pushes back on the sender).
+one connection are delivered in their order. A message the atom cannot take
+now (a full mailbox) is held, with everything after it from the same peer for
+the same atom, and delivered by a task as room appears (``_flow``): the reader
+never waits, so one slow atom holds up no other.
 
 **Per-sender FIFO under migration.** A Ref may say which host runs its atom (a
 location hint), so a sender's messages go there directly. If the atom is no
@@ -23,28 +24,27 @@ the origin is lost.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import outcome
+import trio
 
 from .._logs import get_logger
 from ..runtime import AtomCell, lookup, resolve
 from ._endpoints import RemoteEndpoint, RemoteError, post
+from ._flow import accepts, hold
 from ._wire import loads
 
 if TYPE_CHECKING:
     from ._node import Node
     from ._transport import Peer
 
-__all__ = ["deliver", "deliver_pickled"]
+__all__ = ["deliver", "deliver_pickled", "deliver_now", "wait_for_room", "route"]
 
 _log = get_logger("radon_actors.placement")
 
 
-def deliver_pickled(
-    node: Node, atom_id: str, h: str, blob: bytes, reply: Any, src: Peer
-) -> Awaitable[None] | None:
+def deliver_pickled(node: Node, atom_id: str, h: str, blob: bytes, reply: Any, src: Peer) -> None:
     """An ask's message, its arguments still pickled (see ``_wire``)."""
     try:
         args, kwargs = loads(blob)
@@ -57,21 +57,13 @@ def deliver_pickled(
             reply.deliver(outcome.Error(error))
         else:
             _log.warning("dead_letter", atom_id=atom_id, handler=h, reason=str(error))
-        return None
-    return deliver(node, atom_id, h, args, kwargs, reply, src)
+        return
+    deliver(node, atom_id, h, args, kwargs, reply, src)
 
 
-def deliver(
-    node: Node,
-    atom_id: str,
-    h: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    reply: Any,
-    src: Peer,
-) -> Awaitable[None] | None:
-    """Deliver a message from ``src`` for ``atom_id``, here or on (see the module
-    docs); an awaitable when the atom's mailbox is full."""
+def route(node: Node, atom_id: str, src: Peer) -> Any:
+    """Where a message from ``src`` for ``atom_id`` goes: its cell here, or on
+    (see the module docs)."""
     ep: Any = lookup(atom_id)
     rerouted = node.rerouted
     if ep is None or (rerouted and atom_id in rerouted):
@@ -87,11 +79,66 @@ def deliver(
             ep = RemoteEndpoint(node, origin, atom_id, None)
         elif ep is None:
             ep = resolve(atom_id, None)
-    if isinstance(ep, AtomCell) and ep.away is None:
-        if reply is not None and ep.answer_now(h, args, kwargs, reply):
-            return None
-        mailbox = ep.mailbox
-        if len(mailbox.user) >= mailbox.capacity and not mailbox.closed:
-            return ep.post_when_room(h, args, kwargs, reply)
+    return ep
+
+
+def deliver(
+    node: Node,
+    atom_id: str,
+    h: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    reply: Any,
+    src: Peer,
+) -> None:
+    """Deliver a message from ``src`` for ``atom_id``, here or on (see the module
+    docs), or hold it until the atom can take it (``_flow``)."""
+    inflows = src.inflows
+    if (inflows and atom_id in inflows) or not deliver_now(
+        node, src, atom_id, h, args, kwargs, reply
+    ):
+        hold(node, src, atom_id, h, args, kwargs, reply)
+    elif reply is None:
+        due = src.due
+        due[atom_id] = due.get(atom_id, 0) + 1
+
+
+def deliver_now(
+    node: Node,
+    src: Peer,
+    atom_id: str,
+    h: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    reply: Any,
+) -> bool:
+    """Deliver the message if its atom can take it without anyone waiting;
+    False (nothing done) if it must be held."""
+    ep = route(node, atom_id, src)
+    if (
+        reply is not None
+        and isinstance(ep, AtomCell)
+        and ep.away is None
+        and ep.answer_now(h, args, kwargs, reply)
+    ):
+        return True
+    if not accepts(ep, reply):
+        return False
     post(ep, h, args, kwargs, reply)
-    return None
+    return True
+
+
+async def wait_for_room(node: Node, src: Peer, atom_id: str) -> None:
+    """Wait until a message from ``src`` for ``atom_id`` may be taken (room in a
+    full mailbox here, credit from the next hop); the caller tries again."""
+    ep = route(node, atom_id, src)
+    if isinstance(ep, AtomCell):
+        if ep.away is None:
+            await ep.mailbox.wait_for_room()
+            return
+        ep = getattr(ep.away, "target", None)
+    wait_room = getattr(ep, "wait_room", None)
+    if wait_room is None:
+        await trio.lowlevel.checkpoint()
+        return
+    await wait_room()

@@ -3,8 +3,8 @@
 :func:`frame_table` builds it, for one node, in this one place: the reader of
 each connection (``_transport.read_frames``) looks a decoded frame's kind up in
 it and calls the handler with the peer and the frame. A handler runs
-synchronously in the reader, so frames are handled in their order; it returns
-an awaitable only when the reader must wait before reading on (a full mailbox).
+synchronously in the reader, so frames are handled in their order, and never
+waits (a message for a full atom is held for it: ``_flow``).
 
 ``tell``, ``ask`` and ``reply`` are typed tuples and go to their handlers as
 decoded; every other kind is made its class first (``_frames``). Requests run
@@ -34,6 +34,7 @@ from ._endpoints import (
     load_outcome,
 )
 from ._errors import ProtocolError
+from ._flow import grant
 from ._frames import (
     Activate,
     Ask,
@@ -42,6 +43,7 @@ from ._frames import (
     CodeDone,
     CodeHas,
     CodePart,
+    Credit,
     Down,
     Emigrate,
     Frame,
@@ -77,28 +79,35 @@ def frame_table(node: Node) -> FrameTable:
     rerouted = node.rerouted
     forwarders = node.forwarders
 
-    def tell(peer: Peer, frame: Tell) -> Awaitable[None] | None:
+    def tell(peer: Peer, frame: Tell) -> None:
         _, atom_id, h, args, kwargs = frame
         cell = lookup(atom_id)
         if (
             cell is not None
+            and not peer.inflows
             and not (rerouted and atom_id in rerouted)
             and cell.queue_now(h, args, kwargs, None)
         ):
-            return None  # the fast path: a live atom here with room in its mailbox
-        return deliver(node, atom_id, h, args, kwargs, None, peer)
+            # The fast path: a live atom here with room in its mailbox.
+            due = peer.due
+            due[atom_id] = due.get(atom_id, 0) + 1
+            return
+        deliver(node, atom_id, h, args, kwargs, None, peer)
 
-    def ask(peer: Peer, frame: Ask) -> Awaitable[None] | None:
+    def ask(peer: Peer, frame: Ask) -> None:
         _, req, atom_id, h, blob = frame
         reply = CallbackReply(Answer(node, peer, req))
         node.inbound[(peer.node_id, req)] = reply
-        return deliver_pickled(node, atom_id, h, blob, reply, peer)
+        deliver_pickled(node, atom_id, h, blob, reply, peer)
 
     def reply(peer: Peer, frame: Reply) -> None:
         _, req, blob = frame
         entry = node.pending.pop(req, None)
         if entry is not None:
             entry[1].deliver(load_outcome(blob))
+
+    def credit(peer: Peer, frame: Credit) -> None:
+        grant(peer, frame.grants)
 
     def cancel(peer: Peer, frame: Cancel) -> None:
         # The asker gave up: withdraw the ask if its turn has not begun.
@@ -176,6 +185,7 @@ def frame_table(node: Node) -> FrameTable:
             # one-way frames
             "hello": ignore,
             "ping": ignore,
+            "credit": typed(Credit, credit),
             "cancel": typed(Cancel, cancel),
             "peers": typed(Peers, peers),
             "watch": typed(Watch, watch),

@@ -33,6 +33,7 @@ from .._logs import get_logger
 from ..mailbox import BUDGET, budget
 from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
 from ._errors import HostDown
+from ._flow import Flow, release, window_of
 from ._frames import Cancel, StopAtom
 from ._wire import MAX_MESSAGE, PICKLE_PROTOCOL, check_size, loads, too_large
 
@@ -203,7 +204,11 @@ class RemoteEndpoint:
         )
 
     def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
-        """Queue a message whose reply (if any) goes to ``reply`` (synchronous)."""
+        """Queue a message whose reply (if any) goes to ``reply`` (synchronous).
+
+        A tell spends credit (``_flow``) but is sent even with none left: what
+        comes here was accepted once already (a paused queue replayed, a
+        receiver that checked :meth:`has_room`)."""
         try:
             peer = self._peer()
         except HostDown as exc:
@@ -213,7 +218,12 @@ class RemoteEndpoint:
                 _log.warning("dead_letter", atom_id=self.atom_id, reason=str(exc))
             return
         if reply is None:
-            peer.send(("tell", self.atom_id, handler_name(h), args, kwargs))
+            atom_id = self.atom_id
+            peer.send(("tell", atom_id, handler_name(h), args, kwargs))
+            flow = peer.flows.get(atom_id)
+            if flow is None:
+                flow = peer.flows[atom_id] = Flow(window_of(atom_id))
+            flow.out += 1
         else:
             blob = pickle.dumps((args, kwargs), PICKLE_PROTOCOL)
             if len(blob) > MAX_MESSAGE:
@@ -224,18 +234,76 @@ class RemoteEndpoint:
             req = self._node.register(peer, reply)
             peer.send(("ask", req, self.atom_id, handler_name(h), blob))
 
-    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.post(h, args, kwargs, None)
-
-    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
+    def has_room(self) -> bool:
+        """Whether a tell can go now: the atom's host has given credit for it."""
         peer = self._node.peers.get(self.peer_id)
         if peer is None or peer.down is not None:
-            self.post(h, args, kwargs, None)  # the origin, or a dead letter, as a tell
+            return True  # ``post`` reroutes it, or makes it a dead letter
+        flow = peer.flows.get(self.atom_id)
+        return flow is None or flow.out < flow.window
+
+    def ready(self) -> bool:
+        """Whether ``send`` would send without waiting: credit, and the
+        connection's queue under its high-water mark."""
+        peer = self._node.peers.get(self.peer_id)
+        if peer is None or peer.down is not None:
+            return True
+        flow = peer.flows.get(self.atom_id)
+        return (flow is None or flow.out < flow.window) and peer.backlog() <= HIGH_WATER
+
+    async def wait_room(self) -> None:
+        """Wait until :meth:`has_room` may hold (credit came, or the host is down);
+        the caller checks again, as the atom may have moved meanwhile."""
+        peer = self._node.peers.get(self.peer_id)
+        flow = None if peer is None or peer.down is not None else peer.flows.get(self.atom_id)
+        if flow is None or flow.out < flow.window:
+            await trio.lowlevel.checkpoint()
             return
-        if len(peer.out) > HIGH_WATER:
+        await flow.wait_room()
+
+    async def wait_ready(self) -> None:
+        """Wait until :meth:`ready` may hold."""
+        peer = self._node.peers.get(self.peer_id)
+        if peer is not None and peer.down is None and peer.backlog() > HIGH_WATER:
             await peer.wait_drained()
-        peer.send(("tell", self.atom_id, handler_name(h), args, kwargs))
+        else:
+            await self.wait_room()
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Send a tell; :class:`MailboxFull` when the atom's host has given no
+        credit for it (its mailbox is full and a mailbox's worth is on its way)."""
+        try:
+            peer = self._peer()
+        except HostDown as exc:
+            _log.warning("dead_letter", atom_id=self.atom_id, reason=str(exc))
+            return
+        atom_id = self.atom_id
+        flow = peer.flows.get(atom_id)
+        if flow is None:
+            flow = peer.flows[atom_id] = Flow(window_of(atom_id))
+        elif flow.out >= flow.window:
+            raise self._full(peer, flow)
+        peer.send(("tell", atom_id, handler_name(h), args, kwargs))
+        flow.out += 1
+
+    def _full(self, peer: Peer, flow: Flow) -> MailboxFull:
+        return MailboxFull(
+            f"atom {self.name or self.atom_id} on host {peer.label} has a full mailbox and "
+            f"{flow.out} messages from this host on their way to it (its mailbox size is "
+            f"{flow.window}); use `await ref.send(...)` to wait for room"
+        )
+
+    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Send a tell, waiting for credit (room in the atom's mailbox) and for the
+        connection's queue to drain below its high-water mark."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self.ready():
+            await self.wait_ready()
+        await self.send_now(h, args, kwargs)
+
+    async def send_now(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Send a tell the caller found :meth:`ready` (or its host down)."""
+        self.post(h, args, kwargs, None)
         # Yield now and then (the shared coop budget), so the writer can flush
         # while the sender keeps going: the two overlap instead of taking turns.
         b = budget
@@ -377,16 +445,26 @@ class Forward:
     async def send(
         self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        if self.paused is None:
-            await self.target.send(h, args, kwargs)
-            return
         await trio.lowlevel.checkpoint_if_cancelled()
-        await self._wait_for_room(cell)
-        paused = self.paused
-        if paused is None:  # resumed while we waited: after what was queued
-            await self.target.send(h, args, kwargs)
-        else:
-            paused.append((h, args, kwargs, None))
+        while True:
+            paused = self.paused
+            if paused is not None:
+                if len(paused) < cell.mailbox.capacity:
+                    paused.append((h, args, kwargs, None))
+                    return
+                await self._wait_for_room(cell)
+                continue
+            target = self.target
+            if not isinstance(target, RemoteEndpoint):
+                await target.send(h, args, kwargs)  # back in this process, or a dead end
+                return
+            if target.ready():
+                await target.send_now(h, args, kwargs)
+                return
+            # Wait here, not in the endpoint: the atom may move meanwhile, and
+            # then the message must follow this forwarder's new target, behind
+            # what it queued.
+            await target.wait_ready()
 
     async def start_incarnation(self, cell: AtomCell) -> None:
         # A supervisor's restart of the lost atom (see ``lost``).
@@ -475,6 +553,7 @@ class Forward:
         system = cell.system
         if cell.supervisor is not None and not cell.stop_requested and not system.closing:
             self.pause()
+            release(cell)
             _node_of(cell).held[cell.id] = self
             cell.state = _RUNNING
             log = cell.log.info if reason is None else cell.log.warning
@@ -545,6 +624,7 @@ class Forward:
             if parked.done or cell.id in node.held or cell.stopped.is_set():
                 return  # stopped meanwhile, or lost: that recovery serves it
             self.pause()
+            release(cell)
             node.held[cell.id] = self
             cell.state = _RUNNING  # a migrated-away forwarder counts as stopped
             await self.supervise(cell, None, parked=parked)

@@ -43,6 +43,7 @@ __all__ = [
     "Ask",
     "Stopped",
     "Cancel",
+    "Credit",
     "ChildFailed",
     "CodeDone",
     "CodeHas",
@@ -98,6 +99,14 @@ answered (with an error)."""
 Reply: TypeAlias = tuple[Literal["reply"], int, bytes]
 """``("reply", request id, outcome)``: the outcome of an ask or a request
 (``_endpoints.dump_outcome``)."""
+
+
+class Credit(NamedTuple):
+    """Room for tells the receiver has taken (``_flow``): ``(atom id, tells,
+    window)`` each, the window being the atom's mailbox size (0: unknown)."""
+
+    kind: Literal["credit"]
+    grants: list[tuple[str, int, int]]
 
 
 class Cancel(NamedTuple):
@@ -263,13 +272,16 @@ class Retire(NamedTuple):
 Request = (
     Load | StopAtom | Migrate | Emigrate | Activate | CodeHas | CodePart | CodeDone | ChildFailed
 ) | Retire
-Message = Hello | Ping | Tell | Ask | Reply | Cancel | Peers | Watch | Down | Stopped | Shutdown
+Message = (
+    Hello | Ping | Tell | Ask | Reply | Credit | Cancel | Peers | Watch | Down | Stopped | Shutdown
+)
 Frame = Message | Undecodable | Request
 
 # kind -> class, for every kind but the three typed tuples.
 CLASSES: dict[str, type[Frame]] = {
     "hello": Hello,
     "ping": Ping,
+    "credit": Credit,
     "cancel": Cancel,
     "peers": Peers,
     "watch": Watch,

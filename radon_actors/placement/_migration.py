@@ -56,6 +56,7 @@ from ..runtime import (
 from . import _code
 from ._endpoints import Answer, CallbackReply, Forward, RemoteEndpoint, forward_of
 from ._errors import HostDown, MigrationError
+from ._flow import release
 from ._frames import Activate, Emigrate, Migrate, Stopped
 from ._moves import Move, fail_moves
 from ._supervision import supervise_from_origin
@@ -167,6 +168,7 @@ async def _coordinate(node: Node, atom_id: str, to_id: str, deadline: float) -> 
     if holder == to_id:
         return
     fwd.pause()
+    release(cell)
     try:
         # Shielded: once the holder has been asked to move the atom, the
         # directory must learn the outcome, or the two would disagree. The
@@ -396,6 +398,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer, deadline: float) -> None
     # Busy like a turn: no ask may run inline on the source from here on.
     cell.busy = True
     transit = _Transit()
+    release(cell, leaving=True)
     taken = cell.move_away(transit)
     tokens: list[int] = []
     try:

@@ -28,6 +28,7 @@ from .._errors import SpawnError
 from ..runtime import AtomCell, CellState, register
 from ._code import activation
 from ._endpoints import Forward, RemoteEndpoint, forward_of, post
+from ._flow import release
 from ._frames import Activate
 from ._wire import PICKLE_PROTOCOL
 
@@ -140,6 +141,7 @@ async def restart_elsewhere(node: Node, cell: AtomCell) -> None:
         fwd.pause()
         assert fwd.paused is not None
         fwd.paused.extend((spec.name, args, kwargs, reply) for spec, args, kwargs, reply in back)
+        release(cell)
         raise
     fwd.wake_senders()
     del held[cell.id]

@@ -63,6 +63,7 @@ from ._endpoints import (
     load_outcome,
 )
 from ._errors import MigrationError
+from ._flow import release
 from ._frames import ChildFailed, Retire
 from ._moves import fail_moves
 from ._wire import PICKLE_PROTOCOL, loads
@@ -277,6 +278,7 @@ async def retire_remote(cell: AtomCell) -> None:
         return
     node = target._node
     fwd.pause()
+    release(cell)
     fwd.target = DeadEndpoint(cell.id, cell.name)  # until the next start
     peer = node.peers.get(target.peer_id)
     if peer is None or peer.down is not None:
@@ -366,6 +368,7 @@ async def _take_over(
     try:
         fwd = forward_of(cell)
         fwd.pause()
+        release(cell)
         node.held[cell.id] = fwd
         cell.state = _RUNNING
         task_status.started(True)

@@ -2,7 +2,19 @@
 
 Each peer node is a :class:`Peer`: an outgoing byte buffer (frames are batched:
 whatever accumulated while the writer was busy goes out in one ``send_all``),
-one connection, and the node that owns it. A connection that closes, errors or
+one connection, and the node that owns it.
+
+A frame larger than a part (``_wire.PART``) goes out in parts, one per write,
+with the rest of the traffic between them, so a large message never holds up
+the small ones behind it. What must not overtake it waits behind it in the
+same queue (``bulk``): later messages to the same atom (per-sender order) and
+every frame that is not a message (requests and notices, whose order with the
+messages around them matters). Replies, heartbeats, credit, and messages to
+other atoms go on.
+
+Per-atom credit (``_flow``) lives here too: the sender's flows, the credit this
+host owes the peer (sent by the writer, batched), and the messages from the
+peer held for atoms that could not take them. A connection that closes, errors or
 stays silent longer than the heartbeat timeout takes the peer down
 (``Peer.mark_down``), and the node fails every ask waiting on it with
 :class:`HostDown`.
@@ -15,6 +27,7 @@ dispatch table (``_dispatch``); connecting and the hello exchange are
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +37,9 @@ from .._logs import get_logger
 from ..mailbox import BUDGET, budget
 from ._classes import PYTHON
 from ._errors import AuthenticationFailed, HostDown, ProtocolError
+from ._flow import Flow, Inflow, credit_frames
 from ._frames import Frame, Ping
-from ._wire import FrameReader, encode
+from ._wire import PART, FrameReader, encode, part
 
 if TYPE_CHECKING:
     from ._code import Shipment
@@ -48,10 +62,27 @@ HEARTBEAT_TIMEOUT = 3.0
 PING = encode(Ping("ping"))
 CHUNK = 65536
 
-FrameHandler = Callable[["Peer", Any], "Awaitable[None] | None"]
-"""What the reader hands a decoded frame to (by its kind: ``_dispatch``); an
-awaitable means: read no further until it is done (a full mailbox pushes back
-on the sender)."""
+FrameHandler = Callable[["Peer", Any], None]
+"""What the reader hands a decoded frame to (by its kind: ``_dispatch``). It
+runs synchronously and never waits: the next frame may be for another atom."""
+
+# Frames that may overtake a large frame going out in parts (see the module
+# docs); tells and asks may too when they are for another atom.
+_OVERTAKE = frozenset({"reply", "ping", "credit"})
+
+
+class _Bulk:
+    """A frame in the ``bulk`` queue: a large one going out in parts (``payload``
+    without its prefix, ``sent`` bytes of it so far), or a whole frame waiting
+    behind one (``payload`` prefixed, ``whole``)."""
+
+    __slots__ = ("atom", "payload", "sent", "whole")
+
+    def __init__(self, payload: memoryview | bytes, atom: str | None, whole: bool) -> None:
+        self.payload = payload
+        self.atom = atom
+        self.whole = whole
+        self.sent = 0
 
 
 class FrameTable:
@@ -84,6 +115,15 @@ class Peer:
         self.fd = -1  # the stream's socket, for direct writes (see ``send``)
         self.writing = False
         self.out = bytearray()
+        # Large frames going out in parts, and what waits behind them; the atoms
+        # they are for (how many each).
+        self.bulk: deque[_Bulk] = deque()
+        self.bulk_atoms: dict[str, int] = {}
+        # Credit (``_flow``): ours to spend on this peer's atoms, what we owe it
+        # for tells it sent (by atom), and its messages held for full atoms.
+        self.flows: dict[str, Flow] = {}
+        self.due: dict[str, int] = {}
+        self.inflows: dict[str, Inflow] = {}
         self.down: str | None = None
         # Components this peer has, by content hash (done, or being shipped).
         self.shipped: dict[str, Shipment] = {}
@@ -97,11 +137,18 @@ class Peer:
         return f"{self.name!r}{where}"
 
     def backlog(self) -> int:
-        return len(self.out)
+        """Bytes queued for this peer (what the writer has not sent yet)."""
+        if not self.bulk:
+            return len(self.out)
+        return len(self.out) + sum(len(b.payload) - b.sent for b in self.bulk)
 
     async def wait_drained(self) -> None:
-        if self.out and self.down is None:
+        if (self.out or self.bulk) and self.down is None:
             await self._drained.wait()
+
+    def kick(self) -> None:
+        """Wake the writer (credit is due)."""
+        self._wake.set()
 
     def send(self, frame: Frame, *, urgent: bool = False) -> None:
         """Queue a frame for the writer task (which batches what accumulates).
@@ -114,6 +161,8 @@ class Peer:
         if self.down is not None:
             raise HostDown(f"host {self.label} is down ({self.down})")
         data = encode(frame)
+        if (self.bulk or len(data) > PART + 4) and self._behind(frame, data):
+            return
         if urgent and not self.out and not self.writing and self.fd >= 0:
             try:
                 sent = os.write(self.fd, data)
@@ -129,6 +178,58 @@ class Peer:
         if self.stream is None and not self._connecting and self.address is not None:
             self._connecting = True
             self.node.nursery.start_soon(self._dial)
+
+    def _behind(self, frame: Frame, data: bytes) -> bool:
+        """Queue ``data`` in ``bulk`` if it is large or must not overtake what is
+        there (see the module docs); False if it goes the usual way."""
+        fields: tuple[Any, ...] = frame
+        kind = fields[0]
+        atom: str | None = None
+        if kind == "tell":
+            atom = fields[1]
+        elif kind == "ask":
+            atom = fields[2]
+        large = len(data) > PART + 4
+        if not large and (kind in _OVERTAKE or (atom is not None and atom not in self.bulk_atoms)):
+            return False
+        if large:
+            self.bulk.append(_Bulk(memoryview(data)[4:], atom, False))
+        else:
+            self.bulk.append(_Bulk(data, atom, True))
+        if atom is not None:
+            self.bulk_atoms[atom] = self.bulk_atoms.get(atom, 0) + 1
+        self._wake.set()
+        if self.stream is None and not self._connecting and self.address is not None:
+            self._connecting = True
+            self.node.nursery.start_soon(self._dial)
+        return True
+
+    def _next_piece(self) -> bytes:
+        """The next of ``bulk`` to write: the whole frames at its head, up to and
+        including one part of a large frame."""
+        pieces = []
+        bulk = self.bulk
+        while bulk:
+            item = bulk[0]
+            if item.whole:
+                pieces.append(bytes(item.payload))
+                done = True
+            else:
+                pieces.append(part(memoryview(item.payload), item.sent))
+                item.sent += PART
+                done = item.sent >= len(item.payload)
+            if done:
+                bulk.popleft()
+                atom = item.atom
+                if atom is not None:
+                    left = self.bulk_atoms[atom] - 1
+                    if left:
+                        self.bulk_atoms[atom] = left
+                    else:
+                        del self.bulk_atoms[atom]
+            if not item.whole:
+                break
+        return b"".join(pieces)
 
     async def _dial(self) -> None:
         assert self.address is not None
@@ -165,6 +266,14 @@ class Peer:
         self.stream = None
         self.fd = -1
         self.out.clear()
+        self.bulk.clear()
+        self.bulk_atoms.clear()
+        self.due.clear()
+        flows = self.flows
+        self.flows = {}
+        for flow in flows.values():
+            if flow.room is not None:
+                flow.room.set()  # senders waiting for credit: the host is gone
         self._wake.set()
         self._drained.set()
         # A clean close (the peer shut down) is news, not a problem.
@@ -177,16 +286,24 @@ class Peer:
     async def writer(self, stream: trio.abc.Stream) -> None:
         """Send whatever accumulated, in one write; a ping when idle (heartbeat)."""
         while self.down is None and self.stream is stream:
-            if not self.out:
-                with trio.move_on_after(self.heartbeat_interval):
+            if not self.out and not self.bulk and not self.due:
+                with trio.move_on_after(self.heartbeat_interval) as idle:
                     await self._wake.wait()
                 self._wake = trio.Event()
-                if not self.out:
+                if not self.out and not self.bulk and not self.due:
+                    if not idle.cancelled_caught:
+                        continue  # woken by what has been sent since
                     self.out += PING
             if self.stream is not stream:
                 return
+            if self.due:
+                for frame in credit_frames(self.due):
+                    self.out += encode(frame)
+                self.due.clear()
             data = bytes(self.out)
             self.out.clear()
+            if self.bulk:
+                data += self._next_piece()
             self.writing = True
             try:
                 await stream.send_all(data)
@@ -195,7 +312,7 @@ class Peer:
                 return
             finally:
                 self.writing = False
-            if not self.out:
+            if not self.out and not self.bulk:
                 self._drained.set()
                 self._drained = trio.Event()
 
@@ -203,11 +320,10 @@ class Peer:
 class _Liveness:
     """Liveness of one connection's reader (see ``_watchdog``)."""
 
-    __slots__ = ("done", "last", "paused", "scope", "timed_out")
+    __slots__ = ("done", "last", "scope", "timed_out")
 
     def __init__(self) -> None:
         self.last = trio.current_time()
-        self.paused = False
         self.done = False
         self.timed_out = False
         self.scope = trio.CancelScope()
@@ -230,9 +346,7 @@ async def read_frames(
             peer.node.nursery.start_soon(_watchdog, peer, live)
             handlers = table.handlers
             for frame in early:
-                wait = table[frame[0]](peer, frame)
-                if wait is not None:
-                    await wait
+                table[frame[0]](peer, frame)
             receive = _receiver(stream)
             while True:
                 data = await receive()
@@ -244,14 +358,9 @@ async def read_frames(
                         handler = handlers[frame[0]]
                     except KeyError:
                         handler = table.unknown
-                    wait = handler(peer, frame)
-                    if wait is not None:
-                        # A full mailbox: stop reading this connection until
-                        # there is room (TCP pushes back on the sender), in order.
-                        live.paused = True
-                        await wait
-                        live.paused = False
-                        live.last = trio.current_time()
+                    handler(peer, frame)
+                if peer.due:
+                    peer.kick()  # credit for the tells just delivered
         if live.timed_out:
             reason = f"no heartbeat for {peer.heartbeat_timeout} s"
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -278,7 +387,7 @@ async def _watchdog(peer: Peer, live: _Liveness) -> None:
     while not live.done:
         await trio.sleep(min(peer.heartbeat_interval, peer.heartbeat_timeout / 2))
         idle = trio.current_time() - live.last
-        if not live.done and not live.paused and idle > peer.heartbeat_timeout:
+        if not live.done and idle > peer.heartbeat_timeout:
             live.timed_out = True
             live.scope.cancel()
             return

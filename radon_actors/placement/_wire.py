@@ -15,7 +15,14 @@ reaches ``pickle``.
 
 After the handshake each direction is a stream of frames: a 4-byte big-endian
 length and a pickled tuple ``(kind, ...)`` (the types of the frames are in
-``_frames``; a frame class is pickled as the plain tuple of its fields). The
+``_frames``; a frame class is pickled as the plain tuple of its fields).
+
+A frame larger than :data:`PART` travels in *parts*, so that it never holds up
+the traffic behind it on the connection: each part has its own 4-byte header
+with the :data:`MORE` bit set (the frame goes on in a later part) or the
+:data:`LAST` bit (this part ends it), and whole frames go between parts. One
+frame at a time is sent in parts on a connection, so parts need no stream id;
+the reader joins them and decodes the frame once the last part is in. The
 arguments of asks and requests
 travel as a nested pickle inside the frame, so one whose arguments cannot be
 unpickled (a class missing on this host) is still routed and answered with a
@@ -43,11 +50,13 @@ from ._frames import Frame, Undecodable
 __all__ = [
     "MAGIC",
     "MAX_MESSAGE",
+    "PART",
     "VERSION",
     "FrameReader",
     "check_size",
     "client_handshake",
     "encode",
+    "part",
     "server_handshake",
     "too_large",
 ]
@@ -58,6 +67,10 @@ NONCE = 32
 MAC = 32
 MAX_FRAME = 1 << 28  # 256 MiB: larger frames are a protocol error
 MAX_MESSAGE = MAX_FRAME - (1 << 16)  # a message's payload, with room for its frame
+PART = 1 << 18  # 256 KiB: frames above this size go in parts of this size
+MORE = 1 << 31  # header flag: a part of a larger frame, which goes on
+LAST = 1 << 30  # header flag: the last part of a larger frame
+_FLAGS = MORE | LAST
 HANDSHAKE_TIMEOUT = 5.0
 _HEADER = len(MAGIC) + 2
 PICKLE_PROTOCOL = 5
@@ -127,11 +140,21 @@ async def server_handshake(stream: trio.abc.Stream, secret: bytes) -> None:
 def encode(frame: Frame) -> bytes:
     """One frame: length prefix and its fields pickled as a plain tuple (``[:]``
     of a plain tuple is the tuple itself). Raises :class:`MessageTooLarge` for a
-    frame the peer would refuse, before anything is sent."""
+    frame the peer would refuse, before anything is sent.
+
+    One longer than ``PART + 4`` must go in parts (see :func:`part`)."""
     data = pickle.dumps(frame[:], PICKLE_PROTOCOL)
     if len(data) > MAX_FRAME:
         raise too_large(len(data), f"a {frame[0]!r} frame")
     return len(data).to_bytes(4, "big") + data
+
+
+def part(payload: memoryview, start: int) -> bytes:
+    """The part of ``payload`` (a frame without its prefix) that begins at
+    ``start``, with its header."""
+    chunk = payload[start : start + PART]
+    flag = LAST if start + PART >= len(payload) else MORE
+    return (len(chunk) | flag).to_bytes(4, "big") + chunk
 
 
 _modules: set[str] | None = None
@@ -213,12 +236,13 @@ def _undecodable(exc: Exception) -> Undecodable:
 
 
 class FrameReader:
-    """Splits a byte stream into decoded frames."""
+    """Splits a byte stream into decoded frames (joining the parts of a large one)."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_parts")
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._parts: bytearray | None = None  # the frame being received in parts
 
     def feed(self, data: bytes | bytearray) -> list[tuple[Any, ...]]:
         """The whole frames ``data`` completes, as decoded tuples, in order."""
@@ -228,7 +252,7 @@ class FrameReader:
         modules = _modules if _modules is not None else _component_modules()
         if not buf and len(data) >= 4:
             size = _unpack_size(data)[0]
-            if size + 4 == len(data) and size <= MAX_FRAME:
+            if size + 4 == len(data) and size <= PART:
                 # Exactly one whole frame, as one read brings an idle connection's
                 # message: no buffering.
                 try:
@@ -244,8 +268,21 @@ class FrameReader:
         with memoryview(buf) as view:
             while end - pos >= 4:
                 size = _unpack_size(view, pos)[0]
-                if size > MAX_FRAME:
-                    raise ProtocolError(f"frame of {size} bytes exceeds the {MAX_FRAME}-byte limit")
+                if size > PART:
+                    flags = size & _FLAGS
+                    size ^= flags
+                    if not flags or flags == _FLAGS or size > PART:
+                        raise ProtocolError(
+                            f"frame of {size} bytes exceeds the {PART}-byte limit of a frame "
+                            "sent whole (larger ones come in parts)"
+                        )
+                    if end - pos - 4 < size:
+                        break
+                    frame = self._part(view[pos + 4 : pos + 4 + size], flags == LAST)
+                    if frame is not None:
+                        frames.append(frame)
+                    pos += 4 + size
+                    continue
                 if end - pos - 4 < size:
                     break
                 try:
@@ -260,3 +297,22 @@ class FrameReader:
         if pos:
             del buf[:pos]
         return frames
+
+    def _part(self, chunk: memoryview, last: bool) -> tuple[Any, ...] | None:
+        """Add a part; the decoded frame once ``last`` completes it."""
+        parts = self._parts
+        if parts is None:
+            parts = self._parts = bytearray()
+        parts += chunk
+        if len(parts) > MAX_FRAME:
+            raise ProtocolError(f"a frame in parts exceeds the {MAX_FRAME}-byte limit")
+        if not last:
+            return None
+        self._parts = None
+        if len(parts) <= PART:
+            raise ProtocolError("a frame in parts no larger than one part")
+        try:
+            frame: tuple[Any, ...] = loads(parts)
+        except Exception as exc:
+            return _undecodable(exc)
+        return frame

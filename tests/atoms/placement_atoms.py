@@ -269,3 +269,54 @@ class Probe(Atom):
         import sys
 
         return module in sys.modules
+
+
+# Arrivals at the atoms below, in this process's order (issue #14: a large
+# message must not hold up a small one behind it on the same connection).
+ARRIVALS: list[str] = []
+
+
+class Sink(Atom):
+    """Takes large messages, and says which arrived (see ``ARRIVALS``)."""
+
+    @handler
+    def take(self, label: str, blob: bytes) -> int:
+        ARRIVALS.append(label)
+        return len(blob)
+
+    @handler
+    def arrivals(self) -> list[str]:
+        return list(ARRIVALS)
+
+
+class Burst(Atom):
+    """Tells another atom without yielding, until its mailbox pushes back."""
+
+    @handler
+    def burst(self, target: Ref[Counter], n: int) -> int:
+        from radon_actors import MailboxFull
+
+        for i in range(n):
+            try:
+                target.tell(Counter.incr)
+            except MailboxFull:
+                return i
+        return n
+
+    @handler
+    async def read(self, target: Ref[Counter]) -> int:
+        """The count, asked after this host's tells (so behind them)."""
+        return await target.ask(Counter.get)
+
+    @handler
+    async def trickle(self, target: Ref[Counter], n: int) -> int:
+        """Tells, letting other tasks run between them, until ``MailboxFull``."""
+        from radon_actors import MailboxFull
+
+        for i in range(n):
+            try:
+                target.tell(Counter.incr)
+            except MailboxFull:
+                return i
+            await trio.lowlevel.checkpoint()
+        return n

@@ -72,12 +72,21 @@ def _random_value(rng: random.Random, depth: int = 0) -> object:
 
 
 KINDS = ["hello", "tell", "ask", "reply", "cancel", "ping", "peers", "load", "stop_atom",
-         "watch", "down", "activate", "code_has", "code_part", "code_done", "shutdown"]  # fmt: skip
+         "watch", "down", "activate", "code_has", "code_part", "code_done", "shutdown",
+         "credit"]  # fmt: skip
 
 
 def _post_auth(rng: random.Random) -> bytes:
     """Frames an authenticated but broken (or fuzzing) peer might send."""
-    kind = rng.randrange(4)
+    kind = rng.randrange(5)
+    if kind == 4:  # parts of a large frame: any flags, sizes and payloads
+        hello = ("hello", "fuzz-peer", "fuzz", None, "3.11")
+        pieces = [_frame(pickle.dumps(hello))]
+        for _ in range(rng.randrange(1, 5)):
+            flags = rng.choice([0, _wire.MORE, _wire.LAST, _wire.MORE | _wire.LAST])
+            size = rng.choice([rng.randrange(64), _wire.PART, _wire.PART + rng.randrange(1, 64)])
+            pieces.append((size | flags).to_bytes(4, "big") + rng.randbytes(min(size, 512)))
+        return b"".join(pieces)
     if kind == 0:
         return rng.randbytes(rng.randrange(0, 200))
     if kind == 1:

@@ -21,6 +21,7 @@ from radon_actors import (
     AuthenticationFailed,
     HandlerNotFound,
     HostDown,
+    MailboxFull,
     MessageTooLarge,
     NoSuchHost,
     SpawnError,
@@ -279,13 +280,18 @@ async def test_radon_host_refuses_an_exposed_address_without_tls(tmp_path: Path)
 
 
 async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:
+    # Issue #14 finding 4: tells to a remote atom used to queue without bound.
     async with cluster("w1") as system:
         ref = await system.spawn(Counter, host="w1", mailbox_size=5)
+        told = 0
+        with pytest.raises(MailboxFull, match="mailbox size is 5"):
+            for _ in range(500):
+                ref.tell(Counter.aincr)  # far more than the mailbox holds, in one burst
+                told += 1
+        assert told == 5  # no credit yet: the burst never yielded
         for _ in range(500):
-            ref.tell(Counter.aincr)  # far more than the mailbox holds, in one burst
-        for _ in range(500):
-            await ref.send(Counter.aincr)
-        assert await ref.ask(Counter.get) == 1000
+            await ref.send(Counter.aincr)  # waits for credit
+        assert await ref.ask(Counter.get) == 505
 
 
 async def test_placement_policies_spread_atoms_over_hosts() -> None:
