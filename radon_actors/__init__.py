@@ -25,6 +25,7 @@ from ._errors import (
     RadonError,
     SpawnError,
     StashOverflow,
+    StateConflict,
 )
 from ._ref import Ref
 from .sandbox._errors import (
@@ -39,6 +40,7 @@ from .sandbox._value import Record, portable
 
 if TYPE_CHECKING:
     from ._open import open_system
+    from .durable import RedisStore, SQLiteStore, State, StateStore, state
     from .mailbox import DeadLetter, DeadLetters
     from .placement import (
         AuthenticationFailed,
@@ -95,6 +97,7 @@ __all__ = [
     "ProtocolError",
     "RadonError",
     "Record",
+    "RedisStore",
     "Ref",
     "Rejection",
     "Restart",
@@ -105,8 +108,12 @@ __all__ = [
     "SandboxCrashed",
     "SandboxDenied",
     "SandboxError",
+    "SQLiteStore",
     "SpawnError",
     "StashOverflow",
+    "State",
+    "StateConflict",
+    "StateStore",
     "Strategy",
     "Supervisor",
     "SupervisorError",
@@ -116,6 +123,7 @@ __all__ = [
     "open_system",
     "portable",
     "prebuild",
+    "state",
 ]
 
 _LAZY = {
@@ -143,6 +151,11 @@ _LAZY = {
     "ProtocolError": "placement",
     "RoundRobin": "placement",
     "LeastLoaded": "placement",
+    "state": "durable",
+    "State": "durable",
+    "StateStore": "durable",
+    "SQLiteStore": "durable",
+    "RedisStore": "durable",
 }
 
 

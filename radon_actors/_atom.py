@@ -15,7 +15,16 @@ from __future__ import annotations
 import dis
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, TypeVarTuple, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    TypeVarTuple,
+    overload,
+)
 
 from ._errors import BadArguments, HandlerNotFound, NotSpawned
 
@@ -206,6 +215,8 @@ class Atom:
     # Installed by the runtime before ``__init__``; a class attribute so that an
     # atom built by hand gets a helpful error instead of an AttributeError.
     _radon_ctx: _AtomContext = _UNSPAWNED
+    # The durable states the class declares (``radon_actors.durable.state``).
+    _radon_states: ClassVar[tuple[Any, ...]] = ()
 
     def on_start(self) -> Awaitable[None] | None:
         """Called once, before the first message (sync or ``async``).

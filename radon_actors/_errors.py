@@ -23,6 +23,7 @@ __all__ = [
     "RadonError",
     "SpawnError",
     "StashOverflow",
+    "StateConflict",
 ]
 
 
@@ -86,3 +87,10 @@ class DeadlockError(RadonError, RuntimeError):
     The reply could only come from the turn that is waiting for it. Call the method
     directly (``self.method(...)``) or ``tell`` yourself instead.
     """
+
+
+class StateConflict(RadonError):
+    """A durable atom's save (or clear) was refused: the stored state changed
+    since this incarnation read it (another incarnation of the same atom wrote
+    it). This incarnation can never write again; let the failure reach its
+    supervisor, whose restart loads the stored state afresh."""

@@ -8,13 +8,16 @@ atom never imports wasmtime or opens a socket.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
+
+import attrs
 
 from .runtime import (
     DEFAULT_MAILBOX_SIZE,
     DEFAULT_SHUTDOWN_TIMEOUT,
+    Durability,
     Extensions,
     Isolation,
     Placement,
@@ -24,6 +27,7 @@ from .runtime import (
 from .supervisor import start_root
 
 if TYPE_CHECKING:
+    from .durable import StateStore
     from .supervisor import ChildSpec
 
 __all__ = ["EXTENSIONS", "open_system"]
@@ -42,7 +46,22 @@ def _placement(system: System) -> Placement:
     return make_node(system)
 
 
-EXTENSIONS = Extensions(isolation=_isolation, placement=_placement, start_root=start_root)
+def _durability(store: StateStore | None) -> Callable[[System], Durability]:
+    def make(system: System) -> Durability:
+        from .durable import make_durability
+
+        made: Durability = make_durability(store)(system)
+        return made
+
+    return make
+
+
+EXTENSIONS = Extensions(
+    isolation=_isolation,
+    placement=_placement,
+    durability=_durability(None),
+    start_root=start_root,
+)
 """Every extension radon-actors ships, as ``open_system`` composes them."""
 
 
@@ -52,6 +71,7 @@ async def open_system(
     mailbox_size: int = DEFAULT_MAILBOX_SIZE,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     root: ChildSpec | None = None,
+    state_store: StateStore | None = None,
 ) -> AsyncIterator[System]:
     """Open an atom system for the duration of an ``async with`` block.
 
@@ -66,11 +86,21 @@ async def open_system(
     and ``open_system`` raises the root's reason
     (:class:`~radon_actors.RestartIntensityExceeded` or
     :class:`~radon_actors.Escalated`).
+
+    ``state_store`` keeps durable atoms' state (:func:`~radon_actors.state`;
+    docs/durability.md): a :class:`~radon_actors.SQLiteStore`, a
+    :class:`~radon_actors.RedisStore`, or any ``StateStore``. Default: an
+    SQLite file, ``radon-state.sqlite3`` in the working directory (or the file
+    the ``RADON_STATE`` environment variable names), opened by the first
+    durable atom.
     """
+    extensions = EXTENSIONS
+    if state_store is not None:
+        extensions = attrs.evolve(EXTENSIONS, durability=_durability(state_store))
     async with run_system(
         mailbox_size=mailbox_size,
         shutdown_timeout=shutdown_timeout,
         root=root,
-        extensions=EXTENSIONS,
+        extensions=extensions,
     ) as system:
         yield system

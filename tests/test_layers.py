@@ -4,9 +4,10 @@ Every import in ``radon_actors`` is checked, at module level, inside functions a
 under ``TYPE_CHECKING`` alike, against two rules:
 
 1. **Direction.** API (``_atom``, ``_ref``, ``_errors``) <- ``mailbox`` <-
-   ``runtime`` <- (``supervisor``, ``sandbox``, ``placement``) <- the top
-   (``__init__``, ``_open``, ``_cli``, ``_worker``). A layer imports only layers
-   below it; among the extensions only placement may import the sandbox.
+   ``runtime`` <- (``supervisor``, ``sandbox``, ``placement``, ``durable``) <-
+   the top (``__init__``, ``_open``, ``_cli``, ``_worker``). A layer imports
+   only layers below it; among the extensions only placement and durable may
+   import the sandbox (durable: its value format, ``sandbox.values``).
 2. **Seams.** Across layers, a module imports a package's public surface (its
    ``__init__``, or a module whose name has no underscore such as
    ``sandbox.host``), never another layer's private modules. The API modules are
@@ -25,10 +26,19 @@ import radon_actors
 PACKAGE = Path(radon_actors.__file__).parent
 
 API = "api"
-RANK = {API: 0, "mailbox": 1, "runtime": 2, "supervisor": 3, "sandbox": 3, "placement": 3}
+RANK = {
+    API: 0,
+    "mailbox": 1,
+    "runtime": 2,
+    "supervisor": 3,
+    "sandbox": 3,
+    "placement": 3,
+    "durable": 3,
+}
 TOP = 4
-# Same-rank imports that are allowed: placement ships sandboxed atoms' components.
-SIDEWAYS = {("placement", "sandbox")}
+# Same-rank imports that are allowed: placement ships sandboxed atoms'
+# components; durable state is stored in the standard's value format.
+SIDEWAYS = {("placement", "sandbox"), ("durable", "sandbox")}
 # The bottom layer: the API, and the library's loggers (host-only: the guest
 # side of the sandbox imports the three API modules, never ``_logs``).
 API_MODULES = {"_atom", "_ref", "_errors", "_logs"}

@@ -242,15 +242,6 @@ class RemoteEndpoint:
         flow = peer.flows.get(self.atom_id)
         return flow is None or flow.out < flow.window
 
-    def ready(self) -> bool:
-        """Whether ``send`` would send without waiting: credit, and the
-        connection's queue under its high-water mark."""
-        peer = self._node.peers.get(self.peer_id)
-        if peer is None or peer.down is not None:
-            return True
-        flow = peer.flows.get(self.atom_id)
-        return (flow is None or flow.out < flow.window) and peer.backlog() <= HIGH_WATER
-
     async def wait_room(self) -> None:
         """Wait until :meth:`has_room` may hold (credit came, or the host is down);
         the caller checks again, as the atom may have moved meanwhile."""
@@ -262,7 +253,8 @@ class RemoteEndpoint:
         await flow.wait_room()
 
     async def wait_ready(self) -> None:
-        """Wait until :meth:`ready` may hold."""
+        """Wait until :meth:`send_if_ready` may send: credit came, the
+        connection's queue drained, or the host is down."""
         peer = self._node.peers.get(self.peer_id)
         if peer is not None and peer.down is None and peer.backlog() > HIGH_WATER:
             await peer.wait_drained()
@@ -297,13 +289,8 @@ class RemoteEndpoint:
         """Send a tell, waiting for credit (room in the atom's mailbox) and for the
         connection's queue to drain below its high-water mark."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while not self.ready():
+        while not self.send_if_ready(h, args, kwargs):
             await self.wait_ready()
-        await self.send_now(h, args, kwargs)
-
-    async def send_now(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Send a tell the caller found :meth:`ready` (or its host down)."""
-        self.post(h, args, kwargs, None)
         # Yield now and then (the shared coop budget), so the writer can flush
         # while the sender keeps going: the two overlap instead of taking turns.
         b = budget
@@ -311,6 +298,28 @@ class RemoteEndpoint:
         if b.left <= 0:
             b.left = BUDGET
             await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def send_if_ready(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Send a tell if there is credit for it and the connection's queue is
+        under its high-water mark (or the host is down: then as ``post`` does);
+        False, nothing done, if the caller must wait (:meth:`wait_ready`).
+        One lookup of the peer and of the flow: this is ``send``'s per-message
+        path."""
+        atom_id = self.atom_id
+        peer = self._node.peers.get(self.peer_id)
+        if peer is None or peer.down is not None:
+            self.post(h, args, kwargs, None)  # the origin, or a dead letter, as a tell
+            return True
+        flow = peer.flows.get(atom_id)
+        if flow is None:
+            flow = peer.flows[atom_id] = Flow(window_of(atom_id))
+        elif flow.out >= flow.window:
+            return False
+        if len(peer.out) > HIGH_WATER or (peer.bulk and peer.backlog() > HIGH_WATER):
+            return False
+        peer.send(("tell", atom_id, handler_name(h), args, kwargs))
+        flow.out += 1
+        return True
 
 
 class Forward:
@@ -458,8 +467,12 @@ class Forward:
             if not isinstance(target, RemoteEndpoint):
                 await target.send(h, args, kwargs)  # back in this process, or a dead end
                 return
-            if target.ready():
-                await target.send_now(h, args, kwargs)
+            if target.send_if_ready(h, args, kwargs):
+                b = budget
+                b.left -= 1
+                if b.left <= 0:
+                    b.left = BUDGET
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return
             # Wait here, not in the endpoint: the atom may move meanwhile, and
             # then the message must follow this forwarder's new target, behind

@@ -710,6 +710,9 @@ class AtomCell:
         instance = cls.__new__(cls)
         instance._radon_ctx = self
         cls.__init__(instance, *self.args, **self.kwargs)
+        if cls._radon_states:
+            # Durable state, loaded before on_start (``Durability``).
+            await self.system.durability().load(self, instance)
         self.instance = instance
         await _maybe_await(instance.on_start())
 

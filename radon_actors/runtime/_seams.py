@@ -37,6 +37,7 @@ __all__ = [
     "CellState",
     "DecidesOwnFailures",
     "Directive",
+    "Durability",
     "Extensions",
     "InstanceRuntime",
     "Isolation",
@@ -240,6 +241,18 @@ class RootSupervisor(Protocol):
         """Start the requested atom as a child of the root (with its restart rules)."""
 
 
+class Durability(Protocol):
+    """The extension that keeps atoms' declared state in a store (durable).
+
+    The runtime calls :meth:`load` when it builds an instance of a class that
+    declares durable state (``Atom._radon_states``), after ``__init__`` and
+    before ``on_start``; and :meth:`aclose` when the system closes."""
+
+    async def load(self, cell: AtomCell, instance: Any) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class Placement(Protocol):
     """The extension that runs atoms on other hosts and moves them (placement)."""
 
@@ -285,6 +298,8 @@ class Extensions:
 
     isolation: Callable[[], Isolation] | None = None
     placement: Callable[[System], Placement] | None = None
+    durability: Callable[[System], Durability] | None = None
+    """Keeps durable atoms' state (see :class:`Durability`)."""
     start_root: Callable[[System, Any], Awaitable[None]] | None = None
     """Starts the system's root atom (a supervisor) from the ``root=`` argument of
     ``open_system`` (None: the default root); without it atoms have no supervisor."""

@@ -23,7 +23,14 @@ from .._ref import Ref
 from ..mailbox import DeadLetters, MailboxStatistics
 from . import _directory
 from ._cell import AtomCell
-from ._seams import Extensions, Isolation, Placement, RootSupervisor, SpawnRequest
+from ._seams import (
+    Durability,
+    Extensions,
+    Isolation,
+    Placement,
+    RootSupervisor,
+    SpawnRequest,
+)
 
 __all__ = ["System", "run_system"]
 
@@ -66,6 +73,7 @@ class System:
         # The extensions, made on first use (see ``Extensions``).
         self._placement: Placement | None = None
         self._isolation: Isolation | None = None
+        self._durability: Durability | None = None
         self.dead_letters = DeadLetters()
         """Messages that could not be delivered (see :class:`~radon_actors.DeadLetters`)."""
 
@@ -399,6 +407,14 @@ class System:
         await self._nursery.start(cell.run)
         return cell.ref
 
+    def durability(self) -> Durability:
+        """The durability extension (made on first use: the first durable atom)."""
+        durability = self._durability
+        if durability is None:
+            factory = self._factory("durability", "keep durable atoms' state")
+            durability = self._durability = factory(self)
+        return durability
+
     def _isolation_extension(self) -> Isolation:
         isolation = self._isolation
         if isolation is None:
@@ -502,6 +518,8 @@ async def run_system(
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(shutdown_timeout) as scope:
                 await system._shutdown()
+                if system._durability is not None:
+                    await system._durability.aclose()
             if scope.cancelled_caught:
                 _log.warning("system.shutdown_timeout", timeout=shutdown_timeout)
             nursery.cancel_scope.cancel()

@@ -107,6 +107,18 @@ def from_host_form(side: HostSide, text: str) -> str:
     return side.writer.value(_host_reader.value(text))
 
 
+def host_form_value(value: Any) -> str:
+    """``value`` in host form: the value format, references by atom id (durable
+    state: ``radon_actors.durable``)."""
+    return _host_writer.value(value)
+
+
+def read_host_form_value(text: str) -> Any:
+    """The value of :func:`host_form_value` output (only the host's own: see the
+    module docs)."""
+    return _host_reader.value(text)
+
+
 def host_form_message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """A sandboxed atom's message (its constructor's, say) for another host:
     the value format in host form, which that host reads without importing any

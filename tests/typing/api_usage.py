@@ -19,11 +19,16 @@ from radon_actors import (
     Ref,
     Rejection,
     Restart,
+    SQLiteStore,
+    State,
+    StateConflict,
     Strategy,
     Supervisor,
     System,
     handler,
+    open_system,
     portable,
+    state,
 )
 
 
@@ -191,3 +196,33 @@ async def components(system: System) -> None:
         assert_type(exc.type_name, str)
     assert_type(Record("m:T", {}).fields, dict[str, Any])
     ChildSpec(Counter, directives={"mod:Invalid": Directive.RESUME, ValueError: Directive.STOP})
+
+
+@attrs.define
+class Basket:
+    items: list[str] = attrs.Factory(list)
+
+
+class Shop(Atom):
+    basket = state(Basket)
+    visits = state(int, name="visits", version=2, upgrade=lambda v, body: body)
+
+    @handler
+    async def add(self, item: str) -> list[str]:
+        assert_type(self.basket, State[Basket])
+        assert_type(self.basket.value, Basket)
+        assert_type(self.visits.value, int)
+        self.basket.value.items.append(item)
+        self.visits.value += 1
+        try:
+            await self.basket.save()
+        except StateConflict:
+            raise
+        assert_type(self.basket.etag, str | None)
+        self.basket.value = 3  # type: ignore[assignment]
+        return self.basket.value.items
+
+
+async def durable() -> None:
+    async with open_system(state_store=SQLiteStore("s.db")) as system:
+        await system.spawn(Shop, name="k")

@@ -1,0 +1,22 @@
+"""Durable atoms: declared state kept in a store (docs/durability.md).
+
+An extension above the runtime, wired in by ``open_system(state_store=...)``
+through the runtime's ``Durability`` seam. ``state``, ``State`` and the stores
+are re-exported by ``radon_actors``; the modules here are private.
+"""
+
+from ._durability import DEFAULT_PATH, Durability, make_durability
+from ._state import State, StateSpec, state
+from ._stores import RedisStore, SQLiteStore, StateStore
+
+__all__ = [
+    "DEFAULT_PATH",
+    "Durability",
+    "RedisStore",
+    "SQLiteStore",
+    "State",
+    "StateSpec",
+    "StateStore",
+    "make_durability",
+    "state",
+]

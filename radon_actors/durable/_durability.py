@@ -1,0 +1,74 @@
+"""The durability extension: loads declared state before ``on_start``, and is
+where a state's ``save`` finds its store and key."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .._logs import get_logger
+from ._state import StateSpec, atom_type
+from ._stores import SQLiteStore, StateStore
+
+if TYPE_CHECKING:
+    from ..runtime import AtomCell, System
+
+__all__ = ["DEFAULT_PATH", "Durability", "durability_of", "make_durability"]
+
+_log = get_logger("radon_actors.durable")
+
+DEFAULT_PATH = "radon-state.sqlite3"
+"""The default store's file (relative to the working directory), unless the
+``RADON_STATE`` environment variable names another."""
+
+
+class Durability:
+    """The runtime's ``Durability`` seam over one :class:`StateStore`."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    async def load(self, cell: AtomCell, instance: Any) -> None:
+        cls = type(instance)
+        key = key_of(cell)
+        kind = atom_type(cls)
+        spec: StateSpec[Any]
+        for spec in cls._radon_states:
+            assert spec.name is not None
+            stored = await self.store.read(kind, key, spec.name)
+            instance.__dict__[spec.slot] = spec.fresh() if stored is None else spec.loaded(*stored)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+def key_of(cell: AtomCell) -> str:
+    """The key a durable atom's state is stored under: its name."""
+    if cell.name is None:
+        raise TypeError(
+            f"{cell.cls.__qualname__} declares durable state, so it needs a key: spawn it "
+            "with a name (system.spawn(..., name='...'))"
+        )
+    return cell.name
+
+
+def durability_of(atom: Any) -> tuple[Durability, str, str]:
+    """For a live durable atom: the system's durability, its type and its key."""
+    cell = atom._radon_ctx
+    durability = cell.system.durability()
+    assert isinstance(durability, Durability)
+    return durability, atom_type(type(atom)), key_of(cell)
+
+
+def make_durability(store: StateStore | None) -> Any:
+    """The ``Extensions.durability`` factory for ``open_system(state_store=...)``."""
+
+    def factory(system: System) -> Durability:
+        chosen = store
+        if chosen is None:
+            path = os.environ.get("RADON_STATE") or DEFAULT_PATH
+            chosen = SQLiteStore(path)
+            _log.info("durable.default_store", path=os.path.abspath(path))
+        return Durability(chosen)
+
+    return factory

@@ -1,0 +1,262 @@
+"""Where durable state is kept: the :class:`StateStore` interface and its
+providers.
+
+A store keeps one *document* (text: ``_codec``) per atom type, key and state
+name, with a *revision*. Every write and clear names the revision it read (its
+ETag; None: "there is none yet") and is refused with
+:class:`~radon_actors.StateConflict` if the stored one differs: the guard
+against two incarnations of one atom both writing. A clear leaves a tombstone
+(no document, the revision moved on), so an incarnation that read "nothing"
+before the clear cannot write after it either.
+
+* :class:`SQLiteStore`: the embedded default, a file, nothing to set up.
+* :class:`RedisStore`: a Redis server, for state that hosts on several
+  machines share.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from .._errors import StateConflict
+
+__all__ = ["RedisStore", "SQLiteStore", "StateStore", "Stored"]
+
+Stored = tuple[str | None, str]
+"""What a read finds: ``(document or None after a clear, etag)``."""
+
+
+class StateStore(Protocol):
+    """What durable atoms need of a store (all three by atom type, key and state
+    name). Implement it to keep state elsewhere; ``open_system(state_store=...)``
+    takes any implementation."""
+
+    async def read(self, atom_type: str, key: str, name: str) -> Stored | None:
+        """The stored document and its etag; None if there never was one."""
+        ...
+
+    async def write(
+        self, atom_type: str, key: str, name: str, document: str, etag: str | None
+    ) -> str:
+        """Store ``document`` if the stored etag is ``etag`` (None: nothing
+        stored yet); the new etag. Raises :class:`StateConflict` otherwise."""
+        ...
+
+    async def clear(self, atom_type: str, key: str, name: str, etag: str | None) -> str:
+        """Remove the document under the same condition as :meth:`write`; the new etag."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections (the system closes its store at shutdown)."""
+        ...
+
+
+def _conflict(atom_type: str, key: str, name: str, etag: str | None, found: Any) -> StateConflict:
+    return StateConflict(
+        f"the state {name!r} of {atom_type} {key!r} was written by another incarnation "
+        f"(this one read revision {etag or 'none'}, the store has {found or 'none'}); this "
+        "incarnation cannot write it any more: a restart loads the stored state"
+    )
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS radon_state (
+    atom_type TEXT NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    document TEXT,
+    PRIMARY KEY (atom_type, key, name)
+) WITHOUT ROWID
+"""
+
+
+class SQLiteStore:
+    """Durable state in an SQLite file (the standard library's ``sqlite3``).
+
+    WAL mode with ``synchronous=NORMAL``: a save that returned survives the
+    process being killed (not a power loss of the machine; use
+    ``synchronous="FULL"`` for that, at a cost per save). Several processes of
+    one machine may share the file. Calls run in a worker thread
+    (``trio.to_thread``), one at a time per store.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self.path = Path(path)
+        self._synchronous = synchronous.upper()
+        self._db: sqlite3.Connection | None = None
+        self._limiter = trio.CapacityLimiter(1)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = self._db
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute(_SCHEMA)
+            self._db = db
+        return db
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    async def read(self, atom_type: str, key: str, name: str) -> Stored | None:
+        def read() -> Stored | None:
+            row = (
+                self._connect()
+                .execute(
+                    "SELECT document, revision FROM radon_state "
+                    "WHERE atom_type = ? AND key = ? AND name = ?",
+                    (atom_type, key, name),
+                )
+                .fetchone()
+            )
+            return None if row is None else (row[0], str(row[1]))
+
+        result: Stored | None = await self._run(read)
+        return result
+
+    async def write(
+        self, atom_type: str, key: str, name: str, document: str, etag: str | None
+    ) -> str:
+        return str(await self._run(self._put, atom_type, key, name, document, etag))
+
+    async def clear(self, atom_type: str, key: str, name: str, etag: str | None) -> str:
+        return str(await self._run(self._put, atom_type, key, name, None, etag))
+
+    def _put(
+        self, atom_type: str, key: str, name: str, document: str | None, etag: str | None
+    ) -> int:
+        db = self._connect()
+        if etag is None:
+            try:
+                db.execute(
+                    "INSERT INTO radon_state (atom_type, key, name, revision, document) "
+                    "VALUES (?, ?, ?, 1, ?)",
+                    (atom_type, key, name, document),
+                )
+            except sqlite3.IntegrityError:
+                raise _conflict(
+                    atom_type, key, name, etag, self._revision(db, atom_type, key, name)
+                ) from None
+            return 1
+        revision = int(etag)
+        cursor = db.execute(
+            "UPDATE radon_state SET revision = revision + 1, document = ? "
+            "WHERE atom_type = ? AND key = ? AND name = ? AND revision = ?",
+            (document, atom_type, key, name, revision),
+        )
+        if cursor.rowcount != 1:
+            raise _conflict(atom_type, key, name, etag, self._revision(db, atom_type, key, name))
+        return revision + 1
+
+    @staticmethod
+    def _revision(db: sqlite3.Connection, atom_type: str, key: str, name: str) -> int | None:
+        row = db.execute(
+            "SELECT revision FROM radon_state WHERE atom_type = ? AND key = ? AND name = ?",
+            (atom_type, key, name),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    async def aclose(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await self._run(db.close)
+
+
+# Compare-and-set in one step on the server: the revision must be ARGV[1]
+# ("": none stored); ARGV[3] == "1" clears (a tombstone keeps the revision).
+_CAS = """
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if (rev or '') ~= ARGV[1] then return {0, rev or ''} end
+local new = (tonumber(rev) or 0) + 1
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'rev', new)
+  redis.call('HDEL', KEYS[1], 'doc')
+else
+  redis.call('HSET', KEYS[1], 'rev', new, 'doc', ARGV[2])
+end
+return {1, tostring(new)}
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisStore:
+    """Durable state in a Redis server, shared by every host that uses it.
+
+    One hash per state (``{prefix}{atom type}\\x00{key}\\x00{name}``: fields
+    ``rev`` and ``doc``); writes are a compare-and-set in a Lua script, so the
+    revision check and the write are one step on the server. Uses redis-py's
+    client (the ``redis`` extra) from worker threads; a save that returned is as
+    durable as the server's persistence settings make it (``appendonly yes``
+    with ``appendfsync everysec`` loses at most a second on a server crash).
+    """
+
+    def __init__(
+        self, url: str = "redis://localhost:6379/0", *, prefix: str = "radon:state:"
+    ) -> None:
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - an extra
+            raise ImportError(
+                "RedisStore needs the redis client: pip install 'radon-actors[redis]'"
+            ) from exc
+        self.url = url
+        self.prefix = prefix
+        self._client = redis.Redis.from_url(url)
+        self._cas = self._client.register_script(_CAS)
+        self._limiter = trio.CapacityLimiter(8)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r})"
+
+    def _key(self, atom_type: str, key: str, name: str) -> str:
+        return f"{self.prefix}{atom_type}\x00{key}\x00{name}"
+
+    async def read(self, atom_type: str, key: str, name: str) -> Stored | None:
+        k = self._key(atom_type, key, name)
+        rev, doc = await trio.to_thread.run_sync(
+            self._client.hmget, k, ["rev", "doc"], limiter=self._limiter
+        )
+        if rev is None:
+            return None
+        return (None if doc is None else _text(doc), _text(rev))
+
+    async def write(
+        self, atom_type: str, key: str, name: str, document: str, etag: str | None
+    ) -> str:
+        return await self._put(atom_type, key, name, document, etag)
+
+    async def clear(self, atom_type: str, key: str, name: str, etag: str | None) -> str:
+        return await self._put(atom_type, key, name, None, etag)
+
+    async def _put(
+        self, atom_type: str, key: str, name: str, document: str | None, etag: str | None
+    ) -> str:
+        k = self._key(atom_type, key, name)
+        args = [etag or "", document or "", "1" if document is None else "0"]
+        ok, found = await trio.to_thread.run_sync(
+            lambda: self._cas(keys=[k], args=args), limiter=self._limiter
+        )
+        found = _text(found) if isinstance(found, (bytes, str)) else str(found)
+        if not ok:
+            raise _conflict(atom_type, key, name, etag, found or None)
+        return found
+
+    async def aclose(self) -> None:
+        await trio.to_thread.run_sync(self._client.close, limiter=self._limiter)

@@ -1,0 +1,190 @@
+"""Durable state (issue #19, first part): declared state loaded before
+``on_start``, saved when the atom says so, with a revision that keeps two
+incarnations of one atom from both writing; each store provider in turn."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from durable_atoms import Cart, CartState, Tally, Unkeyed
+
+from radon_actors import (
+    RedisStore,
+    SpawnError,
+    SQLiteStore,
+    StateConflict,
+    StateStore,
+    open_system,
+)
+from radon_actors.durable._codec import encode
+from radon_actors.durable._state import state
+
+
+@asynccontextmanager
+async def redis_server() -> AsyncIterator[int]:
+    """A redis-server of this test's own, on a free port; killed afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await trio.lowlevel.open_process(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        with trio.fail_after(30):
+            while b"Ready to accept connections" not in seen:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"redis-server exited: {seen.decode(errors='replace')}"
+                seen += chunk
+        yield port
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[[], StateStore]]:
+    """A factory of stores that all see the same data (two systems, one store)."""
+    if request.param == "sqlite":
+        yield lambda: SQLiteStore(tmp_path / "state.sqlite3")
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    async with redis_server() as port:
+        yield lambda: RedisStore(f"redis://127.0.0.1:{port}/0")
+
+
+async def test_saved_state_is_there_after_the_system_restarts(
+    stores: Callable[[], StateStore],
+) -> None:
+    async with open_system(state_store=stores()) as system:
+        cart = await system.spawn(Cart, name="user-42")
+        assert await cart.ask(Cart.add, "apple") == ["apple"]
+        assert await cart.ask(Cart.add, "pear") == ["apple", "pear"]
+        assert await cart.ask(Cart.add, "unsaved", save=False) == ["apple", "pear", "unsaved"]
+    async with open_system(state_store=stores()) as system:
+        cart = await system.spawn(Cart, name="user-42")
+        etag, exists, started_with = await cart.ask(Cart.info)
+        assert (exists, started_with) == (True, ["apple", "pear"])  # loaded before on_start
+        assert etag is not None
+        other = await system.spawn(Cart, name="user-7")  # another key: its own state
+        assert await other.ask(Cart.info) == (None, False, [])
+
+
+async def test_a_restart_by_the_supervisor_comes_back_with_the_saved_state(
+    stores: Callable[[], StateStore],
+) -> None:
+    async with open_system(state_store=stores()) as system:
+        cart = await system.spawn(Cart, name="k")
+        await cart.ask(Cart.add, "saved")
+        await cart.ask(Cart.add, "lost", save=False)
+        with pytest.raises(RuntimeError):
+            await cart.ask(Cart.crash)
+        assert await cart.ask(Cart.items) == ["saved"]  # only unsaved changes are lost
+
+
+async def test_a_stale_incarnation_cannot_write(stores: Callable[[], StateStore]) -> None:
+    # Two incarnations of one atom (two systems, one store): the one that writes
+    # second read an older revision, so its save is refused, and it can never
+    # write again; its restart reads what the other wrote.
+    async with (
+        open_system(state_store=stores()) as one,
+        open_system(state_store=stores()) as two,
+    ):
+        first = await one.spawn(Cart, name="dup")
+        second = await two.spawn(Cart, name="dup")
+        assert await first.ask(Cart.add, "from one") == ["from one"]
+        with pytest.raises(StateConflict, match="another incarnation"):
+            await second.ask(Cart.add, "from two")
+        # Restarted by its supervisor (the conflict failed it): fresh from the store.
+        assert await second.ask(Cart.items) == ["from one"]
+        assert await second.ask(Cart.add, "now two") == ["from one", "now two"]
+        with pytest.raises(StateConflict):
+            await first.ask(Cart.add, "one again")  # now the first one is stale
+
+
+async def test_clear_leaves_nothing_and_refuses_a_stale_writer(
+    stores: Callable[[], StateStore],
+) -> None:
+    async with (
+        open_system(state_store=stores()) as one,
+        open_system(state_store=stores()) as two,
+    ):
+        a = await one.spawn(Cart, name="c")
+        await a.ask(Cart.add, "x")
+        b = await two.spawn(Cart, name="c")  # reads revision 1
+        await a.ask(Cart.clear)
+        _, exists, _ = await a.ask(Cart.info)
+        assert exists is False
+        assert await a.ask(Cart.items) == []
+        with pytest.raises(StateConflict):
+            await b.ask(Cart.add, "y")
+    async with open_system(state_store=stores()) as system:
+        c = await system.spawn(Cart, name="c")
+        _, exists, started = await c.ask(Cart.info)
+        assert (exists, started) == (False, [])
+
+
+async def test_a_durable_atom_needs_a_key(tmp_path: Path) -> None:
+    async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
+        with pytest.raises(SpawnError, match="needs a key"):
+            await system.spawn(Unkeyed)
+
+
+async def test_an_older_version_is_upgraded_and_a_newer_one_refused(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    v1: Any = state(int)
+    v1.name = "total"
+    await store.write("tally", "t", "total", encode(5, v1), None)
+    async with open_system(state_store=store) as system:
+        tally = await system.spawn(Tally, name="t")
+        assert await tally.ask(Tally.add, 2) == {"n": 7}  # upgraded from 5
+    store = SQLiteStore(tmp_path / "s.db")
+    v3: Any = state(int, version=3)
+    v3.name = "total"
+    etag = (await store.read("tally", "u", "total") or (None, None))[1]
+    await store.write("tally", "u", "total", encode(1, v3), etag)
+    async with open_system(state_store=store) as system:
+        with pytest.raises(SpawnError, match="version 3"):
+            await system.spawn(Tally, name="u")
+
+
+async def test_a_state_class_that_gained_and_lost_fields_still_loads(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    old: Any = state(CartState)
+    old.name = "cart"
+    doc = encode(CartState(["a"], "ann"), old).replace('"owner"', '"gone"')
+    await store.write("cart", "e", "cart", doc, None)
+    async with open_system(state_store=store) as system:
+        cart = await system.spawn(Cart, name="e")
+        assert await cart.ask(Cart.items) == ["a"]  # "gone" dropped, owner defaulted
+
+
+async def test_the_stored_document_is_json_of_the_value_format(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
+        cart = await system.spawn(Cart, name="j")
+        await cart.ask(Cart.add, "tea")
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        (document,) = db.execute("SELECT document FROM radon_state").fetchone()
+    assert json.loads(document) == {
+        "radon-state": 1,
+        "version": 1,
+        "fields": {"items": ["tea"], "owner": ""},
+    }
