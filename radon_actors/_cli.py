@@ -132,14 +132,31 @@ def _configure_host(parser: argparse.ArgumentParser) -> None:
     from .placement import _cli as placement_cli
 
     placement_cli.add_parser(parser)
+    parser.add_argument(
+        "--state-store",
+        default=None,
+        metavar="URL",
+        help="where durable atoms on this host keep their state: sqlite:///path or "
+        "redis://host:port/db (default: RADON_STATE, else ./radon-state.sqlite3)",
+    )
 
 
 @command("host", "run a host that systems join with System.connect_host", _configure_host)
 def _host(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from ._open import open_system
+    from .durable import store_from_url
     from .placement import _cli as placement_cli
 
-    return placement_cli.run(args, open_system)
+    if args.state_store is None:
+        return placement_cli.run(args, open_system)
+    try:
+        store = store_from_url(args.state_store)
+    except ValueError as exc:
+        print(f"radon host: {exc}", file=sys.stderr)
+        return 2
+    return placement_cli.run(args, partial(open_system, state_store=store))
 
 
 def _configure_bench(parser: argparse.ArgumentParser) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 
 import structlog
 import trio
 
 from ._open import open_system
+from .durable import store_from_url
 from .placement import serve_host
 
 
@@ -32,9 +34,11 @@ def main() -> None:
         sys.stdout.write(f"READY {address}\n")
         sys.stdout.flush()
 
+    url = config.get("state_store")
+    opener = open_system if url is None else partial(open_system, state_store=store_from_url(url))
     trio.run(
         lambda: serve_host(
-            open_system,
+            opener,
             "127.0.0.1",
             0,
             bytes.fromhex(config["secret"]),

@@ -7,7 +7,7 @@ are re-exported by ``radon_actors``; the modules here are private.
 
 from ._durability import DEFAULT_PATH, Durability, make_durability
 from ._state import State, StateSpec, state
-from ._stores import RedisStore, SQLiteStore, StateStore
+from ._stores import RedisStore, SQLiteStore, StateStore, store_from_url
 
 __all__ = [
     "DEFAULT_PATH",
@@ -19,4 +19,5 @@ __all__ = [
     "StateStore",
     "make_durability",
     "state",
+    "store_from_url",
 ]

@@ -27,6 +27,7 @@ class Durability:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        self.url = getattr(store, "url", None)
 
     async def load(self, cell: AtomCell, instance: Any) -> None:
         cls = type(instance)

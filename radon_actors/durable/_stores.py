@@ -24,7 +24,7 @@ import trio
 
 from .._errors import StateConflict
 
-__all__ = ["RedisStore", "SQLiteStore", "StateStore", "Stored"]
+__all__ = ["RedisStore", "SQLiteStore", "StateStore", "Stored", "store_from_url"]
 
 Stored = tuple[str | None, str]
 """What a read finds: ``(document or None after a clear, etag)``."""
@@ -53,6 +53,29 @@ class StateStore(Protocol):
     async def aclose(self) -> None:
         """Release connections (the system closes its store at shutdown)."""
         ...
+
+    @property
+    def url(self) -> str | None:
+        """How another process opens the same store (:func:`store_from_url`), so
+        that hosts of the system share it; None: they cannot."""
+        ...
+
+
+def store_from_url(url: str) -> StateStore:
+    """The store a URL names: ``sqlite:///absolute/path`` (or ``sqlite:path``,
+    relative to the working directory) or ``redis://host:port/db``
+    (``rediss://`` for TLS)."""
+    scheme, sep, rest = url.partition(":")
+    if sep and scheme == "sqlite":
+        path = rest[2:] if rest.startswith("//") else rest
+        if not path:
+            raise ValueError(f"no file in the state store URL {url!r}: sqlite:///path/to/file")
+        return SQLiteStore(path)
+    if sep and scheme in ("redis", "rediss", "unix"):
+        return RedisStore(url)
+    raise ValueError(
+        f"unknown state store URL {url!r}: use sqlite:///path/to/file or redis://host:port/db"
+    )
 
 
 def _conflict(atom_type: str, key: str, name: str, etag: str | None, found: Any) -> StateConflict:
@@ -95,6 +118,11 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+    @property
+    def url(self) -> str:
+        """``sqlite://`` and the file's absolute path."""
+        return f"sqlite://{self.path.resolve()}"
 
     def _connect(self) -> sqlite3.Connection:
         db = self._db
@@ -216,14 +244,19 @@ class RedisStore:
             raise ImportError(
                 "RedisStore needs the redis client: pip install 'radon-actors[redis]'"
             ) from exc
-        self.url = url
+        self._url = url
         self.prefix = prefix
         self._client = redis.Redis.from_url(url)
         self._cas = self._client.register_script(_CAS)
         self._limiter = trio.CapacityLimiter(8)
 
     def __repr__(self) -> str:
-        return f"RedisStore({self.url!r})"
+        return f"RedisStore({self._url!r})"
+
+    @property
+    def url(self) -> str:
+        """The server's URL, as given."""
+        return self._url
 
     def _key(self, atom_type: str, key: str, name: str) -> str:
         return f"{self.prefix}{atom_type}\x00{key}\x00{name}"

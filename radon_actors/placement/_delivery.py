@@ -100,7 +100,7 @@ def deliver(
         hold(node, src, atom_id, h, args, kwargs, reply)
     elif reply is None:
         due = src.due
-        due[atom_id] = due.get(atom_id, 0) + 1
+        due[atom_id] += 1
 
 
 def deliver_now(

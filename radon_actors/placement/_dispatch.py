@@ -90,7 +90,7 @@ def frame_table(node: Node) -> FrameTable:
         ):
             # The fast path: a live atom here with room in its mailbox.
             due = peer.due
-            due[atom_id] = due.get(atom_id, 0) + 1
+            due[atom_id] += 1
             return
         deliver(node, atom_id, h, args, kwargs, None, peer)
 

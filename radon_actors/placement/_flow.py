@@ -172,7 +172,7 @@ async def _drain(node: Node, peer: Peer, atom_id: str, inflow: Inflow) -> None:
                 queue.popleft()
                 if reply is None and peer.down is None:
                     due = peer.due
-                    due[atom_id] = due.get(atom_id, 0) + 1
+                    due[atom_id] += 1
                     peer.kick()
             else:
                 await wait_for_room(node, peer, atom_id)
@@ -216,7 +216,7 @@ def release(cell: AtomCell, *, leaving: bool = False) -> None:
                 queue.popleft()
                 taken += reply is None
         if taken and peer.down is None:
-            peer.due[atom_id] = peer.due.get(atom_id, 0) + taken
+            peer.due[atom_id] += taken
             peer.kick()
 
 

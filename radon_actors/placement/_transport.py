@@ -27,7 +27,7 @@ dispatch table (``_dispatch``); connecting and the hello exchange are
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +122,7 @@ class Peer:
         # Credit (``_flow``): ours to spend on this peer's atoms, what we owe it
         # for tells it sent (by atom), and its messages held for full atoms.
         self.flows: dict[str, Flow] = {}
-        self.due: dict[str, int] = {}
+        self.due: defaultdict[str, int] = defaultdict(int)
         self.inflows: dict[str, Inflow] = {}
         self.down: str | None = None
         # Components this peer has, by content hash (done, or being shipped).

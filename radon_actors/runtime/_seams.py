@@ -248,6 +248,10 @@ class Durability(Protocol):
     declares durable state (``Atom._radon_states``), after ``__init__`` and
     before ``on_start``; and :meth:`aclose` when the system closes."""
 
+    url: str | None
+    """How other processes of the system reach the same store (placement passes
+    it to the hosts it starts); None: they cannot."""
+
     async def load(self, cell: AtomCell, instance: Any) -> None: ...
 
     async def aclose(self) -> None: ...

@@ -1,0 +1,91 @@
+"""Durable atoms on other hosts (issue #19): the system's store travels to the
+worker hosts it starts, and `radon host --state-store URL` names one, so a
+durable atom saves to the same store wherever it runs, and a host that dies
+loses only what was not saved."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from cluster_helpers import kill_host, kill_workers, radon_host
+from durable_atoms import Cart
+
+from radon_actors import RedisStore, SQLiteStore, open_system
+from radon_actors.durable import store_from_url
+from radon_actors.testing import node_of
+
+
+def test_store_urls_name_the_providers(tmp_path: Path) -> None:
+    store = store_from_url(f"sqlite://{tmp_path}/a.db")
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "a.db"
+    assert store_from_url(store.url).url == store.url  # a URL round-trips
+    assert isinstance(store_from_url("redis://127.0.0.1:1/0"), RedisStore)
+    with pytest.raises(ValueError, match="unknown state store URL"):
+        store_from_url("postgres://x")
+    with pytest.raises(ValueError, match="no file"):
+        store_from_url("sqlite://")
+
+
+async def test_a_durable_atom_on_a_killed_worker_comes_back_with_what_it_saved(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    with trio.fail_after(60):
+        async with open_system(shutdown_timeout=5, state_store=store) as system:
+            try:
+                await system.start_host("w1")
+                cart = await system.spawn(Cart, name="u1", host="w1")
+                await cart.ask(Cart.add, "saved on w1")
+                assert await cart.ask(Cart.add, "unsaved", save=False) == [
+                    "saved on w1",
+                    "unsaved",
+                ]
+                peer = node_of(system).peer_by_name("w1")
+                kill_host(system, "w1")
+                while peer.down is None:  # the loss is noticed (the connection resets)
+                    await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+                # Its supervisor restarts it here (no other host is up), from the store.
+                assert await cart.ask(Cart.items) == ["saved on w1"]
+            finally:
+                kill_workers(system)
+
+
+async def test_radon_host_keeps_durable_state_where_its_flag_says(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    db = tmp_path / "host-state.db"
+    with trio.fail_after(60):
+        async with radon_host(secret, "durable", "--state-store", f"sqlite://{db}") as (_, line):
+            address = line.split()[1]
+            async with open_system(state_store=SQLiteStore(tmp_path / "mine.db")) as system:
+                await system.connect_host(address, secret_file=secret)
+                cart = await system.spawn(Cart, name="remote", host="durable")
+                await cart.ask(Cart.add, "kept there")
+    with sqlite3.connect(db) as conn:
+        (document,) = conn.execute("SELECT document FROM radon_state").fetchone()
+    assert json.loads(document)["fields"]["items"] == ["kept there"]
+
+
+def test_radon_host_refuses_an_unknown_state_store(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    cmd = [sys.executable, "-m", "radon_actors._cli", "host", "--listen", "127.0.0.1:0"]
+    done = subprocess.run(
+        [*cmd, "--secret-file", str(secret), "--state-store", "postgres://db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown state store URL" in done.stderr
