@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from .._logs import get_logger
 from ._state import StateSpec, atom_type
 from ._stores import SQLiteStore, StateStore
+from ._virtual import Activations, retire, serve
 
 if TYPE_CHECKING:
+    from .._ref import Ref
     from ..runtime import AtomCell, System
 
 __all__ = ["DEFAULT_PATH", "Durability", "durability_of", "make_durability"]
@@ -23,11 +25,17 @@ DEFAULT_PATH = "radon-state.sqlite3"
 
 
 class Durability:
-    """The runtime's ``Durability`` seam over one :class:`StateStore`."""
+    """The runtime's ``Durability`` seam over one :class:`StateStore`, and the
+    system's on-demand atoms."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, system: System, store: StateStore) -> None:
         self.store = store
         self.url = getattr(store, "url", None)
+        self.activations = Activations(system)
+        serve(self.activations)
+
+    def get(self, cls: type[Any], key: str) -> Ref[Any]:
+        return self.activations.get(cls, key)
 
     async def load(self, cell: AtomCell, instance: Any) -> None:
         cls = type(instance)
@@ -40,11 +48,18 @@ class Durability:
             instance.__dict__[spec.slot] = spec.fresh() if stored is None else spec.loaded(*stored)
 
     async def aclose(self) -> None:
+        retire(self.activations)
         await self.store.aclose()
 
 
 def key_of(cell: AtomCell) -> str:
-    """The key a durable atom's state is stored under: its name."""
+    """The key a durable atom's state is stored under: its on-demand key, else
+    its name."""
+    durability = cell.system.durability()
+    assert isinstance(durability, Durability)
+    key = durability.activations.key_of(cell)
+    if key is not None:
+        return key
     if cell.name is None:
         raise TypeError(
             f"{cell.cls.__qualname__} declares durable state, so it needs a key: spawn it "
@@ -70,6 +85,6 @@ def make_durability(store: StateStore | None) -> Any:
             path = os.environ.get("RADON_STATE") or DEFAULT_PATH
             chosen = SQLiteStore(path)
             _log.info("durable.default_store", path=os.path.abspath(path))
-        return Durability(chosen)
+        return Durability(system, chosen)
 
     return factory

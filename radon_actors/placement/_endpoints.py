@@ -679,6 +679,10 @@ def post(ep: Any, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: 
     if isinstance(ep, (AtomCell, RemoteEndpoint)):
         ep.post(h, args, kwargs, reply)
         return
+    posts = getattr(ep, "post", None)
+    if posts is not None:  # an on-demand atom's endpoint (durable), say
+        posts(h, args, kwargs, reply)
+        return
     # A dead end (the atom is unknown here).
     label = getattr(ep, "_name", None) or getattr(ep, "_id", "?")
     error = AtomStopped(f"atom {label} is not running")

@@ -15,6 +15,7 @@ from ._directory import (
     register,
     resolve,
     set_remote_resolver,
+    set_virtual_resolver,
     unregister,
 )
 from ._seams import (
@@ -86,6 +87,7 @@ __all__ = [
     "restoring_timers",
     "run_system",
     "set_remote_resolver",
+    "set_virtual_resolver",
     "snapshot_timers",
     "start_timers",
     "unregister",

@@ -27,6 +27,7 @@ __all__ = [
     "register",
     "resolve",
     "set_remote_resolver",
+    "set_virtual_resolver",
     "unregister",
 ]
 
@@ -103,6 +104,16 @@ class DeadEndpoint:
 
 RemoteResolver = Callable[[str, "str | None", "str | None"], "_ref.Endpoint | None"]
 _remote: RemoteResolver | None = None
+# The ids of on-demand atoms (``System.get``): their endpoint, which activates
+# the atom on its first message (durable: ``_virtual``).
+_virtual: Callable[[str], _ref.Endpoint | None] | None = None
+
+
+def set_virtual_resolver(resolver: Callable[[str], _ref.Endpoint | None]) -> None:
+    """Resolve on-demand atoms' ids (which have no cell while inactive) through
+    ``resolver``; None from it: not one of them."""
+    global _virtual
+    _virtual = resolver
 
 
 def set_remote_resolver(resolver: RemoteResolver) -> None:
@@ -119,6 +130,10 @@ def resolve(atom_id: str, name: str | None, via: str | None = None) -> _ref.Endp
     cell = _cells.get(atom_id)
     if cell is not None:
         return cell
+    if _virtual is not None:
+        virtual = _virtual(atom_id)
+        if virtual is not None:
+            return virtual
     if _remote is not None:
         endpoint = _remote(atom_id, name, via)
         if endpoint is not None:

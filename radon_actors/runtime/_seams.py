@@ -254,6 +254,10 @@ class Durability(Protocol):
 
     async def load(self, cell: AtomCell, instance: Any) -> None: ...
 
+    def get(self, cls: type[Any], key: str) -> Ref[Any]:
+        """The Ref of the on-demand atom ``cls`` with ``key`` (``System.get``)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

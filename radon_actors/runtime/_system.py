@@ -412,6 +412,17 @@ class System:
         await self._nursery.start(cell.run)
         return cell.ref
 
+    def get(self, cls: type[A], key: str) -> Ref[A]:
+        """The Ref of the on-demand atom of class ``cls`` with ``key``, without
+        spawning anything: its first message activates it (loading its durable
+        state), and an idle one is collected. See docs/durability.md."""
+        if not (isinstance(cls, type) and issubclass(cls, Atom)):
+            raise TypeError(f"get() takes an Atom subclass, not {cls!r}")
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"an on-demand atom's key is a non-empty str, not {key!r}")
+        ref: Ref[A] = self.durability().get(cls, key)
+        return ref
+
     def durability(self) -> Durability:
         """The durability extension (made on first use: the first durable atom)."""
         durability = self._durability

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import trio
 
 from radon_actors import Atom, handler, state
 
@@ -66,3 +67,105 @@ class Tally(Atom):
 
 class Unkeyed(Atom):
     cart = state(CartState)
+
+
+class Visits(Atom):
+    """An on-demand atom: counts visits per key, collected after 10 s idle."""
+
+    durable_type = "visits"
+    collect_after = 10.0
+    count = state(int)
+
+    def __init__(self) -> None:
+        self.activation = id(self)
+
+    @handler
+    async def visit(self) -> int:
+        self.count.value += 1
+        await self.count.save()
+        return self.count.value
+
+    @handler
+    def bump(self) -> None:
+        self.count.value += 1  # unsaved
+
+    @handler
+    def seen(self) -> tuple[int, int]:
+        return self.count.value, self.activation
+
+    @handler
+    def fail(self) -> None:
+        raise ValueError("on-demand failure")
+
+    @handler
+    async def slow(self, event: Any) -> int:
+        await event.wait()
+        return self.count.value
+
+
+class Keeper(Visits):
+    """Never collected."""
+
+    durable_type = "keeper"
+    daemon = True
+
+
+class Stateless(Atom):
+    """An on-demand atom without durable state."""
+
+    collect_after = 1.0
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    @handler
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
+
+
+class Lingering(Visits):
+    """Takes a second (of the test's clock) to stop: messages arrive meanwhile."""
+
+    durable_type = "lingering"
+
+    async def on_stop(self) -> None:
+        await trio.sleep(1)
+
+
+class MemoryStore:
+    """A StateStore in a dict, with no threads (so trio's MockClock stays exact)."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str, str], tuple[str | None, int]] = {}
+
+    @property
+    def url(self) -> None:
+        return None
+
+    async def read(self, atom_type: str, key: str, name: str) -> tuple[str | None, str] | None:
+        await trio.lowlevel.checkpoint()
+        found = self.data.get((atom_type, key, name))
+        return None if found is None else (found[0], str(found[1]))
+
+    async def write(
+        self, atom_type: str, key: str, name: str, document: str, etag: str | None
+    ) -> str:
+        return await self._put((atom_type, key, name), document, etag)
+
+    async def clear(self, atom_type: str, key: str, name: str, etag: str | None) -> str:
+        return await self._put((atom_type, key, name), None, etag)
+
+    async def _put(self, k: tuple[str, str, str], document: str | None, etag: str | None) -> str:
+        from radon_actors import StateConflict
+
+        await trio.lowlevel.checkpoint()
+        found = self.data.get(k)
+        if (None if found is None else str(found[1])) != etag:
+            raise StateConflict(f"{k} changed")
+        revision = 1 if found is None else found[1] + 1
+        self.data[k] = (document, revision)
+        return str(revision)
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()

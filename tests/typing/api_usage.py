@@ -226,3 +226,7 @@ class Shop(Atom):
 async def durable() -> None:
     async with open_system(state_store=SQLiteStore("s.db")) as system:
         await system.spawn(Shop, name="k")
+        cart = system.get(Shop, "user-42")
+        assert_type(cart, Ref[Shop])
+        assert_type(await cart.ask(Shop.add, "tea"), list[str])
+        system.get(Shop, 42)  # type: ignore[arg-type]

@@ -1,0 +1,374 @@
+"""On-demand atoms: a Ref by class and key, activated by its first message and
+collected when idle (Orleans' virtual actors, Radon's dynamic atoms).
+
+``system.get(Cart, "user-42")`` returns a Ref whose endpoint is a
+:class:`VirtualEndpoint`: nothing runs until a message arrives. The first one
+*activates* the atom (a cell of its own, its durable state loaded before
+``on_start``); messages sent meanwhile wait in the endpoint, in order, and go
+to the activation first. Every later message reaches the same activation.
+
+**Collection.** An activation that received no message for its class's
+``collect_after`` seconds (default :data:`COLLECT_AFTER`) is deactivated: it
+stops (``on_stop`` runs; nothing is saved implicitly). From the moment the
+collector decides, messages wait in the endpoint again, and they activate the
+atom anew once the old activation has stopped, so none is lost. A class with
+``daemon = True`` is never collected. Activity is a flag set per message and
+checked by one collector task per system, every quarter of the shortest
+``collect_after`` in use (so an idle activation goes between its age and 1.25
+times it), which costs the message path one attribute store.
+
+**Failures.** An on-demand activation has no supervisor: a handler that raises
+fails its asker (a tell's failure is logged), and the activation stops, as a
+crashed top-level atom does; the next message activates it again, from its
+stored state.
+
+Scope: one process. The id of an on-demand atom names the process whose
+``system.get`` made it (its directory); a Ref of one sent to another host does
+not reach it yet (docs/durability.md, "Not yet").
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import trio
+from trio.lowlevel import current_task, wait_task_rescheduled
+
+from .._errors import MailboxFull, SpawnError
+from .._logs import get_logger
+from .._ref import Ref
+from ..runtime import CellState, Directive, Reply, set_virtual_resolver
+from ._state import atom_type
+
+if TYPE_CHECKING:
+    from ..runtime import AtomCell, System
+
+__all__ = ["COLLECT_AFTER", "Activations", "VirtualEndpoint", "retire", "serve", "virtual_id"]
+
+_log = get_logger("radon_actors.durable")
+
+COLLECT_AFTER = 900.0
+"""Seconds without a message after which an on-demand atom is collected (15
+minutes, Orleans' default collection age), unless its class says otherwise."""
+
+_RUNNING = CellState.RUNNING
+Pending = tuple[str, tuple[Any, ...], dict[str, Any], Any]
+
+
+def _escape(text: str) -> str:
+    # Atom ids end in ".<local part>" after their origin's prefix: no dots inside.
+    return text.replace("%", "%25").replace(".", "%2E")
+
+
+def virtual_id(prefix: str, kind: str, key: str) -> str:
+    """The atom id of the on-demand atom ``kind``/``key`` whose directory is the
+    system with id prefix ``prefix``."""
+    return f"{prefix}.v:{_escape(kind)}:{_escape(key)}"
+
+
+class VirtualEndpoint:
+    """The endpoint of an on-demand atom's Refs (see the module docs)."""
+
+    __slots__ = (
+        "__weakref__",
+        "_activations",
+        "_ready",
+        "cell",
+        "closing",
+        "cls",
+        "id",
+        "idle",
+        "key",
+        "pending",
+        "touched",
+    )
+
+    def __init__(self, activations: Activations, cls: type[Any], key: str, atom_id: str) -> None:
+        self._activations = activations
+        self.cls = cls
+        self.key = key
+        self.id = atom_id
+        self.cell: AtomCell | None = None
+        self.closing = False  # being collected: messages wait for the next activation
+        self.pending: deque[Pending] = deque()
+        self._ready: trio.Event | None = None  # set when an activation is up (or failed)
+        self.touched = False
+        self.idle = 0  # collector sweeps without a message
+
+    def __repr__(self) -> str:
+        return f"<on-demand {self.cls.__qualname__} {self.key!r}>"
+
+    # ------------------------------------------------------------------
+    # The Endpoint protocol (and ``post``, for messages from other hosts)
+    # ------------------------------------------------------------------
+    def _live(self) -> AtomCell | None:
+        cell = self.cell
+        if cell is None or self.closing or cell.state != _RUNNING:
+            return None
+        return cell
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.touched = True
+        cell = self._live()
+        if cell is not None:
+            cell.tell(h, args, kwargs)
+            return
+        if len(self.pending) >= self._capacity():
+            raise MailboxFull(
+                f"{self!r} is being activated and {len(self.pending)} messages wait for it "
+                "(its mailbox size); use `await ref.send(...)` to wait for room"
+            )
+        self.pending.append((_name(h), args, kwargs, None))
+        self._activations.activate_soon(self)
+
+    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.touched = True
+        cell = self._live()
+        if cell is None:
+            await self._until_live()
+            cell = self._live()
+            if cell is None:  # the activation failed: said by _until_live's caller
+                raise SpawnError(f"{self!r} could not be activated")
+        await cell.send(h, args, kwargs)
+
+    async def ask(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        self.touched = True
+        cell = self._live()
+        if cell is not None:
+            return await cell.ask(h, args, kwargs, timeout)
+        # Queued behind what waits already, so it keeps its place in the order.
+        reply = Reply(current_task())
+        self.pending.append((_name(h), args, kwargs, reply))
+        self._activations.activate_soon(self)
+        if timeout is None:
+            return await wait_task_rescheduled(reply)
+        with trio.move_on_after(timeout):
+            return await wait_task_rescheduled(reply)
+        from .._errors import AskTimeout
+
+        raise AskTimeout(f"{self!r} did not answer {_name(h)!r} within {timeout} s")
+
+    def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
+        """Queue a message from another host (or a forwarder); never raises."""
+        self.touched = True
+        cell = self._live()
+        if cell is not None:
+            cell.post(h, args, kwargs, reply)
+            return
+        self.pending.append((_name(h), args, kwargs, reply))
+        self._activations.activate_soon(self)
+
+    async def _until_live(self) -> None:
+        while self._live() is None:
+            ready = self._ready
+            if ready is None or ready.is_set():
+                ready = self._ready = trio.Event()
+            self._activations.activate_soon(self)
+            await ready.wait()
+            if self.cell is None:
+                return  # activation failed
+
+    def _capacity(self) -> int:
+        return int(getattr(self.cls, "mailbox_size", None) or self._activations.mailbox_size)
+
+    # ------------------------------------------------------------------
+    # Activation and deactivation
+    # ------------------------------------------------------------------
+    def activated(self, cell: AtomCell) -> None:
+        """The activation is up: hand it what waited, in order, and wake senders."""
+        self.cell = cell
+        self.closing = False
+        self.idle = 0
+        pending, self.pending = self.pending, deque()
+        if pending:
+            cell.take_over(pending)
+        ready = self._ready
+        if ready is not None:
+            ready.set()
+
+    def failed(self, exc: BaseException) -> None:
+        """The activation failed: every waiting asker gets the reason."""
+        pending, self.pending = self.pending, deque()
+        error = SpawnError(f"{self!r} could not be activated: {exc!r}")
+        for h, _, _, reply in pending:
+            if reply is not None:
+                reply.deliver(outcome.Error(error))
+            else:
+                _log.warning("dead_letter", atom=repr(self), handler=h, reason=str(error))
+        ready = self._ready
+        if ready is not None:
+            ready.set()
+
+    def stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
+        """The activation stopped (collected, failed, or the system is closing)."""
+        if self.cell is cell:
+            self.cell = None
+        self.closing = False
+        self._activations.gone(self, cell)
+        if self.pending:
+            self._activations.activate_soon(self)
+
+
+def _name(h: Any) -> str:
+    return h if isinstance(h, str) else str(getattr(h, "__name__", h))
+
+
+class Activations:
+    """The on-demand atoms of one system: their endpoints, the activations, the
+    collector (one per system; see the module docs)."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.mailbox_size: int = getattr(system, "_mailbox_size", 10_000)
+        # Endpoints by id: weak, so that keys nobody holds a Ref to (and that are
+        # not active) cost nothing; the active ones are held by ``active``.
+        self.endpoints: weakref.WeakValueDictionary[str, VirtualEndpoint] = (
+            weakref.WeakValueDictionary()
+        )
+        self.active: dict[str, VirtualEndpoint] = {}
+        self.starting: set[str] = set()
+        self.classes: dict[str, type[Any]] = {}  # atom type -> class, for ids from elsewhere
+        self.keys: dict[str, str] = {}  # an activation's cell id -> its key
+        self._quantum: float | None = None
+        self._wake: trio.Event | None = None
+
+    def get(self, cls: type[Any], key: str) -> Ref[Any]:
+        kind = atom_type(cls)
+        known = self.classes.setdefault(kind, cls)
+        if known is not cls:
+            raise TypeError(
+                f"two classes store their state as {kind!r} ({known.__qualname__} and "
+                f"{cls.__qualname__}): give one a different durable_type"
+            )
+        atom_id = virtual_id(self.system.prefix, kind, key)
+        ep = self.endpoints.get(atom_id)
+        if ep is None:
+            ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, key, atom_id)
+        return Ref(atom_id, None, ep)
+
+    def resolve(self, atom_id: str) -> VirtualEndpoint | None:
+        """The endpoint of an on-demand atom's id (a Ref unpickled here)."""
+        ep = self.endpoints.get(atom_id)
+        if ep is not None:
+            return ep
+        prefix, _, local = atom_id.rpartition(".")
+        if prefix != self.system.prefix or not local.startswith("v:"):
+            return None
+        kind, sep, key = local[2:].partition(":")
+        cls = self.classes.get(_unescape(kind))
+        if not sep or cls is None:
+            return None
+        ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, _unescape(key), atom_id)
+        return ep
+
+    def activate_soon(self, ep: VirtualEndpoint) -> None:
+        if ep.id in self.starting or ep._live() is not None or ep.cell is not None:
+            return  # starting, up, or stopping (its stop activates it again)
+        self.starting.add(ep.id)
+        self.active[ep.id] = ep  # held while it runs or starts
+        self.system.start_soon(self._activate, ep)
+
+    async def _activate(self, ep: VirtualEndpoint) -> None:
+        def setup(cell: AtomCell) -> None:
+            self.keys[cell.id] = ep.key
+            cell.on_stopped.append(ep.stopped)
+            # A failure stops the activation; the next message starts another.
+            cell.decider = _stop
+
+        try:
+            ref = await self.system.spawn_cell(ep.cls, (), {}, setup=setup)
+        except Exception as exc:
+            self.starting.discard(ep.id)
+            self.active.pop(ep.id, None)
+            _log.warning("durable.activation_failed", atom=repr(ep), error=repr(exc))
+            ep.failed(exc)
+            return
+        self.starting.discard(ep.id)
+        cell = ref._ep
+        ep.activated(cell)  # type: ignore[arg-type]
+        self._collector(ep.cls)
+
+    def gone(self, ep: VirtualEndpoint, cell: AtomCell) -> None:
+        self.keys.pop(cell.id, None)
+        if ep.cell is None and not ep.pending and ep.id not in self.starting:
+            self.active.pop(ep.id, None)
+
+    # ------------------------------------------------------------------
+    # Collection
+    # ------------------------------------------------------------------
+    def _collector(self, cls: type[Any]) -> None:
+        if getattr(cls, "daemon", False):
+            return
+        age = float(getattr(cls, "collect_after", COLLECT_AFTER))
+        quantum = max(age / 4, 0.001)
+        if self._quantum is None:
+            self._quantum = quantum
+            self.system.start_soon(self._collect)
+        elif quantum < self._quantum:
+            self._quantum = quantum
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _collect(self) -> None:
+        while True:
+            quantum = self._quantum
+            assert quantum is not None
+            self._wake = trio.Event()
+            with trio.move_on_after(quantum):
+                await self._wake.wait()
+            for ep in list(self.active.values()):
+                cls = ep.cls
+                cell = ep.cell
+                if cell is None or getattr(cls, "daemon", False):
+                    continue
+                if ep.touched:
+                    ep.touched = False
+                    ep.idle = 0
+                    continue
+                ep.idle += 1
+                age = float(getattr(cls, "collect_after", COLLECT_AFTER))
+                if ep.idle * quantum < age or ep.closing:
+                    continue
+                mailbox = cell.mailbox
+                if cell.busy or mailbox.user or mailbox.stashed or cell.state != _RUNNING:
+                    continue
+                ep.closing = True  # from now on, messages wait for the next activation
+                _log.debug("durable.collected", atom=repr(ep))
+                cell.request_stop()
+
+    def key_of(self, cell: AtomCell) -> str | None:
+        return self.keys.get(cell.id)
+
+
+def _stop(cell: AtomCell, exc: BaseException) -> Directive:
+    return Directive.STOP
+
+
+# Process-wide, as the runtime's directory is (an unpickled Ref has no system at
+# hand): the on-demand atoms of each system of this process, by id prefix.
+_systems: dict[str, Activations] = {}
+
+
+def _resolve(atom_id: str) -> VirtualEndpoint | None:
+    activations = _systems.get(atom_id.rpartition(".")[0])
+    return None if activations is None else activations.resolve(atom_id)
+
+
+def serve(activations: Activations) -> None:
+    """Resolve ids of ``activations``' on-demand atoms in this process."""
+    if not _systems:
+        set_virtual_resolver(_resolve)
+    _systems[activations.system.prefix] = activations
+
+
+def retire(activations: Activations) -> None:
+    _systems.pop(activations.system.prefix, None)
+
+
+def _unescape(text: str) -> str:
+    return text.replace("%2E", ".").replace("%25", "%")
