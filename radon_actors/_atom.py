@@ -179,6 +179,10 @@ class _AtomContext(Protocol):
     def send_every(
         self, interval: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Timer: ...
+    async def remind(
+        self, name: str, h: Any, args: tuple[Any, ...], due: float, period: float | None
+    ) -> None: ...
+    async def forget_reminder(self, name: str) -> bool: ...
     def stash(self) -> None: ...
     def unstash_all(self) -> None: ...
     def watch(self, ref: Ref[Any], h: Any) -> None: ...
@@ -310,6 +314,23 @@ class Atom:
         """Tell this atom ``h(*args, **kwargs)`` every ``interval`` seconds (fixed
         rate; a tick that finds the mailbox full is skipped and logged)."""
         return self._radon_ctx.send_every(interval, h, args, kwargs)
+
+    async def remind(
+        self, name: str, h: Any, /, *args: Any, due: float, period: float | None = None
+    ) -> None:
+        """A reminder: tell this on-demand atom ``h(*args)`` ``due`` seconds from
+        now (then every ``period`` seconds, if given), even if it was collected
+        meanwhile or the process restarted (reminders are kept in the state
+        store). Replaces this atom's reminder called ``name``, if any.
+
+        Use a timer (:meth:`send_after`) for what need not outlive the
+        activation: it costs nothing to store. See docs/durability.md.
+        """
+        await self._radon_ctx.remind(name, h, args, due, period)
+
+    async def forget_reminder(self, name: str) -> bool:
+        """Remove this atom's reminder ``name``; False if it had none of that name."""
+        return await self._radon_ctx.forget_reminder(name)
 
     def stash(self) -> None:
         """Set the message being handled aside, unanswered, until :meth:`unstash_all`.

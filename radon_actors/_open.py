@@ -103,4 +103,7 @@ async def open_system(
         root=root,
         extensions=extensions,
     ) as system:
+        if state_store is not None:
+            # Its reminders are served from the start (``durable._reminders``).
+            system.durability()
         yield system

@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .._logs import get_logger
+from ._reminders import Reminders
 from ._state import StateSpec, atom_type
 from ._stores import SQLiteStore, StateStore
 from ._virtual import Activations, retire, serve
@@ -33,9 +34,25 @@ class Durability:
         self.url = getattr(store, "url", None)
         self.activations = Activations(system)
         serve(self.activations)
+        self.reminders = Reminders(system, self)
+        system.start_soon(self.reminders.run)
 
     def get(self, cls: type[Any], key: str) -> Ref[Any]:
         return self.activations.get(cls, key)
+
+    async def remind(
+        self,
+        cell: AtomCell,
+        name: str,
+        h: Any,
+        args: tuple[Any, ...],
+        due: float,
+        period: float | None,
+    ) -> None:
+        await self.reminders.remind(cell, name, h, args, due, period)
+
+    async def forget_reminder(self, cell: AtomCell, name: str) -> bool:
+        return await self.reminders.forget(cell, name)
 
     async def load(self, cell: AtomCell, instance: Any) -> None:
         cls = type(instance)

@@ -50,6 +50,12 @@ class StateStore(Protocol):
         """Remove the document under the same condition as :meth:`write`; the new etag."""
         ...
 
+    async def scan(self, name: str) -> list[tuple[str, str, str, str]]:
+        """Every stored document of the state ``name`` (any atom type and key):
+        ``(atom type, key, document, etag)`` each (reminders are found this way
+        when a system starts)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections (the system closes its store at shutdown)."""
         ...
@@ -164,6 +170,18 @@ class SQLiteStore:
     async def clear(self, atom_type: str, key: str, name: str, etag: str | None) -> str:
         return str(await self._run(self._put, atom_type, key, name, None, etag))
 
+    async def scan(self, name: str) -> list[tuple[str, str, str, str]]:
+        def scan() -> list[tuple[str, str, str, str]]:
+            rows = self._connect().execute(
+                "SELECT atom_type, key, document, revision FROM radon_state "
+                "WHERE name = ? AND document IS NOT NULL",
+                (name,),
+            )
+            return [(t, k, d, str(r)) for t, k, d, r in rows]
+
+        found: list[tuple[str, str, str, str]] = await self._run(scan)
+        return found
+
     def _put(
         self, atom_type: str, key: str, name: str, document: str | None, etag: str | None
     ) -> int:
@@ -277,6 +295,25 @@ class RedisStore:
 
     async def clear(self, atom_type: str, key: str, name: str, etag: str | None) -> str:
         return await self._put(atom_type, key, name, None, etag)
+
+    async def scan(self, name: str) -> list[tuple[str, str, str, str]]:
+        def scan() -> list[tuple[str, str, str, str]]:
+            found = []
+            suffix = f"\x00{name}"
+            for raw in self._client.scan_iter(match=f"{self.prefix}*", count=1000):
+                k = _text(raw)
+                if not k.endswith(suffix):
+                    continue
+                atom_type, _, key = k[len(self.prefix) : -len(suffix)].partition("\x00")
+                rev, doc = self._client.hmget(k, ["rev", "doc"])
+                if rev is not None and doc is not None:
+                    found.append((atom_type, key, _text(doc), _text(rev)))
+            return found
+
+        result: list[tuple[str, str, str, str]] = await trio.to_thread.run_sync(
+            scan, limiter=self._limiter
+        )
+        return result
 
     async def _put(
         self, atom_type: str, key: str, name: str, document: str | None, etag: str | None

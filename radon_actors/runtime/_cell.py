@@ -565,6 +565,14 @@ class AtomCell:
     def unwatch(self, ref: Ref[Any]) -> None:
         _watch.unwatch(self, ref)
 
+    async def remind(
+        self, name: str, h: Any, args: tuple[Any, ...], due: float, period: float | None
+    ) -> None:
+        await self.system.durability().remind(self, name, h, args, due, period)
+
+    async def forget_reminder(self, name: str) -> bool:
+        return await self.system.durability().forget_reminder(self, name)
+
     def send_after(
         self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> TimerHandle:

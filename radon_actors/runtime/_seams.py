@@ -258,6 +258,22 @@ class Durability(Protocol):
         """The Ref of the on-demand atom ``cls`` with ``key`` (``System.get``)."""
         ...
 
+    async def remind(
+        self,
+        cell: AtomCell,
+        name: str,
+        h: Any,
+        args: tuple[Any, ...],
+        due: float,
+        period: float | None,
+    ) -> None:
+        """Store (or replace) the reminder ``name`` of ``cell``'s atom (``Atom.remind``)."""
+        ...
+
+    async def forget_reminder(self, cell: AtomCell, name: str) -> bool:
+        """Remove a reminder; False if there was none of that name."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -167,5 +167,74 @@ class MemoryStore:
         self.data[k] = (document, revision)
         return str(revision)
 
+    async def scan(self, name: str) -> list[tuple[str, str, str, str]]:
+        await trio.lowlevel.checkpoint()
+        return [
+            (t, k, doc, str(rev))
+            for (t, k, n), (doc, rev) in self.data.items()
+            if n == name and doc is not None
+        ]
+
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
+
+
+# Reminder deliveries seen in this process, and an event per expected count
+# (tests wait on them instead of polling).
+TICKS: list[tuple[str, str]] = []
+WAITERS: list[tuple[int, trio.Event]] = []
+
+
+def _tick(key: str, what: str) -> None:
+    TICKS.append((key, what))
+    for n, event in WAITERS:
+        if len(TICKS) >= n:
+            event.set()
+
+
+def ticks_reached(n: int) -> trio.Event:
+    """An event set once ``TICKS`` holds ``n`` deliveries."""
+    event = trio.Event()
+    if len(TICKS) >= n:
+        event.set()
+    WAITERS.append((n, event))
+    return event
+
+
+class Reminded(Atom):
+    """An on-demand atom with reminders (collected after 10 s idle)."""
+
+    durable_type = "reminded"
+    collect_after = 10.0
+    fired = state(int)
+
+    def __init__(self) -> None:
+        self.failures_left = 0
+
+    @handler
+    async def schedule(self, due: float, period: float | None = None, what: str = "tick") -> None:
+        await self.remind("r", Reminded.ring, what, due=due, period=period)
+
+    @handler
+    async def forget(self) -> bool:
+        return await self.forget_reminder("r")
+
+    @handler
+    async def ring(self, what: str) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("not now")
+        self.fired.value += 1
+        await self.fired.save()
+        _tick(self.fired_key(), what)
+
+    def fired_key(self) -> str:
+        return self._radon_ctx.system.durability().activations.key_of(self._radon_ctx) or "?"
+
+    @handler
+    def fail_next(self, n: int) -> None:
+        self.failures_left = n
+
+    @handler
+    def count(self) -> int:
+        return self.fired.value

@@ -1,0 +1,329 @@
+"""Reminders: messages to on-demand atoms that are kept in the state store, so
+they fire even if the atom was collected or the process restarted (Orleans'
+reminders; timers stay the cheap, in-memory, per-activation kind).
+
+``await self.remind("expire", Cart.expire, due=3600)`` in a handler of an
+on-demand atom stores the reminder with the atom's other state (a state called
+``$reminders`` of the atom's type and key: a document in the value format, with
+the class's import path so a fresh process can activate it). One service per
+system keeps them in a heap by due time and, when one is due, asks the atom
+``h(*args)`` through ``system.get`` (activating it if need be), each delivery in
+a task of its own so a slow handler holds up no other reminder.
+
+* **At least once.** A one-shot reminder is removed from the store only after
+  its ask returned; a process that dies in between delivers it again after its
+  restart. A delivery whose ask fails (the handler raised, the activation
+  failed) is retried after 1, 2, 4 ... up to 60 seconds, at most
+  :data:`ATTEMPTS` times for a one-shot reminder (then it is dropped and
+  logged); a periodic one just waits for its next tick.
+* **No flood after downtime.** Ticks of a periodic reminder missed while the
+  system was down are coalesced into one, delivered at start; the next is a
+  period after it.
+* **Time.** Due times are stored as wall-clock seconds (``time.time()``) and
+  mapped to trio's clock when the service starts, so trio's ``MockClock``
+  drives them in tests.
+
+Every system opened with ``state_store=`` serves its store's reminders from
+the start; with the default store, from the first use of durability. Two
+systems serving one store would both deliver them (at least once, twice): serve
+a store's reminders from one system.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib
+import itertools
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .._errors import StateConflict
+from .._logs import get_logger
+from ..sandbox.values import host_form_value, read_host_form_value
+from ._state import atom_type
+
+if TYPE_CHECKING:
+    from ..runtime import AtomCell, System
+    from ._durability import Durability
+
+__all__ = ["ATTEMPTS", "STATE", "Reminders"]
+
+_log = get_logger("radon_actors.durable")
+
+STATE = "$reminders"
+"""The state name under which an atom's reminders are stored."""
+ATTEMPTS = 10
+"""Deliveries of a one-shot reminder tried before it is dropped."""
+_FORMAT = 1
+_MAX_BACKOFF = 60.0
+
+
+@attrs.define
+class _Reminder:
+    handler: str
+    args: tuple[Any, ...]
+    due: float  # wall clock (time.time())
+    period: float | None
+    version: int = 0  # bumped on every change: a heap entry of an older one is stale
+    attempts: int = 0
+
+
+@attrs.define
+class _Atom:
+    """One atom's reminders, as stored."""
+
+    cls_path: str
+    reminders: dict[str, _Reminder] = attrs.Factory(dict)
+    etag: str | None = None
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import(path: str) -> type[Any] | None:
+    module, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return obj if isinstance(obj, type) else None
+
+
+class Reminders:
+    """The reminder service of one system (see the module docs)."""
+
+    def __init__(self, system: System, durability: Durability) -> None:
+        self.system = system
+        self.durability = durability
+        self.atoms: dict[tuple[str, str], _Atom] = {}
+        self._heap: list[tuple[float, int, str, str, str, int]] = []
+        self._seq = itertools.count()
+        self._wake = trio.Event()
+        self._loaded = trio.Event()
+        self._t0 = 0.0
+        self._epoch0 = 0.0
+
+    # The wall clock, through trio's clock (so a MockClock drives reminders).
+    def _now(self) -> float:
+        return self._epoch0 + (trio.current_time() - self._t0)
+
+    def _trio_time(self, wall: float) -> float:
+        return self._t0 + (wall - self._epoch0)
+
+    async def run(self) -> None:
+        """Load the store's reminders, then deliver them as they fall due."""
+        self._t0 = trio.current_time()
+        self._epoch0 = time.time()
+        try:
+            found = await self.durability.store.scan(STATE)
+        except Exception as exc:
+            _log.error("durable.reminders_unloaded", error=repr(exc))
+            found = []
+        now = self._now()
+        for kind, key, document, etag in found:
+            try:
+                atom = self._decode(document)
+            except Exception as exc:
+                _log.error("durable.reminder_unreadable", atom_type=kind, key=key, error=repr(exc))
+                continue
+            atom.etag = etag
+            self.atoms[(kind, key)] = atom
+            for name, reminder in atom.reminders.items():
+                if reminder.period is not None and reminder.due < now:
+                    reminder.due = now  # missed ticks: one, now
+                self._push(kind, key, name, reminder)
+        self._loaded.set()
+        _log.info("durable.reminders_loaded", reminders=len(self._heap))
+        while True:
+            self._wake = trio.Event()
+            if self._heap:
+                due = self._trio_time(self._heap[0][0])
+                with trio.move_on_at(due):
+                    await self._wake.wait()
+            else:
+                await self._wake.wait()
+            now = self._now()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, kind, key, name, version = heapq.heappop(self._heap)
+                owner = self.atoms.get((kind, key))
+                entry = None if owner is None else owner.reminders.get(name)
+                if entry is None or entry.version != version:
+                    continue  # changed or removed since it was scheduled
+                self.system.start_soon(self._deliver, kind, key, name, entry)
+
+    def _push(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
+        heapq.heappush(
+            self._heap, (reminder.due, next(self._seq), kind, key, name, reminder.version)
+        )
+        self._wake.set()
+
+    # ------------------------------------------------------------------
+    # What atoms call
+    # ------------------------------------------------------------------
+    async def remind(
+        self,
+        cell: AtomCell,
+        name: str,
+        h: Any,
+        args: tuple[Any, ...],
+        due: float,
+        period: float | None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a reminder's name is a non-empty str, not {name!r}")
+        if not isinstance(due, (int, float)) or due < 0:
+            raise ValueError(f"a reminder's due time is seconds from now (>= 0), not {due!r}")
+        if period is not None and (not isinstance(period, (int, float)) or period <= 0):
+            raise ValueError(f"a reminder's period is a positive number of seconds, not {period!r}")
+        handler = h if isinstance(h, str) else getattr(h, "__name__", None)
+        if not isinstance(handler, str) or handler not in cell.table:
+            raise TypeError(f"{h!r} is not a handler of {cell.cls.__qualname__}")
+        kind, key = self._identity(cell)
+        await self._loaded.wait()
+        host_form_value(args)  # refuse what the store cannot keep, here
+        atom = self.atoms.get((kind, key))
+        if atom is None:
+            atom = self.atoms[(kind, key)] = _Atom(_class_path(cell.cls))
+        old = atom.reminders.get(name)
+        reminder = _Reminder(
+            handler,
+            tuple(args),
+            self._now() + float(due),
+            None if period is None else float(period),
+            version=0 if old is None else old.version + 1,
+        )
+        atom.reminders[name] = reminder
+        await self._save(kind, key, atom)
+        self._push(kind, key, name, reminder)
+
+    async def forget(self, cell: AtomCell, name: str) -> bool:
+        kind, key = self._identity(cell)
+        await self._loaded.wait()
+        atom = self.atoms.get((kind, key))
+        if atom is None or name not in atom.reminders:
+            return False
+        del atom.reminders[name]
+        await self._save(kind, key, atom)
+        return True
+
+    def _identity(self, cell: AtomCell) -> tuple[str, str]:
+        key = self.durability.activations.key_of(cell)
+        if key is None:
+            raise TypeError(
+                f"reminders are for on-demand atoms (system.get): {cell.label()} was spawned; "
+                "use a timer (send_after, send_every), or make it an on-demand atom"
+            )
+        return atom_type(cell.cls), key
+
+    # ------------------------------------------------------------------
+    # Delivery
+    # ------------------------------------------------------------------
+    async def _deliver(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
+        atom = self.atoms.get((kind, key))
+        if atom is None:
+            return
+        cls = _import(atom.cls_path)
+        if cls is None:
+            _log.error("durable.reminder_class_missing", cls=atom.cls_path, reminder=name)
+            return
+        version = reminder.version
+        try:
+            await self.system.get(cls, key).ask(reminder.handler, *reminder.args)
+        except Exception as exc:
+            if atom.reminders.get(name) is not reminder or reminder.version != version:
+                return  # replaced or removed meanwhile
+            reminder.attempts += 1
+            if reminder.period is None and reminder.attempts >= ATTEMPTS:
+                _log.error("durable.reminder_dropped", reminder=name, key=key, error=repr(exc))
+                del atom.reminders[name]
+                await self._save(kind, key, atom)
+                return
+            backoff = min(2.0 ** (reminder.attempts - 1), _MAX_BACKOFF)
+            _log.warning("durable.reminder_failed", reminder=name, key=key, error=repr(exc))
+            if reminder.period is None or backoff < reminder.period:
+                reminder.version += 1
+                reminder.due = self._now() + backoff
+                self._push(kind, key, name, reminder)
+                return
+            await self._next_tick(kind, key, name, atom, reminder)
+            return
+        if atom.reminders.get(name) is not reminder or reminder.version != version:
+            return  # the handler replaced or removed it
+        reminder.attempts = 0
+        if reminder.period is None:
+            del atom.reminders[name]
+            await self._save(kind, key, atom)
+            return
+        await self._next_tick(kind, key, name, atom, reminder)
+
+    async def _next_tick(
+        self, kind: str, key: str, name: str, atom: _Atom, reminder: _Reminder
+    ) -> None:
+        assert reminder.period is not None
+        now = self._now()
+        due = reminder.due + reminder.period
+        if due <= now:  # a slow delivery or missed ticks: one tick, a period from now
+            due = now + reminder.period
+        reminder.due = due
+        reminder.version += 1
+        await self._save(kind, key, atom)
+        self._push(kind, key, name, reminder)
+
+    # ------------------------------------------------------------------
+    # The stored form
+    # ------------------------------------------------------------------
+    async def _save(self, kind: str, key: str, atom: _Atom) -> None:
+        store = self.durability.store
+        for _ in range(3):
+            try:
+                if atom.reminders:
+                    atom.etag = await store.write(kind, key, STATE, self._encode(atom), atom.etag)
+                else:
+                    atom.etag = await store.clear(kind, key, STATE, atom.etag)
+                return
+            except StateConflict:
+                # Another system wrote this atom's reminders: ours win (one
+                # service per store is the documented set-up); take its etag.
+                stored = await store.read(kind, key, STATE)
+                atom.etag = None if stored is None else stored[1]
+        raise StateConflict(f"the reminders of {kind} {key!r} keep changing under this system")
+
+    @staticmethod
+    def _encode(atom: _Atom) -> str:
+        return host_form_value(
+            {
+                "radon-reminders": _FORMAT,
+                "class": atom.cls_path,
+                "reminders": {
+                    name: {
+                        "handler": r.handler,
+                        "args": list(r.args),
+                        "due": r.due,
+                        "period": r.period,
+                    }
+                    for name, r in atom.reminders.items()
+                },
+            }
+        )
+
+    @staticmethod
+    def _decode(document: str) -> _Atom:
+        doc = read_host_form_value(document)
+        if not isinstance(doc, dict) or doc.get("radon-reminders") != _FORMAT:
+            raise ValueError("not a reminders document")
+        atom = _Atom(str(doc["class"]))
+        for name, r in doc["reminders"].items():
+            period = r.get("period")
+            atom.reminders[str(name)] = _Reminder(
+                str(r["handler"]),
+                tuple(r.get("args") or ()),
+                float(r["due"]),
+                None if period is None else float(period),
+            )
+        return atom
