@@ -164,6 +164,8 @@ class _AtomContext(Protocol):
     def ref(self) -> Ref[Any]: ...
     @property
     def log(self) -> Any: ...
+    @property
+    def key(self) -> str | None: ...
     async def spawn(
         self,
         cls: type[Any],
@@ -211,9 +213,10 @@ class Atom:
 
     Inside a handler the atom can use :attr:`ref`, :attr:`log`, :meth:`spawn`,
     :meth:`stop`, the timers :meth:`send_after` / :meth:`send_every`, and
-    :meth:`stash` / :meth:`unstash_all`, and death watch :meth:`watch` /
-    :meth:`unwatch`. The names of those members, and of ``on_start`` /
-    ``on_stop``, are reserved.
+    :meth:`stash` / :meth:`unstash_all`, death watch :meth:`watch` /
+    :meth:`unwatch`, its :attr:`key`, and (an on-demand atom) the reminders
+    :meth:`remind` / :meth:`forget_reminder`. The names of those members, and of
+    ``on_start`` / ``on_stop``, are reserved.
     """
 
     # Installed by the runtime before ``__init__``; a class attribute so that an
@@ -237,6 +240,12 @@ class Atom:
     def ref(self) -> Ref[Any]:
         """This atom's own :class:`~radon_actors.Ref`; safe to hand to others."""
         return self._radon_ctx.ref
+
+    @property
+    def key(self) -> str | None:
+        """This atom's key: an on-demand atom's (``system.get(cls, key)``), else the
+        name it was spawned with (None without one). Durable state is stored under it."""
+        return self._radon_ctx.key
 
     @property
     def log(self) -> Any:

@@ -72,9 +72,7 @@ class Durability:
 def key_of(cell: AtomCell) -> str:
     """The key a durable atom's state is stored under: its on-demand key, else
     its name."""
-    durability = cell.system.durability()
-    assert isinstance(durability, Durability)
-    key = durability.activations.key_of(cell)
+    key = cell.on_demand_key
     if key is not None:
         return key
     if cell.name is None:

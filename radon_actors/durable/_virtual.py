@@ -233,7 +233,6 @@ class Activations:
         self.active: dict[str, VirtualEndpoint] = {}
         self.starting: set[str] = set()
         self.classes: dict[str, type[Any]] = {}  # atom type -> class, for ids from elsewhere
-        self.keys: dict[str, str] = {}  # an activation's cell id -> its key
         self._quantum: float | None = None
         self._wake: trio.Event | None = None
 
@@ -275,7 +274,7 @@ class Activations:
 
     async def _activate(self, ep: VirtualEndpoint) -> None:
         def setup(cell: AtomCell) -> None:
-            self.keys[cell.id] = ep.key
+            cell.on_demand_key = ep.key
             cell.on_stopped.append(ep.stopped)
             # A failure stops the activation; the next message starts another.
             cell.decider = _stop
@@ -294,7 +293,6 @@ class Activations:
         self._collector(ep.cls)
 
     def gone(self, ep: VirtualEndpoint, cell: AtomCell) -> None:
-        self.keys.pop(cell.id, None)
         if ep.cell is None and not ep.pending and ep.id not in self.starting:
             self.active.pop(ep.id, None)
 
@@ -341,8 +339,10 @@ class Activations:
                 _log.debug("durable.collected", atom=repr(ep))
                 cell.request_stop()
 
-    def key_of(self, cell: AtomCell) -> str | None:
-        return self.keys.get(cell.id)
+    @staticmethod
+    def key_of(cell: AtomCell) -> str | None:
+        """An on-demand activation's key (None: not one)."""
+        return cell.on_demand_key
 
 
 def _stop(cell: AtomCell, exc: BaseException) -> Directive:

@@ -146,6 +146,7 @@ class AtomCell:
         "mailbox",
         "name",
         "on_crashed",
+        "on_demand_key",
         "on_stopped",
         "parent",
         "parked",
@@ -179,6 +180,8 @@ class AtomCell:
         self.kwargs = kwargs
         self.id = atom_id
         self.name = name
+        # Set by durable for an on-demand atom's activation (``System.get``).
+        self.on_demand_key: str | None = None
         self.parent = parent
         self.table = handler_table(cls)
         self.mailbox = Mailbox(capacity)
@@ -564,6 +567,12 @@ class AtomCell:
 
     def unwatch(self, ref: Ref[Any]) -> None:
         _watch.unwatch(self, ref)
+
+    @property
+    def key(self) -> str | None:
+        """The atom's key: an on-demand atom's, else its name (``Atom.key``)."""
+        key = self.on_demand_key
+        return key if key is not None else self.name
 
     async def remind(
         self, name: str, h: Any, args: tuple[Any, ...], due: float, period: float | None

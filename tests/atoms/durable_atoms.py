@@ -226,10 +226,7 @@ class Reminded(Atom):
             raise RuntimeError("not now")
         self.fired.value += 1
         await self.fired.save()
-        _tick(self.fired_key(), what)
-
-    def fired_key(self) -> str:
-        return self._radon_ctx.system.durability().activations.key_of(self._radon_ctx) or "?"
+        _tick(self.key or "?", what)
 
     @handler
     def fail_next(self, n: int) -> None:
