@@ -66,6 +66,7 @@ class Durability:
 
     async def aclose(self) -> None:
         retire(self.activations)
+        await self.reminders.stop()  # before the store closes under its deliveries
         await self.store.aclose()
 
 

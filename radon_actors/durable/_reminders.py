@@ -108,6 +108,20 @@ class Reminders:
         self._loaded = trio.Event()
         self._t0 = 0.0
         self._epoch0 = 0.0
+        # The service's own scope (its loop and every delivery): cancelled, and
+        # waited for, before the store closes (``stop``).
+        self._scope = trio.CancelScope()
+        self._finished = trio.Event()
+        self._deliveries: trio.Nursery | None = None
+        self._started = False
+
+    async def stop(self) -> None:
+        """Cancel the service and its deliveries, and wait until they are gone."""
+        self._scope.cancel()
+        if self._started:
+            await self._finished.wait()
+        else:
+            await trio.lowlevel.checkpoint()  # it never ran (and will exit at once)
 
     # The wall clock, through trio's clock (so a MockClock drives reminders).
     def _now(self) -> float:
@@ -117,7 +131,18 @@ class Reminders:
         return self._t0 + (wall - self._epoch0)
 
     async def run(self) -> None:
-        """Load the store's reminders, then deliver them as they fall due."""
+        """Load the store's reminders, then deliver them as they fall due, until
+        :meth:`stop`."""
+        self._started = True
+        try:
+            with self._scope:
+                async with trio.open_nursery() as self._deliveries:
+                    await self._serve()
+        finally:
+            self._loaded.set()  # nobody waits for a load that will not come
+            self._finished.set()
+
+    async def _serve(self) -> None:
         self._t0 = trio.current_time()
         self._epoch0 = time.time()
         try:
@@ -155,7 +180,8 @@ class Reminders:
                 entry = None if owner is None else owner.reminders.get(name)
                 if entry is None or entry.version != version:
                     continue  # changed or removed since it was scheduled
-                self.system.start_soon(self._deliver, kind, key, name, entry)
+                assert self._deliveries is not None
+                self._deliveries.start_soon(self._deliver, kind, key, name, entry)
 
     def _push(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
         heapq.heappush(
@@ -225,6 +251,14 @@ class Reminders:
     # Delivery
     # ------------------------------------------------------------------
     async def _deliver(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
+        # Whatever goes wrong here (the store unreachable, say) is logged: the
+        # reminder service must not take the system down.
+        try:
+            await self._try_deliver(kind, key, name, reminder)
+        except Exception as exc:
+            _log.error("durable.reminder_error", reminder=name, key=key, error=repr(exc))
+
+    async def _try_deliver(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
         atom = self.atoms.get((kind, key))
         if atom is None:
             return

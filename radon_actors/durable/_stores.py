@@ -92,6 +92,26 @@ def _conflict(atom_type: str, key: str, name: str, etag: str | None, found: Any)
     )
 
 
+_Write = tuple[str, str, str, str | None, str | None]  # type, key, name, document, etag
+
+
+class _Slot:
+    """One write's outcome in a group commit (set in the committing thread)."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self.error: Exception | None = None
+        self.done = trio.Event()
+
+    def result(self) -> str:
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS radon_state (
     atom_type TEXT NOT NULL,
@@ -121,6 +141,8 @@ class SQLiteStore:
         self._synchronous = synchronous.upper()
         self._db: sqlite3.Connection | None = None
         self._limiter = trio.CapacityLimiter(1)
+        self._pending: list[tuple[_Write, _Slot]] = []
+        self._committing = False
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -165,10 +187,58 @@ class SQLiteStore:
     async def write(
         self, atom_type: str, key: str, name: str, document: str, etag: str | None
     ) -> str:
-        return str(await self._run(self._put, atom_type, key, name, document, etag))
+        return await self._grouped((atom_type, key, name, document, etag))
 
     async def clear(self, atom_type: str, key: str, name: str, etag: str | None) -> str:
-        return str(await self._run(self._put, atom_type, key, name, None, etag))
+        return await self._grouped((atom_type, key, name, None, etag))
+
+    async def _grouped(self, write: _Write) -> str:
+        """Group commit: writes that arrive while one batch is being committed go
+        together in the next transaction, in one thread call (the first waiting
+        writer commits for the others), so concurrent saves share a commit."""
+        slot = _Slot()
+        self._pending.append((write, slot))
+        if self._committing:
+            await slot.done.wait()
+            return slot.result()
+        self._committing = True
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._run(self._commit, batch)
+                except Exception as exc:  # each write of the batch has it as its outcome
+                    for _, waiting in batch:
+                        if waiting.value is None and waiting.error is None:
+                            waiting.error = exc
+                finally:
+                    for _, waiting in batch:
+                        waiting.done.set()
+        finally:
+            self._committing = False
+            for _, waiting in self._pending:  # cancelled with writes still queued
+                waiting.error = RuntimeError(
+                    "the committing task was cancelled before this write was committed"
+                )
+                waiting.done.set()
+            self._pending = []
+        return slot.result()
+
+    def _commit(self, batch: list[tuple[_Write, _Slot]]) -> None:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for write, slot in batch:
+                try:
+                    slot.value = str(self._put(*write))
+                except StateConflict as exc:  # refused before it changed anything
+                    slot.error = exc
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            for _, slot in batch:
+                slot.value = None  # none of the batch was written
+            raise
 
     async def scan(self, name: str) -> list[tuple[str, str, str, str]]:
         def scan() -> list[tuple[str, str, str, str]]:

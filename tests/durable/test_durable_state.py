@@ -194,3 +194,26 @@ async def test_a_sandboxed_durable_atom_is_refused_with_a_reason(tmp_path: Path)
     async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
         with pytest.raises(SpawnError, match="sandboxed atoms cannot keep yet"):
             await system.spawn(Cart, name="s", sandbox=True)
+
+
+async def test_concurrent_sqlite_writes_commit_together_and_conflicts_stay_their_own(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "g.db")
+    outcomes: list[str | Exception] = []
+
+    async def write(key: str) -> None:
+        try:
+            outcomes.append(await store.write("t", key, "s", f'"{key}"', None))
+        except StateConflict as exc:
+            outcomes.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(50):
+            nursery.start_soon(write, f"k{i}")
+        nursery.start_soon(write, "k0")  # a second "first write" of k0: refused alone
+    assert sum(isinstance(o, StateConflict) for o in outcomes) == 1
+    assert sorted(o for o in outcomes if isinstance(o, str)) == ["1"] * 50
+    for i in range(50):
+        assert await store.read("t", f"k{i}", "s") == (f'"k{i}"', "1")
+    await store.aclose()

@@ -1,0 +1,277 @@
+"""Durable atoms: what activation, saving and reminders cost (issue #19).
+
+Per store (SQLite in a temporary directory; Redis, on a redis-server this
+script starts on a free port, if one is installed), in one run:
+
+* cold activation: ``system.get(cls, key).ask(...)`` of a key whose state is
+  stored and that has no activation (its state read, a cell built, its
+  ``on_start`` run, the ask answered), p50/p99;
+* save: an ask whose handler changes the state and awaits ``save()``, p50/p99;
+* writes/s with 100 atoms saving at once;
+* reminder tardiness: how late reminders due at one moment are delivered.
+
+Then, without a store, the on-demand machinery itself:
+
+* activations/s of a trivial on-demand atom (a fresh key per ask), and the
+  resident memory per idle activation (daemons: never collected);
+* collection: distinct keys touched one after the other with a short
+  ``collect_after``, and the process's peak resident memory (it must stay
+  bounded: collected activations go).
+
+    python bench/durable.py            # full run
+    python bench/durable.py --smoke    # tiny run that only checks it all works
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.lowlevel
+
+from radon_actors import Atom, RedisStore, SQLiteStore, handler, open_system, state
+from radon_actors.durable import StateStore
+
+_now = time.perf_counter_ns
+
+
+class Account(Atom):
+    durable_type = "bench.account"
+    balance = state(int)
+
+    @handler
+    def get(self) -> int:
+        return self.balance.value
+
+    @handler
+    async def deposit(self, n: int) -> int:
+        self.balance.value += n
+        await self.balance.save()
+        return self.balance.value
+
+
+class Alarm(Atom):
+    """An on-demand atom that records when its reminder rang."""
+
+    durable_type = "bench.alarm"
+    rang: list[tuple[float, float]] = []  # (due, delivered), trio clock
+    done: trio.Event | None = None
+    expected = 0
+
+    @handler
+    async def arm(self, due_at: float, delay: float) -> None:
+        await self.remind("ring", Alarm.ring, due_at, due=delay)
+
+    @handler
+    def ring(self, due_at: float) -> None:
+        Alarm.rang.append((due_at, trio.current_time()))
+        if len(Alarm.rang) >= Alarm.expected and Alarm.done is not None:
+            Alarm.done.set()
+
+
+class Trivial(Atom):
+    """The cheapest on-demand atom: no state, never collected."""
+
+    daemon = True
+
+    @handler
+    def hit(self) -> int:
+        return 1
+
+
+class Fleeting(Atom):
+    """An on-demand atom collected a tenth of a second after its last message."""
+
+    collect_after = 0.1
+
+    @handler
+    def hit(self) -> int:
+        return 1
+
+
+def _pct(samples: list[int]) -> dict[str, float]:
+    s = sorted(samples)
+    n = len(s)
+    return {"p50_us": s[n // 2] / 1000, "p99_us": s[min(n - 1, int(n * 0.99))] / 1000}
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def _store_figures(make: Callable[[], StateStore], n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with open_system(state_store=make()) as system:
+        # Seed n accounts, then let them be collected by a fresh system.
+        for i in range(n):
+            await system.get(Account, f"a{i}").ask(Account.deposit, 1)
+    async with open_system(state_store=make()) as system:
+        cold = []
+        for i in range(n):
+            t0 = _now()
+            await system.get(Account, f"a{i}").ask(Account.get)
+            cold.append(_now() - t0)
+        out["cold_activation"] = _pct(cold)
+        ref = system.get(Account, "a0")
+        saves = []
+        for i in range(n):
+            t0 = _now()
+            await ref.ask(Account.deposit, i)
+            saves.append(_now() - t0)
+        out["save"] = _pct(saves)
+        writers = [system.get(Account, f"a{i}") for i in range(min(100, n))]
+        per = max(n // len(writers), 1)
+        t0 = _now()
+        async with trio.open_nursery() as nursery:
+            for ref in writers:
+
+                async def write(ref: Any = ref) -> None:
+                    for j in range(per):
+                        await ref.ask(Account.deposit, j)
+
+                nursery.start_soon(write)
+        out["writes_per_s_100_atoms"] = len(writers) * per / ((_now() - t0) / 1e9)
+        # Reminder tardiness: reminders all due 0.2 s from now.
+        count = min(n, 200)
+        Alarm.rang = []
+        Alarm.expected = count
+        Alarm.done = trio.Event()
+        due_at = trio.current_time() + 0.2
+        for i in range(count):
+            await system.get(Alarm, f"r{i}").ask(Alarm.arm, due_at, due_at - trio.current_time())
+        with trio.fail_after(60):
+            await Alarm.done.wait()
+        late = [int((delivered - due) * 1e9) for due, delivered in Alarm.rang]
+        out["reminder_tardiness"] = _pct(late)
+    return out
+
+
+async def _activations(n: int) -> dict[str, Any]:
+    gc.collect()
+    async with open_system() as system:
+        before = _rss_kib()
+        t0 = _now()
+        for i in range(n):
+            await system.get(Trivial, f"t{i}").ask(Trivial.hit)
+        elapsed = (_now() - t0) / 1e9
+        gc.collect()
+        grown = _rss_kib() - before
+    return {"activations_per_s": n / elapsed, "kib_per_idle_atom": grown / n}
+
+
+async def _collection(n: int) -> dict[str, Any]:
+    gc.collect()
+    async with open_system() as system:
+        start = peak = _rss_kib()
+        for i in range(n):
+            await system.get(Fleeting, f"f{i}").ask(Fleeting.hit)
+            if i % 1000 == 0:
+                peak = max(peak, _rss_kib())
+                await trio.lowlevel.checkpoint()  # lets the collector run between bursts
+        peak = max(peak, _rss_kib())
+        active = len(system.durability().activations.active)  # type: ignore[attr-defined]
+    return {"keys": n, "rss_start_kib": start, "rss_peak_kib": peak, "active_at_end": active}
+
+
+@asynccontextmanager
+async def _redis() -> AsyncIterator[str | None]:
+    if shutil.which("redis-server") is None:
+        yield None
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await trio.lowlevel.open_process(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        with trio.fail_after(30):
+            while b"Ready to accept connections" not in seen:
+                chunk = await proc.stdout.receive_some()
+                if not chunk:
+                    raise RuntimeError("redis-server exited")
+                seen += chunk
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
+async def run(n: int, activations: int, keys: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"n": n}
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "bench.sqlite3"
+        results["sqlite"] = await _store_figures(lambda: SQLiteStore(path), n)
+    async with _redis() as url:
+        if url is not None:
+            results["redis"] = await _store_figures(lambda: RedisStore(url), n)
+    results["on_demand"] = await _activations(activations)
+    results["collection"] = await _collection(keys)
+    return results
+
+
+def _report(results: dict[str, Any]) -> None:
+    w = sys.stdout.write
+    w(f"durable atoms ({results['n']} samples per figure)\n")
+    w(f"{'store':<8}{'cold activation p50/p99 us':>30}{'save p50/p99 us':>22}")
+    w(f"{'writes/s (100 atoms)':>22}{'reminder late p50/p99 ms':>28}\n")
+    for name in ("sqlite", "redis"):
+        r = results.get(name)
+        if r is None:
+            w(f"{name:<8}  not run (no redis-server)\n")
+            continue
+        c, s, t = r["cold_activation"], r["save"], r["reminder_tardiness"]
+        w(f"{name:<8}{c['p50_us']:>18.0f} / {c['p99_us']:<9.0f}")
+        w(f"{s['p50_us']:>12.0f} / {s['p99_us']:<7.0f}")
+        w(f"{r['writes_per_s_100_atoms']:>20,.0f}")
+        w(f"{t['p50_us'] / 1000:>18.1f} / {t['p99_us'] / 1000:<7.1f}\n")
+    a = results["on_demand"]
+    w(
+        f"on-demand, no store: {a['activations_per_s']:,.0f} activations/s, "
+        f"{a['kib_per_idle_atom']:.1f} KiB per idle activation\n"
+    )
+    c = results["collection"]
+    w(
+        f"collection: {c['keys']:,} keys touched once each, RSS {c['rss_start_kib'] / 1024:.0f} "
+        f"-> peak {c['rss_peak_kib'] / 1024:.0f} MiB, {c['active_at_end']} active at the end\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Durable atoms: activation, saves, reminders.")
+    parser.add_argument("--smoke", action="store_true", help="tiny run that only checks it works")
+    parser.add_argument("--samples", type=int, default=2000, help="samples per figure")
+    parser.add_argument("--activations", type=int, default=20000, help="on-demand activations")
+    parser.add_argument("--keys", type=int, default=200000, help="keys for the collection run")
+    parser.add_argument("--json", default=None, help="also write the results as JSON here")
+    args = parser.parse_args()
+    if args.smoke:
+        args.samples, args.activations, args.keys = 20, 200, 2000
+    results = trio.run(run, args.samples, args.activations, args.keys)
+    _report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
