@@ -36,7 +36,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import trio
 import trio.lowlevel
@@ -66,9 +66,9 @@ class Alarm(Atom):
     """An on-demand atom that records when its reminder rang."""
 
     durable_type = "bench.alarm"
-    rang: list[tuple[float, float]] = []  # (due, delivered), trio clock
-    done: trio.Event | None = None
-    expected = 0
+    rang: ClassVar[list[tuple[float, float]]] = []  # (due, delivered), trio clock
+    done: ClassVar[trio.Event | None] = None
+    expected: ClassVar[int] = 0
 
     @handler
     async def arm(self, due_at: float, delay: float) -> None:
