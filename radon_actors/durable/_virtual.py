@@ -22,13 +22,17 @@ fails its asker (a tell's failure is logged), and the activation stops, as a
 crashed top-level atom does; the next message activates it again, from its
 stored state.
 
-Scope: one process. The id of an on-demand atom names the process whose
-``system.get`` made it (its directory); a Ref of one sent to another host does
-not reach it yet (docs/durability.md, "Not yet").
+**Directory.** The id of an on-demand atom names the process whose
+``system.get`` made it (its directory, by the system's id prefix, so placement
+routes it there like any atom of that process), its class by import path, and
+its key. A Ref of one unpickled on another host sends there, and the
+directory activates the atom on the first message, whichever host it came
+from (``resolve``): one activation per key and directory.
 """
 
 from __future__ import annotations
 
+import importlib
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -59,14 +63,25 @@ Pending = tuple[str, tuple[Any, ...], dict[str, Any], Any]
 
 
 def _escape(text: str) -> str:
-    # Atom ids end in ".<local part>" after their origin's prefix: no dots inside.
-    return text.replace("%", "%25").replace(".", "%2E")
+    # Atom ids end in ".<local part>" after their origin's prefix (no dots
+    # inside), and the local part is "v:<class>:<key>" (no colons inside either).
+    return text.replace("%", "%25").replace(".", "%2E").replace(":", "%3A")
 
 
-def virtual_id(prefix: str, kind: str, key: str) -> str:
-    """The atom id of the on-demand atom ``kind``/``key`` whose directory is the
-    system with id prefix ``prefix``."""
-    return f"{prefix}.v:{_escape(kind)}:{_escape(key)}"
+def _unescape(text: str) -> str:
+    return text.replace("%3A", ":").replace("%2E", ".").replace("%25", "%")
+
+
+def class_path(cls: type) -> str:
+    """How an on-demand atom's id names its class: ``module:QualName``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def virtual_id(prefix: str, cls: type, key: str) -> str:
+    """The atom id of the on-demand atom ``cls``/``key`` whose directory is the
+    system with id prefix ``prefix``: its class by import path, so that the
+    directory can activate it when the first message comes from another host."""
+    return f"{prefix}.v:{_escape(class_path(cls))}:{_escape(key)}"
 
 
 class VirtualEndpoint:
@@ -244,7 +259,7 @@ class Activations:
                 f"two classes store their state as {kind!r} ({known.__qualname__} and "
                 f"{cls.__qualname__}): give one a different durable_type"
             )
-        atom_id = virtual_id(self.system.prefix, kind, key)
+        atom_id = virtual_id(self.system.prefix, cls, key)
         ep = self.endpoints.get(atom_id)
         if ep is None:
             ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, key, atom_id)
@@ -258,10 +273,14 @@ class Activations:
         prefix, _, local = atom_id.rpartition(".")
         if prefix != self.system.prefix or not local.startswith("v:"):
             return None
-        kind, sep, key = local[2:].partition(":")
-        cls = self.classes.get(_unescape(kind))
-        if not sep or cls is None:
+        path, sep, key = local[2:].partition(":")
+        cls = _import(_unescape(path)) if sep else None
+        if cls is None:
+            _log.warning("durable.unknown_on_demand_class", atom_id=atom_id)
             return None
+        kind = atom_type(cls)
+        if self.classes.setdefault(kind, cls) is not cls:
+            return None  # another class stores under that type here
         ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, _unescape(key), atom_id)
         return ep
 
@@ -345,6 +364,21 @@ class Activations:
         return cell.on_demand_key
 
 
+def _import(path: str) -> type[Any] | None:
+    """The on-demand atom class an id names (imported: ids come from this
+    system's own hosts, as pickled classes do), or None."""
+    from .._atom import Atom
+
+    module, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return obj if isinstance(obj, type) and issubclass(obj, Atom) else None
+
+
 def _stop(cell: AtomCell, exc: BaseException) -> Directive:
     return Directive.STOP
 
@@ -368,7 +402,3 @@ def serve(activations: Activations) -> None:
 
 def retire(activations: Activations) -> None:
     _systems.pop(activations.system.prefix, None)
-
-
-def _unescape(text: str) -> str:
-    return text.replace("%2E", ".").replace("%25", "%")

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import trio
 
-from radon_actors import Atom, handler, state
+from radon_actors import Atom, Ref, handler, state
 
 
 @attrs.define
@@ -235,3 +235,15 @@ class Reminded(Atom):
     @handler
     def count(self) -> int:
         return self.fired.value
+
+
+class Caller(Atom):
+    """Visits an on-demand atom whose Ref arrives in a message (from another host)."""
+
+    @handler
+    async def visits(self, target: Ref[Visits], n: int) -> list[int]:
+        seen = []
+        for _ in range(n):
+            await target.ask(Visits.visit)
+            seen.append((await target.ask(Visits.seen))[1])
+        return seen

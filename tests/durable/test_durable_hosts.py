@@ -11,12 +11,13 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 from cluster_helpers import kill_host, kill_workers, radon_host
-from durable_atoms import Cart
+from durable_atoms import Caller, Cart, Visits
 
 from radon_actors import RedisStore, SQLiteStore, open_system
 from radon_actors.durable import store_from_url
@@ -89,3 +90,32 @@ def test_radon_host_refuses_an_unknown_state_store(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "unknown state store URL" in done.stderr
+
+
+async def test_an_on_demand_ref_reaches_one_activation_from_every_host(tmp_path: Path) -> None:
+    # The Ref's id names its directory (this process): asks from two worker
+    # hosts, racing, and from here all reach the same single activation.
+    with trio.fail_after(60):
+        async with open_system(
+            shutdown_timeout=5, state_store=SQLiteStore(tmp_path / "s.db")
+        ) as system:
+            try:
+                await system.start_host("w1")
+                await system.start_host("w2")
+                ref = system.get(Visits, "shared")
+                callers = [await system.spawn(Caller, host=h) for h in ("w1", "w2")]
+                seen: list[list[int]] = []
+
+                async def visit(caller: Any) -> None:
+                    seen.append(await caller.ask(Caller.visits, ref, 20))
+
+                async with trio.open_nursery() as nursery:
+                    for caller in callers:
+                        nursery.start_soon(visit, caller)
+                count, activation = await ref.ask(Visits.seen)
+                assert count == 40  # every visit, once
+                assert {a for s in seen for a in s} == {activation}  # one activation
+                activations = system.durability().activations  # type: ignore[attr-defined]
+                assert list(activations.active) == [ref.id]
+            finally:
+                kill_workers(system)
