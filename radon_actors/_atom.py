@@ -166,6 +166,7 @@ class _AtomContext(Protocol):
     def log(self) -> Any: ...
     @property
     def key(self) -> str | None: ...
+    def get(self, cls: type[Any], key: str) -> Ref[Any]: ...
     async def spawn(
         self,
         cls: type[Any],
@@ -214,7 +215,8 @@ class Atom:
     Inside a handler the atom can use :attr:`ref`, :attr:`log`, :meth:`spawn`,
     :meth:`stop`, the timers :meth:`send_after` / :meth:`send_every`, and
     :meth:`stash` / :meth:`unstash_all`, death watch :meth:`watch` /
-    :meth:`unwatch`, its :attr:`key`, and (an on-demand atom) the reminders
+    :meth:`unwatch`, its :attr:`key`, on-demand atoms' Refs :meth:`on_demand`, and
+    (an on-demand atom) the reminders
     :meth:`remind` / :meth:`forget_reminder`. The names of those members, and of
     ``on_start`` / ``on_stop``, are reserved.
     """
@@ -253,6 +255,13 @@ class Atom:
         and ``atom_class`` (``bind``, ``debug`` ... ``critical``, ``exception``).
         Quiet until the application configures structlog or ``logging``."""
         return self._radon_ctx.log
+
+    def on_demand(self, cls: type[A], key: str, /) -> Ref[A]:
+        """The Ref of the on-demand atom ``cls`` with ``key``, as ``System.get``
+        gives it; on a worker host, the same atom its system's ``get`` reaches.
+        (Not ``get``: that is a common handler name.)"""
+        ref: Ref[A] = self._radon_ctx.get(cls, key)
+        return ref
 
     # Typed as ``System.spawn`` is (see there): with an option, the positional
     # arguments are the whole constructor call; without, the ParamSpec checks all.

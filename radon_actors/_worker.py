@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from ._open import open_system
-from .durable import store_from_url
+from .durable import set_directory, store_from_url
 from .placement import serve_host
 
 
@@ -34,6 +34,7 @@ def main() -> None:
         sys.stdout.write(f"READY {address}\n")
         sys.stdout.flush()
 
+    set_directory(config.get("directory"))
     url = config.get("state_store")
     opener = open_system if url is None else partial(open_system, state_store=store_from_url(url))
     trio.run(

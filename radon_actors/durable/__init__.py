@@ -8,6 +8,7 @@ are re-exported by ``radon_actors``; the modules here are private.
 from ._durability import DEFAULT_PATH, Durability, make_durability
 from ._state import State, StateSpec, state
 from ._stores import RedisStore, SQLiteStore, StateStore, store_from_url
+from ._virtual import set_directory
 
 __all__ = [
     "DEFAULT_PATH",
@@ -18,6 +19,7 @@ __all__ = [
     "StateSpec",
     "StateStore",
     "make_durability",
+    "set_directory",
     "state",
     "store_from_url",
 ]

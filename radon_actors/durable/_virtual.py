@@ -43,13 +43,21 @@ from trio.lowlevel import current_task, wait_task_rescheduled
 from .._errors import MailboxFull, SpawnError
 from .._logs import get_logger
 from .._ref import Ref
-from ..runtime import CellState, Directive, Reply, set_virtual_resolver
+from ..runtime import CellState, Directive, Reply, resolve, set_virtual_resolver
 from ._state import atom_type
 
 if TYPE_CHECKING:
     from ..runtime import AtomCell, System
 
-__all__ = ["COLLECT_AFTER", "Activations", "VirtualEndpoint", "retire", "serve", "virtual_id"]
+__all__ = [
+    "COLLECT_AFTER",
+    "Activations",
+    "VirtualEndpoint",
+    "retire",
+    "serve",
+    "set_directory",
+    "virtual_id",
+]
 
 _log = get_logger("radon_actors.durable")
 
@@ -260,7 +268,12 @@ class Activations:
                 f"two classes store their state as {kind!r} ({known.__qualname__} and "
                 f"{cls.__qualname__}): give one a different durable_type"
             )
-        atom_id = virtual_id(self.system.prefix, cls, key)
+        directory = _directory or self.system.prefix
+        atom_id = virtual_id(directory, cls, key)
+        if directory != self.system.prefix:
+            # A worker host: the atom lives at its system's directory (placement
+            # routes the id there).
+            return Ref(atom_id, None, resolve(atom_id, None))
         ep = self.endpoints.get(atom_id)
         if ep is None:
             ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, key, atom_id)
@@ -387,6 +400,16 @@ def _stop(cell: AtomCell, exc: BaseException) -> Directive:
 # Process-wide, as the runtime's directory is (an unpickled Ref has no system at
 # hand): the on-demand atoms of each system of this process, by id prefix.
 _systems: dict[str, Activations] = {}
+# In a worker host: the id prefix of the system that started it, whose process
+# is the directory of every on-demand atom of the system (``set_directory``).
+_directory: str | None = None
+
+
+def set_directory(prefix: str | None) -> None:
+    """Make the system with id prefix ``prefix`` the directory of the on-demand
+    atoms that ``get`` names in this process (a worker host: its parent)."""
+    global _directory
+    _directory = prefix
 
 
 def _resolve(atom_id: str) -> VirtualEndpoint | None:

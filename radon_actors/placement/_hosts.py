@@ -67,8 +67,10 @@ async def start_host(
             "heartbeat_timeout": heartbeat_timeout,
             # The worker logs the library's events at this process's level (None: quiet).
             "log_level": level_for_workers(),
-            # Durable atoms placed there save to this system's store.
+            # Durable atoms placed there save to this system's store, and this
+            # process is the directory of its on-demand atoms.
             "state_store": node.system.state_store_url(),
+            "directory": node.system.prefix,
         }
         await proc.stdin.send_all(json.dumps(config).encode() + b"\n")
         line = b""

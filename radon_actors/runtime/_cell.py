@@ -574,6 +574,9 @@ class AtomCell:
         key = self.on_demand_key
         return key if key is not None else self.name
 
+    def get(self, cls: type[Any], key: str) -> Ref[Any]:
+        return self.system.get(cls, key)
+
     async def remind(
         self, name: str, h: Any, args: tuple[Any, ...], due: float, period: float | None
     ) -> None:

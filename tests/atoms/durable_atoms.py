@@ -247,3 +247,8 @@ class Caller(Atom):
             await target.ask(Visits.visit)
             seen.append((await target.ask(Visits.seen))[1])
         return seen
+
+    @handler
+    async def visits_by_key(self, key: str, n: int) -> list[int]:
+        """The same, with the Ref from ``self.on_demand`` on this atom's own host."""
+        return await self.visits(self.on_demand(Visits, key), n)

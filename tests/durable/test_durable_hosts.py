@@ -119,3 +119,31 @@ async def test_an_on_demand_ref_reaches_one_activation_from_every_host(tmp_path:
                 assert list(activations.active) == [ref.id]
             finally:
                 kill_workers(system)
+
+
+async def test_get_on_worker_hosts_reaches_the_activation_at_the_systems_directory(
+    tmp_path: Path,
+) -> None:
+    # Atoms on two worker hosts call self.get(Visits, key) on their own hosts:
+    # the system's process is the directory, so there is one activation.
+    with trio.fail_after(60):
+        async with open_system(
+            shutdown_timeout=5, state_store=SQLiteStore(tmp_path / "s.db")
+        ) as system:
+            try:
+                await system.start_host("w1")
+                await system.start_host("w2")
+                callers = [await system.spawn(Caller, host=h) for h in ("w1", "w2")]
+                seen: list[list[int]] = []
+
+                async def visit(caller: Any) -> None:
+                    seen.append(await caller.ask(Caller.visits_by_key, "by-key", 10))
+
+                async with trio.open_nursery() as nursery:
+                    for caller in callers:
+                        nursery.start_soon(visit, caller)
+                count, activation = await system.get(Visits, "by-key").ask(Visits.seen)
+                assert count == 20
+                assert {a for s in seen for a in s} == {activation}
+            finally:
+                kill_workers(system)

@@ -219,6 +219,8 @@ class Shop(Atom):
         except StateConflict:
             raise
         assert_type(self.basket.etag, str | None)
+        assert_type(self.on_demand(Shop, "other"), Ref[Shop])
+        assert_type(self.key, str | None)
         self.basket.value = 3  # type: ignore[assignment]
         return self.basket.value.items
 
