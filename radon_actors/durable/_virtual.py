@@ -313,7 +313,8 @@ class Activations:
             cell.decider = _stop
 
         try:
-            ref = await self.system.spawn_cell(ep.cls, (), {}, setup=setup)
+            where = getattr(ep.cls, "activate_on", None)
+            ref = await self.system.spawn_cell(ep.cls, (), {}, setup=setup, host=where)
         except Exception as exc:
             self.starting.discard(ep.id)
             self.active.pop(ep.id, None)

@@ -220,6 +220,8 @@ class Activate(NamedTuple):
     budget: float | None = None
     """A migration's time left: an activation that cannot finish within it is
     not started (None: no limit; a placement)."""
+    key: str | None = None
+    """An on-demand atom's key (``Atom.key``), under which its state is stored."""
 
 
 class CodeHas(NamedTuple):

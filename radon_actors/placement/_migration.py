@@ -446,6 +446,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer, deadline: float) -> None
             cell.restarts,
             sandbox,
             budget,
+            cell.on_demand_key,
         )
         await node.request(peer, frame)
     except BaseException:
@@ -533,7 +534,7 @@ async def _prepare(
 ) -> tuple[AtomCell, Any, AtomCell | None]:
     """The cell of an atom about to run here, its timers, and its forwarder here
     (when it comes home)."""
-    _, _, atom_id, name, cls_blob, ctor, blob, capacity, restarts, sandbox, _ = frame
+    _, _, atom_id, name, cls_blob, ctor, blob, capacity, restarts, sandbox, _, key = frame
     home = _origin(atom_id) == node.node_id
     existing = lookup(atom_id) if home else None
     if home and (existing is None or existing.away is None):
@@ -546,6 +547,7 @@ async def _prepare(
         state, msgs, *more = loads(blob)
     cell = AtomCell(node.system, cls, args, kwargs, atom_id, name, None, capacity)
     cell.restarts = restarts
+    cell.on_demand_key = key
     runtime = None
     if sandbox is not None:
         runtime = await _code.runtime_from(cls, sandbox)

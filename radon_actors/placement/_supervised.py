@@ -58,7 +58,18 @@ async def _activate(node: Node, cell: AtomCell, host: str) -> Peer:
     cls_blob, ctor, sandbox = await activation(node, peer, cell)
     capacity = cell.mailbox.capacity
     frame = Activate(
-        "activate", 0, cell.id, cell.name, cls_blob, ctor, _FRESH, capacity, cell.restarts, sandbox
+        "activate",
+        0,
+        cell.id,
+        cell.name,
+        cls_blob,
+        ctor,
+        _FRESH,
+        capacity,
+        cell.restarts,
+        sandbox,
+        None,
+        cell.on_demand_key,
     )
     await node.request(peer, frame)
     return peer

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import trio
 
-from radon_actors import Atom, Ref, handler, state
+from radon_actors import Atom, Ref, RoundRobin, handler, state
 
 
 @attrs.define
@@ -252,3 +252,16 @@ class Caller(Atom):
     async def visits_by_key(self, key: str, n: int) -> list[int]:
         """The same, with the Ref from ``self.on_demand`` on this atom's own host."""
         return await self.visits(self.on_demand(Visits, key), n)
+
+
+class Roaming(Visits):
+    """An on-demand atom activated on a worker host (the placement policy's pick)."""
+
+    durable_type = "roaming"
+    activate_on = RoundRobin(among=["w1", "w2"])
+
+    @handler
+    def where(self) -> int:
+        import os
+
+        return os.getpid()

@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 from cluster_helpers import kill_host, kill_workers, radon_host
-from durable_atoms import Caller, Cart, Visits
+from durable_atoms import Caller, Cart, Roaming, Visits
 
 from radon_actors import RedisStore, SQLiteStore, open_system
 from radon_actors.durable import store_from_url
@@ -145,5 +145,38 @@ async def test_get_on_worker_hosts_reaches_the_activation_at_the_systems_directo
                 count, activation = await system.get(Visits, "by-key").ask(Visits.seen)
                 assert count == 20
                 assert {a for s in seen for a in s} == {activation}
+            finally:
+                kill_workers(system)
+
+
+async def test_an_on_demand_atom_runs_where_its_policy_says_and_outlives_its_host(
+    tmp_path: Path,
+) -> None:
+    # activate_on places the activation (RoundRobin over w1 and w2); when its
+    # host dies, the next message activates the atom on the other one, with
+    # what it had saved.
+    with trio.fail_after(60):
+        async with open_system(
+            shutdown_timeout=5, state_store=SQLiteStore(tmp_path / "s.db")
+        ) as system:
+            try:
+                await system.start_host("w1")
+                await system.start_host("w2")
+                ref = system.get(Roaming, "r")
+                assert await ref.ask(Roaming.visit) == 1
+                first = await ref.ask(Roaming.where)
+                assert first != os.getpid()
+                host = next(
+                    name
+                    for name in ("w1", "w2")
+                    if node_of(system).processes[node_of(system).names[name]].pid == first
+                )
+                peer = node_of(system).peer_by_name(host)
+                kill_host(system, host)
+                while peer.down is None:
+                    await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+                assert await ref.ask(Roaming.visit) == 2  # saved state, reactivated
+                second = await ref.ask(Roaming.where)
+                assert second not in (first, os.getpid())
             finally:
                 kill_workers(system)
