@@ -234,7 +234,9 @@ class VirtualEndpoint:
             self.cell = None
         self.closing = False
         self._activations.gone(self, cell)
-        if self.pending:
+        ready = self._ready
+        if self.pending or (ready is not None and not ready.is_set()):
+            # Messages, or senders (``send``), wait for the next activation.
             self._activations.activate_soon(self)
 
 

@@ -136,3 +136,17 @@ async def test_a_collected_atoms_cell_is_gone(
         assert cell.stopped.is_set()
         with pytest.raises(AtomStopped):
             await cell.ref.ask(Stateless.incr)  # the old activation's own Ref is dead
+
+
+async def test_a_send_during_a_collection_waits_for_the_next_activation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system(state_store=MemoryStore()) as system:
+        ref = system.get(Lingering, "s")
+        await ref.ask(Lingering.visit)
+        ep = system.durability().activations.active[ref.id]  # type: ignore[attr-defined]
+        await trio.sleep(12.6)  # collected at 12.5 s; its on_stop lasts until 13.5 s
+        assert ep.closing
+        with trio.fail_after(60):
+            await ref.send(Lingering.visit)  # waits, then goes to the next activation
+        assert await ref.ask(Lingering.visit) == 3
