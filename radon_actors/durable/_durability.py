@@ -10,7 +10,7 @@ from .._logs import get_logger
 from ._reminders import Reminders
 from ._state import StateSpec, atom_type
 from ._stores import SQLiteStore, StateStore
-from ._virtual import Activations, retire, serve
+from ._virtual import Activations, directory_of, retire, serve
 
 if TYPE_CHECKING:
     from .._ref import Ref
@@ -35,7 +35,10 @@ class Durability:
         self.activations = Activations(system)
         serve(self.activations)
         self.reminders = Reminders(system, self)
-        system.start_soon(self.reminders.run)
+        if directory_of(system) == system.prefix:
+            # Only the directory serves reminders: a worker host shares its
+            # system's store, and serving them there too would deliver each twice.
+            system.start_soon(self.reminders.run)
 
     def get(self, cls: type[Any], key: str) -> Ref[Any]:
         return self.activations.get(cls, key)

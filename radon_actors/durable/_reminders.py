@@ -211,6 +211,7 @@ class Reminders:
         if not isinstance(handler, str) or handler not in cell.table:
             raise TypeError(f"{h!r} is not a handler of {cell.cls.__qualname__}")
         kind, key = self._identity(cell)
+        self._check_served()
         await self._loaded.wait()
         host_form_value(args)  # refuse what the store cannot keep, here
         atom = self.atoms.get((kind, key))
@@ -230,6 +231,7 @@ class Reminders:
 
     async def forget(self, cell: AtomCell, name: str) -> bool:
         kind, key = self._identity(cell)
+        self._check_served()
         await self._loaded.wait()
         atom = self.atoms.get((kind, key))
         if atom is None or name not in atom.reminders:
@@ -237,6 +239,19 @@ class Reminders:
         del atom.reminders[name]
         await self._save(kind, key, atom)
         return True
+
+    def _check_served(self) -> None:
+        if self._not_served():
+            raise RuntimeError(
+                "reminders are served by the system's own process; an on-demand atom "
+                "activated on a worker host (activate_on) cannot set them yet "
+                "(docs/durability.md, 'Not yet')"
+            )
+
+    def _not_served(self) -> bool:
+        from ._virtual import directory_of
+
+        return directory_of(self.system) != self.system.prefix
 
     def _identity(self, cell: AtomCell) -> tuple[str, str]:
         key = self.durability.activations.key_of(cell)

@@ -270,7 +270,7 @@ class Activations:
                 f"two classes store their state as {kind!r} ({known.__qualname__} and "
                 f"{cls.__qualname__}): give one a different durable_type"
             )
-        directory = _directory or self.system.prefix
+        directory = directory_of(self.system)
         atom_id = virtual_id(directory, cls, key)
         if directory != self.system.prefix:
             # A worker host: the atom lives at its system's directory (placement
@@ -406,6 +406,11 @@ _systems: dict[str, Activations] = {}
 # In a worker host: the id prefix of the system that started it, whose process
 # is the directory of every on-demand atom of the system (``set_directory``).
 _directory: str | None = None
+
+
+def directory_of(system: System) -> str:
+    """The id prefix of the directory of ``system``'s on-demand atoms."""
+    return _directory or system.prefix
 
 
 def set_directory(prefix: str | None) -> None:

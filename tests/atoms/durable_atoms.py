@@ -265,3 +265,10 @@ class Roaming(Visits):
         import os
 
         return os.getpid()
+
+
+class RoamingReminded(Reminded):
+    """Reminders asked for by an activation on a worker host."""
+
+    durable_type = "roaming-reminded"
+    activate_on = "w1"

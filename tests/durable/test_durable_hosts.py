@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 from cluster_helpers import kill_host, kill_workers, radon_host
-from durable_atoms import Caller, Cart, Roaming, Visits
+from durable_atoms import Caller, Cart, Roaming, RoamingReminded, Visits
 
 from radon_actors import RedisStore, SQLiteStore, open_system
 from radon_actors.durable import store_from_url
@@ -178,5 +178,24 @@ async def test_an_on_demand_atom_runs_where_its_policy_says_and_outlives_its_hos
                 assert await ref.ask(Roaming.visit) == 2  # saved state, reactivated
                 second = await ref.ask(Roaming.where)
                 assert second not in (first, os.getpid())
+            finally:
+                kill_workers(system)
+
+
+async def test_reminders_are_served_once_by_the_system_not_by_its_workers(
+    tmp_path: Path,
+) -> None:
+    # Workers share the system's store but do not serve its reminders (each
+    # would be delivered once per process); an activation on a worker cannot
+    # set one yet, and says so.
+    with trio.fail_after(60):
+        async with open_system(
+            shutdown_timeout=5, state_store=SQLiteStore(tmp_path / "s.db")
+        ) as system:
+            try:
+                await system.start_host("w1")
+                ref = system.get(RoamingReminded, "k")
+                with pytest.raises(RuntimeError, match="served by the system's own process"):
+                    await ref.ask(RoamingReminded.schedule, 1.0)
             finally:
                 kill_workers(system)
