@@ -32,7 +32,6 @@ a store's reminders from one system.
 from __future__ import annotations
 
 import heapq
-import importlib
 import itertools
 import time
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from .._errors import StateConflict
 from .._logs import get_logger
 from ..sandbox.values import host_form_value, read_host_form_value
 from ._state import atom_type
+from ._virtual import class_path, directory_of, import_atom_class
 
 if TYPE_CHECKING:
     from ..runtime import AtomCell, System
@@ -78,21 +78,6 @@ class _Atom:
     cls_path: str
     reminders: dict[str, _Reminder] = attrs.Factory(dict)
     etag: str | None = None
-
-
-def _class_path(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _import(path: str) -> type[Any] | None:
-    module, _, qualname = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError):
-        return None
-    return obj if isinstance(obj, type) else None
 
 
 class Reminders:
@@ -216,7 +201,7 @@ class Reminders:
         host_form_value(args)  # refuse what the store cannot keep, here
         atom = self.atoms.get((kind, key))
         if atom is None:
-            atom = self.atoms[(kind, key)] = _Atom(_class_path(cell.cls))
+            atom = self.atoms[(kind, key)] = _Atom(class_path(cell.cls))
         old = atom.reminders.get(name)
         reminder = _Reminder(
             handler,
@@ -241,20 +226,15 @@ class Reminders:
         return True
 
     def _check_served(self) -> None:
-        if self._not_served():
+        if directory_of(self.system) != self.system.prefix:
             raise RuntimeError(
                 "reminders are served by the system's own process; an on-demand atom "
                 "activated on a worker host (activate_on) cannot set them yet "
                 "(docs/durability.md, 'Not yet')"
             )
 
-    def _not_served(self) -> bool:
-        from ._virtual import directory_of
-
-        return directory_of(self.system) != self.system.prefix
-
     def _identity(self, cell: AtomCell) -> tuple[str, str]:
-        key = self.durability.activations.key_of(cell)
+        key = cell.on_demand_key
         if key is None:
             raise TypeError(
                 f"reminders are for on-demand atoms (system.get): {cell.label()} was spawned; "
@@ -277,7 +257,7 @@ class Reminders:
         atom = self.atoms.get((kind, key))
         if atom is None:
             return
-        cls = _import(atom.cls_path)
+        cls = import_atom_class(atom.cls_path)
         if cls is None:
             _log.error("durable.reminder_class_missing", cls=atom.cls_path, reminder=name)
             return

@@ -40,7 +40,8 @@ import outcome
 import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
-from .._errors import MailboxFull, SpawnError
+from .._atom import Atom
+from .._errors import AskTimeout, MailboxFull, SpawnError
 from .._logs import get_logger
 from .._ref import Ref
 from ..runtime import CellState, Directive, Reply, resolve, set_virtual_resolver
@@ -53,6 +54,9 @@ __all__ = [
     "COLLECT_AFTER",
     "Activations",
     "VirtualEndpoint",
+    "class_path",
+    "directory_of",
+    "import_atom_class",
     "retire",
     "serve",
     "set_directory",
@@ -173,8 +177,6 @@ class VirtualEndpoint:
             return await wait_task_rescheduled(reply)
         with trio.move_on_after(timeout):
             return await wait_task_rescheduled(reply)
-        from .._errors import AskTimeout
-
         raise AskTimeout(f"{self!r} did not answer {_name(h)!r} within {timeout} s")
 
     def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
@@ -290,7 +292,7 @@ class Activations:
         if prefix != self.system.prefix or not local.startswith("v:"):
             return None
         path, sep, key = local[2:].partition(":")
-        cls = _import(_unescape(path)) if sep else None
+        cls = import_atom_class(_unescape(path)) if sep else None
         if cls is None:
             _log.warning("durable.unknown_on_demand_class", atom_id=atom_id)
             return None
@@ -375,17 +377,11 @@ class Activations:
                 _log.debug("durable.collected", atom=repr(ep))
                 cell.request_stop()
 
-    @staticmethod
-    def key_of(cell: AtomCell) -> str | None:
-        """An on-demand activation's key (None: not one)."""
-        return cell.on_demand_key
 
-
-def _import(path: str) -> type[Any] | None:
-    """The on-demand atom class an id names (imported: ids come from this
-    system's own hosts, as pickled classes do), or None."""
-    from .._atom import Atom
-
+def import_atom_class(path: str) -> type[Any] | None:
+    """The atom class a ``module:QualName`` path names (:func:`class_path`),
+    imported; None if there is none. The paths come from this system's own
+    hosts and store, as pickled classes do."""
     module, _, qualname = path.partition(":")
     try:
         obj: Any = importlib.import_module(module)

@@ -10,13 +10,10 @@ anything with a time, a connection id or a server-specific count in it, and
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from cluster_helpers import redis_server
 
 from examples.kvstore import open_store, serve
 from radon_actors import open_system
@@ -299,31 +296,6 @@ def _shape(reply: bytes) -> bytes:
     return reply[:1]
 
 
-@asynccontextmanager
-async def redis_server() -> AsyncIterator[int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = await trio.lowlevel.open_process(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--databases", "1"],
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        seen = b""
-        with trio.fail_after(30):  # redis logs this line once it listens
-            while b"Ready to accept connections" not in seen:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f"redis-server exited: {seen.decode(errors='replace')}"
-                seen += chunk
-        yield port
-    finally:
-        proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
-
-
 async def _run(port: int, steps: list[tuple[list[bytes], str]], resp3: bool) -> list[bytes]:
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     buf = bytearray()
@@ -343,7 +315,7 @@ async def _run(port: int, steps: list[tuple[list[bytes], str]], resp3: bool) -> 
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 async def test_replies_match_redis_byte_for_byte(resp3: bool) -> None:
     steps = _script()
-    async with redis_server() as redis_port:
+    async with redis_server("--databases", "1") as redis_port:
         expected = await _run(redis_port, steps, resp3)
     async with (
         open_system() as system,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from typing import Any
 
 import trio
 
-from radon_actors import System, open_system
+from radon_actors import StateStore, System, open_system
 from radon_actors.testing import cell_of, node_of
 
 
@@ -33,9 +34,12 @@ def kill_host(system: System, name: str) -> None:
 
 
 @asynccontextmanager
-async def cluster(*names: str, **options: Any) -> AsyncIterator[System]:
-    """A system with worker hosts; the workers are killed whatever happens."""
-    async with open_system(shutdown_timeout=5) as system:
+async def cluster(
+    *names: str, state_store: StateStore | None = None, **options: Any
+) -> AsyncIterator[System]:
+    """A system with worker hosts (``options`` go to ``start_host``), and its
+    ``state_store``; the workers are killed whatever happens."""
+    async with open_system(shutdown_timeout=5, state_store=state_store) as system:
         try:
             for name in names:
                 await system.start_host(name, **options)
@@ -165,3 +169,30 @@ def record_frames(system: System) -> list[tuple[Any, ...]]:
     for kind, handler in list(table.items()):
         table[kind] = recording(handler)
     return seen
+
+
+@asynccontextmanager
+async def redis_server(*args: str) -> AsyncIterator[int]:
+    """A redis-server of the test's own on a free loopback port (``args`` on
+    its command line, no persistence): yields the port; killed afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await trio.lowlevel.open_process(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", *args],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        with trio.fail_after(30):  # redis logs this line once it listens
+            while b"Ready to accept connections" not in seen:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"redis-server exited: {seen.decode(errors='replace')}"
+                seen += chunk
+        yield port
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from cluster_helpers import kill_host, kill_workers, radon_host
+from cluster_helpers import cluster, kill_host, radon_host
 from durable_atoms import Caller, Cart, Roaming, RoamingReminded, Visits
 
-from radon_actors import RedisStore, SQLiteStore, open_system
+from radon_actors import RedisStore, SQLiteStore, System, open_system
 from radon_actors.durable import store_from_url
 from radon_actors.testing import node_of
 
@@ -41,23 +41,19 @@ async def test_a_durable_atom_on_a_killed_worker_comes_back_with_what_it_saved(
 ) -> None:
     store = SQLiteStore(tmp_path / "state.db")
     with trio.fail_after(60):
-        async with open_system(shutdown_timeout=5, state_store=store) as system:
-            try:
-                await system.start_host("w1")
-                cart = await system.spawn(Cart, name="u1", host="w1")
-                await cart.ask(Cart.add, "saved on w1")
-                assert await cart.ask(Cart.add, "unsaved", save=False) == [
-                    "saved on w1",
-                    "unsaved",
-                ]
-                peer = node_of(system).peer_by_name("w1")
-                kill_host(system, "w1")
-                while peer.down is None:  # the loss is noticed (the connection resets)
-                    await trio.testing.wait_all_tasks_blocked(cushion=0.01)
-                # Its supervisor restarts it here (no other host is up), from the store.
-                assert await cart.ask(Cart.items) == ["saved on w1"]
-            finally:
-                kill_workers(system)
+        async with cluster("w1", state_store=store) as system:
+            cart = await system.spawn(Cart, name="u1", host="w1")
+            await cart.ask(Cart.add, "saved on w1")
+            assert await cart.ask(Cart.add, "unsaved", save=False) == [
+                "saved on w1",
+                "unsaved",
+            ]
+            peer = node_of(system).peer_by_name("w1")
+            kill_host(system, "w1")
+            while peer.down is None:  # the loss is noticed (the connection resets)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+            # Its supervisor restarts it here (no other host is up), from the store.
+            assert await cart.ask(Cart.items) == ["saved on w1"]
 
 
 async def test_radon_host_keeps_durable_state_where_its_flag_says(tmp_path: Path) -> None:
@@ -92,33 +88,32 @@ def test_radon_host_refuses_an_unknown_state_store(tmp_path: Path) -> None:
     assert "unknown state store URL" in done.stderr
 
 
+async def _race(system: System, *ask: Any) -> set[int]:
+    """Callers on w1 and w2 ask ``Caller.<ask>`` at once; the activations they saw."""
+    callers = [await system.spawn(Caller, host=h) for h in ("w1", "w2")]
+    seen: set[int] = set()
+
+    async def visit(caller: Any) -> None:
+        seen.update(await caller.ask(*ask))
+
+    async with trio.open_nursery() as nursery:
+        for caller in callers:
+            nursery.start_soon(visit, caller)
+    return seen
+
+
 async def test_an_on_demand_ref_reaches_one_activation_from_every_host(tmp_path: Path) -> None:
     # The Ref's id names its directory (this process): asks from two worker
     # hosts, racing, and from here all reach the same single activation.
     with trio.fail_after(60):
-        async with open_system(
-            shutdown_timeout=5, state_store=SQLiteStore(tmp_path / "s.db")
-        ) as system:
-            try:
-                await system.start_host("w1")
-                await system.start_host("w2")
-                ref = system.get(Visits, "shared")
-                callers = [await system.spawn(Caller, host=h) for h in ("w1", "w2")]
-                seen: list[list[int]] = []
-
-                async def visit(caller: Any) -> None:
-                    seen.append(await caller.ask(Caller.visits, ref, 20))
-
-                async with trio.open_nursery() as nursery:
-                    for caller in callers:
-                        nursery.start_soon(visit, caller)
-                count, activation = await ref.ask(Visits.seen)
-                assert count == 40  # every visit, once
-                assert {a for s in seen for a in s} == {activation}  # one activation
-                activations = system.durability().activations  # type: ignore[attr-defined]
-                assert list(activations.active) == [ref.id]
-            finally:
-                kill_workers(system)
+        async with cluster("w1", "w2", state_store=SQLiteStore(tmp_path / "s.db")) as system:
+            ref = system.get(Visits, "shared")
+            seen = await _race(system, Caller.visits, ref, 20)
+            count, activation = await ref.ask(Visits.seen)
+            assert count == 40  # every visit, once
+            assert seen == {activation}  # one activation
+            activations = system.durability().activations  # type: ignore[attr-defined]
+            assert list(activations.active) == [ref.id]
 
 
 async def test_get_on_worker_hosts_reaches_the_activation_at_the_systems_directory(
@@ -127,26 +122,11 @@ async def test_get_on_worker_hosts_reaches_the_activation_at_the_systems_directo
     # Atoms on two worker hosts call self.get(Visits, key) on their own hosts:
     # the system's process is the directory, so there is one activation.
     with trio.fail_after(60):
-        async with open_system(
-            shutdown_timeout=5, state_store=SQLiteStore(tmp_path / "s.db")
-        ) as system:
-            try:
-                await system.start_host("w1")
-                await system.start_host("w2")
-                callers = [await system.spawn(Caller, host=h) for h in ("w1", "w2")]
-                seen: list[list[int]] = []
-
-                async def visit(caller: Any) -> None:
-                    seen.append(await caller.ask(Caller.visits_by_key, "by-key", 10))
-
-                async with trio.open_nursery() as nursery:
-                    for caller in callers:
-                        nursery.start_soon(visit, caller)
-                count, activation = await system.get(Visits, "by-key").ask(Visits.seen)
-                assert count == 20
-                assert {a for s in seen for a in s} == {activation}
-            finally:
-                kill_workers(system)
+        async with cluster("w1", "w2", state_store=SQLiteStore(tmp_path / "s.db")) as system:
+            seen = await _race(system, Caller.visits_by_key, "by-key", 10)
+            count, activation = await system.get(Visits, "by-key").ask(Visits.seen)
+            assert count == 20
+            assert seen == {activation}
 
 
 async def test_an_on_demand_atom_runs_where_its_policy_says_and_outlives_its_host(
@@ -156,30 +136,23 @@ async def test_an_on_demand_atom_runs_where_its_policy_says_and_outlives_its_hos
     # host dies, the next message activates the atom on the other one, with
     # what it had saved.
     with trio.fail_after(60):
-        async with open_system(
-            shutdown_timeout=5, state_store=SQLiteStore(tmp_path / "s.db")
-        ) as system:
-            try:
-                await system.start_host("w1")
-                await system.start_host("w2")
-                ref = system.get(Roaming, "r")
-                assert await ref.ask(Roaming.visit) == 1
-                first = await ref.ask(Roaming.where)
-                assert first != os.getpid()
-                host = next(
-                    name
-                    for name in ("w1", "w2")
-                    if node_of(system).processes[node_of(system).names[name]].pid == first
-                )
-                peer = node_of(system).peer_by_name(host)
-                kill_host(system, host)
-                while peer.down is None:
-                    await trio.testing.wait_all_tasks_blocked(cushion=0.01)
-                assert await ref.ask(Roaming.visit) == 2  # saved state, reactivated
-                second = await ref.ask(Roaming.where)
-                assert second not in (first, os.getpid())
-            finally:
-                kill_workers(system)
+        async with cluster("w1", "w2", state_store=SQLiteStore(tmp_path / "s.db")) as system:
+            ref = system.get(Roaming, "r")
+            assert await ref.ask(Roaming.visit) == 1
+            first = await ref.ask(Roaming.where)
+            assert first != os.getpid()
+            host = next(
+                name
+                for name in ("w1", "w2")
+                if node_of(system).processes[node_of(system).names[name]].pid == first
+            )
+            peer = node_of(system).peer_by_name(host)
+            kill_host(system, host)
+            while peer.down is None:
+                await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+            assert await ref.ask(Roaming.visit) == 2  # saved state, reactivated
+            second = await ref.ask(Roaming.where)
+            assert second not in (first, os.getpid())
 
 
 async def test_reminders_are_served_once_by_the_system_not_by_its_workers(
@@ -189,13 +162,7 @@ async def test_reminders_are_served_once_by_the_system_not_by_its_workers(
     # would be delivered once per process); an activation on a worker cannot
     # set one yet, and says so.
     with trio.fail_after(60):
-        async with open_system(
-            shutdown_timeout=5, state_store=SQLiteStore(tmp_path / "s.db")
-        ) as system:
-            try:
-                await system.start_host("w1")
-                ref = system.get(RoamingReminded, "k")
-                with pytest.raises(RuntimeError, match="served by the system's own process"):
-                    await ref.ask(RoamingReminded.schedule, 1.0)
-            finally:
-                kill_workers(system)
+        async with cluster("w1", state_store=SQLiteStore(tmp_path / "s.db")) as system:
+            ref = system.get(RoamingReminded, "k")
+            with pytest.raises(RuntimeError, match="served by the system's own process"):
+                await ref.ask(RoamingReminded.schedule, 1.0)

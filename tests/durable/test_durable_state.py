@@ -5,15 +5,13 @@ incarnations of one atom from both writing; each store provider in turn."""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from cluster_helpers import redis_server
 from durable_atoms import Cart, CartState, Tally, Unkeyed
 
 from radon_actors import (
@@ -26,32 +24,6 @@ from radon_actors import (
 )
 from radon_actors.durable._codec import encode
 from radon_actors.durable._state import state
-
-
-@asynccontextmanager
-async def redis_server() -> AsyncIterator[int]:
-    """A redis-server of this test's own, on a free port; killed afterwards."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = await trio.lowlevel.open_process(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        seen = b""
-        with trio.fail_after(30):
-            while b"Ready to accept connections" not in seen:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f"redis-server exited: {seen.decode(errors='replace')}"
-                seen += chunk
-        yield port
-    finally:
-        proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
 
 
 @pytest.fixture(params=["sqlite", "redis"])
