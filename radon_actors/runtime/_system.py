@@ -433,10 +433,11 @@ class System:
 
     def state_store_url(self) -> str | None:
         """Where the hosts this system starts find its durable state store (None:
-        no durability extension, or a store they cannot open)."""
-        if self._extensions.durability is None:
-            return None
-        return self.durability().url
+        none in use yet, or a store they cannot open). Asking never makes the
+        extension: that would open the default store for a system that has no
+        durable atom (its hosts then use their own default, the same file)."""
+        durability = self._durability
+        return None if durability is None else durability.url
 
     def _isolation_extension(self) -> Isolation:
         isolation = self._isolation

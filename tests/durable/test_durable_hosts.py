@@ -166,3 +166,16 @@ async def test_reminders_are_served_once_by_the_system_not_by_its_workers(
             ref = system.get(RoamingReminded, "k")
             with pytest.raises(RuntimeError, match="served by the system's own process"):
                 await ref.ask(RoamingReminded.schedule, 1.0)
+
+
+async def test_starting_a_host_opens_no_state_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A system with no durable atom and no state_store leaves no store file
+    # behind, here or on its worker (it used to create the default one).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RADON_STATE", raising=False)
+    with trio.fail_after(60):
+        async with cluster("w1") as system:
+            await system.spawn(Caller, host="w1")  # an atom without durable state
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("radon-state")]
