@@ -36,6 +36,7 @@ from ._flow import accepts, hold
 from ._wire import loads
 
 if TYPE_CHECKING:
+    from ..mailbox import Mailbox
     from ._node import Node
     from ._transport import Peer
 
@@ -128,17 +129,23 @@ def deliver_now(
     return True
 
 
-async def wait_for_room(node: Node, src: Peer, atom_id: str) -> None:
+async def wait_for_room(node: Node, src: Peer, atom_id: str) -> Mailbox | None:
     """Wait until a message from ``src`` for ``atom_id`` may be taken (room in a
-    full mailbox here, credit from the next hop); the caller tries again."""
+    full mailbox here, credit from the next hop); the caller tries again.
+
+    Returns the mailbox whose room it waited for, if any: the caller then holds
+    that mailbox's wake-up, and must pass it on (``Mailbox.room_made``) should
+    it not fill the room itself (see ``_flow._drain``)."""
     ep = route(node, atom_id, src)
     if isinstance(ep, AtomCell):
         if ep.away is None:
-            await ep.mailbox.wait_for_room()
-            return
+            mailbox = ep.mailbox
+            await mailbox.wait_for_room()
+            return mailbox
         ep = getattr(ep.away, "target", None)
     wait_room = getattr(ep, "wait_room", None)
     if wait_room is None:
         await trio.lowlevel.checkpoint()
-        return
+        return None
     await wait_room()
+    return None

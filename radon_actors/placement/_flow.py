@@ -44,6 +44,7 @@ from ._errors import ProtocolError
 from ._frames import Credit
 
 if TYPE_CHECKING:
+    from ..mailbox import Mailbox
     from ._node import Node
     from ._transport import Peer
 
@@ -163,6 +164,12 @@ async def _drain(node: Node, peer: Peer, atom_id: str, inflow: Inflow) -> None:
     from ._delivery import deliver_now, wait_for_room
 
     queue = inflow.queue
+    # A full mailbox wakes one waiting sender per message its atom takes. Woken,
+    # this task may not fill the room: an ask can be answered inline (an idle
+    # atom, empty lanes), the atom can have moved, the queue can be gone. Then
+    # the wake-up is passed on, or a local sender waiting behind this one would
+    # wait by an empty mailbox for good.
+    woken: Mailbox | None = None
     try:
         while queue:
             h, args, kwargs, reply = queue[0]
@@ -174,14 +181,28 @@ async def _drain(node: Node, peer: Peer, atom_id: str, inflow: Inflow) -> None:
                     due = peer.due
                     due[atom_id] += 1
                     peer.kick()
+                if woken is not None:
+                    _pass_on(woken)
+                    woken = None
             else:
-                await wait_for_room(node, peer, atom_id)
+                if woken is not None:
+                    _pass_on(woken)
+                woken = await wait_for_room(node, peer, atom_id)
     finally:
+        if woken is not None:
+            _pass_on(woken)
         if peer.inflows.get(atom_id) is inflow:
             del peer.inflows[atom_id]
         if queue:
             # Only when the node is closing (its nursery cancelled us).
             _log.debug("placement.inflow_dropped", atom_id=atom_id, messages=len(queue))
+
+
+def _pass_on(mailbox: Mailbox) -> None:
+    """Wake the next sender waiting for room in ``mailbox``, if it has room (a
+    spurious wake-up costs a waiter one more look)."""
+    if len(mailbox.user) < mailbox.capacity:
+        mailbox.room_made()
 
 
 def release(cell: AtomCell, *, leaving: bool = False) -> None:

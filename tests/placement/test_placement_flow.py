@@ -11,6 +11,7 @@ ones behind it either, while messages to one atom keep their order.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,8 +21,9 @@ import trio.testing
 from cluster_helpers import cluster
 from placement_atoms import Burst, Counter, Gate, Sequencer, Sink
 
-from radon_actors import ProtocolError
+from radon_actors import ProtocolError, open_system
 from radon_actors.placement import _flow, _wire
+from radon_actors.placement._endpoints import CallbackReply
 from radon_actors.placement._flow import INITIAL_WINDOW
 from radon_actors.placement._transport import Peer
 from radon_actors.testing import node_of
@@ -189,3 +191,40 @@ async def test_a_peer_that_sends_past_its_credit_is_cut_off(
             _flow.hold(cast("Node", node), cast("Peer", peer), "z.1", "h", (), {}, None)
         with pytest.raises(ProtocolError, match="past its credit"):
             _flow.hold(cast("Node", node), cast("Peer", peer), "z.1", "h", (), {}, None)
+
+
+async def test_a_held_ask_answered_inline_passes_the_room_on_to_a_waiting_sender() -> None:
+    # An inflow's drain waits for room in a full mailbox like a local sender,
+    # and is woken the same way; but woken, it may answer an ask inline (an idle
+    # atom, empty lanes) and leave the room unused. Before, that wake-up was
+    # lost: a local sender waiting behind it stayed parked by an empty mailbox
+    # for good (bench/migration_stress found it: seeds 43 and 1037 hung).
+    async with open_system() as system, trio.open_nursery() as nursery:
+        event = trio.Event()
+        gate = await system.spawn(Gate, event)
+        counter = await system.spawn(Counter, mailbox_size=1)
+        nursery.start_soon(counter.ask, Counter.wait_on, gate)  # busy until the event
+        await trio.testing.wait_all_tasks_blocked()
+        counter.tell(Counter.incr)  # the mailbox is full
+        node = SimpleNamespace(nursery=nursery, rerouted=set(), peers={})
+        peer = SimpleNamespace(
+            inflows={}, label="'w1'", node_id="w1", down=None, due=defaultdict(int)
+        )
+        answers: list[Any] = []
+        held = CallbackReply(answers.append)
+        _flow.hold(cast("Node", node), cast("Peer", peer), counter.id, "get", (), {}, held)
+        await trio.testing.wait_all_tasks_blocked()  # the drain waits for room
+        sent = trio.Event()
+
+        async def send() -> None:
+            await counter.send(Counter.incr)
+            sent.set()
+
+        nursery.start_soon(send)
+        await trio.testing.wait_all_tasks_blocked()  # and the local sender behind it
+        event.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert [answer.unwrap() for answer in answers] == [1]  # answered inline
+        assert sent.is_set()
+        assert await counter.ask(Counter.get) == 2
+        assert not peer.inflows
