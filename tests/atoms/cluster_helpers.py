@@ -12,9 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.testing
 
-from radon_actors import StateStore, System, open_system
+from radon_actors import Ref, StateStore, System, open_system
 from radon_actors.testing import cell_of, node_of
+
+
+async def count_when_arrived(ref: Ref[Any], h: Any, expected: int, bound: float = 20.0) -> int:
+    """Ask ``h`` (a count of messages handled) of ``ref`` until it reaches
+    ``expected`` (or ``bound`` seconds pass), and return the last count.
+
+    After a remote sender's reply, its earlier tells may still be on their way:
+    nothing orders messages from different senders, and a tell held for a full
+    mailbox (or waiting for credit at the atom's origin) can come after this
+    test's own ask (docs/placement.md, "Location transparency")."""
+    count: int = await ref.ask(h)
+    with trio.move_on_after(bound):
+        while count < expected:
+            await trio.testing.wait_all_tasks_blocked(cushion=0.001)
+            count = await ref.ask(h)
+    return count
 
 
 def kill_workers(system: System) -> None:
