@@ -27,6 +27,7 @@ Needs ``redis-server`` and ``redis-benchmark`` (Debian: redis-server, redis-tool
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import csv
 import io
@@ -38,6 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,6 +108,13 @@ def _redis_benchmark(
     return results
 
 
+def _scratch() -> str:
+    """A fresh directory for a server's files, removed when the benchmark exits."""
+    path = tempfile.mkdtemp(prefix="radon-kvbench-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def _store(*options: str) -> Callable[[int], list[str]]:
     def command(port: int) -> list[str]:
         return [sys.executable, "-m", "examples.kvstore", "--port", str(port),
@@ -126,6 +135,17 @@ DEPLOYMENTS: list[tuple[str, Callable[[int], list[str]]]] = [
     ),
     ("kvstore, one process, 8 shards x 2 replicas", _store("--shards", "8", "--replicas", "2")),
     ("kvstore, one process, 8 shards x 1 replica", _store("--shards", "8", "--replicas", "1")),
+    (
+        "redis-server (appendonly, fsync every second)",
+        lambda port: [
+            *("redis-server", "--port", str(port), "--save", ""),
+            *("--appendonly", "yes", "--appendfsync", "everysec", "--dir", _scratch()),
+        ],
+    ),
+    (
+        "kvstore, one process, journaled (--data-dir)",
+        lambda port: _store("--shards", "8", "--replicas", "2", "--data-dir", _scratch())(port),
+    ),
     (
         "kvstore, shards on 1 worker host",
         _store("--shards", "8", "--replicas", "2", "--hosts", "1"),

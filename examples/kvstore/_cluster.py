@@ -15,9 +15,10 @@ replica's host (when the deployment has hosts), and keeps three promises:
   replica to a host that has none of its shard when one is live again, and
   rebalances primaries by switching a primary over to a backup on a less
   loaded host. A shard whose every replica is lost answers CLUSTERDOWN
-  (:class:`ShardLost`) until a host is available, then starts again *empty*:
-  its keys were in the memory of the replicas that died (as a Redis without
-  persistence restarts empty), and that is logged as an error.
+  (:class:`ShardLost`) until a host is available, then starts again from its
+  journal (``--data-dir``, ``_journal.py``), or else *empty*: its keys were in
+  the memory of the replicas that died (as a Redis without persistence
+  restarts empty), and that is logged as an error.
 """
 
 from __future__ import annotations
@@ -82,9 +83,13 @@ class Cluster(Atom):
                 avoid = [h for h in live if h not in preferred]
                 replica = await self._spawn(s, avoid)
                 group.append(replica)
-            for replica in group:
-                await replica.ask(Shard.join)
-            await group[0].ask(Shard.promote, group[1:], self.ref)
+            # The primary starts from the shard's journal, if it has one (else
+            # empty); the backups load a copy of it.
+            primary = group[0]
+            await primary.ask(Shard.recover)
+            await primary.ask(Shard.promote, [], self.ref)
+            for backup in group[1:]:
+                await primary.ask(Shard.add_backup, backup)
             self.groups.append(group)
         if self.heal_interval is not None:
             self.timer = self.send_every(self.heal_interval, Cluster.heal)
@@ -197,17 +202,24 @@ class Cluster(Atom):
             return  # no host to run it on yet: CLUSTERDOWN until one joins
         try:
             first = await self._spawn(shard, [])
-            await first.ask(Shard.join)
+            journaled = await first.ask(Shard.recover)
             await first.ask(Shard.promote, [], self.ref)
         except RadonError as exc:
             self.log.warning("kv.shard_not_restarted", shard=shard, error=repr(exc))
             return
         self.groups[shard].append(first)
-        self.log.error(
-            "kv.shard_restarted_empty",
-            shard=shard,
-            why="every replica was lost; its keys were only in their memory",
-        )
+        if journaled:
+            self.log.warning(
+                "kv.shard_restarted_from_journal",
+                shard=shard,
+                why="every replica was lost; its keys were read back from the journal",
+            )
+        else:
+            self.log.error(
+                "kv.shard_restarted_empty",
+                shard=shard,
+                why="every replica was lost; its keys were only in their memory",
+            )
 
     async def _spread(self, shard: int, live: list[str]) -> None:
         """Move one doubled-up backup to a live host with no replica of this shard."""

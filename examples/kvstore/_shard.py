@@ -6,6 +6,10 @@ changes to every live backup and waits for their acknowledgements, all inside on
 turn. So an acknowledged write is on every live replica, and a promoted backup
 has every acknowledged write.
 
+With a journal (``--data-dir``, ``_journal.py``), the primary journals each
+change set before it applies and replicates it, in the same turn; a change set
+the journal refuses is not applied (the client gets ``-MISCONF``).
+
 Replicas are *fenced*: a replica serves clients only while it is the promoted
 primary, and accepts replication only once it is a synced member of its set
 (created with the set, or loaded by ``add_backup``). A replica that comes back
@@ -38,7 +42,7 @@ from typing import Any
 from radon_actors import Atom, RadonError, Ref, Rejection, Timer, handler
 
 from ._commands import OK, Entry, execute, glob_match, keys_of
-from ._resp import Reply
+from ._resp import Error, Reply
 
 __all__ = ["MAX_OUTCOMES", "Changes", "NotMember", "Shard", "Token", "changed", "scan_hash"]
 
@@ -83,7 +87,9 @@ class NotMember(RadonError, Rejection):
 
 
 class _Recording:
-    """A view over the shard's table that remembers what it changed."""
+    """A view over the shard's table that collects what a command changes,
+    without changing the table: the shard applies the changes once they are
+    journaled (see ``_journal.py``)."""
 
     __slots__ = ("changes", "data")
 
@@ -92,14 +98,16 @@ class _Recording:
         self.changes: Changes = {}
 
     def get(self, key: bytes) -> Entry | None:
+        changes = self.changes
+        if changes and key in changes:
+            return changes[key]
         return self.data.get(key)
 
     def put(self, key: bytes, entry: Entry) -> None:
-        self.data[key] = entry
         self.changes[key] = entry
 
     def delete(self, key: bytes) -> bool:
-        if self.data.pop(key, None) is None:
+        if self.get(key) is None:
             return False
         self.changes[key] = None
         return True
@@ -108,9 +116,14 @@ class _Recording:
 class Shard(Atom):
     """One replica of one shard (see the module docs)."""
 
-    def __init__(self, index: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, index: int, clock: Callable[[], float], journal: Ref[Any] | None = None
+    ) -> None:
         self.index = index
         self.clock = clock
+        # The shard's Journal (``_journal.py``; asked by handler name, so this
+        # module stays free of the store's imports), or None: memory only.
+        self.journal = journal
         self.data: dict[bytes, Entry] = {}
         self.locks: dict[bytes, str] = {}
         self.lock_timers: dict[str, Timer] = {}
@@ -126,6 +139,7 @@ class Shard(Atom):
         self.versions: dict[bytes, int] = {}
         self.primary = False
         self.member = False  # synced with its set: may take replication
+        self._snapshot_due = False  # the journal asked for a snapshot
         self.cluster: Ref[Atom] | None = None
 
     # plain commands ------------------------------------------------------
@@ -138,7 +152,9 @@ class Shard(Atom):
             return None
         view = _Recording(self.data)
         reply = execute(view, name, args, self._now())
-        # Lazy expiry may have deleted keys; backups expire them on their own.
+        if view.changes:
+            # Lazy expiry deleted keys; backups (and a replay) expire them on their own.
+            self._apply(view.changes)
         return reply
 
     @handler
@@ -157,18 +173,24 @@ class Shard(Atom):
         view = _Recording(self.data)
         reply = execute(view, name, args, self._now())
         if view.changes:
+            refused = await self._journal("apply", wid, reply, view.changes)
+            if refused is not None:
+                return refused
+            self._apply(view.changes)
             self._stamp(view.changes)
             await self._replicate("apply", view.changes, wid, reply)
             self._remember(wid, reply)
+            await self._snapshot_if_due()
         return reply
 
     @handler
     async def batch(
         self, wid: str, commands: list[list[bytes]], watched: dict[bytes, Token] | None = None
-    ) -> list[Reply] | None:
+    ) -> list[Reply] | Error | None:
         """A transaction confined to this shard: all commands in one turn (and,
         like :meth:`write`, applied once per ``wid``). With ``watched`` (WATCH's
-        tokens), nothing runs and the answer is None if any of those keys changed."""
+        tokens), nothing runs and the answer is None if any of those keys changed.
+        An error reply: the journal refused it, nothing ran."""
         self._require_primary()
         done = self.outcomes.get(wid, _MISSING)
         if done is not _MISSING:
@@ -183,9 +205,14 @@ class Shard(Atom):
         view = _Recording(self.data)
         replies: list[Reply] = [execute(view, cmd[0], cmd[1:], now) for cmd in commands]
         if view.changes:
+            refused = await self._journal("apply", wid, replies, view.changes)
+            if refused is not None:
+                return refused
+            self._apply(view.changes)
             self._stamp(view.changes)
             await self._replicate("apply", view.changes, wid, replies)
             self._remember(wid, replies)
+            await self._snapshot_if_due()
         return replies
 
     @handler
@@ -202,9 +229,13 @@ class Shard(Atom):
         done = self.outcomes.get(wid, _MISSING)
         if done is not _MISSING:
             return done  # type: ignore[no-any-return]
+        refused = await self._journal("clear", wid, OK, {})
+        if refused is not None:
+            return refused
         self._clear()
         await self._replicate("clear", wid)
         self._remember(wid, OK)
+        await self._snapshot_if_due()
         return OK
 
     # two-phase commit ----------------------------------------------------
@@ -223,18 +254,26 @@ class Shard(Atom):
         return {k: (self.data.get(k), self._token(k, now)) for k in keys}
 
     @handler
-    async def commit(self, txid: str, changes: Changes) -> None:
+    async def commit(self, txid: str, changes: Changes) -> Error | None:
         """Apply a prepared transaction's changes and release its locks, once: a
         commit retried after a failover finds it recorded and changes nothing
-        (re-applying it could overwrite writes made since its locks went)."""
+        (re-applying it could overwrite writes made since its locks went).
+        An error reply: the journal refused it, nothing changed (the locks
+        stay until the coordinator aborts or their lease ends)."""
         self._require_primary()
         if f"commit:{txid}" in self.outcomes:
-            return
+            return None
+        if changes:  # a read-only part (MGET across shards) changes nothing to journal
+            refused = await self._journal("apply", f"commit:{txid}", None, changes)
+            if refused is not None:
+                return refused
         self._apply(changes)
         self._stamp(changes)
         await self._replicate("apply_unlock", txid, changes)
         self._unlock(txid)
         self._remember(f"commit:{txid}", None)
+        await self._snapshot_if_due()
+        return None
 
     @handler
     async def abort(self, txid: str) -> None:
@@ -299,13 +338,28 @@ class Shard(Atom):
 
     # membership ----------------------------------------------------------
     @handler
-    def promote(self, backups: list[Ref[Shard]], cluster: Ref[Atom]) -> None:
+    async def recover(self) -> bool:
+        """Become a member of a brand-new replica set: with a journal, read back
+        from it (True); else empty (False)."""
+        if self.journal is not None:
+            await self._read_journal()
+        self.member = True
+        return self.journal is not None
+
+    @handler
+    async def promote(self, backups: list[Ref[Shard]], cluster: Ref[Atom]) -> None:
         """Become the primary, replicating to ``backups`` (already in sync) and
-        reporting lost backups to ``cluster``."""
+        reporting lost backups to ``cluster``. With a journal ahead of this
+        replica (its primary died between journaling a change set and
+        replicating it), read the shard back from the journal first, and bring
+        the backups up to it."""
         self._require_member()
-        self.primary = True
         self.backups = list(backups)
         self.cluster = cluster
+        if self.journal is not None and await self.journal.ask("position") > self.seq:
+            await self._read_journal()
+            await self._resync_backups()
+        self.primary = True
         # Locks inherited from a dead primary get a lease here, so a transaction
         # whose coordinator died cannot hold them forever.
         for txid in set(self.locks.values()):
@@ -422,6 +476,60 @@ class Shard(Atom):
             pid = 0
         return f"{sys.platform}/{pid}"
 
+    # the journal -----------------------------------------------------------
+    async def _journal(self, op: str, wid: str, reply: Reply, changes: Changes) -> Error | None:
+        """Journal a change set before it is applied; the error reply if the
+        journal refused it (then nothing may be applied)."""
+        journal = self.journal
+        if journal is None:
+            return None
+        try:
+            self._snapshot_due = await journal.ask("append", self.seq + 1, op, wid, reply, changes)
+        except Exception as exc:  # the store failed, or the journal is gone
+            self.log.error("kv.journal_failed", shard=self.index, error=repr(exc))
+            await self._level_with_journal()
+            return Error(f"MISCONF Errors writing to the AOF file: {exc}")
+        return None
+
+    async def _level_with_journal(self) -> None:
+        """After a refused append: if the journal holds change sets this replica
+        has not applied (a failed write that landed after all), read them back."""
+        assert self.journal is not None
+        try:
+            if await self.journal.ask("position") > self.seq:
+                await self._read_journal()
+                await self._resync_backups()
+        except Exception as exc:
+            self.log.error("kv.journal_failed", shard=self.index, error=repr(exc))
+
+    async def _snapshot_if_due(self) -> None:
+        if self.journal is not None and self._snapshot_due:
+            self._snapshot_due = False
+            try:
+                await self.journal.ask("snapshot", self.seq, self.data)
+            except Exception as exc:  # appends go on until the ring is full
+                self.log.warning("kv.snapshot_failed", shard=self.index, error=repr(exc))
+
+    async def _read_journal(self) -> None:
+        assert self.journal is not None
+        seq, data, outcomes = await self.journal.ask("recover")
+        self.data = data
+        self.seq = self.floor = seq  # WATCH tokens from before cannot match
+        self.versions = {}
+        for wid, reply in outcomes.items():
+            self._remember(wid, reply)
+
+    async def _resync_backups(self) -> None:
+        versions = (self.seq, self.floor, self.versions)
+        for backup in list(self.backups):
+            try:
+                await backup.ask(Shard.load, self.data, self.locks, self.outcomes, versions)
+            except RadonError as exc:
+                self.backups.remove(backup)
+                self.log.warning("kv.backup_lost", backup=repr(backup), error=repr(exc))
+                if self.cluster is not None:
+                    self.cluster.tell("backup_lost", self.index, backup)
+
     # internals -----------------------------------------------------------
     def _now(self) -> int:
         """The store's clock in milliseconds (what entries' expiry times are in)."""
@@ -459,6 +567,8 @@ class Shard(Atom):
         return (self.versions.get(key, self.floor), expired)
 
     def _stamp(self, changes: Changes) -> None:
+        if not changes:
+            return  # a change set only counts (and is journaled) if it changes something
         self.seq += 1
         seq = self.seq
         versions = self.versions

@@ -10,10 +10,19 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from radon_actors import BadArguments, HandlerNotFound, NoSuchHost, RadonError, Ref, System
+from radon_actors import (
+    BadArguments,
+    HandlerNotFound,
+    NoSuchHost,
+    RadonError,
+    Ref,
+    StateStore,
+    System,
+)
 
 from ._cluster import Cluster, ShardLost
 from ._commands import WRITES, check_arity, is_data_command, keys_of, unknown_command
+from ._journal import DEFAULT_RING, Journal, check_layout
 from ._resp import Error, Reply, Simple
 from ._ring import Ring
 from ._shard import SCAN_BITS, NotMember, Shard, Token
@@ -275,16 +284,25 @@ async def open_store(
     clock: Callable[[], float] = time.time,
     spawn_options: Deployment | None = None,
     heal_interval: float | None = 1.0,
+    journal: StateStore | None = None,
+    journal_ring: int = DEFAULT_RING,
 ) -> AsyncIterator[Store]:
     """Spawn the store's atoms in ``system`` and yield a :class:`Store` over them.
 
     ``spawn_options`` (a :class:`Deployment`, see :func:`deployment`) says where
     the shard replicas run. ``heal_interval`` is how often the cluster checks its
     replica sets and heals them (``None``: only when asked, ``Cluster.heal``).
+    ``journal``: a state store to journal every change set in (``_journal.py``;
+    ``--data-dir``), read back when the store opens; a snapshot every
+    ``journal_ring / 2`` change sets per shard. None: memory only.
     """
     if not 1 <= shards < 2 ** (64 - SCAN_BITS):
         raise ValueError(f"shards must be between 1 and {2 ** (64 - SCAN_BITS) - 1}")
     where = spawn_options or Deployment()
+    journals: list[Ref[Journal]] = []
+    if journal is not None:
+        await check_layout(journal, shards)
+        journals = [await system.spawn(Journal, s, journal, journal_ring) for s in range(shards)]
 
     def live_hosts() -> list[str] | None:
         return where.live(system)
@@ -300,7 +318,8 @@ async def open_store(
             # The least loaded live host this shard does not use yet.
             fits = [h for h in live if h not in avoid] or live
             host = min(fits, key=lambda h: (load.get(h, 0), fits.index(h)))
-        replica = await system.spawn(Shard, shard, clock, **where.options(host))
+        journal = journals[shard] if journals else None
+        replica = await system.spawn(Shard, shard, clock, journal, **where.options(host))
         return replica, host
 
     cluster = await system.spawn(Cluster, shards, replicas, place, live_hosts, heal_interval)
@@ -316,3 +335,5 @@ async def open_store(
         for group in groups:
             for replica in group:
                 await system.stop(replica)
+        for journal_ref in journals:
+            await system.stop(journal_ref)

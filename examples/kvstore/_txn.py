@@ -129,8 +129,14 @@ class Coordinator(Atom):
                 per_shard: dict[int, Changes] = {s: {} for s in prepared}
                 for key, entry in view.changes.items():
                     per_shard[self.ring.shard_of(key)][key] = entry
-                for shard in prepared:
-                    await self._call(shard, "commit", txid, per_shard[shard])
+                for i, shard in enumerate(prepared):
+                    refused = await self._call(shard, "commit", txid, per_shard[shard])
+                    if isinstance(refused, Error):
+                        # Its journal refused the commit (``_journal.py``): that
+                        # shard and those after it release their locks unchanged.
+                        for later in prepared[i:]:
+                            await self._call(later, "abort", txid)
+                        return refused
                 return replies
             for shard in prepared:
                 await self._call(shard, "abort", txid)

@@ -118,3 +118,65 @@ def test_bad_deployment_flags_are_refused(flags: list[str], message: str) -> Non
         timeout=60,
     )
     assert out.returncode == 2 and message in out.stderr
+
+
+@pytest.mark.parametrize(
+    "flags", [(), ("--hosts", "2"), ("--sandbox",)], ids=["one-process", "hosts", "sandboxed"]
+)
+async def test_data_dir_keeps_every_acknowledged_write_through_a_sigkill(
+    tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    # Issue #19: --data-dir journals each write before it is acknowledged, so a
+    # SIGKILLed store (no shutdown, nothing flushed on the way out) reads every
+    # acknowledged write back, in every deployment.
+    data = str(tmp_path / "data")
+    async with kvstore("--data-dir", data, *flags) as (proc, port):
+        assert await redis_cli(port, "SET", "a", "1") == "OK\n"
+        assert await redis_cli(port, "INCR", "a") == "2\n"
+        assert await redis_cli(port, "MSET", "x", "1", "y", "2") == "OK\n"  # two shards
+        assert await redis_cli(port, "SET", "t", "v", "EX", "1000") == "OK\n"
+        assert await redis_cli(port, "DEL", "y") == "1\n"
+        proc.kill()
+        await proc.wait()
+    async with kvstore("--data-dir", data, *flags) as (proc, port):
+        assert (await redis_cli(port, "MGET", "a", "x", "y")).split("\n") == ["2", "1", "", ""]
+        assert 0 < int(await redis_cli(port, "TTL", "t")) <= 1000
+        assert await redis_cli(port, "DBSIZE") == "3\n"
+    async with kvstore(*flags) as (proc, port):  # without --data-dir: memory only
+        assert await redis_cli(port, "DBSIZE") == "0\n"
+
+
+async def test_data_dir_under_load_loses_no_acknowledged_incr_to_a_sigkill(tmp_path: Path) -> None:
+    # Four clients INCR one counter as fast as the store answers; the store is
+    # SIGKILLed mid-stream. After a restart the counter holds every acknowledged
+    # INCR, and at most the one each client had in flight besides.
+    data = str(tmp_path / "data")
+    acked = 0
+    async with kvstore("--data-dir", data) as (proc, port):
+        enough = trio.Event()
+
+        async def client() -> None:
+            nonlocal acked
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            try:
+                while True:
+                    await stream.send_all(b"*2\r\n$4\r\nINCR\r\n$1\r\nc\r\n")
+                    reply = await stream.receive_some(64)
+                    if not reply:
+                        return
+                    assert reply.startswith(b":") and reply.endswith(b"\r\n"), reply
+                    acked += 1
+                    if acked >= 400:
+                        enough.set()
+            except (trio.BrokenResourceError, OSError):
+                return  # the store was killed
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(client)
+            await enough.wait()
+            proc.kill()
+            await proc.wait()
+    async with kvstore("--data-dir", data) as (proc, port):
+        counter = int(await redis_cli(port, "GET", "c"))
+        assert acked <= counter <= acked + 4
