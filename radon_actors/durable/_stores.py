@@ -23,8 +23,11 @@ from typing import Any, Protocol
 import trio
 
 from .._errors import StateConflict
+from .._logs import get_logger
 
 __all__ = ["RedisStore", "SQLiteStore", "StateStore", "Stored", "store_from_url"]
+
+_log = get_logger("radon_actors.durable")
 
 Stored = tuple[str | None, str]
 """What a read finds: ``(document or None after a clear, etag)``."""
@@ -130,8 +133,18 @@ class SQLiteStore:
     WAL mode with ``synchronous=NORMAL``: a save that returned survives the
     process being killed (not a power loss of the machine; use
     ``synchronous="FULL"`` for that, at a cost per save). Several processes of
-    one machine may share the file. Calls run in a worker thread
-    (``trio.to_thread``), one at a time per store.
+    one machine may share the file.
+
+    **Where the calls run.** With ``NORMAL`` (or ``OFF``) a commit writes to the
+    WAL file and does not sync it: tens of microseconds, less than a hop to a
+    worker thread, which under a busy event loop also waits for the GIL
+    (Python hands it over every 5 ms). So reads and commits run in the event
+    loop, on a connection that never waits for a lock; one that would (another
+    process is writing the file), and the WAL checkpoints that sync the file,
+    run in a worker thread (``trio.to_thread``) on a second connection, which
+    waits up to 10 s. With ``FULL`` or ``EXTRA`` every call runs in the thread.
+    Writes that arrive while one batch commits go together in the next
+    transaction (group commit).
     """
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
@@ -139,10 +152,13 @@ class SQLiteStore:
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = Path(path)
         self._synchronous = synchronous.upper()
-        self._db: sqlite3.Connection | None = None
+        self._inline = self._synchronous in ("OFF", "NORMAL")
+        self._db: sqlite3.Connection | None = None  # the event loop's
+        self._tdb: sqlite3.Connection | None = None  # the worker thread's
         self._limiter = trio.CapacityLimiter(1)
         self._pending: list[tuple[_Write, _Slot]] = []
         self._committing = False
+        self._unsynced = 0  # commits in the event loop since the last checkpoint
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -152,36 +168,46 @@ class SQLiteStore:
         """``sqlite://`` and the file's absolute path."""
         return f"sqlite://{self.path.resolve()}"
 
-    def _connect(self) -> sqlite3.Connection:
-        db = self._db
+    def _connection(self, inline: bool) -> sqlite3.Connection:
+        db = self._db if inline else self._tdb
         if db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(
-                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=0.0 if inline else 10.0,
+                isolation_level=None,
+                check_same_thread=False,
             )
+            db.execute("PRAGMA busy_timeout=10000")  # while the schema is set up
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self._synchronous}")
             db.execute(_SCHEMA)
-            self._db = db
+            if inline:
+                db.execute("PRAGMA busy_timeout=0")
+                # Checkpoints sync the file: the thread runs them (_checkpoint).
+                db.execute("PRAGMA wal_autocheckpoint=0")
+                self._db = db
+            else:
+                self._tdb = db
         return db
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        """``fn(connection, *args)``: in the event loop if it need not wait for a
+        lock, else in the worker thread (see the class docs). ``fn`` must change
+        nothing when it fails with a busy lock (it is then run again)."""
+        if self._inline:
+            try:
+                return fn(self._connection(True), *args)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+        return await trio.to_thread.run_sync(
+            lambda: fn(self._connection(False), *args), limiter=self._limiter
+        )
 
     async def read(self, atom_type: str, key: str, name: str) -> Stored | None:
-        def read() -> Stored | None:
-            row = (
-                self._connect()
-                .execute(
-                    "SELECT document, revision FROM radon_state "
-                    "WHERE atom_type = ? AND key = ? AND name = ?",
-                    (atom_type, key, name),
-                )
-                .fetchone()
-            )
-            return None if row is None else (row[0], str(row[1]))
-
-        result: Stored | None = await self._run(read)
+        await trio.lowlevel.checkpoint()
+        result: Stored | None = await self._run(_read, atom_type, key, name)
         return result
 
     async def write(
@@ -194,8 +220,8 @@ class SQLiteStore:
 
     async def _grouped(self, write: _Write) -> str:
         """Group commit: writes that arrive while one batch is being committed go
-        together in the next transaction, in one thread call (the first waiting
-        writer commits for the others), so concurrent saves share a commit."""
+        together in the next transaction (the first waiting writer commits for
+        the others), so concurrent saves share a commit."""
         slot = _Slot()
         self._pending.append((write, slot))
         if self._committing:
@@ -203,10 +229,12 @@ class SQLiteStore:
             return slot.result()
         self._committing = True
         try:
+            # Let the writers that are ready now join this batch.
+            await trio.lowlevel.checkpoint()
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    await self._run(self._commit, batch)
+                    await self._run(_commit, batch)
                 except Exception as exc:  # each write of the batch has it as its outcome
                     for _, waiting in batch:
                         if waiting.value is None and waiting.error is None:
@@ -214,6 +242,10 @@ class SQLiteStore:
                 finally:
                     for _, waiting in batch:
                         waiting.done.set()
+                self._unsynced += 1
+                if self._unsynced >= _CHECKPOINT_EVERY and self._inline:
+                    self._unsynced = 0
+                    await self._checkpoint()
         finally:
             self._committing = False
             for _, waiting in self._pending:  # cancelled with writes still queued
@@ -224,72 +256,116 @@ class SQLiteStore:
             self._pending = []
         return slot.result()
 
-    def _commit(self, batch: list[tuple[_Write, _Slot]]) -> None:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database file and sync it, in the thread
+        (PASSIVE: it waits for nobody, and what it cannot copy now waits for
+        the next one)."""
         try:
-            for write, slot in batch:
-                try:
-                    slot.value = str(self._put(*write))
-                except StateConflict as exc:  # refused before it changed anything
-                    slot.error = exc
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            for _, slot in batch:
-                slot.value = None  # none of the batch was written
-            raise
+            await trio.to_thread.run_sync(
+                lambda: self._connection(False).execute("PRAGMA wal_checkpoint(PASSIVE)"),
+                limiter=self._limiter,
+            )
+        except sqlite3.Error as exc:  # the commits stand; the WAL just grows meanwhile
+            _log.warning("durable.checkpoint_failed", path=str(self.path), error=repr(exc))
 
     async def scan(self, name: str) -> list[tuple[str, str, str, str]]:
-        def scan() -> list[tuple[str, str, str, str]]:
-            rows = self._connect().execute(
-                "SELECT atom_type, key, document, revision FROM radon_state "
-                "WHERE name = ? AND document IS NOT NULL",
-                (name,),
-            )
-            return [(t, k, d, str(r)) for t, k, d, r in rows]
-
-        found: list[tuple[str, str, str, str]] = await self._run(scan)
+        await trio.lowlevel.checkpoint()
+        found: list[tuple[str, str, str, str]] = await self._run(_scan, name)
         return found
-
-    def _put(
-        self, atom_type: str, key: str, name: str, document: str | None, etag: str | None
-    ) -> int:
-        db = self._connect()
-        if etag is None:
-            try:
-                db.execute(
-                    "INSERT INTO radon_state (atom_type, key, name, revision, document) "
-                    "VALUES (?, ?, ?, 1, ?)",
-                    (atom_type, key, name, document),
-                )
-            except sqlite3.IntegrityError:
-                raise _conflict(
-                    atom_type, key, name, etag, self._revision(db, atom_type, key, name)
-                ) from None
-            return 1
-        revision = int(etag)
-        cursor = db.execute(
-            "UPDATE radon_state SET revision = revision + 1, document = ? "
-            "WHERE atom_type = ? AND key = ? AND name = ? AND revision = ?",
-            (document, atom_type, key, name, revision),
-        )
-        if cursor.rowcount != 1:
-            raise _conflict(atom_type, key, name, etag, self._revision(db, atom_type, key, name))
-        return revision + 1
-
-    @staticmethod
-    def _revision(db: sqlite3.Connection, atom_type: str, key: str, name: str) -> int | None:
-        row = db.execute(
-            "SELECT revision FROM radon_state WHERE atom_type = ? AND key = ? AND name = ?",
-            (atom_type, key, name),
-        ).fetchone()
-        return None if row is None else int(row[0])
 
     async def aclose(self) -> None:
         db, self._db = self._db, None
+        tdb, self._tdb = self._tdb, None
         if db is not None:
-            await self._run(db.close)
+            db.close()
+        if tdb is not None:
+            await trio.to_thread.run_sync(tdb.close, limiter=self._limiter)
+
+
+_CHECKPOINT_EVERY = 500
+"""Commits in the event loop between two WAL checkpoints (SQLite's own
+automatic checkpoint comes every 1,000 pages of WAL)."""
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _read(db: sqlite3.Connection, atom_type: str, key: str, name: str) -> Stored | None:
+    row = db.execute(
+        "SELECT document, revision FROM radon_state WHERE atom_type = ? AND key = ? AND name = ?",
+        (atom_type, key, name),
+    ).fetchone()
+    return None if row is None else (row[0], str(row[1]))
+
+
+def _scan(db: sqlite3.Connection, name: str) -> list[tuple[str, str, str, str]]:
+    rows = db.execute(
+        "SELECT atom_type, key, document, revision FROM radon_state "
+        "WHERE name = ? AND document IS NOT NULL",
+        (name,),
+    )
+    return [(t, k, d, str(r)) for t, k, d, r in rows]
+
+
+def _commit(db: sqlite3.Connection, batch: list[tuple[_Write, _Slot]]) -> None:
+    """One transaction for the batch; each write's outcome in its slot. A busy
+    lock at ``BEGIN`` changes nothing (the caller may run it again)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for write, slot in batch:
+            slot.error = None
+            try:
+                slot.value = str(_put(db, *write))
+            except StateConflict as exc:  # refused before it changed anything
+                slot.value = None
+                slot.error = exc
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        for _, slot in batch:
+            slot.value = None  # none of the batch was written
+            slot.error = None
+        raise
+
+
+def _put(
+    db: sqlite3.Connection,
+    atom_type: str,
+    key: str,
+    name: str,
+    document: str | None,
+    etag: str | None,
+) -> int:
+    if etag is None:
+        try:
+            db.execute(
+                "INSERT INTO radon_state (atom_type, key, name, revision, document) "
+                "VALUES (?, ?, ?, 1, ?)",
+                (atom_type, key, name, document),
+            )
+        except sqlite3.IntegrityError:
+            found = _revision(db, atom_type, key, name)
+            raise _conflict(atom_type, key, name, etag, found) from None
+        return 1
+    revision = int(etag)
+    cursor = db.execute(
+        "UPDATE radon_state SET revision = revision + 1, document = ? "
+        "WHERE atom_type = ? AND key = ? AND name = ? AND revision = ?",
+        (document, atom_type, key, name, revision),
+    )
+    if cursor.rowcount != 1:
+        raise _conflict(atom_type, key, name, etag, _revision(db, atom_type, key, name))
+    return revision + 1
+
+
+def _revision(db: sqlite3.Connection, atom_type: str, key: str, name: str) -> int | None:
+    row = db.execute(
+        "SELECT revision FROM radon_state WHERE atom_type = ? AND key = ? AND name = ?",
+        (atom_type, key, name),
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 # Compare-and-set in one step on the server: the revision must be ARGV[1]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from cluster_helpers import redis_server
 from durable_atoms import Cart, CartState, Tally, Unkeyed
 
@@ -188,4 +189,54 @@ async def test_concurrent_sqlite_writes_commit_together_and_conflicts_stay_their
     assert sorted(o for o in outcomes if isinstance(o, str)) == ["1"] * 50
     for i in range(50):
         assert await store.read("t", f"k{i}", "s") == (f'"k{i}"', "1")
+    await store.aclose()
+
+
+async def test_an_sqlite_write_waits_in_a_thread_while_another_connection_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    # Commits run in the event loop on a connection that never waits for a lock;
+    # when another process (here, another connection) is writing the file, the
+    # write goes to the worker thread, waits there, and commits afterwards.
+    import sqlite3
+
+    path = tmp_path / "l.db"
+    store = SQLiteStore(path)
+    assert await store.write("t", "k", "s", '"a"', None) == "1"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+    written: list[str] = []
+    async with trio.open_nursery() as nursery:
+
+        async def write() -> None:
+            written.append(await store.write("t", "k", "s", '"b"', "1"))
+
+        nursery.start_soon(write)
+        await trio.testing.wait_all_tasks_blocked()  # the write waits in the thread
+        assert written == []
+        assert await store.read("t", "k", "s") == ('"a"', "1")  # reads go on meanwhile
+        other.execute("COMMIT")
+    assert written == ["2"]
+    assert await store.read("t", "k", "s") == ('"b"', "2")
+    other.close()
+    await store.aclose()
+
+
+async def test_sqlite_checkpoints_the_wal_into_the_file_every_so_many_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The event loop's connection does not checkpoint by itself (a checkpoint
+    # syncs the file): every _CHECKPOINT_EVERY commits, the thread does.
+    from radon_actors.durable import _stores
+
+    monkeypatch.setattr(_stores, "_CHECKPOINT_EVERY", 5)
+    path = tmp_path / "c.db"
+    store = SQLiteStore(path)
+    document = '"' + "x" * 20_000 + '"'
+    for i in range(4):
+        await store.write("t", f"k{i}", "s", document, None)
+    before = path.stat().st_size
+    assert before < 20_000  # everything is in the WAL so far
+    await store.write("t", "k4", "s", document, None)  # the fifth commit
+    assert path.stat().st_size > before + 5 * 20_000
     await store.aclose()
