@@ -24,9 +24,11 @@ a task of its own so a slow handler holds up no other reminder.
   drives them in tests.
 
 Every system opened with ``state_store=`` serves its store's reminders from
-the start; with the default store, from the first use of durability. Two
-systems serving one store would both deliver them (at least once, twice): serve
-a store's reminders from one system.
+the start; with the default store, from the first use of durability. Its
+worker hosts do not (each would deliver them once more): an activation there
+sets and forgets reminders through :class:`ReminderDesk`, an on-demand daemon
+at the system's process. Two systems serving one store would both deliver
+them (at least once, twice): serve a store's reminders from one system.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import trio
 
+from .._atom import Atom, handler
 from .._errors import StateConflict
 from .._logs import get_logger
+from ..runtime import lookup
 from ..sandbox.values import host_form_value, read_host_form_value
 from ._state import atom_type
 from ._virtual import class_path, directory_of, import_atom_class
@@ -49,7 +53,7 @@ if TYPE_CHECKING:
     from ..runtime import AtomCell, System
     from ._durability import Durability
 
-__all__ = ["ATTEMPTS", "STATE", "Reminders"]
+__all__ = ["ATTEMPTS", "STATE", "ReminderDesk", "Reminders"]
 
 _log = get_logger("radon_actors.durable")
 
@@ -196,12 +200,39 @@ class Reminders:
         if not isinstance(handler, str) or handler not in cell.table:
             raise TypeError(f"{h!r} is not a handler of {cell.cls.__qualname__}")
         kind, key = self._identity(cell)
-        self._check_served()
-        await self._loaded.wait()
         host_form_value(args)  # refuse what the store cannot keep, here
+        path = class_path(cell.cls)
+        if not self.serves:
+            # A worker host: its system's process keeps the reminders.
+            desk = self.system.durability().get(ReminderDesk, "desk")
+            await desk.ask(
+                ReminderDesk.set_reminder, kind, key, path, name, handler, args, due, period
+            )
+            return
+        await self.set(kind, key, path, name, handler, tuple(args), float(due), period)
+
+    @property
+    def serves(self) -> bool:
+        """Whether this process serves the store's reminders (the system's own
+        process does; its worker hosts go to it)."""
+        return directory_of(self.system) == self.system.prefix
+
+    async def set(
+        self,
+        kind: str,
+        key: str,
+        path: str,
+        name: str,
+        handler: str,
+        args: tuple[Any, ...],
+        due: float,
+        period: float | None,
+    ) -> None:
+        """Store and schedule a reminder (checked already: :meth:`remind`)."""
+        await self._loaded.wait()
         atom = self.atoms.get((kind, key))
         if atom is None:
-            atom = self.atoms[(kind, key)] = _Atom(class_path(cell.cls))
+            atom = self.atoms[(kind, key)] = _Atom(path)
         old = atom.reminders.get(name)
         reminder = _Reminder(
             handler,
@@ -216,7 +247,14 @@ class Reminders:
 
     async def forget(self, cell: AtomCell, name: str) -> bool:
         kind, key = self._identity(cell)
-        self._check_served()
+        if not self.serves:
+            desk = self.system.durability().get(ReminderDesk, "desk")
+            forgotten: bool = await desk.ask(ReminderDesk.unset_reminder, kind, key, name)
+            return forgotten
+        return await self.unset(kind, key, name)
+
+    async def unset(self, kind: str, key: str, name: str) -> bool:
+        """Remove a reminder; False if there was none."""
         await self._loaded.wait()
         atom = self.atoms.get((kind, key))
         if atom is None or name not in atom.reminders:
@@ -224,14 +262,6 @@ class Reminders:
         del atom.reminders[name]
         await self._save(kind, key, atom)
         return True
-
-    def _check_served(self) -> None:
-        if directory_of(self.system) != self.system.prefix:
-            raise RuntimeError(
-                "reminders are served by the system's own process; an on-demand atom "
-                "activated on a worker host (activate_on) cannot set them yet "
-                "(docs/durability.md, 'Not yet')"
-            )
 
     def _identity(self, cell: AtomCell) -> tuple[str, str]:
         key = cell.on_demand_key
@@ -356,3 +386,38 @@ class Reminders:
                 None if period is None else float(period),
             )
         return atom
+
+
+class ReminderDesk(Atom):
+    """The reminder service's door for on-demand atoms activated on worker hosts
+    (``activate_on``): an on-demand daemon at the system's process, which
+    serves the store's reminders, that such an activation's ``remind`` and
+    ``forget_reminder`` ask. Its handlers take the atom's identity explicitly."""
+
+    durable_type = "$reminder-desk"
+    daemon = True
+
+    @handler
+    async def set_reminder(
+        self,
+        kind: str,
+        key: str,
+        path: str,
+        name: str,
+        h: str,
+        args: tuple[Any, ...],
+        due: float,
+        period: float | None,
+    ) -> None:
+        await _served(self).set(kind, key, path, name, h, tuple(args), float(due), period)
+
+    @handler
+    async def unset_reminder(self, kind: str, key: str, name: str) -> bool:
+        return await _served(self).unset(kind, key, name)
+
+
+def _served(desk: ReminderDesk) -> Reminders:
+    cell = lookup(desk.ref.id)
+    assert cell is not None
+    durability = cast("Durability", cell.system.durability())
+    return durability.reminders

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from cluster_helpers import cluster, kill_host, radon_host
+from cluster_helpers import cluster, count_when_arrived, kill_host, radon_host
 from durable_atoms import Caller, Cart, Roaming, RoamingReminded, Visits
 
 from radon_actors import RedisStore, SQLiteStore, System, open_system
@@ -155,17 +155,22 @@ async def test_an_on_demand_atom_runs_where_its_policy_says_and_outlives_its_hos
             assert second not in (first, os.getpid())
 
 
-async def test_reminders_are_served_once_by_the_system_not_by_its_workers(
+async def test_an_activation_on_a_worker_sets_reminders_the_system_serves(
     tmp_path: Path,
 ) -> None:
     # Workers share the system's store but do not serve its reminders (each
-    # would be delivered once per process); an activation on a worker cannot
-    # set one yet, and says so.
+    # would be delivered once per process): an activation on a worker asks the
+    # system's process to keep them (ReminderDesk), which delivers each to the
+    # atom where its policy places it. Before, it raised RuntimeError.
     with trio.fail_after(60):
         async with cluster("w1", state_store=SQLiteStore(tmp_path / "s.db")) as system:
             ref = system.get(RoamingReminded, "k")
-            with pytest.raises(RuntimeError, match="served by the system's own process"):
-                await ref.ask(RoamingReminded.schedule, 1.0)
+            await ref.ask(RoamingReminded.schedule, 0.0)  # a one-shot, due now
+            assert await count_when_arrived(ref, RoamingReminded.count, 1) == 1
+            assert await ref.ask(RoamingReminded.forget) is False  # delivered, then removed
+            await ref.ask(RoamingReminded.schedule, 0.01, 0.01)  # periodic
+            assert await count_when_arrived(ref, RoamingReminded.count, 4) >= 4
+            assert await ref.ask(RoamingReminded.forget) is True
 
 
 async def test_starting_a_host_opens_no_state_store(
