@@ -15,6 +15,13 @@ Three queues, one consumer:
 The consumer (the atom's task) drains the lanes with plain ``popleft`` calls and
 parks only when both are empty, so a burst of messages costs one wake-up, not
 one per message. Producers never yield when there is room.
+
+The control lane and the stash are empty for nearly every atom nearly all the
+time, and an empty ``deque`` costs 760 bytes: until something goes in, each is
+the empty tuple :data:`NONE` (falsy, iterable, with a length, and loud on any
+write), and :meth:`Mailbox.put_control` and :meth:`Mailbox.stash` make the
+real ``deque``. So read them freely, write them only through those methods;
+and read them afresh (``mailbox.control``), since the object changes.
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ from trio.lowlevel import Abort, ParkingLot, Task, current_task, reschedule, wai
 
 from .._errors import MailboxFull, StashOverflow
 
-__all__ = ["Mailbox", "MailboxStatistics"]
+__all__ = ["NONE", "Mailbox", "MailboxStatistics"]
+
+NONE: Any = ()
+"""An empty lane that has never held anything (see the module docs)."""
 
 
 @attrs.frozen
@@ -59,8 +69,8 @@ class Mailbox:
         self.capacity = capacity
         # Public to the runtime's hot loop, which pops them directly.
         self.user: deque[Any] = deque()
-        self.control: deque[Any] = deque()
-        self.stashed: deque[Any] = deque()
+        self.control: deque[Any] = NONE
+        self.stashed: deque[Any] = NONE
         self.closed = False
         self._consumer: Task | None = None
         self._senders = ParkingLot()
@@ -112,7 +122,10 @@ class Mailbox:
         """Queue a control message ahead of all user messages; False if closed."""
         if self.closed:
             return False
-        self.control.append(msg)
+        control = self.control
+        if control is NONE:
+            control = self.control = deque()
+        control.append(msg)
         self._wake_consumer()
         return True
 
@@ -147,7 +160,10 @@ class Mailbox:
             raise StashOverflow(
                 f"stash full ({self.capacity} messages); unstash before stashing more"
             )
-        self.stashed.append(msg)
+        stashed = self.stashed
+        if stashed is NONE:
+            stashed = self.stashed = deque()
+        stashed.append(msg)
 
     def unstash_all(self) -> int:
         """Move every stashed message to the head of the user lane, in order."""
@@ -155,9 +171,17 @@ class Mailbox:
         n = len(stashed)
         if n:
             self.user.extendleft(reversed(stashed))
-            stashed.clear()
+            self.stashed = NONE
             self._wake_consumer()
         return n
+
+    def restash(self, msg: Any) -> None:
+        """Put back a message stashed before (a move hands the stash over):
+        past the stash's bound if need be, as it was accepted once."""
+        stashed = self.stashed
+        if stashed is NONE:
+            stashed = self.stashed = deque()
+        stashed.append(msg)
 
     # shutdown -----------------------------------------------------------
     def close(self) -> list[Any]:
@@ -165,9 +189,9 @@ class Mailbox:
         then the user lane, in order); blocked senders wake and see the closure."""
         self.closed = True
         left = [*self.stashed, *self.user]
-        self.stashed.clear()
+        self.stashed = NONE
         self.user.clear()
-        self.control.clear()
+        self.control = NONE
         self._senders.unpark_all()
         return left
 
@@ -192,9 +216,11 @@ class Mailbox:
         bound if need be: those messages were accepted once), ``control`` behind
         the control lane."""
         self.closed = False
-        self.stashed.extend(stashed)
+        for msg in stashed:
+            self.restash(msg)
         self.user.extendleft(reversed(list(user)))
-        self.control.extend(control)
+        for msg in control:
+            self.put_control(msg)
         if self.user or self.control:
             self._wake_consumer()
 

@@ -562,7 +562,10 @@ async def _prepare(
             reply: Any = handles[token[1]]
         else:
             reply = None if token is None else CallbackReply(Answer(node, peer, token))
-        (cell.mailbox.stashed if is_stashed else cell.mailbox.user).append((spec, a, k, reply))
+        if is_stashed:
+            cell.mailbox.restash((spec, a, k, reply))
+        else:
+            cell.mailbox.user.append((spec, a, k, reply))
     cell.runtime = _Restoring(runtime, state, cell.table)
     return cell, timers, existing
 

@@ -54,6 +54,8 @@ from ._seams import (
 )
 from ._timers import TimerHandle
 
+_NO_TIMERS: Any = frozenset()
+
 if TYPE_CHECKING:
     from ._system import System
 
@@ -190,7 +192,9 @@ class AtomCell:
         self.busy = False
         self.task: Task | None = None
         self.children: dict[str, AtomCell] = {}
-        self.timers: set[TimerHandle] = set()
+        # Most atoms never set a timer: an empty set costs 216 bytes, so the
+        # shared empty frozenset stands in until the first (add_timer).
+        self.timers: set[TimerHandle] = _NO_TIMERS
         self.ref: Ref[Any] = Ref(atom_id, name, self)
         self.stopped = trio.Event()
         self.restarts = 0
@@ -604,7 +608,7 @@ class AtomCell:
         spec = self.spec_for(h, args, kwargs)
         timer = TimerHandle(self, (spec, args, kwargs), delay, periodic)
         if self.state < _STOPPING:
-            self.timers.add(timer)
+            self.add_timer(timer)
             self.system.start_soon(timer.run)
         else:
             timer.cancel()
@@ -696,7 +700,11 @@ class AtomCell:
             raise
         self.busy = False
         self.state = _RUNNING
-        self.log.debug("atom.spawned")
+        # Not through self.log: binding a logger for every atom costs an idle
+        # atom about 500 bytes, and most never log anything else.
+        _log.debug(
+            "atom.spawned", atom_id=self.id, atom_name=self.name, atom_class=self.cls.__name__
+        )
         task_status.started()
         await self.run_turns()
 
@@ -739,9 +747,9 @@ class AtomCell:
     async def _loop(self) -> None:
         mailbox = self.mailbox
         user = mailbox.user
-        control = mailbox.control
         b = budget
         while True:
+            control = mailbox.control  # made on first use (see Mailbox)
             if control:
                 if await self._control(control.popleft()):
                     return
@@ -906,6 +914,19 @@ class AtomCell:
         """Cancel every timer of the current incarnation."""
         for timer in list(self.timers):
             timer.cancel()
+
+    def add_timer(self, timer: TimerHandle) -> None:
+        """Keep ``timer`` with this incarnation's timers (see ``__init__``)."""
+        timers = self.timers
+        if timers is _NO_TIMERS:
+            timers = self.timers = set()
+        timers.add(timer)
+
+    def drop_timer(self, timer: TimerHandle) -> None:
+        """Forget ``timer`` (fired or cancelled), if this incarnation has it."""
+        timers = self.timers
+        if timers:
+            timers.discard(timer)
 
     async def call_on_stop(self) -> None:
         """Run the instance's ``on_stop`` within the cell's shutdown timeout (errors

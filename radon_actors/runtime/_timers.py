@@ -95,7 +95,7 @@ class TimerHandle:
         self.task = None
         self._scope.cancel()
         if self._cell is not None:
-            self._cell.timers.discard(self)
+            self._cell.drop_timer(self)
 
     def deliver(self, result: outcome.Outcome[Any]) -> None:
         """A timer's message is its own reply slot (:class:`ReplySlot`): nobody reads it."""
@@ -116,7 +116,7 @@ class TimerHandle:
                 self._fired = True
                 await mailbox.put(msg)
                 # Pending until queued: a migration meanwhile re-arms it on the target.
-                self._cell.timers.discard(self)
+                self._cell.drop_timer(self)
                 return
             while True:
                 await trio.sleep_until(self._deadline)
@@ -224,7 +224,7 @@ def rearm(
             continue
         timer._fired = False
         timer._deadline = now + left
-        cell.timers.add(timer)
+        cell.add_timer(timer)
         armed.append(timer)
     for timer in table.values():
         if timer._cell is None:
