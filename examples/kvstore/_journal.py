@@ -78,8 +78,6 @@ class Journal(Atom):
         the outcomes of the writes in the ring (so retries are answered)."""
         try:
             return await self._replay()
-        except StateConflict as exc:  # pragma: no cover - reads do not conflict
-            raise JournalError(str(exc)) from exc
         except Exception as exc:
             raise JournalError(
                 f"the journal of shard {self.shard_key} cannot be read: {exc}"

@@ -356,9 +356,8 @@ class Shard(Atom):
         self._require_member()
         self.backups = list(backups)
         self.cluster = cluster
-        if self.journal is not None and await self.journal.ask("position") > self.seq:
-            await self._read_journal()
-            await self._resync_backups()
+        if self.journal is not None:
+            await self._catch_up()
         self.primary = True
         # Locks inherited from a dead primary get a lease here, so a transaction
         # whose coordinator died cannot hold them forever.
@@ -492,15 +491,21 @@ class Shard(Atom):
         return None
 
     async def _level_with_journal(self) -> None:
-        """After a refused append: if the journal holds change sets this replica
-        has not applied (a failed write that landed after all), read them back."""
-        assert self.journal is not None
+        """After a refused append: catch up with the journal, which may hold a
+        failed write that landed after all."""
         try:
-            if await self.journal.ask("position") > self.seq:
-                await self._read_journal()
-                await self._resync_backups()
+            await self._catch_up()
         except Exception as exc:
             self.log.error("kv.journal_failed", shard=self.index, error=repr(exc))
+
+    async def _catch_up(self) -> None:
+        """If the journal holds change sets this replica has not applied, read
+        the shard back from it and give the backups a full copy."""
+        assert self.journal is not None
+        if await self.journal.ask("position") > self.seq:
+            await self._read_journal()
+            versions = (self.seq, self.floor, self.versions)
+            await self._replicate("load", self.data, self.locks, self.outcomes, versions)
 
     async def _snapshot_if_due(self) -> None:
         if self.journal is not None and self._snapshot_due:
@@ -518,17 +523,6 @@ class Shard(Atom):
         self.versions = {}
         for wid, reply in outcomes.items():
             self._remember(wid, reply)
-
-    async def _resync_backups(self) -> None:
-        versions = (self.seq, self.floor, self.versions)
-        for backup in list(self.backups):
-            try:
-                await backup.ask(Shard.load, self.data, self.locks, self.outcomes, versions)
-            except RadonError as exc:
-                self.backups.remove(backup)
-                self.log.warning("kv.backup_lost", backup=repr(backup), error=repr(exc))
-                if self.cluster is not None:
-                    self.cluster.tell("backup_lost", self.index, backup)
 
     # internals -----------------------------------------------------------
     def _now(self) -> int:

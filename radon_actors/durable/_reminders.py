@@ -50,6 +50,7 @@ from ._state import atom_type
 from ._virtual import class_path, directory_of, import_atom_class
 
 if TYPE_CHECKING:
+    from .._ref import Ref
     from ..runtime import AtomCell, System
     from ._durability import Durability
 
@@ -204,12 +205,16 @@ class Reminders:
         path = class_path(cell.cls)
         if not self.serves:
             # A worker host: its system's process keeps the reminders.
-            desk = self.system.durability().get(ReminderDesk, "desk")
-            await desk.ask(
+            await self._desk().ask(
                 ReminderDesk.set_reminder, kind, key, path, name, handler, args, due, period
             )
             return
         await self.set(kind, key, path, name, handler, tuple(args), float(due), period)
+
+    def _desk(self) -> Ref[ReminderDesk]:
+        """The system process's :class:`ReminderDesk` (from a worker host)."""
+        desk: Ref[ReminderDesk] = self.system.durability().get(ReminderDesk, "desk")
+        return desk
 
     @property
     def serves(self) -> bool:
@@ -248,8 +253,7 @@ class Reminders:
     async def forget(self, cell: AtomCell, name: str) -> bool:
         kind, key = self._identity(cell)
         if not self.serves:
-            desk = self.system.durability().get(ReminderDesk, "desk")
-            forgotten: bool = await desk.ask(ReminderDesk.unset_reminder, kind, key, name)
+            forgotten: bool = await self._desk().ask(ReminderDesk.unset_reminder, kind, key, name)
             return forgotten
         return await self.unset(kind, key, name)
 

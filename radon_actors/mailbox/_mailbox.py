@@ -160,10 +160,7 @@ class Mailbox:
             raise StashOverflow(
                 f"stash full ({self.capacity} messages); unstash before stashing more"
             )
-        stashed = self.stashed
-        if stashed is NONE:
-            stashed = self.stashed = deque()
-        stashed.append(msg)
+        self.restash(msg)
 
     def unstash_all(self) -> int:
         """Move every stashed message to the head of the user lane, in order."""

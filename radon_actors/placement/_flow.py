@@ -173,20 +173,19 @@ async def _drain(node: Node, peer: Peer, atom_id: str, inflow: Inflow) -> None:
     try:
         while queue:
             h, args, kwargs, reply = queue[0]
-            if (reply is not None and reply.task is None) or deliver_now(
+            delivered = (reply is not None and reply.task is None) or deliver_now(
                 node, peer, atom_id, h, args, kwargs, reply
-            ):
+            )
+            if woken is not None:
+                _pass_on(woken)
+                woken = None
+            if delivered:
                 queue.popleft()
                 if reply is None and peer.down is None:
                     due = peer.due
                     due[atom_id] += 1
                     peer.kick()
-                if woken is not None:
-                    _pass_on(woken)
-                    woken = None
             else:
-                if woken is not None:
-                    _pass_on(woken)
                 woken = await wait_for_room(node, peer, atom_id)
     finally:
         if woken is not None:
