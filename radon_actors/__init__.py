@@ -28,6 +28,7 @@ from ._errors import (
     StateConflict,
 )
 from ._ref import Ref
+from ._state import State, state
 from .sandbox._errors import (
     ForeignError,
     MessageNotPortable,
@@ -40,7 +41,7 @@ from .sandbox._value import Record, portable
 
 if TYPE_CHECKING:
     from ._open import open_system
-    from .durable import RedisStore, SQLiteStore, State, StateStore, state
+    from .durable import RedisStore, SQLiteStore, StateStore
     from .mailbox import DeadLetter, DeadLetters
     from .placement import (
         AuthenticationFailed,
@@ -151,8 +152,6 @@ _LAZY = {
     "ProtocolError": "placement",
     "RoundRobin": "placement",
     "LeastLoaded": "placement",
-    "state": "durable",
-    "State": "durable",
     "StateStore": "durable",
     "SQLiteStore": "durable",
     "RedisStore": "durable",

@@ -3,7 +3,7 @@
 Every import in ``radon_actors`` is checked, at module level, inside functions and
 under ``TYPE_CHECKING`` alike, against two rules:
 
-1. **Direction.** API (``_atom``, ``_ref``, ``_errors``) <- ``mailbox`` <-
+1. **Direction.** API (``_atom``, ``_ref``, ``_errors``, ``_state``) <- ``mailbox`` <-
    ``runtime`` <- (``supervisor``, ``sandbox``, ``placement``, ``durable``) <-
    the top (``__init__``, ``_open``, ``_cli``, ``_worker``). A layer imports
    only layers below it; among the extensions only placement and durable may
@@ -41,7 +41,7 @@ TOP = 4
 SIDEWAYS = {("placement", "sandbox"), ("durable", "sandbox")}
 # The bottom layer: the API, and the library's loggers (host-only: the guest
 # side of the sandbox imports the three API modules, never ``_logs``).
-API_MODULES = {"_atom", "_ref", "_errors", "_logs"}
+API_MODULES = {"_atom", "_ref", "_errors", "_state", "_logs"}
 
 
 def layer_of(module: str) -> str:

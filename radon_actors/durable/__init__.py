@@ -5,8 +5,8 @@ through the runtime's ``Durability`` seam. ``state``, ``State`` and the stores
 are re-exported by ``radon_actors``; the modules here are private.
 """
 
+from .._state import State, StateSpec, state
 from ._durability import DEFAULT_PATH, Durability, make_durability
-from ._state import State, StateSpec, state
 from ._stores import RedisStore, SQLiteStore, StateStore, store_from_url
 from ._virtual import set_directory
 

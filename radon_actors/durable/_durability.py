@@ -7,8 +7,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .._logs import get_logger
+from .._state import atom_type
+from ._codec import read_document, write_document
 from ._reminders import Reminders
-from ._state import StateSpec, atom_type
 from ._stores import SQLiteStore, StateStore
 from ._virtual import Activations, directory_of, retire, serve
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from .._ref import Ref
     from ..runtime import AtomCell, System
 
-__all__ = ["DEFAULT_PATH", "Durability", "durability_of", "make_durability"]
+__all__ = ["DEFAULT_PATH", "Durability", "make_durability"]
 
 _log = get_logger("radon_actors.durable")
 
@@ -57,15 +58,19 @@ class Durability:
     async def forget_reminder(self, cell: AtomCell, name: str) -> bool:
         return await self.reminders.forget(cell, name)
 
-    async def load(self, cell: AtomCell, instance: Any) -> None:
-        cls = type(instance)
-        key = key_of(cell)
-        kind = atom_type(cls)
-        spec: StateSpec[Any]
-        for spec in cls._radon_states:
-            assert spec.name is not None
-            stored = await self.store.read(kind, key, spec.name)
-            instance.__dict__[spec.slot] = spec.fresh() if stored is None else spec.loaded(*stored)
+    async def read_state(self, cell: AtomCell, name: str) -> tuple[Any, str] | None:
+        stored = await self.store.read(atom_type(cell.cls), key_of(cell), name)
+        if stored is None:
+            return None
+        text, etag = stored
+        return (None if text is None else read_document(text)), etag
+
+    async def write_state(self, cell: AtomCell, name: str, doc: Any, etag: str | None) -> str:
+        text = write_document(doc)
+        return await self.store.write(atom_type(cell.cls), key_of(cell), name, text, etag)
+
+    async def clear_state(self, cell: AtomCell, name: str, etag: str | None) -> str:
+        return await self.store.clear(atom_type(cell.cls), key_of(cell), name, etag)
 
     async def aclose(self) -> None:
         retire(self.activations)
@@ -85,14 +90,6 @@ def key_of(cell: AtomCell) -> str:
             "with a name (system.spawn(..., name='...'))"
         )
     return cell.name
-
-
-def durability_of(atom: Any) -> tuple[Durability, str, str]:
-    """For a live durable atom: the system's durability, its type and its key."""
-    cell = atom._radon_ctx
-    durability = cell.system.durability()
-    assert isinstance(durability, Durability)
-    return durability, atom_type(type(atom)), key_of(cell)
 
 
 def make_durability(store: StateStore | None) -> Any:

@@ -44,9 +44,9 @@ import trio
 from .._atom import Atom, handler
 from .._errors import StateConflict
 from .._logs import get_logger
+from .._state import atom_type
 from ..runtime import lookup
 from ..sandbox.values import host_form_value, read_host_form_value
-from ._state import atom_type
 from ._virtual import class_path, directory_of, import_atom_class
 
 if TYPE_CHECKING:

@@ -44,8 +44,8 @@ from .._atom import Atom
 from .._errors import AskTimeout, MailboxFull, SpawnError
 from .._logs import get_logger
 from .._ref import Ref
+from .._state import atom_type
 from ..runtime import CellState, Directive, Reply, resolve, set_virtual_resolver
-from ._state import atom_type
 
 if TYPE_CHECKING:
     from ..runtime import AtomCell, System

@@ -41,6 +41,7 @@ from .._atom import Atom, HandlerSpec, handler_table, resolve_handler, run_to_co
 from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError
 from .._logs import get_logger
 from .._ref import Ref
+from .._state import load_states
 from ..mailbox import BUDGET, DeadLetter, Mailbox, budget
 from . import _directory, _watch
 from ._seams import (
@@ -589,6 +590,15 @@ class AtomCell:
     async def forget_reminder(self, name: str) -> bool:
         return await self.system.durability().forget_reminder(self, name)
 
+    async def read_state(self, name: str) -> tuple[Any, str] | None:
+        return await self.system.durability().read_state(self, name)
+
+    async def write_state(self, name: str, doc: Any, etag: str | None) -> str:
+        return await self.system.durability().write_state(self, name, doc, etag)
+
+    async def clear_state(self, name: str, etag: str | None) -> str:
+        return await self.system.durability().clear_state(self, name, etag)
+
     def send_after(
         self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> TimerHandle:
@@ -739,8 +749,7 @@ class AtomCell:
         instance._radon_ctx = self
         cls.__init__(instance, *self.args, **self.kwargs)
         if cls._radon_states:
-            # Durable state, loaded before on_start (``Durability``).
-            await self.system.durability().load(self, instance)
+            await load_states(instance)  # durable state, loaded before on_start
         self.instance = instance
         await _maybe_await(instance.on_start())
 

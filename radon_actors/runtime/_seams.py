@@ -244,15 +244,29 @@ class RootSupervisor(Protocol):
 class Durability(Protocol):
     """The extension that keeps atoms' declared state in a store (durable).
 
-    The runtime calls :meth:`load` when it builds an instance of a class that
-    declares durable state (``Atom._radon_states``), after ``__init__`` and
-    before ``on_start``; and :meth:`aclose` when the system closes."""
+    A cell's atom reads and writes its declared states (``Atom._radon_states``)
+    through :meth:`read_state`, :meth:`write_state` and :meth:`clear_state`:
+    the atom names the state; its type and key are the cell's (a sandboxed
+    atom's guest goes through the same calls). :meth:`aclose` runs when the
+    system closes."""
 
     url: str | None
     """How other processes of the system reach the same store (placement passes
     it to the hosts it starts); None: they cannot."""
 
-    async def load(self, cell: AtomCell, instance: Any) -> None: ...
+    async def read_state(self, cell: AtomCell, name: str) -> tuple[Any, str] | None:
+        """The stored state ``name`` of ``cell``'s atom: None if none was ever
+        stored, else its document (a value; None after a clear) and etag."""
+        ...
+
+    async def write_state(self, cell: AtomCell, name: str, doc: Any, etag: str | None) -> str:
+        """Store ``doc`` as state ``name`` if its etag is still ``etag``; the new
+        etag (raises :class:`~radon_actors.StateConflict` otherwise)."""
+        ...
+
+    async def clear_state(self, cell: AtomCell, name: str, etag: str | None) -> str:
+        """Clear state ``name`` (a tombstone) if its etag is still ``etag``."""
+        ...
 
     def get(self, cls: type[Any], key: str) -> Ref[Any]:
         """The Ref of the on-demand atom ``cls`` with ``key`` (``System.get``)."""

@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
 import trio
 
 from .._atom import Atom
-from .._errors import NameTaken, NoSuchAtom, SpawnError
+from .._errors import NameTaken, NoSuchAtom
 from .._logs import get_logger
 from .._ref import Ref
 from ..mailbox import DeadLetters, MailboxStatistics
@@ -378,11 +378,6 @@ class System:
         if sandbox is None:
             sandbox = getattr(cls, "sandbox", False)
         if sandbox is not False:
-            if getattr(cls, "_radon_states", ()):
-                raise SpawnError(
-                    f"{cls.__qualname__} declares durable state, which sandboxed atoms cannot "
-                    "keep yet (docs/durability.md); spawn it natively"
-                )
             runtime = await self._isolation_extension().runtime_for(cls, sandbox)
         if name is not None:
             if not isinstance(name, str) or not name:

@@ -50,6 +50,7 @@ _GUEST_FILES = (
     "_atom.py",
     "_errors.py",
     "_ref.py",
+    "_state.py",
     "sandbox/__init__.py",
     "sandbox/_value.py",
     "sandbox/_errors.py",

@@ -64,8 +64,9 @@ class SandboxConfig:
     (``max_children`` bounds each atom's own children)."""
 
     max_sends: int = attrs.field(default=10_000, validator=_positive)
-    """Messages (tells, asks and spawns) one turn of the atom may send; one
-    more raises :class:`~radon_actors.SandboxDenied` in the handler."""
+    """Messages (tells, asks and spawns) and durable state or reminder
+    operations one turn of the atom may make; one more raises
+    :class:`~radon_actors.SandboxDenied` in the handler."""
 
     max_logs: int = attrs.field(default=100, validator=_positive)
     """Log events one turn may emit (``self.log``); the host drops the rest of

@@ -39,7 +39,7 @@ from wit_world import exports
 from wit_world.imports import host
 from wit_world.imports import types as wt
 
-from .. import _atom, _ref
+from .. import _atom, _ref, _state
 from .._errors import HandlerNotFound
 from . import _value
 from ._errors import MessageNotPortable, SandboxError
@@ -339,6 +339,37 @@ class _Context:
     def unstash_all(self) -> None:
         host.unstash_all()
 
+    # Durable state and reminders: operations on the atom itself (its type and
+    # key are the host's; it names only its own declared states).
+    async def read_state(self, name: str) -> Any:
+        return await _HostOp(wt.Operation_ReadState(name))
+
+    async def write_state(self, name: str, doc: Any, etag: str | None) -> Any:
+        request = wt.StateWrite(name, _writer.value(doc), etag)
+        return await _HostOp(wt.Operation_WriteState(request))
+
+    async def clear_state(self, name: str, etag: str | None) -> Any:
+        return await _HostOp(wt.Operation_ClearState(wt.StateClear(name, etag)))
+
+    async def remind(
+        self, name: str, h: Any, args: tuple[Any, ...], due: float, period: float | None
+    ) -> None:
+        message = _writer.message(args, {})
+        period = None if period is None else float(period)
+        request = wt.RemindRequest(name, _atom.handler_name(h), message, float(due), period)
+        await _HostOp(wt.Operation_Remind(request))
+
+    async def forget_reminder(self, name: str) -> bool:
+        return bool(await _HostOp(wt.Operation_ForgetReminder(name)))
+
+
+def _dropped_fields(name: str, fields: list[str]) -> None:
+    fields_text = _log_writer.value({"state": name, "fields": fields})
+    host.log("warning", "durable.fields_dropped", fields_text)
+
+
+_state.dropped_fields = _dropped_fields
+
 
 class _State:
     instance: Any = None
@@ -386,7 +417,8 @@ def _drive(
         return _failed(
             RuntimeError(
                 f"a sandboxed handler awaited {request!r}; inside the sandbox a handler can "
-                "only await radon operations (ask, spawn)"
+                "only await radon operations (ask, spawn, a state's save, clear and reload, "
+                "remind, forget_reminder)"
             )
         )
     token = next(_State.tokens)
@@ -403,6 +435,14 @@ def _call(fn: Any) -> Any:
     if isinstance(result, _CoroutineType):
         return _drive(result, _NO_ANSWERS)
     return _done(result)
+
+
+async def _start(instance: Any) -> Any:
+    """Load the atom's durable states from the host's store, then run ``on_start``."""
+    await _state.load_states(instance)
+    result = instance.on_start()
+    if isinstance(result, _CoroutineType):
+        await result
 
 
 def _install(cls: Any, atom_id: str, name: str | None) -> Any:
@@ -470,8 +510,12 @@ def _manifest() -> dict[str, Any]:
                     "answers": answers,
                 }
             )
-        atoms[name] = {"init": _params(cls.__init__), "handlers": handlers}
-    return {"standard": "0.4.0", "language": "python", "atoms": atoms}
+        entry = {"init": _params(cls.__init__), "handlers": handlers}
+        if cls._radon_states:
+            entry["durable-type"] = _state.atom_type(cls)
+            entry["states"] = [[spec.name, spec.version] for spec in cls._radon_states]
+        atoms[name] = entry
+    return {"standard": "0.5.0", "language": "python", "atoms": atoms}
 
 
 class Guest(exports.Guest):
@@ -491,7 +535,10 @@ class Guest(exports.Guest):
         return "dnull"
 
     def start(self) -> Any:
-        return _call(_State.instance.on_start)
+        instance = _State.instance
+        if type(instance)._radon_states:
+            return _drive(_start(instance), _NO_ANSWERS)
+        return _call(instance.on_start)
 
     def finish(self) -> Any:
         return _call(_State.instance.on_stop)

@@ -7,7 +7,8 @@ Two kinds, both defined by ``wit/atom.wit``:
   guest's call is on the stack, so they must not block and must not raise
   (wasmtime would turn the exception into a trap and poison the instance):
   errors go back to the guest encoded, as the WIT results say.
-* **Operations** (:func:`perform`): ask and spawn, which wait on other atoms.
+* **Operations** (:func:`perform`): ask and spawn, which wait on other atoms,
+  and the atom's durable state and reminders, which wait on the store.
   The guest suspends its turn and returns the request; ``GuestAtom`` performs
   it here, on trio, and resumes the guest with the reply.
 
@@ -189,7 +190,52 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
         else:
             child_cell.on_stopped.append(lambda _c, _r: tree.release(config.memory))
         return child
+    if op.tag in _STATE_OPS:
+        _count_send(guest)
+        return await _state_op(guest, op.tag, req)
     raise SandboxError(f"unknown guest operation {op.tag!r}")  # pragma: no cover
+
+
+_STATE_OPS = frozenset({"read-state", "write-state", "clear-state", "remind", "forget-reminder"})
+
+
+def _declared(guest: GuestAtom, name: Any) -> str:
+    """A state name from the guest: one its class declares (the host's class, or
+    the manifest's word for a component's), never another."""
+    declared = {spec.name for spec in guest.cell.cls._radon_states}
+    if name not in declared:
+        raise SandboxDenied(
+            f"{guest.cell.label()} has no durable state {str(name)[:80]!r}; a sandboxed atom "
+            f"reads and writes only the states its class declares ({sorted(declared)})"
+        )
+    return str(name)
+
+
+async def _state_op(guest: GuestAtom, tag: str, req: Any) -> Any:
+    """A durable state or reminder operation on the guest's own atom, through
+    the cell (the system's durability extension: the atom's type and key are
+    the host's, never the guest's)."""
+    cell = guest.cell
+    if tag == "read-state":
+        return await cell.read_state(_declared(guest, req))
+    if tag == "write-state":
+        name = _declared(guest, req.name)
+        try:  # within the atom's limits, and its handles as the Refs they stand for
+            doc = guest.side.reader.value(req.document)
+        except ValueRejected as exc:
+            raise MessageNotPortable(
+                f"the state {name!r} cannot leave the sandbox: {exc}"
+            ) from None
+        return await cell.write_state(name, doc, req.etag)
+    if tag == "clear-state":
+        return await cell.clear_state(_declared(guest, req.name), req.etag)
+    if tag == "remind":
+        args, kwargs = _read_message(guest, req.message)
+        if kwargs:
+            raise MessageNotPortable("a reminder's message takes positional arguments only")
+        await cell.remind(str(req.name), _handler(req.handler), args, req.due, req.period)
+        return None
+    return await cell.forget_reminder(str(req))
 
 
 # ----------------------------------------------------------------------

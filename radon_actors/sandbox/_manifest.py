@@ -28,13 +28,14 @@ from typing import Any, cast
 import wasmtime
 
 from .._atom import Atom, HandlerSpec, Rejection, _make_checker
+from .._state import StateSpec
 from ._engine import LoadedComponent, engine, note_component_modules
 from ._errors import SandboxError
 from ._value import Limits, Reader, ValueRejected, known_class
 
 __all__ = ["STANDARD", "AtomManifest", "Manifest", "read_manifest", "stand_in"]
 
-STANDARD = "0.4.0"
+STANDARD = "0.5.0"
 _MAX_ATOMS = 1000
 _MAX_HANDLERS = 1000
 _MAX_PARAMS = 255
@@ -64,14 +65,23 @@ class HandlerManifest:
 class AtomManifest:
     """One atom class as the manifest describes it."""
 
-    __slots__ = ("handlers", "init", "name")
+    __slots__ = ("durable_type", "handlers", "init", "name", "states")
 
     def __init__(
-        self, name: str, init: inspect.Signature, handlers: dict[str, HandlerManifest]
+        self,
+        name: str,
+        init: inspect.Signature,
+        handlers: dict[str, HandlerManifest],
+        durable_type: str | None = None,
+        states: tuple[tuple[str, int], ...] = (),
     ) -> None:
         self.name = name
         self.init = init
         self.handlers = handlers
+        # The durable states the class declares, (name, version) each, and the
+        # type they are stored under (since 0.5.0; docs/durability.md).
+        self.durable_type = durable_type
+        self.states = states
 
 
 class Manifest:
@@ -172,9 +182,39 @@ def _parse(raw: Any) -> Manifest:
             handlers[hname] = HandlerManifest(
                 hname, _signature(h["params"]), h.get("suspends") is True, tuple(answers[:64])
             )
-        atoms[name] = AtomManifest(name, _signature(body["init"]), handlers)
+        durable_type, states = _states(name, body)
+        atoms[name] = AtomManifest(name, _signature(body["init"]), handlers, durable_type, states)
     language = raw.get("language")
     return Manifest(STANDARD, language if type(language) is str else "", atoms)
+
+
+_MAX_STATES = 64
+_MAX_NAME = 256
+
+
+def _states(name: str, body: Any) -> tuple[str | None, tuple[tuple[str, int], ...]]:
+    """An atom class's durable type and declared states, [name, version] each."""
+    raw = body.get("states", [])
+    if type(raw) is not list or len(raw) > _MAX_STATES:
+        raise ValueError(f"the states of {name} are a list of at most {_MAX_STATES}")
+    states: list[tuple[str, int]] = []
+    for entry in raw:
+        if (
+            type(entry) is not list
+            or len(entry) != 2
+            or type(entry[0]) is not str
+            or not 0 < len(entry[0]) <= _MAX_NAME
+            or type(entry[1]) is not int
+            or entry[1] < 1
+        ):
+            raise ValueError(f"a state of {name} is [name, version]")
+        states.append((entry[0], entry[1]))
+    durable_type = body.get("durable-type")
+    if not states:
+        return None, ()
+    if type(durable_type) is not str or not 0 < len(durable_type) <= _MAX_NAME:
+        raise ValueError(f"{name} declares states, and so a durable-type (a name)")
+    return durable_type, tuple(states)
 
 
 def _check_class_name(name: str) -> None:
@@ -254,6 +294,13 @@ def stand_in(loaded: LoadedComponent, name: str) -> type[Atom]:
         "_radon_component": (loaded, atom.name),
         "__init__": _signed(_init, "__init__", atom.init),
     }
+    if atom.states:
+        # What the host needs of its durable states: their names, and the type
+        # the component stores them under (docs/sandbox.md, threat model).
+        namespace["durable_type"] = atom.durable_type
+        namespace["_radon_states"] = tuple(
+            StateSpec(_no_factory, name=n, version=v, upgrade=None) for n, v in atom.states
+        )
     cls = cast("type[Atom]", ComponentAtom(qualname.rpartition(".")[2], (Atom,), namespace))
     table: dict[Any, HandlerSpec] = {}
     for h in atom.handlers.values():
@@ -273,6 +320,10 @@ def stand_in(loaded: LoadedComponent, name: str) -> type[Atom]:
     cls._radon_handlers = table  # type: ignore[attr-defined]
     _stand_ins[key] = cls
     return cls
+
+
+def _no_factory() -> Any:  # pragma: no cover - never run
+    raise SandboxError("a component's state is built in its sandbox, never natively")
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - never run

@@ -1,4 +1,4 @@
-"""The value format of ``radon:atom`` 0.4.0 (docs/standard.md, *Values*).
+"""The value format of ``radon:atom`` (since 0.4.0; docs/standard.md, *Values*).
 
 Everything that crosses the sandbox boundary (messages, results, replies,
 exceptions, log fields, timer messages, snapshots) is a *value*: JSON text

@@ -6,10 +6,10 @@ and the guest-safe part of radon_actors (no trio, no pytest).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from radon_actors import Atom, Ref, Rejection, SandboxDenied, handler, portable
+from radon_actors import Atom, Ref, Rejection, SandboxDenied, handler, portable, state
 
 
 @portable
@@ -440,3 +440,86 @@ class Faulty(Atom):
     @handler
     def ping(self) -> str:
         return "pong"
+
+
+@dataclass
+class Ledger:
+    """An account's durable state: a dataclass, so a guest can rebuild it."""
+
+    total: int = 0
+    memos: list[str] = field(default_factory=list)
+    payee: Ref[Any] | None = None
+
+
+class Account(Atom):
+    """A durable atom that runs natively or sandboxed, on the same stored state."""
+
+    durable_type = "account"
+    ledger = state(Ledger)
+
+    def on_start(self) -> None:
+        self.started_with = self.ledger.value.total  # loaded before on_start
+
+    @handler
+    async def deposit(self, n: int, memo: str = "", save: bool = True) -> int:
+        self.ledger.value.total += n
+        if memo:
+            self.ledger.value.memos.append(memo)
+        if save:
+            await self.ledger.save()
+        return self.ledger.value.total
+
+    @handler
+    def balance(self) -> int:
+        return self.ledger.value.total
+
+    @handler
+    def info(self) -> list[Any]:
+        value = self.ledger.value
+        return [self.ledger.etag, self.ledger.exists, self.started_with, value.memos]
+
+    @handler
+    async def set_payee(self, payee: Ref[Any]) -> None:
+        self.ledger.value.payee = payee
+        await self.ledger.save()
+
+    @handler
+    async def pay(self, n: int) -> Any:
+        payee = self.ledger.value.payee
+        assert payee is not None
+        return await payee.ask("incr", n)
+
+    @handler
+    async def clear(self) -> None:
+        await self.ledger.clear()
+
+    @handler
+    async def reload(self) -> int:
+        await self.ledger.reload()
+        return self.ledger.value.total
+
+    @handler
+    def crash(self) -> None:
+        raise RuntimeError("crash")
+
+    @handler
+    async def remind_me(self, due: float) -> None:
+        await self.remind("later", Account.deposit, 100, "reminded", due=due)
+
+    @handler
+    async def raw_read(self, name: str) -> Any:
+        """What a hostile guest can try: read a state its class does not declare."""
+        return await self._radon_ctx.read_state(name)
+
+    @handler
+    async def raw_write(self, doc: Any) -> Any:
+        """... or write its own state with any document."""
+        return await self._radon_ctx.write_state("ledger", doc, self.ledger.etag)
+
+
+class SandboxedAccount(Account):
+    """Account, sandboxed on demand (``system.get``), on the same stored state."""
+
+    durable_type = "account"
+    sandbox = True
+    collect_after = 60.0

@@ -22,9 +22,9 @@ from radon_actors import (
     StateConflict,
     StateStore,
     open_system,
+    state,
 )
 from radon_actors.durable._codec import encode
-from radon_actors.durable._state import state
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -161,12 +161,6 @@ async def test_the_stored_document_is_json_of_the_value_format(tmp_path: Path) -
         "version": 1,
         "fields": {"items": ["tea"], "owner": ""},
     }
-
-
-async def test_a_sandboxed_durable_atom_is_refused_with_a_reason(tmp_path: Path) -> None:
-    async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
-        with pytest.raises(SpawnError, match="sandboxed atoms cannot keep yet"):
-            await system.spawn(Cart, name="s", sandbox=True)
 
 
 async def test_concurrent_sqlite_writes_commit_together_and_conflicts_stay_their_own(

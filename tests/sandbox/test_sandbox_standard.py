@@ -13,6 +13,7 @@ from radon_actors import ForeignError, MessageNotPortable, open_system
 from radon_actors.sandbox import _engine
 from radon_actors.sandbox._errors import SandboxError
 from radon_actors.sandbox._instance import GuestAtom
+from radon_actors.sandbox._manifest import STANDARD
 from radon_actors.sandbox._outcomes import SUSPENDED
 from radon_actors.testing import cell_of
 
@@ -66,7 +67,7 @@ def test_host_speaks_the_version_of_the_shipped_wit() -> None:
     text = WIT.read_text()
     match = re.search(r"^package radon:atom@([0-9.]+);", text, re.MULTILINE)
     assert match is not None
-    assert match.group(1) == "0.4.0"
+    assert match.group(1) == "0.5.0" == STANDARD
     assert f"radon:atom/guest@{match.group(1)}" == _engine.GUEST_INTERFACE
     assert f"radon:atom/host@{match.group(1)}" == _engine.HOST_INTERFACE
     # The exports the host looks up are the ones the WIT declares.

@@ -1,0 +1,200 @@
+"""Sandboxed durable atoms (issue #19): a sandboxed atom keeps its declared
+state in the system's store through the standard's state operations
+(radon:atom 0.5.0), in the same stored form as a native one, so either kind of
+incarnation reads what the other saved; the guest names only its own declared
+states, and the host decides its type and key."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from cluster_helpers import cluster
+from sandbox_atoms import Account, Counter, SandboxedAccount
+
+from radon_actors import (
+    ChildSpec,
+    MessageNotPortable,
+    SandboxConfig,
+    SandboxDenied,
+    SpawnError,
+    SQLiteStore,
+    StateConflict,
+    Supervisor,
+    open_system,
+)
+from radon_actors.sandbox import _engine
+from radon_actors.sandbox._manifest import read_manifest
+from radon_actors.sandbox.host import content_hash
+
+pytestmark = pytest.mark.usefixtures("sandbox_component")
+
+
+def _stored(db: Path) -> dict[str, object]:
+    with sqlite3.connect(db) as conn:
+        (document,) = conn.execute(
+            "SELECT document FROM radon_state WHERE atom_type = 'account'"
+        ).fetchone()
+    loaded: dict[str, object] = json.loads(document)
+    return loaded
+
+
+@pytest.mark.parametrize(("first", "second"), [(True, False), (False, True)])
+async def test_native_and_sandboxed_incarnations_read_what_the_other_saved(
+    tmp_path: Path, first: bool, second: bool
+) -> None:
+    db = tmp_path / "s.db"
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        account = await system.spawn(Account, name="k", sandbox=first)
+        assert await account.ask(Account.deposit, 5, "first") == 5
+        assert await account.ask(Account.deposit, 1, save=False) == 6  # not saved
+    assert _stored(db) == {
+        "radon-state": 1,
+        "version": 1,
+        "fields": {"total": 5, "memos": ["first"], "payee": None},
+    }
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        account = await system.spawn(Account, name="k", sandbox=second)
+        etag, exists, started_with, memos = await account.ask(Account.info)
+        assert (etag, exists, started_with, memos) == ("1", True, 5, ["first"])
+        assert await account.ask(Account.deposit, 2, "second") == 7
+        assert await account.ask(Account.reload) == 7
+        await account.ask(Account.clear)
+        assert await account.ask(Account.info) == ["3", False, 5, []]
+
+
+async def test_refs_in_a_sandboxed_state_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        counter = await system.spawn(Counter, 10, name="payee")
+        account = await system.spawn(Account, name="r", sandbox=True)
+        await account.ask(Account.set_payee, counter)
+        stored = _stored(db)["fields"]
+        assert isinstance(stored, dict)
+        assert stored["payee"] == {"$ref": [None, counter.id, "payee"]}  # by atom id
+        await system.stop(account)
+        account = await system.spawn(Account, name="r", sandbox=True)
+        assert await account.ask(Account.pay, 5) == 15  # the guest got a handle again
+
+
+async def test_a_restarted_sandboxed_atom_comes_back_with_what_it_saved(
+    tmp_path: Path,
+) -> None:
+    async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
+        await system.spawn(Supervisor, [ChildSpec(Account, name="acct", sandbox=True)])
+        account = system.lookup("acct")
+        await account.ask(Account.deposit, 3, "kept")
+        await account.ask(Account.deposit, 4, save=False)
+        with pytest.raises(RuntimeError, match="crash"):
+            await account.ask(Account.crash)
+        await trio.testing.wait_all_tasks_blocked()
+        account = system.lookup("acct")
+        assert await account.ask(Account.info) == ["1", True, 3, ["kept"]]
+
+
+async def test_a_stale_sandboxed_incarnation_cannot_write(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    async with (
+        open_system(state_store=SQLiteStore(db)) as one,
+        open_system(state_store=SQLiteStore(db)) as two,
+    ):
+        first = await one.spawn(Account, name="dup", sandbox=True)
+        second = await two.spawn(Account, name="dup")
+        await second.ask(Account.deposit, 1)  # the native one writes first
+        with pytest.raises(StateConflict, match="written by another incarnation"):
+            await first.ask(Account.deposit, 2)
+        # The conflict failed the turn; the restart loads what the other wrote.
+        await trio.testing.wait_all_tasks_blocked()
+        assert await first.ask(Account.balance) == 1
+    assert _stored(db)["fields"] == {"total": 1, "memos": [], "payee": None}
+
+
+async def test_a_sandboxed_durable_atom_needs_a_key(tmp_path: Path) -> None:
+    async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
+        with pytest.raises(SpawnError, match="needs a key"):
+            await system.spawn(Account, sandbox=True)
+
+
+async def test_a_guest_reaches_only_its_own_declared_states(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = SQLiteStore(db)
+    await store.write("account", "k", "secret", json.dumps({"pin": 1234}), None)
+    async with open_system(state_store=store) as system:
+        account = await system.spawn(Account, name="k", sandbox=True)
+        with pytest.raises(SandboxDenied, match="has no durable state 'secret'"):
+            await account.ask(Account.raw_read, "secret")
+        assert await account.ask(Account.raw_read, "ledger") is None  # its own: allowed
+        native = await system.spawn(Account, name="n")  # natively, no such check
+        assert await native.ask(Account.raw_read, "secret") is None  # ("n" has none)
+
+
+async def test_a_hostile_state_document_is_refused_within_the_atoms_limits(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    config = SandboxConfig(max_value=10_000)
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        account = await system.spawn(Account, name="h", sandbox=config)
+        await account.ask(Account.deposit, 1)
+        with pytest.raises(MessageNotPortable, match="cannot leave the sandbox"):
+            await account.ask(Account.raw_write, {"radon-state": 1, "junk": "x" * 20_000})
+        # A document of the right size but the wrong shape is the guest's to
+        # regret: the next load refuses it (a SpawnError), not the host.
+        await account.ask(Account.raw_write, {"not": "a state"})
+        await system.stop(account)
+        with pytest.raises(SpawnError, match="not a radon-actors state document"):
+            await system.spawn(Account, name="h", sandbox=True)
+
+
+async def test_a_sandboxed_on_demand_atom_loads_its_state_and_keeps_its_reminder(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    db = tmp_path / "s.db"
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        account = system.get(SandboxedAccount, "od")
+        assert await account.ask(Account.deposit, 7, "on demand") == 7
+        activations = system.durability().activations  # type: ignore[attr-defined]
+        cell = activations.active[account.id].cell
+        assert cell is not None and cell.runtime is not None  # sandboxed
+        await account.ask(Account.remind_me, 120.0)
+        await trio.sleep(121)  # collected after 60 s idle, reactivated by the reminder
+        assert await account.ask(Account.info) == ["2", True, 7, ["on demand", "reminded"]]
+        assert await account.ask(Account.balance) == 107
+
+
+async def test_a_sandboxed_durable_atom_migrates_and_saves_on_the_other_host(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    with trio.fail_after(120):
+        async with cluster("w1", state_store=SQLiteStore(db)) as system:
+            account = await system.spawn(Account, name="m", sandbox=True)
+            await account.ask(Account.deposit, 2, "here")
+            await system.migrate(account, to="w1")
+            assert await account.ask(Account.deposit, 3, "there") == 5  # etag moved with it
+    assert _stored(db)["fields"] == {"total": 5, "memos": ["here", "there"], "payee": None}
+
+
+async def test_a_component_declares_its_states_and_a_host_runs_them_from_it(
+    tmp_path: Path,
+) -> None:
+    loaded = _engine.load("sandbox_atoms")
+    manifest = read_manifest(loaded)
+    assert manifest.standard == "0.5.0"
+    account = manifest.atom("sandbox_atoms:Account")
+    assert (account.durable_type, account.states) == ("account", (("ledger", 1),))
+    assert manifest.atom("sandbox_atoms:Counter").states == ()
+    _h, path = await content_hash(loaded)
+    db = tmp_path / "s.db"
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        ref = await system.spawn_component(path, "Account", name="c")
+        assert await ref.ask("deposit", 9, "from the component") == 9
+        native = await system.spawn(Account, name="c2")
+        await native.ask(Account.deposit, 1)
+    with sqlite3.connect(db) as conn:
+        rows = dict(conn.execute("SELECT key, document FROM radon_state").fetchall())
+    assert json.loads(rows["c"])["fields"]["memos"] == ["from the component"]
