@@ -6,6 +6,7 @@ returning an exit status. Only this module may print.
 
     radon build MODULE [MODULE ...]   prebuild the sandbox components of modules
                                       (--out DIR: also write them as .wasm files)
+    radon build --js FILE.js          build a JavaScript atom module's component
     radon cache [--clear]             list (or delete) the cached components
     radon host --listen H:P --secret-file F   run a host that systems join
     radon bench MODULE:CLASS HANDLER [ARG ...]   benchmark one of your handlers
@@ -42,9 +43,17 @@ def command(
 def _configure_build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "modules",
-        nargs="+",
+        nargs="*",
         metavar="MODULE",
         help="dotted name of a module that defines sandboxed atoms (importable from here)",
+    )
+    parser.add_argument(
+        "--js",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a JavaScript module whose exported Atom classes to build (repeatable; needs "
+        "Node.js and @bytecodealliance/componentize-js, see docs/polyglot.md)",
     )
     parser.add_argument(
         "--path",
@@ -67,10 +76,15 @@ def _build(args: argparse.Namespace) -> int:
     from .sandbox import _engine
     from .sandbox._errors import SandboxError
 
+    if not args.modules and not args.js:
+        print("radon build: name a MODULE or a --js FILE to build", file=sys.stderr)
+        return 2
     sys.path[:0] = args.path
     if "" not in sys.path:
         sys.path.insert(0, "")
     status = 0
+    for file in args.js:
+        status = max(status, _build_js(file, args.out))
     for module in args.modules:
         started = time.perf_counter()
         try:
@@ -84,6 +98,38 @@ def _build(args: argparse.Namespace) -> int:
         if args.out is not None:
             status = max(status, _write_component(found, module, args.out))
     return status
+
+
+def _build_js(file: str, out: str | None) -> int:
+    """Build one JavaScript atom module; 1 on failure."""
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    from .sandbox._errors import SandboxError
+    from .sandbox._jsbuild import build_js
+
+    started = time.perf_counter()
+    try:
+        built = build_js(file, progress=lambda message: print(f"  {message}", flush=True))
+    except SandboxError as exc:
+        print(f"radon build: {file}: {exc}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - started
+    print(f"{file}: ready (sha256 {built.hash}) in {elapsed:.1f} s")
+    print(f'  spawn it with system.spawn_component({str(built.wasm)!r}, "ClassName", ...)')
+    if out is None:
+        return 0
+    target = Path(out) / f"{built.module}.wasm"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built.wasm, target)
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    except OSError as exc:
+        print(f"radon build: {file}: cannot write {target}: {exc}", file=sys.stderr)
+        return 1
+    print(f"  wrote {target} (sha256 {digest})")
+    return 0
 
 
 def _write_component(found: Any, module: str, out: str) -> int:

@@ -321,8 +321,8 @@ class GuestAtom:
         self.outcome(out)  # raises unless the guest suspended the turn
         raise SandboxError(
             f"handler {handler!r} of {self.cell.label()} has no await of its own but "
-            "returned an awaitable that waits on the host; declare it `async def` and "
-            "await it in its body"
+            "returned an awaitable that waits on the host; declare it async (`async def` "
+            "in Python, an `async` method in JavaScript) and await it in its body"
         )
 
     async def on_stop(self) -> None:

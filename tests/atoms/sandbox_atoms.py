@@ -523,3 +523,95 @@ class SandboxedAccount(Account):
     durable_type = "account"
     sandbox = True
     collect_after = 60.0
+
+
+class Refused(Rejection):
+    """A business error the host does not know (not @portable): it reaches the
+    asker as a ForeignError that is also a Rejection, as a JavaScript one does."""
+
+
+class Polyglot(Atom):
+    """The Python twin of tests/atoms/js/polyglot.js (same handlers, same
+    observable behaviour): tests/sandbox/test_sandbox_polyglot.py runs one
+    scenario against both."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.start = start
+        self.value = start
+        self.seen: list[Any] = []
+
+    @handler
+    def incr(self, by: int = 1) -> int:
+        self.value += by
+        return self.value
+
+    @handler
+    def get(self) -> int:
+        return self.value
+
+    @handler
+    def me(self) -> Ref[Any]:
+        return self.ref
+
+    @handler
+    def echo(self, value: Any) -> Any:
+        return value
+
+    @handler
+    def remember(self, value: Any) -> int:
+        self.seen.append(value)
+        return len(self.seen)
+
+    @handler
+    def history(self) -> list[Any]:
+        return self.seen
+
+    @handler
+    def fail(self, message: str) -> None:
+        raise Unregistered(message)
+
+    @handler
+    def take(self, n: int) -> int:
+        if n > self.value:
+            raise Refused(f"cannot take {n} of {self.value}")
+        self.value -= n
+        return self.value
+
+    @handler
+    async def forward(self, target: Ref[Any], by: int) -> int:
+        first: int = await target.ask("incr", by)
+        second: int = await target.ask("incr", by)
+        return first + second
+
+    @handler
+    def notify(self, target: Ref[Any], by: int) -> None:
+        target.tell("incr", by)
+
+    @handler
+    async def rescue(self, target: Ref[Any]) -> str:
+        try:
+            await target.ask("fail", "inner")
+        except Exception as exc:
+            return f"caught {exc}"
+        return "not raised"
+
+    @handler
+    async def child(self, start: int) -> Ref[Any]:
+        child = await self.spawn(Polyglot, start)
+        await child.ask(Polyglot.incr, 1)
+        return child
+
+    @handler
+    def later(self, delay: float, value: Any) -> None:
+        self.send_after(delay, Polyglot.remember, value)
+
+    @handler
+    def spin(self) -> None:
+        while True:
+            pass
+
+    @handler
+    def grow(self) -> None:
+        chunks = []
+        while True:
+            chunks.append(bytearray(1 << 20))

@@ -1,0 +1,103 @@
+// The JavaScript twin of tests/atoms/sandbox_atoms.py's Polyglot: the same
+// handlers with the same observable behaviour, written as a JavaScript
+// developer would (tests/sandbox/test_sandbox_polyglot.py runs one scenario
+// against both).
+import { Atom, Rejection } from "radon-actors";
+
+export class Refused extends Rejection {}
+
+export class Polyglot extends Atom {
+  constructor(start = 0) {
+    super();
+    this.start = start;
+    this.value = start;
+    this.seen = [];
+  }
+
+  incr(by = 1) {
+    this.value += by;
+    return this.value;
+  }
+
+  get() {
+    return this.value;
+  }
+
+  me() {
+    return this.ref;
+  }
+
+  echo(value) {
+    return value;
+  }
+
+  remember(value) {
+    this.seen.push(value);
+    return this.seen.length;
+  }
+
+  history() {
+    return this.seen;
+  }
+
+  fail(message) {
+    throw new Error(message);
+  }
+
+  take(n) {
+    if (n > this.value) throw new Refused(`cannot take ${n} of ${this.value}`);
+    this.value -= n;
+    return this.value;
+  }
+
+  async forward(target, by) {
+    const first = await target.ask("incr", by);
+    const second = await target.ask("incr", by);
+    return first + second;
+  }
+
+  notify(target, by) {
+    target.tell("incr", by);
+  }
+
+  async rescue(target) {
+    try {
+      await target.ask("fail", "inner");
+      return "not raised";
+    } catch (err) {
+      return `caught ${err.message}`;
+    }
+  }
+
+  async child(start) {
+    const child = await this.spawn(Polyglot, start);
+    await child.ask("incr", 1);
+    return child;
+  }
+
+  later(delay, value) {
+    this.sendAfter(delay, "remember", value);
+  }
+
+  // JavaScript only: what a handler must not do.
+  async stall() {
+    await new Promise(() => {}); // a promise nobody settles
+  }
+
+  async both(target) {
+    return await Promise.all([target.ask("incr", 1), target.ask("incr", 1)]);
+  }
+
+  wait() {
+    return new Promise((resolve) => setTimeout(resolve, 1000)); // no clocks in the sandbox
+  }
+
+  spin() {
+    for (;;) {}
+  }
+
+  grow() {
+    const chunks = [];
+    for (;;) chunks.push(new Array(1 << 20).fill(chunks.length));
+  }
+}
