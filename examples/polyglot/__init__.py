@@ -1,0 +1,1 @@
+"""A JavaScript atom inside a Python pipeline: ``python -m examples.polyglot``."""
