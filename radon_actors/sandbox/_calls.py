@@ -109,6 +109,72 @@ _utf8_at = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t
 )
 
 
+class _Unreadable(Exception):
+    """A value kind :func:`_read` does not handle (wasmtime-py's lifting does)."""
+
+
+_READ_NUMBERS = {
+    0: "boolean",
+    1: "s8",
+    2: "u8",
+    3: "s16",
+    4: "u16",
+    5: "s32",
+    6: "u32",
+    7: "s64",
+    8: "u64",
+    9: "f32",
+    10: "f64",
+}
+_OPTION = 18
+_RECORD = 14
+_ENUM = 17
+
+
+def _read(c: Any) -> Any:
+    """A ``wasmtime_component_val_t`` as the Python value wasmtime-py would lift
+    (records as :class:`wasmtime.component.Record` with the WIT field names,
+    variants as :class:`wasmtime.component.Variant`), read from the value
+    itself. wasmtime-py's lifting asks the engine for the type's cases and
+    fields again at every level of every call (most of a suspended turn's host
+    time); the value carries its own kinds and names. Leaves ownership alone."""
+    kind = c.kind
+    of = c.of
+    if kind == _STRING:
+        return _string_at(of.string.data, of.string.size).decode()
+    number = _READ_NUMBERS.get(kind)
+    if number is not None:
+        return getattr(of, number)
+    if kind == _OPTION:
+        return _read(of.option.contents) if of.option else None
+    if kind == _RECORD:
+        record = wc.Record()
+        rec = of.record
+        for i in range(rec.size):
+            entry = rec.data[i]
+            setattr(record, _string_at(entry.name.data, entry.name.size).decode(), _read(entry.val))
+        return record
+    if kind == _VARIANT:
+        var = of.variant
+        tag = _string_at(var.discriminant.data, var.discriminant.size).decode()
+        return wc.Variant(tag, _read(var.val.contents) if var.val else None)
+    if kind == _ENUM:
+        return _string_at(of.enumeration.data, of.enumeration.size).decode()
+    raise _Unreadable(kind)
+
+
+def _lower_string_variant(slot: Any, tag: str, text: str) -> None:
+    """Write ``tag(text)`` (a variant case whose payload is a string) into the
+    argument slot ``slot``, owned by C as wasmtime-py's lowering would leave it
+    (freed with the slot after the call), without asking for the type's cases."""
+    payload = _ffi.wasmtime_component_val_t()
+    payload.kind = _STRING
+    payload.of.string = _ffi.str_to_capi(text)
+    slot.kind = _VARIANT
+    slot.of.variant.discriminant = _ffi.str_to_capi(tag)
+    slot.of.variant.val = _ffi.wasmtime_component_val_new(ctypes.byref(payload))
+
+
 class _Export:
     """A guest export called through wasmtime's C API with its types looked up once.
 
@@ -136,6 +202,7 @@ class _Export:
         "_result_ty",
         "_slots",
         "_string_cases",
+        "_string_params",
         "_text",
         "_variant",
     )
@@ -155,6 +222,13 @@ class _Export:
             if isinstance(ty, wc.String)
             else None
             for i, ty in enumerate(self._params)
+        ]
+        # For each parameter that is a variant: its cases whose payload is a string.
+        self._string_params = [
+            frozenset(n for n, t in ty.cases if isinstance(t, wc.String))
+            if isinstance(ty, wc.VariantType)
+            else frozenset()
+            for ty in self._params
         ]
         self._result_ty = fty.result
         self._result = _ffi.wasmtime_component_val_t()  # kind 0: a bool, safe to overwrite
@@ -181,6 +255,13 @@ class _Export:
                     slot.kind = _STRING
                     slot.size = len(data)
                     slot.data = id(data) + _BYTES_DATA
+                elif (
+                    type(val) is wc.Variant
+                    and val.tag in self._string_params[i]
+                    and type(val.payload) is str
+                ):
+                    generic.append(i)
+                    _lower_string_variant(args[i], val.tag, val.payload)
                 else:
                     ty.convert_to_c(store, val, ctypes.pointer(args[i]))
                     generic.append(i)
@@ -241,6 +322,10 @@ class _Export:
                 if tag in self._string_cases:
                     payload = _StrOut.from_address(out.payload)
                     return wc.Variant(tag.decode(), _string_at(payload.data, payload.size).decode())
+            try:
+                return _read(result)  # the value is freed below
+            except _Unreadable:
+                pass
             lifted = result_ty.convert_from_c(result)  # takes ownership of the value
             result.kind = 0
             return lifted

@@ -606,6 +606,19 @@ class Polyglot(Atom):
         self.send_after(delay, Polyglot.remember, value)
 
     @handler
+    def hold(self, value: Any) -> Any:
+        # Stashed until `release`; the asker waits meanwhile.
+        if self.value < 100:
+            self.stash()
+            return None
+        return value
+
+    @handler
+    def release(self) -> None:
+        self.value = 100
+        self.unstash_all()
+
+    @handler
     def spin(self) -> None:
         while True:
             pass

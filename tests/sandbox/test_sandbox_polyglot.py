@@ -24,12 +24,15 @@ from cluster_helpers import cluster
 from sandbox_atoms import Counter, Polyglot
 
 from radon_actors import (
+    Atom,
+    AtomStopped,
     ForeignError,
     Rejection,
     SandboxConfig,
     SandboxCrashed,
     SandboxError,
     System,
+    handler,
     open_system,
 )
 from radon_actors.sandbox._jsbuild import build_js
@@ -239,3 +242,68 @@ async def test_a_js_handler_awaiting_anything_but_radon_operations_crashes_only_
                 await atom.ask(handler)
             await trio.testing.wait_all_tasks_blocked()
             assert await atom.ask("incr", 1) == 3  # restarted; the host carries on
+
+
+async def test_the_rest_of_the_js_api(
+    js_component: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_system() as system:
+        atom = await system.spawn_component(js_component, "Polyglot", 1)
+        native = await system.spawn(Polyglot, 5)
+        assert await atom.ask("keywords", native, 7) == 12  # kw() reaches a Python keyword
+        assert await atom.ask("patient", native, 5.0) == [True, True]  # askWithin timed out
+        assert await atom.ask("named", "kid", 3) == ["kid", 3]
+        assert system.lookup("kid").name == "kid"
+        assert await atom.ask("shout", "hey") == "HEY"
+        kinds = await atom.ask("kinds")
+        assert kinds["map"] == {1: "one", "two": 2} and kinds["set"] == {"a"}
+        assert kinds["bytes"] == b"\x00\xff" and kinds["big"] == 2**64
+        assert kinds["nan"] != kinds["nan"] and kinds["unset"] is None
+        assert await atom.ask("today") == "1970-01-01T00:00:00.000Z"
+        with pytest.raises(ForeignError, match="Hidden has no portable form"):
+            await atom.ask("hidden")
+        async with trio.open_nursery() as nursery:
+            held: list[Any] = []
+
+            async def ask_held() -> None:
+                held.append(await atom.ask("hold", "first"))
+
+            nursery.start_soon(ask_held)
+            await trio.testing.wait_all_tasks_blocked()
+            assert held == []  # stashed: its asker waits
+            await atom.ask("release")
+        assert held == ["first"]
+        assert await atom.ask("halt") == "stopping"
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(AtomStopped):
+            await atom.ask("get")
+
+
+class Backend(Atom):
+    """What the documented rate limiter guards (a native Python atom)."""
+
+    @handler
+    def handle(self, request: str) -> dict[str, str]:
+        return {"served": request}
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "polyglot.md"
+
+
+async def test_the_documented_rate_limiter_builds_and_runs(
+    tmp_path: Path, js_component: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    source = re.search(r"```js\n(// rate_limiter\.js\n.*?)```", DOC.read_text(), re.DOTALL)
+    assert source is not None
+    (tmp_path / "rate_limiter.js").write_text(source.group(1))
+    built = await trio.to_thread.run_sync(build_js, tmp_path / "rate_limiter.js")
+    async with open_system() as system:
+        limiter = await system.spawn_component(built.wasm, "RateLimiter", 2)
+        assert await limiter.ask("allow", "ann") == 1
+        assert await limiter.ask("allow", client="ann") == 0
+        with pytest.raises(Rejection, match="ann is over 2/min"):
+            await limiter.ask("allow", "ann")
+        backend = await system.spawn(Backend)
+        assert await limiter.ask("check", "bob", backend, "GET /") == {"served": "GET /"}
+        await trio.sleep(61)  # its sendEvery(60, "reset") ran
+        assert await limiter.ask("allow", "ann") == 1

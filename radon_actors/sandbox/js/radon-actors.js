@@ -232,7 +232,14 @@ class Logger {
 // The runtime's state (one atom per instance)
 // ---------------------------------------------------------------------------
 
+// A turn's phases: none running; in the handler's synchronous part; waiting on
+// the event loop (promises), where an operation ends the export call with "s".
+const IDLE = 0;
+const SYNC = 1;
+const ASYNC = 2;
+
 const rt = {
+  phase: IDLE,
   host: null, // the `radon:atom/host` imports
   module: "", // this component's module name ("tokenizer")
   classes: new Map(), // "module:Name" -> exported class
@@ -384,13 +391,29 @@ function replacerFor(fallback) {
 }
 
 const plainReplacer = replacerFor(null);
-const NON_ASCII = /[\u007f-\uffff]/g;
+const NON_ASCII = /[\u0080-\uffff]/g;
+const HAS_NON_ASCII = /[\u0080-\uffff]/;
 
 function ascii(text) {
+  if (!HAS_NON_ASCII.test(text)) return text;
   return text.replace(NON_ASCII, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
 }
 
 function writeValue(value, fallback) {
+  // The common results first, without a replacer call per node.
+  switch (typeof value) {
+    case "number":
+      if (Number.isSafeInteger(value)) return String(value);
+      break;
+    case "string":
+      return ascii(JSON.stringify(value));
+    case "boolean":
+      return value ? "true" : "false";
+    case "undefined":
+      return "null";
+    default:
+      if (value === null) return "null";
+  }
   const text = JSON.stringify(value, fallback ? replacerFor(fallback) : plainReplacer);
   return ascii(text === undefined ? "null" : text);
 }
@@ -445,7 +468,8 @@ function revive(key, value) {
 }
 
 function readValue(text) {
-  return JSON.parse(text, revive);
+  // Only tagged values need the reviver (called for every node otherwise).
+  return text.indexOf('"$') < 0 ? JSON.parse(text) : JSON.parse(text, revive);
 }
 
 function readError(text) {
@@ -462,7 +486,7 @@ function readError(text) {
 // ---------------------------------------------------------------------------
 
 function hostOp(op) {
-  if (rt.settle === null || rt.waiting !== null || rt.ended !== null) {
+  if (rt.phase === IDLE || rt.waiting !== null || rt.ended !== null) {
     return Promise.reject(
       new Error(
         "a radon operation can only be awaited inside a turn, one at a time " +
@@ -474,9 +498,12 @@ function hostOp(op) {
     const token = rt.tokens++;
     rt.waiting = { token, resolve, reject };
     rt.request = { token, op };
-    const settle = rt.settle;
-    rt.settle = null;
-    settle("s");
+    if (rt.phase === ASYNC) {
+      // The turn's export call is waiting on the event loop: end it with "s".
+      const settle = rt.settle;
+      rt.settle = null;
+      settle("s");
+    } // else the handler is still in its synchronous part: runTurn returns "s".
   });
 }
 
@@ -552,27 +579,26 @@ function isAnswer(err) {
   return err instanceof Rejection || (err instanceof RemoteError && err.answer);
 }
 
-// Run `fn` as a turn: its outcome now if it did not return a promise, else a
-// promise of the outcome that settles with "s" when the turn waits for the
-// host, or with the result when it ends. The turn's promise exists before `fn`
-// runs, so that a plain method that returns `ref.ask(...)` suspends as well.
-function runTurn(fn) {
-  clearTurn(); // a new turn: the host has given up any turn it did not resume
-  const turn = new Promise((settle) => {
-    rt.settle = settle;
-  });
+// Run `fn` as a turn. A handler that returns a plain value ends the turn now
+// (no promise, the fast path); one that returns a promise either asked the host
+// for an operation in its synchronous part (the outcome is "s" now) or waits on
+// the event loop, and the export returns a promise that settles with "s" when
+// the turn waits for the host, or with the turn's outcome.
+function runTurn(fn, instance, args) {
+  if (rt.phase !== IDLE || rt.waiting !== null) clearTurn(); // a turn the host gave up
   rt.ended = null;
+  rt.phase = SYNC;
   let result;
   try {
-    result = fn();
+    result = fn.apply(instance, args);
   } catch (err) {
     clearTurn();
     return failed(err, isAnswer(err));
   }
   if (!(result instanceof Promise)) {
-    const leaked = rt.waiting !== null;
-    clearTurn();
-    if (leaked) {
+    rt.phase = IDLE;
+    if (rt.waiting !== null) {
+      clearTurn();
       return failed(
         new Error("the handler started a radon operation without awaiting it: await (or return) it"),
         false,
@@ -580,14 +606,19 @@ function runTurn(fn) {
     }
     return done(result);
   }
+  rt.phase = ASYNC;
   result.then(
     (value) => finish(done(value)),
     (err) => finish(failed(err, isAnswer(err))),
   );
-  return turn;
+  if (rt.waiting !== null) return "s";
+  return new Promise((settle) => {
+    rt.settle = settle;
+  });
 }
 
 function clearTurn() {
+  rt.phase = IDLE;
   rt.settle = null;
   rt.waiting = null;
   rt.request = undefined;
@@ -605,7 +636,10 @@ function finish(outcome) {
   settle(outcome);
 }
 
+const NO_ARGS = Object.freeze([]);
+
 function readArgs(message, spec) {
+  if (message === "[]") return NO_ARGS;
   const args = readValue(message);
   if (!Array.isArray(args)) throw new TypeError("a message is an array of arguments");
   const last = args[args.length - 1];
@@ -820,12 +854,12 @@ export function serve(host, module, name) {
 
     start() {
       const instance = rt.instance;
-      return runTurn(() => instance.onStart());
+      return runTurn(instance.onStart, instance, NO_ARGS);
     },
 
     finish() {
       const instance = rt.instance;
-      return runTurn(() => instance.onStop());
+      return runTurn(instance.onStop, instance, NO_ARGS);
     },
 
     handle(handler, message) {
@@ -846,8 +880,7 @@ export function serve(host, module, name) {
       } catch (err) {
         return failed(new TypeError(`message for ${handler} cannot enter the sandbox: ${err.message}`), false);
       }
-      const instance = rt.instance;
-      return runTurn(() => spec.fn.apply(instance, args));
+      return runTurn(spec.fn, rt.instance, args);
     },
 
     pending() {
@@ -867,6 +900,7 @@ export function serve(host, module, name) {
           // operation's promise for whoever holds it, and report the turn.
           const outcome = rt.ended;
           rt.ended = null;
+          rt.phase = IDLE;
           settle(outcome);
         } else {
           rt.settle = settle;

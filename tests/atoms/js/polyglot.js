@@ -2,7 +2,7 @@
 // handlers with the same observable behaviour, written as a JavaScript
 // developer would (tests/sandbox/test_sandbox_polyglot.py runs one scenario
 // against both).
-import { Atom, Rejection } from "radon-actors";
+import { Atom, RemoteError, Rejection, kw } from "radon-actors";
 
 export class Refused extends Rejection {}
 
@@ -77,6 +77,67 @@ export class Polyglot extends Atom {
 
   later(delay, value) {
     this.sendAfter(delay, "remember", value);
+  }
+
+  // JavaScript only: the rest of the API.
+  async keywords(target, by) {
+    return await target.ask("incr", kw({ by }));
+  }
+
+  async patient(target, seconds) {
+    try {
+      return await target.askWithin(seconds, "hold", 10);
+    } catch (err) {
+      return [err instanceof RemoteError, err.is("AskTimeout")];
+    }
+  }
+
+  async named(name, start) {
+    const child = await this.spawnWith({ name }, Polyglot, start);
+    return [child.name, await child.ask("get")];
+  }
+
+  shout(word) {
+    this.log.warning("polyglot.said", { word, length: word.length });
+    return word.toUpperCase();
+  }
+
+  hold(value) {
+    // Stashed until `release`; the asker waits meanwhile.
+    if (this.value < 100) {
+      this.stash();
+      return null;
+    }
+    return value;
+  }
+
+  release() {
+    this.value = 100;
+    this.unstashAll();
+  }
+
+  halt() {
+    this.stop();
+    return "stopping";
+  }
+
+  today() {
+    return new Date(0); // crosses as its toJSON(): an ISO string
+  }
+
+  hidden() {
+    return new (class Hidden {})(); // a class the module does not export: no portable form
+  }
+
+  kinds() {
+    return {
+      map: new Map([[1, "one"], ["two", 2]]),
+      set: new Set(["a"]),
+      bytes: new Uint8Array([0, 255]),
+      big: 2n ** 64n,
+      nan: NaN,
+      unset: undefined,
+    };
   }
 
   // JavaScript only: what a handler must not do.
