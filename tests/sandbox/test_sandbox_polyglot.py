@@ -26,6 +26,7 @@ from sandbox_atoms import Counter, Polyglot
 from radon_actors import (
     Atom,
     AtomStopped,
+    Down,
     ForeignError,
     Rejection,
     SandboxConfig,
@@ -277,6 +278,40 @@ async def test_the_rest_of_the_js_api(
         await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(AtomStopped):
             await atom.ask("get")
+
+
+class Watcher(Atom):
+    """A native Python atom that watches another (death watch)."""
+
+    def __init__(self) -> None:
+        self.downs: list[tuple[str, bool]] = []
+
+    @handler
+    def watch_it(self, target: Any) -> None:
+        self.watch(target, Watcher.down)
+
+    @handler
+    def down(self, down: Down) -> None:
+        reason = down.reason
+        self.downs.append((str(reason) if reason is not None else "", down.stopped))
+
+    @handler
+    def seen(self) -> list[tuple[str, bool]]:
+        return self.downs
+
+
+async def test_a_python_atom_watches_it(spawn_twin: Spawn) -> None:
+    async with open_system() as system:
+        atom = await spawn_twin(system, 1)
+        watcher = await system.spawn(Watcher)
+        await watcher.ask(Watcher.watch_it, atom)
+        with pytest.raises(ForeignError):
+            await atom.ask("fail", "watched")
+        await trio.testing.wait_all_tasks_blocked()
+        assert await watcher.ask(Watcher.seen) == [("watched", False)]  # crashed, restarted
+        await system.stop(atom)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await watcher.ask(Watcher.seen) == [("watched", False), ("", True)]
 
 
 class Backend(Atom):
