@@ -40,7 +40,7 @@ from wit_world.imports import host
 from wit_world.imports import types as wt
 
 from .. import _atom, _ref, _state
-from .._errors import HandlerNotFound
+from .._errors import HandlerNotFound, MailboxFull
 from . import _value
 from ._errors import MessageNotPortable, SandboxError
 
@@ -84,7 +84,17 @@ class _Endpoint:
             raise _error_reply(error)
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.tell(h, args, kwargs)
+        # A tell first (no suspension); only a full mailbox makes the turn wait
+        # for room, through the host's `send` operation.
+        name = _atom.handler_name(h)
+        message = _writer.message(args, kwargs)
+        error = host.tell(self.handle, name, message)
+        if error is None:
+            return
+        exc = _error_reply(error)
+        if not isinstance(exc, MailboxFull):
+            raise exc
+        await _HostOp(wt.Operation_Send(wt.SendRequest(self.handle, name, message)))
 
 
 class _Ungranted:
@@ -417,7 +427,7 @@ def _drive(
         return _failed(
             RuntimeError(
                 f"a sandboxed handler awaited {request!r}; inside the sandbox a handler can "
-                "only await radon operations (ask, spawn, a state's save, clear and reload, "
+                "only await radon operations (ask, send, spawn, a state's save, clear and reload, "
                 "remind, forget_reminder)"
             )
         )

@@ -150,6 +150,11 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
         args, kwargs = _read_message(guest, req.message)
         endpoint = _endpoint(guest, req.target)
         return await endpoint.ask(_handler(req.handler), args, kwargs, req.timeout)
+    if op.tag == "send":
+        _count_send(guest)
+        args, kwargs = _read_message(guest, req.message)
+        await _endpoint(guest, req.target).send(_handler(req.handler), args, kwargs)
+        return None
     if op.tag == "spawn":
         if req.isolation not in _ISOLATION:  # pragma: no cover
             raise SandboxError(f"unknown isolation {req.isolation!r} in a spawn request")

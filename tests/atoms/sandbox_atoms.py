@@ -588,6 +588,18 @@ class Polyglot(Atom):
         target.tell("incr", by)
 
     @handler
+    async def fill(self, target: Ref[Any], n: int) -> int:
+        for i in range(n):
+            await target.send("remember", i)  # waits whenever the mailbox is full
+        return n
+
+    @handler
+    def flood(self, target: Ref[Any], n: int) -> int:
+        for i in range(n):
+            target.tell("remember", i)  # raises MailboxFull when it is full
+        return n
+
+    @handler
     async def rescue(self, target: Ref[Any]) -> str:
         try:
             await target.ask("fail", "inner")

@@ -28,6 +28,7 @@ from radon_actors import (
     AtomStopped,
     Down,
     ForeignError,
+    MailboxFull,
     Rejection,
     SandboxConfig,
     SandboxCrashed,
@@ -105,6 +106,19 @@ async def test_refs_cross_both_ways(spawn_twin: Spawn) -> None:
         child = await atom.ask("child", 40)  # a child of its own class, as a Ref
         assert await child.ask("get") == 41
         assert child.id != atom.id
+
+
+async def test_send_waits_for_room_where_tell_fails(spawn_twin: Spawn) -> None:
+    async with open_system() as system:
+        atom = await spawn_twin(system, 0)
+        small = await system.spawn(Polyglot, 0, mailbox_size=2)
+        with pytest.raises(MailboxFull):
+            await atom.ask("flood", small, 50)
+        await trio.testing.wait_all_tasks_blocked()
+        before = len(await small.ask("history"))
+        assert before < 50
+        assert await atom.ask("fill", small, 50) == 50  # every one, in order
+        assert await small.ask("history") == [*range(before), *range(50)]
 
 
 async def test_failures_reach_the_asker_and_the_atom_restarts(spawn_twin: Spawn) -> None:

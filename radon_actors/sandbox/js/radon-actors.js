@@ -96,6 +96,18 @@ export class Ref {
     return askWith(this, Number(seconds), handler, args);
   }
 
+  /** Queue `handler(...args)` at the atom, waiting for room if its mailbox is
+   * full (a radon operation only then; `tell` throws instead). */
+  async send(handler, ...args) {
+    const name = handlerName(handler);
+    const message = writeMessage(args);
+    const error = rt.host.tell(handleOf(this), name, message);
+    if (error === undefined) return;
+    const err = readError(error);
+    if (!(err instanceof RemoteError && err.is("MailboxFull"))) throw err;
+    await hostOp({ tag: "send", val: { target: handleOf(this), handler: name, message } });
+  }
+
   /** Queue `handler(...args)` at the atom without waiting. */
   tell(handler, ...args) {
     const error = rt.host.tell(handleOf(this), handlerName(handler), writeMessage(args));

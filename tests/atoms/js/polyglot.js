@@ -60,6 +60,16 @@ export class Polyglot extends Atom {
     target.tell("incr", by);
   }
 
+  async fill(target, n) {
+    for (let i = 0; i < n; i++) await target.send("remember", i); // waits when full
+    return n;
+  }
+
+  flood(target, n) {
+    for (let i = 0; i < n; i++) target.tell("remember", i); // throws when full
+    return n;
+  }
+
   async rescue(target) {
     try {
       await target.ask("fail", "inner");

@@ -1,0 +1,1 @@
+"""The Nexmark streaming benchmark on atoms: ``python -m examples.nexmark``."""
