@@ -147,7 +147,7 @@ def main() -> None:
         )
     report["load_average"] = os.getloadavg()[0]
     report["seconds"] = time.perf_counter() - started
-    header = f"{'query':28}" + "".join(f"{m + ' ev/s':>16}" for m in modes)
+    header = f"{'query':38}" + "".join(f"{m + ' ev/s':>16}" for m in modes)
     print(
         f"python {report['python']}, {report['cpus']} cpus, load average "
         f"{report['load_average']:.2f}; events generated beforehand; batch {args.batch}, "
@@ -155,7 +155,7 @@ def main() -> None:
     )
     print(header + f"{'Flink/core':>12}{'goal (1 proc)':>15}")
     for q in queries:
-        row = f"q{q} {PLANS[q].title:25}"
+        row = f"q{q} {PLANS[q].title:35}"
         for mode in modes:
             row += f"{report['modes'][mode][q]['events_per_second']:16,.0f}"
         flink = FLINK_PER_CORE.get(q)
