@@ -7,8 +7,10 @@ states, and the host decides its type and key."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -18,6 +20,7 @@ from sandbox_atoms import Account, Counter, SandboxedAccount
 
 from radon_actors import (
     ChildSpec,
+    ForeignError,
     MessageNotPortable,
     SandboxConfig,
     SandboxDenied,
@@ -198,3 +201,60 @@ async def test_a_component_declares_its_states_and_a_host_runs_them_from_it(
     with sqlite3.connect(db) as conn:
         rows = dict(conn.execute("SELECT key, document FROM radon_state").fetchall())
     assert json.loads(rows["c"])["fields"]["memos"] == ["from the component"]
+
+
+JS_ACCOUNT = Path(__file__).resolve().parents[1] / "atoms" / "js" / "account.js"
+
+
+@pytest.fixture(scope="module")
+def js_account() -> Path:
+    """The JavaScript twin of Account, built once (cached on disk)."""
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is not installed: JavaScript atoms cannot be built here")
+    from radon_actors.sandbox._jsbuild import build_js
+
+    return build_js(JS_ACCOUNT).wasm
+
+
+@pytest.mark.parametrize("javascript_first", [True, False])
+async def test_javascript_and_python_incarnations_read_what_the_other_saved(
+    tmp_path: Path, js_account: Path, javascript_first: bool
+) -> None:
+    db = tmp_path / "s.db"
+
+    async def spawn(system: Any, javascript: bool) -> Any:
+        if javascript:
+            return await system.spawn_component(js_account, "Account", name="k")
+        return await system.spawn(Account, name="k")
+
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        account = await spawn(system, javascript_first)
+        assert await account.ask("deposit", 5, "first") == 5
+        assert await account.ask("deposit", 1, save=False) == 6  # a keyword; not saved
+    fields = _stored(db).get("fields") or _stored(db).get("value")
+    assert fields == {"total": 5, "memos": ["first"], "payee": None}
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        account = await spawn(system, not javascript_first)
+        assert await account.ask("info") == ["1", True, 5, ["first"]]
+        assert await account.ask("deposit", 2, "second") == 7
+        assert await account.ask("reload") == 7
+        await account.ask("clear")
+        assert await account.ask("info") == ["3", False, 5, []]
+
+
+async def test_a_javascript_durable_atom_restarts_and_migrates_with_its_state(
+    tmp_path: Path, js_account: Path
+) -> None:
+    db = tmp_path / "s.db"
+    with trio.fail_after(120):
+        async with cluster("w1", state_store=SQLiteStore(db)) as system:
+            account = await system.spawn_component(js_account, "Account", name="m")
+            await account.ask("deposit", 3, "kept")
+            await account.ask("deposit", 4, "lost", False)
+            with pytest.raises(ForeignError, match="crash"):
+                await account.ask("crash")
+            await trio.testing.wait_all_tasks_blocked()
+            assert await account.ask("info") == ["1", True, 3, ["kept"]]  # restarted: saved only
+            await system.migrate(account, to="w1")
+            assert await account.ask("deposit", 2, "there") == 5  # the etag moved with it
+    assert _stored(db)["value"] == {"total": 5, "memos": ["kept", "there"], "payee": None}

@@ -119,6 +119,147 @@ export class Ref {
   }
 }
 
+// ---------------------------------------------------------------------------
+// Durable state (docs/durability.md; the standard's state operations)
+// ---------------------------------------------------------------------------
+
+const STATE_FORMAT = 1;
+const STATE_RECORD = "radon_js:State"; // a State in a snapshot
+
+class StateSpec {
+  constructor(factory, options) {
+    if (typeof factory !== "function") {
+      throw new TypeError("state() takes a function that makes the state's first value");
+    }
+    const opts = options || {};
+    this.factory = factory;
+    this.version = opts.version ?? 1;
+    this.upgrade = opts.upgrade ?? null;
+    if (!Number.isInteger(this.version) || this.version < 1) {
+      throw new TypeError(`a state's version is a positive integer, not ${this.version}`);
+    }
+  }
+}
+
+/** Declare a durable state in `static states = {name: state(() => initial, {version, upgrade})}`
+ * (a plain function works too: `{name: () => initial}`). */
+export function state(factory, options) {
+  return new StateSpec(factory, options);
+}
+
+function statesOf(cls) {
+  const declared = cls.states;
+  if (declared === undefined || declared === null) return [];
+  return Object.entries(declared).map(([name, spec]) => [
+    name,
+    spec instanceof StateSpec ? spec : new StateSpec(spec),
+  ]);
+}
+
+function rebuildState(spec, name, doc) {
+  if (doc === null || typeof doc !== "object" || doc["radon-state"] !== STATE_FORMAT) {
+    throw new TypeError(`the stored state ${JSON.stringify(name)} is not a state document`);
+  }
+  const version = doc.version;
+  if (version > spec.version) {
+    throw new TypeError(
+      `the state ${JSON.stringify(name)} was stored by version ${version} of its class, and ` +
+        `this one is version ${spec.version}: run the newer code`,
+    );
+  }
+  let body = "fields" in doc ? doc.fields : doc.value;
+  if (version < spec.version) {
+    if (spec.upgrade === null) {
+      throw new TypeError(
+        `the state ${JSON.stringify(name)} is stored as version ${version} and declares no upgrade`,
+      );
+    }
+    body = spec.upgrade(version, body);
+  }
+  return body;
+}
+
+/** A durable state as a handler sees it: `this.cart.value`, `await this.cart.save()`. */
+export class State {
+  constructor(name, spec, value, etag, exists) {
+    this.name = name;
+    this.version = spec.version;
+    this.factory = spec.factory;
+    this.value = value;
+    this.etag = etag;
+    this.exists = exists;
+    this.stale = false;
+  }
+
+  /** Write the value to the store; `StateConflict` if another incarnation wrote since. */
+  async save() {
+    this.check();
+    const document = writeValue({ "radon-state": STATE_FORMAT, version: this.version, value: this.value });
+    this.etag = await this.guard(
+      hostOp({ tag: "write-state", val: { name: this.name, document, etag: this.etag ?? undefined } }),
+    );
+    this.exists = true;
+  }
+
+  /** Remove the stored state (the value goes back to the initial one). */
+  async clear() {
+    this.check();
+    this.etag = await this.guard(
+      hostOp({ tag: "clear-state", val: { name: this.name, etag: this.etag ?? undefined } }),
+    );
+    this.exists = false;
+    this.value = this.factory();
+  }
+
+  /** Read the stored state again, dropping unsaved changes. */
+  async reload(spec) {
+    const fresh = await loadState(this.name, spec ?? new StateSpec(this.factory, { version: this.version }));
+    this.value = fresh.value;
+    this.etag = fresh.etag;
+    this.exists = fresh.exists;
+  }
+
+  check() {
+    if (this.stale) {
+      throw new RemoteError({
+        type: "radon_actors._errors:StateConflict",
+        bases: ["StateConflict", "RadonError"],
+        message: `this incarnation lost the state ${JSON.stringify(this.name)} to another one; let it restart`,
+      });
+    }
+  }
+
+  async guard(operation) {
+    try {
+      return await operation;
+    } catch (err) {
+      if (err instanceof RemoteError && err.is("StateConflict")) this.stale = true;
+      throw err;
+    }
+  }
+}
+
+async function loadState(name, spec) {
+  const stored = await hostOp({ tag: "read-state", val: name });
+  if (stored === null) return new State(name, spec, spec.factory(), null, false);
+  const [doc, etag] = stored;
+  if (doc === null) return new State(name, spec, spec.factory(), etag, false);
+  return new State(name, spec, rebuildState(spec, name, doc), etag, true);
+}
+
+// Before onStart: every declared state, from the store.
+async function startAtom(instance) {
+  for (const [name, spec] of statesOf(instance.constructor)) {
+    instance[name] = await loadState(name, spec);
+  }
+  return await instance.onStart();
+}
+
+function durableTypeOf(cls, name) {
+  const own = Object.prototype.hasOwnProperty.call(cls, "durableType") ? cls.durableType : undefined;
+  return typeof own === "string" ? own : name.replace(":", ".");
+}
+
 /** The base class of atoms written in JavaScript. Extend it and export the
  * class; its methods (not starting with `_`) are its handlers, `onStart` and
  * `onStop` its lifecycle hooks. */
@@ -264,6 +405,7 @@ const rt = {
   tokens: 1n,
   handlers: null, // handler name -> {fn, params, suspends}
   classNames: new Map(), // exported class -> "module:Name"
+  restoring: null, // the class a snapshot is being restored for
 };
 
 function makeContext(atomId, name) {
@@ -370,6 +512,10 @@ function tag(value, fallback) {
   if (value instanceof ArrayBuffer) return { $bytes: base64(new Uint8Array(value)) };
   if (value instanceof Error) return { $error: errorBody(value, false) };
   if (value instanceof Record) return { $record: [value[RECORD_TYPE], { ...value }] };
+  if (value instanceof State) {
+    const { name, version, value: v, etag, exists, stale } = value;
+    return { $record: [STATE_RECORD, { name, version, value: v, etag, exists, stale }] };
+  }
   const proto = Object.getPrototypeOf(value);
   if (proto === Object.prototype || proto === null) {
     const keys = Object.keys(value);
@@ -462,6 +608,7 @@ function revive(key, value) {
     case "$ref":
       return new Ref(body[0], body[1], body[2]);
     case "$record": {
+      if (body[0] === STATE_RECORD) return restoreState(body[1]);
       const cls = rt.classes.get(body[0]);
       if (cls !== undefined) return Object.assign(Object.create(cls.prototype), body[1]);
       return new Record(body[0], body[1]);
@@ -477,6 +624,16 @@ function revive(key, value) {
     default:
       throw new TypeError(`unknown tag ${keys[0]}`);
   }
+}
+
+// A State back from a snapshot: its factory is the class's declaration's.
+function restoreState(fields) {
+  const cls = rt.restoring;
+  const found = cls ? statesOf(cls).find(([name]) => name === fields.name) : undefined;
+  const spec = found ? found[1] : new StateSpec(() => null, { version: fields.version });
+  const restored = new State(fields.name, spec, fields.value, fields.etag, fields.exists);
+  restored.stale = fields.stale === true;
+  return restored;
 }
 
 function readValue(text) {
@@ -806,7 +963,13 @@ function manifest() {
       if (!/^[A-Za-z_]\w*$/.test(hname)) continue;
       handlers.push({ name: hname, params: spec.params, suspends: spec.suspends, answers: [] });
     }
-    atoms[name] = { init: initParams(cls), handlers };
+    const entry = { init: initParams(cls), handlers };
+    const states = statesOf(cls);
+    if (states.length > 0) {
+      entry["durable-type"] = durableTypeOf(cls, name);
+      entry.states = states.map(([stateName, spec]) => [stateName, spec.version]);
+    }
+    atoms[name] = entry;
   }
   return { standard: STANDARD, language: "javascript", atoms };
 }
@@ -866,6 +1029,9 @@ export function serve(host, module, name) {
 
     start() {
       const instance = rt.instance;
+      if (statesOf(instance.constructor).length > 0) {
+        return runTurn(startAtom, null, [instance]);
+      }
       return runTurn(instance.onStart, instance, NO_ARGS);
     },
 
@@ -946,7 +1112,9 @@ export function serve(host, module, name) {
     restore(atomId, atomName, className, state) {
       try {
         const cls = atomClass(className);
+        rt.restoring = cls;
         const fields = readValue(state);
+        rt.restoring = null;
         const instance = Object.create(cls.prototype);
         Object.defineProperty(instance, CTX, { value: makeContext(atomId, atomName), writable: true });
         Object.assign(instance, fields);
