@@ -7,6 +7,7 @@ states, and the host decides its type and key."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -258,3 +259,28 @@ async def test_a_javascript_durable_atom_restarts_and_migrates_with_its_state(
             await system.migrate(account, to="w1")
             assert await account.ask("deposit", 2, "there") == 5  # the etag moved with it
     assert _stored(db)["value"] == {"total": 5, "memos": ["kept", "there"], "payee": None}
+
+
+POLYGLOT_DOC = Path(__file__).resolve().parents[2] / "docs" / "polyglot.md"
+
+
+async def test_the_documented_javascript_cart_keeps_its_items(
+    tmp_path: Path, js_account: Path
+) -> None:
+    found = re.search(
+        r"```js\n(import \{ Atom, state \}.*?)```", POLYGLOT_DOC.read_text(), re.DOTALL
+    )
+    assert found is not None
+    source = tmp_path / "cart" / "cart.js"
+    source.parent.mkdir()
+    source.write_text(found.group(1))
+    from radon_actors.sandbox._jsbuild import build_js
+
+    wasm = (await trio.to_thread.run_sync(build_js, source)).wasm
+    db = tmp_path / "s.db"
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        cart = await system.spawn_component(wasm, "Cart", name="user-42")
+        assert await cart.ask("add", "apple") == ["apple"]
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        cart = await system.spawn_component(wasm, "Cart", name="user-42")
+        assert await cart.ask("add", "pear") == ["apple", "pear"]
