@@ -137,12 +137,13 @@ from ._data import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from radon_actors import System
 
 __all__ = [
     "ALREADY_RESERVED",
+    "MODES",
     "CAPACITY",
     "LOGIN_FAILED",
     "LOGIN_OK",
@@ -775,15 +776,45 @@ class Frontend(Atom):
 # ----------------------------------------------------------------------
 # Deployment
 # ----------------------------------------------------------------------
-async def spawn_services(system: System) -> Ref[Frontend]:
-    """Spawn every service in the system's process, each once, wired as the
-    original's frontend and search call them; returns the frontend. A deployment
-    that places services elsewhere spawns them itself and passes their Refs."""
-    geo = await system.spawn(Geo)
-    rate = await system.spawn(Rate)
-    search = await system.spawn(Search, geo, rate)
-    profile = await system.spawn(Profile)
-    recommendation = await system.spawn(Recommendation)
-    user = await system.spawn(User)
-    reservation = await system.spawn(Reservation)
+MODES = ("local", "hosts", "sandboxed")
+"""Where :func:`spawn_services` puts the services (the frontend stays here)."""
+
+
+async def spawn_services(
+    system: System, *, mode: str = "local", hosts: Sequence[str] = ()
+) -> Ref[Frontend]:
+    """Spawn every service once, wired as the original's frontend and search
+    call them; returns the frontend, which runs in the system's process.
+
+    ``mode`` places the services: ``local`` (this process), ``hosts`` (round
+    robin over the worker hosts named in ``hosts``, started already) or
+    ``sandboxed`` (each in the WebAssembly sandbox, in this process, except
+    :class:`Reservation`: a sandboxed atom cannot reach on-demand atoms yet,
+    the standard has no operation for it, and Reservation reaches each hotel's
+    :class:`HotelBookings`). The service code is the same in every mode. Each
+    hotel's bookings (on demand) are activated at the system's process.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode is one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "hosts" and not hosts:
+        raise ValueError("the hosts mode needs worker hosts: start some and name them")
+    placed = 0
+
+    async def spawn(cls: type[Atom], *args: Any) -> Ref[Any]:
+        nonlocal placed
+        options: dict[str, Any] = {}
+        if mode == "hosts":
+            options["host"] = hosts[placed % len(hosts)]
+            placed += 1
+        elif mode == "sandboxed" and cls is not Reservation:
+            options["sandbox"] = True
+        return await system.spawn(cls, *args, **options)
+
+    geo = await spawn(Geo)
+    rate = await spawn(Rate)
+    search = await spawn(Search, geo, rate)
+    profile = await spawn(Profile)
+    recommendation = await spawn(Recommendation)
+    user = await spawn(User)
+    reservation = await spawn(Reservation)
     return await system.spawn(Frontend, search, profile, recommendation, user, reservation)
