@@ -102,10 +102,6 @@ def _build(args: argparse.Namespace) -> int:
 
 def _build_js(file: str, out: str | None) -> int:
     """Build one JavaScript atom module; 1 on failure."""
-    import hashlib
-    import shutil
-    from pathlib import Path
-
     from .sandbox._errors import SandboxError
     from .sandbox._jsbuild import build_js
 
@@ -120,34 +116,30 @@ def _build_js(file: str, out: str | None) -> int:
     print(f'  spawn it with system.spawn_component({str(built.wasm)!r}, "ClassName", ...)')
     if out is None:
         return 0
-    target = Path(out) / f"{built.module}.wasm"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(built.wasm, target)
-        digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    except OSError as exc:
-        print(f"radon build: {file}: cannot write {target}: {exc}", file=sys.stderr)
-        return 1
-    print(f"  wrote {target} (sha256 {digest})")
-    return 0
+    return _copy_component(built.wasm, built.module, out, file)
 
 
 def _write_component(found: Any, module: str, out: str) -> int:
     """Copy ``found``'s component to ``out/module.wasm``; 1 on failure."""
+    from .sandbox import _build
+
+    return _copy_component(_build.cache_root() / found.key / "component.wasm", module, out, module)
+
+
+def _copy_component(source: Any, module: str, out: str, label: str) -> int:
+    """Copy the cached component ``source`` to ``out/module.wasm`` and print its
+    content hash; 1 on failure (reported under ``label``)."""
     import hashlib
     import shutil
     from pathlib import Path
 
-    from .sandbox import _build
-
-    source = _build.cache_root() / found.key / "component.wasm"
     target = Path(out) / f"{module}.wasm"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         digest = hashlib.sha256(target.read_bytes()).hexdigest()
     except OSError as exc:
-        print(f"radon build: {module}: cannot write {target}: {exc}", file=sys.stderr)
+        print(f"radon build: {label}: cannot write {target}: {exc}", file=sys.stderr)
         return 1
     print(f"  wrote {target} (sha256 {digest})")
     return 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-from typing import Any
 
 import trio
 
@@ -105,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("events", "parallelism", "hosts", "batch", "rate"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} takes a positive number")
-    result: Any = trio.run(main_async, args)
-    return int(result)
+    return trio.run(main_async, args)
 
 
 if __name__ == "__main__":

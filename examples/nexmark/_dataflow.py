@@ -28,7 +28,7 @@ from typing import Any
 
 from radon_actors import Atom, Ref, handler
 
-__all__ = ["END_OF_TIME", "Operator", "Stage", "partition_of"]
+__all__ = ["END_OF_TIME", "Operator", "Stage", "partition_of", "route"]
 
 END_OF_TIME = 2**62
 """The watermark that closes everything (end of the stream)."""
@@ -62,6 +62,27 @@ def partition_of(key: Any, partitions: int) -> int:
     return zlib.crc32(str(key).encode()) % partitions
 
 
+async def route(
+    outputs: list[Ref[Any]], key: Key | None, items: list[Any], sender: int, turn: int
+) -> None:
+    """Send ``items`` on to the next stage's partitions: all to its only one;
+    with no key, the whole batch to partition ``turn`` (round robin); else each
+    item to its key's partition."""
+    n = len(outputs)
+    if n == 1:
+        await outputs[0].send("batch", items, sender)
+        return
+    if key is None:
+        await outputs[turn % n].send("batch", items, sender)
+        return
+    parts: list[list[Any]] = [[] for _ in outputs]
+    for item in items:
+        parts[partition_of(key(item), n)].append(item)
+    for output, part in zip(outputs, parts, strict=True):
+        if part:
+            await output.send("batch", part, sender)
+
+
 class Stage(Atom):
     """One partition of a stage: batches and watermarks in, batches and
     watermarks out to the next stage's partitions."""
@@ -84,7 +105,6 @@ class Stage(Atom):
         self.marks = [-1] * inputs
         self.watermark = -1
         self.ended = 0
-        self.processed = 0
         self.turn = 0
         operator.open()
 
@@ -94,9 +114,9 @@ class Stage(Atom):
         process = self.operator.process
         for item in items:
             process(item, out)
-        self.processed += len(items)
         if out:
-            await self._emit(out)
+            self.turn += 1
+            await route(self.outputs, self.route, out, self.index, self.turn)
 
     @handler
     async def mark(self, watermark: int, source: int) -> None:
@@ -117,33 +137,12 @@ class Stage(Atom):
         for output in self.outputs:
             await output.send("end", self.index)
 
-    @handler
-    def stats(self) -> dict[str, int]:
-        return {"processed": self.processed, "watermark": self.watermark}
-
     async def _advance(self, watermark: int) -> None:
         self.watermark = watermark
         out: list[Any] = []
         self.operator.advance(watermark, out)
         if out:
-            await self._emit(out)
+            self.turn += 1
+            await route(self.outputs, self.route, out, self.index, self.turn)
         for output in self.outputs:
             await output.send("mark", watermark, self.index)
-
-    async def _emit(self, out: list[Any]) -> None:
-        outputs = self.outputs
-        key = self.route
-        if len(outputs) == 1:
-            await outputs[0].send("batch", out, self.index)
-            return
-        if key is None:  # no key: whole batches round robin
-            self.turn += 1
-            await outputs[self.turn % len(outputs)].send("batch", out, self.index)
-            return
-        parts: list[list[Any]] = [[] for _ in outputs]
-        n = len(outputs)
-        for item in out:
-            parts[partition_of(key(item), n)].append(item)
-        for output, part in zip(outputs, parts, strict=True):
-            if part:
-                await output.send("batch", part, self.index)

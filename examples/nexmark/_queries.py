@@ -43,6 +43,9 @@ from ._generator import NexmarkConfig
 from ._javarandom import java_round
 from ._model import Auction, Bid, Person
 from ._oracle import (
+    _Q3_CATEGORY,
+    _Q3_STATES,
+    _Q6_LAST_AUCTIONS,
     AuctionBid,
     AuctionCount,
     AuctionPrice,
@@ -50,13 +53,11 @@ from ._oracle import (
     IdNameReserve,
     NameCityStateId,
     SellerPrice,
+    _fixed_window,
+    _sliding_windows,
 )
 
 __all__ = ["PLANS", "Plan", "QueryStage", "StageSpec"]
-
-_Q3_STATES = frozenset({"OR", "ID", "CA"})
-_Q3_CATEGORY = 10
-_Q6_LAST = 10
 
 
 class QueryStage(Stage):
@@ -215,16 +216,6 @@ class WinningBids(Operator):
                 out.append(AuctionBid(auction, bid))
 
 
-def _sliding(timestamp: int, size: int, period: int) -> list[int]:
-    """The starts of the sliding windows holding ``timestamp`` (Beam's SlidingWindows)."""
-    start = timestamp - timestamp % period
-    starts = []
-    while start > timestamp - size:
-        starts.append(start)
-        start -= period
-    return starts
-
-
 @portable
 @dataclass
 class CategoryMeans(Operator):
@@ -237,7 +228,7 @@ class CategoryMeans(Operator):
 
     def process(self, item: AuctionBid, out: list[Any]) -> None:
         category = item.auction.category
-        for start in _sliding(item.auction.expires, self.size, self.period):
+        for start in _sliding_windows(item.auction.expires, self.size, self.period):
             total = self.totals.setdefault((start, category), [0, 0])
             total[0] += item.bid.price
             total[1] += 1
@@ -261,7 +252,7 @@ class WindowCounts(Operator):
     def process(self, item: Any, out: list[Any]) -> None:
         if type(item) is not Bid:
             return
-        for start in _sliding(item.date_time, self.size, self.period):
+        for start in _sliding_windows(item.date_time, self.size, self.period):
             window = self.counts.get(start)
             if window is None:
                 window = self.counts[start] = {}
@@ -302,7 +293,7 @@ class SellerMeans(Operator):
     def process(self, item: AuctionBid, out: list[Any]) -> None:
         bids = self.last.setdefault(item.auction.seller, [])
         bids.append(item.bid)
-        if len(bids) > _Q6_LAST:
+        if len(bids) > _Q6_LAST_AUCTIONS:
             bids.sort(key=lambda b: (b.date_time, b.price))
             del bids[0]
 
@@ -326,7 +317,7 @@ class WindowHighest(Operator):
     def process(self, item: Any, out: list[Any]) -> None:
         if type(item) is not Bid:
             return
-        start = item.date_time - item.date_time % self.size
+        start = _fixed_window(item.date_time, self.size)
         current = self.best.get(start)
         if current is None or item.price > current.price:
             self.best[start] = WindowBest(start, item.price, [item])
@@ -370,9 +361,9 @@ class NewSellers(Operator):
     def process(self, item: Any, out: list[Any]) -> None:
         kind = type(item)
         if kind is Person:
-            self.people.setdefault((item.date_time - item.date_time % self.size, item.id), item)
+            self.people.setdefault((_fixed_window(item.date_time, self.size), item.id), item)
         elif kind is Auction:
-            key = (item.date_time - item.date_time % self.size, item.seller)
+            key = (_fixed_window(item.date_time, self.size), item.seller)
             self.auctions.setdefault(key, []).append(item)
 
     def advance(self, watermark: int, out: list[Any]) -> None:

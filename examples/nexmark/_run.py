@@ -21,7 +21,7 @@ import attrs
 
 from radon_actors import Atom, Ref, System, handler
 
-from ._dataflow import Key, partition_of
+from ._dataflow import Key, route
 from ._generator import NexmarkConfig, event, watermark
 from ._queries import PLANS, Plan, QueryStage
 
@@ -52,7 +52,7 @@ class Source(Atom):
 
     @handler
     async def run(self) -> int:
-        config, outputs, key, n = self.config, self.outputs, self.route, len(self.outputs)
+        config, outputs, key = self.config, self.outputs, self.route
         events = self.events
         for start in range(0, self.count, self.batch):
             stop = min(start + self.batch, self.count)
@@ -60,17 +60,7 @@ class Source(Atom):
                 items = [events[i][1] for i in range(start, stop)]
             else:
                 items = [event(config, i)[1] for i in range(start, stop)]
-            if n == 1:
-                await outputs[0].send("batch", items, 0)
-            elif key is None:  # no key: whole batches round robin
-                await outputs[(start // self.batch) % n].send("batch", items, 0)
-            else:
-                parts: list[list[Any]] = [[] for _ in outputs]
-                for item in items:
-                    parts[partition_of(key(item), n)].append(item)
-                for output, part in zip(outputs, parts, strict=True):
-                    if part:
-                        await output.send("batch", part, 0)
+            await route(outputs, key, items, 0, start // self.batch)
             mark = watermark(config, stop - 1)
             for output in outputs:
                 await output.send("mark", mark, 0)

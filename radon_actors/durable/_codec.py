@@ -12,10 +12,10 @@ from typing import Any
 
 from .. import _state
 from .._logs import get_logger
-from .._state import StateSpec, document, rebuild
+from .._state import StateSpec, document
 from ..sandbox.values import host_form_value, read_host_form_value
 
-__all__ = ["decode", "encode", "read_document", "write_document"]
+__all__ = ["encode", "read_document", "write_document"]
 
 _log = get_logger("radon_actors.durable")
 
@@ -40,8 +40,3 @@ def read_document(text: str) -> Any:
 def encode(value: Any, spec: StateSpec[Any]) -> str:
     """The stored text for ``value``, a state of ``spec``."""
     return host_form_value(document(value, spec))
-
-
-def decode(text: str, spec: StateSpec[Any]) -> Any:
-    """The state the stored text holds, rebuilt for ``spec`` (upgraded if older)."""
-    return rebuild(read_host_form_value(text), spec)

@@ -1,5 +1,5 @@
-"""The durability extension: loads declared state before ``on_start``, and is
-where a state's ``save`` finds its store and key."""
+"""The durability extension: where an atom's declared states are read and
+written (its store, its type and its key), for native and sandboxed atoms."""
 
 from __future__ import annotations
 

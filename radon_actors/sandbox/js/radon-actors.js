@@ -183,8 +183,7 @@ function rebuildState(spec, name, doc) {
 export class State {
   constructor(name, spec, value, etag, exists) {
     this.name = name;
-    this.version = spec.version;
-    this.factory = spec.factory;
+    this.spec = spec; // its declaration: version, initial value, upgrade
     this.value = value;
     this.etag = etag;
     this.exists = exists;
@@ -194,7 +193,11 @@ export class State {
   /** Write the value to the store; `StateConflict` if another incarnation wrote since. */
   async save() {
     this.check();
-    const document = writeValue({ "radon-state": STATE_FORMAT, version: this.version, value: this.value });
+    const document = writeValue({
+      "radon-state": STATE_FORMAT,
+      version: this.spec.version,
+      value: this.value,
+    });
     this.etag = await this.guard(
       hostOp({ tag: "write-state", val: { name: this.name, document, etag: this.etag ?? undefined } }),
     );
@@ -208,12 +211,12 @@ export class State {
       hostOp({ tag: "clear-state", val: { name: this.name, etag: this.etag ?? undefined } }),
     );
     this.exists = false;
-    this.value = this.factory();
+    this.value = this.spec.factory();
   }
 
   /** Read the stored state again, dropping unsaved changes. */
-  async reload(spec) {
-    const fresh = await loadState(this.name, spec ?? new StateSpec(this.factory, { version: this.version }));
+  async reload() {
+    const fresh = await loadState(this.name, this.spec);
     this.value = fresh.value;
     this.etag = fresh.etag;
     this.exists = fresh.exists;
@@ -513,7 +516,8 @@ function tag(value, fallback) {
   if (value instanceof Error) return { $error: errorBody(value, false) };
   if (value instanceof Record) return { $record: [value[RECORD_TYPE], { ...value }] };
   if (value instanceof State) {
-    const { name, version, value: v, etag, exists, stale } = value;
+    const { name, value: v, etag, exists, stale } = value;
+    const version = value.spec.version;
     return { $record: [STATE_RECORD, { name, version, value: v, etag, exists, stale }] };
   }
   const proto = Object.getPrototypeOf(value);
