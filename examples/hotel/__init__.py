@@ -1,12 +1,16 @@
-"""DeathStarBench's hotelReservation on atoms: its data and its services.
+"""DeathStarBench's hotelReservation on atoms: its data, its services, an HTTP
+frontend and a load generator.
 
 A port of ``hotelReservation`` from delimitrou/DeathStarBench: the seed data of
-its databases (``_data``) and its services as atoms (``_services``), in one
-process or wherever their Refs point. No HTTP frontend yet: :class:`Frontend`
-answers each of the original's HTTP requests with the original's JSON body.
+its databases (``_data``), its services as atoms (``_services``; each
+:class:`Frontend` handler answers one of the original's HTTP requests with the
+original's JSON body), the HTTP/1.1 server in front of them (``_http``, run by
+``python -m examples.hotel serve``) and an open-loop load generator with the
+original's mixed workload (``_load``, ``python -m examples.hotel load``). See
+examples/hotel/README.md.
 
-Both modules import only the standard library and ``radon_actors``, so the
-services can run inside the WebAssembly sandbox.
+``_data`` and ``_services`` import only the standard library and
+``radon_actors``, so the services can run inside the WebAssembly sandbox.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ._services import (
     Search,
     UnknownHotel,
     User,
+    spawn_frontends,
     spawn_services,
 )
 
@@ -55,6 +60,7 @@ __all__ = [
     "Search",
     "UnknownHotel",
     "User",
+    "spawn_frontends",
     "spawn_services",
     "workload_user",
 ]

@@ -220,6 +220,9 @@ def _from_bits32(bits: int) -> float:
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _MAX_FLOAT32 = _from_bits32(0x7F7FFFFF)
+_MIN_NORMAL32 = 2.0**-126
+_LOW29 = (1 << 29) - 1
+_HALF29 = 1 << 28
 
 
 def is_decimal(text: str) -> bool:
@@ -237,6 +240,22 @@ def parse_float32(text: str) -> float:
     characters)."""
     if not is_decimal(text):
         raise ValueError(f"not a decimal number: {text!r}")
+    # Fast path: through float64 is right unless the float64 lands exactly on a
+    # float32 half-way point (every such point is a float64, so the decimal and
+    # its nearest float64 cannot lie on opposite sides of one), in float32's
+    # normal range, where the half-way points are the float64s whose 29 bits
+    # below float32's precision read 1000...0.
+    quick = float(text)
+    if _MIN_NORMAL32 <= abs(quick) < _MAX_FLOAT32:
+        low: int = struct.unpack("<Q", struct.pack("<d", quick))[0] & _LOW29
+        if low != _HALF29:
+            return float32(quick)
+    return parse_float32_exact(text)
+
+
+def parse_float32_exact(text: str) -> float:
+    """:func:`parse_float32` by exact arithmetic alone (the reference its fast
+    path is tested against)."""
     try:
         number = Decimal(text)
     except InvalidOperation as exc:  # pragma: no cover - the pattern admits only decimals

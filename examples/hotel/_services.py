@@ -110,6 +110,7 @@ WebAssembly sandbox: it imports only the standard library and ``radon_actors``.
 from __future__ import annotations
 
 import datetime
+import functools
 import hmac
 import math
 import re
@@ -220,7 +221,12 @@ def distance(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def _lon_degree_m(lat: float) -> float:
     # lonLength.get: the length of a degree of longitude at the latitude
     # truncated to a tenth of a degree.
-    rounded = int(lat * 10) / 10
+    return _lon_degree_at(int(lat * 10))
+
+
+@functools.lru_cache(maxsize=4096)
+def _lon_degree_at(tenths: int) -> float:
+    rounded = tenths / 10
     return distance(rounded, 0.0, rounded, 1.0)
 
 
@@ -258,12 +264,26 @@ def k_nearest(
     That is not always the true ``k`` nearest: a point in a further ring can be
     nearer than one taken, and the sort and the cut use different distances.
     """
+    return _k_nearest(_cells(points), lat, lon, k, max_distance)
+
+
+def _cells(points: Iterable[GeoPoint]) -> tuple[tuple[int, int, GeoPoint], ...]:
+    # Each point's grid cell: the geo service computes them once (its index).
+    return tuple((*_cell(p.lat, p.lon), p) for p in points)
+
+
+def _k_nearest(
+    cells: tuple[tuple[int, int, GeoPoint], ...],
+    lat: float,
+    lon: float,
+    k: int,
+    max_distance: float,
+) -> list[GeoPoint]:
     cx, cy = _cell(lat, lon)
     # Ring d holds the points whose cell is d cells away (Chebyshev): the same
     # points the original's four loops over the ring's cells find.
     by_ring: dict[int, list[tuple[int, GeoPoint]]] = {}
-    for order, p in enumerate(points):
-        px, py = _cell(p.lat, p.lon)
+    for order, (px, py, p) in enumerate(cells):
         by_ring.setdefault(max(abs(px - cx), abs(py - cy)), []).append((order, p))
     taken = list(by_ring.get(0, ()))  # the query's own cell, not counted below
     in_rings = 0
@@ -317,6 +337,12 @@ def stay_nights(in_date: str, out_date: str) -> list[str]:
     service walks them (its records run from one night's date to the next's).
     :class:`BadRequest` for a date that is not ``YYYY-MM-DD`` or a stay longer
     than :data:`MAX_NIGHTS`."""
+    return list(_stay(in_date, out_date))
+
+
+@functools.lru_cache(maxsize=4096)
+def _stay(in_date: str, out_date: str) -> tuple[str, ...]:
+    # Cached: a workload names few distinct stays. Refusals are not cached.
     first, end = _date(in_date), _date(out_date)
     if (end - first).days > MAX_NIGHTS:
         raise BadRequest(f"Please choose a stay of at most {MAX_NIGHTS} nights")
@@ -325,7 +351,7 @@ def stay_nights(in_date: str, out_date: str) -> list[str]:
     while night < end:
         nights.append(night.isoformat())
         night += datetime.timedelta(days=1)
-    return nights
+    return tuple(nights)
 
 
 _MAX_ROOMS = 2**31 - 1  # the request's roomNumber is an int32
@@ -347,14 +373,15 @@ class Geo(Atom):
     """The geo service: hotels near a point."""
 
     def __init__(self) -> None:
-        self.points = GEO_POINTS
+        self.cells = _cells(GEO_POINTS)
 
     @handler
     def nearby(self, lat: float, lon: float) -> list[str]:
         """The ids of the nearest hotels within 10 km, at most 5, nearest first."""
         lat, lon = float32(lat), float32(lon)  # the request's lat/lon are protobuf floats
         _finite(lat, lon)
-        return [p.hotel_id for p in k_nearest(self.points, lat, lon)]
+        nearest = _k_nearest(self.cells, lat, lon, MAX_RESULTS, SEARCH_RADIUS_M)
+        return [p.hotel_id for p in nearest]
 
 
 class Rate(Atom):
@@ -794,10 +821,28 @@ async def spawn_services(
     :class:`HotelBookings`). The service code is the same in every mode. Each
     hotel's bookings (on demand) are activated at the system's process.
     """
+    (frontend,) = await spawn_frontends(system, 1, mode=mode, hosts=hosts)
+    return frontend
+
+
+async def spawn_frontends(
+    system: System, count: int, *, mode: str = "local", hosts: Sequence[str] = ()
+) -> list[Ref[Frontend]]:
+    """As :func:`spawn_services`, with ``count`` frontends to serve ``count``
+    requests at once (an atom answers one message at a time; the original's
+    services serve each request on its own goroutine).
+
+    The services that wait on others while they answer, :class:`Search` and
+    :class:`Reservation`, get one atom per frontend too; the others (geo,
+    rate, profile, recommendation, user) answer without waiting and are
+    spawned once, shared by all.
+    """
     if mode not in MODES:
         raise ValueError(f"mode is one of {', '.join(MODES)}, not {mode!r}")
     if mode == "hosts" and not hosts:
         raise ValueError("the hosts mode needs worker hosts: start some and name them")
+    if count < 1:
+        raise ValueError(f"count is the number of frontends, at least 1, not {count}")
     placed = 0
 
     async def spawn(cls: type[Atom], *args: Any) -> Ref[Any]:
@@ -812,9 +857,14 @@ async def spawn_services(
 
     geo = await spawn(Geo)
     rate = await spawn(Rate)
-    search = await spawn(Search, geo, rate)
     profile = await spawn(Profile)
     recommendation = await spawn(Recommendation)
     user = await spawn(User)
-    reservation = await spawn(Reservation)
-    return await system.spawn(Frontend, search, profile, recommendation, user, reservation)
+    frontends = []
+    for _ in range(count):
+        search = await spawn(Search, geo, rate)
+        reservation = await spawn(Reservation)
+        frontends.append(
+            await system.spawn(Frontend, search, profile, recommendation, user, reservation)
+        )
+    return frontends

@@ -46,7 +46,7 @@ from examples.hotel import (
     spawn_services,
 )
 from examples.hotel import _data as data
-from examples.hotel._data import GeoPoint, float32, parse_float32
+from examples.hotel._data import GeoPoint, float32, parse_float32, parse_float32_exact
 from examples.hotel._services import (
     ALREADY_RESERVED,
     LOGIN_FAILED,
@@ -255,6 +255,27 @@ def test_parse_float32_is_the_nearest_float32(mantissa: int, exponent: int) -> N
         if 0 <= neighbour < 0x7F800000:
             other = abs(Fraction(_from_float32_bits(neighbour)) - exact)
             assert error < other or (error == other and bits % 2 == 0)  # ties to even
+
+
+@given(
+    # float32s from 2**-4 to 2**30: where lat/lon live, and their decimals fit
+    # the 64 characters a coordinate may have.
+    bits=st.integers(min_value=123 << 23, max_value=157 << 23),
+    offset=st.sampled_from([Fraction(0), Fraction(1, 2**31), Fraction(-1, 2**31)]),
+    negative=st.booleans(),
+)
+def test_parse_float32_fast_path_agrees_near_half_way_points(
+    bits: int, offset: Fraction, negative: bool
+) -> None:
+    # The decimals that try a float64 detour hardest: a float32 half-way point,
+    # and points a hair either side of it, written out exactly (a/2**k is
+    # a*5**k/10**k).
+    low, high = Fraction(_from_float32_bits(bits)), Fraction(_from_float32_bits(bits + 1))
+    exact = (low + high) / 2 + offset * (high - low)
+    k = exact.denominator.bit_length() - 1
+    text = ("-" if negative else "") + f"{exact.numerator * 5**k}e-{k}"
+    assert len(text) <= 64
+    assert parse_float32(text) == parse_float32_exact(text)
 
 
 # ----------------------------------------------------------------------
