@@ -40,9 +40,8 @@ from examples.hotel import (
     Profile,
     Rate,
     Recommendation,
-    Reservation,
-    Search,
     User,
+    spawn_frontends,
     spawn_services,
 )
 from examples.hotel import _data as data
@@ -88,22 +87,6 @@ def collection(*features: dict[str, Any]) -> dict[str, Any]:
 async def hotel(tmp_path: Path) -> AsyncIterator[tuple[System, Ref[Frontend]]]:
     async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
         yield system, await spawn_services(system)
-
-
-async def spawn_frontends(system: System, count: int) -> list[Ref[Frontend]]:
-    """``count`` frontends over one set of services, each with a Reservation atom of
-    its own: what they share for a hotel is only its HotelBookings atom."""
-    geo = await system.spawn(Geo)
-    search = await system.spawn(Search, geo, await system.spawn(Rate))
-    profile = await system.spawn(Profile)
-    recommendation = await system.spawn(Recommendation)
-    user = await system.spawn(User)
-    return [
-        await system.spawn(
-            Frontend, search, profile, recommendation, user, await system.spawn(Reservation)
-        )
-        for _ in range(count)
-    ]
 
 
 def stored_nights(db: Path, hotel_id: str) -> dict[str, int]:
