@@ -815,11 +815,11 @@ async def spawn_services(
 
     ``mode`` places the services: ``local`` (this process), ``hosts`` (round
     robin over the worker hosts named in ``hosts``, started already) or
-    ``sandboxed`` (each in the WebAssembly sandbox, in this process, except
-    :class:`Reservation`: a sandboxed atom cannot reach on-demand atoms yet,
-    the standard has no operation for it, and Reservation reaches each hotel's
-    :class:`HotelBookings`). The service code is the same in every mode. Each
-    hotel's bookings (on demand) are activated at the system's process.
+    ``sandboxed`` (each in the WebAssembly sandbox, in this process;
+    :class:`Reservation` is granted the on-demand :class:`HotelBookings`,
+    ``SandboxConfig(on_demand=[HotelBookings])``, which it reaches by hotel
+    id). The service code is the same in every mode. Each hotel's bookings (on
+    demand, native) are activated at the system's process.
     """
     (frontend,) = await spawn_frontends(system, 1, mode=mode, hosts=hosts)
     return frontend
@@ -843,6 +843,11 @@ async def spawn_frontends(
         raise ValueError("the hosts mode needs worker hosts: start some and name them")
     if count < 1:
         raise ValueError(f"count is the number of frontends, at least 1, not {count}")
+    from radon_actors import SandboxConfig  # host-only: this module also runs as a guest
+
+    # Reservation reaches each hotel's bookings by key: a capability the host
+    # grants a sandboxed atom class by class.
+    reservation_sandbox = SandboxConfig(on_demand=[HotelBookings])
     placed = 0
 
     async def spawn(cls: type[Atom], *args: Any) -> Ref[Any]:
@@ -851,8 +856,8 @@ async def spawn_frontends(
         if mode == "hosts":
             options["host"] = hosts[placed % len(hosts)]
             placed += 1
-        elif mode == "sandboxed" and cls is not Reservation:
-            options["sandbox"] = True
+        elif mode == "sandboxed":
+            options["sandbox"] = reservation_sandbox if cls is Reservation else True
         return await system.spawn(cls, *args, **options)
 
     geo = await spawn(Geo)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import attrs
 
 __all__ = ["SandboxConfig"]
@@ -15,6 +18,30 @@ def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) ->
 def _positive_number(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise ValueError(f"SandboxConfig.{attribute.name} must be a positive number, not {value!r}")
+
+
+def _class_names(value: Iterable[type | str]) -> tuple[str, ...]:
+    """Atom classes (or their ``"module:QualName"`` names) as names: a config
+    crosses to worker hosts, which rebuild no class from it."""
+    from .._atom import Atom  # the API layer; imported late, it imports this module
+
+    if isinstance(value, (type, str)) or not isinstance(value, Iterable):
+        raise TypeError(f"SandboxConfig.on_demand takes a list of atom classes, not {value!r}")
+    names = []
+    for cls in value:
+        if isinstance(cls, type) and issubclass(cls, Atom):
+            names.append(f"{cls.__module__}:{cls.__qualname__}")
+        elif isinstance(cls, str) and _CLASS_NAME.fullmatch(cls):
+            names.append(cls)
+        else:
+            raise TypeError(
+                "SandboxConfig.on_demand takes Atom subclasses (or their "
+                f"'module:QualName' names), not {cls!r}"
+            )
+    return tuple(names)
+
+
+_CLASS_NAME = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 @attrs.frozen
@@ -92,6 +119,20 @@ class SandboxConfig:
     guest's choosing outside the sandbox, so only a host that trusts the
     atom's choice of classes turns it on. Children spawned with the class
     default or ``sandbox=True`` run sandboxed with the parent's limits."""
+
+    on_demand: tuple[str, ...] = attrs.field(default=(), converter=_class_names)
+    """The on-demand atom classes the atom may reach by key
+    (``self.on_demand(cls, key)``; docs/durability.md). None by default: an
+    on-demand atom activates on its first message and keeps durable state, so
+    reaching one is a capability the host grants, class by class, as it grants
+    Refs. Give the classes (or their ``"module:QualName"`` names); the host
+    that runs the atom imports a granted class when the atom first reaches it.
+    Sandboxed children inherit the grant."""
+
+    max_on_demand: int = attrs.field(default=100_000, validator=_positive)
+    """Distinct on-demand atoms (class and key) the atom may hold references to,
+    over the life of its instance (a restart starts again): each one is a
+    reference the host keeps for it."""
 
     threaded: bool = False
     """Run the atom's turns on worker threads (``trio.to_thread`` with a limiter of

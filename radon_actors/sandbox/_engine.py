@@ -45,7 +45,7 @@ __all__ = [
 _log = get_logger("radon_actors.sandbox")
 
 _PACKAGE = "radon:atom"
-_VERSION = "0.5.0"
+_VERSION = "0.6.0"
 HOST_INTERFACE = f"{_PACKAGE}/host@{_VERSION}"
 GUEST_INTERFACE = f"{_PACKAGE}/guest@{_VERSION}"
 _EXPORTS = (

@@ -321,6 +321,19 @@ class _Context:
     def stop(self) -> None:
         host.stop()
 
+    def get(self, cls: Any, key: str) -> _ref.Ref[Any]:
+        # Atom.on_demand: a Ref the host grants if it granted this class.
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"an on-demand atom's key is a non-empty str, not {key!r}")
+        try:
+            text = host.on_demand(f"{cls.__module__}:{cls.__qualname__}", key)
+        except Err as err:
+            raise _error_reply(err.value) from None
+        ref = _reader.value(text)
+        if not isinstance(ref, _ref.Ref):
+            raise TypeError("the host answered on-demand with something not a reference")
+        return ref
+
     def _timer(
         self, delay: float, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], periodic: bool
     ) -> _Timer:
@@ -525,7 +538,7 @@ def _manifest() -> dict[str, Any]:
             entry["durable-type"] = _state.atom_type(cls)
             entry["states"] = [[spec.name, spec.version] for spec in cls._radon_states]
         atoms[name] = entry
-    return {"standard": "0.5.0", "language": "python", "atoms": atoms}
+    return {"standard": "0.6.0", "language": "python", "atoms": atoms}
 
 
 class Guest(exports.Guest):

@@ -3,7 +3,8 @@
 Two kinds, both defined by ``wit/atom.wit``:
 
 * **Host imports** (:data:`HOST_FUNCS`, linked into every instance by
-  ``LoadedComponent``): tell, stop, log, now, timers, stash. They run while the
+  ``LoadedComponent``): tell, stop, log, now, timers, stash, on-demand
+  references. They run while the
   guest's call is on the stack, so they must not block and must not raise
   (wasmtime would turn the exception into a trap and poison the instance):
   errors go back to the guest encoded, as the WIT results say.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import sys
 import weakref
 from collections.abc import Callable
@@ -380,6 +382,72 @@ def _h_unstash_all(store: Any) -> None:
     guest.on_trio(guest.cell.unstash_all)
 
 
+_MAX_CLASS_NAME = 512
+_MAX_KEY = 4096
+
+
+# Granted on-demand classes by name, imported once. The names come from the
+# host's own SandboxConfig (trusted code), never from a guest: a guest only
+# picks among them.
+_granted_classes: dict[str, type[Atom]] = {}
+
+
+def _granted_class(name: str) -> type[Atom]:
+    cls = _granted_classes.get(name)
+    if cls is not None:
+        return cls
+    module_name, _, qualname = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise SandboxDenied(
+            f"the granted on-demand class {name} cannot be imported on this host: {exc}"
+        ) from None
+    if not (isinstance(obj, type) and issubclass(obj, Atom)):
+        raise SandboxDenied(f"the granted on-demand class {name} is not an Atom subclass")
+    _granted_classes[name] = obj
+    return obj
+
+
+def _on_demand(guest: GuestAtom, class_name: str, key: str) -> str:
+    """A granted on-demand class's atom with ``key``, as a value holding its Ref
+    (which grants the guest a handle for it)."""
+    if len(class_name) > _MAX_CLASS_NAME:
+        raise SandboxDenied(f"a class name of {len(class_name):,} characters")
+    if not key or len(key) > _MAX_KEY:
+        raise SandboxDenied(
+            f"an on-demand atom's key is 1 to {_MAX_KEY} characters, not {len(key):,}"
+        )
+    config = guest.config
+    if class_name not in config.on_demand:
+        raise SandboxDenied(
+            f"this sandboxed atom may not reach on-demand atoms of {class_name[:200]!r}: "
+            "the host grants them class by class (SandboxConfig(on_demand=[...]))"
+        )
+    cls = _granted_class(class_name)
+    _count_send(guest)
+    ref = guest.cell.get(cls, key)
+    if ref.id not in guest.side.handles:
+        if guest.on_demand >= config.max_on_demand:
+            raise SandboxDenied(
+                f"this sandboxed atom already references {guest.on_demand} on-demand atoms, "
+                f"its quota (SandboxConfig.max_on_demand={config.max_on_demand})"
+            )
+        guest.on_demand += 1
+    return _encode_reply(guest, ref)
+
+
+def _h_on_demand(store: Any, class_name: str, key: str) -> wc.Variant:
+    # result<payload, payload>: both cases are strings, so the result is tagged.
+    guest = _guest(store)
+    try:
+        return wc.Variant("ok", guest.on_trio(_on_demand, guest, class_name, key))
+    except Exception as exc:
+        return wc.Variant("err", _error_text(guest, exc))
+
+
 HOST_FUNCS: dict[str, Callable[..., Any]] = {
     "tell": _h_tell,
     "stop": _h_stop,
@@ -390,5 +458,6 @@ HOST_FUNCS: dict[str, Callable[..., Any]] = {
     "timer-active": _h_timer_active,
     "stash": _h_stash,
     "unstash-all": _h_unstash_all,
+    "on-demand": _h_on_demand,
 }
 """The ``host`` interface of ``wit/atom.wit``, by WIT name."""

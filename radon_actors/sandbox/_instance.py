@@ -114,6 +114,7 @@ class GuestAtom:
         "crashed",
         "loaded",
         "logs",
+        "on_demand",
         "sends",
         "side",
         "timers",
@@ -132,6 +133,7 @@ class GuestAtom:
         self.tree = tree if tree is not None else Tree(config)
         self.sends = 0  # messages sent in the current turn (SandboxConfig.max_sends)
         self.logs = 0  # log events of the current turn (SandboxConfig.max_logs)
+        self.on_demand = 0  # on-demand atoms referenced (SandboxConfig.max_on_demand)
         self.loaded = loaded
         self.config = config
         self.crashed: str | None = None

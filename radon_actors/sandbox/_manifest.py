@@ -35,7 +35,7 @@ from ._value import Limits, Reader, ValueRejected, known_class
 
 __all__ = ["STANDARD", "AtomManifest", "Manifest", "read_manifest", "stand_in"]
 
-STANDARD = "0.5.0"
+STANDARD = "0.6.0"
 _MAX_ATOMS = 1000
 _MAX_HANDLERS = 1000
 _MAX_PARAMS = 255

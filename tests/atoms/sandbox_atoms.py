@@ -352,6 +352,17 @@ class Hostile(Atom):
         return await forged.ask(Counter.get)
 
     @handler
+    def raw_on_demand(self, class_name: str, key: str) -> str:
+        """Ask the host for an on-demand reference by any class name and key."""
+        from componentize_py_types import Err
+        from wit_world.imports import host
+
+        try:
+            return "granted " + host.on_demand(class_name, key)
+        except Err as err:
+            return str(err.value)
+
+    @handler
     def forged_tell(self, handle: int) -> str:
         """Tell by a handle number this guest was never given."""
         from wit_world.imports import host
@@ -588,6 +599,10 @@ class Polyglot(Atom):
         target.tell("incr", by)
 
     @handler
+    async def deposit(self, who: str, n: int) -> int:
+        return await self.on_demand(Wallet, who).ask(Wallet.add, n)
+
+    @handler
     async def fill(self, target: Ref[Any], n: int) -> int:
         for i in range(n):
             await target.send("remember", i)  # waits whenever the mailbox is full
@@ -640,3 +655,47 @@ class Polyglot(Atom):
         chunks = []
         while True:
             chunks.append(bytearray(1 << 20))
+
+
+class Wallet(Atom):
+    """An on-demand atom (native in the tests) that sandboxed tellers reach by key."""
+
+    def __init__(self) -> None:
+        self.coins = 0
+
+    @handler
+    def add(self, n: int) -> int:
+        self.coins += n
+        return self.coins
+
+    @handler
+    def owner(self) -> str | None:
+        return self.key
+
+
+class Teller(Atom):
+    """Reaches wallets by key (``on_demand``), as far as its grant allows."""
+
+    def __init__(self) -> None:
+        self.held: Ref[Wallet] | None = None
+
+    @handler
+    async def deposit(self, who: str, n: int) -> int:
+        return await self.on_demand(Wallet, who).ask(Wallet.add, n)
+
+    @handler
+    def drop_in(self, who: str, n: int) -> None:
+        self.on_demand(Wallet, who).tell(Wallet.add, n)
+
+    @handler
+    def wallet(self, who: str) -> Ref[Wallet]:
+        return self.on_demand(Wallet, who)
+
+    @handler
+    def hold(self, who: str) -> None:
+        self.held = self.on_demand(Wallet, who)
+
+    @handler
+    async def add_to_held(self, n: int) -> int:
+        assert self.held is not None
+        return await self.held.ask(Wallet.add, n)

@@ -32,7 +32,7 @@ async def _wasm() -> Path:
 
 async def test_the_manifest_lists_the_components_atoms_and_their_handlers() -> None:
     manifest = read_manifest(_engine.load("sandbox_atoms"))
-    assert manifest.standard == "0.5.0" and manifest.language == "python"
+    assert manifest.standard == "0.6.0" and manifest.language == "python"
     counter = manifest.atom("sandbox_atoms:Counter")
     assert str(counter.handlers["incr"].signature) == "(self, by=...)"
     assert not counter.handlers["incr"].suspends

@@ -188,7 +188,7 @@ async def test_a_component_declares_its_states_and_a_host_runs_them_from_it(
 ) -> None:
     loaded = _engine.load("sandbox_atoms")
     manifest = read_manifest(loaded)
-    assert manifest.standard == "0.5.0"
+    assert manifest.standard == "0.6.0"
     account = manifest.atom("sandbox_atoms:Account")
     assert (account.durable_type, account.states) == ("account", (("ledger", 1),))
     assert manifest.atom("sandbox_atoms:Counter").states == ()

@@ -21,7 +21,7 @@ import pytest
 import trio
 import trio.testing
 from cluster_helpers import cluster
-from sandbox_atoms import Counter, Polyglot
+from sandbox_atoms import Counter, Polyglot, Wallet
 
 from radon_actors import (
     Atom,
@@ -32,7 +32,9 @@ from radon_actors import (
     Rejection,
     SandboxConfig,
     SandboxCrashed,
+    SandboxDenied,
     SandboxError,
+    SQLiteStore,
     System,
     handler,
     open_system,
@@ -68,6 +70,20 @@ def spawn_twin(request: pytest.FixtureRequest, js_component: Path) -> Spawn:
 
     spawn.language = request.param  # type: ignore[attr-defined]
     return spawn
+
+
+async def test_on_demand_atoms_are_reached_alike_as_granted(
+    spawn_twin: Spawn, tmp_path: Path
+) -> None:
+    async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
+        granted = await spawn_twin(system, sandbox=SandboxConfig(on_demand=[Wallet]))
+        assert await granted.ask("deposit", "ann", 5) == 5
+        assert await granted.ask("deposit", "ann", 2) == 7
+        assert await system.get(Wallet, "ann").ask(Wallet.add, 0) == 7
+        plain = await spawn_twin(system, sandbox=True)
+        with pytest.raises(SandboxDenied, match="may not reach on-demand atoms of"):
+            await plain.ask("deposit", "ann", 1)
+        assert await plain.ask("incr", 1) == 1  # and it carries on
 
 
 async def test_asks_tells_and_values_cross_alike(spawn_twin: Spawn) -> None:
@@ -182,7 +198,7 @@ async def test_it_migrates_with_its_state(spawn_twin: Spawn) -> None:
 async def test_the_js_component_describes_itself(js_component: Path) -> None:
     loaded = await load_component(js_component)
     manifest = await trio.to_thread.run_sync(read_manifest, loaded)
-    assert (manifest.standard, manifest.language) == ("0.5.0", "javascript")
+    assert (manifest.standard, manifest.language) == ("0.6.0", "javascript")
     atom = manifest.atom("polyglot:Polyglot")
     assert str(atom.init) == "(self, start=...)"
     assert str(atom.handlers["incr"].signature) == "(self, by=...)"

@@ -67,7 +67,7 @@ def test_host_speaks_the_version_of_the_shipped_wit() -> None:
     text = WIT.read_text()
     match = re.search(r"^package radon:atom@([0-9.]+);", text, re.MULTILINE)
     assert match is not None
-    assert match.group(1) == "0.5.0" == STANDARD
+    assert match.group(1) == "0.6.0" == STANDARD
     assert f"radon:atom/guest@{match.group(1)}" == _engine.GUEST_INTERFACE
     assert f"radon:atom/host@{match.group(1)}" == _engine.HOST_INTERFACE
     # The exports the host looks up are the ones the WIT declares.

@@ -1,5 +1,5 @@
 // radon-actors' guest runtime for JavaScript atoms: the JavaScript side of
-// radon:atom@0.5.0 (docs/standard.md), as radon_actors/sandbox/_guest.py is
+// radon:atom@0.6.0 (docs/standard.md), as radon_actors/sandbox/_guest.py is
 // the Python side. `radon build --js FILE` bundles it, as the module
 // "radon-actors", with the atom's file into a component (docs/polyglot.md).
 //
@@ -15,7 +15,7 @@
 const CTX = Symbol("radon.ctx");
 const RECORD_TYPE = Symbol("radon.record");
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
-const STANDARD = "0.5.0";
+const STANDARD = "0.6.0";
 
 // ---------------------------------------------------------------------------
 // Public classes
@@ -301,6 +301,26 @@ export class Atom {
   /** Stop this atom once the current turn ends. */
   stop() {
     rt.host.stop();
+  }
+
+  /** The reference of the on-demand atom of class `className` ("module:QualName",
+   * a class of the host's program) with `key`, without activating it: its
+   * first message does. Throws `SandboxDenied` unless the host granted this
+   * atom that class (`SandboxConfig(on_demand=[...])`). */
+  onDemand(className, key) {
+    if (typeof className !== "string" || typeof key !== "string" || key === "") {
+      throw new TypeError("onDemand takes a class name and a non-empty key, both strings");
+    }
+    let text;
+    try {
+      text = rt.host.onDemand(className, key);
+    } catch (err) {
+      if (err && typeof err.payload === "string") throw readError(err.payload);
+      throw err;
+    }
+    const ref = readValue(text);
+    if (!(ref instanceof Ref)) throw new TypeError("the host answered onDemand with no reference");
+    return ref;
   }
 
   /** Tell this atom `handler(...args)` once, `delay` seconds from now. */

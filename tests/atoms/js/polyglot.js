@@ -60,6 +60,11 @@ export class Polyglot extends Atom {
     target.tell("incr", by);
   }
 
+  async deposit(who, n) {
+    // An on-demand atom of the host's program, by key, as far as the grant allows.
+    return await this.onDemand("sandbox_atoms:Wallet", who).ask("add", n);
+  }
+
   async fill(target, n) {
     for (let i = 0; i < n; i++) await target.send("remember", i); // waits when full
     return n;
