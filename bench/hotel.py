@@ -12,8 +12,8 @@ server cannot keep up with (under 95% answered, or p99 over a second).
 Reported per rate: achieved throughput, p50/p99/p99.9 latency, the server's
 CPU (its process and its worker hosts') and the generator's, as fractions of
 one core, each the median of ``--repeat`` runs. Per mode: the highest offered
-rate served at p99 <= 20 ms (the issue's target is 2,000 requests/s in one
-process) and the highest throughput.
+rate up to which every rate was served at p99 <= 20 ms (the issue's target is
+2,000 requests/s in one process), and the highest throughput.
 
     python bench/hotel.py                  # full run (several minutes)
     python bench/hotel.py --smoke          # tiny run that only checks it all works
@@ -131,13 +131,16 @@ def run_mode(
 
 
 def summary(steps: list[dict[str, Any]]) -> dict[str, float]:
-    within = [
-        s["offered"]
-        for s in steps
-        if s["latency_ms"]["p99"] <= SLO_P99_MS and s["achieved"] >= 0.98 * s["offered"]
-    ]
+    """The highest offered rate up to which every rate of the ladder met p99 <=
+    20 ms with 98% answered (a noisy machine can let a higher rate pass after
+    a lower one failed: that one does not count), and the highest throughput."""
+    sustained = 0.0
+    for s in steps:
+        if s["latency_ms"]["p99"] > SLO_P99_MS or s["achieved"] < 0.98 * s["offered"]:
+            break
+        sustained = s["offered"]
     return {
-        "max_rate_within_slo": max(within, default=0.0),
+        "max_rate_within_slo": sustained,
         "max_achieved": max(s["achieved"] for s in steps),
     }
 
