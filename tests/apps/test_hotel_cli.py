@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import trio
+from cluster_helpers import announced_process
 
 from examples.hotel import CAPACITIES, workload_user
 
@@ -25,28 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @asynccontextmanager
 async def hotel(*flags: str) -> AsyncIterator[tuple[trio.Process, str]]:
-    """``serve`` on a free port: yields the process and its URL; Ctrl-C (then a
-    kill) on the way out, whatever happens."""
+    """``serve`` on a free port: yields the process and its URL (the sandboxed
+    mode may build components first); stopped on the way out, whatever happens."""
     cmd = [sys.executable, "-m", "examples.hotel", "serve", "--bind", "127.0.0.1:0", *flags]
-    proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        seen = b""
-        with trio.fail_after(300):  # the sandboxed mode may build components first
-            while (found := re.search(rb"serving (http://\S+)", seen)) is None:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f"the server exited: {seen.decode(errors='replace')}"
-                seen += chunk
+    async with announced_process(cmd, rb"serving (http://\S+)", cwd=ROOT) as (proc, found):
         yield proc, found.group(1).decode()
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            with trio.move_on_after(30):
-                await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
 
 
 async def get(url: str, target: str, method: str = "GET") -> tuple[int, bytes]:

@@ -7,8 +7,6 @@ running store, through ``redis-cli``, where its shards' replicas run
 
 from __future__ import annotations
 
-import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,34 +15,18 @@ from pathlib import Path
 
 import pytest
 import trio
+from cluster_helpers import announced_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
 async def kvstore(*flags: str) -> AsyncIterator[tuple[trio.Process, int]]:
-    """The example running on a free port: yields it and its port; Ctrl-C (then
-    a kill) on the way out, whatever happens."""
+    """The example running on a free port: yields it and its port (--sandbox may
+    build the component first); stopped on the way out, whatever happens."""
     cmd = [sys.executable, "-m", "examples.kvstore", "--port", "0", *flags]
-    proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        seen = b""
-        with trio.fail_after(300):  # --sandbox may build the component first
-            while (found := re.search(rb"kv\.listening.*port=(\d+)", seen)) is None:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f"the store exited: {seen.decode(errors='replace')}"
-                seen += chunk
+    async with announced_process(cmd, rb"kv\.listening.*port=(\d+)", cwd=ROOT) as (proc, found):
         yield proc, int(found.group(1))
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            with trio.move_on_after(30):
-                await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
 
 
 async def redis_cli(port: int, *args: str) -> str:

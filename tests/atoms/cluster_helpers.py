@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -211,5 +213,33 @@ async def redis_server(*args: str) -> AsyncIterator[int]:
         yield port
     finally:
         proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
+@asynccontextmanager
+async def announced_process(
+    cmd: list[str], announcement: bytes, *, cwd: Path, timeout: float = 300
+) -> AsyncIterator[tuple[trio.Process, re.Match[bytes]]]:
+    """Run ``cmd`` until its standard output matches the regex ``announcement``
+    (a server saying where it listens): yields the process and the match. On
+    the way out, whatever happens: Ctrl-C, 30 s to exit, then a kill."""
+    proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, cwd=cwd)
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        with trio.fail_after(timeout):
+            while (found := re.search(announcement, seen)) is None:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"{cmd[2:4]} exited: {seen.decode(errors='replace')}"
+                seen += chunk
+        yield proc, found
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            with trio.move_on_after(30):
+                await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
         with trio.CancelScope(shield=True):
             await proc.wait()
