@@ -73,7 +73,9 @@ class Mailbox:
         self.stashed: deque[Any] = NONE
         self.closed = False
         self._consumer: Task | None = None
-        self._senders = ParkingLot()
+        # Made when a sender first waits for room (an empty ParkingLot costs
+        # about 250 bytes, and most mailboxes never fill).
+        self._senders: ParkingLot | None = None
 
     def __len__(self) -> int:
         return len(self.user)
@@ -106,7 +108,7 @@ class Mailbox:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         while len(self.user) >= self.capacity and not self.closed:
-            await self._senders.park()
+            await self._waiting_senders().park()
         return self.put_nowait(msg)
 
     async def wait_for_room(self) -> None:
@@ -116,7 +118,13 @@ class Mailbox:
         if len(self.user) < self.capacity or self.closed:
             await trio.lowlevel.checkpoint()
             return
-        await self._senders.park()
+        await self._waiting_senders().park()
+
+    def _waiting_senders(self) -> ParkingLot:
+        senders = self._senders
+        if senders is None:
+            senders = self._senders = ParkingLot()
+        return senders
 
     def put_control(self, msg: Any) -> bool:
         """Queue a control message ahead of all user messages; False if closed."""
@@ -139,8 +147,9 @@ class Mailbox:
     # consumer -----------------------------------------------------------
     def room_made(self) -> None:
         """Called by the consumer after it popped user messages: wake one waiting sender."""
-        if self._senders:
-            self._senders.unpark()
+        senders = self._senders
+        if senders:  # None, or no one waiting
+            senders.unpark()
 
     async def wait(self) -> None:
         """Park the consumer until a message arrives (returns at once if one is queued)."""
@@ -189,7 +198,8 @@ class Mailbox:
         self.stashed = NONE
         self.user.clear()
         self.control = NONE
-        self._senders.unpark_all()
+        if self._senders is not None:
+            self._senders.unpark_all()
         return left
 
     def hand_over(self, msgs: Iterable[Any]) -> None:
@@ -228,5 +238,5 @@ class Mailbox:
             control=len(self.control),
             stashed=len(self.stashed),
             capacity=self.capacity,
-            senders_waiting=len(self._senders),
+            senders_waiting=0 if self._senders is None else len(self._senders),
         )

@@ -137,6 +137,7 @@ class AtomCell:
         "_stash_current",
         "_stop_reason",
         "_stop_requested",
+        "_stopped",
         "args",
         "away",
         "busy",
@@ -158,7 +159,6 @@ class AtomCell:
         "runtime",
         "shutdown_timeout",
         "state",
-        "stopped",
         "supervisor",
         "system",
         "table",
@@ -197,7 +197,7 @@ class AtomCell:
         # shared empty frozenset stands in until the first (add_timer).
         self.timers: set[TimerHandle] = _NO_TIMERS
         self.ref: Ref[Any] = Ref(atom_id, name, self)
-        self.stopped = trio.Event()
+        self._stopped: trio.Event | None = None  # made when first wanted (``stopped``)
         self.restarts = 0
         # How incarnations are made: None for a native atom (the fast, built-in
         # path); set by the system for another kind (a sandboxed atom's guest).
@@ -221,6 +221,15 @@ class AtomCell:
 
     def __repr__(self) -> str:
         return f"<AtomCell {self.cls.__name__} {self.name or ''} {self.id}>"
+
+    @property
+    def stopped(self) -> trio.Event:
+        """Set once the atom has stopped for good. Made on first use: an idle
+        atom nobody waits for need not hold an Event (about 280 bytes)."""
+        event = self._stopped
+        if event is None:
+            event = self._stopped = trio.Event()
+        return event
 
     @property
     def log(self) -> Any:
