@@ -30,7 +30,6 @@ import trio
 from radon_actors import SQLiteStore, open_system
 
 from ._load import LoadError, run_load
-from ._server import serve_hotel
 from ._services import MODES
 
 FRONTENDS = 8
@@ -38,6 +37,8 @@ FRONTENDS = 8
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    from ._server import serve_hotel  # needs httptools (checked in main)
+
     with tempfile.TemporaryDirectory(prefix="hotel-") as scratch:
         data_dir = args.data_dir if args.data_dir is not None else Path(scratch)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         if args.hosts < 1:
             parser.error("--hosts takes a positive number")
+        try:
+            import httptools  # noqa: F401
+        except ImportError:
+            print(
+                "serve: the hotel's HTTP server parses with httptools, which is not "
+                "installed: pip install -e '.[examples]' (or pip install httptools)",
+                file=sys.stderr,
+            )
+            return 1
         interrupted = False
         try:
             trio.run(_serve, args)

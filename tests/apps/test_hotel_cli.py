@@ -216,3 +216,18 @@ async def test_load_reports_what_goes_wrong() -> None:
     assert out.returncode == 2 and b"--rate takes a positive number" in out.stderr
     out = await run_load("--url", "https://example.org", "--rate", "1")
     assert out.returncode == 2 and b"--url takes an http:// URL" in out.stderr
+
+
+async def test_serve_without_httptools_says_what_to_install() -> None:
+    # As a user who installed the package without the examples extra: the
+    # import of httptools fails (a None in sys.modules makes it raise).
+    code = (
+        "import sys; sys.modules['httptools'] = None\n"
+        "from examples.hotel.__main__ import main\n"
+        "sys.exit(main(['serve', '--bind', '127.0.0.1:0']))\n"
+    )
+    out = await trio.run_process(
+        [sys.executable, "-c", code], capture_stderr=True, check=False, cwd=ROOT
+    )
+    assert out.returncode == 1
+    assert b"pip install -e '.[examples]'" in out.stderr
