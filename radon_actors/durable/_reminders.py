@@ -23,19 +23,31 @@ a task of its own so a slow handler holds up no other reminder.
   mapped to trio's clock when the service starts, so trio's ``MockClock``
   drives them in tests.
 
-Every system opened with ``state_store=`` serves its store's reminders from
-the start; with the default store, from the first use of durability. Its
-worker hosts do not (each would deliver them once more): an activation there
-sets and forgets reminders through :class:`ReminderDesk`, an on-demand daemon
-at the system's process. Two systems serving one store would both deliver
-them (at least once, twice): serve a store's reminders from one system.
+Every system opened with ``state_store=`` takes part from the start; with the
+default store, from the first use of durability. Its worker hosts do not: an
+activation there sets and forgets reminders through :class:`ReminderDesk`, an
+on-demand daemon at the system's process.
+
+* **One server per store: a lease.** Several systems may share a store (a
+  Redis server, an SQLite file). One of them at a time serves its reminders:
+  the one holding the store's reminder lease (a document under
+  :data:`LEASE_STATE`, written with the store's revision check, valid
+  :data:`LEASE_SECONDS` and renewed every third of that). The others stand by
+  and take the lease when it is released (a system that closes lets it go) or
+  runs out (a system that died). Any system sets and forgets reminders: each
+  change is a read, modify and conditional write of the atom's reminders in
+  the store, retried on a conflict, so changes from several systems merge;
+  the holder reads the store again every :data:`RESCAN_SECONDS` for the
+  reminders others set.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -64,16 +76,35 @@ ATTEMPTS = 10
 """Deliveries of a one-shot reminder tried before it is dropped."""
 _FORMAT = 1
 _MAX_BACKOFF = 60.0
+_RETRIES = 10  # conditional writes of one change before giving up
+
+LEASE_SECONDS = 10.0
+"""How long a system's hold on a store's reminders lasts unless renewed."""
+RESCAN_SECONDS = LEASE_SECONDS / 3
+"""How often the holder renews its lease and reads the store's reminders again."""
+LEASE_STATE = ("$radon", "reminders", "$lease")
+"""Where the lease is stored: (atom type, key, state name)."""
+
+_versions = itertools.count(1)  # a heap entry of a replaced reminder is stale
 
 
 @attrs.define
 class _Reminder:
     handler: str
     args: tuple[Any, ...]
-    due: float  # wall clock (time.time())
+    due: float  # wall clock (time.time()): when it is next tried
     period: float | None
-    version: int = 0  # bumped on every change: a heap entry of an older one is stale
+    version: int = 0  # changed on every change: a heap entry of an older one is stale
     attempts: int = 0
+    saved_due: float = 0.0  # the due time as stored (``due`` moves on a retry)
+
+    def same_as_stored(self, other: _Reminder) -> bool:
+        return (self.handler, self.args, self.period, self.saved_due) == (
+            other.handler,
+            other.args,
+            other.period,
+            other.saved_due,
+        )
 
 
 @attrs.define
@@ -91,13 +122,17 @@ class Reminders:
     def __init__(self, system: System, durability: Durability) -> None:
         self.system = system
         self.durability = durability
+        # What this system serves while it holds the lease (empty otherwise).
         self.atoms: dict[tuple[str, str], _Atom] = {}
         self._heap: list[tuple[float, int, str, str, str, int]] = []
         self._seq = itertools.count()
         self._wake = trio.Event()
         self._loaded = trio.Event()
-        self._t0 = 0.0
-        self._epoch0 = 0.0
+        self._t0 = trio.current_time()
+        self._epoch0 = time.time()
+        self.holding = False
+        self._lease_etag: str | None = None
+        self._lease_until = 0.0
         # The service's own scope (its loop and every delivery): cancelled, and
         # waited for, before the store closes (``stop``).
         self._scope = trio.CancelScope()
@@ -106,7 +141,8 @@ class Reminders:
         self._started = False
 
     async def stop(self) -> None:
-        """Cancel the service and its deliveries, and wait until they are gone."""
+        """Cancel the service and its deliveries, let the lease go, and wait
+        until they are gone."""
         self._scope.cancel()
         if self._started:
             await self._finished.wait()
@@ -121,38 +157,103 @@ class Reminders:
         return self._t0 + (wall - self._epoch0)
 
     async def run(self) -> None:
-        """Load the store's reminders, then deliver them as they fall due, until
-        :meth:`stop`."""
+        """Serve the store's reminders whenever this system holds its lease,
+        until :meth:`stop`."""
         self._started = True
         try:
             with self._scope:
-                async with trio.open_nursery() as self._deliveries:
-                    await self._serve()
+                while True:
+                    await self._take_lease()
+                    async with trio.open_nursery() as holding:
+                        holding.start_soon(self._keep_lease, holding.cancel_scope)
+                        async with trio.open_nursery() as self._deliveries:
+                            await self._serve()
+                    # The lease was lost (another system holds it now): what was
+                    # loaded is its to serve.
+                    self._let_go()
         finally:
-            self._loaded.set()  # nobody waits for a load that will not come
+            with trio.CancelScope(shield=True):
+                await self._release_lease()
             self._finished.set()
 
-    async def _serve(self) -> None:
-        self._t0 = trio.current_time()
-        self._epoch0 = time.time()
-        try:
-            found = await self.durability.store.scan(STATE)
-        except Exception as exc:
-            _log.error("durable.reminders_unloaded", error=repr(exc))
-            found = []
-        now = self._now()
-        for kind, key, document, etag in found:
+    # ------------------------------------------------------------------
+    # The lease
+    # ------------------------------------------------------------------
+    def _lease_document(self, until: float) -> str:
+        return json.dumps({"holder": self.system.prefix, "until": until})
+
+    async def _take_lease(self) -> None:
+        """Wait until this system holds the store's reminder lease."""
+        store = self.durability.store
+        while True:
             try:
-                atom = self._decode(document)
+                stored = await store.read(*LEASE_STATE)
+                lease = json.loads(stored[0]) if stored is not None and stored[0] else None
+                now = self._now()
+                if (
+                    not isinstance(lease, dict)
+                    or lease.get("holder") == self.system.prefix
+                    or float(lease.get("until", 0)) <= now
+                ):
+                    until = now + LEASE_SECONDS
+                    self._lease_etag = await store.write(
+                        *LEASE_STATE,
+                        self._lease_document(until),
+                        None if stored is None else stored[1],
+                    )
+                    self._lease_until = until
+                    self.holding = True
+                    _log.info("durable.reminders_lease_taken", holder=self.system.prefix)
+                    return
+            except StateConflict:
+                pass  # another system took it first
             except Exception as exc:
-                _log.error("durable.reminder_unreadable", atom_type=kind, key=key, error=repr(exc))
+                _log.warning("durable.reminders_lease_unreadable", error=repr(exc))
+            await trio.sleep(RESCAN_SECONDS)
+
+    async def _keep_lease(self, holding: trio.CancelScope) -> None:
+        """Renew the lease, and read the store's reminders again, every
+        :data:`RESCAN_SECONDS`; on losing the lease, cancel ``holding``."""
+        store = self.durability.store
+        while True:
+            await trio.sleep(RESCAN_SECONDS)
+            until = self._now() + LEASE_SECONDS
+            try:
+                self._lease_etag = await store.write(
+                    *LEASE_STATE, self._lease_document(until), self._lease_etag
+                )
+                self._lease_until = until
+            except Exception as exc:
+                if isinstance(exc, StateConflict) or self._now() >= self._lease_until:
+                    _log.warning("durable.reminders_lease_lost", error=repr(exc))
+                    self.holding = False
+                    holding.cancel()
+                    return
+                _log.warning("durable.reminders_lease_not_renewed", error=repr(exc))
                 continue
-            atom.etag = etag
-            self.atoms[(kind, key)] = atom
-            for name, reminder in atom.reminders.items():
-                if reminder.period is not None and reminder.due < now:
-                    reminder.due = now  # missed ticks: one, now
-                self._push(kind, key, name, reminder)
+            await self._load()
+
+    async def _release_lease(self) -> None:
+        if not self.holding:
+            return
+        self.holding = False
+        with trio.move_on_after(5):
+            try:
+                await self.durability.store.clear(*LEASE_STATE, self._lease_etag)
+            except Exception as exc:  # it runs out by itself
+                _log.info("durable.reminders_lease_kept", error=repr(exc))
+
+    def _let_go(self) -> None:
+        self.holding = False
+        self.atoms.clear()
+        self._heap.clear()
+        self._loaded = trio.Event()
+
+    # ------------------------------------------------------------------
+    # Serving
+    # ------------------------------------------------------------------
+    async def _serve(self) -> None:
+        await self._load(first=True)
         self._loaded.set()
         _log.info("durable.reminders_loaded", reminders=len(self._heap))
         while True:
@@ -172,6 +273,49 @@ class Reminders:
                     continue  # changed or removed since it was scheduled
                 assert self._deliveries is not None
                 self._deliveries.start_soon(self._deliver, kind, key, name, entry)
+
+    async def _load(self, *, first: bool = False) -> None:
+        """Read every atom's reminders from the store and serve what changed
+        (``first``: all of them, missed periodic ticks as one, now)."""
+        try:
+            found = await self.durability.store.scan(STATE)
+        except Exception as exc:
+            _log.error("durable.reminders_unloaded", error=repr(exc))
+            return
+        now = self._now()
+        seen = set()
+        for kind, key, document, etag in found:
+            seen.add((kind, key))
+            known = self.atoms.get((kind, key))
+            if known is not None and known.etag == etag:
+                continue
+            try:
+                atom = self._decode(document)
+            except Exception as exc:
+                _log.error("durable.reminder_unreadable", atom_type=kind, key=key, error=repr(exc))
+                continue
+            atom.etag = etag
+            if first:
+                for reminder in atom.reminders.values():
+                    if reminder.period is not None and reminder.due < now:
+                        reminder.due = now  # missed ticks: one, now
+            self._adopt(kind, key, atom)
+        for gone in [k for k in self.atoms if k not in seen]:
+            del self.atoms[gone]  # cleared by another system
+
+    def _adopt(self, kind: str, key: str, atom: _Atom) -> None:
+        """Serve ``atom`` as stored now: a reminder unchanged since it was
+        scheduled keeps its schedule (and a delivery in flight its identity);
+        a new or changed one is scheduled afresh; a removed one is dropped."""
+        old = self.atoms.get((kind, key))
+        for name, reminder in list(atom.reminders.items()):
+            previous = None if old is None else old.reminders.get(name)
+            if previous is not None and previous.same_as_stored(reminder):
+                atom.reminders[name] = previous
+            else:
+                reminder.version = next(_versions)
+                self._push(kind, key, name, reminder)
+        self.atoms[(kind, key)] = atom
 
     def _push(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
         heapq.heappush(
@@ -218,8 +362,8 @@ class Reminders:
 
     @property
     def serves(self) -> bool:
-        """Whether this process serves the store's reminders (the system's own
-        process does; its worker hosts go to it)."""
+        """Whether this process takes part in serving the store's reminders (the
+        system's own process does; its worker hosts go to it)."""
         return directory_of(self.system) == self.system.prefix
 
     async def set(
@@ -233,22 +377,15 @@ class Reminders:
         due: float,
         period: float | None,
     ) -> None:
-        """Store and schedule a reminder (checked already: :meth:`remind`)."""
-        await self._loaded.wait()
-        atom = self.atoms.get((kind, key))
-        if atom is None:
-            atom = self.atoms[(kind, key)] = _Atom(path)
-        old = atom.reminders.get(name)
-        reminder = _Reminder(
-            handler,
-            tuple(args),
-            self._now() + float(due),
-            None if period is None else float(period),
-            version=0 if old is None else old.version + 1,
-        )
-        atom.reminders[name] = reminder
-        await self._save(kind, key, atom)
-        self._push(kind, key, name, reminder)
+        """Store (and, holding the lease, schedule) a reminder (checked already:
+        :meth:`remind`)."""
+        at = self._now() + float(due)
+        every = None if period is None else float(period)
+
+        def change(atom: _Atom) -> None:
+            atom.reminders[name] = _Reminder(handler, tuple(args), at, every, saved_due=at)
+
+        await self._update(kind, key, path, change)
 
     async def forget(self, cell: AtomCell, name: str) -> bool:
         kind, key = self._identity(cell)
@@ -258,14 +395,10 @@ class Reminders:
         return await self.unset(kind, key, name)
 
     async def unset(self, kind: str, key: str, name: str) -> bool:
-        """Remove a reminder; False if there was none."""
-        await self._loaded.wait()
-        atom = self.atoms.get((kind, key))
-        if atom is None or name not in atom.reminders:
-            return False
-        del atom.reminders[name]
-        await self._save(kind, key, atom)
-        return True
+        def change(atom: _Atom) -> bool:
+            return atom.reminders.pop(name, None) is not None
+
+        return bool(await self._update(kind, key, None, change))
 
     def _identity(self, cell: AtomCell) -> tuple[str, str]:
         key = cell.on_demand_key
@@ -299,62 +432,98 @@ class Reminders:
         try:
             await self.system.get(cls, key).ask(reminder.handler, *reminder.args)
         except Exception as exc:
-            if atom.reminders.get(name) is not reminder or reminder.version != version:
-                return  # replaced or removed meanwhile
+            if self._replaced(kind, key, name, reminder, version):
+                return
             reminder.attempts += 1
             if reminder.period is None and reminder.attempts >= ATTEMPTS:
                 _log.error("durable.reminder_dropped", reminder=name, key=key, error=repr(exc))
-                del atom.reminders[name]
-                await self._save(kind, key, atom)
+                await self._remove(kind, key, name, reminder)
                 return
             backoff = min(2.0 ** (reminder.attempts - 1), _MAX_BACKOFF)
             _log.warning("durable.reminder_failed", reminder=name, key=key, error=repr(exc))
             if reminder.period is None or backoff < reminder.period:
-                reminder.version += 1
+                reminder.version = next(_versions)
                 reminder.due = self._now() + backoff
                 self._push(kind, key, name, reminder)
                 return
-            await self._next_tick(kind, key, name, atom, reminder)
+            await self._next_tick(kind, key, name, reminder)
             return
-        if atom.reminders.get(name) is not reminder or reminder.version != version:
+        if self._replaced(kind, key, name, reminder, version):
             return  # the handler replaced or removed it
         reminder.attempts = 0
         if reminder.period is None:
-            del atom.reminders[name]
-            await self._save(kind, key, atom)
+            await self._remove(kind, key, name, reminder)
             return
-        await self._next_tick(kind, key, name, atom, reminder)
+        await self._next_tick(kind, key, name, reminder)
 
-    async def _next_tick(
-        self, kind: str, key: str, name: str, atom: _Atom, reminder: _Reminder
-    ) -> None:
+    def _replaced(self, kind: str, key: str, name: str, reminder: _Reminder, version: int) -> bool:
+        atom = self.atoms.get((kind, key))
+        current = None if atom is None else atom.reminders.get(name)
+        return current is not reminder or reminder.version != version
+
+    async def _remove(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
+        """Remove a delivered (or dropped) reminder, unless it changed meanwhile."""
+
+        def change(atom: _Atom) -> None:
+            stored = atom.reminders.get(name)
+            if stored is not None and stored.same_as_stored(reminder):
+                del atom.reminders[name]
+
+        await self._update(kind, key, None, change)
+
+    async def _next_tick(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
         assert reminder.period is not None
         now = self._now()
         due = reminder.due + reminder.period
         if due <= now:  # a slow delivery or missed ticks: one tick, a period from now
             due = now + reminder.period
-        reminder.due = due
-        reminder.version += 1
-        await self._save(kind, key, atom)
-        self._push(kind, key, name, reminder)
+
+        def change(atom: _Atom) -> None:
+            stored = atom.reminders.get(name)
+            if stored is not None and stored.same_as_stored(reminder):
+                stored.due = stored.saved_due = due
+
+        await self._update(kind, key, None, change)
 
     # ------------------------------------------------------------------
     # The stored form
     # ------------------------------------------------------------------
-    async def _save(self, kind: str, key: str, atom: _Atom) -> None:
+    async def _update(
+        self, kind: str, key: str, path: str | None, change: Callable[[_Atom], Any]
+    ) -> Any:
+        """Apply ``change`` to the atom's reminders as stored now, and write
+        them back if nobody wrote in between (else read and try again); the
+        holder then serves what it wrote. ``path``: the atom's class, for an
+        atom with no reminders stored yet (None: nothing to change then).
+        Returns what ``change`` returned."""
+        if self.holding:
+            await self._loaded.wait()  # what is served is loaded first
         store = self.durability.store
-        for _ in range(3):
+        for _ in range(_RETRIES):
+            stored = await store.read(kind, key, STATE)
+            if stored is not None and stored[0] is not None:
+                atom = self._decode(stored[0])
+            elif path is not None:
+                atom = _Atom(path)
+            else:
+                return None
+            etag = None if stored is None else stored[1]
+            result = change(atom)
             try:
                 if atom.reminders:
-                    atom.etag = await store.write(kind, key, STATE, self._encode(atom), atom.etag)
+                    atom.etag = await store.write(kind, key, STATE, self._encode(atom), etag)
+                elif stored is not None and stored[0] is not None:
+                    atom.etag = await store.clear(kind, key, STATE, etag)
                 else:
-                    atom.etag = await store.clear(kind, key, STATE, atom.etag)
-                return
+                    return result  # nothing was stored, nothing is
             except StateConflict:
-                # Another system wrote this atom's reminders: ours win (one
-                # service per store is the documented set-up); take its etag.
-                stored = await store.read(kind, key, STATE)
-                atom.etag = None if stored is None else stored[1]
+                continue  # another system (or delivery) wrote: read it again
+            if self.holding:
+                if atom.reminders:
+                    self._adopt(kind, key, atom)
+                else:
+                    self.atoms.pop((kind, key), None)
+            return result
         raise StateConflict(f"the reminders of {kind} {key!r} keep changing under this system")
 
     @staticmethod
@@ -367,7 +536,7 @@ class Reminders:
                     name: {
                         "handler": r.handler,
                         "args": list(r.args),
-                        "due": r.due,
+                        "due": r.saved_due,
                         "period": r.period,
                     }
                     for name, r in atom.reminders.items()
@@ -383,11 +552,13 @@ class Reminders:
         atom = _Atom(str(doc["class"]))
         for name, r in doc["reminders"].items():
             period = r.get("period")
+            due = float(r["due"])
             atom.reminders[str(name)] = _Reminder(
                 str(r["handler"]),
                 tuple(r.get("args") or ()),
-                float(r["due"]),
+                due,
                 None if period is None else float(period),
+                saved_due=due,
             )
         return atom
 

@@ -5,11 +5,13 @@ MockClock and a thread-free store; the crash test kills a real process."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ import trio
 import trio.testing
 from durable_atoms import TICKS, MemoryStore, Reminded, ticks_reached
 
-from radon_actors import SQLiteStore, open_system
+from radon_actors import SQLiteStore, System, open_system
+from radon_actors.durable._reminders import LEASE_SECONDS, LEASE_STATE, RESCAN_SECONDS
 
 
 @pytest.fixture(autouse=True)
@@ -164,3 +167,76 @@ async def test_a_killed_process_loses_no_acknowledged_save_and_reminders_go_on(
             await ticks_reached(20).wait()  # the reminders fire in the new process
             assert {what for _, what in TICKS} == {"after the crash"}
             assert {key for key, _ in TICKS} <= {f"k{i}" for i in range(0, 1000, 100)}
+
+
+# ----------------------------------------------------------------------
+# Several systems on one store: one serves, by a lease
+# ----------------------------------------------------------------------
+def _holders(*systems: System) -> list[bool]:
+    return [s.durability().reminders.holding for s in systems]  # type: ignore[attr-defined]
+
+
+async def test_several_systems_on_one_store_deliver_each_reminder_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = MemoryStore()
+    async with open_system(state_store=store) as system:  # one stored before they start
+        await system.get(Reminded, "stored").ask(Reminded.schedule, 30.0)
+    async with open_system(state_store=store) as a, open_system(state_store=store) as b:
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(_holders(a, b)) == [False, True]
+        # Set from each system, whichever holds the lease.
+        await a.get(Reminded, "from-a").ask(Reminded.schedule, 60.0)
+        await b.get(Reminded, "from-b").ask(Reminded.schedule, 60.0)
+        await ticks_reached(3).wait()
+        assert 60 <= trio.current_time() <= 60 + RESCAN_SECONDS + 1
+        await trio.sleep(300)
+        assert sorted(TICKS) == [("from-a", "tick"), ("from-b", "tick"), ("stored", "tick")]
+
+
+async def test_a_standby_system_takes_over_when_the_holder_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = MemoryStore()
+
+    async def first_system(
+        close: trio.Event, task_status: trio.TaskStatus[System] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with open_system(state_store=store) as system:
+            await trio.testing.wait_all_tasks_blocked()
+            task_status.started(system)
+            await close.wait()
+
+    async with trio.open_nursery() as nursery:
+        close_a = trio.Event()
+        a = await nursery.start(first_system, close_a)
+        async with open_system(state_store=store) as b:
+            await trio.testing.wait_all_tasks_blocked()
+            assert _holders(a, b) == [True, False]
+            start = trio.current_time()
+            await a.get(Reminded, "p").ask(Reminded.schedule, 5.0, 5.0)
+            await ticks_reached(2).wait()
+            close_a.set()  # a lets the lease go as it closes
+            await ticks_reached(5).wait()
+            assert _holders(b) == [True]
+            # Every 5 s and no faster: one system delivered each tick.
+            assert trio.current_time() - start >= 25 - 0.5
+            await trio.sleep(2)
+            assert len(TICKS) == 5
+
+
+async def test_the_lease_of_a_system_that_died_runs_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = MemoryStore()
+    # A holder that died without letting go: its lease runs 10 s more.
+    until = time.time() + LEASE_SECONDS
+    lease = json.dumps({"holder": "deadbeef", "until": until})
+    await store.write(*LEASE_STATE, lease, None)
+    async with open_system(state_store=store) as system:
+        await system.get(Reminded, "late").ask(Reminded.schedule, 1.0)
+        await trio.sleep(LEASE_SECONDS - 1)
+        assert TICKS == [] and _holders(system) == [False]
+        await ticks_reached(1).wait()
+        assert trio.current_time() <= LEASE_SECONDS + RESCAN_SECONDS + 1
+        assert _holders(system) == [True]
