@@ -48,7 +48,7 @@ def server(mode: str, hosts: int) -> Iterator[tuple[subprocess.Popen[bytes], str
     """The application, started as a user starts it; stopped (Ctrl-C, then a
     kill) whatever happens."""
     cmd = [sys.executable, "-m", "examples.hotel", "serve", "--bind", "127.0.0.1:0"]
-    cmd += ["--mode", mode, "--hosts", str(hosts)]
+    cmd += ["--mode", mode] + (["--hosts", str(hosts)] if mode == "hosts" else [])
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None
@@ -82,6 +82,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def load(url: str, rate: float, duration: float, warmup: float) -> dict[str, Any]:
+    """One run of the load generator, in its own process; its JSON result."""
     cmd = [sys.executable, "-m", "examples.hotel", "load", "--url", url, "--json"]
     cmd += ["--rate", str(rate), "--duration", str(duration), "--warmup", str(warmup)]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
@@ -105,6 +106,7 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def run_mode(
     mode: str, rates: list[float], duration: float, warmup: float, hosts: int, repeat: int
 ) -> list[dict[str, Any]]:
+    """Each rate of the ladder against one server of ``mode``, until it falls behind."""
     steps = []
     with server(mode, hosts) as (proc, url):
         load(url, rates[0], min(duration, 1.0), 0.5)  # warm: imports, first activations
@@ -146,6 +148,7 @@ def summary(steps: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
+    """Latency and throughput against offered load, one line per mode."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the application over HTTP")
     serve.add_argument("--mode", choices=MODES, default="local", help="where the services run")
-    serve.add_argument("--hosts", type=int, default=2, help="worker hosts in --mode hosts (2)")
+    serve.add_argument("--hosts", type=int, help="worker hosts in --mode hosts (2)")
     serve.add_argument(
         "--bind", default="127.0.0.1:5000", help="host:port to serve on (port 0: any free one)"
     )
@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
     if args.command == "serve":
+        if args.hosts is not None and args.mode != "hosts":
+            parser.error(f"--hosts is for --mode hosts; --mode {args.mode} starts no worker hosts")
+        if args.hosts is None:
+            args.hosts = 2
         if args.hosts < 1:
             parser.error("--hosts takes a positive number")
         try:

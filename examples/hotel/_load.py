@@ -114,6 +114,7 @@ class LoadResult:
     """The generator's own CPU time over the run, as a fraction of one core."""
 
     def as_dict(self) -> dict[str, object]:
+        """The result as plain data (what ``load --json`` prints)."""
         return attrs.asdict(self)
 
 

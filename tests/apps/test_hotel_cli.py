@@ -212,6 +212,13 @@ async def test_load_reports_what_goes_wrong() -> None:
     # The recorder is gone: nothing listens on its port any more.
     out = await run_load("--url", f"http://127.0.0.1:{port}", "--rate", "10", "--duration", "1")
     assert out.returncode == 1 and b"cannot connect" in out.stderr
+    out = await trio.run_process(
+        [sys.executable, "-m", "examples.hotel", "serve", "--hosts", "3"],
+        capture_stderr=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert out.returncode == 2 and b"--hosts is for --mode hosts" in out.stderr
     out = await run_load("--rate", "0")
     assert out.returncode == 2 and b"--rate takes a positive number" in out.stderr
     out = await run_load("--url", "https://example.org", "--rate", "1")
