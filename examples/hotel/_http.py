@@ -19,8 +19,9 @@ about 6,000 "ok" requests/s on the same machine.
 A connection is a client we do not trust: a request's head is limited to
 :data:`MAX_HEAD` bytes (``431``), its body to :data:`MAX_BODY` (``413``, and
 bodies are read and dropped: no route uses one), a request must arrive whole
-within :data:`REQUEST_TIMEOUT` seconds of its first byte (``408``), an idle
-keep-alive connection is closed after :data:`IDLE_TIMEOUT`, bytes that are not
+within :data:`REQUEST_TIMEOUT` seconds of its first byte (``408``), and its
+answer must be taken within as long (a client that never reads is dropped), an
+idle keep-alive connection is closed after :data:`IDLE_TIMEOUT`, bytes that are not
 HTTP get ``400``, and at most ``max_connections`` are open at once (more are
 closed as soon as they are accepted). Each of those closes that connection
 only.
@@ -284,7 +285,7 @@ class HotelHTTP:
                 # A request too slow to arrive (slowloris), or an idle client.
                 if status:
                     message = f"a request must arrive within {REQUEST_TIMEOUT:g} s\n"
-                    await stream.send_all(response(status, _TEXT, message.encode(), close=True))
+                    await _send(stream, response(status, _TEXT, message.encode(), close=True))
                 return
             if not data:
                 return  # the client closed its side
@@ -293,13 +294,24 @@ class HotelHTTP:
             except _Closing as exc:
                 log.info("hotel.bad_request", status=exc.status, reason=str(exc))
                 body = f"{exc}\n".encode()
-                await stream.send_all(response(exc.status, _TEXT, body, close=True))
+                await _send(stream, response(exc.status, _TEXT, body, close=True))
                 return
             for request in parse.ready:
                 status, kind, body = await self.answer(request.target)
                 close = not request.keep_alive
-                await stream.send_all(response(status, kind, body, close=close, head=request.head))
-                if close:
+                answer = response(status, kind, body, close=close, head=request.head)
+                if not await _send(stream, answer) or close:
                     return
             parse.ready.clear()
             idle_since = trio.current_time()
+
+
+async def _send(stream: trio.abc.Stream, data: bytes) -> bool:
+    """Send an answer; False if the client did not take it within
+    :data:`REQUEST_TIMEOUT` (a client that sends but never reads would hold
+    its connection forever)."""
+    with trio.move_on_after(REQUEST_TIMEOUT):
+        await stream.send_all(data)
+        return True
+    log.info("hotel.slow_reader", timeout=REQUEST_TIMEOUT)
+    return False

@@ -220,6 +220,31 @@ async def test_an_idle_keep_alive_connection_is_closed(
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("autojump_clock", [0], indirect=True)
+async def test_a_client_that_never_reads_is_dropped(
+    frontends: list[Ref[Frontend]], autojump_clock: trio.testing.MockClock
+) -> None:
+    server = HotelHTTP(frontends)
+    client, served = trio.testing.lockstep_stream_pair()  # sends wait for the reader
+    dropped = trio.Event()
+
+    async def serve() -> None:
+        await server.handle(served)
+        dropped.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        start = trio.current_time()
+        await client.send_all(b"GET /nope HTTP/1.1\r\n\r\n")
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.connections == 1  # answering, and the client does not read
+        with trio.fail_after(3 * REQUEST_TIMEOUT):
+            await dropped.wait()
+        assert trio.current_time() - start == pytest.approx(REQUEST_TIMEOUT, abs=1)
+        assert server.connections == 0
+        nursery.cancel_scope.cancel()
+
+
 async def test_connections_beyond_the_limit_are_closed_at_once(
     frontends: list[Ref[Frontend]],
 ) -> None:
