@@ -114,6 +114,7 @@ class _Atom:
     cls_path: str
     reminders: dict[str, _Reminder] = attrs.Factory(dict)
     etag: str | None = None
+    adopted: int = 0  # when the holder took this version on (``Reminders._adopt``)
 
 
 class Reminders:
@@ -126,6 +127,7 @@ class Reminders:
         self.atoms: dict[tuple[str, str], _Atom] = {}
         self._heap: list[tuple[float, int, str, str, str, int]] = []
         self._seq = itertools.count()
+        self._adoptions = itertools.count(1)
         self._wake = trio.Event()
         self._loaded = trio.Event()
         self._t0 = trio.current_time()
@@ -277,6 +279,7 @@ class Reminders:
     async def _load(self, *, first: bool = False) -> None:
         """Read every atom's reminders from the store and serve what changed
         (``first``: all of them, missed periodic ticks as one, now)."""
+        began = next(self._adoptions)
         try:
             found = await self.durability.store.scan(STATE)
         except Exception as exc:
@@ -287,7 +290,9 @@ class Reminders:
         for kind, key, document, etag in found:
             seen.add((kind, key))
             known = self.atoms.get((kind, key))
-            if known is not None and known.etag == etag:
+            if known is not None and (known.etag == etag or known.adopted > began):
+                # Unchanged; or this system wrote it while the scan ran, and the
+                # scan's copy may be the older one.
                 continue
             try:
                 atom = self._decode(document)
@@ -300,7 +305,7 @@ class Reminders:
                     if reminder.period is not None and reminder.due < now:
                         reminder.due = now  # missed ticks: one, now
             self._adopt(kind, key, atom)
-        for gone in [k for k in self.atoms if k not in seen]:
+        for gone in [k for k, a in self.atoms.items() if k not in seen and a.adopted < began]:
             del self.atoms[gone]  # cleared by another system
 
     def _adopt(self, kind: str, key: str, atom: _Atom) -> None:
@@ -315,6 +320,7 @@ class Reminders:
             else:
                 reminder.version = next(_versions)
                 self._push(kind, key, name, reminder)
+        atom.adopted = next(self._adoptions)
         self.atoms[(kind, key)] = atom
 
     def _push(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
