@@ -234,7 +234,10 @@ async def run(n: int, activations: int, keys: int) -> dict[str, Any]:
 
 def _report(results: dict[str, Any]) -> None:
     w = sys.stdout.write
-    w(f"durable atoms ({results['n']} samples per figure)\n")
+    w(
+        f"durable atoms ({results['n']} samples per figure; "
+        f"GC threshold {results['gc_threshold']})\n"
+    )
     w(f"{'store':<8}{'cold activation p50/p99 us':>30}{'save p50/p99 us':>22}")
     w(f"{'writes/s (100 atoms)':>22}{'reminder late p50/p99 ms':>28}\n")
     for name in ("sqlite", "redis"):
@@ -265,11 +268,23 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000, help="samples per figure")
     parser.add_argument("--activations", type=int, default=20000, help="on-demand activations")
     parser.add_argument("--keys", type=int, default=200000, help="keys for the collection run")
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=None,
+        help="the cyclic GC's first threshold for the run (gc.set_threshold; "
+        "default: Python's, 700): what an application with many atoms can tune",
+    )
     parser.add_argument("--json", default=None, help="also write the results as JSON here")
     args = parser.parse_args()
     if args.smoke:
         args.samples, args.activations, args.keys = 20, 200, 2000
+    if args.gc_threshold is not None:
+        if args.gc_threshold < 1:
+            parser.error("--gc-threshold takes a positive number")
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     results = trio.run(run, args.samples, args.activations, args.keys)
+    results["gc_threshold"] = gc.get_threshold()[0]
     _report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -214,3 +214,27 @@ async def test_latency_cross_process_stops_its_worker_even_on_failure(
     with pytest.raises(latency.LostMessages, match="simulated"):
         await latency.cross_process_rtt(20, 5)
     assert _worker_hosts_of_this_process() == []
+
+
+def test_durable_bench_sets_the_gc_threshold_it_is_given() -> None:
+    # bench/durable.py --gc-threshold: the run's cyclic GC threshold, shown in
+    # its header (the default is Python's own).
+    script = Path(__file__).resolve().parents[2] / "bench" / "durable.py"
+    shown = []
+    for flags in ([], ["--gc-threshold", "12345"]):
+        out = subprocess.run(
+            [sys.executable, str(script), "--smoke", *flags],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        shown.append(out.stdout.split("GC threshold ", 1)[1].split(")", 1)[0])
+    assert shown[0] != "12345" and shown[1] == "12345"
+    refused = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--gc-threshold", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "--gc-threshold takes a positive number" in refused.stderr
