@@ -174,6 +174,7 @@ class Reminders:
                     # loaded is its to serve.
                     self._let_go()
         finally:
+            self._loaded.set()  # nobody waits for a load that will not come
             with trio.CancelScope(shield=True):
                 await self._release_lease()
             self._finished.set()
@@ -249,6 +250,7 @@ class Reminders:
         self.holding = False
         self.atoms.clear()
         self._heap.clear()
+        self._loaded.set()  # a change waiting for the load goes to the store alone
         self._loaded = trio.Event()
 
     # ------------------------------------------------------------------
