@@ -34,6 +34,7 @@ frontend serves each on its own goroutine.
 from __future__ import annotations
 
 import email.utils
+import functools
 import itertools
 import json
 import time
@@ -114,16 +115,15 @@ def query_values(query: bytes, names: Sequence[str]) -> list[str]:
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 """Go's ``json.Marshal`` layout: no spaces."""
 
-_date = [0, b""]
-
 
 def _http_date() -> bytes:
-    now = int(time.time())
-    if now != _date[0]:
-        _date[0], _date[1] = now, email.utils.formatdate(now, usegmt=True).encode()
-    date = _date[1]
-    assert isinstance(date, bytes)
-    return date
+    return _date_of(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _date_of(second: int) -> bytes:
+    # One formatting a second, not one an answer.
+    return email.utils.formatdate(second, usegmt=True).encode()
 
 
 def response(status: int, kind: bytes, body: bytes, *, close: bool, head: bool = False) -> bytes:

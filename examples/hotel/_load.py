@@ -16,6 +16,7 @@ time on each (no pipelining), with the request bytes built before the run.
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 import time
@@ -200,9 +201,8 @@ async def run_load(
             f"Content-Length: 0\r\n\r\n".encode()
         )
     first_measured = int(warmup * rate)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    completed = 0
+    latencies: list[float] = []  # of the measured requests answered
+    statuses: collections.Counter[int] = collections.Counter()
     try:
         pool = [_Connection(await trio.open_tcp_stream(host, port)) for _ in range(connections)]
     except OSError as exc:
@@ -213,13 +213,11 @@ async def run_load(
     start = trio.current_time()
 
     async def worker(conn: _Connection) -> None:
-        nonlocal completed
         async for i in receive:
             status = await conn.exchange(requests[i])
             if i >= first_measured:
                 latencies.append(trio.current_time() - (start + i * interval))
-                statuses[status] = statuses.get(status, 0) + 1
-                completed += 1
+                statuses[status] += 1
 
     try:
         async with trio.open_nursery() as nursery:
@@ -247,14 +245,13 @@ async def run_load(
     for conn in pool:
         await conn.stream.aclose()
     measured = total - first_measured
+    completed = len(latencies)
     unanswered = measured - completed
     latencies.extend([timeout] * unanswered)
     latencies.sort()
     errors = unanswered + sum(n for status, n in statuses.items() if not 200 <= status < 300)
     span = max(end - (start + first_measured * interval), duration)
-    by_kind: dict[str, int] = {}
-    for kind in kinds[first_measured:]:
-        by_kind[kind] = by_kind.get(kind, 0) + 1
+    by_kind = collections.Counter(kinds[first_measured:])
     return LoadResult(
         offered=rate,
         achieved=completed / span,
@@ -266,7 +263,7 @@ async def run_load(
             for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999))
         }
         | {"max": 1000 * (latencies[-1] if latencies else math.nan)},
-        by_kind=by_kind,
-        statuses=statuses,
+        by_kind=dict(by_kind),
+        statuses=dict(statuses),
         client_cpu=cpu / (end - start),
     )

@@ -85,8 +85,6 @@ RESCAN_SECONDS = LEASE_SECONDS / 3
 LEASE_STATE = ("$radon", "reminders", "$lease")
 """Where the lease is stored: (atom type, key, state name)."""
 
-_versions = itertools.count(1)  # a heap entry of a replaced reminder is stale
-
 
 @attrs.define
 class _Reminder:
@@ -127,7 +125,9 @@ class Reminders:
         self.atoms: dict[tuple[str, str], _Atom] = {}
         self._heap: list[tuple[float, int, str, str, str, int]] = []
         self._seq = itertools.count()
-        self._adoptions = itertools.count(1)
+        # Stamps, in order: a reminder's version (a heap entry of a replaced one
+        # is stale) and when an atom's reminders were adopted (``_load``).
+        self._stamps = itertools.count(1)
         self._wake = trio.Event()
         self._loaded = trio.Event()
         self._t0 = trio.current_time()
@@ -281,7 +281,7 @@ class Reminders:
     async def _load(self, *, first: bool = False) -> None:
         """Read every atom's reminders from the store and serve what changed
         (``first``: all of them, missed periodic ticks as one, now)."""
-        began = next(self._adoptions)
+        began = next(self._stamps)
         try:
             found = await self.durability.store.scan(STATE)
         except Exception as exc:
@@ -320,9 +320,9 @@ class Reminders:
             if previous is not None and previous.same_as_stored(reminder):
                 atom.reminders[name] = previous
             else:
-                reminder.version = next(_versions)
+                reminder.version = next(self._stamps)
                 self._push(kind, key, name, reminder)
-        atom.adopted = next(self._adoptions)
+        atom.adopted = next(self._stamps)
         self.atoms[(kind, key)] = atom
 
     def _push(self, kind: str, key: str, name: str, reminder: _Reminder) -> None:
@@ -450,7 +450,7 @@ class Reminders:
             backoff = min(2.0 ** (reminder.attempts - 1), _MAX_BACKOFF)
             _log.warning("durable.reminder_failed", reminder=name, key=key, error=repr(exc))
             if reminder.period is None or backoff < reminder.period:
-                reminder.version = next(_versions)
+                reminder.version = next(self._stamps)
                 reminder.due = self._now() + backoff
                 self._push(kind, key, name, reminder)
                 return

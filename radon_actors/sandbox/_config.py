@@ -24,13 +24,14 @@ def _class_names(value: Iterable[type | str]) -> tuple[str, ...]:
     """Atom classes (or their ``"module:QualName"`` names) as names: a config
     crosses to worker hosts, which rebuild no class from it."""
     from .._atom import Atom  # the API layer; imported late, it imports this module
+    from ._value import record_name
 
     if isinstance(value, (type, str)) or not isinstance(value, Iterable):
         raise TypeError(f"SandboxConfig.on_demand takes a list of atom classes, not {value!r}")
     names = []
     for cls in value:
         if isinstance(cls, type) and issubclass(cls, Atom):
-            names.append(f"{cls.__module__}:{cls.__qualname__}")
+            names.append(record_name(cls))
         elif isinstance(cls, str) and _CLASS_NAME.fullmatch(cls):
             names.append(cls)
         else:

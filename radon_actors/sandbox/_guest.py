@@ -326,7 +326,7 @@ class _Context:
         if not isinstance(key, str) or not key:
             raise TypeError(f"an on-demand atom's key is a non-empty str, not {key!r}")
         try:
-            text = host.on_demand(f"{cls.__module__}:{cls.__qualname__}", key)
+            text = host.on_demand(_value.record_name(cls), key)
         except Err as err:
             raise _error_reply(err.value) from None
         ref = _reader.value(text)
