@@ -704,20 +704,6 @@ class AtomCell:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The atom's task: start, run turns until stopped, stop."""
-        await self._start()
-        task_status.started()
-        await self.run_turns()
-
-    async def start_here(self) -> None:
-        """Start the atom (constructor, ``on_start``) in the calling task, as
-        :meth:`run` would in its own; the caller then gives :meth:`run_turns` a
-        task. Spares a spawn ``nursery.start``'s handshake (a temporary nursery
-        and a task moved between nurseries). Raises :class:`SpawnError` as
-        :meth:`run` does."""
-        await self._start()
-        self.task = None  # the caller's task serves no turn of this atom
-
-    async def _start(self) -> None:
         self.task = current_task()
         self.busy = True
         try:
@@ -738,6 +724,8 @@ class AtomCell:
         _log.debug(
             "atom.spawned", atom_id=self.id, atom_name=self.name, atom_class=self.cls.__name__
         )
+        task_status.started()
+        await self.run_turns()
 
     async def run_turns(self) -> None:
         """Serve turns in the calling task until the atom stops (the tail of

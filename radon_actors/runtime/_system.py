@@ -402,10 +402,9 @@ class System:
         if host is not None:
             await self.placement.start_remote(cell, host)
             return cell.ref
-        # The constructor and on_start run here (an exception is a SpawnError
-        # raised to the spawner); the turns get a task of their own.
-        await cell.start_here()
-        self._nursery.start_soon(cell.run_turns)
+        # start() returns after on_start; an exception before that (SpawnError)
+        # is raised here instead of reaching the nursery.
+        await self._nursery.start(cell.run)
         return cell.ref
 
     def get(self, cls: type[A], key: str) -> Ref[A]:
