@@ -414,7 +414,7 @@ class HandlerSpec:
         # True for plain functions, and for ``async def`` bodies without a single
         # suspension point: both run to completion in one step, so the runtime may
         # run them as an inline turn (see runtime/_cell.py).
-        self.never_suspends = not self.is_async or _has_no_await(fn)
+        self.never_suspends = not self.is_async or has_no_await(fn)
         self.check = _make_checker(name, fn)
 
     def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -450,7 +450,10 @@ _SUSPENDING_OPS = frozenset(
 )
 
 
-def _has_no_await(fn: Callable[..., Any]) -> bool:
+def has_no_await(fn: Callable[..., Any]) -> bool:
+    """True when ``fn`` (an ``async def``) cannot suspend: no await, async for
+    or async with in its code, so the runtime may drive it to completion without
+    a task (:func:`run_to_completion`)."""
     code = getattr(fn, "__code__", None)
     if not inspect.isfunction(fn) or code is None:
         return False  # a wrapper or a builtin: cannot tell, assume it suspends

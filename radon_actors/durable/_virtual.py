@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import outcome
@@ -76,7 +77,9 @@ Pending = tuple[str, tuple[Any, ...], dict[str, Any], Any]
 def _escape(text: str) -> str:
     # Atom ids end in ".<local part>" after their origin's prefix (no dots
     # inside), and the local part is "v:<class>:<key>" (no colons inside either).
-    return text.replace("%", "%25").replace(".", "%2E").replace(":", "%3A")
+    if "%" in text or "." in text or ":" in text:
+        return text.replace("%", "%25").replace(".", "%2E").replace(":", "%3A")
+    return text
 
 
 def _unescape(text: str) -> str:
@@ -141,6 +144,12 @@ class VirtualEndpoint:
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.touched = True
         cell = self._live()
+        if cell is None and not self.pending:
+            try:
+                cell = self._activations.activate_now(self)
+            except SpawnError as exc:
+                _log.warning("dead_letter", atom=repr(self), handler=_name(h), reason=str(exc))
+                return
         if cell is not None:
             cell.tell(h, args, kwargs)
             return
@@ -155,6 +164,8 @@ class VirtualEndpoint:
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.touched = True
         cell = self._live()
+        if cell is None and not self.pending:
+            cell = self._activations.activate_now(self)
         if cell is None:
             await self._until_live()
             cell = self._live()
@@ -167,6 +178,8 @@ class VirtualEndpoint:
     ) -> Any:
         self.touched = True
         cell = self._live()
+        if cell is None and not self.pending:
+            cell = self._activations.activate_now(self)
         if cell is not None:
             return await cell.ask(h, args, kwargs, timeout)
         # Queued behind what waits already, so it keeps its place in the order.
@@ -183,6 +196,15 @@ class VirtualEndpoint:
         """Queue a message from another host (or a forwarder); never raises."""
         self.touched = True
         cell = self._live()
+        if cell is None and not self.pending:
+            try:
+                cell = self._activations.activate_now(self)
+            except SpawnError as exc:
+                if reply is not None:
+                    reply.deliver(outcome.Error(exc))
+                else:
+                    _log.warning("dead_letter", atom=repr(self), handler=_name(h), reason=str(exc))
+                return
         if cell is not None:
             cell.post(h, args, kwargs, reply)
             return
@@ -261,19 +283,24 @@ class Activations:
         self.active: dict[str, VirtualEndpoint] = {}
         self.starting: set[str] = set()
         self.classes: dict[str, type[Any]] = {}  # atom type -> class, for ids from elsewhere
+        # Per class checked by ``get``: its ids' middle part (see virtual_id).
+        self._heads: dict[type[Any], str] = {}
         self._quantum: float | None = None
         self._wake: trio.Event | None = None
 
     def get(self, cls: type[Any], key: str) -> Ref[Any]:
-        kind = atom_type(cls)
-        known = self.classes.setdefault(kind, cls)
-        if known is not cls:
-            raise TypeError(
-                f"two classes store their state as {kind!r} ({known.__qualname__} and "
-                f"{cls.__qualname__}): give one a different durable_type"
-            )
+        head = self._heads.get(cls)
+        if head is None:
+            kind = atom_type(cls)
+            known = self.classes.setdefault(kind, cls)
+            if known is not cls:
+                raise TypeError(
+                    f"two classes store their state as {kind!r} ({known.__qualname__} and "
+                    f"{cls.__qualname__}): give one a different durable_type"
+                )
+            head = self._heads[cls] = f".v:{_escape(class_path(cls))}:"
         directory = directory_of(self.system)
-        atom_id = virtual_id(directory, cls, key)
+        atom_id = f"{directory}{head}{_escape(key)}"  # virtual_id(directory, cls, key)
         if directory != self.system.prefix:
             # A worker host: the atom lives at its system's directory (placement
             # routes the id there).
@@ -309,16 +336,35 @@ class Activations:
         self.active[ep.id] = ep  # held while it runs or starts
         self.system.start_soon(self._activate, ep)
 
-    async def _activate(self, ep: VirtualEndpoint) -> None:
-        def setup(cell: AtomCell) -> None:
-            cell.on_demand_key = ep.key
-            cell.on_stopped.append(ep.stopped)
-            # A failure stops the activation; the next message starts another.
-            cell.decider = _stop
+    def activate_now(self, ep: VirtualEndpoint) -> AtomCell | None:
+        """Activate ``ep`` in the calling task, if nothing is under way for it and
+        its class can start without suspending (no durable state, a plain
+        ``on_start``, no host or sandbox to reach): the cheap activation, with no
+        task until a message queues. Returns the running cell, or None (then
+        messages wait in the endpoint for :meth:`activate_soon`). Raises
+        :class:`SpawnError` when the constructor or ``on_start`` raises."""
+        if ep.cell is not None or ep.closing or ep.id in self.starting:
+            return None
+        cls = ep.cls
+        if getattr(cls, "activate_on", None) is not None or self.system.closing:
+            return None
+        try:
+            ref = self.system.spawn_now(cls, (), {}, setup=_setup_for(ep))
+        except SpawnError as exc:
+            _log.warning("durable.activation_failed", atom=repr(ep), error=repr(exc))
+            raise SpawnError(f"{ep!r} could not be activated: {exc!r}") from exc
+        if ref is None:
+            return None
+        cell: AtomCell = ref._ep  # type: ignore[assignment]
+        self.active[ep.id] = ep
+        ep.activated(cell)
+        self._collector(cls)
+        return cell
 
+    async def _activate(self, ep: VirtualEndpoint) -> None:
         try:
             where = getattr(ep.cls, "activate_on", None)
-            ref = await self.system.spawn_cell(ep.cls, (), {}, setup=setup, host=where)
+            ref = await self.system.spawn_cell(ep.cls, (), {}, setup=_setup_for(ep), host=where)
         except Exception as exc:
             self.starting.discard(ep.id)
             self.active.pop(ep.id, None)
@@ -394,6 +440,16 @@ def import_atom_class(path: str) -> type[Any] | None:
 
 def _stop(cell: AtomCell, exc: BaseException) -> Directive:
     return Directive.STOP
+
+
+def _setup_for(ep: VirtualEndpoint) -> Callable[[AtomCell], None]:
+    def setup(cell: AtomCell) -> None:
+        cell.on_demand_key = ep.key
+        cell.on_stopped.append(ep.stopped)
+        # A failure stops the activation; the next message starts another.
+        cell.decider = _stop
+
+    return setup
 
 
 # Process-wide, as the runtime's directory is (an unpickled Ref has no system at

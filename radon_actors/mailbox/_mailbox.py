@@ -21,13 +21,21 @@ time, and an empty ``deque`` costs 760 bytes: until something goes in, each is
 the empty tuple :data:`NONE` (falsy, iterable, with a length, and loud on any
 write), and :meth:`Mailbox.put_control` and :meth:`Mailbox.stash` make the
 real ``deque``. So read them freely, write them only through those methods;
-and read them afresh (``mailbox.control``), since the object changes.
+and read them afresh (``mailbox.control``), since the object changes. The user
+lane is :data:`NONE` too while its consumer has no task (:meth:`Mailbox.idle`):
+an idle atom holds no queue at all. A consumer that pops from it directly takes
+it with :meth:`Mailbox.user_lane` first.
+
+The consumer is a task parked in :meth:`Mailbox.wait`, or, for an atom that has
+no task while it is idle, a *starter*: a callable that the first message calls
+(once) to give the atom a task again. Either way producers wake it the same
+way, and only when it sleeps, so the cost stays one wake-up per burst.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -68,11 +76,12 @@ class Mailbox:
             raise ValueError(f"mailbox capacity must be a positive int, not {capacity!r}")
         self.capacity = capacity
         # Public to the runtime's hot loop, which pops them directly.
-        self.user: deque[Any] = deque()
+        self.user: deque[Any] = NONE
         self.control: deque[Any] = NONE
         self.stashed: deque[Any] = NONE
         self.closed = False
-        self._consumer: Task | None = None
+        # The parked consumer's task, or a starter (see the module docs).
+        self._consumer: Task | Callable[[], object] | None = None
         # Made when a sender first waits for room (an empty ParkingLot costs
         # about 250 bytes, and most mailboxes never fill).
         self._senders: ParkingLot | None = None
@@ -94,11 +103,17 @@ class Mailbox:
                 f"mailbox full ({self.capacity} messages); use `await ref.send(...)` to wait "
                 "for room, or spawn the atom with a larger mailbox_size"
             )
-        user.append(msg)
+        try:
+            user.append(msg)
+        except AttributeError:  # NONE: an idle atom's lane, made on its first message
+            self.user = deque((msg,))
         consumer = self._consumer
         if consumer is not None:
             self._consumer = None
-            reschedule(consumer)
+            if consumer.__class__ is Task:
+                reschedule(consumer)
+            else:
+                consumer()  # type: ignore[operator]  # a starter: the atom gets a task
         return True
 
     async def put(self, msg: Any) -> bool:
@@ -142,7 +157,16 @@ class Mailbox:
         consumer = self._consumer
         if consumer is not None:
             self._consumer = None
-            reschedule(consumer)
+            if consumer.__class__ is Task:
+                reschedule(consumer)
+            else:
+                consumer()  # type: ignore[operator]
+
+    def _writable_user(self) -> deque[Any]:
+        user = self.user
+        if user is NONE:
+            user = self.user = deque()
+        return user
 
     # consumer -----------------------------------------------------------
     def room_made(self) -> None:
@@ -150,6 +174,11 @@ class Mailbox:
         senders = self._senders
         if senders:  # None, or no one waiting
             senders.unpark()
+
+    def user_lane(self) -> deque[Any]:
+        """The user lane as a real ``deque``, for a consumer that pops from it
+        directly (and keeps it: the lane object stays until :meth:`idle`)."""
+        return self._writable_user()
 
     async def wait(self) -> None:
         """Park the consumer until a message arrives (returns at once if one is queued)."""
@@ -161,6 +190,26 @@ class Mailbox:
     def _abort_wait(self, _raise_cancel: Any) -> Abort:
         self._consumer = None
         return Abort.SUCCEEDED
+
+    @property
+    def waiting(self) -> Task | None:
+        """The consumer's task while it is parked in :meth:`wait`, else None."""
+        consumer = self._consumer
+        return consumer if consumer.__class__ is Task else None
+
+    def wake(self) -> None:
+        """Wake a consumer parked in :meth:`wait` with nothing new (it looks again)."""
+        if self._consumer.__class__ is Task:
+            self._wake_consumer()
+
+    def idle(self, starter: Callable[[], object]) -> None:
+        """The consumer stops without a task while the lanes are empty: the next
+        message (user or control) calls ``starter`` once, which must give it one.
+        An empty user lane goes back to :data:`NONE` meanwhile."""
+        if self.user or self.control:
+            raise RuntimeError("a mailbox with messages cannot go idle")
+        self.user = NONE
+        self._consumer = starter
 
     # stash -------------------------------------------------------------
     def stash(self, msg: Any) -> None:
@@ -176,7 +225,7 @@ class Mailbox:
         stashed = self.stashed
         n = len(stashed)
         if n:
-            self.user.extendleft(reversed(stashed))
+            self._writable_user().extendleft(reversed(stashed))
             self.stashed = NONE
             self._wake_consumer()
         return n
@@ -194,10 +243,14 @@ class Mailbox:
         """Refuse further messages and return the undelivered ones (stash first,
         then the user lane, in order); blocked senders wake and see the closure."""
         self.closed = True
-        left = [*self.stashed, *self.user]
+        user = self.user
+        left = [*self.stashed, *user]
         self.stashed = NONE
-        self.user.clear()
+        if user is not NONE:
+            user.clear()  # the same object: a consumer may hold it (user_lane)
         self.control = NONE
+        if self._consumer.__class__ is not Task:
+            self._consumer = None  # a starter: nothing more will come
         if self._senders is not None:
             self._senders.unpark_all()
         return left
@@ -207,7 +260,7 @@ class Mailbox:
         were accepted once elsewhere for this atom (a paused queue handed over
         after a move). Their number is bounded where they were accepted; senders
         wait for room until the atom has worked the lane down."""
-        self.user.extend(msgs)
+        self._writable_user().extend(msgs)
         if self.user:
             self._wake_consumer()
 
@@ -225,7 +278,7 @@ class Mailbox:
         self.closed = False
         for msg in stashed:
             self.restash(msg)
-        self.user.extendleft(reversed(list(user)))
+        self._writable_user().extendleft(reversed(list(user)))
         for msg in control:
             self.put_control(msg)
         if self.user or self.control:

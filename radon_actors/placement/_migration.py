@@ -565,7 +565,7 @@ async def _prepare(
         if is_stashed:
             cell.mailbox.restash((spec, a, k, reply))
         else:
-            cell.mailbox.user.append((spec, a, k, reply))
+            cell.mailbox.user_lane().append((spec, a, k, reply))
     cell.runtime = _Restoring(runtime, state, cell.table)
     return cell, timers, existing
 

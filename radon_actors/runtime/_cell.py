@@ -21,8 +21,9 @@ The message path, in order of cost:
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import outcome
@@ -37,7 +38,14 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from .._atom import Atom, HandlerSpec, handler_table, resolve_handler, run_to_completion
+from .._atom import (
+    Atom,
+    HandlerSpec,
+    handler_table,
+    has_no_await,
+    resolve_handler,
+    run_to_completion,
+)
 from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError
 from .._logs import get_logger
 from .._ref import Ref
@@ -56,6 +64,8 @@ from ._seams import (
 from ._timers import TimerHandle
 
 _NO_TIMERS: Any = frozenset()
+# AtomCell.starts_inline's answers, by class (weak: classes made at run time go).
+_STARTS_INLINE: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
 if TYPE_CHECKING:
     from ._system import System
@@ -145,6 +155,7 @@ class AtomCell:
         "cls",
         "decider",
         "id",
+        "idle_sweeps",
         "instance",
         "kwargs",
         "mailbox",
@@ -191,7 +202,10 @@ class AtomCell:
         self.instance: Any = None
         self.state = _STARTING
         self.busy = False
+        # The task running the atom's turns; None while it has none (starting,
+        # idle without one: ``go_idle``, elsewhere, stopped).
         self.task: Task | None = None
+        self.idle_sweeps = 0  # the system's idle sweeps that found it waiting
         self.children: dict[str, AtomCell] = {}
         # Most atoms never set a timer: an empty set costs 216 bytes, so the
         # shared empty frozenset stands in until the first (add_timer).
@@ -709,14 +723,59 @@ class AtomCell:
         try:
             await self.start_incarnation()
         except BaseException as exc:
-            self.state = _STOPPED
-            self.mailbox.close()
-            self.forget()
-            self.stopped.set()
-            if isinstance(exc, Exception):
-                self.log.error("atom.spawn_failed", error=repr(exc))
-                raise SpawnError(f"{self.label()} failed to start: {exc!r}") from exc
-            raise
+            self._start_failed(exc)
+        self._started()
+        task_status.started()
+        await self.run_turns()
+
+    @staticmethod
+    def starts_inline(cls: type[Atom]) -> bool:
+        """True when ``cls`` can start without suspending (:meth:`start_inline`):
+        no durable state to load, and an ``on_start`` that is a plain function
+        or an ``async def`` without an await."""
+        known = _STARTS_INLINE.get(cls)
+        if known is None:
+            on_start = cls.on_start
+            known = not cls._radon_states and (
+                on_start is Atom.on_start
+                or (
+                    inspect.isfunction(on_start)
+                    and (not inspect.iscoroutinefunction(on_start) or has_no_await(on_start))
+                )
+            )
+            _STARTS_INLINE[cls] = known
+        return known
+
+    def start_inline(self) -> None:
+        """Start the atom in the calling task, which must not be cancelled midway:
+        it cannot be, since nothing here suspends (:meth:`starts_inline`). The
+        atom then waits for its first message without a task (:meth:`go_idle`)."""
+        self.busy = True
+        try:
+            cls = self.cls
+            instance = cls.__new__(cls)
+            instance._radon_ctx = self
+            cls.__init__(instance, *self.args, **self.kwargs)
+            self.instance = instance
+            started = instance.on_start()
+            if started is not None:
+                run_to_completion(started)
+        except Exception as exc:
+            self._start_failed(exc)
+        self._started()
+        self.go_idle()
+
+    def _start_failed(self, exc: BaseException) -> NoReturn:
+        self.state = _STOPPED
+        self.mailbox.close()
+        self.forget()
+        self.stopped.set()
+        if isinstance(exc, Exception):
+            self.log.error("atom.spawn_failed", error=repr(exc))
+            raise SpawnError(f"{self.label()} failed to start: {exc!r}") from exc
+        raise exc
+
+    def _started(self) -> None:
         self.busy = False
         self.state = _RUNNING
         # Not through self.log: binding a logger for every atom costs an idle
@@ -724,19 +783,37 @@ class AtomCell:
         _log.debug(
             "atom.spawned", atom_id=self.id, atom_name=self.name, atom_class=self.cls.__name__
         )
-        task_status.started()
-        await self.run_turns()
 
     async def run_turns(self) -> None:
-        """Serve turns in the calling task until the atom stops (the tail of
-        :meth:`run`; also how an atom that came back into this process resumes)."""
+        """Serve turns in the calling task until the atom stops, or until it has
+        been idle long enough to give its task up (the tail of :meth:`run`; also
+        how an atom that came back into this process resumes, and what the
+        first message to an idle atom without a task starts: :meth:`go_idle`)."""
         self.task = current_task()
+        system = self.system
+        system.tasked(self)
+        idle = False
         try:
-            await self._loop()
+            idle = await self._loop()
         finally:
-            if self.state != _STOPPED:
+            self.task = None
+            system.untasked(self)
+            if not idle and self.state != _STOPPED:
                 # Cancelled (the system is being torn down): finish without awaiting.
                 self.finish(self._stop_reason)
+
+    def go_idle(self) -> None:
+        """Let the atom wait for its next message without a task (an idle atom's
+        task is most of its memory): the next message, user or control, starts
+        one (:meth:`_resume`). Only while it runs here, with empty lanes, and
+        outside a turn; its current task, if any, must end right after."""
+        self.mailbox.idle(self._resume)
+
+    def _resume(self) -> None:
+        # The starter an idle mailbox calls on its first message. Every cell of
+        # a system is finished when its nursery closes (System.finish_all), so a
+        # cell that can receive a message still has a nursery to start a task in.
+        self.system.start_soon(self.run_turns)
 
     async def start_incarnation(self) -> None:
         """Build a fresh instance from the spawn arguments and run its ``on_start``.
@@ -762,18 +839,25 @@ class AtomCell:
         self.instance = instance
         await _maybe_await(instance.on_start())
 
-    async def _loop(self) -> None:
+    async def _loop(self) -> bool:
+        # True when the atom went idle and gives its task up (see System's
+        # idle sweep); False when it stopped or moved away.
         mailbox = self.mailbox
-        user = mailbox.user
+        user = mailbox.user_lane()
         b = budget
         while True:
             control = mailbox.control  # made on first use (see Mailbox)
             if control:
                 if await self._control(control.popleft()):
-                    return
+                    return False
                 continue
             if not user:
                 await mailbox.wait()
+                if self.idle_sweeps > 1 and not user and not mailbox.control:
+                    # The system's sweep found the atom idle twice in a row.
+                    self.go_idle()
+                    return True
+                self.idle_sweeps = 0
                 continue
             msg = user.popleft()
             mailbox.room_made()
@@ -805,7 +889,7 @@ class AtomCell:
                     reply.deliver(outcome.Error(exc))
                 await self._failed(exc, spec)
                 if self.state == _STOPPED:
-                    return
+                    return False
                 continue
             except BaseException:
                 # Cancelled mid-turn (the system is being torn down): the asker

@@ -24,6 +24,7 @@ from ..mailbox import DeadLetters, MailboxStatistics
 from . import _directory
 from ._cell import AtomCell
 from ._seams import (
+    CellState,
     Durability,
     Extensions,
     Isolation,
@@ -45,6 +46,11 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 # How long ``System.migrate`` may take by default: a move takes milliseconds,
 # so this only bounds waiting for a long turn to end or a slow target.
 DEFAULT_MIGRATE_TIMEOUT = 30.0
+# The idle sweep's period: an atom whose task waited for messages through two
+# sweeps in a row (between one and two periods idle) gives its task up, and
+# the next message starts another. Rare enough that a busy atom never pays a
+# task start per message; an idle atom then costs no task (about 2 KiB).
+IDLE_SWEEP = 1.0
 
 
 class System:
@@ -67,6 +73,8 @@ class System:
         self._names: dict[str, AtomCell] = {}
         self._top: dict[str, AtomCell] = {}
         self._closing = False
+        self._tasked: set[AtomCell] = set()  # cells with a task (the idle sweep's)
+        self._sweeping = False
         self._mailbox_size = mailbox_size
         self._root: AtomCell | None = None
         self._crash: BaseException | None = None
@@ -323,6 +331,43 @@ class System:
         """Run ``fn(*args)`` as a task of the system's nursery (it lives with the system)."""
         self._nursery.start_soon(fn, *args)
 
+    def tasked(self, cell: AtomCell) -> None:
+        """``cell`` has a task that runs its turns: the idle sweep watches it."""
+        self._tasked.add(cell)
+        if not self._sweeping:
+            self._sweeping = True
+            self._nursery.start_soon(self._sweep_idle)
+
+    def untasked(self, cell: AtomCell) -> None:
+        """``cell``'s task has ended."""
+        self._tasked.discard(cell)
+
+    async def _sweep_idle(self) -> None:
+        # See IDLE_SWEEP. A cell counts a sweep only while its task is parked
+        # waiting for messages; its loop resets the count whenever it wakes, so
+        # that costs the message path nothing but one store per burst.
+        while True:
+            await trio.sleep(IDLE_SWEEP)
+            for cell in list(self._tasked):
+                task = cell.task
+                mailbox = cell.mailbox
+                if task is None or mailbox.waiting is not task:
+                    continue
+                cell.idle_sweeps += 1
+                if cell.idle_sweeps > 1:
+                    mailbox.wake()
+
+    def _finish_all(self) -> None:
+        # After the nursery has closed: every cell that has not stopped (idle
+        # atoms without a task, which no cancellation reaches) stops now, so
+        # that no message can wait for a task that could never start.
+        todo = list(self._top.values())
+        while todo:
+            cell = todo.pop()
+            todo.extend(cell.children.values())
+            if cell.state != CellState.STOPPED and cell.away is None:
+                cell.finish(None)
+
     async def start_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """``nursery.start`` in the system's nursery: returns what ``fn`` reports started."""
         return await self._nursery.start(fn, *args)
@@ -379,6 +424,28 @@ class System:
             sandbox = getattr(cls, "sandbox", False)
         if sandbox is not False:
             runtime = await self._isolation_extension().runtime_for(cls, sandbox)
+        cell = self._new_cell(cls, args, kwargs, name, parent, mailbox_size, setup, runtime, root)
+        if host is not None:
+            await self.placement.start_remote(cell, host)
+            return cell.ref
+        # start() returns after on_start; an exception before that (SpawnError)
+        # is raised here instead of reaching the nursery.
+        await self._nursery.start(cell.run)
+        return cell.ref
+
+    def _new_cell(
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        parent: AtomCell | None,
+        mailbox_size: int | None,
+        setup: Callable[[AtomCell], None] | None,
+        runtime: Any,
+        root: bool,
+    ) -> AtomCell:
+        # The part of a spawn that cannot suspend: the cell, in the tables.
         if name is not None:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"an atom name must be a non-empty str, not {name!r}")
@@ -399,12 +466,30 @@ class System:
             self._names[name] = cell
         (parent.children if parent is not None else self._top)[atom_id] = cell
         _directory.register(cell)
-        if host is not None:
-            await self.placement.start_remote(cell, host)
-            return cell.ref
-        # start() returns after on_start; an exception before that (SpawnError)
-        # is raised here instead of reaching the nursery.
-        await self._nursery.start(cell.run)
+        return cell
+
+    def spawn_now(
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        setup: Callable[[AtomCell], None] | None = None,
+    ) -> Ref[Any] | None:
+        """Spawn a native top-level atom in the calling task, without awaiting and
+        without a task of its own until its first queued message, if its start
+        cannot suspend (:meth:`AtomCell.starts_inline`); None, with nothing done,
+        if it can (then :meth:`spawn_cell` is the way).
+
+        The cheap activation of on-demand atoms. Raises :class:`SpawnError` if
+        the constructor or ``on_start`` raises.
+        """
+        if self._closing:
+            raise RuntimeError("the atom system is shutting down; no new atoms can be spawned")
+        if getattr(cls, "sandbox", False) is not False or not AtomCell.starts_inline(cls):
+            return None
+        cell = self._new_cell(cls, args, kwargs, None, None, None, setup, None, False)
+        cell.start_inline()
         return cell.ref
 
     def get(self, cls: type[A], key: str) -> Ref[A]:
@@ -489,8 +574,8 @@ class System:
         root = self._root
         count = len(self._top)
         if root is not None and self._top.get(root.id) is root:
-            # Atoms placed on other hosts from here have a (taskless) cell here.
-            count += sum(1 for c in root.children.values() if c.task is not None) - 1
+            # Atoms placed on other hosts from here have a cell here too (away).
+            count += sum(1 for c in root.children.values() if c.away is None) - 1
         return count
 
     async def _shutdown(self) -> None:
@@ -542,6 +627,7 @@ async def run_system(
             if scope.cancelled_caught:
                 _log.warning("system.shutdown_timeout", timeout=shutdown_timeout)
             nursery.cancel_scope.cancel()
+    system._finish_all()
     if system._crash is not None:
         raise system._crash
     if error is not None:

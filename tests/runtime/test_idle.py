@@ -1,0 +1,103 @@
+"""Idle atoms give their task up (the idle sweep) and get one back on their next
+message; nothing queued, ordered or stopped behaves differently for it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import trio
+import trio.testing
+
+from radon_actors import Atom, handler, open_system
+from radon_actors.runtime import AtomCell
+from radon_actors.runtime._system import IDLE_SWEEP
+
+
+class Log(Atom):
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.stops = 0
+
+    @handler
+    async def add(self, n: int) -> None:
+        await trio.lowlevel.checkpoint()  # suspends: never an inline turn
+        self.seen.append(n)
+
+    @handler
+    def get(self) -> list[int]:
+        return list(self.seen)
+
+    def on_stop(self) -> None:
+        Log.stopped_with = list(self.seen)
+
+    stopped_with: ClassVar[list[int]] = []
+
+
+def _cell(ref: object) -> AtomCell:
+    cell = ref._ep  # type: ignore[attr-defined]
+    assert isinstance(cell, AtomCell)
+    return cell
+
+
+async def _idle() -> None:
+    # Two sweeps must find the task waiting; a third lets the loops return.
+    await trio.sleep(3 * IDLE_SWEEP)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_an_idle_atom_gives_its_task_and_queue_up_and_resumes_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        ref = await system.spawn(Log)
+        cell = _cell(ref)
+        ref.tell(Log.add, 1)
+        assert await ref.ask(Log.get) == [1]
+        assert cell.task is not None
+        await _idle()
+        assert cell.task is None
+        assert cell.mailbox.user == ()  # no deque held while idle
+        # The first message starts a task again; what follows queues behind it.
+        for n in range(2, 50):
+            ref.tell(Log.add, n)
+        assert await ref.ask(Log.get) == list(range(1, 50))
+        assert cell.task is not None
+
+
+async def test_a_busy_atom_keeps_its_task(autojump_clock: trio.testing.MockClock) -> None:
+    async with open_system() as system:
+        ref = await system.spawn(Log)
+        cell = _cell(ref)
+        task = None
+        for n in range(20):
+            ref.tell(Log.add, n)
+            await trio.sleep(IDLE_SWEEP / 2)
+            await trio.testing.wait_all_tasks_blocked()
+            if task is None:
+                task = cell.task
+            assert cell.task is task is not None
+
+
+async def test_an_idle_atom_stops_and_its_system_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    Log.stopped_with = []
+    async with open_system() as system:
+        ref = await system.spawn(Log)
+        ref.tell(Log.add, 7)
+        await _idle()
+        assert _cell(ref).task is None
+    # The stop reached it as a control message, which gave it a task to stop in.
+    assert Log.stopped_with == [7]
+    assert _cell(ref).stopped.is_set()
+
+
+async def test_a_stop_request_reaches_an_idle_atom(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        ref = await system.spawn(Log)
+        ref.tell(Log.add, 1)
+        await _idle()
+        await system.stop(ref)
+        assert _cell(ref).stopped.is_set()
