@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import trio
@@ -272,3 +272,30 @@ class RoamingReminded(Reminded):
 
     durable_type = "roaming-reminded"
     activate_on = "w1"
+
+
+class Fussy(Atom):
+    """An on-demand atom without state whose constructor fails for keys that
+    start with "bad", and whose plain ``on_start`` counts its activations."""
+
+    daemon = True
+    started: ClassVar[list[str]] = []
+
+    def __init__(self) -> None:
+        key = self.key
+        assert key is not None
+        if key.startswith("bad"):
+            raise ValueError(f"no atom for {key}")
+        self.log_: list[str] = []
+
+    def on_start(self) -> None:
+        Fussy.started.append(self.key or "")
+
+    @handler
+    async def note(self, item: str) -> None:
+        await trio.lowlevel.checkpoint()  # suspends: always a queued turn
+        self.log_.append(item)
+
+    @handler
+    def items(self) -> list[str]:
+        return list(self.log_)
