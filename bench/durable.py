@@ -14,6 +14,8 @@ Then, without a store, the on-demand machinery itself:
 
 * activations/s of a trivial on-demand atom (a fresh key per ask), and the
   resident memory per idle activation (daemons: never collected);
+* for comparison, ``system.spawn`` of the same trivial atom: spawns/s and the
+  resident memory per idle spawned atom;
 * collection: distinct keys touched one after the other with a short
   ``collect_after``, and the process's peak resident memory (it must stay
   bounded: collected activations go).
@@ -85,6 +87,14 @@ class Trivial(Atom):
     """The cheapest on-demand atom: no state, never collected."""
 
     daemon = True
+
+    @handler
+    def hit(self) -> int:
+        return 1
+
+
+class Spawned(Atom):
+    """The cheapest spawned atom (``system.spawn``)."""
 
     @handler
     def hit(self) -> int:
@@ -176,6 +186,19 @@ async def _activations(n: int) -> dict[str, Any]:
     return {"activations_per_s": n / elapsed, "kib_per_idle_atom": grown / n}
 
 
+async def _spawns(n: int) -> dict[str, Any]:
+    gc.collect()
+    async with open_system() as system:
+        before = _rss_kib()
+        t0 = _now()
+        for _ in range(n):
+            await system.spawn(Spawned)
+        elapsed = (_now() - t0) / 1e9
+        gc.collect()
+        grown = _rss_kib() - before
+    return {"spawns_per_s": n / elapsed, "kib_per_idle_atom": grown / n}
+
+
 async def _collection(n: int) -> dict[str, Any]:
     gc.collect()
     async with open_system() as system:
@@ -228,6 +251,7 @@ async def run(n: int, activations: int, keys: int) -> dict[str, Any]:
         if url is not None:
             results["redis"] = await _store_figures(lambda: RedisStore(url), n)
     results["on_demand"] = await _activations(activations)
+    results["spawn"] = await _spawns(activations)
     results["collection"] = await _collection(keys)
     return results
 
@@ -254,6 +278,11 @@ def _report(results: dict[str, Any]) -> None:
     w(
         f"on-demand, no store: {a['activations_per_s']:,.0f} activations/s, "
         f"{a['kib_per_idle_atom']:.1f} KiB per idle activation\n"
+    )
+    sp = results["spawn"]
+    w(
+        f"system.spawn, same atom: {sp['spawns_per_s']:,.0f} spawns/s, "
+        f"{sp['kib_per_idle_atom']:.1f} KiB per idle atom\n"
     )
     c = results["collection"]
     w(

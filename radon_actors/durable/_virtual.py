@@ -232,8 +232,9 @@ class VirtualEndpoint:
         self.cell = cell
         self.closing = False
         self.idle = 0
-        pending, self.pending = self.pending, []
+        pending = self.pending
         if pending:
+            self.pending = []
             cell.take_over(pending)
         ready = self._ready
         if ready is not None:

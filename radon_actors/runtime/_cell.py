@@ -21,7 +21,6 @@ The message path, in order of cost:
 from __future__ import annotations
 
 import inspect
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -64,8 +63,6 @@ from ._seams import (
 from ._timers import TimerHandle
 
 _NO_TIMERS: Any = frozenset()
-# AtomCell.starts_inline's answers, by class (weak: classes made at run time go).
-_STARTS_INLINE: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
 if TYPE_CHECKING:
     from ._system import System
@@ -733,7 +730,7 @@ class AtomCell:
         """True when ``cls`` can start without suspending (:meth:`start_inline`):
         no durable state to load, and an ``on_start`` that is a plain function
         or an ``async def`` without an await."""
-        known = _STARTS_INLINE.get(cls)
+        known = cls.__dict__.get("_radon_starts_inline")
         if known is None:
             on_start = cls.on_start
             known = not cls._radon_states and (
@@ -743,8 +740,8 @@ class AtomCell:
                     and (not inspect.iscoroutinefunction(on_start) or has_no_await(on_start))
                 )
             )
-            _STARTS_INLINE[cls] = known
-        return known
+            cls._radon_starts_inline = known  # type: ignore[attr-defined]  # cached on the class
+        return bool(known)
 
     def start_inline(self) -> None:
         """Start the atom in the calling task, which must not be cancelled midway:

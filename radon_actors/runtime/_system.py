@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple, overload
 
 import trio
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from .._atom import Atom
 from .._errors import NameTaken, NoSuchAtom
@@ -427,6 +428,13 @@ class System:
         cell = self._new_cell(cls, args, kwargs, name, parent, mailbox_size, setup, runtime, root)
         if host is not None:
             await self.placement.start_remote(cell, host)
+            return cell.ref
+        if runtime is None and AtomCell.starts_inline(cls):
+            # Nothing in the start can suspend: it runs here, and the atom gets a
+            # task when a message first queues (as an idle atom does).
+            await checkpoint_if_cancelled()
+            cell.start_inline()
+            await cancel_shielded_checkpoint()
             return cell.ref
         # start() returns after on_start; an exception before that (SpawnError)
         # is raised here instead of reaching the nursery.
