@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import importlib
 import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import outcome
@@ -72,6 +71,7 @@ minutes, Orleans' default collection age), unless its class says otherwise."""
 
 _RUNNING = CellState.RUNNING
 Pending = tuple[str, tuple[Any, ...], dict[str, Any], Any]
+_NOTHING: Any = ()  # an endpoint's ``pending`` while nothing waits
 
 
 def _escape(text: str) -> str:
@@ -122,9 +122,9 @@ class VirtualEndpoint:
         self.id = atom_id
         self.cell: AtomCell | None = None
         self.closing = False  # being collected: messages wait for the next activation
-        # Messages waiting for an activation (a list: most endpoints never need
-        # one, and an empty deque costs 760 bytes).
-        self.pending: list[Pending] = []
+        # Messages waiting for an activation: the shared empty tuple until one
+        # waits (most endpoints never need a list; see ``_wait``).
+        self.pending: list[Pending] = _NOTHING
         self._ready: trio.Event | None = None  # set when an activation is up (or failed)
         self.touched = False
         self.idle = 0  # collector sweeps without a message
@@ -158,7 +158,7 @@ class VirtualEndpoint:
                 f"{self!r} is being activated and {len(self.pending)} messages wait for it "
                 "(its mailbox size); use `await ref.send(...)` to wait for room"
             )
-        self.pending.append((_name(h), args, kwargs, None))
+        self._wait((_name(h), args, kwargs, None))
         self._activations.activate_soon(self)
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -184,7 +184,7 @@ class VirtualEndpoint:
             return await cell.ask(h, args, kwargs, timeout)
         # Queued behind what waits already, so it keeps its place in the order.
         reply = Reply(current_task())
-        self.pending.append((_name(h), args, kwargs, reply))
+        self._wait((_name(h), args, kwargs, reply))
         self._activations.activate_soon(self)
         if timeout is None:
             return await wait_task_rescheduled(reply)
@@ -208,7 +208,7 @@ class VirtualEndpoint:
         if cell is not None:
             cell.post(h, args, kwargs, reply)
             return
-        self.pending.append((_name(h), args, kwargs, reply))
+        self._wait((_name(h), args, kwargs, reply))
         self._activations.activate_soon(self)
 
     async def _until_live(self) -> None:
@@ -221,12 +221,25 @@ class VirtualEndpoint:
             if self.cell is None:
                 return  # activation failed
 
+    def _wait(self, msg: Pending) -> None:
+        pending = self.pending
+        if pending is _NOTHING:
+            pending = self.pending = []
+        pending.append(msg)
+
     def _capacity(self) -> int:
         return int(getattr(self.cls, "mailbox_size", None) or self._activations.mailbox_size)
 
     # ------------------------------------------------------------------
     # Activation and deactivation
     # ------------------------------------------------------------------
+    def setup(self, cell: AtomCell) -> None:
+        """Make ``cell``, before it starts, an activation of this endpoint."""
+        cell.on_demand_key = self.key
+        cell.on_stopped.append(self.stopped)
+        # A failure stops the activation; the next message starts another.
+        cell.decider = _stop
+
     def activated(self, cell: AtomCell) -> None:
         """The activation is up: hand it what waited, in order, and wake senders."""
         self.cell = cell
@@ -234,7 +247,7 @@ class VirtualEndpoint:
         self.idle = 0
         pending = self.pending
         if pending:
-            self.pending = []
+            self.pending = _NOTHING
             cell.take_over(pending)
         ready = self._ready
         if ready is not None:
@@ -242,7 +255,7 @@ class VirtualEndpoint:
 
     def failed(self, exc: BaseException) -> None:
         """The activation failed: every waiting asker gets the reason."""
-        pending, self.pending = self.pending, []
+        pending, self.pending = self.pending, _NOTHING
         error = SpawnError(f"{self!r} could not be activated: {exc!r}")
         for h, _, _, reply in pending:
             if reply is not None:
@@ -350,13 +363,12 @@ class Activations:
         if getattr(cls, "activate_on", None) is not None or self.system.closing:
             return None
         try:
-            ref = self.system.spawn_now(cls, (), {}, setup=_setup_for(ep))
+            cell = self.system.spawn_now(cls, (), {}, setup=ep.setup)
         except SpawnError as exc:
             _log.warning("durable.activation_failed", atom=repr(ep), error=repr(exc))
             raise SpawnError(f"{ep!r} could not be activated: {exc!r}") from exc
-        if ref is None:
+        if cell is None:
             return None
-        cell: AtomCell = ref._ep  # type: ignore[assignment]
         self.active[ep.id] = ep
         ep.activated(cell)
         self._collector(cls)
@@ -365,7 +377,7 @@ class Activations:
     async def _activate(self, ep: VirtualEndpoint) -> None:
         try:
             where = getattr(ep.cls, "activate_on", None)
-            ref = await self.system.spawn_cell(ep.cls, (), {}, setup=_setup_for(ep), host=where)
+            ref = await self.system.spawn_cell(ep.cls, (), {}, setup=ep.setup, host=where)
         except Exception as exc:
             self.starting.discard(ep.id)
             self.active.pop(ep.id, None)
@@ -441,16 +453,6 @@ def import_atom_class(path: str) -> type[Any] | None:
 
 def _stop(cell: AtomCell, exc: BaseException) -> Directive:
     return Directive.STOP
-
-
-def _setup_for(ep: VirtualEndpoint) -> Callable[[AtomCell], None]:
-    def setup(cell: AtomCell) -> None:
-        cell.on_demand_key = ep.key
-        cell.on_stopped.append(ep.stopped)
-        # A failure stops the activation; the next message starts another.
-        cell.decider = _stop
-
-    return setup
 
 
 # Process-wide, as the runtime's directory is (an unpickled Ref has no system at

@@ -27,16 +27,16 @@ an idle atom holds no queue at all. A consumer that pops from it directly takes
 it with :meth:`Mailbox.user_lane` first.
 
 The consumer is a task parked in :meth:`Mailbox.wait`, or, for an atom that has
-no task while it is idle, a *starter*: a callable that the first message calls
-(once) to give the atom a task again. Either way producers wake it the same
+no task while it is idle, an :class:`IdleConsumer`, whose ``wake_idle`` the
+first message calls (once) to give the atom a task again. Either way producers wake it the same
 way, and only when it sleeps, so the cost stays one wake-up per burst.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -44,10 +44,17 @@ from trio.lowlevel import Abort, ParkingLot, Task, current_task, reschedule, wai
 
 from .._errors import MailboxFull, StashOverflow
 
-__all__ = ["NONE", "Mailbox", "MailboxStatistics"]
+__all__ = ["NONE", "IdleConsumer", "Mailbox", "MailboxStatistics"]
 
 NONE: Any = ()
 """An empty lane that has never held anything (see the module docs)."""
+
+
+class IdleConsumer(Protocol):
+    """A consumer without a task while its mailbox is empty (:meth:`Mailbox.idle`)."""
+
+    def wake_idle(self) -> None:
+        """A message arrived: give the consumer a task (called once)."""
 
 
 @attrs.frozen
@@ -80,8 +87,8 @@ class Mailbox:
         self.control: deque[Any] = NONE
         self.stashed: deque[Any] = NONE
         self.closed = False
-        # The parked consumer's task, or a starter (see the module docs).
-        self._consumer: Task | Callable[[], object] | None = None
+        # The parked consumer's task, or an idle one (see the module docs).
+        self._consumer: Task | IdleConsumer | None = None
         # Made when a sender first waits for room (an empty ParkingLot costs
         # about 250 bytes, and most mailboxes never fill).
         self._senders: ParkingLot | None = None
@@ -113,7 +120,7 @@ class Mailbox:
             if consumer.__class__ is Task:
                 reschedule(consumer)
             else:
-                consumer()  # type: ignore[operator]  # a starter: the atom gets a task
+                consumer.wake_idle()  # type: ignore[union-attr]  # the atom gets a task
         return True
 
     async def put(self, msg: Any) -> bool:
@@ -160,7 +167,7 @@ class Mailbox:
             if consumer.__class__ is Task:
                 reschedule(consumer)
             else:
-                consumer()  # type: ignore[operator]
+                consumer.wake_idle()  # type: ignore[union-attr]
 
     def _writable_user(self) -> deque[Any]:
         user = self.user
@@ -202,14 +209,14 @@ class Mailbox:
         if self._consumer.__class__ is Task:
             self._wake_consumer()
 
-    def idle(self, starter: Callable[[], object]) -> None:
+    def idle(self, consumer: IdleConsumer) -> None:
         """The consumer stops without a task while the lanes are empty: the next
-        message (user or control) calls ``starter`` once, which must give it one.
-        An empty user lane goes back to :data:`NONE` meanwhile."""
+        message (user or control) calls its ``wake_idle`` once, which must give
+        it one. An empty user lane goes back to :data:`NONE` meanwhile."""
         if self.user or self.control:
             raise RuntimeError("a mailbox with messages cannot go idle")
         self.user = NONE
-        self._consumer = starter
+        self._consumer = consumer
 
     # stash -------------------------------------------------------------
     def stash(self, msg: Any) -> None:

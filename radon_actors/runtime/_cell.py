@@ -140,6 +140,7 @@ class AtomCell:
 
     __slots__ = (
         "_log",
+        "_ref",
         "_self_stop",
         "_stash_current",
         "_stop_reason",
@@ -162,7 +163,6 @@ class AtomCell:
         "on_stopped",
         "parent",
         "parked",
-        "ref",
         "restarts",
         "runtime",
         "shutdown_timeout",
@@ -207,7 +207,7 @@ class AtomCell:
         # Most atoms never set a timer: an empty set costs 216 bytes, so the
         # shared empty frozenset stands in until the first (add_timer).
         self.timers: set[TimerHandle] = _NO_TIMERS
-        self.ref: Ref[Any] = Ref(atom_id, name, self)
+        self._ref: Ref[Any] | None = None  # made on first use (``ref``)
         self._stopped: trio.Event | None = None  # made when first wanted (``stopped``)
         self.restarts = 0
         # How incarnations are made: None for a native atom (the fast, built-in
@@ -241,6 +241,15 @@ class AtomCell:
         if event is None:
             event = self._stopped = trio.Event()
         return event
+
+    @property
+    def ref(self) -> Ref[Any]:
+        """The atom's Ref (made on first use: an on-demand atom's callers hold
+        its endpoint's Ref, and an idle atom need not hold another)."""
+        ref = self._ref
+        if ref is None:
+            ref = self._ref = Ref(self.id, self.name, self)
+        return ref
 
     @property
     def log(self) -> Any:
@@ -802,14 +811,15 @@ class AtomCell:
     def go_idle(self) -> None:
         """Let the atom wait for its next message without a task (an idle atom's
         task is most of its memory): the next message, user or control, starts
-        one (:meth:`_resume`). Only while it runs here, with empty lanes, and
+        one (:meth:`wake_idle`). Only while it runs here, with empty lanes, and
         outside a turn; its current task, if any, must end right after."""
-        self.mailbox.idle(self._resume)
+        self.mailbox.idle(self)
 
-    def _resume(self) -> None:
-        # The starter an idle mailbox calls on its first message. Every cell of
-        # a system is finished when its nursery closes (System.finish_all), so a
-        # cell that can receive a message still has a nursery to start a task in.
+    def wake_idle(self) -> None:
+        """What an idle mailbox calls on its first message: start the turns' task."""
+        # Every cell of a system is finished when its nursery closes (see
+        # run_system), so a cell that can receive a message still has a nursery
+        # to start a task in.
         self.system.start_soon(self.run_turns)
 
     async def start_incarnation(self) -> None:

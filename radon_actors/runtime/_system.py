@@ -483,11 +483,11 @@ class System:
         kwargs: dict[str, Any],
         *,
         setup: Callable[[AtomCell], None] | None = None,
-    ) -> Ref[Any] | None:
+    ) -> AtomCell | None:
         """Spawn a native top-level atom in the calling task, without awaiting and
         without a task of its own until its first queued message, if its start
-        cannot suspend (:meth:`AtomCell.starts_inline`); None, with nothing done,
-        if it can (then :meth:`spawn_cell` is the way).
+        cannot suspend (:meth:`AtomCell.starts_inline`), and return its cell;
+        None, with nothing done, if it can (then :meth:`spawn_cell` is the way).
 
         The cheap activation of on-demand atoms. Raises :class:`SpawnError` if
         the constructor or ``on_start`` raises.
@@ -498,7 +498,7 @@ class System:
             return None
         cell = self._new_cell(cls, args, kwargs, None, None, None, setup, None, False)
         cell.start_inline()
-        return cell.ref
+        return cell
 
     def get(self, cls: type[A], key: str) -> Ref[A]:
         """The Ref of the on-demand atom of class ``cls`` with ``key``, without
