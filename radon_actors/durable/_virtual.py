@@ -236,7 +236,9 @@ class VirtualEndpoint:
     def setup(self, cell: AtomCell) -> None:
         """Make ``cell``, before it starts, an activation of this endpoint."""
         cell.on_demand_key = self.key
-        cell.on_stopped.append(self.stopped)
+        # The endpoint itself is the callback (its ``__call__`` is ``stopped``):
+        # no bound method to keep per activation.
+        cell.on_stopped.append(self)
         # A failure stops the activation; the next message starts another.
         cell.decider = _stop
 
@@ -276,6 +278,8 @@ class VirtualEndpoint:
         if self.pending or (ready is not None and not ready.is_set()):
             # Messages, or senders (``send``), wait for the next activation.
             self._activations.activate_soon(self)
+
+    __call__ = stopped  # the activation's on_stopped callback (see ``setup``)
 
 
 def _name(h: Any) -> str:
