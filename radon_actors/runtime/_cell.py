@@ -755,7 +755,8 @@ class AtomCell:
     def start_inline(self) -> None:
         """Start the atom in the calling task, which must not be cancelled midway:
         it cannot be, since nothing here suspends (:meth:`starts_inline`). The
-        atom then waits for its first message without a task (:meth:`go_idle`)."""
+        atom then waits for its first message without a task (:meth:`go_idle`),
+        unless the start queued messages already: then a task serves them."""
         self.busy = True
         try:
             cls = self.cls
@@ -769,7 +770,13 @@ class AtomCell:
         except Exception as exc:
             self._start_failed(exc)
         self._started()
-        self.go_idle()
+        mailbox = self.mailbox
+        if mailbox.user or mailbox.control:
+            # The start queued something (a tell to itself, a stop): as in a
+            # task-started atom, its loop serves that right after the start.
+            self.system.start_soon(self.run_turns)
+        else:
+            self.go_idle()
 
     def _start_failed(self, exc: BaseException) -> NoReturn:
         self.state = _STOPPED

@@ -101,3 +101,44 @@ async def test_a_stop_request_reaches_an_idle_atom(
         await _idle()
         await system.stop(ref)
         assert _cell(ref).stopped.is_set()
+
+
+class TellsItself(Atom):
+    """A plain ``on_start`` (so it starts inline) that queues a message to itself."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def on_start(self) -> None:
+        self.ref.tell(TellsItself.note, "from on_start")
+
+    @handler
+    async def note(self, text: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.seen.append(text)
+
+    @handler
+    def get(self) -> list[str]:
+        return list(self.seen)
+
+
+class StopsAtOnce(Atom):
+    def on_start(self) -> None:
+        self.stop()
+
+    @handler
+    def get(self) -> int:
+        return 1
+
+
+async def test_a_message_an_inline_start_queued_gets_a_task() -> None:
+    async with open_system() as system:
+        ref = await system.spawn(TellsItself)
+        assert await ref.ask(TellsItself.get) == ["from on_start"]
+
+
+async def test_a_stop_an_inline_start_asked_for_is_carried_out() -> None:
+    async with open_system() as system:
+        ref = await system.spawn(StopsAtOnce)
+        with trio.fail_after(5):
+            await _cell(ref).stopped.wait()
