@@ -256,8 +256,8 @@ class Mailbox:
         if user is not NONE:
             user.clear()  # the same object: a consumer may hold it (user_lane)
         self.control = NONE
-        if self._consumer.__class__ is not Task:
-            self._consumer = None  # a starter: nothing more will come
+        # An idle consumer stays: a closed mailbox wakes nobody, and one that
+        # reopens with messages (``reopen``) must still reach it.
         if self._senders is not None:
             self._senders.unpark_all()
         return left

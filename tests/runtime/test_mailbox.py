@@ -186,3 +186,36 @@ async def test_a_flood_of_a_million_tells_keeps_memory_bounded(system: System) -
     assert peak_queued <= capacity
     # A million queued messages would need well over 100 MiB.
     assert grown_mib < 40, f"memory grew by {grown_mib:.0f} MiB"
+
+
+def test_an_idle_consumer_is_woken_by_the_first_message_and_after_a_reopen() -> None:
+    woken: list[str] = []
+
+    class Consumer:
+        def wake_idle(self) -> None:
+            woken.append("woken")
+
+    box = Mailbox(4)
+    box.idle(Consumer())
+    assert box.user == ()  # no lane held while idle
+    box.put_nowait("m1")
+    assert woken == ["woken"] and list(box.user) == ["m1"]
+    box.put_nowait("m2")
+    assert woken == ["woken"]  # once: the consumer has its task now
+    box.user.clear()
+    box.idle(Consumer())
+    assert box.close() == []
+    assert box.put_nowait("late") is False and woken == ["woken"]
+    box.reopen(user=["again"])
+    assert woken == ["woken", "woken"]
+
+
+def test_a_mailbox_with_messages_cannot_go_idle() -> None:
+    class Consumer:
+        def wake_idle(self) -> None:
+            raise AssertionError("not woken")
+
+    box = Mailbox(4)
+    box.put_nowait("m")
+    with pytest.raises(RuntimeError, match="cannot go idle"):
+        box.idle(Consumer())
