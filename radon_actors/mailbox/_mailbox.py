@@ -28,8 +28,9 @@ it with :meth:`Mailbox.user_lane` first.
 
 The consumer is a task parked in :meth:`Mailbox.wait`, or, for an atom that has
 no task while it is idle, an :class:`IdleConsumer`, whose ``wake_idle`` the
-first message calls (once) to give the atom a task again. Either way producers wake it the same
-way, and only when it sleeps, so the cost stays one wake-up per burst.
+first message calls (once) to give the atom a task again. Either way producers
+wake it the same way, and only when it sleeps, so the cost stays one wake-up
+per burst.
 """
 
 from __future__ import annotations
