@@ -46,7 +46,7 @@ import httptools
 import structlog
 import trio
 
-from radon_actors import RadonError, Ref
+from radon_actors import HostDown, RadonError, Ref
 
 from ._services import BadRequest, Frontend
 
@@ -99,6 +99,7 @@ _REASONS = {
     413: b"Content Too Large",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
+    503: b"Service Unavailable",
     504: b"Gateway Timeout",
 }
 
@@ -215,7 +216,9 @@ class _Parse:
 
 class HotelHTTP:
     """Serves HTTP connections, each request by one of ``frontends`` in turn;
-    ``timeout`` bounds a request's ask (``504`` beyond it)."""
+    ``timeout`` bounds a request's ask (``504`` beyond it). A request whose
+    services' host went down gets ``503`` (retry); another framework error
+    ``500``."""
 
     def __init__(
         self,
@@ -247,6 +250,11 @@ class HotelHTTP:
                 body = await self._next().ask(handler, *values)
             except BadRequest as exc:
                 return 400, _TEXT, f"{exc}\n".encode()
+            except HostDown as exc:
+                # A service's host died mid-request: the outcome is unknown and
+                # its atoms come back elsewhere, so the client may retry.
+                log.warning("hotel.host_down", path=path.decode("latin-1"), error=repr(exc))
+                return 503, _TEXT, b"a service's host went down; retry\n"
             except RadonError as exc:
                 log.error("hotel.request_failed", path=path.decode("latin-1"), error=repr(exc))
                 return 500, _TEXT, b"internal error\n"

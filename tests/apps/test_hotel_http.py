@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trio
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from examples.hotel import Frontend, spawn_frontends, workload_user
 from examples.hotel._http import IDLE_TIMEOUT, MAX_BODY, MAX_HEAD, REQUEST_TIMEOUT, HotelHTTP
-from radon_actors import Ref, SQLiteStore, open_system
+from radon_actors import HostDown, Ref, SQLiteStore, open_system
 
 
 @pytest.fixture
@@ -275,6 +275,20 @@ async def test_a_request_the_services_do_not_answer_in_time_gets_504(
         await client.send_all(b"GET " + HOTELS + b" HTTP/1.1\r\n\r\n")
         status, _, body = await read_answer(client, bytearray())
         assert (status, body) == (504, b"the services did not answer in time\n")
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_request_whose_host_went_down_gets_503() -> None:
+    class HostGone:
+        async def ask(self, *args: Any) -> Any:
+            raise HostDown("host 'w1' at 127.0.0.1:1 went down (connection closed)")
+
+    server = HotelHTTP([cast("Ref[Frontend]", HostGone())])
+    async with trio.open_nursery() as nursery:
+        client = await connect(nursery, server)
+        await client.send_all(b"GET " + HOTELS + b" HTTP/1.1\r\n\r\n")
+        status, _, body = await read_answer(client, bytearray())
+        assert (status, body) == (503, b"a service's host went down; retry\n")
         nursery.cancel_scope.cancel()
 
 
