@@ -13,6 +13,7 @@ This module is imported inside the WebAssembly guest: standard library only.
 from __future__ import annotations
 
 import dis
+import importlib
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import (
@@ -458,6 +459,25 @@ def has_no_await(fn: Callable[..., Any]) -> bool:
     if not inspect.isfunction(fn) or code is None:
         return False  # a wrapper or a builtin: cannot tell, assume it suspends
     return not any(ins.opname in _SUSPENDING_OPS for ins in dis.get_instructions(code))
+
+
+def import_atom_class(path: str) -> type[Atom]:
+    """The Atom subclass a ``module:QualName`` path names, imported (how
+    on-demand atoms' ids, reminders and sandbox grants name classes).
+
+    Raises ``ImportError`` saying why when the path does not import or names
+    something that is not an Atom subclass; callers say what it means to them.
+    """
+    module, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ImportError(f"cannot be imported on this host: {exc}") from None
+    if not (isinstance(obj, type) and issubclass(obj, Atom)):
+        raise ImportError("is not an Atom subclass")
+    return obj
 
 
 def run_to_completion(coro: Any) -> Any:

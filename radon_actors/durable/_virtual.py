@@ -32,7 +32,6 @@ from (``resolve``): one activation per key and directory.
 
 from __future__ import annotations
 
-import importlib
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,7 @@ import outcome
 import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
-from .._atom import Atom
+from .._atom import import_atom_class as _import_atom_class
 from .._errors import AskTimeout, MailboxFull, SpawnError
 from .._logs import get_logger
 from .._ref import Ref
@@ -445,14 +444,10 @@ def import_atom_class(path: str) -> type[Any] | None:
     """The atom class a ``module:QualName`` path names (:func:`class_path`),
     imported; None if there is none. The paths come from this system's own
     hosts and store, as pickled classes do."""
-    module, _, qualname = path.partition(":")
     try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError):
+        return _import_atom_class(path)
+    except ImportError:
         return None
-    return obj if isinstance(obj, type) and issubclass(obj, Atom) else None
 
 
 def _stop(cell: AtomCell, exc: BaseException) -> Directive:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import sys
 import weakref
 from collections.abc import Callable
@@ -33,7 +32,7 @@ import trio
 from wasmtime import component as wc
 
 from .. import _ref
-from .._atom import Atom
+from .._atom import Atom, import_atom_class
 from ..runtime import lookup, resolve
 from ._errors import MessageNotPortable, SandboxDenied, SandboxError
 from ._value import ValueRejected, record_name
@@ -396,19 +395,12 @@ def _granted_class(name: str) -> type[Atom]:
     cls = _granted_classes.get(name)
     if cls is not None:
         return cls
-    module_name, _, qualname = name.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise SandboxDenied(
-            f"the granted on-demand class {name} cannot be imported on this host: {exc}"
-        ) from None
-    if not (isinstance(obj, type) and issubclass(obj, Atom)):
-        raise SandboxDenied(f"the granted on-demand class {name} is not an Atom subclass")
-    _granted_classes[name] = obj
-    return obj
+        cls = import_atom_class(name)
+    except ImportError as exc:
+        raise SandboxDenied(f"the granted on-demand class {name} {exc}") from None
+    _granted_classes[name] = cls
+    return cls
 
 
 def _on_demand(guest: GuestAtom, class_name: str, key: str) -> str:
