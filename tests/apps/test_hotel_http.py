@@ -266,16 +266,22 @@ async def test_connections_beyond_the_limit_are_closed_at_once(
         nursery.cancel_scope.cancel()
 
 
+async def one_answer(server: HotelHTTP, request: bytes) -> tuple[int, bytes]:
+    """Status and body of ``server``'s answer to one request on a new connection."""
+    async with trio.open_nursery() as nursery:
+        client = await connect(nursery, server)
+        await client.send_all(request)
+        status, _, body = await read_answer(client, bytearray())
+        nursery.cancel_scope.cancel()
+    return status, body
+
+
 async def test_a_request_the_services_do_not_answer_in_time_gets_504(
     frontends: list[Ref[Frontend]],
 ) -> None:
     server = HotelHTTP(frontends, timeout=0)  # no time at all: every ask is late
-    async with trio.open_nursery() as nursery:
-        client = await connect(nursery, server)
-        await client.send_all(b"GET " + HOTELS + b" HTTP/1.1\r\n\r\n")
-        status, _, body = await read_answer(client, bytearray())
-        assert (status, body) == (504, b"the services did not answer in time\n")
-        nursery.cancel_scope.cancel()
+    answer = await one_answer(server, b"GET " + HOTELS + b" HTTP/1.1\r\n\r\n")
+    assert answer == (504, b"the services did not answer in time\n")
 
 
 async def test_a_request_whose_host_went_down_gets_503() -> None:
@@ -284,12 +290,8 @@ async def test_a_request_whose_host_went_down_gets_503() -> None:
             raise HostDown("host 'w1' at 127.0.0.1:1 went down (connection closed)")
 
     server = HotelHTTP([cast("Ref[Frontend]", HostGone())])
-    async with trio.open_nursery() as nursery:
-        client = await connect(nursery, server)
-        await client.send_all(b"GET " + HOTELS + b" HTTP/1.1\r\n\r\n")
-        status, _, body = await read_answer(client, bytearray())
-        assert (status, body) == (503, b"a service's host went down; retry\n")
-        nursery.cancel_scope.cancel()
+    answer = await one_answer(server, b"GET " + HOTELS + b" HTTP/1.1\r\n\r\n")
+    assert answer == (503, b"a service's host went down; retry\n")
 
 
 def test_the_server_needs_a_frontend() -> None:
