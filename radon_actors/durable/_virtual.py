@@ -140,15 +140,21 @@ class VirtualEndpoint:
             return None
         return cell
 
-    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.touched = True
+    def _live_or_now(self) -> AtomCell | None:
+        # The running activation, or one made now if nothing waits and the
+        # class allows it (Activations.activate_now); None: the message waits.
         cell = self._live()
         if cell is None and not self.pending:
-            try:
-                cell = self._activations.activate_now(self)
-            except SpawnError as exc:
-                _log.warning("dead_letter", atom=repr(self), handler=_name(h), reason=str(exc))
-                return
+            cell = self._activations.activate_now(self)
+        return cell
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.touched = True
+        try:
+            cell = self._live_or_now()
+        except SpawnError as exc:
+            _log.warning("dead_letter", atom=repr(self), handler=_name(h), reason=str(exc))
+            return
         if cell is not None:
             cell.tell(h, args, kwargs)
             return
@@ -162,9 +168,7 @@ class VirtualEndpoint:
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.touched = True
-        cell = self._live()
-        if cell is None and not self.pending:
-            cell = self._activations.activate_now(self)
+        cell = self._live_or_now()
         if cell is None:
             await self._until_live()
             cell = self._live()
@@ -176,9 +180,7 @@ class VirtualEndpoint:
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> Any:
         self.touched = True
-        cell = self._live()
-        if cell is None and not self.pending:
-            cell = self._activations.activate_now(self)
+        cell = self._live_or_now()
         if cell is not None:
             return await cell.ask(h, args, kwargs, timeout)
         # Queued behind what waits already, so it keeps its place in the order.
@@ -194,16 +196,14 @@ class VirtualEndpoint:
     def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
         """Queue a message from another host (or a forwarder); never raises."""
         self.touched = True
-        cell = self._live()
-        if cell is None and not self.pending:
-            try:
-                cell = self._activations.activate_now(self)
-            except SpawnError as exc:
-                if reply is not None:
-                    reply.deliver(outcome.Error(exc))
-                else:
-                    _log.warning("dead_letter", atom=repr(self), handler=_name(h), reason=str(exc))
-                return
+        try:
+            cell = self._live_or_now()
+        except SpawnError as exc:
+            if reply is not None:
+                reply.deliver(outcome.Error(exc))
+            else:
+                _log.warning("dead_letter", atom=repr(self), handler=_name(h), reason=str(exc))
+            return
         if cell is not None:
             cell.post(h, args, kwargs, reply)
             return

@@ -170,12 +170,6 @@ class Mailbox:
             else:
                 consumer.wake_idle()  # type: ignore[union-attr]
 
-    def _writable_user(self) -> deque[Any]:
-        user = self.user
-        if user is NONE:
-            user = self.user = deque()
-        return user
-
     # consumer -----------------------------------------------------------
     def room_made(self) -> None:
         """Called by the consumer after it popped user messages: wake one waiting sender."""
@@ -184,9 +178,13 @@ class Mailbox:
             senders.unpark()
 
     def user_lane(self) -> deque[Any]:
-        """The user lane as a real ``deque``, for a consumer that pops from it
-        directly (and keeps it: the lane object stays until :meth:`idle`)."""
-        return self._writable_user()
+        """The user lane as a real ``deque`` (made if need be), for a consumer
+        that pops from it directly (and keeps it: the lane object stays until
+        :meth:`idle`) and for the writers below."""
+        user = self.user
+        if user is NONE:
+            user = self.user = deque()
+        return user
 
     async def wait(self) -> None:
         """Park the consumer until a message arrives (returns at once if one is queued)."""
@@ -233,7 +231,7 @@ class Mailbox:
         stashed = self.stashed
         n = len(stashed)
         if n:
-            self._writable_user().extendleft(reversed(stashed))
+            self.user_lane().extendleft(reversed(stashed))
             self.stashed = NONE
             self._wake_consumer()
         return n
@@ -268,7 +266,7 @@ class Mailbox:
         were accepted once elsewhere for this atom (a paused queue handed over
         after a move). Their number is bounded where they were accepted; senders
         wait for room until the atom has worked the lane down."""
-        self._writable_user().extend(msgs)
+        self.user_lane().extend(msgs)
         if self.user:
             self._wake_consumer()
 
@@ -286,7 +284,7 @@ class Mailbox:
         self.closed = False
         for msg in stashed:
             self.restash(msg)
-        self._writable_user().extendleft(reversed(list(user)))
+        self.user_lane().extendleft(reversed(list(user)))
         for msg in control:
             self.put_control(msg)
         if self.user or self.control:
