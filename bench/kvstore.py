@@ -4,9 +4,10 @@ For each deployment of ``examples.kvstore`` and for a ``redis-server`` started
 here on loopback, runs ``redis-benchmark -t set,get -n N -c 50 -r 100000``
 (keys spread over 100,000 names, so every shard works) without and with
 pipelining (``-P 16``), and prints throughput and latency side by side with the
-ratios to Redis and to the trio RESP floor (``bench/resp_floor.py``: the
-kvstore's parser and trio sockets answering at once, with no store: what one
-trio process can serve here before any work). Before measuring a deployment
+ratios to Redis and to the trio RESP floor (``bench/resp_floor.py --polled``:
+the kvstore's parser and its frontend's polled sockets answering at once, with
+no store: what one trio process can serve here before any work; the floor of a
+task per trio stream is a row of its own). Before measuring a deployment
 it checks, through ``INFO radon``, that the shards run where it says (other
 processes, or ``wasi``). Every server is started by this script and killed at
 the end, also on failure.
@@ -130,8 +131,14 @@ DEPLOYMENTS: list[tuple[str, Callable[[int], list[str]]]] = [
         lambda port: ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
     ),
     (
-        "trio RESP floor (parse, answer, no store)",
+        "trio RESP floor, a task per stream",
         lambda port: [sys.executable, str(ROOT / "bench" / "resp_floor.py"), str(port)],
+    ),
+    (
+        "trio RESP floor, polled (the store's frontend)",
+        lambda port: [
+            *(sys.executable, str(ROOT / "bench" / "resp_floor.py"), str(port), "--polled")
+        ],
     ),
     ("kvstore, one process, 8 shards x 2 replicas", _store("--shards", "8", "--replicas", "2")),
     ("kvstore, one process, 8 shards x 1 replica", _store("--shards", "8", "--replicas", "1")),
@@ -195,7 +202,7 @@ def run(n: int, clients: int, pipelines: list[int], keyspace: int) -> list[dict[
     return rows
 
 
-FLOOR = "trio RESP floor (parse, answer, no store)"
+FLOOR = "trio RESP floor, polled (the store's frontend)"
 
 
 def _print(rows: list[dict[str, Any]]) -> None:

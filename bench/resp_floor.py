@@ -1,15 +1,21 @@
-"""The floor of a RESP server on trio: ``python bench/resp_floor.py PORT``.
+"""The floor of a RESP server on trio: ``python bench/resp_floor.py PORT [--polled]``.
 
 It reads requests with the kvstore's own parser and answers each at once
-(``+OK`` to a SET, a null to anything else) through the same trio
-``SocketStream`` the store's frontend uses, with no store behind it. Under
+(``+OK`` to a SET, a null to anything else), with no store behind it. Under
 ``redis-benchmark`` it measures what one trio process can serve on this machine
-before any work is done: ``bench/kvstore.py`` reports every deployment's ratio
+before any work is done; ``bench/kvstore.py`` reports every deployment's ratio
 to it beside the ratio to redis-server.
+
+By default each client is read and written through trio's ``SocketStream`` in
+a task of its own. With ``--polled`` the clients are read through one epoll set
+(``examples/kvstore/_poller.py``), as the store's frontend does by default:
+the floor of the store as it is served.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -17,24 +23,51 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from examples.kvstore._poller import Connection, Poller, StreamConnection
 from examples.kvstore._resp import RespParser, Simple, encode
 
 OK = Simple("OK")
 
 
-async def handle(stream: trio.SocketStream) -> None:
+async def answer(connection: Connection) -> None:
     parser = RespParser()
-    async with stream:
-        while data := await stream.receive_some(65536):
+    try:
+        while data := await connection.receive():
             parser.feed(data)
             out = bytearray()
             for command in parser.commands():
                 encode(OK if command[0].upper() == b"SET" else None, out)
-            await stream.send_all(out)
+            await connection.send_all(out)
+    except trio.BrokenResourceError:
+        pass
+    finally:
+        await connection.aclose()
+
+
+async def serve(port: int, polled: bool) -> None:
+    listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        if polled:
+            poller = Poller()
+            nursery.start_soon(poller.run)
+
+            async def handle(stream: trio.SocketStream) -> None:
+                await answer(poller.watch(stream))
+
+        else:
+
+            async def handle(stream: trio.SocketStream) -> None:
+                await answer(StreamConnection(stream))
+
+        await trio.serve_listeners(handle, listeners, handler_nursery=nursery)
 
 
 def main() -> None:
-    trio.run(trio.serve_tcp, handle, int(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("--polled", action="store_true", help="read clients through one epoll set")
+    args = parser.parse_args()
+    trio.run(functools.partial(serve, args.port, args.polled))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ MAX_INLINE = 64 * 1024  # PROTO_INLINE_MAX_SIZE: inline commands and count lines
 MAX_MULTIBULK = 2**31 - 1  # INT_MAX
 MAX_QUERY_BUFFER = 1024 * 1024 * 1024  # client-query-buffer-limit
 _COMPACT = 64 * 1024  # drop consumed bytes once at least this many (and half the buffer)
+_FAST = 16 * 1024  # unparsed bytes up to which ``commands`` tries one split first
 
 
 class ProtocolError(Exception):
@@ -189,8 +190,12 @@ class RespParser:
 
     def commands(self) -> list[list[bytes]]:
         """Every complete command buffered so far (possibly none)."""
-        out: list[list[bytes]] = []
         buf = self._buf
+        if self._args is None and 0 < len(buf) - self._pos <= _FAST:
+            fast = self._split()
+            if fast is not None:
+                return fast
+        out: list[list[bytes]] = []
         while self._pos < len(buf) or (self._args is not None and self._left == 0):
             if self._args is None:
                 if buf[self._pos] == 0x2A:  # '*'
@@ -210,6 +215,43 @@ class RespParser:
             self._args = None
             if args:
                 out.append(args)
+        return out
+
+    def _split(self) -> list[list[bytes]] | None:
+        """The commands of a small buffer that holds nothing but whole multibulk
+        commands with plain counts and lengths, in one C-level split (what a
+        client sends almost always); None, nothing consumed, for anything else,
+        which the general path then parses (and refuses, if it must).
+
+        An argument that itself holds CR LF splits in two; the length check then
+        fails and the general path takes the buffer. Only small buffers try
+        this, so a large one is never split twice."""
+        buf = self._buf
+        pos = self._pos
+        if buf[pos] != 0x2A or not buf.endswith(b"\r\n"):  # '*'
+            return None
+        parts = bytes(buf[pos:]).split(b"\r\n")
+        last = len(parts) - 1  # parts[last] is the b"" after the final CR LF
+        out: list[list[bytes]] = []
+        i = 0
+        try:
+            while i < last:
+                head = parts[i]
+                count = int(head[1:])
+                end = i + 1 + 2 * count
+                # Each count must read back as written: the check refuses signs,
+                # spaces, underscores and leading zeros, as Redis's parser does.
+                if count <= 0 or end > last or head != b"*%d" % count:
+                    return None
+                args = parts[i + 2 : end : 2]
+                for length, arg in zip(parts[i + 1 : end : 2], args, strict=True):
+                    if length != b"$%d" % len(arg):
+                        return None
+                out.append(args)
+                i = end
+        except ValueError:
+            return None
+        self._pos = len(buf)
         return out
 
     def _line(self, start: int, what: str) -> int:

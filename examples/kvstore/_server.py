@@ -19,6 +19,7 @@ import structlog
 import trio
 
 from ._commands import ARITIES, check_arity, glob_match, is_data_command, unknown_command
+from ._poller import EPOLL, Connection, Poller, StreamConnection
 from ._resp import (
     Error,
     Map,
@@ -459,7 +460,7 @@ class _Server:
         self.connections: set[_Connection] = set()
         self.port = 0
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.SocketStream, connection: Connection) -> None:
         try:
             peer = stream.socket.getpeername()
             address = f"{peer[0]}:{peer[1]}"
@@ -470,7 +471,7 @@ class _Server:
         parser = RespParser()
         try:
             while not conn.quit:
-                data = await stream.receive_some(65536)
+                data = await connection.receive()
                 if not data:
                     return
                 out = bytearray()
@@ -479,7 +480,7 @@ class _Server:
                     commands = parser.commands()
                 except ProtocolError as exc:
                     encode(Error(f"ERR {exc}"), out)
-                    await stream.send_all(out)
+                    await connection.send_all(out)
                     return
                 for command in commands:
                     try:
@@ -494,12 +495,13 @@ class _Server:
                     if conn.quit:
                         break
                 if out:
-                    await stream.send_all(out)
+                    await connection.send_all(out)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
         finally:
             self.connections.discard(conn)
-            await stream.aclose()
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
 
 
 async def serve(
@@ -507,15 +509,31 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 6380,
     *,
+    polled: bool = EPOLL,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``store`` over RESP on ``host:port`` until cancelled.
 
     With ``port=0`` the OS picks a port; ``task_status.started`` reports it.
+    ``polled`` (the default where epoll exists) reads every client through one
+    epoll set (``_poller``); False serves each through trio's own stream.
     """
     server = _Server(store)
     listeners = await trio.open_tcp_listeners(port, host=host)
     server.port = listeners[0].socket.getsockname()[1]
-    _log.info("kv.listening", host=host, port=server.port)
-    task_status.started(server.port)
-    await trio.serve_listeners(server.handle, listeners)
+    _log.info("kv.listening", host=host, port=server.port, polled=polled)
+    async with trio.open_nursery() as nursery:
+        if polled:
+            poller = Poller()
+            nursery.start_soon(poller.run)
+
+            async def handle(stream: trio.SocketStream) -> None:
+                await server.handle(stream, poller.watch(stream))
+
+        else:
+
+            async def handle(stream: trio.SocketStream) -> None:
+                await server.handle(stream, StreamConnection(stream))
+
+        task_status.started(server.port)
+        await trio.serve_listeners(handle, listeners, handler_nursery=nursery)

@@ -122,6 +122,50 @@ def test_any_split_into_reads_gives_the_same_commands(
     assert parse(*pieces) == cmds
 
 
+class _General(RespParser):
+    """The parser without its one-split fast path (``RespParser._split``)."""
+
+    def _split(self) -> list[list[bytes]] | None:
+        return None
+
+
+def _reading(parser: RespParser, data: bytes) -> list[list[bytes]] | str:
+    try:
+        parser.feed(data)
+        return parser.commands()
+    except ProtocolError as exc:
+        return f"error: {exc}"
+
+
+_FRAGMENTS = [b"*", b"$", b"\r\n", b"\r", b"\n", b"0", b"1", b"3", b"12", b"-", b"+", b" ", b"_"]
+
+
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_FRAGMENTS), st.binary(max_size=6)),
+        max_size=40,
+    )
+)
+def test_the_fast_path_reads_any_bytes_as_the_general_one(fragments: list[bytes]) -> None:
+    data = b"".join(fragments)
+    assert _reading(RespParser(), data) == _reading(_General(), data)
+
+
+@given(commands.filter(bool), st.integers(min_value=0, max_value=200), st.binary(max_size=3))
+def test_the_fast_path_reads_commands_with_a_byte_changed_as_the_general_one(
+    cmds: list[list[bytes]], at: int, new: bytes
+) -> None:
+    wire = b"".join(_multibulk(c) for c in cmds)
+    at %= len(wire)
+    changed = wire[:at] + new + wire[at + 1 :]
+    assert _reading(RespParser(), changed) == _reading(_General(), changed)
+
+
+def test_arguments_holding_crlf_and_empty_ones_read_whole() -> None:
+    cmds = [[b"SET", b"a\r\nb", b""], [b"ECHO", b"\r\n"], [b"GET", b"$1\r\nx"]]
+    assert parse(b"".join(_multibulk(c) for c in cmds)) == cmds
+
+
 @given(st.lists(st.lists(st.from_regex(rb"[A-Za-z0-9]{1,8}", fullmatch=True), min_size=1)))
 def test_inline_words_round_trip(cmds: list[list[bytes]]) -> None:
     wire = b"".join(b" ".join(c) + b"\r\n" for c in cmds)
