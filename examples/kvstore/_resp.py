@@ -96,7 +96,10 @@ _HEX = b"0123456789abcdefABCDEF"
 
 def split_args(line: bytes) -> list[bytes] | None:
     """Split an inline command as Redis's ``sdssplitargs`` does; None for
-    unbalanced quotes (a closing quote must end its argument)."""
+    unbalanced quotes (a closing quote must end its argument).
+
+    ``sdssplitargs`` reads a C string: a NUL byte ends the line there."""
+    line = line.partition(b"\x00")[0]
     args: list[bytes] = []
     i, n = 0, len(line)
     while True:
@@ -333,7 +336,9 @@ class RespParser:
     def _inline(self) -> list[bytes] | None:
         buf, pos = self._buf, self._pos
         nl = buf.find(b"\n", pos, pos + MAX_INLINE + 1)
-        if nl < 0:
+        # Redis finds the newline with strchr, which stops at a NUL byte: a line
+        # with one before its newline stays incomplete (until it is too big).
+        if nl < 0 or buf.find(b"\x00", pos, nl) >= 0:
             if len(buf) - pos > MAX_INLINE:
                 raise ProtocolError("Protocol error: too big inline request")
             return None

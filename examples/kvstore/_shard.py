@@ -4,7 +4,9 @@ Each shard has a primary and zero or more backups (primary-backup replication).
 The primary executes commands and, before it replies, sends the resulting
 changes to every live backup and waits for their acknowledgements, all inside one
 turn. So an acknowledged write is on every live replica, and a promoted backup
-has every acknowledged write.
+has every acknowledged write. When every replica lives in one process and there
+is no journal, a plain write sends its changes as tells and does not wait
+(``write_colocated``): in one process a tell is as sure as an ask.
 
 With a journal (``--data-dir``, ``_journal.py``), the primary journals each
 change set before it applies and replicates it, in the same turn; a change set
@@ -37,12 +39,15 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radon_actors import Atom, RadonError, Ref, Rejection, Timer, handler
 
 from ._commands import OK, Entry, execute, glob_match, keys_of
 from ._resp import Error, Reply
+
+if TYPE_CHECKING:
+    from radon_actors import Down  # not at run time: the sandboxed build has no Down
 
 __all__ = ["MAX_OUTCOMES", "Changes", "NotMember", "Shard", "Token", "changed", "scan_hash"]
 
@@ -53,6 +58,8 @@ LOCK_LEASE = 10.0  # seconds a prepared transaction may hold its locks
 MAX_OUTCOMES = 100_000
 """Write outcomes each replica remembers (oldest dropped first): a retry comes
 within the failover that caused it, seconds after the write."""
+
+_UNCHANGED: Changes = {}  # a write that changes nothing (never modified)
 
 MAX_VERSIONS = 1_000_000  # WATCH versions kept per replica (see Shard._stamp)
 
@@ -141,6 +148,8 @@ class Shard(Atom):
         self.member = False  # synced with its set: may take replication
         self._snapshot_due = False  # the journal asked for a snapshot
         self.cluster: Ref[Atom] | None = None
+        # Backups watched since a write told them its changes (write_colocated).
+        self._watched: set[Ref[Shard]] = set()
 
     # plain commands ------------------------------------------------------
     @handler
@@ -163,25 +172,56 @@ class Shard(Atom):
 
         ``wid`` identifies the write: a retry with the same id gets the recorded
         reply and changes nothing."""
-        self._require_primary()
-        done = self.outcomes.get(wid, _MISSING)
-        if done is not _MISSING:
-            return done  # type: ignore[no-any-return]
-        if self._locked(keys_of(name, args)):
-            self.stash()
-            return None
-        view = _Recording(self.data)
-        reply = execute(view, name, args, self._now())
-        if view.changes:
-            refused = await self._journal("apply", wid, reply, view.changes)
+        reply, changes = self._run_write(wid, name, args)
+        if changes:
+            refused = await self._journal("apply", wid, reply, changes)
             if refused is not None:
                 return refused
-            self._apply(view.changes)
-            self._stamp(view.changes)
-            await self._replicate("apply", view.changes, wid, reply)
+            self._apply(changes)
+            self._stamp(changes)
+            await self._replicate("apply", changes, wid, reply)
             self._remember(wid, reply)
             await self._snapshot_if_due()
         return reply
+
+    @handler
+    def write_colocated(self, wid: str, name: bytes, args: list[bytes]) -> Reply:
+        """:meth:`write` for a shard whose replicas all live in this process and
+        which has no journal (the store's in-process deployment): the same write,
+        recorded once per ``wid``, replicated *off the turn*.
+
+        Each backup gets the change set as a tell instead of an ask the turn
+        waits for. In one process that is as safe: the tell is in the backup's
+        mailbox before this returns, in the primary's order, and the backups
+        share the process's fate, so whatever loses the tell loses them too. A
+        promotion reaches a backup behind the change sets queued before it, so
+        a write retried on it finds its record. The handler never suspends, so
+        the frontend's ask runs it inline: no task switch per write, and the
+        backups apply in batches, off the client's path."""
+        if self.journal is not None:
+            return Error("ERR a journaled shard writes through `write`, not `write_colocated`")
+        reply, changes = self._run_write(wid, name, args)
+        if changes:
+            self._apply(changes)
+            self._stamp(changes)
+            self._replicate_colocated("apply", changes, wid, reply)
+            self._remember(wid, reply)
+        return reply
+
+    def _run_write(self, wid: str, name: bytes, args: list[bytes]) -> tuple[Reply, Changes]:
+        """A write's first step: the recorded reply of a ``wid`` seen before, or a
+        stash for a locked key (both with no changes); else the command run on a
+        view of the table, its reply and its changes (not applied yet)."""
+        self._require_primary()
+        done = self.outcomes.get(wid, _MISSING)
+        if done is not _MISSING:
+            return done, _UNCHANGED
+        if self._locked(keys_of(name, args)):
+            self.stash()
+            return None, _UNCHANGED
+        view = _Recording(self.data)
+        reply = execute(view, name, args, self._now())
+        return reply, view.changes
 
     @handler
     async def batch(
@@ -371,6 +411,8 @@ class Shard(Atom):
         requests are refused with :class:`NotMember`; replication is accepted."""
         self._require_primary()
         self.primary = False
+        for backup in self.backups:
+            self._unwatch(backup)
         self.backups = []
         for timer in self.lock_timers.values():
             timer.cancel()  # the new primary gives inherited locks their lease
@@ -381,6 +423,7 @@ class Shard(Atom):
         """Stop replicating to ``backup`` (the cluster moves it elsewhere)."""
         if backup in self.backups:
             self.backups.remove(backup)
+            self._unwatch(backup)
 
     @handler
     def status(self) -> tuple[bool, bool]:
@@ -601,8 +644,42 @@ class Shard(Atom):
             try:
                 await backup.ask(handler_name, *args)
             except RadonError as exc:
-                # A lost backup leaves the replica set; the cluster replaces it.
-                self.log.warning("kv.backup_lost", backup=repr(backup), error=repr(exc))
-                self.backups.remove(backup)
-                if self.cluster is not None:
-                    self.cluster.tell("backup_lost", self.index, backup)
+                self._backup_lost(backup, exc)
+
+    def _replicate_colocated(self, handler_name: str, *args: Any) -> None:
+        """Tell every backup (see :meth:`write_colocated`).
+
+        A tell to a backup that has stopped is a dead letter, not an error, and
+        one that crashed restarts empty and refuses it: so the primary watches
+        each backup it tells, and a notice of either is its loss, as a failed
+        ask would be (:meth:`backup_down`)."""
+        for backup in list(self.backups):
+            if backup not in self._watched:
+                self._watched.add(backup)
+                self.watch(backup, Shard.backup_down)
+            try:
+                backup.tell(handler_name, *args)
+            except RadonError as exc:  # a full mailbox: a backup this far behind is lost
+                self._backup_lost(backup, exc)
+
+    @handler
+    def backup_down(self, down: Down) -> None:
+        """A watched backup crashed (it came back empty, out of the set) or stopped."""
+        backup = down.ref
+        if backup in self.backups:
+            self._backup_lost(backup, down.reason or RadonError("the backup stopped"))
+        else:
+            self._unwatch(backup)
+
+    def _backup_lost(self, backup: Ref[Shard], exc: BaseException) -> None:
+        # A lost backup leaves the replica set; the cluster replaces it.
+        self.log.warning("kv.backup_lost", backup=repr(backup), error=repr(exc))
+        self.backups.remove(backup)
+        self._unwatch(backup)
+        if self.cluster is not None:
+            self.cluster.tell("backup_lost", self.index, backup)
+
+    def _unwatch(self, backup: Ref[Shard]) -> None:
+        if backup in self._watched:
+            self._watched.discard(backup)
+            self.unwatch(backup)

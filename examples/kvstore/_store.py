@@ -50,9 +50,16 @@ class Store:
     """
 
     def __init__(
-        self, cluster: Ref[Cluster], coordinators: list[Ref[Coordinator]], groups: list[Any]
+        self,
+        cluster: Ref[Cluster],
+        coordinators: list[Ref[Coordinator]],
+        groups: list[Any],
+        colocated: bool = False,
     ) -> None:
         self.cluster = cluster
+        # Every replica in this process, no journal: plain writes replicate by
+        # tell, without waiting (``Shard.write_colocated``).
+        self._write = "write_colocated" if colocated else "write"
         self.groups: list[list[Ref[Shard]]] = groups
         self.ring = Ring(len(groups))
         self._coordinators = itertools.cycle(coordinators)
@@ -76,7 +83,7 @@ class Store:
             return await self._transaction_reply([[name, *args]], single=True)
         reply: Reply
         if name in WRITES:
-            reply = await self.on_primary(shard, "write", next(self._wids), name, args)
+            reply = await self.on_primary(shard, self._write, next(self._wids), name, args)
         else:
             reply = await self.on_primary(shard, "read", name, args)
         return reply
@@ -326,7 +333,8 @@ async def open_store(
     groups = await cluster.ask(Cluster.table)
     coords = [await system.spawn(Coordinator, cluster, shards, clock) for _ in range(coordinators)]
     try:
-        yield Store(cluster, coords, groups)
+        colocated = not where.hosts and not where.sandbox and journal is None
+        yield Store(cluster, coords, groups, colocated)
     finally:
         for ref in coords:
             await system.stop(ref)

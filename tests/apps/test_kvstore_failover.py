@@ -22,6 +22,7 @@ from cluster_helpers import kill_workers
 from examples.kvstore import Error, Simple, Store, deployment, open_store
 from examples.kvstore._ring import Ring
 from examples.kvstore._shard import Shard
+from examples.kvstore._store import Deployment
 from radon_actors import AtomStopped, open_system
 from radon_actors.testing import node_of
 
@@ -47,7 +48,18 @@ def crash(monkeypatch: pytest.MonkeyPatch) -> Crash:
             # The backups have it; the asker never hears back from this primary.
             raise AtomStopped("the primary died after replicating, before replying")
 
+    replicate_colocated = Shard._replicate_colocated
+
+    def replicate_colocated_then_maybe_die(self: Shard, handler_name: str, *args: Any) -> None:
+        replicate_colocated(self, handler_name, *args)
+        if state.armed == handler_name:
+            state.armed = None
+            state.fired += 1
+            # The backups have it queued; the asker never hears back.
+            raise AtomStopped("the primary died after replicating, before replying")
+
     monkeypatch.setattr(Shard, "_replicate", replicate_then_maybe_die)
+    monkeypatch.setattr(Shard, "_replicate_colocated", replicate_colocated_then_maybe_die)
     return state
 
 
@@ -61,8 +73,15 @@ async def _replicas_agree(store: Store) -> None:
         assert all(s == snapshots[0] for s in snapshots), [len(x) for x in snapshots]
 
 
-async def test_a_write_whose_primary_died_after_replicating_is_applied_once(crash: Crash) -> None:
+@pytest.mark.parametrize("colocated", [True, False], ids=["by-tell", "by-ask"])
+async def test_a_write_whose_primary_died_after_replicating_is_applied_once(
+    crash: Crash, colocated: bool
+) -> None:
     async with open_system() as system, open_store(system, shards=1, replicas=3) as store:
+        # In one process plain writes replicate by tell (Shard.write_colocated);
+        # elsewhere, or journaled, by ask (Shard.write): both apply once.
+        assert store._write == "write_colocated"  # the in-process default
+        store._write = "write_colocated" if colocated else "write"
         await store.execute([b"SET", b"n", b"5"])
         crash.armed = "apply"
         # Today's answer was -TRYAGAIN (outcome unknown); now the retry on the
@@ -71,6 +90,34 @@ async def test_a_write_whose_primary_died_after_replicating_is_applied_once(cras
         assert crash.fired == 1
         assert await store.execute([b"GET", b"n"]) == b"6"
         await _replicas_agree(store)
+
+
+class _SmallMailboxes(Deployment):
+    """Shards in this process, each with a mailbox of four messages."""
+
+    def options(self, host: str | None) -> dict[str, Any]:
+        return {"mailbox_size": 4}
+
+
+async def test_a_backup_too_far_behind_for_a_tell_is_replaced_with_a_full_copy() -> None:
+    options = _SmallMailboxes()
+    async with (
+        open_system() as system,
+        open_store(
+            system, shards=1, replicas=2, spawn_options=options, heal_interval=None
+        ) as store,
+    ):
+        assert store._write == "write_colocated"
+        ((_, backup),) = await store.cluster.ask("table")
+        # Inline writes, one after the other without a checkpoint: the backup's
+        # task gets no turn, its four places fill, and the fifth tell is refused.
+        for i in range(12):
+            assert await store.execute([b"SET", b"k%d" % i, b"v"]) == Simple("OK")
+        await trio.testing.wait_all_tasks_blocked()
+        ((_, replacement),) = await store.cluster.ask("table")
+        assert replacement != backup  # dropped, and a fresh replica loaded in its place
+        await _replicas_agree(store)
+        assert await store.dbsize() == 12
 
 
 async def test_a_single_shard_transaction_is_applied_once_through_failover(crash: Crash) -> None:

@@ -98,6 +98,17 @@ def test_parse_int_is_redis_s_string2ll() -> None:
         assert parse_int(bad) is None, bad
 
 
+def test_a_nul_byte_in_an_inline_command_leaves_it_incomplete_as_in_redis() -> None:
+    # Redis looks for the newline with strchr, which stops at the NUL: no reply,
+    # not even to what follows, until the line is too big. (This once looped
+    # for ever, growing a list, in split_args.)
+    assert parse(b"ECHO ab\x00cd\r\nPING\r\n") == []
+    assert parse(b"\x00\xd71\r\n") == []
+    with pytest.raises(ProtocolError, match="too big inline request"):
+        parse(b"PING\x00\r\n", b"x" * MAX_INLINE)
+    assert split_args(b"a b\x00c d") == [b"a", b"b"]  # a C string ends at the NUL
+
+
 def test_split_args_edge_cases() -> None:
     assert split_args(b"") == []
     assert split_args(b'"" x') == [b"", b"x"]
