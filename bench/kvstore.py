@@ -15,6 +15,7 @@ the end, also on failure.
     python bench/kvstore.py                 # N = 100,000
     python bench/kvstore.py --smoke         # N = 1,000: checks it all works
     python bench/kvstore.py --json FILE     # also write the results as JSON
+    python bench/kvstore.py --repeat 3      # every deployment 3 times in turn: medians
     python bench/kvstore.py --parser        # only the RESP parser's cost per byte
 
 ``--parser`` times the frontend's RESP parser alone on a big ``SET`` (64 MiB)
@@ -38,6 +39,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -189,41 +191,81 @@ def check_deployment(label: str, port: int, server_pid: int) -> str:
     return ", ".join(sorted(set(where)))
 
 
-def run(n: int, clients: int, pipelines: list[int], keyspace: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for label, command in DEPLOYMENTS:
-        port = _free_port()
-        print(f"... {label}", file=sys.stderr, flush=True)
-        with _server(command(port), port) as pid:
-            where = check_deployment(label, port, pid)
-            for p in pipelines:
-                figures = _redis_benchmark(port, n, clients, p, keyspace)
-                rows.append({"deployment": label, "pipeline": p, "where": where, **figures})
-    return rows
+def run(
+    n: int, clients: int, pipelines: list[int], keyspace: int, repeat: int = 1
+) -> list[dict[str, Any]]:
+    """Every deployment ``repeat`` times, in turn (each round starts every
+    server afresh); one row per deployment and pipeline depth, with the medians
+    of the rounds (see :func:`_combine`)."""
+    rounds: list[list[dict[str, Any]]] = []
+    for r in range(repeat):
+        rows: list[dict[str, Any]] = []
+        for label, command in DEPLOYMENTS:
+            port = _free_port()
+            print(f"... {label}" + (f" (round {r + 1} of {repeat})" if repeat > 1 else ""),
+                  file=sys.stderr, flush=True)  # fmt: skip
+            with _server(command(port), port) as pid:
+                where = check_deployment(label, port, pid)
+                for p in pipelines:
+                    figures = _redis_benchmark(port, n, clients, p, keyspace)
+                    rows.append({"deployment": label, "pipeline": p, "where": where, **figures})
+        _ratios(rows)
+        rounds.append(rows)
+    return _combine(rounds)
 
 
 FLOOR = "trio RESP floor, polled (the store's frontend)"
+_RATIOS = ("set_redis", "get_redis", "set_floor", "get_floor")
 
 
-def _print(rows: list[dict[str, Any]]) -> None:
+def _ratios(rows: list[dict[str, Any]]) -> None:
+    """Each row's throughput over Redis's and the floor's in the same round."""
     redis = {r["pipeline"]: r for r in rows if r["deployment"] == "redis-server"}
     floor = {r["pipeline"]: r for r in rows if r["deployment"] == FLOOR}
-    print(f"{'deployment':46} {'-P':>3} {'SET rps':>10} {'p50 ms':>7} {'GET rps':>10} "
-          f"{'p50 ms':>7} {'SET/redis':>9} {'GET/redis':>9} {'SET/floor':>9} "
-          f"{'GET/floor':>9}")  # fmt: skip
     for r in rows:
         ratios = [
             r[op]["rps"] / base[r["pipeline"]][op]["rps"]
             for base in (redis, floor)
             for op in ("SET", "GET")
         ]
-        r["ratios"] = dict(
-            zip(["set_redis", "get_redis", "set_floor", "get_floor"], ratios, strict=True)
-        )
+        r["ratios"] = dict(zip(_RATIOS, ratios, strict=True))
+
+
+def _combine(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per deployment and depth: the median of each figure and of each
+    ratio over the rounds (the ratios are taken within a round, so a machine
+    that slows down between rounds moves both sides of each)."""
+    combined = []
+    for i, first in enumerate(rounds[0]):
+        same = [rows[i] for rows in rounds]
+        row: dict[str, Any] = {k: first[k] for k in ("deployment", "pipeline", "where")}
+        row["rounds"] = len(same)
+        for op in ("SET", "GET"):
+            row[op] = {
+                k: statistics.median(r[op][k] for r in same) for k in ("rps", "p50_ms", "p99_ms")
+            }
+        row["ratios"] = {k: statistics.median(r["ratios"][k] for r in same) for k in _RATIOS}
+        if len(same) > 1:
+            row["ratio_ranges"] = {
+                k: [min(r["ratios"][k] for r in same), max(r["ratios"][k] for r in same)]
+                for k in _RATIOS
+            }
+        combined.append(row)
+    return combined
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    rounds = rows[0]["rounds"] if rows else 1
+    if rounds > 1:
+        print(f"medians of {rounds} rounds; ratios taken within each round")
+    print(f"{'deployment':46} {'-P':>3} {'SET rps':>10} {'p50 ms':>7} {'GET rps':>10} "
+          f"{'p50 ms':>7} {'SET/redis':>9} {'GET/redis':>9} {'SET/floor':>9} "
+          f"{'GET/floor':>9}")  # fmt: skip
+    for r in rows:
         print(
             f"{r['deployment']:46} {r['pipeline']:3} {r['SET']['rps']:10,.0f} "
             f"{r['SET']['p50_ms']:7.3f} {r['GET']['rps']:10,.0f} {r['GET']['p50_ms']:7.3f} "
-            + " ".join(f"{x:9.3f}" for x in ratios)
+            + " ".join(f"{r['ratios'][k]:9.3f}" for k in _RATIOS)
         )
 
 
@@ -275,8 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", type=int, default=50, help="parallel clients")
     parser.add_argument("-r", type=int, default=100_000, help="keyspace (random key names)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds over every deployment (medians reported)"
+    )
     parser.add_argument("--parser", action="store_true", help="only the RESP parser's cost")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     costs = parser_costs(2**20, 4_000) if args.smoke else parser_costs(64 * 2**20, 400_000)
     _print_parser(costs)
     if args.parser:
@@ -293,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
               "redis-tools)")  # fmt: skip
         return 0
     n = 1_000 if args.smoke else args.n
-    rows = run(n, args.c, [1, 16], args.r)
+    rows = run(n, args.c, [1, 16], args.r, args.repeat)
     _print(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
