@@ -460,12 +460,7 @@ class _Server:
         self.connections: set[_Connection] = set()
         self.port = 0
 
-    async def handle(self, stream: trio.SocketStream, connection: Connection) -> None:
-        try:
-            peer = stream.socket.getpeername()
-            address = f"{peer[0]}:{peer[1]}"
-        except (OSError, IndexError, TypeError):
-            address = "?"
+    async def handle(self, connection: Connection, address: str) -> None:
         conn = _Connection(self, address)
         self.connections.add(conn)
         parser = RespParser()
@@ -504,6 +499,15 @@ class _Server:
                 await connection.aclose()
 
 
+def _address(stream: trio.SocketStream) -> str:
+    """The client's ``host:port`` (``CLIENT LIST``), or ``?``."""
+    try:
+        peer = stream.socket.getpeername()
+        return f"{peer[0]}:{peer[1]}"
+    except (OSError, IndexError, TypeError):
+        return "?"
+
+
 async def serve(
     store: Store,
     host: str = "127.0.0.1",
@@ -528,12 +532,12 @@ async def serve(
             nursery.start_soon(poller.run)
 
             async def handle(stream: trio.SocketStream) -> None:
-                await server.handle(stream, poller.watch(stream))
+                await server.handle(poller.watch(stream), _address(stream))
 
         else:
 
             async def handle(stream: trio.SocketStream) -> None:
-                await server.handle(stream, StreamConnection(stream))
+                await server.handle(StreamConnection(stream), _address(stream))
 
         task_status.started(server.port)
         await trio.serve_listeners(handle, listeners, handler_nursery=nursery)
