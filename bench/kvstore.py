@@ -34,6 +34,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -89,7 +90,7 @@ def _server(cmd: list[str], port: int) -> Iterator[int]:
 
 def _redis_benchmark(
     port: int, n: int, clients: int, pipeline: int, keyspace: int
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     cmd = ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(n)]
     cmd += ["-c", str(clients), "-P", str(pipeline), "-r", str(keyspace), "--csv"]
     out = subprocess.run(
@@ -99,10 +100,13 @@ def _redis_benchmark(
         timeout=600,
         check=True,
     ).stdout
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, float | None]] = {}
     for row in csv.DictReader(io.StringIO(out)):
+        rps = float(row["rps"])
         results[row["test"]] = {
-            "rps": float(row["rps"]),
+            # redis-benchmark says "inf" for a run shorter than its clock's
+            # resolution (smoke runs): not a figure
+            "rps": rps if math.isfinite(rps) and rps > 0 else None,
             "p50_ms": float(row["p50_latency_ms"]),
             "p99_ms": float(row["p99_latency_ms"]),
         }
@@ -224,11 +228,21 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
     floor = {r["pipeline"]: r for r in rows if r["deployment"] == FLOOR}
     for r in rows:
         ratios = [
-            r[op]["rps"] / base[r["pipeline"]][op]["rps"]
+            _over(r[op]["rps"], base[r["pipeline"]][op]["rps"])
             for base in (redis, floor)
             for op in ("SET", "GET")
         ]
         r["ratios"] = dict(zip(_RATIOS, ratios, strict=True))
+
+
+def _over(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / b
+
+
+def _median(values: list[float | None]) -> float | None:
+    """The median of the figures there are (None: none measured)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def _combine(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -241,15 +255,14 @@ def _combine(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {k: first[k] for k in ("deployment", "pipeline", "where")}
         row["rounds"] = len(same)
         for op in ("SET", "GET"):
-            row[op] = {
-                k: statistics.median(r[op][k] for r in same) for k in ("rps", "p50_ms", "p99_ms")
-            }
-        row["ratios"] = {k: statistics.median(r["ratios"][k] for r in same) for k in _RATIOS}
+            row[op] = {k: _median([r[op][k] for r in same]) for k in ("rps", "p50_ms", "p99_ms")}
+        row["ratios"] = {k: _median([r["ratios"][k] for r in same]) for k in _RATIOS}
         if len(same) > 1:
-            row["ratio_ranges"] = {
-                k: [min(r["ratios"][k] for r in same), max(r["ratios"][k] for r in same)]
-                for k in _RATIOS
-            }
+            ranges: dict[str, list[float] | None] = {}
+            for k in _RATIOS:
+                known = [r["ratios"][k] for r in same if r["ratios"][k] is not None]
+                ranges[k] = [min(known), max(known)] if known else None
+            row["ratio_ranges"] = ranges
         combined.append(row)
     return combined
 
@@ -261,11 +274,15 @@ def _print(rows: list[dict[str, Any]]) -> None:
     print(f"{'deployment':46} {'-P':>3} {'SET rps':>10} {'p50 ms':>7} {'GET rps':>10} "
           f"{'p50 ms':>7} {'SET/redis':>9} {'GET/redis':>9} {'SET/floor':>9} "
           f"{'GET/floor':>9}")  # fmt: skip
+
+    def fmt(value: float | None, spec: str, width: int) -> str:
+        return f"{'-':>{width}}" if value is None else f"{value:{width}{spec}}"
+
     for r in rows:
         print(
-            f"{r['deployment']:46} {r['pipeline']:3} {r['SET']['rps']:10,.0f} "
-            f"{r['SET']['p50_ms']:7.3f} {r['GET']['rps']:10,.0f} {r['GET']['p50_ms']:7.3f} "
-            + " ".join(f"{r['ratios'][k]:9.3f}" for k in _RATIOS)
+            f"{r['deployment']:46} {r['pipeline']:3} {fmt(r['SET']['rps'], ',.0f', 10)} "
+            f"{r['SET']['p50_ms']:7.3f} {fmt(r['GET']['rps'], ',.0f', 10)} "
+            f"{r['GET']['p50_ms']:7.3f} " + " ".join(fmt(r["ratios"][k], ".3f", 9) for k in _RATIOS)
         )
 
 

@@ -42,6 +42,10 @@ def test_repeat_runs_every_deployment_that_many_times_and_reports_medians(
     floor = next(r for r in rows if r["deployment"].startswith("trio RESP floor, polled"))
     assert floor["ratios"]["set_floor"] == 1.0
     for r in rows:
+        if r["ratio_ranges"]["get_redis"] is None:
+            # Too short to time in both rounds (redis-benchmark says "inf").
+            assert r["ratios"]["get_redis"] is None
+            continue
         low, high = r["ratio_ranges"]["get_redis"]
         assert low <= r["ratios"]["get_redis"] <= high
 
