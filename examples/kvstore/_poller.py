@@ -177,9 +177,8 @@ class Poller:
     def watch(self, stream: trio.SocketStream) -> Connection:
         """Read ``stream``'s socket through the set from now on."""
         conn = _PolledConnection(self, stream)
-        fd = stream.socket.fileno()
-        self._connections[fd] = conn
-        self._epoll.register(fd, select.EPOLLIN)
+        self._connections[conn._fd] = conn
+        self._epoll.register(conn._fd, select.EPOLLIN)
         return conn
 
     def pause(self, fd: int) -> None:

@@ -652,7 +652,9 @@ class Shard(Atom):
         A tell to a backup that has stopped is a dead letter, not an error, and
         one that crashed restarts empty and refuses it: so the primary watches
         each backup it tells, and a notice of either is its loss, as a failed
-        ask would be (:meth:`backup_down`)."""
+        ask would be (:meth:`backup_down`). It watches here, on the first tell,
+        not when a backup joins: sandboxed shards, whose guest cannot watch,
+        never write this way."""
         for backup in list(self.backups):
             if backup not in self._watched:
                 self._watched.add(backup)
