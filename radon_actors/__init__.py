@@ -26,6 +26,7 @@ from ._errors import (
     SpawnError,
     StashOverflow,
     StateConflict,
+    WouldBlock,
 )
 from ._ref import Ref
 from ._state import State, state
@@ -120,6 +121,7 @@ __all__ = [
     "SupervisorError",
     "System",
     "Timer",
+    "WouldBlock",
     "handler",
     "open_system",
     "portable",

@@ -24,6 +24,7 @@ __all__ = [
     "SpawnError",
     "StashOverflow",
     "StateConflict",
+    "WouldBlock",
 ]
 
 
@@ -94,3 +95,13 @@ class StateConflict(RadonError):
     since this incarnation read it (another incarnation of the same atom wrote
     it). This incarnation can never write again; let the failure reach its
     supervisor, whose restart loads the stored state afresh."""
+
+
+class WouldBlock(RadonError):
+    """``ref.ask_nowait(...)`` could not answer without waiting, and did nothing.
+
+    The atom is busy or has messages queued, runs elsewhere (another host, a
+    sandbox thread, not activated yet), is starting, or the handler may suspend
+    (an ``async def`` that awaits). ``await ref.ask(...)`` instead. (The name and
+    the contract are trio's: compare ``MemoryReceiveChannel.receive_nowait``.)
+    """

@@ -37,6 +37,7 @@ class Endpoint(Protocol):
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Coroutine[Any, Any, None]: ...
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None: ...
+    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
 
 
 # Set by whichever runtime is active in this process: maps an atom id, its name
@@ -134,6 +135,45 @@ class Ref(Generic[A_co]):
         the turn runs to completion and the reply is dropped.
         """
         return self._ep.ask(h, args, kwargs, timeout)
+
+    # ask_nowait ------------------------------------------------------------
+    @overload
+    def ask_nowait(
+        self,
+        h: Callable[Concatenate[A_co, P], Awaitable[R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+    @overload
+    def ask_nowait(
+        self,
+        h: Callable[Concatenate[A_co, P], R],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+    @overload
+    def ask_nowait(self, h: str, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def ask_nowait(self, h: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Ask, and have the answer now, without waiting: or raise
+        :class:`~radon_actors.WouldBlock` having delivered nothing.
+
+        It answers when :meth:`ask` would run the handler at once, in the
+        caller's task: the atom runs in this process, is idle with nothing
+        queued, and the handler cannot suspend (a plain ``def``, or an
+        ``async def`` with no ``await``). That turn is a turn like any other:
+        its result is returned, its exception raised (a crash reaches the
+        supervisor as usual). Otherwise ``WouldBlock``: ``await ref.ask(...)``
+        then. A stopped atom raises ``AtomStopped``, a bad message
+        ``HandlerNotFound`` or ``BadArguments``, as ``ask`` does.
+
+        For code that must not yield, such as a server's poll loop answering
+        many clients in one pass. It never checkpoints: a loop of these calls
+        must let trio run other tasks itself.
+        """
+        return self._ep.ask_nowait(h, args, kwargs)
 
     # tell ----------------------------------------------------------------
     @overload

@@ -40,7 +40,7 @@ import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .._atom import import_atom_class as _import_atom_class
-from .._errors import AskTimeout, MailboxFull, SpawnError
+from .._errors import AskTimeout, MailboxFull, SpawnError, WouldBlock
 from .._logs import get_logger
 from .._ref import Ref
 from .._state import atom_type
@@ -175,6 +175,13 @@ class VirtualEndpoint:
             if cell is None:  # the activation failed: said by _until_live's caller
                 raise SpawnError(f"{self!r} could not be activated")
         await cell.send(h, args, kwargs)
+
+    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self.touched = True
+        cell = self._live_or_now()
+        if cell is None:  # an activation that must wait (to load state, or elsewhere)
+            raise WouldBlock(f"{self!r} is being activated: `await ref.ask(...)` waits for it")
+        return cell.ask_nowait(h, args, kwargs)
 
     async def ask(
         self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None

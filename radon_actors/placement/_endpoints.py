@@ -28,7 +28,7 @@ import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .._atom import handler_name
-from .._errors import AskTimeout, AtomStopped, MailboxFull, RadonError
+from .._errors import AskTimeout, AtomStopped, MailboxFull, RadonError, WouldBlock
 from .._logs import get_logger
 from ..mailbox import BUDGET, budget
 from ..runtime import AtomCell, CellState, DeadEndpoint, Directive, ParkedHook, Reply
@@ -202,6 +202,9 @@ class RemoteEndpoint:
             f"atom {self.name or self.atom_id} on host {peer.label} did not answer "
             f"{handler_name(h)!r} within {timeout} s"
         )
+
+    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise WouldBlock(f"{self!r} runs on another host: its answer needs a round trip")
 
     def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
         """Queue a message whose reply (if any) goes to ``reply`` (synchronous).

@@ -45,7 +45,7 @@ from .._atom import (
     resolve_handler,
     run_to_completion,
 )
-from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError
+from .._errors import AskTimeout, AtomStopped, DeadlockError, SpawnError, WouldBlock
 from .._logs import get_logger
 from .._ref import Ref
 from .._state import load_states
@@ -364,6 +364,41 @@ class AtomCell:
         with trio.move_on_after(timeout):
             return await wait_task_rescheduled(reply)
         raise AskTimeout(f"{self.label()} did not answer {spec.name!r} within {timeout} s")
+
+    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """:meth:`ask`'s inline turn, or :class:`WouldBlock` with nothing done.
+
+        No scheduling point: the caller runs the turn and gets its outcome, or
+        learns at once that the ask would have to wait. A handler that stashes
+        its message declines it: nothing is kept, as if it had never been sent
+        (the caller asks again, as an unstash would have delivered it again).
+        """
+        spec = self.spec_for(h, args, kwargs)
+        mailbox = self.mailbox
+        if (
+            not spec.never_suspends
+            or self.state != _RUNNING
+            or self.busy
+            or mailbox.user
+            or mailbox.control
+            or self.away is not None
+        ):
+            if self.state >= _STOPPING and self.away is None:
+                raise AtomStopped(f"{self.label()} is not running (ask {spec.name!r})")
+            raise WouldBlock(f"{self.label()} cannot answer {spec.name!r} {self._why_not(spec)}")
+        result = self.inline_turn(spec, args, kwargs)
+        if result is STASHED:
+            raise WouldBlock(f"{self.label()} stashed {spec.name!r}: ask again later")
+        return result
+
+    def _why_not(self, spec: HandlerSpec) -> str:
+        if not spec.never_suspends:
+            return "without waiting (the handler may suspend)"
+        if self.away is not None:
+            return "here (it runs elsewhere)"
+        if self.state != _RUNNING:
+            return "yet (it is starting or restarting)"
+        return "now (it is busy or has messages queued)"
 
     def inline_turn(self, spec: HandlerSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run a handler that cannot suspend as a turn, now, in the calling task.

@@ -77,6 +77,9 @@ class DeadEndpoint:
     ) -> Any:
         raise AtomStopped(f"atom {self._name or self._id} is not running")
 
+    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise AtomStopped(f"atom {self._name or self._id} is not running")
+
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         system = _systems.get(self._id.rpartition(".")[0])
         handler = h if isinstance(h, str) else getattr(h, "__name__", repr(h))

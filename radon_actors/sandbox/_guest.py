@@ -40,7 +40,7 @@ from wit_world.imports import host
 from wit_world.imports import types as wt
 
 from .. import _atom, _ref, _state
-from .._errors import HandlerNotFound, MailboxFull
+from .._errors import HandlerNotFound, MailboxFull, WouldBlock
 from . import _value
 from ._errors import MessageNotPortable, SandboxError
 
@@ -77,6 +77,10 @@ class _Endpoint:
         message = _writer.message(args, kwargs)
         request = wt.AskRequest(self.handle, _atom.handler_name(h), message, timeout)
         return await _HostOp(wt.Operation_Ask(request))
+
+    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # Every ask from a guest is a host operation that suspends the turn.
+        raise WouldBlock("a sandboxed atom's asks go through its host: `await ref.ask(...)`")
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         error = host.tell(self.handle, _atom.handler_name(h), _writer.message(args, kwargs))
@@ -117,6 +121,9 @@ class _Ungranted:
         raise self._refuse()
 
     def tell(self, h: Any, args: Any, kwargs: Any) -> None:
+        raise self._refuse()
+
+    def ask_nowait(self, h: Any, args: Any, kwargs: Any) -> Any:
         raise self._refuse()
 
     async def send(self, h: Any, args: Any, kwargs: Any) -> None:

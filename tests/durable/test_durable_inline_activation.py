@@ -10,7 +10,7 @@ import trio.testing
 from durable_atoms import Fussy, Stateless, Visits
 from structlog.testing import capture_logs
 
-from radon_actors import SpawnError, open_system
+from radon_actors import SpawnError, WouldBlock, open_system
 from radon_actors.runtime import AtomCell
 
 
@@ -31,6 +31,22 @@ async def test_a_first_ask_activates_in_the_askers_task_and_starts_no_task() -> 
         assert _cell(ref).task is None
         # No activation task, no task for the cell.
         assert system.nursery.child_tasks == before
+
+
+async def test_ask_nowait_activates_inline_or_would_block() -> None:
+    async with open_system() as system:
+        ref = system.get(Fussy, "k3")
+        assert ref.ask_nowait(Fussy.items) == []  # activated in this task, answered now
+        ref.tell(Fussy.note, "a")  # queued: the activation's task has it
+        with pytest.raises(WouldBlock):
+            ref.ask_nowait(Fussy.items)
+        assert await ref.ask(Fussy.items) == ["a"]
+        # A class whose activation must wait (durable state to load) never answers now.
+        visits = system.get(Visits, "v1")
+        with pytest.raises(WouldBlock, match="being activated"):
+            visits.ask_nowait(Visits.seen)
+        assert (await visits.ask(Visits.seen))[0] == 0
+        assert visits.ask_nowait(Visits.seen)[0] == 0  # active now
 
 
 async def test_messages_queued_on_an_inline_activation_start_its_task_in_order() -> None:

@@ -25,6 +25,7 @@ from radon_actors import (
     MessageTooLarge,
     NoSuchHost,
     SpawnError,
+    WouldBlock,
     open_system,
 )
 from radon_actors.testing import node_of
@@ -40,6 +41,10 @@ async def test_spawn_ask_tell_on_a_worker_process() -> None:
         await ref.send(Counter.incr, 1000)
         # tells and asks from one sender arrive in order
         assert await ref.ask(Counter.aincr, 0) == 1115
+        assert await ref.ask("get") == 1115
+        # An answer from another host needs a round trip: never now.
+        with pytest.raises(WouldBlock, match="elsewhere"):
+            ref.ask_nowait(Counter.incr, 1)
         assert await ref.ask("get") == 1115
 
 

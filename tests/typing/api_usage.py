@@ -108,6 +108,9 @@ async def usage(system: System) -> None:
     assert_type(await c.ask(Counter.get), int)
     assert_type(await c.ask(Counter.incr, 5, timeout=1.0), int)
     assert_type(await c.ask(Counter.get, timeout=1.0), int)
+    assert_type(c.ask_nowait(Counter.incr, 5), int)
+    assert_type(c.ask_nowait(Counter.get), int)
+    c.ask_nowait(Counter.incr, "five")  # type: ignore[call-overload]
     c.tell(Counter.incr, 2)
     await c.send(Counter.incr, by=3)
     assert_type(await c.ask(Counter.lookup, "n"), int)  # @handler(raises=...) keeps the type
