@@ -18,6 +18,19 @@ ready sockets, not per request. Replies go straight to the socket with one
 trio's ``send_all``. The same answer-at-once server serves about 0.7x
 ``redis-server`` this way (``bench/resp_floor.py --polled``).
 
+A connection may also be given a *responder*: a function the poller calls with
+the bytes it read, when the connection's task is idle (waiting in
+``receive``), to answer them there and then. Its replies are written after
+every ready socket has been read, one ``os.write`` each; none of it involves
+the connection's task, so a request costs no task switch at all. A responder
+that cannot finish (a command that must wait) keeps what is left for the task
+and returns None; the poller wakes the task, which goes on from there. The
+store's frontend answers most commands so (``Store.execute_now``): in one
+process, about 1.6x the requests per second of answering in the tasks. The
+poller calls at most ``ROUND_CALLS`` responders per pass over the ready
+sockets and sends the rest to the tasks, so that one pass, which other tasks
+wait for, stays short.
+
 Backpressure: the poller stops reading a connection (takes it out of the set)
 once ``MAX_UNREAD`` bytes wait for its task, and reads it again when the task
 has taken them, so a client that pipelines faster than its commands run holds
@@ -33,15 +46,30 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio
 
-__all__ = ["EPOLL", "MAX_UNREAD", "Connection", "Poller", "StreamConnection"]
+__all__ = [
+    "EPOLL",
+    "MAX_UNREAD",
+    "ROUND_CALLS",
+    "Connection",
+    "Poller",
+    "Responder",
+    "StreamConnection",
+]
 
 CHUNK = 65536
 MAX_UNREAD = 1 << 20  # bytes a connection's task has not taken yet, at most
+ROUND_CALLS = 128  # responders the poller calls per pass, at most
 EPOLL = hasattr(select, "epoll")
+
+Responder = Callable[[bytes], "bytes | bytearray | None"]
+"""Answers bytes read from a connection, in the poller's task: returns the
+reply bytes to write, or None when the connection's task must go on (the
+responder then keeps what it has not answered, for the task to find)."""
 
 
 class Connection(Protocol):
@@ -86,13 +114,19 @@ class _PolledConnection:
         "_inbox",
         "_paused",
         "_poller",
+        "_respond",
         "_stream",
         "_unread",
+        "_unsent",
         "_waiter",
     )
 
-    def __init__(self, poller: Poller, stream: trio.SocketStream) -> None:
+    def __init__(
+        self, poller: Poller, stream: trio.SocketStream, respond: Responder | None
+    ) -> None:
         self._poller = poller
+        self._respond = respond
+        self._unsent: bytes | None = None  # a reply the poller could not write whole
         self._stream = stream
         self._fd = stream.socket.fileno()
         self._inbox: list[bytes] = []
@@ -108,15 +142,25 @@ class _PolledConnection:
         return trio.lowlevel.Abort.SUCCEEDED
 
     # the poller's side ------------------------------------------------------
-    def readable(self) -> None:
-        """The set says the socket has bytes (or has closed): take them."""
+    def readable(self) -> bytes | bytearray | None:
+        """The set says the socket has bytes (or has closed): take them. When
+        the responder answers them now, the reply to write (after this pass's
+        reads: :meth:`write_now`) is returned."""
         try:
             data = os.read(self._fd, CHUNK)
         except (BlockingIOError, InterruptedError):
-            return
+            return None
         except OSError:
             data = b""  # reset by the peer: the end, as a close
         poller = self._poller
+        if data and self._waiter is not None and self._respond is not None and poller.calls:
+            # The task is idle (so nothing is unread or unsent): answer here.
+            poller.calls -= 1
+            out = self._respond(data)
+            if out is not None:
+                return out
+            self._wake()  # the task goes on with what the responder kept
+            return None
         if data:
             self._inbox.append(data)
             self._unread += len(data)
@@ -126,6 +170,27 @@ class _PolledConnection:
         else:
             self._eof = True
             poller.forget(self._fd)
+        self._wake()
+        return None
+
+    def write_now(self, data: bytes | bytearray) -> None:
+        """Write a responder's reply; what the socket cannot take now, the
+        task sends (it is idle: a responder ran), before it reads again."""
+        try:
+            sent = os.write(self._fd, data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            # The client is gone: the task ends the connection.
+            self._eof = True
+            self._poller.forget(self._fd)
+            self._wake()
+            return
+        if sent < len(data):
+            self._unsent = bytes(data[sent:])
+            self._wake()
+
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -133,13 +198,22 @@ class _PolledConnection:
 
     # the connection task's side --------------------------------------------
     async def receive(self) -> bytes:
+        """What the client sent; ``b""`` at its end, or when a responder left
+        work for this task (the responder's owner knows which)."""
         if self._inbox:
             # Bytes came while this task was busy: a checkpoint, as any receive
             # makes, so a client that keeps pipelining cannot hog the scheduler.
             await trio.lowlevel.checkpoint()
-        elif not self._eof:
-            self._waiter = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        else:
+            while not self._eof and not self._inbox:
+                self._waiter = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+                unsent = self._unsent
+                if unsent is None or self._inbox:
+                    break  # bytes, the end, or a responder's leftovers
+                # Woken to finish a reply the poller could not write whole.
+                self._unsent = None
+                await self._stream.send_all(unsent)
         inbox = self._inbox
         if not inbox:
             return b""
@@ -152,6 +226,10 @@ class _PolledConnection:
         return data
 
     async def send_all(self, data: bytes | bytearray) -> None:
+        unsent = self._unsent
+        if unsent is not None:  # a responder's reply goes first
+            self._unsent = None
+            await self._stream.send_all(unsent)
         try:
             sent = os.write(self._fd, data)
         except (BlockingIOError, InterruptedError):
@@ -173,10 +251,12 @@ class Poller:
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._connections: dict[int, _PolledConnection] = {}
+        self.calls = 0  # responder calls left in this pass
 
-    def watch(self, stream: trio.SocketStream) -> Connection:
-        """Read ``stream``'s socket through the set from now on."""
-        conn = _PolledConnection(self, stream)
+    def watch(self, stream: trio.SocketStream, respond: Responder | None = None) -> Connection:
+        """Read ``stream``'s socket through the set from now on; ``respond``
+        answers what it reads while the connection's task is idle."""
+        conn = _PolledConnection(self, stream, respond)
         self._connections[conn._fd] = conn
         self._epoll.register(conn._fd, select.EPOLLIN)
         return conn
@@ -200,13 +280,22 @@ class Poller:
         fd = epoll.fileno()
         poll = epoll.poll
         connections = self._connections
+        replies: list[tuple[_PolledConnection, bytes | bytearray]] = []
         try:
             while True:
                 await trio.lowlevel.wait_readable(fd)
+                self.calls = ROUND_CALLS
                 for ready, _ in poll(0):
                     conn = connections.get(ready)
                     if conn is not None:
-                        conn.readable()
+                        out = conn.readable()
+                        if out:
+                            replies.append((conn, out))
+                # The replies after the reads: clients woken by them send their
+                # next requests while this pass still runs, which made it slower.
+                for conn, out in replies:
+                    conn.write_now(out)
+                replies.clear()
         finally:
             # The connections' tasks end with the server (they share its
             # nursery); a connection closed after this has nothing to forget.

@@ -32,7 +32,7 @@ from ._resp import (
     parse_int,
 )
 from ._shard import Token
-from ._store import Store
+from ._store import Later, Store
 
 __all__ = ["NULL_ARRAY", "serve"]
 
@@ -65,9 +65,22 @@ CONFIG = {
 
 _ids = itertools.count(1)
 
+# What the poller's responder answers now, per call, at most: a longer input,
+# or the commands past this many, go to the connection's task (see _poller).
+NOW_BYTES = 16384
+NOW_COMMANDS = 32
+
 
 class _Connection:
-    """One client's session: protocol, name, MULTI queue and WATCHed keys."""
+    """One client's session: protocol, name, MULTI queue and WATCHed keys.
+
+    Its commands run in one of two places. :meth:`respond`, in the poller's
+    task, answers what it can at once; the first command that must wait, and
+    every command after it, go to the connection's task (:meth:`_Server.handle`)
+    through ``backlog``, with ``out`` holding the replies owed before them. The
+    two never run at once: the poller only calls :meth:`respond` while the task
+    waits for input with an empty backlog.
+    """
 
     def __init__(self, server: _Server, address: str) -> None:
         self.server = server
@@ -81,13 +94,64 @@ class _Connection:
         self.watched: dict[bytes, Token] = {}
         self.quit = False
         self.created = time.time()
+        self.parser = RespParser()
+        self.backlog: list[list[bytes]] = []  # commands parsed, not answered yet
+        self.backlog_wid: str | None = None  # the id backlog[0] was sent with, if a write
+        self.out = bytearray()  # replies owed before the backlog's
+        self.error: ProtocolError | None = None  # after the backlog: answer it, then close
 
-    async def dispatch(self, command: list[bytes]) -> Reply:
+    def take(self, data: bytes) -> None:
+        """Parse ``data`` into the backlog (a protocol error ends the input)."""
+        if self.error is not None:
+            return
+        try:
+            self.parser.feed(data)
+            self.backlog += self.parser.commands()
+        except ProtocolError as exc:
+            self.error = exc
+
+    def respond(self, data: bytes) -> bytes | bytearray | None:
+        """The poller's responder: the replies to ``data``, answered now; or
+        None when the task must go on (from ``backlog``, never empty then)."""
+        self.take(data)
+        commands = self.backlog
+        if not commands:
+            return None if self.error is not None else b""  # (a command's start)
+        if len(data) > NOW_BYTES:
+            return None
+        out = self.out
+        for i, command in enumerate(commands):
+            if i == NOW_COMMANDS:
+                self.backlog = commands[i:]
+                return None
+            try:
+                reply = self.dispatch_now(command)
+            except Exception as exc:  # a bug must not take the server down
+                reply = _internal_error(command, exc)
+            if isinstance(reply, Later):
+                self.backlog, self.backlog_wid = commands[i:], reply.wid
+                return None
+            encode(reply, out, self.proto)
+        self.backlog = []
+        self.out = bytearray()
+        return out
+
+    def dispatch_now(self, command: list[bytes]) -> Reply | Later:
+        """:meth:`dispatch`, if it can answer without waiting (a data command
+        its primary answers now, or one queued inside MULTI); else Later."""
+        name = command[0].upper()
+        if self.multi is not None and name not in _NOT_QUEUED:
+            return self._queue(name, command)
+        if is_data_command(name):
+            return self.store.execute_now(command)
+        return _LATER
+
+    async def dispatch(self, command: list[bytes], wid: str | None = None) -> Reply:
         name = command[0].upper()
         if self.multi is not None and name not in _NOT_QUEUED:
             return self._queue(name, command)
         if is_data_command(name):  # the common case first
-            return await self.store.execute(command)
+            return await self.store.execute(command, wid)
         spec = _CONNECTION.get(name)
         if spec is None:
             return unknown_command(command)
@@ -454,41 +518,50 @@ _NOT_QUEUED = frozenset({b"EXEC", b"DISCARD", b"MULTI", b"WATCH", b"QUIT"})
 _IN_MULTI = frozenset({b"PING", b"ECHO", b"TIME"})
 
 
+_LATER = Later(None)
+
+
+def _internal_error(command: list[bytes], exc: Exception) -> Error:
+    _log.error("kv.command_failed", command=command[:1], error=repr(exc))
+    return Error(f"ERR internal error: {exc!r}")
+
+
 class _Server:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.connections: set[_Connection] = set()
         self.port = 0
 
-    async def handle(self, connection: Connection, address: str) -> None:
-        conn = _Connection(self, address)
+    async def handle(self, connection: Connection, conn: _Connection) -> None:
+        """Serve one client: what its responder (if any) left, and the rest."""
         self.connections.add(conn)
-        parser = RespParser()
         try:
             while not conn.quit:
-                data = await connection.receive()
-                if not data:
-                    return
-                out = bytearray()
-                try:
-                    parser.feed(data)
-                    commands = parser.commands()
-                except ProtocolError as exc:
-                    encode(Error(f"ERR {exc}"), out)
-                    await connection.send_all(out)
-                    return
+                if not conn.backlog and conn.error is None:
+                    data = await connection.receive()
+                    if data:
+                        conn.take(data)
+                    elif not conn.backlog and conn.error is None:
+                        return  # the client closed
+                commands, wid = conn.backlog, conn.backlog_wid
+                conn.backlog, conn.backlog_wid = [], None
+                out, conn.out = conn.out, bytearray()
                 for command in commands:
                     try:
-                        reply = await conn.dispatch(command)
+                        reply = await conn.dispatch(command, wid)
                     except Exception as exc:  # a bug must not take the server down
-                        _log.error("kv.command_failed", command=command[:1], error=repr(exc))
-                        reply = Error(f"ERR internal error: {exc!r}")
+                        reply = _internal_error(command, exc)
+                    wid = None
                     if reply is NULL_ARRAY:
                         out += b"_\r\n" if conn.proto == 3 else b"*-1\r\n"
                     else:
                         encode(reply, out, conn.proto)
                     if conn.quit:
                         break
+                if conn.error is not None and not conn.quit:
+                    encode(Error(f"ERR {conn.error}"), out)
+                    await connection.send_all(out)
+                    return
                 if out:
                     await connection.send_all(out)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -532,12 +605,14 @@ async def serve(
             nursery.start_soon(poller.run)
 
             async def handle(stream: trio.SocketStream) -> None:
-                await server.handle(poller.watch(stream), _address(stream))
+                conn = _Connection(server, _address(stream))
+                await server.handle(poller.watch(stream, conn.respond), conn)
 
         else:
 
             async def handle(stream: trio.SocketStream) -> None:
-                await server.handle(StreamConnection(stream), _address(stream))
+                conn = _Connection(server, _address(stream))
+                await server.handle(StreamConnection(stream), conn)
 
         task_status.started(server.port)
         await trio.serve_listeners(handle, listeners, handler_nursery=nursery)

@@ -18,6 +18,7 @@ from radon_actors import (
     Ref,
     StateStore,
     System,
+    WouldBlock,
 )
 
 from ._cluster import Cluster, ShardLost
@@ -28,13 +29,28 @@ from ._ring import Ring
 from ._shard import SCAN_BITS, NotMember, Shard, Token
 from ._txn import Coordinator
 
-__all__ = ["Deployment", "Store", "deployment", "open_store"]
+__all__ = ["LATER", "Deployment", "Later", "Store", "deployment", "open_store"]
 
 
 def clusterdown(shard: int, write: bool) -> Error:
     """The reply when a shard has no live replica (as Redis Cluster's CLUSTERDOWN)."""
     outcome = "; the write's outcome is unknown" if write else ""
     return Error(f"CLUSTERDOWN every replica of shard {shard} is lost{outcome}")
+
+
+class Later:
+    """What :meth:`Store.execute_now` says of a command that must wait: run it
+    with ``execute(command, wid)``. ``wid`` is the id a write was already sent
+    with, if it was (its primary failed during the turn): the retry then keeps
+    it, so the write stays exactly once."""
+
+    __slots__ = ("wid",)
+
+    def __init__(self, wid: str | None) -> None:
+        self.wid = wid
+
+
+LATER = Later(None)
 
 
 class Store:
@@ -55,8 +71,11 @@ class Store:
         coordinators: list[Ref[Coordinator]],
         groups: list[Any],
         colocated: bool = False,
+        answers_now: bool = True,
     ) -> None:
         self.cluster = cluster
+        # False: every primary runs on another host, so none answers now.
+        self.answers_now = answers_now
         # Every replica in this process, no journal: plain writes replicate by
         # tell, without waiting (``Shard.write_colocated``).
         self._write = "write_colocated" if colocated else "write"
@@ -65,10 +84,55 @@ class Store:
         self._coordinators = itertools.cycle(coordinators)
         self._wids = write_ids()
 
-    async def execute(self, command: list[bytes]) -> Reply:
+    def execute_now(self, command: list[bytes]) -> Reply | Later:
+        """:meth:`execute`, if the command can be answered without waiting: it
+        names one shard, whose primary runs in this process, is idle and
+        answers now (``Ref.ask_nowait``); else :class:`Later`. The frontend's
+        poll loop answers most commands this way, with no task switch."""
+        name = command[0].upper()
+        args = command[1:]
+        if not is_data_command(name):
+            return unknown_command(command)
+        error = check_arity(name, len(command))
+        if error is not None:
+            return error
+        if not self.answers_now:
+            return LATER
+        keys = keys_of(name, args)
+        ring = self.ring
+        shard = ring.shard_of(keys[0])
+        if len(keys) > 1 and any(ring.shard_of(k) != shard for k in keys[1:]):
+            return LATER  # a transaction
+        group = self.groups[shard]
+        if not group:
+            return LATER
+        if name not in WRITES:
+            try:
+                reply: Reply = group[0].ask_nowait("read", name, args)
+            except (BadArguments, HandlerNotFound):
+                raise
+            except RadonError:
+                return LATER  # busy, elsewhere, fenced or gone: the waiting path knows
+            return reply
+        if self._write == "write":
+            return LATER  # it waits for the journal or the backups: never now
+        wid = next(self._wids)
+        try:
+            reply = group[0].ask_nowait(self._write, wid, name, args)
+        except (BadArguments, HandlerNotFound):
+            raise
+        except (WouldBlock, NotMember):
+            return Later(None)  # nothing ran
+        except RadonError:
+            # The primary failed during the turn: the retry keeps the write's id.
+            return Later(wid)
+        return reply
+
+    async def execute(self, command: list[bytes], wid: str | None = None) -> Reply:
         """Run one data command: on its shard's primary, or as a transaction when
         its keys span shards (so MGET, MSET, DEL, RENAME... stay atomic, as in
-        a standalone Redis)."""
+        a standalone Redis). ``wid``: the id of a write already sent (see
+        :class:`Later`)."""
         name = command[0].upper()
         args = command[1:]
         if not is_data_command(name):
@@ -83,7 +147,8 @@ class Store:
             return await self._transaction_reply([[name, *args]], single=True)
         reply: Reply
         if name in WRITES:
-            reply = await self.on_primary(shard, self._write, next(self._wids), name, args)
+            wid = wid or next(self._wids)
+            reply = await self.on_primary(shard, self._write, wid, name, args)
         else:
             reply = await self.on_primary(shard, "read", name, args)
         return reply
@@ -334,7 +399,7 @@ async def open_store(
     coords = [await system.spawn(Coordinator, cluster, shards, clock) for _ in range(coordinators)]
     try:
         colocated = not where.hosts and not where.sandbox and journal is None
-        yield Store(cluster, coords, groups, colocated)
+        yield Store(cluster, coords, groups, colocated, answers_now=not where.hosts)
     finally:
         for ref in coords:
             await system.stop(ref)
