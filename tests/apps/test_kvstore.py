@@ -540,3 +540,29 @@ async def test_a_replica_that_comes_back_empty_is_fenced_off(system: System) -> 
     await fresh.ask(Shard.load, {b"k": (b"v", None)}, {}, {})  # caught up: a member now
     await fresh.ask(Shard.promote, [], fresh)
     assert await fresh.ask(Shard.read, b"GET", [b"k"]) == b"v"
+
+
+async def test_execute_now_answers_an_idle_primary_and_leaves_the_rest_for_later() -> None:
+    from examples.kvstore._shard import Shard
+    from examples.kvstore._store import Later
+
+    async with open_system() as system, open_store(system, shards=2, replicas=2) as store:
+        assert store.execute_now([b"SET", b"a", b"1"]) == Simple("OK")
+        assert store.execute_now([b"GET", b"a"]) == b"1"
+        assert isinstance(store.execute_now([b"NOPE"]), Error)
+        assert isinstance(store.execute_now([b"GET"]), Error)  # arity
+        # Keys on two shards: a transaction, which waits.
+        other = next(k for k in (b"k%d" % i for i in range(100)) if store.ring.shard_of(k) != 0)
+        first = next(k for k in (b"k%d" % i for i in range(100)) if store.ring.shard_of(k) == 0)
+        assert isinstance(store.execute_now([b"MGET", first, other]), Later)
+        # A primary with a message queued: answering now would overtake it.
+        primary = store.groups[store.ring.shard_of(b"a")][0]
+        primary.tell(Shard.read, b"GET", [b"a"])
+        later = store.execute_now([b"INCR", b"a"])
+        assert isinstance(later, Later) and later.wid is None  # nothing ran
+        assert await store.execute([b"GET", b"a"]) == b"1"
+        assert await store.execute([b"INCR", b"a"], later.wid) == 2
+        # A write sent again with its id is answered from its record, not applied twice.
+        assert await store.execute([b"INCR", b"c"], "retry:1") == 1
+        assert await store.execute([b"INCR", b"c"], "retry:1") == 1
+        assert store.execute_now([b"GET", b"c"]) == b"1"

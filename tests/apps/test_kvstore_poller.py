@@ -16,18 +16,38 @@ import trio
 import trio.testing
 
 from examples.kvstore import open_store, serve
-from examples.kvstore._poller import CHUNK, EPOLL, MAX_UNREAD, Connection, Poller
+from examples.kvstore._poller import (
+    CHUNK,
+    EPOLL,
+    MAX_UNREAD,
+    ROUND_CALLS,
+    Connection,
+    Poller,
+    Responder,
+)
+from examples.kvstore._server import NOW_COMMANDS
 from radon_actors import open_system
 
 pytestmark = pytest.mark.skipif(not EPOLL, reason="the poller needs epoll (Linux)")
 
 
-async def _pair(nursery: trio.Nursery) -> tuple[Poller, Connection, trio.SocketStream]:
+async def _pair(
+    nursery: trio.Nursery, respond: Responder | None = None
+) -> tuple[Poller, Connection, trio.SocketStream]:
     """A poller running in ``nursery``, the connection it watches, and the client end."""
     ours, theirs = trio.socket.socketpair()
     poller = Poller()
     nursery.start_soon(poller.run)
-    return poller, poller.watch(trio.SocketStream(ours)), trio.SocketStream(theirs)
+    return poller, poller.watch(trio.SocketStream(ours), respond), trio.SocketStream(theirs)
+
+
+async def _receive_exactly(stream: trio.SocketStream, n: int) -> bytes:
+    got = bytearray()
+    while len(got) < n:
+        data = await stream.receive_some(n - len(got))
+        assert data, f"the end after {len(got)} of {n} bytes"
+        got += data
+    return bytes(got)
 
 
 async def _drain(conn: Connection) -> bytes:
@@ -121,3 +141,151 @@ async def test_a_client_that_never_reads_its_replies_holds_up_no_other(port: int
         assert await _command(other, b"INCR", b"n") == b":%d\r\n" % (i + 1)
     await slow.aclose()
     await other.aclose()
+
+
+# The responder: answers in the poller's task while the connection's task is idle.
+
+
+async def test_a_responder_answers_while_the_task_waits_and_not_while_it_works() -> None:
+    calls: list[bytes] = []
+
+    def respond(data: bytes) -> bytes | None:
+        calls.append(data)
+        return data.upper()
+
+    async with trio.open_nursery() as nursery:
+        _, conn, client = await _pair(nursery, respond)
+        got: list[bytes] = []
+
+        async def task() -> None:
+            got.append(await conn.receive())
+
+        nursery.start_soon(task)
+        await trio.testing.wait_all_tasks_blocked()
+        await client.send_all(b"ping")
+        assert await client.receive_some(100) == b"PING"
+        # The task never woke: the poller answered.
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [] and calls == [b"ping"]
+        nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        calls.clear()
+        _, conn, client = await _pair(nursery, respond)
+        # No task waits in receive (it is busy): the bytes wait for it.
+        await client.send_all(b"busy")
+        await trio.testing.wait_all_tasks_blocked()
+        assert calls == []
+        assert await conn.receive() == b"busy"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_responder_that_leaves_work_wakes_the_task_with_nothing_read() -> None:
+    left: list[bytes] = []
+
+    def respond(data: bytes) -> bytes | None:
+        left.append(data)
+        return None
+
+    async with trio.open_nursery() as nursery:
+        _, conn, client = await _pair(nursery, respond)
+        await client.send_all(b"hard")
+        assert await conn.receive() == b""  # woken: the responder kept the bytes
+        assert left == [b"hard"]
+        await client.send_all(b"more")
+        # The task is not waiting: the next bytes wait for it, in order.
+        await trio.testing.wait_all_tasks_blocked()
+        assert await conn.receive() == b"more"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_reply_the_socket_cannot_take_is_finished_by_the_task_in_order() -> None:
+    big = b"r" * (4 << 20)  # far more than a socket buffer
+
+    def respond(data: bytes) -> bytes | None:
+        return big if data == b"big" else data
+
+    async with trio.open_nursery() as nursery:
+        _, conn, client = await _pair(nursery, respond)
+        got: list[bytes] = []
+
+        async def task() -> None:
+            got.append(await conn.receive())
+            await conn.send_all(b"after")
+
+        nursery.start_soon(task)
+        await trio.testing.wait_all_tasks_blocked()
+        await client.send_all(b"big")
+        await trio.testing.wait_all_tasks_blocked()
+        # The rest of the reply waits in the task, which is blocked writing it.
+        await client.send_all(b"next")
+        assert await _receive_exactly(client, len(big)) == big
+        # Then the task reads on: "next" came while it was writing.
+        assert await _receive_exactly(client, 5) == b"after"
+        assert got == [b"next"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_one_pass_calls_a_bounded_number_of_responders() -> None:
+    calls = 0
+
+    def respond(data: bytes) -> bytes | None:
+        nonlocal calls
+        calls += 1
+        return b"!"
+
+    async with trio.open_nursery() as nursery:
+        poller = Poller()
+        clients = []
+        for _ in range(ROUND_CALLS + 10):
+            ours, theirs = trio.socket.socketpair()
+            conn = poller.watch(trio.SocketStream(ours), respond)
+            nursery.start_soon(conn.receive)
+            clients.append(trio.SocketStream(theirs))
+        await trio.testing.wait_all_tasks_blocked()
+        for client in clients:
+            await client.send_all(b"x")
+        # Every socket is ready before the poller's first pass.
+        nursery.start_soon(poller.run)
+        await trio.testing.wait_all_tasks_blocked()
+        # The first pass answered ROUND_CALLS; the rest woke their tasks.
+        assert calls == ROUND_CALLS
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_store_answers_in_order_what_it_can_now_and_the_rest_after(
+    port: int,
+) -> None:
+    """One packet mixing commands answered in the poller (SET, GET, INCR) with
+    ones only the task can run (MULTI/EXEC, WATCH, a cross-shard MGET, PING),
+    and more commands than a responder takes: every reply, in order."""
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    script: list[tuple[bytes, ...]] = [
+        (b"SET", b"a", b"1"),
+        (b"PING",),
+        (b"INCR", b"a"),
+        (b"MULTI",),
+        (b"INCR", b"a"),
+        (b"GET", b"a"),
+        (b"EXEC",),
+        (b"MSET", b"k1", b"x", b"k2", b"y", b"k3", b"z"),
+        (b"MGET", b"a", b"k1", b"k2", b"k3"),
+    ]
+    expected = (
+        b"+OK\r\n+PONG\r\n:2\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:3\r\n$1\r\n3\r\n"
+        b"+OK\r\n*4\r\n$1\r\n3\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\nz\r\n"
+    )
+    await client.send_all(_packet(script))
+    assert await _receive_exactly(client, len(expected)) == expected
+    # More commands than a responder answers in one call: the rest, in order, after.
+    n = NOW_COMMANDS * 3
+    await client.send_all(_packet([(b"INCR", b"n")] * n + [(b"GET", b"n")]))
+    expected = b"".join(b":%d\r\n" % (i + 1) for i in range(n)) + b"$2\r\n%d\r\n" % n
+    assert await _receive_exactly(client, len(expected)) == expected
+    await client.aclose()
+
+
+def _packet(commands: list[tuple[bytes, ...]]) -> bytes:
+    return b"".join(
+        b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in c) for c in commands
+    )
