@@ -163,6 +163,41 @@ def split_args(line: bytes) -> list[bytes] | None:
         args.append(bytes(current))
 
 
+def _split(data: bytes) -> list[list[bytes]] | None:
+    """The commands in ``data`` if it holds nothing but whole multibulk
+    commands with plain counts and lengths, in one C-level split (what a
+    client sends almost always); None for anything else, which the general
+    path then parses (and refuses, if it must).
+
+    An argument that itself holds CR LF splits in two; the length check then
+    fails and the general path takes the buffer. Only small buffers try this,
+    so a large one is never split twice."""
+    if data[0] != 0x2A or not data.endswith(b"\r\n"):  # '*'
+        return None
+    parts = data.split(b"\r\n")
+    last = len(parts) - 1  # parts[last] is the b"" after the final CR LF
+    out: list[list[bytes]] = []
+    i = 0
+    try:
+        while i < last:
+            head = parts[i]
+            count = int(head[1:])
+            end = i + 1 + 2 * count
+            # Each count must read back as written: the check refuses signs,
+            # spaces, underscores and leading zeros, as Redis's parser does.
+            if count <= 0 or end > last or head != b"*%d" % count:
+                return None
+            args = parts[i + 2 : end : 2]
+            for length, arg in zip(parts[i + 1 : end : 2], args, strict=True):
+                if length != b"$%d" % len(arg):
+                    return None
+            out.append(args)
+            i = end
+    except ValueError:
+        return None
+    return out
+
+
 class RespParser:
     """Feed bytes in, take complete commands (lists of ``bytes``) out.
 
@@ -171,6 +206,8 @@ class RespParser:
     """
 
     __slots__ = ("_args", "_buf", "_bulk", "_left", "_max", "_pos")
+
+    _fast_split = staticmethod(_split)  # (the tests replace it, to compare)
 
     def __init__(self, max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
         self._buf = bytearray()
@@ -191,12 +228,24 @@ class RespParser:
         if len(buf) - self._pos > self._max:
             raise ProtocolError("Protocol error: query buffer limit exceeded")
 
+    def parse(self, data: bytes) -> list[list[bytes]]:
+        """``feed(data)``, then :meth:`commands`: without copying ``data`` when
+        nothing is buffered and it holds whole commands (the usual request)."""
+        if self._args is None and self._pos == len(self._buf) and 0 < len(data) <= _FAST:
+            fast = self._fast_split(data)
+            if fast is not None:
+                return fast
+        self.feed(data)
+        return self.commands()
+
     def commands(self) -> list[list[bytes]]:
         """Every complete command buffered so far (possibly none)."""
         buf = self._buf
-        if self._args is None and 0 < len(buf) - self._pos <= _FAST:
-            fast = self._split()
+        pos = self._pos
+        if self._args is None and 0 < len(buf) - pos <= _FAST:
+            fast = self._fast_split(bytes(buf[pos:]))
             if fast is not None:
+                self._pos = len(buf)
                 return fast
         out: list[list[bytes]] = []
         while self._pos < len(buf) or (self._args is not None and self._left == 0):
@@ -218,43 +267,6 @@ class RespParser:
             self._args = None
             if args:
                 out.append(args)
-        return out
-
-    def _split(self) -> list[list[bytes]] | None:
-        """The commands of a small buffer that holds nothing but whole multibulk
-        commands with plain counts and lengths, in one C-level split (what a
-        client sends almost always); None, nothing consumed, for anything else,
-        which the general path then parses (and refuses, if it must).
-
-        An argument that itself holds CR LF splits in two; the length check then
-        fails and the general path takes the buffer. Only small buffers try
-        this, so a large one is never split twice."""
-        buf = self._buf
-        pos = self._pos
-        if buf[pos] != 0x2A or not buf.endswith(b"\r\n"):  # '*'
-            return None
-        parts = bytes(buf[pos:]).split(b"\r\n")
-        last = len(parts) - 1  # parts[last] is the b"" after the final CR LF
-        out: list[list[bytes]] = []
-        i = 0
-        try:
-            while i < last:
-                head = parts[i]
-                count = int(head[1:])
-                end = i + 1 + 2 * count
-                # Each count must read back as written: the check refuses signs,
-                # spaces, underscores and leading zeros, as Redis's parser does.
-                if count <= 0 or end > last or head != b"*%d" % count:
-                    return None
-                args = parts[i + 2 : end : 2]
-                for length, arg in zip(parts[i + 1 : end : 2], args, strict=True):
-                    if length != b"$%d" % len(arg):
-                        return None
-                out.append(args)
-                i = end
-        except ValueError:
-            return None
-        self._pos = len(buf)
         return out
 
     def _line(self, start: int, what: str) -> int:

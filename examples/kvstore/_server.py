@@ -105,8 +105,7 @@ class _Connection:
         if self.error is not None:
             return
         try:
-            self.parser.feed(data)
-            self.backlog += self.parser.commands()
+            self.backlog += self.parser.parse(data)
         except ProtocolError as exc:
             self.error = exc
 

@@ -30,8 +30,7 @@ def parse(*reads: bytes) -> list[list[bytes]]:
     p = RespParser()
     out: list[list[bytes]] = []
     for data in reads:
-        p.feed(data)
-        out += p.commands()
+        out += p.parse(data)
     return out
 
 
@@ -134,13 +133,21 @@ def test_any_split_into_reads_gives_the_same_commands(
 
 
 class _General(RespParser):
-    """The parser without its one-split fast path (``RespParser._split``)."""
+    """The parser without its one-split fast path (``_resp._split``)."""
 
-    def _split(self) -> list[list[bytes]] | None:
+    @staticmethod
+    def _fast_split(data: bytes) -> list[list[bytes]] | None:
         return None
 
 
 def _reading(parser: RespParser, data: bytes) -> list[list[bytes]] | str:
+    try:
+        return parser.parse(data)
+    except ProtocolError as exc:
+        return f"error: {exc}"
+
+
+def _reading_buffered(parser: RespParser, data: bytes) -> list[list[bytes]] | str:
     try:
         parser.feed(data)
         return parser.commands()
@@ -160,6 +167,7 @@ _FRAGMENTS = [b"*", b"$", b"\r\n", b"\r", b"\n", b"0", b"1", b"3", b"12", b"-", 
 def test_the_fast_path_reads_any_bytes_as_the_general_one(fragments: list[bytes]) -> None:
     data = b"".join(fragments)
     assert _reading(RespParser(), data) == _reading(_General(), data)
+    assert _reading_buffered(RespParser(), data) == _reading(_General(), data)
 
 
 @given(commands.filter(bool), st.integers(min_value=0, max_value=200), st.binary(max_size=3))
@@ -170,6 +178,7 @@ def test_the_fast_path_reads_commands_with_a_byte_changed_as_the_general_one(
     at %= len(wire)
     changed = wire[:at] + new + wire[at + 1 :]
     assert _reading(RespParser(), changed) == _reading(_General(), changed)
+    assert _reading_buffered(RespParser(), changed) == _reading(_General(), changed)
 
 
 def test_arguments_holding_crlf_and_empty_ones_read_whole() -> None:
