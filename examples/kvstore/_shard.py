@@ -41,7 +41,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from radon_actors import Atom, RadonError, Ref, Rejection, Timer, handler
+from radon_actors import Atom, RadonError, Ref, Rejection, Timer, WouldBlock, handler
 
 from ._commands import OK, Entry, execute, glob_match, keys_of
 from ._resp import Error, Reply
@@ -188,16 +188,17 @@ class Shard(Atom):
     def write_colocated(self, wid: str, name: bytes, args: list[bytes]) -> Reply:
         """:meth:`write` for a shard whose replicas all live in this process and
         which has no journal (the store's in-process deployment): the same write,
-        recorded once per ``wid``, replicated *off the turn*.
+        recorded once per ``wid``, replicated *without waiting*.
 
-        Each backup gets the change set as a tell instead of an ask the turn
-        waits for. In one process that is as safe: the tell is in the backup's
-        mailbox before this returns, in the primary's order, and the backups
+        Each backup gets the change set without an ask the turn waits for: it
+        applies it now if idle, else finds it in its mailbox. In one process
+        that is as safe: the change set is applied or queued before this
+        returns, in the primary's order, and the backups
         share the process's fate, so whatever loses the tell loses them too. A
         promotion reaches a backup behind the change sets queued before it, so
         a write retried on it finds its record. The handler never suspends, so
-        the frontend's ask runs it inline: no task switch per write, and the
-        backups apply in batches, off the client's path."""
+        the frontend runs it inline, and an idle backup applies in this turn
+        too: no task switch per write (see :meth:`_replicate_colocated`)."""
         if self.journal is not None:
             return Error("ERR a journaled shard writes through `write`, not `write_colocated`")
         reply, changes = self._run_write(wid, name, args)
@@ -647,21 +648,30 @@ class Shard(Atom):
                 self._backup_lost(backup, exc)
 
     def _replicate_colocated(self, handler_name: str, *args: Any) -> None:
-        """Tell every backup (see :meth:`write_colocated`).
+        """Give every backup the change set, without waiting (see
+        :meth:`write_colocated`): an idle backup applies it now, as a turn of
+        its own run in this one (``ask_nowait``: no mailbox, no task switch);
+        a busy one, or one with messages queued, gets a tell, behind them.
+        Either way the backup applies this primary's change sets in order.
 
         A tell to a backup that has stopped is a dead letter, not an error, and
         one that crashed restarts empty and refuses it: so the primary watches
         each backup it tells, and a notice of either is its loss, as a failed
-        ask would be (:meth:`backup_down`). It watches here, on the first tell,
-        not when a backup joins: sandboxed shards, whose guest cannot watch,
-        never write this way."""
+        ask would be (:meth:`backup_down`). It watches here, on the first
+        write, not when a backup joins: sandboxed shards, whose guest cannot
+        watch, never write this way."""
         for backup in list(self.backups):
             if backup not in self._watched:
                 self._watched.add(backup)
                 self.watch(backup, Shard.backup_down)
             try:
-                backup.tell(handler_name, *args)
-            except RadonError as exc:  # a full mailbox: a backup this far behind is lost
+                backup.ask_nowait(handler_name, *args)
+            except WouldBlock:
+                try:
+                    backup.tell(handler_name, *args)
+                except RadonError as exc:  # a full mailbox: a backup this far behind is lost
+                    self._backup_lost(backup, exc)
+            except Exception as exc:  # it refused or failed: lost, as a failed ask's
                 self._backup_lost(backup, exc)
 
     @handler

@@ -566,3 +566,7 @@ async def test_execute_now_answers_an_idle_primary_and_leaves_the_rest_for_later
         assert await store.execute([b"INCR", b"c"], "retry:1") == 1
         assert await store.execute([b"INCR", b"c"], "retry:1") == 1
         assert store.execute_now([b"GET", b"c"]) == b"1"
+        # An idle backup applied each change set in the primary's turn: nothing
+        # is queued for it, and it has every key.
+        backup = store.groups[store.ring.shard_of(b"c")][1]
+        assert backup.ask_nowait(Shard.snapshot)[b"c"][0] == b"1"

@@ -109,8 +109,11 @@ async def test_a_backup_too_far_behind_for_a_tell_is_replaced_with_a_full_copy()
     ):
         assert store._write == "write_colocated"
         ((_, backup),) = await store.cluster.ask("table")
-        # Inline writes, one after the other without a checkpoint: the backup's
-        # task gets no turn, its four places fill, and the fifth tell is refused.
+        # A message queued first keeps the backup from applying change sets at
+        # once: each is told, behind it. Inline writes, one after the other
+        # without a checkpoint: the backup's task gets no turn, its four places
+        # fill, and the fourth change set is refused.
+        backup.tell(Shard.status)
         for i in range(12):
             assert await store.execute([b"SET", b"k%d" % i, b"v"]) == Simple("OK")
         await trio.testing.wait_all_tasks_blocked()
