@@ -616,9 +616,12 @@ class Shard(Atom):
             # Forget the keys that no longer exist: they all move to a new floor
             # (a WATCH on one of them may then fail once without cause; every
             # replica does this at the same change set, so they stay in step).
+            # If most keys still exist, forget them all: else a shard holding
+            # more keys than this would rebuild the table on every write.
             self.floor = seq
             data = self.data
-            self.versions = {k: v for k, v in versions.items() if k in data}
+            kept = {k: v for k, v in versions.items() if k in data}
+            self.versions = kept if len(kept) <= MAX_VERSIONS // 2 else {}
 
     def _clear(self) -> None:
         self.data.clear()

@@ -570,3 +570,23 @@ async def test_execute_now_answers_an_idle_primary_and_leaves_the_rest_for_later
         # is queued for it, and it has every key.
         backup = store.groups[store.ring.shard_of(b"c")][1]
         assert backup.ask_nowait(Shard.snapshot)[b"c"][0] == b"1"
+
+
+async def test_watch_versions_stay_bounded_when_every_key_lives(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from examples.kvstore import _shard
+    from examples.kvstore._shard import Shard
+
+    monkeypatch.setattr(_shard, "MAX_VERSIONS", 8)
+    shard = await system.spawn(Shard, 0, FakeClock())
+    await shard.ask(Shard.load, {}, {}, {})
+    await shard.ask(Shard.promote, [], shard)
+    for i in range(100):  # 100 live keys, more than the bound
+        assert shard.ask_nowait(Shard.write_colocated, f"w{i}", b"SET", [b"k%d" % i, b"v"])
+    instance = shard._ep.instance  # type: ignore[attr-defined]
+    # Not one entry per live key, rebuilt on every write: bounded.
+    assert len(instance.versions) <= 8
+    tokens = await shard.ask(Shard.watch_keys, [b"k1", b"k99"])
+    assert await shard.ask(Shard.write_colocated, "w100", b"SET", [b"k1", b"w"]) == Simple("OK")
+    assert (await shard.ask(Shard.watch_keys, [b"k1"]))[b"k1"] != tokens[b"k1"]
