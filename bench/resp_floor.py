@@ -8,8 +8,9 @@ to it beside the ratio to redis-server.
 
 By default each client is read and written through trio's ``SocketStream`` in
 a task of its own. With ``--polled`` the clients are read through one epoll set
-(``examples/kvstore/_poller.py``), as the store's frontend does by default:
-the floor of the store as it is served.
+(``examples/kvstore/_poller.py``) and answered by the poll loop itself while
+the connection's task is idle (a *responder*), as the store's frontend does by
+default: the floor of the store as it is served.
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ from examples.kvstore._resp import RespParser, Simple, encode
 OK = Simple("OK")
 
 
-async def answer(connection: Connection) -> None:
-    parser = RespParser()
+def reply(commands: list[list[bytes]]) -> bytearray:
+    out = bytearray()
+    for command in commands:
+        encode(OK if command[0].upper() == b"SET" else None, out)
+    return out
+
+
+async def answer(connection: Connection, parser: RespParser) -> None:
     try:
         while data := await connection.receive():
-            parser.feed(data)
-            out = bytearray()
-            for command in parser.commands():
-                encode(OK if command[0].upper() == b"SET" else None, out)
-            await connection.send_all(out)
+            await connection.send_all(reply(parser.parse(data)))
     except trio.BrokenResourceError:
         pass
     finally:
@@ -52,12 +55,16 @@ async def serve(port: int, polled: bool) -> None:
             nursery.start_soon(poller.run)
 
             async def handle(stream: trio.SocketStream) -> None:
-                await answer(poller.watch(stream))
+                # The responder answers whatever it reads (a partial command
+                # waits in the parser), so the task only sees the end.
+                parser = RespParser()
+                connection = poller.watch(stream, lambda data: reply(parser.parse(data)))
+                await answer(connection, parser)
 
         else:
 
             async def handle(stream: trio.SocketStream) -> None:
-                await answer(StreamConnection(stream))
+                await answer(StreamConnection(stream), RespParser())
 
         await trio.serve_listeners(handle, listeners, handler_nursery=nursery)
 
@@ -65,7 +72,9 @@ async def serve(port: int, polled: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("port", type=int)
-    parser.add_argument("--polled", action="store_true", help="read clients through one epoll set")
+    parser.add_argument(
+        "--polled", action="store_true", help="read and answer clients in one epoll loop"
+    )
     args = parser.parse_args()
     trio.run(functools.partial(serve, args.port, args.polled))
 
