@@ -15,8 +15,8 @@ the bytes to the connection's task, rescheduling it if it waits: per request,
 one read and one task switch, and the registration cost is paid per batch of
 ready sockets, not per request. Replies go straight to the socket with one
 ``os.write``; only when the socket's buffer is full does a connection wait, in
-trio's ``send_all``. The same answer-at-once server serves about 0.7x
-``redis-server`` this way (``bench/resp_floor.py --polled``).
+trio's ``send_all``. The same answer-at-once server served about 0.7x
+``redis-server`` this way, twice what a task per trio stream serves.
 
 A connection may also be given a *responder*: a function the poller calls with
 the bytes it read, when the connection's task is idle (waiting in
@@ -26,7 +26,9 @@ the connection's task, so a request costs no task switch at all. A responder
 that cannot finish (a command that must wait) keeps what is left for the task
 and returns None; the poller wakes the task, which goes on from there. The
 store's frontend answers most commands so (``Store.execute_now``): in one
-process, about 1.6x the requests per second of answering in the tasks. The
+process, about 1.6x the requests per second of answering in the tasks, and
+an answer-at-once server as much as ``redis-server`` (``bench/resp_floor.py
+--polled``; without ``--polled``, a task per trio stream). The
 poller calls at most ``ROUND_CALLS`` responders per pass over the ready
 sockets and sends the rest to the tasks, so that one pass, which other tasks
 wait for, stays short.
