@@ -34,6 +34,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", default=None, help="serve TLS with this certificate (PEM)")
     parser.add_argument("--tls-key", default=None, help="private key of --tls-cert (PEM)")
     parser.add_argument(
+        "--tls-ca",
+        default=None,
+        metavar="PEM",
+        help="CA certificates that other hosts' TLS certificates are checked against when "
+        "this host connects to them (default: the platform's trusted CAs)",
+    )
+    parser.add_argument(
+        "--advertise",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="the address systems and other hosts reach this host at (default: the "
+        "--listen address; needed when listening on 0.0.0.0); the port defaults to the "
+        "listening one",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="allow listening on a non-loopback address without TLS (frames after the "
@@ -107,6 +122,19 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
         except (OSError, ssl.SSLError) as exc:
             print(f"radon host: cannot load the TLS certificate: {exc}", file=sys.stderr)
             return 2
+    client = None
+    if args.tls_ca:
+        try:
+            client = ssl.create_default_context(cafile=args.tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"radon host: cannot load --tls-ca {args.tls_ca}: {exc}", file=sys.stderr)
+            return 2
+    if args.advertise is not None and (
+        not args.advertise or any(c.isspace() for c in args.advertise)
+    ):
+        print(f"radon host: --advertise must be host or host:port, not {args.advertise!r}",
+              file=sys.stderr)  # fmt: skip
+        return 2
 
     def ready(address: str) -> None:
         print(f"READY {address}", flush=True)
@@ -121,6 +149,8 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
                 name or f"host-{port}-{os.getpid()}",
                 ready=ready,
                 ssl_context=context,
+                ssl_client=client,
+                advertise=args.advertise,
             )
         )
     except* KeyboardInterrupt:

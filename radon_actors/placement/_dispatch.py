@@ -133,9 +133,9 @@ def frame_table(node: Node) -> FrameTable:
         node.watches.notify(frame.atom_id, reason, frame.stopped)
 
     def peers(peer: Peer, frame: Peers) -> None:
-        for node_id, name, address in frame.table:
+        for node_id, name, address, tls in frame.table:
             if node_id != node.node_id:
-                node.add_peer(node_id, name, address)
+                node.add_peer(node_id, name, address, tls=tls is True)
 
     def shutdown(peer: Peer, frame: Shutdown) -> None:
         # Only a worker host obeys: its parent started it and tells it to stop.

@@ -117,11 +117,11 @@ class Cancel(NamedTuple):
 
 
 class Peers(NamedTuple):
-    """Every host the sender knows (node id, name, address), so hosts can talk
-    to each other directly."""
+    """Every host the sender knows (node id, name, address, and whether it
+    listens with TLS), so hosts can talk to each other directly."""
 
     kind: Literal["peers"]
-    table: list[tuple[str, str, str | None]]
+    table: list[tuple[str, str, str | None, bool]]
 
 
 class Watch(NamedTuple):

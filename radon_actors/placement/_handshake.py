@@ -77,7 +77,9 @@ async def dial(node: Node, address: str, ssl_context: ssl.SSLContext | None = No
     except ProtocolError:
         await trio.aclose_forcefully(stream)
         raise
-    peer = node.add_peer(hello.node_id, hello.name, hello.address or address)
+    peer = node.add_peer(
+        hello.node_id, hello.name, hello.address or address, tls=ssl_context is not None
+    )
     peer.python = hello.python
     peer.attach(stream)  # else the peer's own dial won: this one only reads
     node.nursery.start_soon(read_frames, peer, stream, reader, frames[1:], node.table)

@@ -129,6 +129,9 @@ async def connect_host(
             )
         node.secret = secret
     peer = await node.dial(address, ssl_context=ssl_context)
+    if ssl_context is not None and node.ssl_client is None:
+        # The hosts this one tells us of are checked as it was.
+        node.ssl_client = ssl_context
     if name is not None and name != peer.name:
         _check_name(node, name)
         peer.name = name

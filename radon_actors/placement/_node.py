@@ -78,6 +78,10 @@ class Node:
         # dials use TLS when given a client context. The HMAC handshake still runs
         # inside it.
         self.ssl_server: ssl.SSLContext | None = None
+        # How this node checks the hosts it dials on its own (hosts it learnt of
+        # from a peer, which listen with TLS): None until a connect_host with a
+        # context or the host's own settings give one (see client_context).
+        self.ssl_client: ssl.SSLContext | None = None
         # Connections still in their handshake, by remote address (see _handshake).
         self.handshaking: dict[str, int] = {}
         self.refused_handshakes = 0
@@ -163,23 +167,35 @@ class Node:
             )
         return peer
 
-    def add_peer(self, node_id: str, name: str, address: str | None) -> Peer:
+    def add_peer(self, node_id: str, name: str, address: str | None, *, tls: bool = False) -> Peer:
+        """The peer ``node_id`` (made if new); ``tls``: it listens with TLS, so
+        this node dials it with :meth:`client_context`."""
         peer = self.peers.get(node_id)
         if peer is None:
             peer = self.peers[node_id] = Peer(self, node_id, name, address)
             routes.setdefault(node_id, self)
         elif address is not None:
             peer.address = address
+        peer.tls = peer.tls or tls
         self.names.setdefault(name, node_id)
         return peer
 
     def announce(self) -> None:
         """Tell every peer about every other (so hosts can talk to each other directly)."""
-        table = [(p.node_id, p.name, p.address) for p in self.peers.values() if p.down is None]
-        table.append((self.node_id, self.name, self.address))
+        table = [
+            (p.node_id, p.name, p.address, p.tls) for p in self.peers.values() if p.down is None
+        ]
+        table.append((self.node_id, self.name, self.address, self.ssl_server is not None))
         for peer in self.peers.values():
             if peer.down is None:
                 peer.send(Peers("peers", table))
+
+    def client_context(self) -> ssl.SSLContext:
+        """The TLS context for dialing a host that listens with TLS: the one
+        configured, else the platform's default (its trusted CAs, names checked)."""
+        if self.ssl_client is None:
+            self.ssl_client = ssl.create_default_context()
+        return self.ssl_client
 
     async def dial(self, address: str, *, ssl_context: ssl.SSLContext | None = None) -> Peer:
         """Connect to the host at ``host:port``, authenticate, and exchange hellos."""

@@ -45,11 +45,18 @@ async def serve_host(
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
     ssl_context: ssl.SSLContext | None = None,
+    ssl_client: ssl.SSLContext | None = None,
+    advertise: str | None = None,
 ) -> None:
     """Run a host, in a system from ``open_system()``, until a ``shutdown`` frame
     arrives (or stdin closes).
 
     With ``ssl_context`` (a server context) every connection is TLS.
+    ``ssl_client`` checks the TLS hosts this one dials on its own (other hosts
+    of the systems that join it; default: the platform's trusted CAs).
+    ``advertise`` is the address others reach this host at, ``host`` or
+    ``host:port`` (default: the listening address; a listener on ``0.0.0.0``
+    needs one). ``ready`` is given the advertised address.
     """
     async with open_system() as system:
         node = Node(
@@ -61,10 +68,11 @@ async def serve_host(
         )
         system.install_placement(node)
         node.ssl_server = ssl_context
+        node.ssl_client = ssl_client
         node.obeys_shutdown = watch_stdin  # a worker host, whose parent stops it
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound: Any = listeners[0].socket.getsockname()
-        node.address = f"{host}:{bound[1]}"
+        node.address = advertised(advertise or host, bound[1])
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(trio.serve_listeners, node.handle_stream, listeners))
             if watch_stdin:
@@ -73,6 +81,16 @@ async def serve_host(
             _log.info("placement.host_listening", host=name, address=node.address)
             await node.shutdown_requested.wait()
             nursery.cancel_scope.cancel()
+
+
+def advertised(address: str, port: int) -> str:
+    """``address`` as ``host:port``: given as ``host`` (a bare IPv6 address is a
+    host), with the bound ``port``."""
+    if address.startswith("[") and "]:" in address:
+        return address
+    if address.count(":") == 1 and address.rpartition(":")[2].isdigit():
+        return address
+    return f"{address}:{port}"
 
 
 async def _until_stdin_closes(node: Node) -> None:

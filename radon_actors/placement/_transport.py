@@ -125,6 +125,7 @@ class Peer:
         self.due: defaultdict[str, int] = defaultdict(int)
         self.inflows: dict[str, Inflow] = {}
         self.down: str | None = None
+        self.tls = False  # it listens with TLS: dialed with the node's client context
         # Components this peer has, by content hash (done, or being shipped).
         self.shipped: dict[str, Shipment] = {}
         self._wake = trio.Event()
@@ -233,8 +234,9 @@ class Peer:
 
     async def _dial(self) -> None:
         assert self.address is not None
+        node = self.node
         try:
-            await self.node.dial(self.address)
+            await node.dial(self.address, ssl_context=node.client_context() if self.tls else None)
         except (
             OSError,
             ValueError,

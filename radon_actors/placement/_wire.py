@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 MAGIC = b"RADONwp\x00"
-VERSION = 1
+VERSION = 2  # 2: a `peers` row says whether the host listens with TLS
 NONCE = 32
 MAC = 32
 MAX_FRAME = 1 << 28  # 256 MiB: larger frames are a protocol error

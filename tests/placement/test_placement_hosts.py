@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from radon_actors import (
     WouldBlock,
     open_system,
 )
+from radon_actors.placement._serve import advertised
 from radon_actors.testing import node_of
 
 
@@ -282,6 +284,74 @@ async def test_radon_host_refuses_an_exposed_address_without_tls(tmp_path: Path)
         port = line.rpartition(":")[2]
         async with open_system() as system:
             assert await system.connect_host(f"127.0.0.1:{port}", secret_file=secret) == ("exposed")
+
+
+async def test_tls_hosts_dial_each_other_with_tls_ca_at_their_advertised_names(
+    tmp_path: Path,
+) -> None:
+    """Hosts that listen with TLS talk to each other directly over TLS: each
+    checks the other's certificate against --tls-ca, by the name it advertises.
+    Before, the host-to-host connection was plain TCP, which a TLS host refuses."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")  # the name, not 127.0.0.1: --advertise matters
+    pem, key, ca_pem = tmp_path / "host.pem", tmp_path / "host.key", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(pem))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    tls = ("--tls-cert", str(pem), "--tls-key", str(key))
+
+    async def relay_across(*args: str) -> int:
+        async with (
+            radon_host(secret, "a", *tls, *args) as (_, line_a),
+            radon_host(secret, "b", *tls, *args) as (_, line_b),
+            open_system() as system,
+        ):
+            for line in (line_a, line_b):
+                address = line.partition(" ")[2]
+                if "--advertise" in args:
+                    assert address.startswith("localhost:")  # READY names it
+                # The system itself reaches them by the certificate's name.
+                port = address.rpartition(":")[2]
+                await system.connect_host(
+                    f"localhost:{port}", secret_file=secret, ssl_context=client
+                )
+            counter = await system.spawn(Counter, 1, host="b")
+            relay = await system.spawn(Relay, host="a")
+            with trio.fail_after(20):
+                return int(await relay.ask(Relay.relay, counter, 1))  # a dials b
+
+    assert await relay_across("--tls-ca", str(ca_pem), "--advertise", "localhost") == 2
+    # Without --tls-ca, a checks b against the platform's CAs: refused.
+    with pytest.raises(HostDown, match="could not connect"):
+        await relay_across("--advertise", "localhost")
+    # Without --advertise, b is dialed at 127.0.0.1, which its certificate does not name.
+    with pytest.raises(HostDown, match="could not connect"):
+        await relay_across("--tls-ca", str(ca_pem))
+
+
+def test_advertised_addresses() -> None:
+    assert advertised("0.0.0.0", 7700) == "0.0.0.0:7700"
+    assert advertised("db-1.internal", 7700) == "db-1.internal:7700"
+    assert advertised("db-1.internal:80", 7700) == "db-1.internal:80"
+    assert advertised("::1", 7700) == "::1:7700"  # a bare IPv6 address is a host
+    assert advertised("[::1]:80", 7700) == "[::1]:80"
+
+
+async def test_radon_host_refuses_a_bad_tls_ca_or_advertise(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    base = ("--listen", "127.0.0.1:0", "--secret-file", str(secret))
+    code, err = await _radon_host_refusal(*base, "--tls-ca", str(tmp_path / "missing.pem"))
+    assert code == 2 and "cannot load --tls-ca" in err
+    code, err = await _radon_host_refusal(*base, "--advertise", "")
+    assert code == 2 and "--advertise must be host or host:port" in err
 
 
 async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:
