@@ -6,6 +6,10 @@ tests/atoms/js/polyglot.js), each run from its component:
 * ask round trip of a plain handler (``incr``, inline on an idle atom) and of an
   async one that asks a native atom twice (``forward``: two suspensions), with
   the raw trio channel ping-pong of the same run as the floor;
+* the plain ask's JavaScript/Python ratio from paired blocks (a Python block
+  and a JavaScript block back to back, four pairs per ``--repeat``), the
+  figure to read on a machine whose speed changes: the medians above come
+  from runs seconds apart;
 * the guest's instructions (fuel) per plain turn, which the machine's load
   does not change;
 * spawning an instance (p50), resident memory per live instance, the
@@ -104,6 +108,21 @@ async def measure(spawn: Spawn, n: int, count: int) -> dict[str, Any]:
     return result
 
 
+async def paired(spawn_py: Spawn, spawn_js: Spawn, n: int, blocks: int) -> list[float]:
+    """The plain ask's p50, JavaScript over Python, in alternating blocks of
+    ``n`` asks: each ratio from two blocks measured back to back, so that a
+    change in the machine's speed (this one flips between states a third
+    apart) hits both sides of it."""
+    async with open_system() as system:
+        py, js = await spawn_py(system), await spawn_js(system)
+        ratios = []
+        for _ in range(blocks):
+            a = percentiles(await _samples(lambda: py.ask("incr", 1), n))["p50_us"]
+            b = percentiles(await _samples(lambda: js.ask("incr", 1), n))["p50_us"]
+            ratios.append(b / a)
+    return ratios
+
+
 def _compile_s(wasm: Path) -> float:
     config = wasmtime.Config()
     config.consume_fuel = True
@@ -152,6 +171,8 @@ async def run(n: int, count: int, repeat: int, cold: bool, compile_: bool = True
         python.append(await measure(spawn_py, n, count))
         javascript.append(await measure(spawn_js, n, count))
 
+    ratios = await paired(spawn_py, spawn_js, max(50, n // 3), 4 * repeat)
+
     def med(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, first in rows[0].items():
@@ -170,6 +191,12 @@ async def run(n: int, count: int, repeat: int, cold: bool, compile_: bool = True
         "raw_trio_channel": med(floor),
         "python_sandboxed": med(python),
         "javascript": med(javascript),
+        "ask_p50_ratio_paired": {
+            "median": statistics.median(ratios),
+            "min": min(ratios),
+            "max": max(ratios),
+            "blocks": len(ratios),
+        },
         "component_mib": {
             "python_sandboxed": py_wasm.stat().st_size / 2**20,
             "javascript": js.wasm.stat().st_size / 2**20,
@@ -227,6 +254,11 @@ def _print(r: dict[str, Any]) -> None:
             cold["javascript_build_s"],
             "",
         )
+    pair = r["ask_p50_ratio_paired"]
+    print(
+        f"ask p50, JS/Python in {pair['blocks']} paired blocks (each two back to back): "
+        f"median {pair['median']:.2f}x ({pair['min']:.2f}-{pair['max']:.2f})"
+    )
     print(
         f"raw trio channel ping-pong p50: {floor['p50_us']:.1f} us; ask p50 / floor: Python "
         f"{py['ask']['p50_us'] / floor['p50_us']:.2f}x, JavaScript "

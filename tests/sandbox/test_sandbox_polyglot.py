@@ -104,6 +104,11 @@ async def test_asks_tells_and_values_cross_alike(spawn_twin: Spawn) -> None:
             "$odd": {"$tag": 1},
         }
         assert await atom.ask("echo", value) == value
+        # Integer results, either side of the JavaScript runtime's int32 fast path.
+        for n in (0, -1, 7, 2**31 - 1, -(2**31), 2**31, 2**53 - 1, -(2**53 - 1), 2**70):
+            echoed = await atom.ask("echo", n)
+            assert echoed == n and type(echoed) is int
+        assert await atom.ask("echo", -0.5) == -0.5
         assert await atom.ask("remember", {"k": [1, 2]}) == 1
         assert await atom.ask("history") == [{"k": [1, 2]}]
         me = await atom.ask("me")
