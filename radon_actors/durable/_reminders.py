@@ -59,7 +59,7 @@ from .._logs import get_logger
 from .._state import atom_type
 from ..runtime import lookup
 from ..sandbox.values import host_form_value, read_host_form_value
-from ._virtual import class_path, directory_of, import_atom_class
+from ._virtual import class_path, directory_of
 
 if TYPE_CHECKING:
     from .._ref import Ref
@@ -432,9 +432,15 @@ class Reminders:
         atom = self.atoms.get((kind, key))
         if atom is None:
             return
-        cls = import_atom_class(atom.cls_path)
+        cls = self.durability.activations.class_at(atom.cls_path)
         if cls is None:
+            # Not importable, and not a class this process was given (a
+            # component's, before ``system.component_class`` loads it again):
+            # kept, and tried again a minute later.
             _log.error("durable.reminder_class_missing", cls=atom.cls_path, reminder=name)
+            reminder.version = next(self._stamps)
+            reminder.due = self._now() + _MAX_BACKOFF
+            self._push(kind, key, name, reminder)
             return
         version = reminder.version
         try:

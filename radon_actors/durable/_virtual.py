@@ -334,6 +334,15 @@ class Activations:
             ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, key, atom_id)
         return Ref(atom_id, None, ep)
 
+    def class_at(self, path: str) -> type[Any] | None:
+        """The atom class at ``path`` (:func:`class_path`): one this system's
+        ``get`` has seen (a WebAssembly component's class cannot be imported,
+        only loaded: ``System.component_class``), else imported; None if none."""
+        for cls in self.classes.values():
+            if class_path(cls) == path:
+                return cls
+        return import_atom_class(path)
+
     def resolve(self, atom_id: str) -> VirtualEndpoint | None:
         """The endpoint of an on-demand atom's id (a Ref unpickled here)."""
         ep = self.endpoints.get(atom_id)
@@ -343,7 +352,7 @@ class Activations:
         if prefix != self.system.prefix or not local.startswith("v:"):
             return None
         path, sep, key = local[2:].partition(":")
-        cls = import_atom_class(_unescape(path)) if sep else None
+        cls = self.class_at(_unescape(path)) if sep else None
         if cls is None:
             _log.warning("durable.unknown_on_demand_class", atom_id=atom_id)
             return None

@@ -199,6 +199,18 @@ class System:
             SpawnRequest(cls, args, kwargs, name, mailbox_size, sandbox, host)
         )
 
+    async def component_class(self, component: str | os.PathLike[str], atom: str, /) -> type[Any]:
+        """The atom class ``atom`` of a WebAssembly component, as a class this
+        host can use: ``system.get(cls, key)`` for an on-demand atom of it,
+        ``system.spawn(cls, ...)``, a supervisor's child spec. It is built from
+        the component's manifest (no Python of it is imported), runs only
+        sandboxed (the default :class:`~radon_actors.SandboxConfig` unless a
+        spawn gives one), and pickles as its component's hash. ``component`` and
+        ``atom`` as :meth:`spawn_component` takes them; raises
+        :class:`~radon_actors.SandboxError` likewise."""
+        cls: type[Any] = await self._isolation_extension().component_class(component, atom)
+        return cls
+
     async def spawn_component(
         self,
         component: str | os.PathLike[str],

@@ -292,6 +292,9 @@ def stand_in(loaded: LoadedComponent, name: str) -> type[Atom]:
         "__qualname__": qualname,
         "__doc__": f"Atom class {atom.name} of a WebAssembly component (a stand-in).",
         "_radon_component": (loaded, atom.name),
+        # Runs in its sandbox wherever a class is spawned without saying how (an
+        # on-demand activation, ``system.spawn(cls)``): the default limits.
+        "sandbox": True,
         "__init__": _signed(_init, "__init__", atom.init),
     }
     if atom.states:

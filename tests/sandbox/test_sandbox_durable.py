@@ -284,3 +284,39 @@ async def test_the_documented_javascript_cart_keeps_its_items(
     async with open_system(state_store=SQLiteStore(db)) as system:
         cart = await system.spawn_component(wasm, "Cart", name="user-42")
         assert await cart.ask("add", "pear") == ["apple", "pear"]
+
+
+async def test_a_javascript_on_demand_atom_keeps_its_reminders(
+    tmp_path: Path, js_account: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A component's atom is on demand like a Python class (``component_class``,
+    then ``system.get``), and a JavaScript one stores reminders through the
+    standard's ``remind``: one that reactivates it after collection, a periodic
+    one, forgetting it, and bad arguments refused in the guest."""
+    db = tmp_path / "s.db"
+    async with open_system(state_store=SQLiteStore(db)) as system:
+        cls = await system.component_class(js_account, "Account")
+        account = system.get(cls, "od")
+        assert await account.ask("deposit", 7, "on demand") == 7
+        activations = system.durability().activations  # type: ignore[attr-defined]
+        cell = activations.active[account.id].cell
+        assert cell is not None and cell.runtime is not None  # sandboxed, by default
+        await account.ask("remind_me", 1200.0)
+        await trio.sleep(1300)  # collected after 900 s idle, reactivated by the reminder
+        assert activations.active[account.id].cell is not cell
+        assert await account.ask("info") == ["2", True, 7, ["on demand", "reminded"]]
+        assert await account.ask("balance") == 107
+        await account.ask("remind_me", 10.0, 10.0)  # replaces "later": every 10 s
+        await trio.sleep(35)
+        assert await account.ask("balance") == 407
+        assert await account.ask("forget_me") is True
+        await trio.sleep(100)
+        assert await account.ask("balance") == 407
+        assert await account.ask("forget_me") is False
+        for kind, message in [
+            ("due", "remind takes {due}"),
+            ("name", "non-empty string"),
+            ("period", "period is a finite number"),
+        ]:
+            with pytest.raises(ForeignError, match=re.escape(message)):
+                await account.ask("bad_reminder", kind)

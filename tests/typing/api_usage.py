@@ -193,6 +193,9 @@ async def components(system: System) -> None:
     ref = await system.spawn_component("counter.wasm", "Counter", 10, name="c")
     assert_type(ref, Ref[Any])
     await system.spawn_component("0" * 64, "mod:Counter", sandbox=True, host="w1")
+    cart = await system.component_class("cart.wasm", "Cart")
+    assert_type(cart, type[Any])
+    assert_type(system.get(cart, "user-42"), Ref[Any])
     try:
         await ref.ask("incr", Move(1))
     except ForeignError as exc:

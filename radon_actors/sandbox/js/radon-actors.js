@@ -333,6 +333,46 @@ export class Atom {
     return startTimer(interval, true, handler, args);
   }
 
+  /** A reminder: tell this on-demand atom `handler(...args)` `options.due`
+   * seconds from now (then every `options.period` seconds, if given), even if
+   * it was collected meanwhile or the process restarted: reminders are kept in
+   * the state store. Replaces this atom's reminder called `name`, if any. A
+   * promise: await it. Use `sendAfter` for what need not outlive the
+   * activation. */
+  remind(name, options, handler, ...args) {
+    let request;
+    try {
+      if (typeof name !== "string" || name === "") {
+        throw new TypeError("a reminder's name is a non-empty string");
+      }
+      const opts = options || {};
+      const due = opts.due;
+      const period = opts.period;
+      if (typeof due !== "number" || !Number.isFinite(due) || due < 0) {
+        throw new TypeError("remind takes {due}: seconds from now, a finite number >= 0");
+      }
+      if (period !== undefined && period !== null && (typeof period !== "number" || !(period > 0) || !Number.isFinite(period))) {
+        throw new TypeError("a reminder's period is a finite number of seconds > 0");
+      }
+      request = {
+        name,
+        handler: handlerName(handler),
+        message: writeMessage(args),
+        due,
+        period: period === null ? undefined : period,
+      };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return hostOp({ tag: "remind", val: request });
+  }
+
+  /** Remove this atom's reminder `name`: a promise of whether it had one. */
+  forgetReminder(name) {
+    if (typeof name !== "string") return Promise.reject(new TypeError("a reminder's name is a string"));
+    return hostOp({ tag: "forget-reminder", val: name });
+  }
+
   /** Set the message being handled aside, unanswered, until `unstashAll`. */
   stash() {
     const error = rt.host.stash();

@@ -39,4 +39,19 @@ export class Account extends Atom {
   crash() {
     throw new Error("crash");
   }
+
+  // The Python twin's name, so one test asks both.
+  async remind_me(due, period = null) {
+    await this.remind("later", { due, period }, "deposit", 100, "reminded");
+  }
+
+  async forget_me() {
+    return await this.forgetReminder("later");
+  }
+
+  async bad_reminder(kind) {
+    if (kind === "due") return await this.remind("x", { due: -1 }, "deposit", 1);
+    if (kind === "name") return await this.remind("", { due: 1 }, "deposit", 1);
+    return await this.remind("x", { due: 1, period: 0 }, "deposit", 1);
+  }
 }
