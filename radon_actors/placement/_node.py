@@ -82,6 +82,7 @@ class Node:
         # from a peer, which listen with TLS): None until a connect_host with a
         # context or the host's own settings give one (see client_context).
         self.ssl_client: ssl.SSLContext | None = None
+        self._default_client: ssl.SSLContext | None = None
         # Connections still in their handshake, by remote address (see _handshake).
         self.handshaking: dict[str, int] = {}
         self.refused_handshakes = 0
@@ -192,10 +193,14 @@ class Node:
 
     def client_context(self) -> ssl.SSLContext:
         """The TLS context for dialing a host that listens with TLS: the one
-        configured, else the platform's default (its trusted CAs, names checked)."""
-        if self.ssl_client is None:
-            self.ssl_client = ssl.create_default_context()
-        return self.ssl_client
+        configured, else the platform's default (its trusted CAs, names checked;
+        made once, and not kept as configured, so a later connect_host's
+        context still becomes this node's)."""
+        if self.ssl_client is not None:
+            return self.ssl_client
+        if self._default_client is None:
+            self._default_client = ssl.create_default_context()
+        return self._default_client
 
     async def dial(self, address: str, *, ssl_context: ssl.SSLContext | None = None) -> Peer:
         """Connect to the host at ``host:port``, authenticate, and exchange hellos."""
