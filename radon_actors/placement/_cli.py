@@ -129,8 +129,11 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
         except (OSError, ssl.SSLError) as exc:
             print(f"radon host: cannot load --tls-ca {args.tls_ca}: {exc}", file=sys.stderr)
             return 2
-    if args.advertise is not None and (
-        not args.advertise or any(c.isspace() for c in args.advertise)
+    advertise = args.advertise
+    if advertise is not None and (
+        not advertise.strip(":")
+        or any(c.isspace() for c in advertise)
+        or (advertise.count(":") == 1 and not advertise.rpartition(":")[2].isdigit())
     ):
         print(f"radon host: --advertise must be host or host:port, not {args.advertise!r}",
               file=sys.stderr)  # fmt: skip

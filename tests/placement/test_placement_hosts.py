@@ -350,8 +350,9 @@ async def test_radon_host_refuses_a_bad_tls_ca_or_advertise(tmp_path: Path) -> N
     base = ("--listen", "127.0.0.1:0", "--secret-file", str(secret))
     code, err = await _radon_host_refusal(*base, "--tls-ca", str(tmp_path / "missing.pem"))
     assert code == 2 and "cannot load --tls-ca" in err
-    code, err = await _radon_host_refusal(*base, "--advertise", "")
-    assert code == 2 and "--advertise must be host or host:port" in err
+    for bad in ("", "db-1:http", "a host", ":"):
+        code, err = await _radon_host_refusal(*base, "--advertise", bad)
+        assert code == 2 and "--advertise must be host or host:port" in err, bad
 
 
 async def test_a_full_remote_mailbox_pushes_back_instead_of_dropping() -> None:
