@@ -52,8 +52,9 @@ class Durability:
         args: tuple[Any, ...],
         due: float,
         period: float | None,
-    ) -> None:
-        await self.reminders.remind(cell, name, h, args, due, period)
+        limit: int | None = None,
+    ) -> bool:
+        return await self.reminders.remind(cell, name, h, args, due, period, limit)
 
     async def forget_reminder(self, cell: AtomCell, name: str) -> bool:
         return await self.reminders.forget(cell, name)

@@ -342,7 +342,10 @@ class Reminders:
         args: tuple[Any, ...],
         due: float,
         period: float | None,
-    ) -> None:
+        limit: int | None = None,
+    ) -> bool:
+        """Store the reminder (checked here); False if ``limit`` refused it (see
+        :meth:`set`)."""
         if not isinstance(name, str) or not name:
             raise TypeError(f"a reminder's name is a non-empty str, not {name!r}")
         if not isinstance(due, (int, float)) or due < 0:
@@ -357,11 +360,13 @@ class Reminders:
         path = class_path(cell.cls)
         if not self.serves:
             # A worker host: its system's process keeps the reminders.
-            await self._desk().ask(
-                ReminderDesk.set_reminder, kind, key, path, name, handler, args, due, period
+            stored: bool = await self._desk().ask(
+                ReminderDesk.set_reminder, kind, key, path, name, handler, args, due, period, limit
             )
-            return
-        await self.set(kind, key, path, name, handler, tuple(args), float(due), period)
+            return stored
+        return await self.set(
+            kind, key, path, name, handler, tuple(args), float(due), period, limit
+        )
 
     def _desk(self) -> Ref[ReminderDesk]:
         """The system process's :class:`ReminderDesk` (from a worker host)."""
@@ -384,16 +389,23 @@ class Reminders:
         args: tuple[Any, ...],
         due: float,
         period: float | None,
-    ) -> None:
+        limit: int | None = None,
+    ) -> bool:
         """Store (and, holding the lease, schedule) a reminder (checked already:
-        :meth:`remind`)."""
+        :meth:`remind`). With ``limit``, a reminder of a new name is not stored
+        when the atom holds that many already (checked against what is stored,
+        in the same conditional write): False."""
         at = self._now() + float(due)
         every = None if period is None else float(period)
 
-        def change(atom: _Atom) -> None:
-            atom.reminders[name] = _Reminder(handler, tuple(args), at, every, saved_due=at)
+        def change(atom: _Atom) -> bool:
+            reminders = atom.reminders
+            if limit is not None and name not in reminders and len(reminders) >= limit:
+                return False
+            reminders[name] = _Reminder(handler, tuple(args), at, every, saved_due=at)
+            return True
 
-        await self._update(kind, key, path, change)
+        return bool(await self._update(kind, key, path, change))
 
     async def forget(self, cell: AtomCell, name: str) -> bool:
         kind, key = self._identity(cell)
@@ -597,8 +609,11 @@ class ReminderDesk(Atom):
         args: tuple[Any, ...],
         due: float,
         period: float | None,
-    ) -> None:
-        await _served(self).set(kind, key, path, name, h, tuple(args), float(due), period)
+        limit: int | None = None,
+    ) -> bool:
+        return await _served(self).set(
+            kind, key, path, name, h, tuple(args), float(due), period, limit
+        )
 
     @handler
     async def unset_reminder(self, kind: str, key: str, name: str) -> bool:

@@ -280,8 +280,11 @@ class Durability(Protocol):
         args: tuple[Any, ...],
         due: float,
         period: float | None,
-    ) -> None:
-        """Store (or replace) the reminder ``name`` of ``cell``'s atom (``Atom.remind``)."""
+        limit: int | None = None,
+    ) -> bool:
+        """Store (or replace) the reminder ``name`` of ``cell``'s atom (``Atom.remind``).
+        With ``limit``, a new name is refused (False, nothing stored) when the
+        atom holds that many reminders already (a sandboxed atom's quota)."""
         ...
 
     async def forget_reminder(self, cell: AtomCell, name: str) -> bool:

@@ -72,8 +72,14 @@ class SandboxConfig:
     one more raises :class:`~radon_actors.SandboxDenied` in its handler."""
 
     min_timer_interval: float = attrs.field(default=0.01, validator=_positive_number)
-    """Shortest period of a periodic timer, in seconds: a guest cannot make the
-    host's loop fire its timers faster than this."""
+    """Shortest period of a periodic timer or reminder, in seconds: a guest
+    cannot make the host fire its timers or reminders faster than this."""
+
+    max_reminders: int = attrs.field(default=100, validator=_positive)
+    """Reminders (``remind``) an on-demand sandboxed atom may keep in the state
+    store at once; one more, of a new name, raises
+    :class:`~radon_actors.SandboxDenied` in its handler. A periodic one's
+    period is at least ``min_timer_interval``."""
 
     max_children: int = attrs.field(default=100, validator=_positive)
     """Live children the atom may have at once (each sandboxed child counts its

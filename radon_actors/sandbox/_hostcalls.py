@@ -236,10 +236,24 @@ async def _state_op(guest: GuestAtom, tag: str, req: Any) -> Any:
     if tag == "clear-state":
         return await cell.clear_state(_declared(guest, req.name), req.etag)
     if tag == "remind":
+        config = guest.config
+        if req.period is not None and not req.period >= config.min_timer_interval:
+            raise SandboxDenied(
+                f"a reminder every {req.period!r} s fires faster than this sandboxed atom may "
+                f"(SandboxConfig.min_timer_interval={config.min_timer_interval} s)"
+            )
         args, kwargs = _read_message(guest, req.message)
         if kwargs:
             raise MessageNotPortable("a reminder's message takes positional arguments only")
-        await cell.remind(str(req.name), _handler(req.handler), args, req.due, req.period)
+        name = str(req.name)
+        stored = await cell.system.durability().remind(
+            cell, name, _handler(req.handler), args, req.due, req.period, config.max_reminders
+        )
+        if not stored:
+            raise SandboxDenied(
+                f"this sandboxed atom already keeps {config.max_reminders} reminders, its quota "
+                f"(SandboxConfig.max_reminders); forget some first"
+            )
         return None
     return await cell.forget_reminder(str(req))
 

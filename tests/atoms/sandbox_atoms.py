@@ -528,6 +528,35 @@ class Account(Atom):
         return await self._radon_ctx.write_state("ledger", doc, self.ledger.etag)
 
 
+class Reminding(Atom):
+    """An on-demand sandboxed atom that tries to keep too many reminders, or to
+    have them fire too often (the sandbox's reminder quotas)."""
+
+    sandbox = True
+    daemon = True
+
+    @handler
+    def ok(self) -> None:
+        pass
+
+    @handler
+    async def flood_reminders(self, n: int, period: float | None) -> tuple[int, str]:
+        """Try to set reminders r0..r<n-1>: how many the host stored, and its
+        refusal (empty if none)."""
+        granted = 0
+        try:
+            for i in range(n):
+                await self.remind(f"r{i}", Reminding.ok, due=3600.0, period=period)
+                granted += 1
+        except SandboxDenied as exc:
+            return granted, str(exc)
+        return granted, ""
+
+    @handler
+    async def forget(self, name: str) -> bool:
+        return await self.forget_reminder(name)
+
+
 class SandboxedAccount(Account):
     """Account, sandboxed on demand (``system.get``), on the same stored state."""
 

@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 from cluster_helpers import cluster
-from sandbox_atoms import Account, Counter, SandboxedAccount
+from sandbox_atoms import Account, Counter, Reminding, SandboxedAccount
 
 from radon_actors import (
     ChildSpec,
@@ -320,3 +320,22 @@ async def test_a_javascript_on_demand_atom_keeps_its_reminders(
         ]:
             with pytest.raises(ForeignError, match=re.escape(message)):
                 await account.ask("bad_reminder", kind)
+
+
+async def test_a_sandboxed_atom_keeps_at_most_its_quota_of_reminders(tmp_path: Path) -> None:
+    """A hostile guest could store reminders without bound in the shared store,
+    and have them fire as often as it liked: reminders now count against
+    SandboxConfig.max_reminders, and a periodic one keeps min_timer_interval,
+    as timers do."""
+    async with open_system(state_store=SQLiteStore(tmp_path / "s.db")) as system:
+        atom = system.get(Reminding, "r")
+        granted, refusal = await atom.ask(Reminding.flood_reminders, 2_000, 0.001)
+        assert granted == 0 and "min_timer_interval=0.01" in refusal
+        granted, refusal = await atom.ask(Reminding.flood_reminders, 2_000, None)
+        assert granted == 100 and "max_reminders" in refusal
+        # Replacing a reminder it keeps is no new one; forgetting one makes room.
+        assert await atom.ask(Reminding.flood_reminders, 100, 60.0) == (100, "")
+        assert await atom.ask(Reminding.forget, "r7") is True
+        assert await atom.ask(Reminding.flood_reminders, 8, None) == (8, "")
+        granted, refusal = await atom.ask(Reminding.flood_reminders, 101, None)
+        assert granted == 100 and "max_reminders" in refusal
