@@ -203,6 +203,10 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
 
 
 _STATE_OPS = frozenset({"read-state", "write-state", "clear-state", "remind", "forget-reminder"})
+# A guest's reminder, as the store keeps it: an atom's reminders are one stored
+# document, rewritten at each change, so each stays small.
+MAX_REMINDER_NAME = 1_000  # characters
+MAX_REMINDER_MESSAGE = 64 * 1024  # characters of its message, in the value format
 
 
 def _declared(guest: GuestAtom, name: Any) -> str:
@@ -237,6 +241,12 @@ async def _state_op(guest: GuestAtom, tag: str, req: Any) -> Any:
         return await cell.clear_state(_declared(guest, req.name), req.etag)
     if tag == "remind":
         config = guest.config
+        if not 0 < len(req.name) <= MAX_REMINDER_NAME or len(req.message) > MAX_REMINDER_MESSAGE:
+            raise SandboxDenied(
+                f"a sandboxed atom's reminder has a name of 1 to {MAX_REMINDER_NAME:,} characters "
+                f"and a message of at most {MAX_REMINDER_MESSAGE:,} (it is stored with the "
+                "atom's other reminders)"
+            )
         if req.period is not None and not req.period >= config.min_timer_interval:
             raise SandboxDenied(
                 f"a reminder every {req.period!r} s fires faster than this sandboxed atom may "

@@ -556,6 +556,15 @@ class Reminding(Atom):
     async def forget(self, name: str) -> bool:
         return await self.forget_reminder(name)
 
+    @handler
+    async def big_reminder(self, name_size: int, message_size: int) -> str:
+        """Try one reminder with a name and a message of these sizes: its refusal."""
+        try:
+            await self.remind("n" * name_size, Reminding.ok, "m" * message_size, due=3600.0)
+        except SandboxDenied as exc:
+            return str(exc)
+        return ""
+
 
 class SandboxedAccount(Account):
     """Account, sandboxed on demand (``system.get``), on the same stored state."""

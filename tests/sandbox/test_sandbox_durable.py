@@ -339,3 +339,8 @@ async def test_a_sandboxed_atom_keeps_at_most_its_quota_of_reminders(tmp_path: P
         assert await atom.ask(Reminding.flood_reminders, 8, None) == (8, "")
         granted, refusal = await atom.ask(Reminding.flood_reminders, 101, None)
         assert granted == 100 and "max_reminders" in refusal
+        # Each reminder is stored with the others: its name and message stay small.
+        assert "a name of 1 to 1,000 characters" in await atom.ask(Reminding.big_reminder, 1_001, 1)
+        assert "at most 65,536" in await atom.ask(Reminding.big_reminder, 1, 70_000)
+        assert await atom.ask(Reminding.forget, "r0") is True
+        assert await atom.ask(Reminding.big_reminder, 1_000, 60_000) == ""
