@@ -230,6 +230,13 @@ async def _state_op(guest: GuestAtom, tag: str, req: Any) -> Any:
         return await cell.read_state(_declared(guest, req))
     if tag == "write-state":
         name = _declared(guest, req.name)
+        written = guest.state_bytes = guest.state_bytes + len(req.document)
+        if written > guest.config.max_state_bytes:
+            raise SandboxDenied(
+                f"this turn would write {written:,} characters of durable state, past the quota "
+                f"of a sandboxed atom's turn (SandboxConfig.max_state_bytes="
+                f"{guest.config.max_state_bytes:,})"
+            )
         try:  # within the atom's limits, and its handles as the Refs they stand for
             doc = guest.side.reader.value(req.document)
         except ValueRejected as exc:

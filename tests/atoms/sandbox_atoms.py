@@ -514,6 +514,20 @@ class Account(Atom):
         raise RuntimeError("crash")
 
     @handler
+    async def save_many(self, n: int, size: int) -> tuple[int, str]:
+        """Save the ledger ``n`` times with a memo of ``size`` characters: how
+        many saves the host took, and its refusal (empty if none)."""
+        saved = 0
+        try:
+            for _ in range(n):
+                self.ledger.value.memos = ["x" * size]
+                await self.ledger.save()
+                saved += 1
+        except SandboxDenied as exc:
+            return saved, str(exc)
+        return saved, ""
+
+    @handler
     async def remind_me(self, due: float) -> None:
         await self.remind("later", Account.deposit, 100, "reminded", due=due)
 
