@@ -75,11 +75,13 @@ class SandboxConfig:
     """Shortest period of a periodic timer or reminder, in seconds: a guest
     cannot make the host fire its timers or reminders faster than this."""
 
-    max_state_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=_positive)
-    """Characters of durable state documents one turn of the atom may write
-    (each document is at most ``max_value``); past them, the write raises
-    :class:`~radon_actors.SandboxDenied` in the handler. Each write is a store
-    commit the host makes for the guest."""
+    max_turn_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=_positive)
+    """Characters one turn of the atom may hand the host, in the value format:
+    its messages (tells, asks, sends, spawns' arguments, timers, reminders)
+    and the durable state documents it writes, each at most ``max_value``.
+    Past them, the operation raises :class:`~radon_actors.SandboxDenied` in the
+    handler. ``max_sends`` bounds how many; this, how much: a queued message
+    is held by the host, a state write is a commit it makes."""
 
     max_reminders: int = attrs.field(default=100, validator=_positive)
     """Reminders (``remind``) an on-demand sandboxed atom may keep in the state

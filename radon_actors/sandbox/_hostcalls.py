@@ -74,6 +74,7 @@ def _error_text(guest: GuestAtom, exc: BaseException) -> str:
 
 
 def _read_message(guest: GuestAtom, message: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    _count_bytes(guest, len(message))
     try:
         return guest.side.reader.message(message)
     except ValueRejected as exc:
@@ -230,13 +231,7 @@ async def _state_op(guest: GuestAtom, tag: str, req: Any) -> Any:
         return await cell.read_state(_declared(guest, req))
     if tag == "write-state":
         name = _declared(guest, req.name)
-        written = guest.state_bytes = guest.state_bytes + len(req.document)
-        if written > guest.config.max_state_bytes:
-            raise SandboxDenied(
-                f"this turn would write {written:,} characters of durable state, past the quota "
-                f"of a sandboxed atom's turn (SandboxConfig.max_state_bytes="
-                f"{guest.config.max_state_bytes:,})"
-            )
+        _count_bytes(guest, len(req.document))
         try:  # within the atom's limits, and its handles as the Refs they stand for
             doc = guest.side.reader.value(req.document)
         except ValueRejected as exc:
@@ -286,6 +281,16 @@ def _reported(store: Any, fn: Callable[..., Any], *args: Any) -> Any:
         return guest.on_trio(fn, guest, *args)
     except Exception as exc:
         return _error_text(guest, exc)
+
+
+def _count_bytes(guest: GuestAtom, n: int) -> None:
+    total = guest.turn_bytes = guest.turn_bytes + n
+    if total > guest.config.max_turn_bytes:
+        raise SandboxDenied(
+            f"this turn would hand the host {total:,} characters of messages and state, past "
+            f"the quota of a sandboxed atom's turn (SandboxConfig.max_turn_bytes="
+            f"{guest.config.max_turn_bytes:,})"
+        )
 
 
 def _count_send(guest: GuestAtom) -> None:

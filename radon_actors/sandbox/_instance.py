@@ -117,9 +117,9 @@ class GuestAtom:
         "on_demand",
         "sends",
         "side",
-        "state_bytes",
         "timers",
         "tree",
+        "turn_bytes",
     )
 
     def __init__(
@@ -133,7 +133,7 @@ class GuestAtom:
         # The quota of the sandboxed tree this atom belongs to (its own, at a root).
         self.tree = tree if tree is not None else Tree(config)
         self.sends = 0  # messages sent in the current turn (SandboxConfig.max_sends)
-        self.state_bytes = 0  # durable state written this turn (max_state_bytes)
+        self.turn_bytes = 0  # what the guest handed the host this turn (max_turn_bytes)
         self.logs = 0  # log events of the current turn (SandboxConfig.max_logs)
         self.on_demand = 0  # on-demand atoms referenced (SandboxConfig.max_on_demand)
         self.loaded = loaded
@@ -291,7 +291,7 @@ class GuestAtom:
         """One turn: run ``handler`` in the guest, with a fresh fuel budget."""
         message = self._write_message(args, kwargs)
         self._refuel()
-        self.sends = self.logs = self.state_bytes = 0
+        self.sends = self.logs = self.turn_bytes = 0
         if self.config.threaded:
             out = await self._invoke("handle", handler, message)
         else:
@@ -310,7 +310,7 @@ class GuestAtom:
         if self.crashed is not None:
             raise self._crashed_earlier()
         message = self._write_message(args, kwargs)
-        self.sends = self.logs = self.state_bytes = 0
+        self.sends = self.logs = self.turn_bytes = 0
         if raw_set_fuel(self._context, self._fuel):  # pragma: no cover
             self._refuel()  # raises the error
         try:

@@ -280,6 +280,24 @@ class Hostile(Atom):
             return sent, str(exc)
         return sent, ""
 
+    @handler
+    def flood_big_tells(self, n: int, size: int) -> tuple[int, str]:
+        """Try to tell itself ``n`` messages of ``size`` characters in one turn
+        (each held by the host in its mailbox): how many went, and the refusal."""
+        sent = 0
+        payload = "x" * size
+        try:
+            for _ in range(n):
+                self.ref.tell(Hostile.take, payload)
+                sent += 1
+        except SandboxDenied as exc:
+            return sent, str(exc)
+        return sent, ""
+
+    @handler
+    def take(self, payload: str) -> None:
+        pass
+
     # Attacks on the boundary itself: each writes raw text where the guest
     # runtime would write a value, as a hostile component could. They import the
     # guest runtime inside the handler (it exists only in the guest).

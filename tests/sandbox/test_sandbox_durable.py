@@ -349,13 +349,13 @@ async def test_a_sandboxed_atom_keeps_at_most_its_quota_of_reminders(tmp_path: P
 async def test_a_sandboxed_turn_writes_a_bounded_volume_of_state(tmp_path: Path) -> None:
     """A guest could make the host commit its largest state document (16 MiB)
     10,000 times in one turn, each commit holding the event loop: a turn's
-    state writes are now bounded in volume (SandboxConfig.max_state_bytes)."""
+    state writes are now bounded in volume (SandboxConfig.max_turn_bytes)."""
     db = tmp_path / "s.db"
     async with open_system(state_store=SQLiteStore(db)) as system:
-        config = SandboxConfig(max_state_bytes=4 * 1024 * 1024)
+        config = SandboxConfig(max_turn_bytes=4 * 1024 * 1024)
         account = await system.spawn(Account, name="big", sandbox=config)
         saved, refusal = await account.ask(Account.save_many, 100, 1024 * 1024)
-        assert saved == 3 and "max_state_bytes=4,194,304" in refusal
+        assert saved == 3 and "max_turn_bytes=4,194,304" in refusal
         # The quota is per turn: the next turn writes again.
         assert await account.ask(Account.save_many, 2, 1024 * 1024) == (2, "")
         assert await account.ask(Account.save_many, 50, 10) == (50, "")

@@ -157,6 +157,19 @@ async def test_messages_per_turn_are_bounded() -> None:
         assert (await attacker.ask(Hostile.flood_tells, 10))[0] == 10
 
 
+async def test_the_bytes_a_turn_hands_the_host_are_bounded() -> None:
+    """max_sends bounds how many messages a turn sends, not how large: 10,000
+    tells of 16 MiB each (max_value) would have had the host hold 160 GB in a
+    mailbox. The bytes of a turn's messages and state writes are bounded too."""
+    async with open_system() as system:
+        config = SandboxConfig(max_turn_bytes=8 * 1024 * 1024)
+        attacker = await system.spawn(Hostile, sandbox=config, mailbox_size=100_000)
+        sent, refusal = await attacker.ask(Hostile.flood_big_tells, 1_000, 1024 * 1024)
+        assert sent == 7 and "max_turn_bytes=8,388,608" in refusal
+        # A turn's own quota: the next one sends again (and small messages are cheap).
+        assert await attacker.ask(Hostile.flood_big_tells, 5_000, 100) == (5_000, "")
+
+
 async def test_log_events_per_turn_are_bounded() -> None:
     async with open_system() as system:
         attacker = await system.spawn(Hostile, sandbox=SandboxConfig(max_logs=20))
