@@ -450,9 +450,7 @@ class Reminders:
             # component's, before ``system.component_class`` loads it again):
             # kept, and tried again a minute later.
             _log.error("durable.reminder_class_missing", cls=atom.cls_path, reminder=name)
-            reminder.version = next(self._stamps)
-            reminder.due = self._now() + _MAX_BACKOFF
-            self._push(kind, key, name, reminder)
+            self._retry_in(_MAX_BACKOFF, kind, key, name, reminder)
             return
         version = reminder.version
         try:
@@ -468,9 +466,7 @@ class Reminders:
             backoff = min(2.0 ** (reminder.attempts - 1), _MAX_BACKOFF)
             _log.warning("durable.reminder_failed", reminder=name, key=key, error=repr(exc))
             if reminder.period is None or backoff < reminder.period:
-                reminder.version = next(self._stamps)
-                reminder.due = self._now() + backoff
-                self._push(kind, key, name, reminder)
+                self._retry_in(backoff, kind, key, name, reminder)
                 return
             await self._next_tick(kind, key, name, reminder)
             return
@@ -481,6 +477,13 @@ class Reminders:
             await self._remove(kind, key, name, reminder)
             return
         await self._next_tick(kind, key, name, reminder)
+
+    def _retry_in(self, delay: float, kind: str, key: str, name: str, reminder: _Reminder) -> None:
+        """Deliver ``reminder`` again ``delay`` seconds from now (in memory only:
+        the stored due time stays, so a restart delivers it at once)."""
+        reminder.version = next(self._stamps)
+        reminder.due = self._now() + delay
+        self._push(kind, key, name, reminder)
 
     def _replaced(self, kind: str, key: str, name: str, reminder: _Reminder, version: int) -> bool:
         atom = self.atoms.get((kind, key))

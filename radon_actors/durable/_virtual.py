@@ -309,6 +309,9 @@ class Activations:
         self.classes: dict[str, type[Any]] = {}  # atom type -> class, for ids from elsewhere
         # Per class checked by ``get``: its ids' middle part (see virtual_id).
         self._heads: dict[type[Any], str] = {}
+        # The same classes by class_path: for ``class_at`` (a component's class
+        # cannot be imported, only found here).
+        self._paths: dict[str, type[Any]] = {}
         self._quantum: float | None = None
         self._wake: trio.Event | None = None
 
@@ -322,7 +325,9 @@ class Activations:
                     f"two classes store their state as {kind!r} ({known.__qualname__} and "
                     f"{cls.__qualname__}): give one a different durable_type"
                 )
-            head = self._heads[cls] = f".v:{_escape(class_path(cls))}:"
+            path = class_path(cls)
+            self._paths[path] = cls
+            head = self._heads[cls] = f".v:{_escape(path)}:"
         directory = directory_of(self.system)
         atom_id = f"{directory}{head}{_escape(key)}"  # virtual_id(directory, cls, key)
         if directory != self.system.prefix:
@@ -338,10 +343,8 @@ class Activations:
         """The atom class at ``path`` (:func:`class_path`): one this system's
         ``get`` has seen (a WebAssembly component's class cannot be imported,
         only loaded: ``System.component_class``), else imported; None if none."""
-        for cls in self.classes.values():
-            if class_path(cls) == path:
-                return cls
-        return import_atom_class(path)
+        cls = self._paths.get(path)
+        return cls if cls is not None else import_atom_class(path)
 
     def resolve(self, atom_id: str) -> VirtualEndpoint | None:
         """The endpoint of an on-demand atom's id (a Ref unpickled here)."""

@@ -14,7 +14,7 @@ import structlog
 import trio
 
 from ._hosts import read_secret
-from ._serve import SystemOpener, serve_host
+from ._serve import SystemOpener, advertised, serve_host
 
 __all__ = ["add_parser", "main"]
 
@@ -129,15 +129,13 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
         except (OSError, ssl.SSLError) as exc:
             print(f"radon host: cannot load --tls-ca {args.tls_ca}: {exc}", file=sys.stderr)
             return 2
-    advertise = args.advertise
-    if advertise is not None and (
-        not advertise.strip(":")
-        or any(c.isspace() for c in advertise)
-        or (advertise.count(":") == 1 and not advertise.rpartition(":")[2].isdigit())
-    ):
-        print(f"radon host: --advertise must be host or host:port, not {args.advertise!r}",
-              file=sys.stderr)  # fmt: skip
-        return 2
+    if args.advertise is not None:
+        try:
+            advertised(args.advertise, 0)  # checked here, used by serve_host
+        except ValueError:
+            print(f"radon host: --advertise must be host or host:port, not {args.advertise!r}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
 
     def ready(address: str) -> None:
         print(f"READY {address}", flush=True)

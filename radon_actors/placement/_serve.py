@@ -85,10 +85,15 @@ async def serve_host(
 
 def advertised(address: str, port: int) -> str:
     """``address`` as ``host:port``: given as ``host`` (a bare IPv6 address is a
-    host), with the bound ``port``."""
+    host), with the bound ``port``. Raises ``ValueError`` for what is neither
+    (empty, spaces, a port that is not a number)."""
+    if not address.strip(":") or any(c.isspace() for c in address):
+        raise ValueError(f"not a host or host:port: {address!r}")
     if address.startswith("[") and "]:" in address:
         return address
-    if address.count(":") == 1 and address.rpartition(":")[2].isdigit():
+    if address.count(":") == 1:
+        if not address.rpartition(":")[2].isdigit():
+            raise ValueError(f"the port of {address!r} is not a number")
         return address
     return f"{address}:{port}"
 

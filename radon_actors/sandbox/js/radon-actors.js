@@ -1134,7 +1134,7 @@ export function serve(host, module, name) {
       }
       let args;
       try {
-        args = message === "[]" ? NO_ARGS : readArgs(message, spec);
+        args = message === "[]" ? NO_ARGS : readArgs(message, spec); // no call for no arguments
       } catch (err) {
         return failed(new TypeError(`message for ${handler} cannot enter the sandbox: ${err.message}`), false);
       }
