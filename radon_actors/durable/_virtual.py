@@ -242,9 +242,9 @@ class VirtualEndpoint:
     def setup(self, cell: AtomCell) -> None:
         """Make ``cell``, before it starts, an activation of this endpoint."""
         cell.on_demand_key = self.key
-        # The endpoint itself is the callback (its ``__call__`` is ``stopped``):
-        # no bound method to keep per activation.
-        cell.on_stopped.append(self)
+        # The endpoint itself is the hook (its ``__call__`` is ``stopped``): no
+        # bound method, and no callback list, to keep per activation.
+        cell.stop_hook = self
         # A failure stops the activation; the next message starts another.
         cell.decider = _stop
 
@@ -285,7 +285,7 @@ class VirtualEndpoint:
             # Messages, or senders (``send``), wait for the next activation.
             self._activations.activate_soon(self)
 
-    __call__ = stopped  # the activation's on_stopped callback (see ``setup``)
+    __call__ = stopped  # the activation's stop hook (see ``setup``)
 
 
 def _name(h: Any) -> str:
@@ -299,8 +299,12 @@ class Activations:
     def __init__(self, system: System) -> None:
         self.system = system
         self.mailbox_size: int = getattr(system, "_mailbox_size", 10_000)
-        # Endpoints by id: weak, so that keys nobody holds a Ref to (and that are
-        # not active) cost nothing; the active ones are held by ``active``.
+        # Every endpoint with a Ref or an activation is in one of two tables: the
+        # active ones (running or starting) in ``active``, held, and the others
+        # in ``endpoints``, weakly, so that a key nobody holds a Ref to costs
+        # nothing. An endpoint moves between them as it activates and stops
+        # (``_hold``, ``_release``): an idle activation then holds no weak entry,
+        # one object fewer for the cyclic GC to walk (docs/benchmarks.md).
         self.endpoints: weakref.WeakValueDictionary[str, VirtualEndpoint] = (
             weakref.WeakValueDictionary()
         )
@@ -334,7 +338,7 @@ class Activations:
             # A worker host: the atom lives at its system's directory (placement
             # routes the id there).
             return Ref(atom_id, None, resolve(atom_id, None))
-        ep = self.endpoints.get(atom_id)
+        ep = self.active.get(atom_id) or self.endpoints.get(atom_id)
         if ep is None:
             ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, key, atom_id)
         return Ref(atom_id, None, ep)
@@ -348,7 +352,7 @@ class Activations:
 
     def resolve(self, atom_id: str) -> VirtualEndpoint | None:
         """The endpoint of an on-demand atom's id (a Ref unpickled here)."""
-        ep = self.endpoints.get(atom_id)
+        ep = self.active.get(atom_id) or self.endpoints.get(atom_id)
         if ep is not None:
             return ep
         prefix, _, local = atom_id.rpartition(".")
@@ -369,7 +373,7 @@ class Activations:
         if ep.id in self.starting or ep._live() is not None or ep.cell is not None:
             return  # starting, up, or stopping (its stop activates it again)
         self.starting.add(ep.id)
-        self.active[ep.id] = ep  # held while it runs or starts
+        self._hold(ep)  # held while it runs or starts
         self.system.start_soon(self._activate, ep)
 
     def activate_now(self, ep: VirtualEndpoint) -> AtomCell | None:
@@ -391,7 +395,7 @@ class Activations:
             raise SpawnError(f"{ep!r} could not be activated: {exc!r}") from exc
         if cell is None:
             return None
-        self.active[ep.id] = ep
+        self._hold(ep)
         ep.activated(cell)
         self._collector(cls)
         return cell
@@ -402,7 +406,7 @@ class Activations:
             ref = await self.system.spawn_cell(ep.cls, (), {}, setup=ep.setup, host=where)
         except Exception as exc:
             self.starting.discard(ep.id)
-            self.active.pop(ep.id, None)
+            self._release(ep)
             _log.warning("durable.activation_failed", atom=repr(ep), error=repr(exc))
             ep.failed(exc)
             return
@@ -413,7 +417,19 @@ class Activations:
 
     def gone(self, ep: VirtualEndpoint, cell: AtomCell) -> None:
         if ep.cell is None and not ep.pending and ep.id not in self.starting:
-            self.active.pop(ep.id, None)
+            self._release(ep)
+
+    def _hold(self, ep: VirtualEndpoint) -> None:
+        atom_id = ep.id
+        if atom_id not in self.active:
+            self.active[atom_id] = ep
+            self.endpoints.pop(atom_id, None)
+
+    def _release(self, ep: VirtualEndpoint) -> None:
+        atom_id = ep.id
+        if self.active.get(atom_id) is ep:
+            del self.active[atom_id]
+            self.endpoints[atom_id] = ep
 
     # ------------------------------------------------------------------
     # Collection

@@ -110,7 +110,7 @@ class RemoteWatches:
                     DownFrame("down", atom_id, None if reason is None else repr(reason), True)
                 )
 
-        cell.on_stopped.append(stopped)
+        cell.add_stop_callback(stopped)
         if cell.on_crashed is None:
             cell.on_crashed = []
         cell.on_crashed.append(crashed)

@@ -581,8 +581,7 @@ class Forward:
         cell.log.info("atom.lost", reason=None if reason is None else repr(reason))
         cell.state = _STOPPED
         cell.stopped.set()
-        for callback in cell.on_stopped:
-            callback(cell, reason)
+        cell.notify_stopped(reason)
 
     async def _recover(self, cell: AtomCell, reason: BaseException | None) -> None:
         """The lost atom's supervision, in a task of its own (a forwarder has none)."""

@@ -287,7 +287,7 @@ async def emigrate(node: Node, cell: AtomCell, to_id: str, deadline: float) -> N
         if shipping.cancelled_caught:
             raise _late(cell.label(), peer.label, "its component was still being sent there")
     move = _Emigration(node, peer, deadline)
-    cell.on_stopped.append(move.on_stopped)
+    cell.add_stop_callback(move.on_stopped)
     try:
         if cell.state >= _STOPPING or not cell.mailbox.put_control(("migrate", move)):
             raise MigrationError(f"{cell.label()} is not running; it cannot be migrated")
@@ -300,8 +300,7 @@ async def emigrate(node: Node, cell: AtomCell, to_id: str, deadline: float) -> N
             await move.done.wait()
     finally:
         move.abandoned = not move.done.is_set()
-        if move.on_stopped in cell.on_stopped:
-            cell.on_stopped.remove(move.on_stopped)
+        cell.remove_stop_callback(move.on_stopped)
     if move.errors:
         error = move.errors[0]
         if isinstance(error, trio.TooSlowError):
@@ -523,10 +522,10 @@ async def serve_activate(node: Node, peer: Peer, frame: Activate) -> None:
         fwd = forward_of(existing)
         fwd.arrived = cell
         node.forwarders.pop(cell.id, None)
-        cell.on_stopped.append(lambda c, reason: fwd.lost(existing, reason))
+        cell.add_stop_callback(lambda c, reason: fwd.lost(existing, reason))
     else:
         register(cell)
-        cell.on_stopped.append(_tell_origin(node, cell.id))
+        cell.add_stop_callback(_tell_origin(node, cell.id))
 
 
 async def _prepare(

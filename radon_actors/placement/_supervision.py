@@ -386,7 +386,7 @@ async def serve_retire(node: Node, peer: Peer, frame: Retire) -> Any:
     if cell is None or cell.away is not None or cell.state >= _STOPPING:
         return []
     retire = node.retires[cell] = Retirement(node, peer, timeout)
-    cell.on_stopped.append(retire.cell_stopped)
+    cell.add_stop_callback(retire.cell_stopped)
     failing = node.failing.get(cell)
     if failing is not None:
         failing.event.set()  # it waits in its failure path: it retires from there

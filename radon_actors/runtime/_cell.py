@@ -64,6 +64,8 @@ from ._timers import TimerHandle
 
 _NO_TIMERS: Any = frozenset()
 
+StopCallback = Callable[["AtomCell", "BaseException | None"], None]
+
 if TYPE_CHECKING:
     from ._system import System
 
@@ -167,6 +169,7 @@ class AtomCell:
         "runtime",
         "shutdown_timeout",
         "state",
+        "stop_hook",
         "supervisor",
         "system",
         "table",
@@ -217,7 +220,14 @@ class AtomCell:
         # runs here. The cell stays its directory entry either way.
         self.away: Away | None = None
         self.decider: Callable[[AtomCell, BaseException], Directive] = default_decider
-        self.on_stopped: list[Callable[[AtomCell, BaseException | None], None]] = []
+        # Called with the cell and the reason when it has stopped for good:
+        # ``stop_hook`` for the one owner that made it (an on-demand atom's
+        # endpoint), then each of ``on_stopped`` (watchers, supervisors). The list
+        # is made on the first ``add_stop_callback``: an idle on-demand atom holds
+        # neither an empty list nor its hook in one, one object fewer for the
+        # cyclic GC to walk at each full collection (docs/benchmarks.md).
+        self.stop_hook: StopCallback | None = None
+        self.on_stopped: list[StopCallback] | None = None
         # Failure-path plumbing (see radon_actors.supervisor): set by a supervisor
         # before the atom starts; None for atoms nobody supervises.
         self.supervisor: SupervisorHook | None = None
@@ -232,6 +242,32 @@ class AtomCell:
 
     def __repr__(self) -> str:
         return f"<AtomCell {self.cls.__name__} {self.name or ''} {self.id}>"
+
+    def add_stop_callback(self, callback: StopCallback) -> None:
+        """Call ``callback(cell, reason)`` once the atom has stopped for good."""
+        callbacks = self.on_stopped
+        if callbacks is None:
+            self.on_stopped = [callback]
+        else:
+            callbacks.append(callback)
+
+    def remove_stop_callback(self, callback: StopCallback) -> bool:
+        """Undo :meth:`add_stop_callback`; False if ``callback`` was not there."""
+        callbacks = self.on_stopped
+        if callbacks is None or callback not in callbacks:
+            return False
+        callbacks.remove(callback)
+        return True
+
+    def notify_stopped(self, reason: BaseException | None) -> None:
+        """Run the stop hook and callbacks (the atom has stopped for good)."""
+        hook = self.stop_hook
+        if hook is not None:
+            hook(self, reason)
+        callbacks = self.on_stopped
+        if callbacks is not None:
+            for callback in callbacks:
+                callback(self, reason)
 
     @property
     def stopped(self) -> trio.Event:
@@ -1139,8 +1175,7 @@ class AtomCell:
         self.instance = None
         self.log.debug("atom.stopped", reason=None if reason is None else repr(reason))
         self.stopped.set()
-        for callback in self.on_stopped:
-            callback(self, reason)
+        self.notify_stopped(reason)
         if away is not None:
             away.finished(self)
 

@@ -480,7 +480,7 @@ class System:
         if setup is not None:
             setup(cell)  # e.g. a supervisor's failure plumbing, before the atom runs
         if root:
-            cell.on_stopped.append(self._root_stopped)
+            cell.add_stop_callback(self._root_stopped)
             self._root = cell
         if name is not None:
             self._names[name] = cell

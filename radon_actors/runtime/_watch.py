@@ -97,7 +97,7 @@ def watch(watcher: AtomCell, ref: Ref[Any], h: Any) -> None:
         existing.spec = spec
         return
     entry = Watch(watcher, spec, target)
-    target.on_stopped.append(entry.stopped)
+    target.add_stop_callback(entry.stopped)
     if target.on_crashed is None:
         target.on_crashed = []
     target.on_crashed.append(entry.crashed)
@@ -114,7 +114,7 @@ def unwatch(watcher: AtomCell, ref: Ref[Any]) -> None:
     entry = _find(target, watcher)
     if entry is None:
         return
-    target.on_stopped.remove(entry.stopped)
+    target.remove_stop_callback(entry.stopped)
     if target.on_crashed is not None:
         target.on_crashed.remove(entry.crashed)
 
@@ -122,7 +122,7 @@ def unwatch(watcher: AtomCell, ref: Ref[Any]) -> None:
 def watches_of(target: AtomCell) -> list[Watch]:
     """The registrations of the atoms watching ``target`` in this process."""
     entries = []
-    for callback in target.on_stopped:
+    for callback in target.on_stopped or ():
         owner = getattr(callback, "__self__", None)
         if isinstance(owner, Watch):
             entries.append(owner)

@@ -195,7 +195,7 @@ async def _perform(guest: GuestAtom, op: Any) -> Any:
         if child_cell is None or child_cell.stopped.is_set():
             tree.release(config.memory)
         else:
-            child_cell.on_stopped.append(lambda _c, _r: tree.release(config.memory))
+            child_cell.add_stop_callback(lambda _c, _r: tree.release(config.memory))
         return child
     if op.tag in _STATE_OPS:
         _count_send(guest)

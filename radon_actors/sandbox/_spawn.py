@@ -328,7 +328,7 @@ async def _snapshot_at_turn_boundary(cell: AtomCell) -> str:
     if not cell.call_between_turns(take):
         await trio.lowlevel.checkpoint()
         raise AtomStopped(f"{cell.label()} stopped; nothing to snapshot")
-    cell.on_stopped.append(stopped)
+    cell.add_stop_callback(stopped)
     try:
         await done.wait()
     except BaseException:
@@ -336,7 +336,7 @@ async def _snapshot_at_turn_boundary(cell: AtomCell) -> str:
         raise
     finally:
         with contextlib.suppress(ValueError):
-            cell.on_stopped.remove(stopped)
+            cell.remove_stop_callback(stopped)
     if not taken:
         raise AtomStopped(f"{cell.label()} stopped before its turn ended; nothing to snapshot")
     return taken[0].unwrap()

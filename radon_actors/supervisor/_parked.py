@@ -63,7 +63,7 @@ class Parked:
         cell.parked = self
         # Should the child stop without ever serving (its mailbox closed under a
         # pending ``call``), nobody may wait for it forever.
-        cell.on_stopped.append(self._cell_stopped)
+        cell.add_stop_callback(self._cell_stopped)
 
     def _cell_stopped(self, cell: AtomCell, reason: BaseException | None) -> None:
         self.done = True
@@ -153,7 +153,7 @@ class Parked:
             if cell.parked is self:
                 cell.parked = None
             with contextlib.suppress(ValueError):
-                cell.on_stopped.remove(self._cell_stopped)
+                cell.remove_stop_callback(self._cell_stopped)
             if cell.state < _STOPPING:
                 cell.busy = False
             # Anything still queued is answered; a stop request that came after

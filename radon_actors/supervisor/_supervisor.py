@@ -229,7 +229,7 @@ class Supervisor(Atom):
             cell.supervisor = self
             cell.decider = functools.partial(self._decide, spec)
             cell.shutdown_timeout = spec.shutdown
-            cell.on_stopped.append(self._child_stopped)
+            cell.add_stop_callback(self._child_stopped)
             child.cell = cell
             self._by_cell[cell] = child
 

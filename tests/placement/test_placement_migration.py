@@ -304,7 +304,7 @@ async def test_the_origin_learns_when_a_migrated_atom_stops_or_its_host_dies_and
             await system.migrate(ref, to="w1")
             await system.migrate(ref, to="w2")
             # what a watcher or supervisor of the original cell holds on to
-            cell_of(ref).on_stopped.append(record)
+            cell_of(ref).add_stop_callback(record)
 
         await quitter.ask(Counter.halt)  # stops itself on w2
         with trio.fail_after(10):
