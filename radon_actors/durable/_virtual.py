@@ -64,6 +64,10 @@ __all__ = [
 
 _log = get_logger("radon_actors.durable")
 
+FRESH_LIMIT = 1024
+"""How many endpoints ``get`` holds that no message has activated yet, before
+they go to the weak table (see ``Activations``)."""
+
 COLLECT_AFTER = 900.0
 """Seconds without a message after which an on-demand atom is collected (15
 minutes, Orleans' default collection age), unless its class says otherwise."""
@@ -299,16 +303,23 @@ class Activations:
     def __init__(self, system: System) -> None:
         self.system = system
         self.mailbox_size: int = getattr(system, "_mailbox_size", 10_000)
-        # Every endpoint with a Ref or an activation is in one of two tables: the
-        # active ones (running or starting) in ``active``, held, and the others
-        # in ``endpoints``, weakly, so that a key nobody holds a Ref to costs
-        # nothing. An endpoint moves between them as it activates and stops
-        # (``_hold``, ``_release``): an idle activation then holds no weak entry,
-        # one object fewer for the cyclic GC to walk (docs/benchmarks.md).
-        self.endpoints: weakref.WeakValueDictionary[str, VirtualEndpoint] = (
-            weakref.WeakValueDictionary()
-        )
+        # Every endpoint with a Ref or an activation is in one of three tables:
+        # the active ones (running or starting) in ``active``, held; the ones
+        # ``get`` made since the last sweep and that no message activated yet in
+        # ``fresh``, held; the others in ``endpoints``, weakly, so that a key
+        # nobody holds a Ref to costs nothing. An endpoint moves between them as
+        # it activates and stops (``_hold``, ``_release``), and ``fresh`` goes to
+        # ``endpoints`` whenever it reaches FRESH_LIMIT (``_sweep_fresh``). So
+        # the usual life, ``get`` then a message, touches no weak reference (a
+        # KeyedRef made and dropped costs more than the rest of ``get``), and an
+        # idle activation holds no weak entry, one object fewer for the cyclic
+        # GC to walk (docs/benchmarks.md).
+        # (A dict of KeyedRefs rather than a WeakValueDictionary, whose ``get``
+        # is a Python method: a lookup here is one C call.)
+        self.endpoints: dict[str, weakref.KeyedRef[str, VirtualEndpoint]] = {}
+        self._unreferenced_cb = self._unreferenced  # one bound method for every entry
         self.active: dict[str, VirtualEndpoint] = {}
+        self.fresh: dict[str, VirtualEndpoint] = {}
         self.starting: set[str] = set()
         self.classes: dict[str, type[Any]] = {}  # atom type -> class, for ids from elsewhere
         # Per class checked by ``get``: its ids' middle part (see virtual_id).
@@ -338,10 +349,36 @@ class Activations:
             # A worker host: the atom lives at its system's directory (placement
             # routes the id there).
             return Ref(atom_id, None, resolve(atom_id, None))
-        ep = self.active.get(atom_id) or self.endpoints.get(atom_id)
+        ep = self._lookup(atom_id)
         if ep is None:
-            ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, key, atom_id)
+            fresh = self.fresh
+            if len(fresh) >= FRESH_LIMIT:
+                self._sweep_fresh()
+            ep = fresh[atom_id] = VirtualEndpoint(self, cls, key, atom_id)
         return Ref(atom_id, None, ep)
+
+    def _lookup(self, atom_id: str) -> VirtualEndpoint | None:
+        ep = self.active.get(atom_id) or self.fresh.get(atom_id)
+        if ep is None:
+            weak = self.endpoints.get(atom_id)
+            if weak is not None:
+                ep = weak()
+        return ep
+
+    def _hold_weakly(self, atom_id: str, ep: VirtualEndpoint) -> None:
+        self.endpoints[atom_id] = weakref.KeyedRef(ep, self._unreferenced_cb, atom_id)
+
+    def _unreferenced(self, weak: weakref.KeyedRef[str, VirtualEndpoint]) -> None:
+        # No Ref and no activation holds the endpoint any more.
+        if self.endpoints.get(weak.key) is weak:
+            del self.endpoints[weak.key]
+
+    def _sweep_fresh(self) -> None:
+        # Endpoints ``get`` made that no message has activated since: weakly held
+        # from now on (an activation under way has moved its own to ``active``).
+        for atom_id, ep in self.fresh.items():
+            self._hold_weakly(atom_id, ep)
+        self.fresh.clear()
 
     def class_at(self, path: str) -> type[Any] | None:
         """The atom class at ``path`` (:func:`class_path`): one this system's
@@ -352,7 +389,7 @@ class Activations:
 
     def resolve(self, atom_id: str) -> VirtualEndpoint | None:
         """The endpoint of an on-demand atom's id (a Ref unpickled here)."""
-        ep = self.active.get(atom_id) or self.endpoints.get(atom_id)
+        ep = self._lookup(atom_id)
         if ep is not None:
             return ep
         prefix, _, local = atom_id.rpartition(".")
@@ -366,7 +403,8 @@ class Activations:
         kind = atom_type(cls)
         if self.classes.setdefault(kind, cls) is not cls:
             return None  # another class stores under that type here
-        ep = self.endpoints[atom_id] = VirtualEndpoint(self, cls, _unescape(key), atom_id)
+        ep = VirtualEndpoint(self, cls, _unescape(key), atom_id)
+        self._hold_weakly(atom_id, ep)
         return ep
 
     def activate_soon(self, ep: VirtualEndpoint) -> None:
@@ -423,13 +461,14 @@ class Activations:
         atom_id = ep.id
         if atom_id not in self.active:
             self.active[atom_id] = ep
-            self.endpoints.pop(atom_id, None)
+            if self.fresh.pop(atom_id, None) is None:
+                self.endpoints.pop(atom_id, None)
 
     def _release(self, ep: VirtualEndpoint) -> None:
         atom_id = ep.id
         if self.active.get(atom_id) is ep:
             del self.active[atom_id]
-            self.endpoints[atom_id] = ep
+            self._hold_weakly(atom_id, ep)
 
     # ------------------------------------------------------------------
     # Collection
@@ -472,7 +511,8 @@ class Activations:
                     continue
                 ep.closing = True  # from now on, messages wait for the next activation
                 _log.debug("durable.collected", atom=repr(ep))
-                cell.request_stop()
+                if not cell.stop_inline():  # an idle atom without a task stops here
+                    cell.request_stop()
 
 
 def import_atom_class(path: str) -> type[Any] | None:

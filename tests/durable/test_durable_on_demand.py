@@ -5,6 +5,7 @@ nothing sent meanwhile is lost. Collection is timed with trio's MockClock."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 
 import pytest
@@ -150,3 +151,24 @@ async def test_a_send_during_a_collection_waits_for_the_next_activation(
         with trio.fail_after(60):
             await ref.send(Lingering.visit)  # waits, then goes to the next activation
         assert await ref.ask(Lingering.visit) == 3
+
+
+async def test_refs_nobody_messages_are_held_weakly_once_there_are_many() -> None:
+    # ``get`` holds the endpoints it makes until a message activates them, or
+    # until FRESH_LIMIT of them wait: then they are held weakly, so Refs nobody
+    # messages cost nothing once dropped, and one still held keeps its atom.
+    from radon_actors.durable._virtual import FRESH_LIMIT
+
+    async with open_system(state_store=MemoryStore()) as system:
+        activations = system.durability().activations  # type: ignore[attr-defined]
+        kept = system.get(Stateless, "k0")
+        for i in range(1, FRESH_LIMIT + 10):
+            system.get(Stateless, f"k{i}")
+        assert len(activations.fresh) <= FRESH_LIMIT
+        gc.collect()
+        assert set(activations.endpoints) == {kept.id}  # the others had no Ref left
+        again = system.get(Stateless, "k0")
+        assert again._ep is kept._ep  # the same atom
+        assert await again.ask(Stateless.incr) == 1
+        assert kept.id in activations.active and kept.id not in activations.endpoints
+        assert await kept.ask(Stateless.incr) == 2  # the same activation

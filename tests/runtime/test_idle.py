@@ -39,6 +39,12 @@ def _cell(ref: object) -> AtomCell:
     return cell
 
 
+def _activation(ref: object) -> AtomCell:
+    cell = ref._ep.cell  # type: ignore[attr-defined]  # an on-demand atom's endpoint
+    assert isinstance(cell, AtomCell)
+    return cell
+
+
 async def _idle() -> None:
     # Two sweeps must find the task waiting; a third lets the loops return.
     await trio.sleep(3 * IDLE_SWEEP)
@@ -142,3 +148,68 @@ async def test_a_stop_an_inline_start_asked_for_is_carried_out() -> None:
         ref = await system.spawn(StopsAtOnce)
         with trio.fail_after(5):
             await _cell(ref).stopped.wait()
+
+
+class Farewell(Atom):
+    """Starts inline; its on_stop cannot suspend and tells the atom itself."""
+
+    said: ClassVar[list[str]] = []
+
+    @handler
+    def ping(self) -> str:
+        return "pong"
+
+    def on_stop(self) -> None:
+        self.ref.tell(Farewell.ping)  # to a stopping atom: a dead letter
+        Farewell.said.append("bye")
+
+
+class SlowFarewell(Atom):
+    @handler
+    def ping(self) -> None:
+        pass
+
+    async def on_stop(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+async def test_an_idle_atom_without_a_task_stops_inline() -> None:
+    # What the collector of on-demand atoms uses: no task is started to run a
+    # stop that cannot suspend; on_stop runs and what it sends is a dead letter.
+    Farewell.said.clear()
+    async with open_system() as system:
+        ref = system.get(Farewell, "f")  # on demand: no supervisor
+        assert await ref.ask(Farewell.ping) == "pong"
+        cell = _activation(ref)
+        assert cell.task is None  # started inline, idle
+        letters = len(system.dead_letters)
+        assert cell.stop_inline()
+        assert cell.stopped.is_set() and cell.task is None
+        assert Farewell.said == ["bye"]
+        assert len(system.dead_letters) == letters + 1
+        await trio.testing.wait_all_tasks_blocked()
+        assert cell.task is None  # nothing woke it
+        assert not cell.stop_inline()  # stopped already
+
+
+async def test_stop_inline_refuses_what_needs_a_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_system() as system:
+        supervised = _cell(await system.spawn(Farewell))
+        assert not supervised.stop_inline()  # its supervisor decides
+        slow_ref = system.get(SlowFarewell, "s")
+        await slow_ref.ask(SlowFarewell.ping)
+        slow = _activation(slow_ref)
+        assert not slow.stop_inline()  # its on_stop may suspend
+        assert not slow.stopped.is_set()
+        busy = system.get(Log, "l")
+        busy.tell(Log.add, 1)  # queued: its task runs it
+        await trio.testing.wait_all_tasks_blocked()
+        cell = _activation(busy)
+        assert await busy.ask(Log.get) == [1]
+        assert cell.task is not None
+        assert not cell.stop_inline()  # it has a task (not idle yet)
+        await _idle()
+        assert cell.stop_inline()
+        assert Log.stopped_with == [1]
