@@ -80,6 +80,14 @@ _STOPPING = CellState.STOPPING
 _STOPPED = CellState.STOPPED
 
 
+def _cannot_suspend(hook: Any, default: Any) -> bool:
+    # A lifecycle hook (on_start, on_stop) that runs to completion without a
+    # task: Atom's own, a plain function, or an ``async def`` without an await.
+    return hook is default or (
+        inspect.isfunction(hook) and (not inspect.iscoroutinefunction(hook) or has_no_await(hook))
+    )
+
+
 def default_decider(cell: AtomCell, exc: BaseException) -> Directive:
     """The decider of an atom nobody gave rules to: restart it."""
     return Directive.RESTART
@@ -812,14 +820,7 @@ class AtomCell:
         or an ``async def`` without an await."""
         known = cls.__dict__.get("_radon_starts_inline")
         if known is None:
-            on_start = cls.on_start
-            known = not cls._radon_states and (
-                on_start is Atom.on_start
-                or (
-                    inspect.isfunction(on_start)
-                    and (not inspect.iscoroutinefunction(on_start) or has_no_await(on_start))
-                )
-            )
+            known = not cls._radon_states and _cannot_suspend(cls.on_start, Atom.on_start)
             cls._radon_starts_inline = known  # type: ignore[attr-defined]  # cached on the class
         return bool(known)
 
@@ -855,11 +856,7 @@ class AtomCell:
         ``async def`` without an await): see :meth:`stop_inline`."""
         known = cls.__dict__.get("_radon_stops_inline")
         if known is None:
-            on_stop = cls.on_stop
-            known = on_stop is Atom.on_stop or (
-                inspect.isfunction(on_stop)
-                and (not inspect.iscoroutinefunction(on_stop) or has_no_await(on_stop))
-            )
+            known = _cannot_suspend(cls.on_stop, Atom.on_stop)
             cls._radon_stops_inline = known  # type: ignore[attr-defined]  # cached on the class
         return bool(known)
 

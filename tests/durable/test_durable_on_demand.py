@@ -14,6 +14,7 @@ import trio.testing
 from durable_atoms import Keeper, Lingering, MemoryStore, Stateless, Visits
 
 from radon_actors import AtomStopped, SpawnError, open_system
+from radon_actors.durable._virtual import FRESH_LIMIT
 
 
 async def test_get_spawns_nothing_and_the_first_message_activates() -> None:
@@ -157,8 +158,6 @@ async def test_refs_nobody_messages_are_held_weakly_once_there_are_many() -> Non
     # ``get`` holds the endpoints it makes until a message activates them, or
     # until FRESH_LIMIT of them wait: then they are held weakly, so Refs nobody
     # messages cost nothing once dropped, and one still held keeps its atom.
-    from radon_actors.durable._virtual import FRESH_LIMIT
-
     async with open_system(state_store=MemoryStore()) as system:
         activations = system.durability().activations  # type: ignore[attr-defined]
         kept = system.get(Stateless, "k0")
