@@ -42,6 +42,7 @@ from .sandbox._value import Record, portable
 
 if TYPE_CHECKING:
     from ._open import open_system
+    from .cluster import Cluster
     from .durable import RedisStore, SQLiteStore, StateStore
     from .mailbox import DeadLetter, DeadLetters
     from .placement import (
@@ -78,6 +79,7 @@ __all__ = [
     "BadArguments",
     "ChildInfo",
     "ChildSpec",
+    "Cluster",
     "DeadLetter",
     "DeadLetters",
     "DeadlockError",
@@ -157,6 +159,7 @@ _LAZY = {
     "StateStore": "durable",
     "SQLiteStore": "durable",
     "RedisStore": "durable",
+    "Cluster": "cluster",
 }
 
 

@@ -9,6 +9,7 @@ returning an exit status. Only this module may print.
     radon build --js FILE.js          build a JavaScript atom module's component
     radon cache [--clear]             list (or delete) the cached components
     radon host --listen H:P --secret-file F   run a host that systems join
+    radon member --cluster N --secret-file F --state-store URL   run a cluster member
     radon bench MODULE:CLASS HANDLER [ARG ...]   benchmark one of your handlers
     radon bench --suite               the latency suite (echo atoms, floors, peers)
     radon --version                   print the installed version
@@ -195,6 +196,23 @@ def _host(args: argparse.Namespace) -> int:
         print(f"radon host: {exc}", file=sys.stderr)
         return 2
     return placement_cli.run(args, partial(open_system, state_store=store))
+
+
+def _configure_member(parser: argparse.ArgumentParser) -> None:
+    from .cluster import _cli as cluster_cli
+
+    cluster_cli.add_parser(parser)
+
+
+@command("member", "run a member of a cluster, serving its on-demand atoms", _configure_member)
+def _member(args: argparse.Namespace) -> int:
+    from ._open import open_system
+    from .cluster import _cli as cluster_cli
+
+    def open_member(store: Any, cluster: Any) -> Any:
+        return open_system(state_store=store, cluster=cluster)
+
+    return cluster_cli.run(args, open_member)
 
 
 def _configure_bench(parser: argparse.ArgumentParser) -> None:

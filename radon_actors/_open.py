@@ -27,6 +27,7 @@ from .runtime import (
 from .supervisor import start_root
 
 if TYPE_CHECKING:
+    from .cluster import Cluster
     from .durable import StateStore
     from .supervisor import ChildSpec
 
@@ -72,6 +73,7 @@ async def open_system(
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     root: ChildSpec | None = None,
     state_store: StateStore | None = None,
+    cluster: Cluster | None = None,
 ) -> AsyncIterator[System]:
     """Open an atom system for the duration of an ``async with`` block.
 
@@ -93,10 +95,20 @@ async def open_system(
     SQLite file, ``radon-state.sqlite3`` in the working directory (or the file
     the ``RADON_STATE`` environment variable names), opened by the first
     durable atom.
+
+    ``cluster`` (a :class:`~radon_actors.Cluster`) makes the system a member
+    of a cluster: systems that share one state store and one directory of
+    on-demand atoms, so that each key is active in one member at a time
+    (docs/cluster.md). The system joins before its root starts, and leaves
+    (its activations stopped, its membership cleared) before it closes.
     """
     extensions = EXTENSIONS
     if state_store is not None:
         extensions = attrs.evolve(EXTENSIONS, durability=_durability(state_store))
+    if cluster is not None:
+        async with _clustered(mailbox_size, shutdown_timeout, root, extensions, cluster) as system:
+            yield system
+        return
     async with run_system(
         mailbox_size=mailbox_size,
         shutdown_timeout=shutdown_timeout,
@@ -107,3 +119,36 @@ async def open_system(
             # Its reminders are served from the start (``durable._reminders``).
             system.durability()
         yield system
+
+
+@asynccontextmanager
+async def _clustered(
+    mailbox_size: int,
+    shutdown_timeout: float,
+    root: ChildSpec | None,
+    extensions: Extensions,
+    cluster: Cluster,
+) -> AsyncIterator[System]:
+    from .cluster import Member, attach, membership
+
+    member: Member | None = None
+    start_root = extensions.start_root
+    assert start_root is not None
+
+    async def join_then_start_root(system: System, spec: object) -> None:
+        # Joined before the root's children start: an on-demand Ref they make
+        # names the cluster's directory.
+        nonlocal member
+        member = attach(system, cluster)
+        await member.start()
+        await start_root(system, spec)
+
+    async with run_system(
+        mailbox_size=mailbox_size,
+        shutdown_timeout=shutdown_timeout,
+        root=root,
+        extensions=attrs.evolve(extensions, start_root=join_then_start_root),
+    ) as system:
+        assert member is not None
+        async with membership(member):
+            yield system

@@ -5,7 +5,7 @@ under ``TYPE_CHECKING`` alike, against two rules:
 
 1. **Direction.** API (``_atom``, ``_ref``, ``_errors``, ``_state``) <- ``mailbox`` <-
    ``runtime`` <- (``supervisor``, ``sandbox``, ``placement``, ``durable``) <-
-   the top (``__init__``, ``_open``, ``_cli``, ``_worker``). A layer imports
+   ``cluster`` <- the top (``__init__``, ``_open``, ``_cli``, ``_worker``). A layer imports
    only layers below it; among the extensions only placement and durable may
    import the sandbox (durable: its value format, ``sandbox.values``).
 2. **Seams.** Across layers, a module imports a package's public surface (its
@@ -34,8 +34,9 @@ RANK = {
     "sandbox": 3,
     "placement": 3,
     "durable": 3,
+    "cluster": 4,
 }
-TOP = 4
+TOP = 5
 # Same-rank imports that are allowed: placement ships sandboxed atoms'
 # components; durable state is stored in the standard's value format.
 SIDEWAYS = {("placement", "sandbox"), ("durable", "sandbox")}

@@ -27,13 +27,17 @@ stored state.
 routes it there like any atom of that process), its class by import path, and
 its key. A Ref of one unpickled on another host sends there, and the
 directory activates the atom on the first message, whichever host it came
-from (``resolve``): one activation per key and directory.
+from (``resolve``): one activation per key and directory. In a cluster
+(``radon_actors.cluster``) the directory is the cluster's, shared by its
+members: ids carry its prefix, and before activating a key a member claims it
+through the :class:`KeyOwners` seam, which may send its messages to the
+member where it is active instead.
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import outcome
 import trio
@@ -52,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = [
     "COLLECT_AFTER",
     "Activations",
+    "Forwarding",
+    "KeyOwners",
     "VirtualEndpoint",
     "class_path",
     "directory_of",
@@ -75,6 +81,50 @@ minutes, Orleans' default collection age), unless its class says otherwise."""
 _RUNNING = CellState.RUNNING
 Pending = tuple[str, tuple[Any, ...], dict[str, Any], Any]
 _NOTHING: Any = ()  # an endpoint's ``pending`` while nothing waits
+
+
+class Forwarding(Protocol):
+    """Where an endpoint sends its messages while its key is active in another
+    member of a cluster (see :class:`KeyOwners`): the owner's endpoint."""
+
+    @property
+    def live(self) -> bool:
+        """Whether the owner can still be reached (False: claim the key again)."""
+        ...
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None: ...
+
+    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None: ...
+
+    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
+
+    async def ask(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any: ...
+
+    def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None: ...
+
+
+class KeyOwners(Protocol):
+    """The seam through which a directory shared by several systems (a cluster,
+    ``radon_actors.cluster``) decides where each key is active.
+
+    Without one, every system activates the keys of its own directory. With
+    one, an activation first claims its key (:meth:`claim`): the owners either give
+    it to this system (None: activate here) or name the member where it is
+    active (a :class:`Forwarding`: messages go there). When the activation
+    stops, :meth:`released` gives the key up. Both may keep what they need in
+    the endpoint's ``claim`` slot, which nothing else touches."""
+
+    async def claim(self, ep: VirtualEndpoint) -> Forwarding | None:
+        """Own ``ep``'s key (None), or find the member that does; raise to fail
+        the activation (its waiting askers get the reason)."""
+        ...
+
+    def released(self, ep: VirtualEndpoint) -> None:
+        """``ep``'s activation here stopped: give its key up (synchronously
+        marked, so that a claim made next waits for the release to finish)."""
+        ...
 
 
 def _escape(text: str) -> str:
@@ -109,8 +159,10 @@ class VirtualEndpoint:
         "_activations",
         "_ready",
         "cell",
+        "claim",
         "closing",
         "cls",
+        "forward",
         "id",
         "idle",
         "key",
@@ -124,6 +176,10 @@ class VirtualEndpoint:
         self.key = key
         self.id = atom_id
         self.cell: AtomCell | None = None
+        # In a cluster: where messages go while another member has the key
+        # (``forwarding``), and what the KeyOwners keep about this key's claim.
+        self.forward: Forwarding | None = None
+        self.claim: Any = None
         self.closing = False  # being collected: messages wait for the next activation
         # Messages waiting for an activation: the shared empty tuple until one
         # waits (most endpoints never need a list; see ``_wait``).
@@ -138,13 +194,16 @@ class VirtualEndpoint:
     # ------------------------------------------------------------------
     # The Endpoint protocol (and ``post``, for messages from other hosts)
     # ------------------------------------------------------------------
-    def _live(self) -> AtomCell | None:
+    def _live(self) -> AtomCell | Forwarding | None:
         cell = self.cell
         if cell is None or self.closing or cell.state != _RUNNING:
+            forward = self.forward
+            if cell is None and forward is not None and forward.live:
+                return forward  # another member of the cluster has the key
             return None
         return cell
 
-    def _live_or_now(self) -> AtomCell | None:
+    def _live_or_now(self) -> AtomCell | Forwarding | None:
         # The running activation, or one made now if nothing waits and the
         # class allows it (Activations.activate_now); None: the message waits.
         cell = self._live()
@@ -175,9 +234,11 @@ class VirtualEndpoint:
         cell = self._live_or_now()
         if cell is None:
             await self._until_live()
-            cell = self._live()
-            if cell is None:  # the activation failed: said by _until_live's caller
+            live = self._live()
+            if live is None:  # the activation failed: said by _until_live's caller
                 raise SpawnError(f"{self!r} could not be activated")
+            await live.send(h, args, kwargs)
+            return
         await cell.send(h, args, kwargs)
 
     def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -228,7 +289,7 @@ class VirtualEndpoint:
                 ready = self._ready = trio.Event()
             self._activations.activate_soon(self)
             await ready.wait()
-            if self.cell is None:
+            if self.cell is None and self.forward is None:
                 return  # activation failed
 
     def _wait(self, msg: Pending) -> None:
@@ -255,6 +316,7 @@ class VirtualEndpoint:
     def activated(self, cell: AtomCell) -> None:
         """The activation is up: hand it what waited, in order, and wake senders."""
         self.cell = cell
+        self.forward = None
         self.closing = False
         self.idle = 0
         pending = self.pending
@@ -264,6 +326,27 @@ class VirtualEndpoint:
         ready = self._ready
         if ready is not None:
             ready.set()
+
+    def forwarding(self, forward: Forwarding) -> None:
+        """Another member of the cluster has the key: what waited goes there, in
+        order, and so does every later message while ``forward.live``."""
+        self.forward = forward
+        pending = self.pending
+        if pending:
+            self.pending = _NOTHING
+            for h, args, kwargs, reply in pending:
+                forward.post(h, args, kwargs, reply)
+        ready = self._ready
+        if ready is not None:
+            ready.set()
+
+    def unreachable(self) -> None:
+        """The member that had the key is gone: the next message claims it again
+        (and one waiting now does so at once)."""
+        self.forward = None
+        ready = self._ready
+        if self.pending or (ready is not None and not ready.is_set()):
+            self._activations.activate_soon(self)
 
     def failed(self, exc: BaseException) -> None:
         """The activation failed: every waiting asker gets the reason."""
@@ -303,6 +386,11 @@ class Activations:
     def __init__(self, system: System) -> None:
         self.system = system
         self.mailbox_size: int = getattr(system, "_mailbox_size", 10_000)
+        # The id prefix of the directory whose keys ``get`` names: this system,
+        # its parent (a worker host), or a cluster (``owners`` then decide where
+        # each key is active).
+        self.directory = directory_of(system)
+        self.owners: KeyOwners | None = None
         # Every endpoint with a Ref or an activation is in one of three tables:
         # the active ones (running or starting) in ``active``, held; the ones
         # ``get`` made since the last sweep and that no message activated yet in
@@ -343,9 +431,9 @@ class Activations:
             path = class_path(cls)
             self._paths[path] = cls
             head = self._heads[cls] = f".v:{_escape(path)}:"
-        directory = directory_of(self.system)
+        directory = self.directory
         atom_id = f"{directory}{head}{_escape(key)}"  # virtual_id(directory, cls, key)
-        if directory != self.system.prefix:
+        if directory != self.system.prefix and self.owners is None:
             # A worker host: the atom lives at its system's directory (placement
             # routes the id there).
             return Ref(atom_id, None, resolve(atom_id, None))
@@ -393,8 +481,17 @@ class Activations:
         if ep is not None:
             return ep
         prefix, _, local = atom_id.rpartition(".")
-        if prefix != self.system.prefix or not local.startswith("v:"):
+        if not local.startswith("v:"):
             return None
+        if prefix != self.directory:
+            if prefix != self.system.prefix or self.owners is None:
+                return None
+            # From a worker host of this cluster member, which names its system
+            # as the directory: the cluster's atom of that class and key.
+            atom_id = f"{self.directory}.{local}"
+            ep = self._lookup(atom_id)
+            if ep is not None:
+                return ep
         path, sep, key = local[2:].partition(":")
         cls = self.class_at(_unescape(path)) if sep else None
         if cls is None:
@@ -409,7 +506,8 @@ class Activations:
 
     def activate_soon(self, ep: VirtualEndpoint) -> None:
         if ep.id in self.starting or ep._live() is not None or ep.cell is not None:
-            return  # starting, up, or stopping (its stop activates it again)
+            return  # starting, up (here or at another member), or stopping (its
+            # stop activates it again)
         self.starting.add(ep.id)
         self._hold(ep)  # held while it runs or starts
         self.system.start_soon(self._activate, ep)
@@ -421,8 +519,8 @@ class Activations:
         task until a message queues. Returns the running cell, or None (then
         messages wait in the endpoint for :meth:`activate_soon`). Raises
         :class:`SpawnError` when the constructor or ``on_start`` raises."""
-        if ep.cell is not None or ep.closing or ep.id in self.starting:
-            return None
+        if ep.cell is not None or ep.closing or ep.id in self.starting or self.owners is not None:
+            return None  # (in a cluster, the key must be claimed first)
         cls = ep.cls
         if getattr(cls, "activate_on", None) is not None or self.system.closing:
             return None
@@ -440,6 +538,14 @@ class Activations:
 
     async def _activate(self, ep: VirtualEndpoint) -> None:
         try:
+            owners = self.owners
+            if owners is not None:
+                forward = await owners.claim(ep)
+                if forward is not None:  # active at another member: messages go there
+                    self.starting.discard(ep.id)
+                    self._release(ep)
+                    ep.forwarding(forward)
+                    return
             where = getattr(ep.cls, "activate_on", None)
             ref = await self.system.spawn_cell(ep.cls, (), {}, setup=ep.setup, host=where)
         except Exception as exc:
@@ -454,6 +560,9 @@ class Activations:
         self._collector(ep.cls)
 
     def gone(self, ep: VirtualEndpoint, cell: AtomCell) -> None:
+        owners = self.owners
+        if owners is not None:
+            owners.released(ep)
         if ep.cell is None and not ep.pending and ep.id not in self.starting:
             self._release(ep)
 
@@ -469,6 +578,22 @@ class Activations:
         if self.active.get(atom_id) is ep:
             del self.active[atom_id]
             self._hold_weakly(atom_id, ep)
+
+    async def deactivate_all(self) -> None:
+        """Stop every activation of this system (a member leaving its cluster,
+        or one that lost its membership) and wait until they have stopped.
+        Messages that arrive meanwhile wait for the next activation."""
+        stopping = []
+        for ep in list(self.active.values()):
+            cell = ep.cell
+            if cell is None or ep.closing or cell.state != _RUNNING:
+                continue
+            ep.closing = True
+            stopping.append(cell.stopped)  # made before the stop, which sets it
+            if not cell.stop_inline():
+                cell.request_stop()
+        for stopped in stopping:
+            await stopped.wait()
 
     # ------------------------------------------------------------------
     # Collection
@@ -555,11 +680,21 @@ def _resolve(atom_id: str) -> VirtualEndpoint | None:
 
 
 def serve(activations: Activations) -> None:
-    """Resolve ids of ``activations``' on-demand atoms in this process."""
+    """Resolve ids of ``activations``' on-demand atoms in this process (by the
+    prefix of their directory: this system's, or its cluster's)."""
     if not _systems:
         set_virtual_resolver(_resolve)
     _systems[activations.system.prefix] = activations
+    if activations.directory != activations.system.prefix and activations.owners is not None:
+        taken = _systems.setdefault(activations.directory, activations)
+        if taken is not activations:
+            raise RuntimeError(
+                f"another system of this process already serves {activations.directory!r}: "
+                "one member of a cluster per process"
+            )
 
 
 def retire(activations: Activations) -> None:
-    _systems.pop(activations.system.prefix, None)
+    for prefix in (activations.system.prefix, activations.directory):
+        if _systems.get(prefix) is activations:
+            del _systems[prefix]

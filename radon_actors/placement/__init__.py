@@ -4,6 +4,7 @@ Use it through :class:`~radon_actors.System`: ``start_host``, ``connect_host``,
 ``spawn(..., host=...)`` and ``migrate``. See ``docs/placement.md``.
 """
 
+from ._endpoints import RemoteEndpoint
 from ._errors import (
     AuthenticationFailed,
     HostDown,
@@ -12,9 +13,11 @@ from ._errors import (
     NoSuchHost,
     ProtocolError,
 )
-from ._node import make_node
+from ._hosts import read_secret
+from ._node import Node, make_node
 from ._policy import HostInfo, LeastLoaded, PlacementPolicy, RoundRobin
-from ._serve import serve_host
+from ._serve import advertised, serve_host
+from ._transport import Peer
 
 __all__ = [
     "AuthenticationFailed",
@@ -24,9 +27,14 @@ __all__ = [
     "MessageTooLarge",
     "MigrationError",
     "NoSuchHost",
+    "Node",
+    "Peer",
     "PlacementPolicy",
     "ProtocolError",
+    "RemoteEndpoint",
     "RoundRobin",
+    "advertised",
     "make_node",
+    "read_secret",
     "serve_host",
 ]

@@ -371,7 +371,7 @@ def get_node(system: System) -> Node:
     return cast(Node, system.placement)
 
 
-def make_node(system: System) -> Node:
+def make_node(system: System, secret: bytes | None = None, name: str = LOCAL_NAME) -> Node:
     """The placement extension of ``system`` (``Extensions.placement``): a node
-    with a fresh random cluster secret."""
-    return Node(system, secrets.token_bytes(32))
+    with ``secret`` (default: a fresh random one) called ``name``."""
+    return Node(system, secret if secret is not None else secrets.token_bytes(32), name=name)

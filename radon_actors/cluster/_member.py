@@ -1,0 +1,327 @@
+"""``Member``: a system's part in a cluster, and the key owners it plugs into
+the durable layer's directory (its ``KeyOwners`` seam).
+
+**Owners.** Each active key has an *owner record* in the shared store naming
+the member where it is active. A member that has a message for a key and no
+activation of it *claims* the key (``claim``): it reads the record; if it
+names another member that is alive (its membership has not run out, see
+``_membership``), messages are forwarded there over a placement connection
+(dialled on first use, authenticated with the cluster's secret); otherwise the
+member writes itself into the record, conditionally on the revision it read,
+and activates the key. Two members racing for one key both write against the
+same revision and one is refused (``StateConflict``): it reads again, finds
+the winner, and forwards to it. When an activation stops (collected, failed)
+its member clears the record (``released``), conditionally again, and a claim
+made meanwhile waits for that to finish, so a record is never cleared under a
+newer activation.
+
+**Failure.** A member that cannot reach a key's owner waits until the owner's
+membership runs out (at most a lease), then takes the key: its activation
+loads the state the owner last saved. Messages sent to a member that died
+before they were answered fail with ``HostDown`` (their outcome is unknown, as
+for any host); later ones go to the new activation. Two activations can
+overlap only if an owner outlives its lease unseen (a frozen process); its
+state writes are then refused by their revision, and a member that finds its
+lease run out stops its activations before registering again.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._errors import SpawnError, StateConflict
+from .._logs import get_logger
+from ..durable import Activations, Durability, Forwarding, VirtualEndpoint, serve
+from ..placement import (
+    AuthenticationFailed,
+    HostDown,
+    Node,
+    Peer,
+    ProtocolError,
+    RemoteEndpoint,
+    advertised,
+    make_node,
+)
+from ._config import Cluster
+from ._membership import RECORDS, Membership
+
+if TYPE_CHECKING:
+    from ..runtime import System
+
+__all__ = ["Member", "attach"]
+
+_log = get_logger("radon_actors.cluster")
+
+_OWNER = "$owner"
+DIAL_TIMEOUT = 5.0
+
+
+class _Forward:
+    """Messages for a key that is active at another member (a ``Forwarding``):
+    sent there for as long as its connection is up."""
+
+    __slots__ = ("_peer", "_remote")
+
+    def __init__(self, node: Node, peer: Peer, atom_id: str) -> None:
+        self._peer = peer
+        self._remote = RemoteEndpoint(node, peer.node_id, atom_id, None)
+
+    def __repr__(self) -> str:
+        return f"<forward to member {self._peer.name!r}>"
+
+    @property
+    def live(self) -> bool:
+        return self._peer.down is None
+
+    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._remote.tell(h, args, kwargs)
+
+    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        await self._remote.send(h, args, kwargs)
+
+    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self._remote.ask_nowait(h, args, kwargs)
+
+    async def ask(
+        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        return await self._remote.ask(h, args, kwargs, timeout)
+
+    def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
+        self._remote.post(h, args, kwargs, reply)
+
+
+class Member:
+    """One system's membership of a cluster (see the module docs)."""
+
+    def __init__(self, system: System, cluster: Cluster, durability: Durability) -> None:
+        if system.active_placement is not None:
+            raise RuntimeError(
+                "join the cluster when the system opens (open_system(cluster=...)): this "
+                "system already uses hosts with another secret"
+            )
+        self.system = system
+        self.cluster = cluster
+        self.store = durability.store
+        self.activations: Activations = durability.activations
+        self.name = cluster.member or f"member-{system.prefix}"
+        self.node = make_node(system, cluster.secret, self.name)
+        system.install_placement(self.node)
+        self.node_id = self.node.node_id
+        self.membership: Membership | None = None
+        self.leaving = False
+        self.ready = trio.Event()  # registered: claims may write
+        self._scope = trio.CancelScope()
+        # Endpoints forwarding to each member, by its node id: told when its
+        # connection goes down (``_host_down``).
+        self._forwards: dict[str, weakref.WeakSet[VirtualEndpoint]] = {}
+        self._dialing: dict[str, trio.Event] = {}
+        self._mine = json.dumps({"member": self.node_id})
+        self.node.host_down_callbacks.append(self._host_down)
+        # From now on this system's ``get`` names the cluster's keys, and ids
+        # with the cluster's prefix resolve here.
+        self.activations.directory = cluster.prefix
+        self.activations.owners = self
+        serve(self.activations)
+
+    def __repr__(self) -> str:
+        return f"<member {self.name!r} of cluster {self.cluster.name!r}>"
+
+    # ------------------------------------------------------------------
+    # Joining and leaving
+    # ------------------------------------------------------------------
+    async def start(self) -> None:
+        """Listen for the other members, register, and keep the membership."""
+        host, _, port = self.cluster.listen.rpartition(":")
+        host = host.strip("[]")
+        listeners = await trio.open_tcp_listeners(int(port), host=host)
+        bound: Any = listeners[0].socket.getsockname()
+        self.node.address = advertised(self.cluster.advertise or host, bound[1])
+        self.membership = Membership(
+            self.store,
+            self.cluster.name,
+            self.node_id,
+            self.name,
+            self.node.address,
+            self.cluster.lease,
+        )
+        try:
+            await self.membership.register()
+        except BaseException:
+            for listener in listeners:
+                await listener.aclose()
+            raise
+        self.system.start_soon(self._run, listeners, self.membership)
+        self.ready.set()
+
+    async def _run(self, listeners: list[trio.SocketListener], membership: Membership) -> None:
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.serve_listeners, self.node.handle_stream, listeners)
+                await membership.keep(self.activations.deactivate_all)
+
+    async def leave(self) -> None:
+        """Stop this member's activations, clear its membership (the others take
+        its keys at once), and stop listening."""
+        self.leaving = True
+        try:
+            await self.activations.deactivate_all()
+            if self.membership is not None:
+                await self.membership.leave()
+        finally:
+            self._scope.cancel()
+
+    # ------------------------------------------------------------------
+    # The KeyOwners seam (see the module docs)
+    # ------------------------------------------------------------------
+    def _record(self, ep: VirtualEndpoint) -> str:
+        return f"cluster:{self.cluster.name}:owner:{ep.id}"
+
+    async def claim(self, ep: VirtualEndpoint) -> Forwarding | None:
+        token = ep.claim
+        if isinstance(token, trio.Event):
+            await token.wait()  # this member's release of the key is under way
+        await self.ready.wait()
+        membership = self.membership
+        assert membership is not None
+        record = self._record(ep)
+        waited = 0.0
+        while True:
+            if self.leaving:
+                raise SpawnError(
+                    f"{self!r} is leaving: {ep!r} activates at another member once it has left"
+                )
+            stored = await self.store.read(RECORDS, record, _OWNER)
+            owner = _owner_in(stored)
+            if owner is not None and owner != self.node_id:
+                known = self.node.peers.get(owner)
+                if known is not None and known.down is None:
+                    return self._forward(ep, known)
+                reached = await self._reach(owner, membership, known)
+                if isinstance(reached, Peer):
+                    return self._forward(ep, reached)
+                if reached is not None:  # alive by its lease, and not reachable
+                    if waited > 2 * membership.lease:
+                        raise HostDown(
+                            f"{ep!r} is active at member {owner} of cluster "
+                            f"{self.cluster.name!r}, which renews its membership but cannot "
+                            "be reached from here"
+                        )
+                    waited += reached
+                    await trio.sleep(reached)
+                    continue
+            try:
+                ep.claim = await self.store.write(
+                    RECORDS, record, _OWNER, self._mine, None if stored is None else stored[1]
+                )
+            except StateConflict:
+                continue  # another member claimed it first: read who
+            return None
+
+    def released(self, ep: VirtualEndpoint) -> None:
+        etag = ep.claim
+        if not isinstance(etag, str):
+            return
+        if self.system.closing:
+            ep.claim = None  # the membership goes with the system: so do its keys
+            return
+        done = ep.claim = trio.Event()
+        self.system.start_soon(self._release, ep, etag, done)
+
+    async def _release(self, ep: VirtualEndpoint, etag: str, done: trio.Event) -> None:
+        try:
+            await self.store.clear(RECORDS, self._record(ep), _OWNER, etag)
+        except Exception as exc:  # taken over meanwhile, or the store is away
+            _log.info("cluster.release_failed", atom=repr(ep), error=repr(exc))
+        finally:
+            if ep.claim is done:
+                ep.claim = None
+            done.set()
+
+    # ------------------------------------------------------------------
+    # Reaching other members
+    # ------------------------------------------------------------------
+    async def _reach(
+        self, owner: str, membership: Membership, down: Peer | None
+    ) -> Peer | float | None:
+        """The connection to member ``owner``; else the seconds to wait before
+        trying again (its membership is alive but it cannot be reached), or
+        None if it is gone (its membership ran out or was cleared)."""
+        record = await membership.lookup(owner)
+        if record is None:
+            return None
+        retry = max(min(record.until - membership.now(), membership.lease / 3), 0.01)
+        if down is not None:
+            return retry  # the connection broke: it has died, or is cut off
+        dialing = self._dialing.get(owner)
+        if dialing is not None:
+            await dialing.wait()
+        else:
+            dialing = self._dialing[owner] = trio.Event()
+            try:
+                with trio.fail_after(DIAL_TIMEOUT):
+                    peer = await self.node.dial(record.address)
+                if peer.node_id != owner:
+                    _log.info("cluster.member_replaced", member=owner, address=record.address)
+                    return None  # another process listens there now: it is gone
+            except (OSError, trio.TooSlowError, AuthenticationFailed, ProtocolError) as exc:
+                _log.info("cluster.member_unreachable", member=owner, error=repr(exc))
+                return retry
+            finally:
+                del self._dialing[owner]
+                dialing.set()
+        known = self.node.peers.get(owner)
+        if known is None or known.down is not None:
+            return retry
+        return known
+
+    def _forward(self, ep: VirtualEndpoint, peer: Peer) -> _Forward:
+        forwards = self._forwards.get(peer.node_id)
+        if forwards is None:
+            forwards = self._forwards[peer.node_id] = weakref.WeakSet()
+        forwards.add(ep)
+        return _Forward(self.node, peer, ep.id)
+
+    def _host_down(self, name: str, reason: str) -> None:
+        peers = self.node.peers
+        for node_id in list(self._forwards):
+            peer = peers.get(node_id)
+            if peer is None or peer.down is not None:
+                for ep in list(self._forwards.pop(node_id)):
+                    forward = ep.forward
+                    if forward is not None and not forward.live:
+                        ep.unreachable()
+
+
+def _owner_in(stored: tuple[str | None, str] | None) -> str | None:
+    if stored is None or not stored[0]:
+        return None
+    try:
+        owner = json.loads(stored[0])["member"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return owner if isinstance(owner, str) else None
+
+
+def attach(system: System, cluster: Cluster) -> Member:
+    """Make ``system`` a member of ``cluster`` (not started: :func:`membership`)."""
+    durability = system.durability()
+    if not isinstance(durability, Durability):
+        raise TypeError("a cluster needs radon_actors' durable layer as the system's durability")
+    return Member(system, cluster, durability)
+
+
+@asynccontextmanager
+async def membership(member: Member) -> AsyncIterator[Member]:
+    """Run ``member`` (started already) until the block ends, then leave."""
+    try:
+        yield member
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(member.cluster.lease):
+            await member.leave()

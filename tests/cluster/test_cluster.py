@@ -1,0 +1,400 @@
+"""Clusters: separate systems that share one directory of on-demand atoms
+(docs/cluster.md). The other members are real ``radon member`` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from cluster_helpers import redis_server
+
+from radon_actors import (
+    Cluster,
+    HostDown,
+    SpawnError,
+    SQLiteStore,
+    StateStore,
+    open_system,
+)
+from radon_actors.durable import store_from_url
+from tests.atoms.cluster_atoms import Account, Brief, Driver
+
+SECRET = b"cluster-test-secret-0123456789ab"
+ROOT = Path(__file__).resolve().parents[2]
+# This process's import path without this checkout (the installed packages).
+ELSEWHERE = [p for p in sys.path[1:] if p and os.path.realpath(p) != str(ROOT)]
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "secret"
+    path.write_bytes(SECRET)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of the store the cluster's members share."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    async with redis_server() as port:
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[StateStore]:
+    store = store_from_url(url)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+@asynccontextmanager
+async def member(
+    store: str,
+    secret_file: Path,
+    name: str,
+    *args: str,
+    pythonpath: list[str] | None = None,
+    cwd: Path = ROOT,
+    stderr: Any = None,
+) -> AsyncIterator[tuple[trio.Process, str]]:
+    """A ``radon member`` process of the cluster "t" on the store at the URL
+    ``store``: yields it and
+    the address it listens at; killed and reaped on the way out, whatever happens.
+    Its PYTHONPATH is ``pythonpath`` (default: this checkout, then this process's)."""
+    path = [str(ROOT), *sys.path[1:]] if pythonpath is None else pythonpath
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+    proc = await trio.lowlevel.open_process(
+        [
+            sys.executable,
+            "-m",
+            "radon_actors._cli",
+            "member",
+            "--cluster",
+            "t",
+            "--secret-file",
+            str(secret_file),
+            "--state-store",
+            store,
+            "--name",
+            name,
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=env,
+        cwd=cwd,
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some()
+                assert chunk, "radon member exited early"
+                line += chunk
+        ready, _, address = line.decode().strip().partition(" ")
+        assert ready == "READY"
+        yield proc, address
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
+def joined(store: str, lease: float = 1.0) -> Any:
+    return open_system(state_store=store_from_url(store), cluster=Cluster("t", SECRET, lease=lease))
+
+
+async def owner_of(store: StateStore, atom_id: str) -> str | None:
+    stored = await store.read("$radon", f"cluster:t:owner:{atom_id}", "$owner")
+    if stored is None or stored[0] is None:
+        return None
+    member: str = json.loads(stored[0])["member"]
+    return member
+
+
+async def test_a_member_owns_the_keys_it_activates_until_they_are_collected(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    async with open_system(state_store=store, cluster=Cluster("t", SECRET)) as system:
+        ref = system.get(Brief, "k1")
+        assert ref.id.startswith("cluster-t.")
+        assert await ref.ask(Brief.deposit, 5) == (5, 1, os.getpid())
+        assert await owner_of(store, ref.id) == system.prefix
+        ep: Any = ref._ep
+        cell = ep.cell
+        await cell.stopped.wait()  # collected (collect_after=0.1)
+        if isinstance(ep.claim, trio.Event):
+            await ep.claim.wait()  # the release of its record
+        assert await owner_of(store, ref.id) is None
+        # The next message activates it again, from its saved state.
+        assert await ref.ask(Brief.deposit, 1) == (6, 1, os.getpid())
+        assert await owner_of(store, ref.id) == system.prefix
+
+
+async def test_every_member_reaches_the_one_activation_of_a_key(
+    shared: str, secret_file: Path
+) -> None:
+    path = shared
+    async with member(path, secret_file, "m1") as (proc, address), joined(path) as system:
+        await system.connect_host(address)
+        driver = await system.spawn(Driver, host="m1")
+        # Activated in m1 by its first message, sent from there ...
+        assert await driver.ask(Driver.deposit, "alice", 10) == (10, 1, proc.pid)
+        # ... and this member's messages go there too.
+        ref = system.get(Account, "alice")
+        assert await ref.ask(Account.deposit, 5) == (15, 2, proc.pid)
+        # A key this member activated first stays here, whoever sends.
+        mine = system.get(Account, "bob")
+        assert await mine.ask(Account.deposit, 1) == (1, 1, os.getpid())
+        assert await driver.ask(Driver.deposit, "bob", 2) == (3, 2, os.getpid())
+
+
+async def test_members_racing_for_a_key_end_with_one_activation(
+    shared: str, secret_file: Path
+) -> None:
+    path = shared
+    async with (
+        member(path, secret_file, "m1") as (_, a1),
+        member(path, secret_file, "m2") as (_, a2),
+        joined(path) as system,
+    ):
+        await system.connect_host(a1)
+        await system.connect_host(a2)
+        drivers = [
+            await system.spawn(Driver, host="m1"),
+            await system.spawn(Driver, host="m2"),
+        ]
+        results: list[tuple[int, int, int]] = []
+
+        async def deposit(i: int) -> None:
+            if i % 3 == 2:
+                results.append(await system.get(Account, "race").ask(Account.deposit, 1))
+            else:
+                results.append(await drivers[i % 3].ask(Driver.deposit, "race", 1))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(30):
+                nursery.start_soon(deposit, i)
+        assert len({pid for _, _, pid in results}) == 1  # one activation, one process
+        assert sorted(balance for balance, _, _ in results) == list(range(1, 31))
+        assert sorted(turns for _, turns, _ in results) == list(range(1, 31))
+
+
+async def ask_until_answered(ref: Any, *args: Any) -> Any:
+    """Ask until an answer comes: an ask sent to a member that was just killed
+    fails with HostDown (its outcome unknown), as for any host."""
+    while True:
+        try:
+            return await ref.ask(*args)
+        except (HostDown, SpawnError):
+            await trio.lowlevel.checkpoint()
+
+
+async def test_the_keys_of_a_killed_member_are_taken_once_its_lease_runs_out(
+    shared: str, secret_file: Path
+) -> None:
+    path = shared
+    async with (
+        member(path, secret_file, "m1", "--lease", "1") as (proc, address),
+        joined(path) as system,
+    ):
+        await system.connect_host(address)
+        driver = await system.spawn(Driver, host="m1")
+        assert await driver.ask(Driver.deposit, "carol", 7) == (7, 1, proc.pid)
+        ref = system.get(Account, "carol")
+        assert await ref.ask(Account.where) == proc.pid
+        proc.send_signal(signal.SIGKILL)
+        with trio.fail_after(20):
+            balance, turns, pid = await ask_until_answered(ref, Account.deposit, 1)
+        # Active here now, with the state m1 saved.
+        assert (balance, turns, pid) == (8, 1, os.getpid())
+        async with opened(path) as store:
+            assert await owner_of(store, ref.id) == system.prefix
+
+
+async def test_a_member_that_leaves_hands_its_keys_over_at_once(
+    shared: str, secret_file: Path
+) -> None:
+    path = shared
+    # A lease far longer than the test's bound: only a clean leave lets the key
+    # move within it.
+    async with (
+        member(path, secret_file, "m1", "--lease", "600") as (proc, address),
+        joined(path, lease=600) as system,
+    ):
+        await system.connect_host(address)
+        driver = await system.spawn(Driver, host="m1")
+        assert await driver.ask(Driver.deposit, "dave", 3) == (3, 1, proc.pid)
+        ref = system.get(Account, "dave")
+        assert await ref.ask(Account.where) == proc.pid
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(20):
+            assert await proc.wait() == 0
+            assert await ask_until_answered(ref, Account.deposit, 1) == (4, 1, os.getpid())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "no dots."}, "cluster's name"),
+        ({"secret": b"short"}, "at least 16 bytes"),
+        ({"lease": 0}, "lease"),
+        ({"listen": "localhost"}, "host:port"),
+    ],
+)
+def test_a_bad_cluster_is_refused_with_what_to_do(options: dict[str, Any], message: str) -> None:
+    fields: dict[str, Any] = {"name": "t", "secret": SECRET, **options}
+    with pytest.raises(ValueError, match=message):
+        Cluster(**fields)
+
+
+class FlakyStore(SQLiteStore):
+    """An SQLite store whose writes of membership records fail while ``down``."""
+
+    down = False
+
+    async def write(
+        self, atom_type: str, key: str, name: str, document: str, etag: str | None
+    ) -> str:
+        if self.down and name == "$member":
+            raise OSError("the store is unreachable")
+        return await super().write(atom_type, key, name, document, etag)
+
+
+async def test_a_member_whose_lease_ran_out_stops_its_activations_and_joins_again(
+    tmp_path: Path,
+) -> None:
+    store = FlakyStore(tmp_path / "state.db")
+    cluster = Cluster("t", SECRET, lease=0.3)
+    async with open_system(state_store=store, cluster=cluster) as system:
+        ref = system.get(Account, "erin")
+        assert await ref.ask(Account.deposit, 2) == (2, 1, os.getpid())
+        cell = ref._ep.cell  # type: ignore[attr-defined]
+        store.down = True  # renewals fail until the lease runs out
+        await cell.stopped.wait()  # then the member gives up what it runs
+        store.down = False
+        # It joins again, and the key activates anew from its saved state.
+        assert await ref.ask(Account.deposit, 1) == (3, 1, os.getpid())
+
+
+def radon_member(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "radon_actors._cli", "member", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cluster", "a.b"], "cluster's name"),
+        (["--cluster", "t", "--lease", "0"], "lease"),
+        (["--cluster", "t", "--listen", "0.0.0.0:0"], "refusing to listen on 0.0.0.0"),
+        (["--cluster", "t", "--state-store", "nosuch://x"], "unknown state store URL"),
+        (["--cluster", "t", "--advertise", "a b"], "host or host:port"),
+    ],
+)
+def test_radon_member_refuses_bad_options_with_what_to_do(
+    tmp_path: Path, secret_file: Path, args: list[str], message: str
+) -> None:
+    base = {"--secret-file": str(secret_file), "--state-store": f"sqlite:///{tmp_path}/s.db"}
+    given = dict(zip(args[::2], args[1::2], strict=True))
+    argv = [x for k, v in {**base, **given}.items() for x in (k, v)]
+    done = radon_member(*argv, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_radon_member_refuses_a_secret_file_others_can_read(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    secret_file.chmod(0o644)
+    done = radon_member(
+        "--cluster", "t", "--secret-file", str(secret_file),
+        "--state-store", f"sqlite:///{tmp_path}/s.db",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "open to group or others" in done.stderr
+
+
+async def test_radon_member_imports_atoms_from_its_path_and_is_reached_where_it_advertises(
+    shared: str, secret_file: Path, tmp_path: Path
+) -> None:
+    path = shared
+    # Not importable from its PYTHONPATH or working directory: only --path
+    # lets it run the Driver and Account atoms.
+    async with (
+        member(
+            path, secret_file, "m1", "--path", str(ROOT), "--advertise", "localhost",
+            pythonpath=ELSEWHERE, cwd=tmp_path,
+        ) as (proc, address),
+        joined(path) as system,
+    ):  # fmt: skip
+        assert address.startswith("localhost:")
+        await system.connect_host(address)
+        driver = await system.spawn(Driver, host="m1")
+        assert await driver.ask(Driver.deposit, "frank", 1) == (1, 1, proc.pid)
+        # Its membership names the address it advertised.
+        async with opened(path) as store:
+            owner = await owner_of(store, system.get(Account, "frank").id)
+            stored = await store.read("$radon", f"cluster:t:member:{owner}", "$member")
+        assert stored is not None and stored[0] is not None
+        assert json.loads(stored[0])["address"] == address
+
+
+async def test_radon_member_logs_at_the_level_asked_for(tmp_path: Path, secret_file: Path) -> None:
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    for level, logged in (("info", True), ("warning", False)):
+        log = tmp_path / f"{level}.log"
+        with log.open("wb") as sink:
+            async with member(path, secret_file, "m1", "--log-level", level, stderr=sink) as (
+                proc,
+                _,
+            ):
+                proc.send_signal(signal.SIGTERM)
+                assert await proc.wait() == 0
+        assert ("cluster.joined" in log.read_text()) is logged
+
+
+async def test_refs_of_cluster_keys_travel_and_worker_hosts_of_a_member_reach_them(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    async with member(path, secret_file, "m1") as (m1, address), joined(path) as system:
+        await system.connect_host(address)
+        await system.start_host("w1")
+        remote = await system.spawn(Driver, host="m1")
+        worker = await system.spawn(Driver, host="w1")
+        ref = system.get(Account, "gina")
+        # A Ref sent to another member names the same atom there (whose
+        # message, the first, activates it there) ...
+        assert await remote.ask(Driver.deposit_to, ref, 2) == (2, 1, m1.pid)
+        # ... and a worker host this member started reaches it too.
+        assert await worker.ask(Driver.pid) not in (os.getpid(), m1.pid)
+        assert await worker.ask(Driver.deposit, "gina", 3) == (5, 2, m1.pid)
+        assert await ref.ask(Account.deposit, 1) == (6, 3, m1.pid)
