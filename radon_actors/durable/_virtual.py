@@ -537,8 +537,8 @@ class Activations:
         return cell
 
     async def _activate(self, ep: VirtualEndpoint) -> None:
+        owners = self.owners
         try:
-            owners = self.owners
             if owners is not None:
                 forward = await owners.claim(ep)
                 if forward is not None:  # active at another member: messages go there
@@ -551,6 +551,8 @@ class Activations:
         except Exception as exc:
             self.starting.discard(ep.id)
             self._release(ep)
+            if owners is not None:
+                owners.released(ep)  # claimed, then failed to start: give the key up
             _log.warning("durable.activation_failed", atom=repr(ep), error=repr(exc))
             ep.failed(exc)
             return

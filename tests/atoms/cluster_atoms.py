@@ -54,3 +54,17 @@ class Driver(Atom):
     @handler
     def pid(self) -> int:
         return os.getpid()
+
+
+class Faulty(Atom):
+    """An on-demand atom that cannot start."""
+
+    durable_type = "cluster-faulty"
+    balance = state(int)
+
+    def on_start(self) -> None:
+        raise RuntimeError("no start")
+
+    @handler
+    def where(self) -> int:
+        return os.getpid()

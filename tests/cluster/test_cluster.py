@@ -27,7 +27,7 @@ from radon_actors import (
     open_system,
 )
 from radon_actors.durable import store_from_url
-from tests.atoms.cluster_atoms import Account, Brief, Driver
+from tests.atoms.cluster_atoms import Account, Brief, Driver, Faulty
 
 SECRET = b"cluster-test-secret-0123456789ab"
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +149,18 @@ async def test_a_member_owns_the_keys_it_activates_until_they_are_collected(
         # The next message activates it again, from its saved state.
         assert await ref.ask(Brief.deposit, 1) == (6, 1, os.getpid())
         assert await owner_of(store, ref.id) == system.prefix
+
+
+async def test_a_key_whose_activation_fails_is_given_up(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    async with open_system(state_store=store, cluster=Cluster("t", SECRET)) as system:
+        ref = system.get(Faulty, "k")
+        with pytest.raises(SpawnError, match="no start"):
+            await ref.ask(Faulty.where)
+        ep: Any = ref._ep
+        if isinstance(ep.claim, trio.Event):
+            await ep.claim.wait()
+        assert await owner_of(store, ref.id) is None
 
 
 async def test_every_member_reaches_the_one_activation_of_a_key(
