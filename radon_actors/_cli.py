@@ -199,20 +199,110 @@ def _host(args: argparse.Namespace) -> int:
 
 
 def _configure_member(parser: argparse.ArgumentParser) -> None:
-    from .cluster import _cli as cluster_cli
+    from .cluster import LEASE
+    from .placement import _cli as placement_cli
 
-    cluster_cli.add_parser(parser)
+    parser.add_argument("--cluster", required=True, metavar="NAME", help="the cluster's name")
+    parser.add_argument(
+        "--secret-file",
+        required=True,
+        help="file holding the cluster's secret (at least 16 bytes), shared by every member",
+    )
+    parser.add_argument(
+        "--state-store",
+        required=True,
+        metavar="URL",
+        help="the store every member shares: redis://host:port/db, or sqlite:///path for "
+        "members on one machine",
+    )
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:0",
+        help="where to listen for the other members, host:port (default 127.0.0.1:0, any "
+        "free port)",
+    )
+    parser.add_argument(
+        "--advertise",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="the address the other members reach this one at (default: the --listen "
+        "address; needed when listening on 0.0.0.0)",
+    )
+    parser.add_argument("--name", default=None, help="this member's name in logs and errors")
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=LEASE,
+        metavar="SECONDS",
+        help=f"how long a membership lasts unrenewed, so how long the keys of a member that "
+        f"died wait before another member takes them (default {LEASE:g}; give every member "
+        "the same)",
+    )
+    placement_cli.add_process_options(
+        parser,
+        insecure="allow listening on a non-loopback address (members talk without TLS: "
+        "frames after the handshake are not protected)",
+    )
 
 
 @command("member", "run a member of a cluster, serving its on-demand atoms", _configure_member)
 def _member(args: argparse.Namespace) -> int:
+    import signal
+
+    import trio
+
     from ._open import open_system
-    from .cluster import _cli as cluster_cli
+    from .cluster import Cluster
+    from .durable import store_from_url
+    from .placement import _cli as placement_cli
+    from .placement import advertised, read_secret
 
-    def open_member(store: Any, cluster: Any) -> Any:
-        return open_system(state_store=store, cluster=cluster)
+    try:
+        secret = read_secret(args.secret_file)
+    except (OSError, ValueError) as exc:
+        print(f"radon member: cannot read the secret file: {exc}", file=sys.stderr)
+        return 2
+    try:
+        cluster = Cluster(
+            args.cluster,
+            secret,
+            listen=args.listen,
+            advertise=args.advertise,
+            member=args.name,
+            lease=args.lease,
+        )
+        if args.advertise is not None:
+            advertised(args.advertise, 0)
+        store = store_from_url(args.state_store)
+    except ValueError as exc:
+        print(f"radon member: {exc}", file=sys.stderr)
+        return 2
+    host = args.listen.rpartition(":")[0]
+    if not placement_cli.is_loopback(host) and not args.insecure:
+        print(
+            f"radon member: refusing to listen on {host}: members talk without TLS, so anyone "
+            "on the network path could inject messages after the handshake; listen on a "
+            "loopback address, or pass --insecure to accept the risk",
+            file=sys.stderr,
+        )
+        return 2
+    placement_cli.set_up_process(args)
 
-    return cluster_cli.run(args, open_member)
+    async def serve() -> None:
+        # Until SIGINT or SIGTERM; then the member leaves (its keys go to the
+        # others at once).
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with open_system(state_store=store, cluster=cluster) as system:
+                print(f"READY {getattr(system.active_placement, 'address', '?')}", flush=True)
+                async for _ in signals:
+                    break
+
+    try:
+        trio.run(serve)
+    except OSError as exc:  # the address is taken, say
+        print(f"radon member: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _configure_bench(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ import trio
 from ._hosts import read_secret
 from ._serve import SystemOpener, advertised, serve_host
 
-__all__ = ["add_parser", "main"]
+__all__ = ["add_parser", "add_process_options", "is_loopback", "main", "set_up_process"]
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +48,18 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         "--listen address; needed when listening on 0.0.0.0); the port defaults to the "
         "listening one",
     )
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow listening on a non-loopback address without TLS (frames after the "
+    add_process_options(
+        parser,
+        insecure="allow listening on a non-loopback address without TLS (frames after the "
         "handshake are then not protected; logged as a warning)",
     )
+
+
+def add_process_options(parser: argparse.ArgumentParser, *, insecure: str) -> None:
+    """The options every process that serves atoms takes (``radon host``,
+    ``radon member``): ``--insecure`` (described by ``insecure``),
+    ``--log-level`` and ``--path``."""
+    parser.add_argument("--insecure", action="store_true", help=insecure)
     parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
@@ -67,7 +73,24 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def set_up_process(args: argparse.Namespace) -> None:
+    """What :func:`add_process_options` asked for: atom classes arrive by module
+    name, so ``--path`` (and the working directory) go on ``sys.path``; logs go
+    to stderr at ``--log-level``."""
+    sys.path[:0] = [os.path.abspath(p) for p in args.path]
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, args.log_level.upper())
+        ),
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (a name other than ``localhost``
+    may resolve to anything: not)."""
     if host == "localhost":
         return True
     try:
@@ -87,17 +110,8 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
     except (OSError, ValueError) as exc:
         print(f"radon host: cannot read the secret file: {exc}", file=sys.stderr)
         return 2
-    # Atom classes arrive by module name: they are imported from here.
-    sys.path[:0] = [os.path.abspath(p) for p in args.path]
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, args.log_level.upper())
-        ),
-    )
-    exposed = not _is_loopback(host) and not args.tls_cert
+    set_up_process(args)
+    exposed = not is_loopback(host) and not args.tls_cert
     if exposed and not args.insecure:
         print(
             f"radon host: refusing to listen on {host} without TLS: after the handshake, "

@@ -91,18 +91,23 @@ async def radon_host(
         cwd=cwd,
     )
     try:
-        assert proc.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                chunk = await proc.stdout.receive_some()
-                assert chunk, "radon host exited early"
-                line += chunk
-        yield proc, line.decode().strip()
+        yield proc, await first_line(proc, "radon host")
     finally:
         proc.kill()
         with trio.CancelScope(shield=True):
             await proc.wait()
+
+
+async def first_line(proc: trio.Process, what: str) -> str:
+    """The first line ``proc`` writes to its stdout (its READY line), within 30 s."""
+    assert proc.stdout is not None
+    line = b""
+    with trio.fail_after(30):
+        while not line.endswith(b"\n"):
+            chunk = await proc.stdout.receive_some()
+            assert chunk, f"{what} exited early"
+            line += chunk
+    return line.decode().strip()
 
 
 class Kind:

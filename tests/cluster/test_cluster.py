@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import trio
-from cluster_helpers import redis_server
+from cluster_helpers import first_line, redis_server
 
 from radon_actors import (
     Cluster,
@@ -102,14 +102,8 @@ async def member(
         cwd=cwd,
     )
     try:
-        assert proc.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                chunk = await proc.stdout.receive_some()
-                assert chunk, "radon member exited early"
-                line += chunk
-        ready, _, address = line.decode().strip().partition(" ")
+        line = await first_line(proc, "radon member")
+        ready, _, address = line.partition(" ")
         assert ready == "READY"
         yield proc, address
     finally:
@@ -222,6 +216,17 @@ async def ask_until_answered(ref: Any, *args: Any) -> Any:
             await trio.lowlevel.checkpoint()
 
 
+async def active_at(system: Any, address: str, proc: trio.Process, key: str, amount: int) -> Any:
+    """The Ref of the Account ``key``, activated (with ``amount``) at the member
+    ``proc`` listening at ``address``, as this member sees it."""
+    await system.connect_host(address)
+    driver = await system.spawn(Driver, host="m1")
+    assert await driver.ask(Driver.deposit, key, amount) == (amount, 1, proc.pid)
+    ref = system.get(Account, key)
+    assert await ref.ask(Account.where) == proc.pid
+    return ref
+
+
 async def test_the_keys_of_a_killed_member_are_taken_once_its_lease_runs_out(
     shared: str, secret_file: Path
 ) -> None:
@@ -230,11 +235,7 @@ async def test_the_keys_of_a_killed_member_are_taken_once_its_lease_runs_out(
         member(path, secret_file, "m1", "--lease", "1") as (proc, address),
         joined(path) as system,
     ):
-        await system.connect_host(address)
-        driver = await system.spawn(Driver, host="m1")
-        assert await driver.ask(Driver.deposit, "carol", 7) == (7, 1, proc.pid)
-        ref = system.get(Account, "carol")
-        assert await ref.ask(Account.where) == proc.pid
+        ref = await active_at(system, address, proc, "carol", 7)
         proc.send_signal(signal.SIGKILL)
         with trio.fail_after(20):
             balance, turns, pid = await ask_until_answered(ref, Account.deposit, 1)
@@ -254,11 +255,7 @@ async def test_a_member_that_leaves_hands_its_keys_over_at_once(
         member(path, secret_file, "m1", "--lease", "600") as (proc, address),
         joined(path, lease=600) as system,
     ):
-        await system.connect_host(address)
-        driver = await system.spawn(Driver, host="m1")
-        assert await driver.ask(Driver.deposit, "dave", 3) == (3, 1, proc.pid)
-        ref = system.get(Account, "dave")
-        assert await ref.ask(Account.where) == proc.pid
+        ref = await active_at(system, address, proc, "dave", 3)
         proc.send_signal(signal.SIGTERM)
         with trio.fail_after(20):
             assert await proc.wait() == 0
