@@ -238,10 +238,11 @@ def _configure_member(parser: argparse.ArgumentParser) -> None:
         f"died wait before another member takes them (default {LEASE:g}; give every member "
         "the same)",
     )
+    placement_cli.add_tls_options(parser, "members")
     placement_cli.add_process_options(
         parser,
-        insecure="allow listening on a non-loopback address (members talk without TLS: "
-        "frames after the handshake are not protected)",
+        insecure="allow listening on a non-loopback address without TLS (frames after the "
+        "handshake are then not protected; logged as a warning)",
     )
 
 
@@ -249,6 +250,7 @@ def _configure_member(parser: argparse.ArgumentParser) -> None:
 def _member(args: argparse.Namespace) -> int:
     import signal
 
+    import structlog
     import trio
 
     from ._open import open_system
@@ -263,6 +265,7 @@ def _member(args: argparse.Namespace) -> int:
         print(f"radon member: cannot read the secret file: {exc}", file=sys.stderr)
         return 2
     try:
+        tls, tls_client = placement_cli.tls_contexts(args)
         cluster = Cluster(
             args.cluster,
             secret,
@@ -270,6 +273,8 @@ def _member(args: argparse.Namespace) -> int:
             advertise=args.advertise,
             member=args.name,
             lease=args.lease,
+            tls=tls,
+            tls_client=tls_client,
         )
         if args.advertise is not None:
             advertised(args.advertise, 0)
@@ -278,15 +283,23 @@ def _member(args: argparse.Namespace) -> int:
         print(f"radon member: {exc}", file=sys.stderr)
         return 2
     host = args.listen.rpartition(":")[0]
-    if not placement_cli.is_loopback(host) and not args.insecure:
+    exposed = not placement_cli.is_loopback(host) and tls is None
+    if exposed and not args.insecure:
         print(
-            f"radon member: refusing to listen on {host}: members talk without TLS, so anyone "
-            "on the network path could inject messages after the handshake; listen on a "
-            "loopback address, or pass --insecure to accept the risk",
+            f"radon member: refusing to listen on {host} without TLS: after the handshake, "
+            "frames are not authenticated, so anyone on the network path could inject "
+            "messages; give --tls-cert and --tls-key, listen on a loopback address, or pass "
+            "--insecure to accept the risk",
             file=sys.stderr,
         )
         return 2
     placement_cli.set_up_process(args)
+    if exposed:
+        structlog.get_logger("radon_actors.cluster").warning(
+            "cluster.insecure_listen",
+            address=args.listen,
+            risk="frames after the handshake are not authenticated (--insecure)",
+        )
 
     async def serve() -> None:
         # Until SIGINT or SIGTERM; then the member leaves (its keys go to the

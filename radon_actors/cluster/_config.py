@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 
 import attrs
 
@@ -67,6 +68,12 @@ class Cluster:
     lease: float = attrs.field(default=LEASE, validator=_check_lease)
     """Seconds a membership lasts unrenewed (:data:`LEASE`); every member of a
     cluster should use the same."""
+    tls: ssl.SSLContext | None = attrs.field(default=None, repr=False, eq=False)
+    """A server context: this member listens with TLS (its certificate must
+    name the address it advertises), and says so in its membership record."""
+    tls_client: ssl.SSLContext | None = attrs.field(default=None, repr=False, eq=False)
+    """How this member checks the certificates of members that listen with TLS
+    (default: the platform's trusted CAs, names checked)."""
 
     @classmethod
     def from_secret_file(
@@ -78,12 +85,14 @@ class Cluster:
         advertise: str | None = None,
         member: str | None = None,
         lease: float = LEASE,
+        tls: ssl.SSLContext | None = None,
+        tls_client: ssl.SSLContext | None = None,
     ) -> Cluster:
         """The cluster ``name`` with the secret in the file ``path`` (refused if
         others can read it, as ``radon host --secret-file`` does)."""
         from ..placement import read_secret
 
-        return cls(name, read_secret(path), listen, advertise, member, lease)
+        return cls(name, read_secret(path), listen, advertise, member, lease, tls, tls_client)
 
     @property
     def prefix(self) -> str:

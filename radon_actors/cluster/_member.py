@@ -28,6 +28,7 @@ lease run out stops its activations before registering again.
 from __future__ import annotations
 
 import json
+import ssl
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -112,6 +113,8 @@ class Member:
         self.activations: Activations = durability.activations
         self.name = cluster.member or f"member-{system.prefix}"
         self.node = make_node(system, cluster.secret, self.name)
+        self.node.ssl_server = cluster.tls
+        self.node.ssl_client = cluster.tls_client
         system.install_placement(self.node)
         self.node_id = self.node.node_id
         self.membership: Membership | None = None
@@ -150,6 +153,7 @@ class Member:
             self.name,
             self.node.address,
             self.cluster.lease,
+            tls=self.cluster.tls is not None,
         )
         try:
             await self.membership.register()
@@ -265,12 +269,20 @@ class Member:
         else:
             dialing = self._dialing[owner] = trio.Event()
             try:
+                tls = self.node.client_context() if record.tls else None
                 with trio.fail_after(DIAL_TIMEOUT):
-                    peer = await self.node.dial(record.address)
+                    peer = await self.node.dial(record.address, ssl_context=tls)
                 if peer.node_id != owner:
                     _log.info("cluster.member_replaced", member=owner, address=record.address)
                     return None  # another process listens there now: it is gone
-            except (OSError, trio.TooSlowError, AuthenticationFailed, ProtocolError) as exc:
+            except (
+                OSError,
+                ssl.SSLError,
+                trio.TooSlowError,
+                trio.BrokenResourceError,
+                AuthenticationFailed,
+                ProtocolError,
+            ) as exc:
                 _log.info("cluster.member_unreachable", member=owner, error=repr(exc))
                 return retry
             finally:

@@ -43,6 +43,8 @@ class MemberRecord:
     name: str
     until: float
     """Wall-clock time its lease runs out."""
+    tls: bool = False
+    """Whether it listens with TLS (dial it with TLS)."""
 
 
 def parse_member(document: str | None) -> MemberRecord | None:
@@ -51,7 +53,12 @@ def parse_member(document: str | None) -> MemberRecord | None:
         return None
     try:
         fields = json.loads(document)
-        return MemberRecord(str(fields["address"]), str(fields["name"]), float(fields["until"]))
+        return MemberRecord(
+            str(fields["address"]),
+            str(fields["name"]),
+            float(fields["until"]),
+            fields.get("tls") is True,
+        )
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -67,8 +74,10 @@ class Membership:
         name: str,
         address: str,
         lease: float,
+        tls: bool = False,
     ) -> None:
         self.store = store
+        self.tls = tls
         self.cluster = cluster
         self.node_id = node_id
         self.name = name
@@ -88,7 +97,10 @@ class Membership:
         return f"cluster:{self.cluster}:member:{node_id}"
 
     def _document(self, until: float) -> str:
-        return json.dumps({"address": self.address, "name": self.name, "until": until})
+        fields: dict[str, object] = {"address": self.address, "name": self.name, "until": until}
+        if self.tls:
+            fields["tls"] = True
+        return json.dumps(fields)
 
     async def register(self) -> None:
         """Write this member's record (over whatever an earlier write left)."""

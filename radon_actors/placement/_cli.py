@@ -16,7 +16,15 @@ import trio
 from ._hosts import read_secret
 from ._serve import SystemOpener, advertised, serve_host
 
-__all__ = ["add_parser", "add_process_options", "is_loopback", "main", "set_up_process"]
+__all__ = [
+    "add_parser",
+    "add_process_options",
+    "add_tls_options",
+    "is_loopback",
+    "main",
+    "set_up_process",
+    "tls_contexts",
+]
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -31,15 +39,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="file holding the cluster secret (at least 16 bytes), shared by every host",
     )
     parser.add_argument("--name", default=None, help="host name (default: host-<port>)")
-    parser.add_argument("--tls-cert", default=None, help="serve TLS with this certificate (PEM)")
-    parser.add_argument("--tls-key", default=None, help="private key of --tls-cert (PEM)")
-    parser.add_argument(
-        "--tls-ca",
-        default=None,
-        metavar="PEM",
-        help="CA certificates that other hosts' TLS certificates are checked against when "
-        "this host connects to them (default: the platform's trusted CAs)",
-    )
+    add_tls_options(parser, "hosts")
     parser.add_argument(
         "--advertise",
         default=None,
@@ -53,6 +53,38 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         insecure="allow listening on a non-loopback address without TLS (frames after the "
         "handshake are then not protected; logged as a warning)",
     )
+
+
+def add_tls_options(parser: argparse.ArgumentParser, others: str) -> None:
+    """``--tls-cert``, ``--tls-key`` and ``--tls-ca`` (how this process checks
+    the ``others`` it dials); :func:`tls_contexts` loads them."""
+    parser.add_argument("--tls-cert", default=None, help="serve TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", default=None, help="private key of --tls-cert (PEM)")
+    parser.add_argument(
+        "--tls-ca",
+        default=None,
+        metavar="PEM",
+        help=f"CA certificates that other {others}' TLS certificates are checked against "
+        "when this process connects to them (default: the platform's trusted CAs)",
+    )
+
+
+def tls_contexts(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """The server and client contexts :func:`add_tls_options` asked for (None:
+    not asked); ``ValueError`` with what went wrong if a file cannot be loaded."""
+    server = client = None
+    if args.tls_cert:
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            server.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load the TLS certificate: {exc}") from exc
+    if args.tls_ca:
+        try:
+            client = ssl.create_default_context(cafile=args.tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load --tls-ca {args.tls_ca}: {exc}") from exc
+    return server, client
 
 
 def add_process_options(parser: argparse.ArgumentParser, *, insecure: str) -> None:
@@ -128,21 +160,11 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
             risk="frames after the handshake are not authenticated (--insecure)",
         )
     name = args.name
-    context = None
-    if args.tls_cert:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            print(f"radon host: cannot load the TLS certificate: {exc}", file=sys.stderr)
-            return 2
-    client = None
-    if args.tls_ca:
-        try:
-            client = ssl.create_default_context(cafile=args.tls_ca)
-        except (OSError, ssl.SSLError) as exc:
-            print(f"radon host: cannot load --tls-ca {args.tls_ca}: {exc}", file=sys.stderr)
-            return 2
+    try:
+        context, client = tls_contexts(args)
+    except ValueError as exc:
+        print(f"radon host: {exc}", file=sys.stderr)
+        return 2
     if args.advertise is not None:
         try:
             advertised(args.advertise, 0)  # checked here, used by serve_host

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 from cluster_helpers import first_line, redis_server
@@ -325,6 +327,8 @@ def radon_member(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["--cluster", "t", "--listen", "0.0.0.0:0"], "refusing to listen on 0.0.0.0"),
         (["--cluster", "t", "--state-store", "nosuch://x"], "unknown state store URL"),
         (["--cluster", "t", "--advertise", "a b"], "host or host:port"),
+        (["--cluster", "t", "--tls-cert", "/no/such.pem"], "cannot load the TLS certificate"),
+        (["--cluster", "t", "--tls-ca", "/no/such.pem"], "cannot load --tls-ca"),
     ],
 )
 def test_radon_member_refuses_bad_options_with_what_to_do(
@@ -407,3 +411,124 @@ async def test_refs_of_cluster_keys_travel_and_worker_hosts_of_a_member_reach_th
         assert await worker.ask(Driver.pid) not in (os.getpid(), m1.pid)
         assert await worker.ask(Driver.deposit, "gina", 3) == (5, 2, m1.pid)
         assert await ref.ask(Account.deposit, 1) == (6, 3, m1.pid)
+
+
+@attrs.frozen
+class Certificates:
+    """A CA and a certificate for "localhost" it issued: as files (for
+    ``radon member``) and as contexts (for this process)."""
+
+    pem: Path
+    key: Path
+    ca: Path
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+    def options(self) -> tuple[str, ...]:
+        """``radon member`` options to listen with TLS at the certificate's name."""
+        return ("--tls-cert", str(self.pem), "--tls-key", str(self.key), "--advertise", "localhost")
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    pem, key, ca_pem = tmp_path / "m.pem", tmp_path / "m.key", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(pem))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return Certificates(pem, key, ca_pem, server, client)
+
+
+async def test_members_that_listen_with_tls_are_dialled_with_tls_and_checked_by_tls_ca(
+    tmp_path: Path, secret_file: Path, certificates: Certificates
+) -> None:
+    """Members that also act as hosts (placed atoms) learn of each other from
+    the system that placed them, and dial each other as hosts do."""
+    server, client, ca_pem = certificates.server, certificates.client, certificates.ca
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    lease = ("--lease", "0.5")
+    tls = certificates.options()
+    cluster = Cluster("t", SECRET, advertise="localhost", lease=0.5, tls=server, tls_client=client)
+    async with (
+        member(path, secret_file, "m1", *lease, *tls) as (m1, a1),
+        # m2 checks m1's certificate against the platform's CAs, m3 against --tls-ca.
+        member(path, secret_file, "m2", *lease) as (_, a2),
+        member(path, secret_file, "m3", *lease, "--tls-ca", str(ca_pem)) as (_, a3),
+        open_system(state_store=store_from_url(path), cluster=cluster) as system,
+    ):
+        assert a1.startswith("localhost:")
+        await system.connect_host(a1, ssl_context=client)
+        driver = await system.spawn(Driver, host="m1")
+        assert await driver.ask(Driver.deposit, "tls", 1) == (1, 1, m1.pid)
+        for address in (a2, a3):
+            await system.connect_host(address)
+        refused = await system.spawn(Driver, host="m2")
+        with (
+            trio.fail_after(20),
+            pytest.raises((SpawnError, HostDown), match=r"could not connect|cannot be reached"),
+        ):
+            await refused.ask(Driver.deposit, "tls", 1)
+        checked = await system.spawn(Driver, host="m3")
+        with trio.fail_after(20):
+            assert await checked.ask(Driver.deposit, "tls", 1) == (2, 2, m1.pid)
+
+
+async def test_a_member_dials_the_owner_of_a_key_with_tls_when_its_record_says_so(
+    tmp_path: Path, secret_file: Path, certificates: Certificates
+) -> None:
+    """A member that never heard of a key's owner finds it in the store, and
+    dials it with TLS, checked by ``tls_client`` (the platform's CAs by default)."""
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    async with member(path, secret_file, "m1", "--lease", "0.5", *certificates.options()) as (
+        m1,
+        _,
+    ):
+        atom_id = ""
+        async with opened(path) as store:
+            members = await store.scan("$member")
+            (m1_id,) = [key.rpartition(":")[2] for _, key, doc, _ in members if '"m1"' in doc]
+            # The key is m1's, as if m1 had activated it (m1 takes it when the
+            # first message arrives, since the record names it).
+            async with joined(path, lease=0.5) as system:
+                atom_id = system.get(Account, "owned").id
+            await store.write(
+                "$radon",
+                f"cluster:t:owner:{atom_id}",
+                "$owner",
+                json.dumps({"member": m1_id}),
+                None,
+            )
+        untrusting = Cluster("t", SECRET, lease=0.5)  # checks against the platform's CAs
+        async with open_system(state_store=store_from_url(path), cluster=untrusting) as system:
+            with trio.fail_after(20), pytest.raises(SpawnError, match="cannot be reached"):
+                await system.get(Account, "owned").ask(Account.deposit, 1)
+        trusting = Cluster("t", SECRET, lease=0.5, tls_client=certificates.client)
+        async with open_system(state_store=store_from_url(path), cluster=trusting) as system:
+            with trio.fail_after(20):
+                assert await system.get(Account, "owned").ask(Account.deposit, 1) == (
+                    1,
+                    1,
+                    m1.pid,
+                )
+
+
+async def test_radon_member_listens_beyond_loopback_only_when_told_it_is_insecure(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    log = tmp_path / "member.log"
+    with log.open("wb") as sink:
+        async with member(
+            path, secret_file, "m1", "--listen", "0.0.0.0:0", "--advertise", "127.0.0.1",
+            "--insecure", stderr=sink,
+        ) as (proc, address):  # fmt: skip
+            assert address.startswith("127.0.0.1:")
+            proc.send_signal(signal.SIGTERM)
+            assert await proc.wait() == 0
+    assert "cluster.insecure_listen" in log.read_text()
