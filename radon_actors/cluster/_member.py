@@ -125,6 +125,9 @@ class Member:
         # connection goes down (``_host_down``).
         self._forwards: dict[str, weakref.WeakSet[VirtualEndpoint]] = {}
         self._dialing: dict[str, trio.Event] = {}
+        # When this member's connection to another went down, by node id: it
+        # dials again once the other side has surely noticed too (``_reach``).
+        self._down_at: dict[str, float] = {}
         self._mine = json.dumps({"member": self.node_id})
         self.node.host_down_callbacks.append(self._host_down)
         # From now on this system's ``get`` names the cluster's keys, and ids
@@ -211,7 +214,7 @@ class Member:
                 if isinstance(reached, Peer):
                     return self._forward(ep, reached)
                 if reached is not None:  # alive by its lease, and not reachable
-                    if waited > 2 * membership.lease:
+                    if waited > 2 * membership.lease + self._settle():
                         raise HostDown(
                             f"{ep!r} is active at member {owner} of cluster "
                             f"{self.cluster.name!r}, which renews its membership but cannot "
@@ -262,7 +265,13 @@ class Member:
             return None
         retry = max(min(record.until - membership.now(), membership.lease / 3), 0.01)
         if down is not None:
-            return retry  # the connection broke: it has died, or is cut off
+            # The connection broke, and the member still renews its membership:
+            # cut off, not dead. Dial it again once its side has given up the
+            # old connection too (no frame from here for a heartbeat timeout),
+            # so that both sides start afresh.
+            since = trio.current_time() - self._down_at.get(owner, -1e9)
+            if since < self._settle():
+                return max(min(retry, self._settle() - since), 0.01)
         dialing = self._dialing.get(owner)
         if dialing is not None:
             await dialing.wait()
@@ -291,7 +300,12 @@ class Member:
         known = self.node.peers.get(owner)
         if known is None or known.down is not None:
             return retry
+        self._down_at.pop(owner, None)
         return known
+
+    def _settle(self) -> float:
+        node = self.node
+        return node.heartbeat_timeout + node.heartbeat_interval
 
     def _forward(self, ep: VirtualEndpoint, peer: Peer) -> _Forward:
         forwards = self._forwards.get(peer.node_id)
@@ -302,6 +316,10 @@ class Member:
 
     def _host_down(self, name: str, reason: str) -> None:
         peers = self.node.peers
+        now = trio.current_time()
+        for node_id, lost in peers.items():
+            if lost.down is not None and node_id not in self._down_at:
+                self._down_at[node_id] = now
         for node_id in list(self._forwards):
             peer = peers.get(node_id)
             if peer is None or peer.down is not None:

@@ -165,13 +165,15 @@ def frame_table(node: Node) -> FrameTable:
 
     def typed(cls: type[Frame], handler: Callable[[Peer, Any], None]) -> FrameHandler:
         def convert(peer: Peer, frame: tuple[Any, ...]) -> None:
-            handler(peer, _new(cls, frame))
+            handler(peer, _shaped(cls, frame))
 
         return convert
 
     def request(cls: type[Request], handler: RequestHandler) -> FrameHandler:
         def start(peer: Peer, frame: tuple[Any, ...]) -> None:
-            node.nursery.start_soon(_serve, node, peer, _new(cls, frame), handler)
+            # Checked here, in the reader (a malformed frame ends the connection),
+            # not in the request's task, where the error would end the host.
+            node.nursery.start_soon(_serve, node, peer, _shaped(cls, frame), handler)
 
         return start
 
@@ -206,6 +208,14 @@ def frame_table(node: Node) -> FrameTable:
             "retire": request(Retire, _supervision.serve_retire),
         },
     )
+
+
+def _shaped(cls: Any, frame: tuple[Any, ...]) -> Any:
+    """``frame`` as a ``cls`` (a NamedTuple of frame fields), if it has as many
+    fields; else :class:`ProtocolError`."""
+    if len(frame) != len(cls._fields):
+        raise ProtocolError(f"a {frame[0]!r} frame has {len(frame)} fields, not {len(cls._fields)}")
+    return _new(cls, frame)
 
 
 async def _serve(node: Node, peer: Peer, frame: Request, handler: RequestHandler) -> None:

@@ -78,7 +78,11 @@ async def dial(node: Node, address: str, ssl_context: ssl.SSLContext | None = No
         await trio.aclose_forcefully(stream)
         raise
     peer = node.add_peer(
-        hello.node_id, hello.name, hello.address or address, tls=ssl_context is not None
+        hello.node_id,
+        hello.name,
+        hello.address or address,
+        tls=ssl_context is not None,
+        connected=True,
     )
     peer.python = hello.python
     peer.attach(stream)  # else the peer's own dial won: this one only reads
@@ -184,7 +188,7 @@ async def _accept(node: Node, stream: trio.abc.Stream, remote: str, source: str)
         _log.warning("placement.bad_hello", remote=remote, reason=str(exc))
         await trio.aclose_forcefully(stream)
         return
-    peer = node.add_peer(hello.node_id, hello.name, hello.address)
+    peer = node.add_peer(hello.node_id, hello.name, hello.address, connected=True)
     peer.python = hello.python
     if not peer.attach(stream, first=_hello(node)):
         node.nursery.start_soon(_idle_writer, node, stream, _hello(node))

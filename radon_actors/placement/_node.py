@@ -33,6 +33,7 @@ import outcome
 import trio
 from trio.lowlevel import current_task, wait_task_rescheduled
 
+from .._logs import get_logger
 from .._ref import Ref
 from ..runtime import AtomCell, Reply, set_remote_resolver
 from . import _handshake, _hosts, _migration, _shutdown, _supervised, _supervision
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from ._supervision import Failing, Retirement
 
 __all__ = ["LOCAL_NAME", "Node", "get_node", "make_node"]
+
+_log = get_logger("radon_actors.placement")
 
 LOCAL_NAME = "local"
 
@@ -168,10 +171,25 @@ class Node:
             )
         return peer
 
-    def add_peer(self, node_id: str, name: str, address: str | None, *, tls: bool = False) -> Peer:
+    def add_peer(
+        self,
+        node_id: str,
+        name: str,
+        address: str | None,
+        *,
+        tls: bool = False,
+        connected: bool = False,
+    ) -> Peer:
         """The peer ``node_id`` (made if new); ``tls``: it listens with TLS, so
-        this node dials it with :meth:`client_context`."""
+        this node dials it with :meth:`client_context`. ``connected``: a new
+        connection with it has just been authenticated, so a peer that was down
+        is made anew (what was lost with the old one stays lost; the node came
+        back, or a broken connection was replaced: cluster members redial)."""
         peer = self.peers.get(node_id)
+        if peer is not None and connected and peer.down is not None:
+            _log.info("placement.peer_reconnected", node=node_id, was=peer.down)
+            tls = tls or peer.tls
+            peer = None
         if peer is None:
             peer = self.peers[node_id] = Peer(self, node_id, name, address)
             routes.setdefault(node_id, self)

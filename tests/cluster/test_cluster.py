@@ -29,6 +29,7 @@ from radon_actors import (
     open_system,
 )
 from radon_actors.durable import store_from_url
+from radon_actors.testing import node_of
 from tests.atoms.cluster_atoms import Account, Brief, Driver, Faulty
 
 SECRET = b"cluster-test-secret-0123456789ab"
@@ -532,3 +533,25 @@ async def test_radon_member_listens_beyond_loopback_only_when_told_it_is_insecur
             proc.send_signal(signal.SIGTERM)
             assert await proc.wait() == 0
     assert "cluster.insecure_listen" in log.read_text()
+
+
+async def test_a_member_cut_off_from_a_live_one_dials_it_again(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    """A broken connection is not a dead member: while the other still renews
+    its membership (a 600 s lease here, so nothing is taken over), this member
+    dials it again, and its keys stay where they are."""
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    async with (
+        member(path, secret_file, "m1", "--lease", "600") as (m1, address),
+        joined(path, lease=600) as system,
+    ):
+        ref = await active_at(system, address, m1, "hana", 1)
+        node = node_of(system)
+        assert node is not None
+        peer = node.peer_by_name("m1")
+        assert peer.stream is not None
+        await trio.aclose_forcefully(peer.stream)  # the connection breaks, both ends see it
+        with trio.fail_after(20):
+            assert await ask_until_answered(ref, Account.deposit, 1) == (2, 2, m1.pid)
+        assert node.peer_by_name("m1") is not peer  # a new connection, a new peer

@@ -139,3 +139,27 @@ async def test_radon_host_survives_4000_fuzzed_connections(tmp_path: Path) -> No
             ref = await system.spawn(Counter, 1, host="fuzzed")
             assert await ref.ask(Counter.incr) == 2  # and serves a legitimate client
         print(f"fuzz: {2 * CASES} connections, RSS {before} -> {before + grown} KiB")
+
+
+async def test_a_request_frame_of_the_wrong_length_ends_its_connection_not_the_host(
+    tmp_path: Path,
+) -> None:
+    """A request too short for its fields once failed in the request's own task,
+    which ended the host's system: any peer that had the secret could stop a
+    host with one frame. Each connection here is a new peer (a node that
+    reconnects is a fresh peer, not one that stays down)."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(os.urandom(32).hex().encode())
+    secret_file.chmod(0o600)
+    secret = secret_file.read_bytes().strip()
+    hello = _frame(pickle.dumps(("hello", "short-peer", "short", None, "3.11")))
+    async with radon_host(secret_file, "target") as (proc, line):
+        address = line.split()[1]
+        for kind in ("code_has", "load", "stop_atom", "activate", "retire"):
+            for fields in ((kind,), (kind, 1), (kind, 1, 2, 3, 4, 5, 6, 7, 8, 9)):
+                await _case(address, hello + _frame(pickle.dumps(fields)), secret)
+        assert proc.returncode is None
+        async with open_system() as system:
+            assert await system.connect_host(address, secret_file=secret_file) == "target"
+            ref = await system.spawn(Counter, 1, host="target")
+            assert await ref.ask(Counter.incr) == 2
