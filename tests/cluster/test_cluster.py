@@ -19,6 +19,7 @@ import attrs
 import pytest
 import trio
 from cluster_helpers import first_line, redis_server
+from durable_atoms import TICKS, Reminded, ticks_reached
 
 from radon_actors import (
     Cluster,
@@ -555,3 +556,22 @@ async def test_a_member_cut_off_from_a_live_one_dials_it_again(
         with trio.fail_after(20):
             assert await ask_until_answered(ref, Account.deposit, 1) == (2, 2, m1.pid)
         assert node.peer_by_name("m1") is not peer  # a new connection, a new peer
+
+
+async def test_a_reminder_served_by_another_member_reaches_the_keys_one_activation(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    """m1 joins first and serves the store's reminders; the key is active in
+    this member, which sets the reminder: m1 delivers it through the cluster's
+    directory, to the activation here."""
+    TICKS.clear()
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    async with member(path, secret_file, "m1") as _, joined(path) as system:
+        durability: Any = system.durability()
+        assert not durability.reminders.holding  # m1 holds the reminders' lease
+        ref = system.get(Reminded, "bell")
+        await ref.ask(Reminded.schedule, 0.1)
+        with trio.fail_after(20):
+            await ticks_reached(1).wait()  # rung here, in this process
+        assert TICKS == [("bell", "tick")]
+        assert not durability.reminders.holding
