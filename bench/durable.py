@@ -1,7 +1,9 @@
 """Durable atoms: what activation, saving and reminders cost (issue #19).
 
 Per store (SQLite in a temporary directory; Redis, on a redis-server this
-script starts on a free port, if one is installed), in one run:
+script starts on a free port, if one is installed), each also in a cluster of
+one member (``open_system(cluster=...)``: an activation first claims its key
+in the store, docs/cluster.md), in one run:
 
 * cold activation: ``system.get(cls, key).ask(...)`` of a key whose state is
   stored and that has no activation (its state read, a cell built, its
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import secrets
 import shutil
 import socket
 import subprocess
@@ -44,7 +47,16 @@ from typing import Any, ClassVar
 import trio
 import trio.lowlevel
 
-from radon_actors import Atom, RedisStore, SQLiteStore, System, handler, open_system, state
+from radon_actors import (
+    Atom,
+    Cluster,
+    RedisStore,
+    SQLiteStore,
+    System,
+    handler,
+    open_system,
+    state,
+)
 from radon_actors.durable import StateStore
 
 _now = time.perf_counter_ns
@@ -125,13 +137,17 @@ def _rss_kib() -> int:
     return 0
 
 
-async def _store_figures(make: Callable[[], StateStore], n: int) -> dict[str, Any]:
+async def _store_figures(
+    make: Callable[[], StateStore], n: int, cluster: Cluster | None = None
+) -> dict[str, Any]:
+    """The store's figures; with ``cluster``, in a cluster of one member (each
+    activation first claims its key in the store: docs/cluster.md)."""
     out: dict[str, Any] = {}
-    async with open_system(state_store=make()) as system:
+    async with open_system(state_store=make(), cluster=cluster) as system:
         # Seed n accounts, then let them be collected by a fresh system.
         for i in range(n):
             await system.get(Account, f"a{i}").ask(Account.deposit, 1)
-    async with open_system(state_store=make()) as system:
+    async with open_system(state_store=make(), cluster=cluster) as system:
         cold = []
         for i in range(n):
             t0 = _now()
@@ -260,12 +276,18 @@ async def run(n: int, activations: int, keys: int) -> dict[str, Any]:
     # by an earlier phase would hide what these atoms take).
     results["on_demand"] = await _many(activations, _activate)
     results["spawn"] = await _many(activations, _spawn)
+    cluster = Cluster("bench", secrets.token_bytes(32))
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "bench.sqlite3"
         results["sqlite"] = await _store_figures(lambda: SQLiteStore(path), n)
+        path = Path(scratch) / "cluster.sqlite3"
+        results["sqlite, cluster"] = await _store_figures(lambda: SQLiteStore(path), n, cluster)
     async with _redis() as url:
         if url is not None:
             results["redis"] = await _store_figures(lambda: RedisStore(url), n)
+            results["redis, cluster"] = await _store_figures(
+                lambda: RedisStore(url, prefix="radon:cluster:"), n, cluster
+            )
     results["collection"] = await _collection(keys)
     return results
 
@@ -276,15 +298,15 @@ def _report(results: dict[str, Any]) -> None:
         f"durable atoms ({results['n']} samples per figure; "
         f"GC threshold {results['gc_threshold']})\n"
     )
-    w(f"{'store':<8}{'cold activation p50/p99 us':>30}{'save p50/p99 us':>22}")
+    w(f"{'store':<16}{'cold activation p50/p99 us':>30}{'save p50/p99 us':>22}")
     w(f"{'writes/s (100 atoms)':>22}{'reminder late p50/p99 ms':>28}\n")
-    for name in ("sqlite", "redis"):
+    for name in ("sqlite", "sqlite, cluster", "redis", "redis, cluster"):
         r = results.get(name)
         if r is None:
-            w(f"{name:<8}  not run (no redis-server)\n")
+            w(f"{name:<16}  not run (no redis-server)\n")
             continue
         c, s, t = r["cold_activation"], r["save"], r["reminder_tardiness"]
-        w(f"{name:<8}{c['p50_us']:>18.0f} / {c['p99_us']:<9.0f}")
+        w(f"{name:<16}{c['p50_us']:>18.0f} / {c['p99_us']:<9.0f}")
         w(f"{s['p50_us']:>12.0f} / {s['p99_us']:<7.0f}")
         w(f"{r['writes_per_s_100_atoms']:>20,.0f}")
         w(f"{t['p50_us'] / 1000:>18.1f} / {t['p99_us'] / 1000:<7.1f}\n")

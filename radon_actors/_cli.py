@@ -248,8 +248,6 @@ def _configure_member(parser: argparse.ArgumentParser) -> None:
 
 @command("member", "run a member of a cluster, serving its on-demand atoms", _configure_member)
 def _member(args: argparse.Namespace) -> int:
-    import signal
-
     import structlog
     import trio
 
@@ -302,16 +300,17 @@ def _member(args: argparse.Namespace) -> int:
         )
 
     async def serve() -> None:
+        async with open_system(state_store=store, cluster=cluster) as system:
+            print(f"READY {getattr(system.active_placement, 'address', '?')}", flush=True)
+            await trio.sleep_forever()
+
+    async def until_signalled() -> None:
         # Until SIGINT or SIGTERM; then the member leaves (its keys go to the
         # others at once).
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with open_system(state_store=store, cluster=cluster) as system:
-                print(f"READY {getattr(system.active_placement, 'address', '?')}", flush=True)
-                async for _ in signals:
-                    break
+        await placement_cli.until_signalled(serve())
 
     try:
-        trio.run(serve)
+        trio.run(until_signalled)
     except OSError as exc:  # the address is taken, say
         print(f"radon member: {exc}", file=sys.stderr)
         return 1

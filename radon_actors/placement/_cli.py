@@ -6,9 +6,10 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import structlog
 import trio
@@ -24,6 +25,7 @@ __all__ = [
     "main",
     "set_up_process",
     "tls_contexts",
+    "until_signalled",
 ]
 
 
@@ -176,9 +178,9 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
     def ready(address: str) -> None:
         print(f"READY {address}", flush=True)
 
-    try:
-        trio.run(
-            lambda: serve_host(
+    async def serve() -> None:
+        await until_signalled(
+            serve_host(
                 open_system,
                 host,
                 int(port),
@@ -190,9 +192,34 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
                 advertise=args.advertise,
             )
         )
-    except* KeyboardInterrupt:
-        pass  # Ctrl-C: the host closed its system on the way out (trio may group it)
+
+    trio.run(serve)
     return 0
+
+
+async def until_signalled(work: Awaitable[object]) -> None:
+    """Run ``work`` until it returns or SIGINT or SIGTERM arrives; a signal
+    cancels it, so the system it runs closes as at the end of its block.
+
+    Signals are received as events rather than left to raise KeyboardInterrupt
+    wherever the main task happens to be: one raised inside trio's own nursery
+    exit once corrupted its task tree (a traceback on Ctrl-C, in CI)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(stop_on_signal)
+                await work
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:  # what ``work`` raised, as itself
+                raise group.exceptions[0] from None
+            raise
 
 
 def main(open_system: SystemOpener, argv: Sequence[str] | None = None) -> int:

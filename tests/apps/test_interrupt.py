@@ -56,3 +56,63 @@ async def test_ctrl_c_stops_radon_host_cleanly(tmp_path: Path) -> None:
     cmd = [str(radon), "host", "--listen", "127.0.0.1:0", "--secret-file", str(secret)]
     status, stderr = await _interrupt_when(cmd, b"READY", "stdout")
     assert "Traceback" not in stderr and status == 0, stderr
+
+
+async def _terminate_when_ready(cmd: list[str]) -> tuple[int, str]:
+    """Start ``cmd``, wait for its READY line, send SIGTERM; its exit status
+    and stderr (a container's orchestrator stops it this way)."""
+    proc = await trio.lowlevel.open_process(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        seen = b""
+        with trio.fail_after(60):
+            while b"READY" not in seen:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"exited before READY: {seen.decode(errors='replace')}"
+                seen += chunk
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+            err = b""
+            while chunk := await proc.stderr.receive_some():
+                err += chunk
+        return proc.returncode, err.decode(errors="replace")
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
+async def test_sigterm_stops_radon_host_and_radon_member_cleanly(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    radon = str(Path(sys.executable).parent / "radon")
+    host = [radon, "host", "--listen", "127.0.0.1:0", "--secret-file", str(secret)]
+    member = [radon, "member", "--cluster", "c", "--secret-file", str(secret),
+              "--state-store", f"sqlite:///{tmp_path / 'state.db'}"]  # fmt: skip
+    for cmd in (host, member):
+        status, stderr = await _terminate_when_ready(cmd)
+        assert "Traceback" not in stderr and status == 0, stderr
+
+
+async def test_radon_member_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    radon = str(Path(sys.executable).parent / "radon")
+    with trio.socket.socket() as taken:
+        await taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = await trio.run_process(
+            [radon, "member", "--cluster", "c", "--secret-file", str(secret),
+             "--state-store", f"sqlite:///{tmp_path / 'state.db'}",
+             "--listen", f"127.0.0.1:{port}"],
+            capture_stdout=True, capture_stderr=True, check=False, cwd=ROOT,
+        )  # fmt: skip
+    stderr = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in stderr, stderr
+    assert "radon member:" in stderr and "address" in stderr.lower(), stderr
