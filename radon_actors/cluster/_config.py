@@ -74,6 +74,11 @@ class Cluster:
     tls_client: ssl.SSLContext | None = attrs.field(default=None, repr=False, eq=False)
     """How this member checks the certificates of members that listen with TLS
     (default: the platform's trusted CAs, names checked)."""
+    activates: bool = True
+    """False: a *client* of the cluster, which sends to its keys and activates
+    none (a web front end, say). It neither listens nor registers; a key that
+    is active nowhere goes to a member chosen by the key (rendezvous hashing),
+    which activates it. ``listen``, ``advertise`` and ``tls`` do not apply."""
 
     @classmethod
     def from_secret_file(
@@ -87,12 +92,15 @@ class Cluster:
         lease: float = LEASE,
         tls: ssl.SSLContext | None = None,
         tls_client: ssl.SSLContext | None = None,
+        activates: bool = True,
     ) -> Cluster:
         """The cluster ``name`` with the secret in the file ``path`` (refused if
         others can read it, as ``radon host --secret-file`` does)."""
         from ..placement import read_secret
 
-        return cls(name, read_secret(path), listen, advertise, member, lease, tls, tls_client)
+        return cls(
+            name, read_secret(path), listen, advertise, member, lease, tls, tls_client, activates
+        )
 
     @property
     def prefix(self) -> str:

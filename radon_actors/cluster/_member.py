@@ -27,6 +27,7 @@ lease run out stops its activations before registering again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import ssl
 import weakref
@@ -143,7 +144,14 @@ class Member:
     # Joining and leaving
     # ------------------------------------------------------------------
     async def start(self) -> None:
-        """Listen for the other members, register, and keep the membership."""
+        """Listen for the other members, register, and keep the membership (a
+        client of the cluster does none of these: it only dials members)."""
+        if not self.cluster.activates:
+            self.membership = Membership(
+                self.store, self.cluster.name, self.node_id, self.name, "", self.cluster.lease
+            )
+            self.ready.set()
+            return
         host, _, port = self.cluster.listen.rpartition(":")
         host = host.strip("[]")
         listeners = await trio.open_tcp_listeners(int(port), host=host)
@@ -206,23 +214,28 @@ class Member:
                 )
             stored = await self.store.read(RECORDS, record, _OWNER)
             owner = _owner_in(stored)
+            reached: Peer | float | None = None
             if owner is not None and owner != self.node_id:
                 known = self.node.peers.get(owner)
                 if known is not None and known.down is None:
                     return self._forward(ep, known)
                 reached = await self._reach(owner, membership, known)
-                if isinstance(reached, Peer):
-                    return self._forward(ep, reached)
-                if reached is not None:  # alive by its lease, and not reachable
-                    if waited > 2 * membership.lease + self._settle():
-                        raise HostDown(
-                            f"{ep!r} is active at member {owner} of cluster "
-                            f"{self.cluster.name!r}, which renews its membership but cannot "
-                            "be reached from here"
-                        )
-                    waited += reached
-                    await trio.sleep(reached)
-                    continue
+            if reached is None and not self.cluster.activates:
+                # A client: the key goes to a member, which claims it.
+                reached = await self._member_for(ep, membership)
+                owner = "chosen by its key"
+            if isinstance(reached, Peer):
+                return self._forward(ep, reached)
+            if reached is not None:  # alive by its lease, and not reachable
+                if waited > 2 * membership.lease + self._settle():
+                    raise HostDown(
+                        f"{ep!r} is active at member {owner} of cluster "
+                        f"{self.cluster.name!r}, which renews its membership but cannot "
+                        "be reached from here"
+                    )
+                waited += reached
+                await trio.sleep(reached)
+                continue
             try:
                 ep.claim = await self.store.write(
                     RECORDS, record, _OWNER, self._mine, None if stored is None else stored[1]
@@ -303,6 +316,28 @@ class Member:
         self._down_at.pop(owner, None)
         return known
 
+    async def _member_for(self, ep: VirtualEndpoint, membership: Membership) -> Peer | float:
+        """For a client: a connection to the member that should activate ``ep``'s
+        key (the first reachable one in the key's rendezvous order, so every
+        client picks the same); else the seconds to wait before trying again."""
+        members = await membership.members()
+        if not members:
+            raise SpawnError(
+                f"no member of cluster {self.cluster.name!r} is up to activate {ep!r}: start "
+                "one (`radon member`, or open_system(cluster=...) with activates=True)"
+            )
+        wait = membership.lease / 3
+        for node_id, _ in sorted(members, key=lambda m: _rendezvous(m[0], ep.id), reverse=True):
+            known = self.node.peers.get(node_id)
+            if known is not None and known.down is None:
+                return known
+            reached = await self._reach(node_id, membership, known)
+            if isinstance(reached, Peer):
+                return reached
+            if reached is not None:
+                wait = min(wait, reached)
+        return wait
+
     def _settle(self) -> float:
         node = self.node
         return node.heartbeat_timeout + node.heartbeat_interval
@@ -327,6 +362,13 @@ class Member:
                     forward = ep.forward
                     if forward is not None and not forward.live:
                         ep.unreachable()
+
+
+def _rendezvous(node_id: str, atom_id: str) -> int:
+    # The same order of members for a key in every process (``hash`` of a str
+    # is salted per process).
+    digest = hashlib.blake2b(f"{node_id}\x00{atom_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def _owner_in(stored: tuple[str | None, str] | None) -> str | None:

@@ -150,6 +150,20 @@ class Membership:
             return None
         return record
 
+    async def members(self) -> list[tuple[str, MemberRecord]]:
+        """Every member of the cluster whose membership has not run out, by node
+        id (one scan of the store's member records)."""
+        head = f"cluster:{self.cluster}:member:"
+        now = self.now()
+        found = []
+        for kind, key, document, _ in await self.store.scan(_MEMBER):
+            if kind != RECORDS or not key.startswith(head):
+                continue
+            record = parse_member(document)
+            if record is not None and record.until > now:
+                found.append((key[len(head) :], record))
+        return found
+
     async def leave(self) -> None:
         """Clear this member's record: the others take its keys at once."""
         if self._etag is None:

@@ -575,3 +575,28 @@ async def test_a_reminder_served_by_another_member_reaches_the_keys_one_activati
             await ticks_reached(1).wait()  # rung here, in this process
         assert TICKS == [("bell", "tick")]
         assert not durability.reminders.holding
+
+
+async def test_a_client_of_the_cluster_sends_to_its_keys_and_activates_none(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    client = Cluster("t", SECRET, activates=False)
+    async with open_system(state_store=store_from_url(path), cluster=client) as system:
+        with pytest.raises(SpawnError, match="no member of cluster 't' is up"):
+            await system.get(Account, "nobody").ask(Account.where)
+    async with (
+        member(path, secret_file, "m1") as (m1, _),
+        member(path, secret_file, "m2") as (m2, _),
+        open_system(state_store=store_from_url(path), cluster=client) as system,
+    ):
+        where = {}
+        for i in range(12):
+            key = f"k{i}"
+            balance, turns, pid = await system.get(Account, key).ask(Account.deposit, 1)
+            assert (balance, turns) == (1, 1)
+            where[key] = pid
+        assert set(where.values()) <= {m1.pid, m2.pid}  # never here
+        for key, pid in where.items():  # and each stays where it went
+            assert await system.get(Account, key).ask(Account.where) == pid
+        assert not system.durability().activations.active  # type: ignore[attr-defined]
