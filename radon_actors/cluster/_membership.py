@@ -13,6 +13,7 @@ clocks in step to well under a lease.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -53,13 +54,13 @@ def parse_member(document: str | None) -> MemberRecord | None:
         return None
     try:
         fields = json.loads(document)
+        until = float(fields["until"])
+        if not math.isfinite(until):
+            return None  # a lease that never runs out is no lease
         return MemberRecord(
-            str(fields["address"]),
-            str(fields["name"]),
-            float(fields["until"]),
-            fields.get("tls") is True,
+            str(fields["address"]), str(fields["name"]), until, fields.get("tls") is True
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -20,6 +21,8 @@ import pytest
 import trio
 from cluster_helpers import first_line, redis_server
 from durable_atoms import TICKS, Reminded, ticks_reached
+from hypothesis import given
+from hypothesis import strategies as st
 
 from radon_actors import (
     Cluster,
@@ -29,6 +32,8 @@ from radon_actors import (
     StateStore,
     open_system,
 )
+from radon_actors.cluster._member import _owner_in
+from radon_actors.cluster._membership import parse_member
 from radon_actors.durable import store_from_url
 from radon_actors.testing import node_of
 from tests.atoms.cluster_atoms import Account, Brief, Driver, Faulty
@@ -600,3 +605,46 @@ async def test_a_client_of_the_cluster_sends_to_its_keys_and_activates_none(
         for key, pid in where.items():  # and each stays where it went
             assert await system.get(Account, key).ask(Account.where) == pid
         assert not system.durability().activations.active  # type: ignore[attr-defined]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=10,
+)
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.text(),
+        json_values.map(json.dumps),
+        st.fixed_dictionaries(
+            {"address": json_values, "name": json_values, "until": json_values},
+            optional={"tls": json_values},
+        ).map(json.dumps),
+    )
+)
+def test_a_member_record_read_from_the_shared_store_is_parsed_or_refused(
+    document: str | None,
+) -> None:
+    """The store is shared: whatever a member record holds, reading it gives a
+    record or None, never an exception that would stop a claim."""
+    record = parse_member(document)
+    if record is not None:
+        assert isinstance(record.address, str) and math.isfinite(record.until)
+        assert isinstance(record.tls, bool)
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.tuples(st.none() | st.text() | json_values.map(json.dumps), st.text()),
+        st.tuples(st.fixed_dictionaries({"member": json_values}).map(json.dumps), st.text()),
+    )
+)
+def test_an_owner_record_read_from_the_shared_store_names_a_member_or_none(
+    stored: tuple[str | None, str] | None,
+) -> None:
+    owner = _owner_in(stored)
+    assert owner is None or isinstance(owner, str)
