@@ -31,6 +31,7 @@ import hashlib
 import json
 import ssl
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -62,24 +63,31 @@ _log = get_logger("radon_actors.cluster")
 
 _OWNER = "$owner"
 DIAL_TIMEOUT = 5.0
+FORWARDS_HELD = 100_000
+"""At most this many endpoints forwarding elsewhere are held (about 300 bytes
+each), beyond those that Refs hold."""
 
 
 class _Forward:
     """Messages for a key that is active at another member (a ``Forwarding``):
-    sent there for as long as its connection is up."""
+    sent there while its connection is up, until ``until`` (trio time). Then
+    the next message claims the key again, reading where it is now: a key
+    that moved is followed within that time, instead of every message going
+    through the member it left."""
 
-    __slots__ = ("_peer", "_remote")
+    __slots__ = ("_peer", "_remote", "until")
 
-    def __init__(self, node: Node, peer: Peer, atom_id: str) -> None:
+    def __init__(self, node: Node, peer: Peer, atom_id: str, until: float) -> None:
         self._peer = peer
         self._remote = RemoteEndpoint(node, peer.node_id, atom_id, None)
+        self.until = until
 
     def __repr__(self) -> str:
         return f"<forward to member {self._peer.name!r}>"
 
     @property
     def live(self) -> bool:
-        return self._peer.down is None
+        return self._peer.down is None and trio.current_time() < self.until
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._remote.tell(h, args, kwargs)
@@ -125,6 +133,11 @@ class Member:
         # Endpoints forwarding to each member, by its node id: told when its
         # connection goes down (``_host_down``).
         self._forwards: dict[str, weakref.WeakSet[VirtualEndpoint]] = {}
+        # Endpoints forwarding elsewhere, held until their forward runs out, in
+        # that order: a Ref made per message (``system.get(...).ask(...)``), or
+        # a message from another member for a key that moved on, finds the
+        # forward again instead of reading the store each time (FORWARDS_HELD).
+        self._recent: OrderedDict[str, VirtualEndpoint] = OrderedDict()
         self._dialing: dict[str, trio.Event] = {}
         # When this member's connection to another went down, by node id: it
         # dials again once the other side has surely noticed too (``_reach``).
@@ -347,7 +360,22 @@ class Member:
         if forwards is None:
             forwards = self._forwards[peer.node_id] = weakref.WeakSet()
         forwards.add(ep)
-        return _Forward(self.node, peer, ep.id)
+        now = trio.current_time()
+        forward = _Forward(self.node, peer, ep.id, now + self.cluster.lease)
+        recent = self._recent
+        recent[ep.id] = ep
+        recent.move_to_end(ep.id)
+        # Forwards run out in the order they were made: let go of the oldest
+        # that ran out (or stopped forwarding), and of any beyond the bound.
+        while True:
+            oldest = next(iter(recent.values()))
+            held = oldest.forward
+            if len(recent) <= FORWARDS_HELD and (
+                oldest is ep or (isinstance(held, _Forward) and held.until > now)
+            ):
+                break
+            recent.popitem(last=False)
+        return forward
 
     def _host_down(self, name: str, reason: str) -> None:
         peers = self.node.peers

@@ -648,3 +648,47 @@ def test_an_owner_record_read_from_the_shared_store_names_a_member_or_none(
 ) -> None:
     owner = _owner_in(stored)
     assert owner is None or isinstance(owner, str)
+
+
+class CountingStore(SQLiteStore):
+    """An SQLite store that counts the reads of owner records."""
+
+    owner_reads = 0
+
+    async def read(self, atom_type: str, key: str, name: str) -> tuple[str | None, str] | None:
+        if name == "$owner":
+            self.owner_reads += 1
+        return await super().read(atom_type, key, name)
+
+
+async def test_a_forward_is_found_again_without_the_store_and_reread_when_it_runs_out(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    path = tmp_path / "state.db"
+    url = f"sqlite:///{path}"
+    async with (
+        member(url, secret_file, "m1") as (m1, address),
+        member(url, secret_file, "m2") as (m2, _),
+    ):
+        store = CountingStore(path)
+        cluster = Cluster("t", SECRET, lease=1.0)
+        async with open_system(state_store=store, cluster=cluster) as system:
+            await active_at(system, address, m1, "moving", 1)
+            # A Ref made per message (the usual get-then-ask) finds the forward
+            # again: the owner record is not read for each.
+            reads = store.owner_reads
+            for _ in range(50):
+                assert await system.get(Account, "moving").ask(Account.where) == m1.pid
+            assert store.owner_reads == reads
+            # The key moves to m2 (its owner record now names m2): until the
+            # forward runs out, messages still go to m1, then to m2.
+            ref = system.get(Account, "moving")
+            members = await store.scan("$member")
+            (m2_id,) = [key.rpartition(":")[2] for _, key, doc, _ in members if '"m2"' in doc]
+            stored = await store.read("$radon", f"cluster:t:owner:{ref.id}", "$owner")
+            assert stored is not None
+            moved = json.dumps({"member": m2_id})
+            await store.write("$radon", f"cluster:t:owner:{ref.id}", "$owner", moved, stored[1])
+            assert await ref.ask(Account.where) == m1.pid
+            ref._ep.forward.until = trio.current_time()  # type: ignore[attr-defined]
+            assert await ref.ask(Account.where) == m2.pid
