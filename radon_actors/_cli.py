@@ -299,18 +299,15 @@ def _member(args: argparse.Namespace) -> int:
             risk="frames after the handshake are not authenticated (--insecure)",
         )
 
-    async def serve() -> None:
-        async with open_system(state_store=store, cluster=cluster) as system:
-            print(f"READY {getattr(system.active_placement, 'address', '?')}", flush=True)
-            await trio.sleep_forever()
-
-    async def until_signalled() -> None:
+    async def serve(stop: trio.Event) -> None:
         # Until SIGINT or SIGTERM; then the member leaves (its keys go to the
         # others at once).
-        await placement_cli.until_signalled(serve())
+        async with open_system(state_store=store, cluster=cluster) as system:
+            print(f"READY {getattr(system.active_placement, 'address', '?')}", flush=True)
+            await stop.wait()
 
     try:
-        trio.run(until_signalled)
+        trio.run(placement_cli.until_signalled, serve)
     except OSError as exc:  # the address is taken, say
         print(f"radon member: {exc}", file=sys.stderr)
         return 1

@@ -101,12 +101,15 @@ _Write = tuple[str, str, str, str | None, str | None]  # type, key, name, docume
 class _Slot:
     """One write's outcome in a group commit (set in the committing thread)."""
 
-    __slots__ = ("done", "error", "value")
+    __slots__ = ("done", "error", "orphaned", "value")
 
     def __init__(self) -> None:
         self.value: str | None = None
         self.error: Exception | None = None
         self.done = trio.Event()
+        # Set with ``done`` when the committing task was cancelled before this
+        # write's turn: its writer commits it (and what else waits) itself.
+        self.orphaned = False
 
     def result(self) -> str:
         if self.error is not None:
@@ -223,10 +226,23 @@ class SQLiteStore:
         together in the next transaction (the first waiting writer commits for
         the others), so concurrent saves share a commit."""
         slot = _Slot()
-        self._pending.append((write, slot))
-        if self._committing:
-            await slot.done.wait()
-            return slot.result()
+        entry = (write, slot)
+        self._pending.append(entry)
+        while self._committing:
+            try:
+                await slot.done.wait()
+            except BaseException:
+                if entry in self._pending:  # not committed, and now never will be
+                    self._pending.remove(entry)
+                raise
+            if not slot.orphaned:
+                return slot.result()
+            # The committing task was cancelled before this write's turn: the
+            # write is still queued, and the first of its writers to run
+            # commits the queue (a cancelled writer's write must not fail the
+            # others', as a member's last write when its system stops).
+            slot.orphaned = False
+            slot.done = trio.Event()
         self._committing = True
         try:
             # Let the writers that are ready now join this batch.
@@ -241,6 +257,11 @@ class SQLiteStore:
                             waiting.error = exc
                 finally:
                     for _, waiting in batch:
+                        if waiting.value is None and waiting.error is None:
+                            waiting.error = RuntimeError(
+                                "the task committing this write was cancelled during the "
+                                "commit: the write may or may not be stored"
+                            )
                         waiting.done.set()
                 self._unsynced += 1
                 if self._unsynced >= _CHECKPOINT_EVERY and self._inline:
@@ -248,12 +269,11 @@ class SQLiteStore:
                     await self._checkpoint()
         finally:
             self._committing = False
+            if entry in self._pending:  # this writer was cancelled before its commit
+                self._pending.remove(entry)
             for _, waiting in self._pending:  # cancelled with writes still queued
-                waiting.error = RuntimeError(
-                    "the committing task was cancelled before this write was committed"
-                )
+                waiting.orphaned = True
                 waiting.done.set()
-            self._pending = []
         return slot.result()
 
     async def _checkpoint(self) -> None:

@@ -9,7 +9,7 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 import trio
@@ -178,43 +178,48 @@ def run(args: argparse.Namespace, open_system: SystemOpener) -> int:
     def ready(address: str) -> None:
         print(f"READY {address}", flush=True)
 
-    async def serve() -> None:
-        await until_signalled(
-            serve_host(
-                open_system,
-                host,
-                int(port),
-                secret,
-                name or f"host-{port}-{os.getpid()}",
-                ready=ready,
-                ssl_context=context,
-                ssl_client=client,
-                advertise=args.advertise,
-            )
+    async def serve(stop: trio.Event) -> None:
+        await serve_host(
+            open_system,
+            host,
+            int(port),
+            secret,
+            name or f"host-{port}-{os.getpid()}",
+            ready=ready,
+            ssl_context=context,
+            ssl_client=client,
+            advertise=args.advertise,
+            stop=stop,
         )
 
-    trio.run(serve)
+    trio.run(until_signalled, serve)
     return 0
 
 
-async def until_signalled(work: Awaitable[object]) -> None:
-    """Run ``work`` until it returns or SIGINT or SIGTERM arrives; a signal
-    cancels it, so the system it runs closes as at the end of its block.
+async def until_signalled(work: Callable[[trio.Event], Awaitable[object]]) -> None:
+    """Run ``work(stop)``; SIGINT or SIGTERM sets ``stop``, and ``work`` winds
+    down (closes its system, as at the end of its block) and returns. A second
+    signal cancels it.
 
     Signals are received as events rather than left to raise KeyboardInterrupt
     wherever the main task happens to be: one raised inside trio's own nursery
-    exit once corrupted its task tree (a traceback on Ctrl-C, in CI)."""
+    exit once corrupted its task tree (a traceback on Ctrl-C, in CI). Nor does
+    the first signal cancel: a system closed by cancellation loses the tasks
+    its closing relies on (a cluster member's last store writes, say)."""
+    stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with trio.open_nursery() as nursery:
 
-                async def stop_on_signal() -> None:
+                async def on_signals() -> None:
                     async for _ in signals:
-                        nursery.cancel_scope.cancel()
-                        return
+                        if stop.is_set():  # asked twice: stop now
+                            nursery.cancel_scope.cancel()
+                            return
+                        stop.set()
 
-                nursery.start_soon(stop_on_signal)
-                await work
+                nursery.start_soon(on_signals)
+                await work(stop)
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             if len(group.exceptions) == 1:  # what ``work`` raised, as itself

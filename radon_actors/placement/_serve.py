@@ -47,6 +47,7 @@ async def serve_host(
     ssl_context: ssl.SSLContext | None = None,
     ssl_client: ssl.SSLContext | None = None,
     advertise: str | None = None,
+    stop: trio.Event | None = None,
 ) -> None:
     """Run a host, in a system from ``open_system()``, until a ``shutdown`` frame
     arrives (or stdin closes).
@@ -56,7 +57,9 @@ async def serve_host(
     of the systems that join it; default: the platform's trusted CAs).
     ``advertise`` is the address others reach this host at, ``host`` or
     ``host:port`` (default: the listening address; a listener on ``0.0.0.0``
-    needs one). ``ready`` is given the advertised address.
+    needs one). ``ready`` is given the advertised address. ``stop``, once
+    set, stops the host as a ``shutdown`` frame would (``radon host`` sets it
+    on SIGINT or SIGTERM).
     """
     async with open_system() as system:
         node = Node(
@@ -77,6 +80,8 @@ async def serve_host(
             nursery.start_soon(partial(trio.serve_listeners, node.handle_stream, listeners))
             if watch_stdin:
                 nursery.start_soon(_until_stdin_closes, node)
+            if stop is not None:
+                nursery.start_soon(_until_set, stop, node)
             ready(node.address)
             _log.info("placement.host_listening", host=name, address=node.address)
             await node.shutdown_requested.wait()
@@ -96,6 +101,11 @@ def advertised(address: str, port: int) -> str:
             raise ValueError(f"the port of {address!r} is not a number")
         return address
     return f"{address}:{port}"
+
+
+async def _until_set(stop: trio.Event, node: Node) -> None:
+    await stop.wait()
+    node.shutdown_requested.set()
 
 
 async def _until_stdin_closes(node: Node) -> None:

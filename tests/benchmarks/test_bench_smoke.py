@@ -5,6 +5,7 @@ No timings are asserted here; performance is measured by ``python -m bench``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -169,9 +170,15 @@ def test_failing_peer_is_reported_and_reaped() -> None:
 def test_tagged_processes_finds_a_tagged_child() -> None:
     env = {**os.environ, latency.PEER_TOKEN_VAR: "tag-under-test"}
     child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], env=env, stdin=subprocess.PIPE
+        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
+        # Once it has written, it runs the new program with its environment (just
+        # after the fork, /proc still showed the parent's, without the tag).
+        assert child.stdout is not None and child.stdout.readline() == b"up\n"
         assert latency.tagged_processes("tag-under-test") == [child.pid]
     finally:
         child.kill()
@@ -238,3 +245,25 @@ def test_durable_bench_sets_the_gc_threshold_it_is_given() -> None:
         timeout=60,
     )
     assert refused.returncode == 2 and "--gc-threshold takes a positive number" in refused.stderr
+
+
+def test_cluster_bench_measures_what_it_is_asked_and_writes_its_json(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "bench" / "cluster.py"
+    out = tmp_path / "cluster.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "--samples", "7", "--keys", "3", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["n"] == 7
+    assert {"worker_host_ask", "client_ask", "member_ask", "cold_activation_from_client"} <= set(
+        results
+    )
+    assert results["client_asks_per_s_held"] > 0 and results["client_asks_per_s_per_ask"] > 0
+    refused = subprocess.run(
+        [sys.executable, str(script), "--samples", "0"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2 and "positive" in refused.stderr

@@ -236,3 +236,49 @@ async def test_sqlite_checkpoints_the_wal_into_the_file_every_so_many_commits(
     await store.write("t", "k4", "s", document, None)  # the fifth commit
     assert path.stat().st_size > before + 5 * 20_000
     await store.aclose()
+
+
+class StallingStore(SQLiteStore):
+    """An SQLite store whose next commit waits until ``go`` is set."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.go: trio.Event | None = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        go, self.go = self.go, None
+        if go is not None:
+            await go.wait()
+        return await super()._run(fn, *args)
+
+
+async def test_writes_queued_behind_a_cancelled_commit_are_committed_by_their_writers(
+    tmp_path: Path,
+) -> None:
+    """The first waiting writer commits for the others; if it is cancelled (its
+    system stopping, say), the writes queued behind it are not failed: their
+    own writers commit them. The write it was committing has an unknown
+    outcome, and says so."""
+    store = StallingStore(tmp_path / "state.sqlite3")
+    await store.write("t", "warm", "n", '"0"', None)
+    store.go = trio.Event()
+    outcomes: dict[str, Any] = {}
+    async with trio.open_nursery() as nursery:
+        committing = trio.CancelScope()
+
+        async def write(key: str, scope: trio.CancelScope | None = None) -> None:
+            with scope or trio.CancelScope():
+                try:
+                    outcomes[key] = await store.write("t", key, "n", f'"{key}"', None)
+                except RuntimeError as exc:
+                    outcomes[key] = exc
+
+        nursery.start_soon(write, "first", committing)
+        await trio.testing.wait_all_tasks_blocked()  # its commit waits for ``go``
+        nursery.start_soon(write, "queued")
+        await trio.testing.wait_all_tasks_blocked()
+        committing.cancel()
+    assert "first" not in outcomes  # cancelled
+    assert isinstance(outcomes["queued"], str)
+    assert await store.read("t", "queued", "n") == ('"queued"', outcomes["queued"])
+    await store.aclose()
