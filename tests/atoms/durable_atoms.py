@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import attrs
@@ -76,8 +77,12 @@ class Visits(Atom):
     collect_after = 10.0
     count = state(int)
 
+    activations = itertools.count(1)
+
     def __init__(self) -> None:
-        self.activation = id(self)
+        # A number per activation (not ``id(self)``: a collected activation's
+        # memory, and so its id, can be the next one's).
+        self.activation = next(Visits.activations)
 
     @handler
     async def visit(self) -> int:
