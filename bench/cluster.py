@@ -96,7 +96,7 @@ async def run(n: int, keys: int) -> dict[str, Any]:
         ref = await system.spawn(Echo, host="w1")
         await ref.ask(Echo.ping, 0)
         results["worker_host_ask"] = await _latency(ref, n)
-    secret = secrets.token_bytes(32)
+    secret = secrets.token_hex(32).encode()
     with tempfile.TemporaryDirectory() as scratch:
         store = f"sqlite:///{Path(scratch) / 'cluster.sqlite3'}"
         async with _members(2, secret, store, Path(scratch)):

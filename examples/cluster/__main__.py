@@ -45,7 +45,7 @@ async def deposit(ref: Ref[Account], amount: int) -> tuple[int, int]:
 
 
 async def run(members: int, keys: int, lease: float, store: str, scratch: Path) -> int:
-    secret = secrets.token_bytes(32)
+    secret = secrets.token_hex(32).encode()
     secret_file = scratch / "secret"
     secret_file.write_bytes(secret)
     secret_file.chmod(0o600)

@@ -22,6 +22,12 @@ def _check_name(instance: object, attribute: attrs.Attribute[str], value: str) -
         raise ValueError(f"a cluster's name is 1 to 64 letters, digits, '-' or '_', not {value!r}")
 
 
+def _stripped(value: object) -> object:
+    # As a secret file is read (``read_secret``): members that read theirs from
+    # files and a system given the bytes must agree on the secret.
+    return value.strip() if isinstance(value, bytes) else value
+
+
 def _check_secret(instance: object, attribute: attrs.Attribute[bytes], value: bytes) -> None:
     if not isinstance(value, bytes) or len(value) < 16:
         raise ValueError(
@@ -55,9 +61,10 @@ class Cluster:
 
     name: str = attrs.field(validator=_check_name)
     """The cluster's name; the ids of its on-demand atoms carry it."""
-    secret: bytes = attrs.field(repr=False, validator=_check_secret)
-    """The secret every member shares (at least 16 bytes): members authenticate
-    each other with it, as hosts do (docs/placement.md)."""
+    secret: bytes = attrs.field(repr=False, converter=_stripped, validator=_check_secret)
+    """The secret every member shares (at least 16 bytes, surrounding whitespace
+    stripped, as from a secret file): members authenticate each other with it,
+    as hosts do (docs/placement.md)."""
     listen: str = attrs.field(default="127.0.0.1:0", validator=_check_address)
     """Where this member listens for the others, ``host:port`` (port 0: any)."""
     advertise: str | None = None

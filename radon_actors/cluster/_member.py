@@ -142,6 +142,8 @@ class Member:
         # When this member's connection to another went down, by node id: it
         # dials again once the other side has surely noticed too (``_reach``).
         self._down_at: dict[str, float] = {}
+        # Why the last dial of each member failed (for the error a claim gives).
+        self._dial_errors: dict[str, str] = {}
         self._mine = json.dumps({"member": self.node_id})
         self.node.host_down_callbacks.append(self._host_down)
         # From now on this system's ``get`` names the cluster's keys, and ids
@@ -233,19 +235,16 @@ class Member:
                 if known is not None and known.down is None:
                     return self._forward(ep, known)
                 reached = await self._reach(owner, membership, known)
+            chosen = False
             if reached is None and not self.cluster.activates:
                 # A client: the key goes to a member, which claims it.
                 reached = await self._member_for(ep, membership)
-                owner = "chosen by its key"
+                chosen = True
             if isinstance(reached, Peer):
                 return self._forward(ep, reached)
             if reached is not None:  # alive by its lease, and not reachable
                 if waited > 2 * membership.lease + self._settle():
-                    raise HostDown(
-                        f"{ep!r} is active at member {owner} of cluster "
-                        f"{self.cluster.name!r}, which renews its membership but cannot "
-                        "be reached from here"
-                    )
+                    raise self._unreachable(ep, None if chosen else owner)
                 waited += reached
                 await trio.sleep(reached)
                 continue
@@ -319,6 +318,9 @@ class Member:
                 ProtocolError,
             ) as exc:
                 _log.info("cluster.member_unreachable", member=owner, error=repr(exc))
+                self._dial_errors[owner] = repr(exc)
+                if len(self._dial_errors) > 1000:
+                    self._dial_errors.clear()
                 return retry
             finally:
                 del self._dialing[owner]
@@ -328,6 +330,23 @@ class Member:
             return retry
         self._down_at.pop(owner, None)
         return known
+
+    def _unreachable(self, ep: VirtualEndpoint, owner: str | None) -> HostDown:
+        """The error of a claim that could reach no member (``owner``: the one
+        that has the key; None: a client's, any of them)."""
+        errors = self._dial_errors
+        why = errors.get(owner) if owner is not None else next(reversed(errors.values()), None)
+        where = (
+            f"{ep!r} is active at member {owner} of cluster {self.cluster.name!r}, which "
+            "renews its membership but cannot be reached from here"
+            if owner is not None
+            else f"no live member of cluster {self.cluster.name!r} can be reached from here "
+            f"to activate {ep!r}"
+        )
+        return HostDown(
+            f"{where}{f' (last: {why})' if why else ''}; check that every member has the "
+            "same secret and can reach the address the others advertise"
+        )
 
     async def _member_for(self, ep: VirtualEndpoint, membership: Membership) -> Peer | float:
         """For a client: a connection to the member that should activate ``ep``'s

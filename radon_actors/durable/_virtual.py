@@ -282,6 +282,15 @@ class VirtualEndpoint:
         self._wait((_name(h), args, kwargs, reply))
         self._activations.activate_soon(self)
 
+    def answer_now(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> bool:
+        """An ask from another host as an inline turn of the running activation,
+        as ``AtomCell.answer_now`` (False, nothing done: ``post`` it)."""
+        cell = self.cell
+        if cell is None or self.closing:
+            return False
+        self.touched = True
+        return cell.answer_now(h, args, kwargs, reply)
+
     async def _until_live(self) -> None:
         while self._live() is None:
             ready = self._ready

@@ -116,13 +116,16 @@ def deliver_now(
     """Deliver the message if its atom can take it without anyone waiting;
     False (nothing done) if it must be held."""
     ep = route(node, atom_id, src)
-    if (
-        reply is not None
-        and isinstance(ep, AtomCell)
-        and ep.away is None
-        and ep.answer_now(h, args, kwargs, reply)
-    ):
-        return True
+    if reply is not None:
+        if isinstance(ep, AtomCell):
+            if ep.away is None and ep.answer_now(h, args, kwargs, reply):
+                return True
+        else:
+            # An endpoint in front of a cell (an on-demand atom's) may answer
+            # inline too.
+            answer = getattr(ep, "answer_now", None)
+            if answer is not None and answer(h, args, kwargs, reply):
+                return True
     if not accepts(ep, reply):
         return False
     post(ep, h, args, kwargs, reply)

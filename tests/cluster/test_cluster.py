@@ -692,3 +692,20 @@ async def test_a_forward_is_found_again_without_the_store_and_reread_when_it_run
             assert await ref.ask(Account.where) == m1.pid
             ref._ep.forward.until = trio.current_time()  # type: ignore[attr-defined]
             assert await ref.ask(Account.where) == m2.pid
+
+
+async def test_a_client_with_another_secret_is_told_why_it_reaches_no_member(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    # The secret is taken as a file's would be: surrounding whitespace stripped.
+    assert Cluster("t", b"  " + SECRET + b"\n").secret == SECRET
+    stranger = Cluster("t", b"another-secret-0123456789abcdef", activates=False, lease=0.2)
+    async with (
+        member(path, secret_file, "m1", "--lease", "0.2") as _,
+        open_system(state_store=store_from_url(path), cluster=stranger) as system,
+    ):
+        with trio.fail_after(20), pytest.raises(SpawnError, match="no live member") as caught:
+            await system.get(Account, "k").ask(Account.where)
+        assert "AuthenticationFailed" in str(caught.value)
+        assert "same secret" in str(caught.value)
