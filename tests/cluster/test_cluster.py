@@ -709,3 +709,61 @@ async def test_a_client_with_another_secret_is_told_why_it_reaches_no_member(
             await system.get(Account, "k").ask(Account.where)
         assert "AuthenticationFailed" in str(caught.value)
         assert "same secret" in str(caught.value)
+
+
+async def test_under_load_a_killed_member_loses_no_acknowledged_deposit(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    """200 askers deposit into 20 accounts through a client while the member
+    with the most accounts is SIGKILLed halfway: every deposit that was
+    answered is in its account's balance afterwards, and nothing more than
+    was sent (a deposit that failed with HostDown may or may not be in)."""
+    path = f"sqlite:///{tmp_path / 'state.db'}"
+    client = Cluster("t", SECRET, activates=False, lease=0.5)
+    keys = [f"load-{i}" for i in range(20)]
+    acknowledged = dict.fromkeys(keys, 0)
+    unknown = dict.fromkeys(keys, 0)
+    async with (
+        member(path, secret_file, "m1", "--lease", "0.5") as (m1, _),
+        member(path, secret_file, "m2", "--lease", "0.5") as (m2, _),
+        member(path, secret_file, "m3", "--lease", "0.5") as (m3, _),
+        open_system(state_store=store_from_url(path), cluster=client) as system,
+    ):
+        procs = {m1.pid: m1, m2.pid: m2, m3.pid: m3}
+        where: dict[str, int] = {}
+        for key in keys:
+            _, _, where[key] = await system.get(Account, key).ask(Account.deposit, 1)
+            acknowledged[key] += 1
+        victim = max(procs, key=lambda pid: list(where.values()).count(pid))
+        halfway = trio.Event()
+        sent = 0
+
+        async def asker(i: int) -> None:
+            nonlocal sent
+            key = keys[i % len(keys)]
+            for _ in range(10):
+                sent += 1
+                if sent == 1000:
+                    halfway.set()
+                try:
+                    await system.get(Account, key).ask(Account.deposit, 1)
+                except (HostDown, SpawnError):
+                    unknown[key] += 1
+                else:
+                    acknowledged[key] += 1
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for i in range(200):
+                    nursery.start_soon(asker, i)
+                await halfway.wait()
+                procs[victim].kill()
+            moved = 0
+            for key in keys:
+                ref = system.get(Account, key)
+                balance, _, pid = await ask_until_answered(ref, Account.deposit, 0)
+                assert pid != victim
+                moved += where[key] == victim
+                assert acknowledged[key] <= balance <= acknowledged[key] + unknown[key], key
+        assert moved > 0  # the victim had accounts, which live elsewhere now
+        assert sum(acknowledged.values()) + sum(unknown.values()) == 20 + 2000
