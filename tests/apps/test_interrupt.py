@@ -13,9 +13,12 @@ import trio
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _interrupt_when(cmd: list[str], ready: bytes, stream: str) -> tuple[int, str]:
-    """Start ``cmd``, wait for ``ready`` on its ``stream``, send SIGINT; its exit
-    status and stderr. The process is killed on the way out, whatever happens."""
+async def _interrupt_when(
+    cmd: list[str], ready: bytes, stream: str, sig: int = signal.SIGINT
+) -> tuple[int, str]:
+    """Start ``cmd``, wait for ``ready`` on its ``stream``, send ``sig`` (Ctrl-C's
+    SIGINT by default); its exit status and stderr. The process is killed on the
+    way out, whatever happens."""
     proc = await trio.lowlevel.open_process(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
     )
@@ -28,12 +31,12 @@ async def _interrupt_when(cmd: list[str], ready: bytes, stream: str) -> tuple[in
                 chunk = await pipe.receive_some()
                 assert chunk, f"exited before {ready!r}: {seen.decode(errors='replace')}"
                 seen += chunk
-            proc.send_signal(signal.SIGINT)
-            await proc.wait()
+            proc.send_signal(sig)
+            status = await proc.wait()
             err = seen if stream == "stderr" else b""
             while chunk := await proc.stderr.receive_some():
                 err += chunk
-        return proc.returncode, err.decode(errors="replace")
+        return status, err.decode(errors="replace")
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -58,33 +61,6 @@ async def test_ctrl_c_stops_radon_host_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in stderr and status == 0, stderr
 
 
-async def _terminate_when_ready(cmd: list[str]) -> tuple[int, str]:
-    """Start ``cmd``, wait for its READY line, send SIGTERM; its exit status
-    and stderr (a container's orchestrator stops it this way)."""
-    proc = await trio.lowlevel.open_process(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
-    )
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        seen = b""
-        with trio.fail_after(60):
-            while b"READY" not in seen:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, f"exited before READY: {seen.decode(errors='replace')}"
-                seen += chunk
-            proc.send_signal(signal.SIGTERM)
-            await proc.wait()
-            err = b""
-            while chunk := await proc.stderr.receive_some():
-                err += chunk
-        return proc.returncode, err.decode(errors="replace")
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
-
-
 async def test_sigterm_stops_radon_host_and_radon_member_cleanly(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32).hex().encode())
@@ -94,7 +70,8 @@ async def test_sigterm_stops_radon_host_and_radon_member_cleanly(tmp_path: Path)
     member = [radon, "member", "--cluster", "c", "--secret-file", str(secret),
               "--state-store", f"sqlite:///{tmp_path / 'state.db'}"]  # fmt: skip
     for cmd in (host, member):
-        status, stderr = await _terminate_when_ready(cmd)
+        # What an orchestrator sends to stop a container.
+        status, stderr = await _interrupt_when(cmd, b"READY", "stdout", signal.SIGTERM)
         assert "Traceback" not in stderr and status == 0, stderr
 
 
