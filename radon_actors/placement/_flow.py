@@ -36,8 +36,10 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
+import outcome
 import trio
 
+from .._errors import MailboxFull
 from .._logs import get_logger
 from ..runtime import DEFAULT_MAILBOX_SIZE, AtomCell, lookup
 from ._errors import ProtocolError
@@ -149,11 +151,25 @@ def hold(
         inflow = peer.inflows[atom_id] = Inflow(2 * max(window_of(atom_id), INITIAL_WINDOW))
         node.nursery.start_soon(_drain, node, peer, atom_id, inflow)
     queue = inflow.queue
-    if reply is None and len(queue) >= inflow.limit:
-        raise ProtocolError(
-            f"host {peer.label} sent atom {atom_id} more than {inflow.limit} messages past "
-            "its credit"
+    if len(queue) >= inflow.limit:
+        if reply is None:
+            raise ProtocolError(
+                f"host {peer.label} sent atom {atom_id} more than {inflow.limit} messages "
+                "past its credit"
+            )
+        # Asks take no credit (each asker waits for its answer), but what one
+        # peer may leave waiting for one atom is bounded all the same: past
+        # the bound, the asker is told the mailbox is full, as a local asker
+        # that cannot wait would be.
+        reply.deliver(
+            outcome.Error(
+                MailboxFull(
+                    f"atom {atom_id} has a full mailbox and {len(queue)} messages from "
+                    f"this host wait for room in it; ask again later"
+                )
+            )
         )
+        return
     queue.append((h, args, kwargs, reply))
 
 

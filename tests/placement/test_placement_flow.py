@@ -21,7 +21,7 @@ import trio.testing
 from cluster_helpers import cluster
 from placement_atoms import Burst, Counter, Gate, Sequencer, Sink
 
-from radon_actors import ProtocolError, open_system
+from radon_actors import MailboxFull, ProtocolError, open_system
 from radon_actors.placement import _flow, _wire
 from radon_actors.placement._endpoints import CallbackReply
 from radon_actors.placement._flow import INITIAL_WINDOW
@@ -191,6 +191,31 @@ async def test_a_peer_that_sends_past_its_credit_is_cut_off(
             _flow.hold(cast("Node", node), cast("Peer", peer), "z.1", "h", (), {}, None)
         with pytest.raises(ProtocolError, match="past its credit"):
             _flow.hold(cast("Node", node), cast("Peer", peer), "z.1", "h", (), {}, None)
+
+
+async def test_asks_held_for_a_full_atom_are_bounded_per_peer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Asks take no credit, but a peer cannot leave more than twice the window
+    # of them waiting for one atom: past that, each is answered at once with
+    # MailboxFull (before, they were held without bound).
+    async def no_drain(*args: object) -> None:
+        await trio.lowlevel.checkpoint()
+
+    monkeypatch.setattr(_flow, "_drain", no_drain)
+    async with trio.open_nursery() as nursery:
+        node = SimpleNamespace(nursery=nursery)
+        peer = SimpleNamespace(inflows={}, label="'eager'")
+        limit = 2 * INITIAL_WINDOW
+        answers: list[Any] = []
+        for _ in range(limit + 3):
+            reply = CallbackReply(answers.append)
+            _flow.hold(cast("Node", node), cast("Peer", peer), "z.1", "h", (), {}, reply)
+        assert len(peer.inflows["z.1"].queue) == limit
+        assert len(answers) == 3
+        for answer in answers:
+            with pytest.raises(MailboxFull, match="full mailbox"):
+                answer.unwrap()
 
 
 async def test_a_held_ask_answered_inline_passes_the_room_on_to_a_waiting_sender() -> None:
