@@ -8,6 +8,7 @@ exits when stdin closes or the system that started it says ``shutdown``.
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 from functools import partial
 
@@ -35,6 +36,10 @@ def main() -> None:
         sys.stdout.flush()
 
     set_directory(config.get("directory"))
+    ca = config.get("tls_ca")
+    # The TLS hosts this worker dials (other hosts of its system) are checked
+    # against the CAs its parent uses for them.
+    ssl_client = None if not ca else ssl.create_default_context(cadata=ca)
     url = config.get("state_store")
     opener = open_system if url is None else partial(open_system, state_store=store_from_url(url))
     trio.run(
@@ -48,6 +53,7 @@ def main() -> None:
             watch_stdin=True,
             heartbeat_interval=config["heartbeat_interval"],
             heartbeat_timeout=config["heartbeat_timeout"],
+            ssl_client=ssl_client,
         )
     )
 

@@ -71,6 +71,9 @@ async def start_host(
             # process is the directory of its on-demand atoms.
             "state_store": node.system.state_store_url(),
             "directory": node.system.prefix,
+            # The CAs this node checks TLS hosts against, so that the worker can
+            # dial them too (None: the platform's, which the worker has anyway).
+            "tls_ca": _ca_pem(node.ssl_client),
         }
         await proc.stdin.send_all(json.dumps(config).encode() + b"\n")
         line = b""
@@ -139,6 +142,16 @@ async def connect_host(
     node.announce()
     _log.info("placement.host_connected", host=peer.name, address=address)
     return peer.name
+
+
+def _ca_pem(context: ssl.SSLContext | None) -> str | None:
+    """The CA certificates loaded into ``context``, as PEM (None: none, or no
+    context; a context's other settings, such as a client certificate, are
+    not carried)."""
+    if context is None:
+        return None
+    certs = context.get_ca_certs(binary_form=True)
+    return "".join(ssl.DER_cert_to_PEM_cert(der) for der in certs) or None
 
 
 def read_secret(path: str | os.PathLike[str]) -> bytes:

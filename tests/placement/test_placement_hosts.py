@@ -335,6 +335,35 @@ async def test_tls_hosts_dial_each_other_with_tls_ca_at_their_advertised_names(
         await relay_across("--tls-ca", str(ca_pem))
 
 
+async def test_worker_hosts_check_tls_hosts_against_the_cas_their_system_uses(
+    tmp_path: Path,
+) -> None:
+    """A worker host dials the TLS hosts of its system itself (an atom on it
+    asks one there), and checks them against the CAs its system was given,
+    not only the platform's (before, it could not reach a host whose
+    certificate a private CA signed)."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    pem, key = tmp_path / "host.pem", tmp_path / "host.key"
+    cert.cert_chain_pems[0].write_to_path(str(pem))
+    cert.private_key_pem.write_to_path(str(key))
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    secret.chmod(0o600)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    tls = ("--tls-cert", str(pem), "--tls-key", str(key), "--advertise", "localhost")
+    async with radon_host(secret, "a", *tls) as (_, line), open_system() as system:
+        address = line.partition(" ")[2]
+        await system.connect_host(address, secret_file=secret, ssl_context=client)
+        await system.start_host("w1")
+        counter = await system.spawn(Counter, 1, host="a")
+        relay = await system.spawn(Relay, host="w1")
+        with trio.fail_after(20):
+            assert await relay.ask(Relay.relay, counter, 1) == 2  # w1 dials a
+
+
 def test_advertised_addresses() -> None:
     assert advertised("0.0.0.0", 7700) == "0.0.0.0:7700"
     assert advertised("db-1.internal", 7700) == "db-1.internal:7700"
