@@ -68,43 +68,26 @@ FORWARDS_HELD = 100_000
 each), beyond those that Refs hold."""
 
 
-class _Forward:
+class _Forward(RemoteEndpoint):
     """Messages for a key that is active at another member (a ``Forwarding``):
-    sent there while its connection is up, until ``until`` (trio time). Then
-    the next message claims the key again, reading where it is now: a key
-    that moved is followed within that time, instead of every message going
-    through the member it left."""
+    sent there (a RemoteEndpoint of that member) while the connection ``link``
+    is up, until ``until`` (trio time). Then the next message claims the key
+    again, reading where it is now: a key that moved is followed within that
+    time, instead of every message going through the member it left."""
 
-    __slots__ = ("_peer", "_remote", "until")
+    __slots__ = ("link", "until")
 
     def __init__(self, node: Node, peer: Peer, atom_id: str, until: float) -> None:
-        self._peer = peer
-        self._remote = RemoteEndpoint(node, peer.node_id, atom_id, None)
+        super().__init__(node, peer.node_id, atom_id, None)
+        self.link = peer
         self.until = until
 
     def __repr__(self) -> str:
-        return f"<forward to member {self._peer.name!r}>"
+        return f"<forward to member {self.link.name!r}>"
 
     @property
     def live(self) -> bool:
-        return self._peer.down is None and trio.current_time() < self.until
-
-    def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self._remote.tell(h, args, kwargs)
-
-    async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        await self._remote.send(h, args, kwargs)
-
-    def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self._remote.ask_nowait(h, args, kwargs)
-
-    async def ask(
-        self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
-    ) -> Any:
-        return await self._remote.ask(h, args, kwargs, timeout)
-
-    def post(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reply: Any) -> None:
-        self._remote.post(h, args, kwargs, reply)
+        return self.link.down is None and trio.current_time() < self.until
 
 
 class Member:
@@ -231,10 +214,7 @@ class Member:
             owner = _owner_in(stored)
             reached: Peer | float | None = None
             if owner is not None and owner != self.node_id:
-                known = self.node.peers.get(owner)
-                if known is not None and known.down is None:
-                    return self._forward(ep, known)
-                reached = await self._reach(owner, membership, known)
+                reached = await self._reach(owner, membership)
             chosen = False
             if reached is None and not self.cluster.activates:
                 # A client: the key goes to a member, which claims it.
@@ -279,17 +259,19 @@ class Member:
     # ------------------------------------------------------------------
     # Reaching other members
     # ------------------------------------------------------------------
-    async def _reach(
-        self, owner: str, membership: Membership, down: Peer | None
-    ) -> Peer | float | None:
-        """The connection to member ``owner``; else the seconds to wait before
-        trying again (its membership is alive but it cannot be reached), or
-        None if it is gone (its membership ran out or was cleared)."""
+    async def _reach(self, owner: str, membership: Membership) -> Peer | float | None:
+        """The connection to member ``owner`` (the one up, else dialled now);
+        else the seconds to wait before trying again (its membership is alive
+        but it cannot be reached), or None if it is gone (its membership ran
+        out or was cleared)."""
+        known = self.node.peers.get(owner)
+        if known is not None and known.down is None:
+            return known
         record = await membership.lookup(owner)
         if record is None:
             return None
         retry = max(min(record.until - membership.now(), membership.lease / 3), 0.01)
-        if down is not None:
+        if known is not None:
             # The connection broke, and the member still renews its membership:
             # cut off, not dead. Dial it again once its side has given up the
             # old connection too (no frame from here for a heartbeat timeout),
@@ -360,10 +342,7 @@ class Member:
             )
         wait = membership.lease / 3
         for node_id, _ in sorted(members, key=lambda m: _rendezvous(m[0], ep.id), reverse=True):
-            known = self.node.peers.get(node_id)
-            if known is not None and known.down is None:
-                return known
-            reached = await self._reach(node_id, membership, known)
+            reached = await self._reach(node_id, membership)
             if isinstance(reached, Peer):
                 return reached
             if reached is not None:

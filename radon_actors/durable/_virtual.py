@@ -231,15 +231,13 @@ class VirtualEndpoint:
 
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.touched = True
-        cell = self._live_or_now()
-        if cell is None:
+        live = self._live_or_now()
+        if live is None:
             await self._until_live()
             live = self._live()
             if live is None:  # the activation failed: said by _until_live's caller
                 raise SpawnError(f"{self!r} could not be activated")
-            await live.send(h, args, kwargs)
-            return
-        await cell.send(h, args, kwargs)
+        await live.send(h, args, kwargs)
 
     def ask_nowait(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.touched = True
@@ -335,6 +333,13 @@ class VirtualEndpoint:
         ready = self._ready
         if ready is not None:
             ready.set()
+
+    def deactivate(self, cell: AtomCell) -> None:
+        """Stop the activation ``cell`` (collected, or its member leaving): from
+        now on, messages wait for the next activation."""
+        self.closing = True
+        if not cell.stop_inline():  # an idle atom without a task stops here
+            cell.request_stop()
 
     def forwarding(self, forward: Forwarding) -> None:
         """Another member of the cluster has the key: what waited goes there, in
@@ -599,10 +604,8 @@ class Activations:
             cell = ep.cell
             if cell is None or ep.closing or cell.state != _RUNNING:
                 continue
-            ep.closing = True
             stopping.append(cell.stopped)  # made before the stop, which sets it
-            if not cell.stop_inline():
-                cell.request_stop()
+            ep.deactivate(cell)
         for stopped in stopping:
             await stopped.wait()
 
@@ -645,10 +648,8 @@ class Activations:
                 mailbox = cell.mailbox
                 if cell.busy or mailbox.user or mailbox.stashed or cell.state != _RUNNING:
                     continue
-                ep.closing = True  # from now on, messages wait for the next activation
                 _log.debug("durable.collected", atom=repr(ep))
-                if not cell.stop_inline():  # an idle atom without a task stops here
-                    cell.request_stop()
+                ep.deactivate(cell)
 
 
 def import_atom_class(path: str) -> type[Any] | None:

@@ -173,16 +173,20 @@ async def test_a_large_reply_comes_back_in_parts() -> None:
             assert await sink.ask(Sink.take, "echo", blob) == len(blob)
 
 
-async def test_a_peer_that_sends_past_its_credit_is_cut_off(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A broken or hostile peer ignores the credit: what it sends is held (the
-    # atom cannot take it) up to twice the window, then its connection closes
-    # (the reader turns the ProtocolError into closing that one connection).
+@pytest.fixture
+def undrained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inflows whose drain does nothing: what a peer sends stays held."""
+
     async def no_drain(*args: object) -> None:
         await trio.lowlevel.checkpoint()
 
     monkeypatch.setattr(_flow, "_drain", no_drain)
+
+
+async def test_a_peer_that_sends_past_its_credit_is_cut_off(undrained: None) -> None:
+    # A broken or hostile peer ignores the credit: what it sends is held (the
+    # atom cannot take it) up to twice the window, then its connection closes
+    # (the reader turns the ProtocolError into closing that one connection).
     async with trio.open_nursery() as nursery:
         node = SimpleNamespace(nursery=nursery)
         peer = SimpleNamespace(inflows={}, label="'rogue'")
@@ -193,16 +197,10 @@ async def test_a_peer_that_sends_past_its_credit_is_cut_off(
             _flow.hold(cast("Node", node), cast("Peer", peer), "z.1", "h", (), {}, None)
 
 
-async def test_asks_held_for_a_full_atom_are_bounded_per_peer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_asks_held_for_a_full_atom_are_bounded_per_peer(undrained: None) -> None:
     # Asks take no credit, but a peer cannot leave more than twice the window
     # of them waiting for one atom: past that, each is answered at once with
     # MailboxFull (before, they were held without bound).
-    async def no_drain(*args: object) -> None:
-        await trio.lowlevel.checkpoint()
-
-    monkeypatch.setattr(_flow, "_drain", no_drain)
     async with trio.open_nursery() as nursery:
         node = SimpleNamespace(nursery=nursery)
         peer = SimpleNamespace(inflows={}, label="'eager'")
