@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -38,3 +40,14 @@ def sandbox_component() -> object:
     from radon_actors.sandbox import _engine
 
     return _engine.load("sandbox_atoms")
+
+
+@pytest.fixture(scope="session")
+def js_component() -> Path:
+    """The component of ``tests/atoms/js/polyglot.js`` (the JavaScript twin of
+    ``sandbox_atoms.Polyglot``), built once per session (cached on disk)."""
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is not installed: JavaScript atoms cannot be built here")
+    from radon_actors.sandbox._jsbuild import build_js
+
+    return build_js(Path(__file__).parent / "atoms" / "js" / "polyglot.js").wasm
