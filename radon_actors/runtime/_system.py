@@ -484,7 +484,12 @@ class System:
             self._root = cell
         if name is not None:
             self._names[name] = cell
-        (parent.children if parent is not None else self._top)[atom_id] = cell
+        if parent is None:
+            self._top[atom_id] = cell
+        elif parent.children:
+            parent.children[atom_id] = cell
+        else:
+            parent.children = {atom_id: cell}  # its first: it had the shared empty table
         _directory.register(cell)
         return cell
 
