@@ -650,7 +650,11 @@ class Activations:
                 if ep.idle * quantum < age or ep.closing:
                     continue
                 mailbox = cell.mailbox
-                if cell.busy or mailbox.user or mailbox.stashed or cell.state != _RUNNING:
+                if (
+                    cell.busy
+                    or (mailbox is not None and (mailbox.user or mailbox.stashed))
+                    or cell.state != _RUNNING
+                ):
                     continue
                 _log.debug("durable.collected", atom=repr(ep))
                 ep.deactivate(cell)

@@ -142,7 +142,7 @@ async def wait_for_room(node: Node, src: Peer, atom_id: str) -> Mailbox | None:
     ep = route(node, atom_id, src)
     if isinstance(ep, AtomCell):
         if ep.away is None:
-            mailbox = ep.mailbox
+            mailbox = ep.opened()
             await mailbox.wait_for_room()
             return mailbox
         ep = getattr(ep.away, "target", None)

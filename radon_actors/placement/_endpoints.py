@@ -383,7 +383,7 @@ class Forward:
 
     async def _wait_for_room(self, cell: AtomCell) -> None:
         """Wait while the pause queue holds a mailbox's worth (see the class docs)."""
-        capacity = cell.mailbox.capacity
+        capacity = cell.capacity
         while self.paused is not None and len(self.paused) >= capacity:
             resumed = self._resumed
             if resumed is None:
@@ -445,7 +445,7 @@ class Forward:
     def tell(self, cell: AtomCell, h: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         paused = self.paused
         if paused is not None:
-            if len(paused) >= cell.mailbox.capacity:
+            if len(paused) >= cell.capacity:
                 raise MailboxFull(
                     f"{cell.label()} is moving and {len(paused)} messages wait for it (its "
                     "mailbox size); use `await ref.send(...)` to wait for room"
@@ -461,7 +461,7 @@ class Forward:
         while True:
             paused = self.paused
             if paused is not None:
-                if len(paused) < cell.mailbox.capacity:
+                if len(paused) < cell.capacity:
                     paused.append((h, args, kwargs, None))
                     return
                 await self._wait_for_room(cell)

@@ -90,7 +90,7 @@ def window_of(atom_id: str) -> int:
     """The window to start a flow to ``atom_id`` with: its mailbox size when it
     has a cell here, else :data:`INITIAL_WINDOW`."""
     cell = lookup(atom_id)
-    return cell.mailbox.capacity if cell is not None else INITIAL_WINDOW
+    return cell.capacity if cell is not None else INITIAL_WINDOW
 
 
 def grant(peer: Peer, grants: list[tuple[str, int, int]]) -> None:
@@ -118,7 +118,7 @@ def credit_frames(due: dict[str, int]) -> list[Credit]:
     grants = []
     for atom_id, n in due.items():
         cell = lookup(atom_id)
-        grants.append((atom_id, n, cell.mailbox.capacity if cell is not None else 0))
+        grants.append((atom_id, n, cell.capacity if cell is not None else 0))
     return [Credit("credit", grants[i : i + _GRANTS]) for i in range(0, len(grants), _GRANTS)]
 
 
@@ -263,7 +263,7 @@ def accepts(ep: Any, reply: Any) -> bool:
         away = ep.away
         if away is None:
             mailbox = ep.mailbox
-            return len(mailbox.user) < mailbox.capacity or mailbox.closed
+            return mailbox is None or len(mailbox.user) < mailbox.capacity or mailbox.closed
         if getattr(away, "paused", None) is not None:
             # Moving: what arrives from other hosts queues for the move, which
             # replays it in order (waiting here could let later messages from

@@ -237,7 +237,7 @@ class _Emigration(Move):
     async def __call__(self, cell: AtomCell) -> bool:
         if self.abandoned:  # the caller gave up before the turn ended: stay here
             return False
-        mailbox = cell.mailbox
+        mailbox = cell.opened()
         if any(msg[0] != "migrate" for msg in mailbox.control):
             # A stop, a failure or a supervisor's command queued behind this move:
             # those run first, and the move after them.
@@ -289,7 +289,7 @@ async def emigrate(node: Node, cell: AtomCell, to_id: str, deadline: float) -> N
     move = _Emigration(node, peer, deadline)
     cell.add_stop_callback(move.on_stopped)
     try:
-        if cell.state >= _STOPPING or not cell.mailbox.put_control(("migrate", move)):
+        if cell.state >= _STOPPING or not cell.opened().put_control(("migrate", move)):
             raise MigrationError(f"{cell.label()} is not running; it cannot be migrated")
         with trio.move_on_at(deadline):
             await move.done.wait()
@@ -441,7 +441,7 @@ async def _move(node: Node, cell: AtomCell, peer: Peer, deadline: float) -> None
             cls_blob,
             ctor,
             blob,
-            cell.mailbox.capacity,
+            cell.capacity,
             cell.restarts,
             sandbox,
             budget,
@@ -562,9 +562,9 @@ async def _prepare(
         else:
             reply = None if token is None else CallbackReply(Answer(node, peer, token))
         if is_stashed:
-            cell.mailbox.restash((spec, a, k, reply))
+            cell.opened().restash((spec, a, k, reply))
         else:
-            cell.mailbox.user_lane().append((spec, a, k, reply))
+            cell.opened().user_lane().append((spec, a, k, reply))
     cell.runtime = _Restoring(runtime, state, cell.table)
     return cell, timers, existing
 

@@ -56,7 +56,7 @@ async def _activate(node: Node, cell: AtomCell, host: str) -> Peer:
     peer = node.peer_by_name(host)
     node.live_peer(peer.node_id, cell.id)
     cls_blob, ctor, sandbox = await activation(node, peer, cell)
-    capacity = cell.mailbox.capacity
+    capacity = cell.capacity
     frame = Activate(
         "activate",
         0,
@@ -81,7 +81,7 @@ async def start_remote(node: Node, cell: AtomCell, host: str) -> None:
         peer = await _activate(node, cell, host)
     except BaseException as exc:
         cell.state = _STOPPED
-        cell.mailbox.close()
+        cell.opened().close()
         cell.forget()
         cell.stopped.set()
         if isinstance(exc, Exception) and not isinstance(exc, SpawnError):

@@ -207,7 +207,7 @@ class Retirement:
             cell.shutdown_timeout = self.timeout
         await cell.terminate_incarnation()
         fail_moves(
-            cell.mailbox.control,
+            cell.opened().control,
             MigrationError(
                 f"{cell.label()} was terminated by its supervisor meanwhile; "
                 "migrate its next incarnation instead"
@@ -390,7 +390,7 @@ async def serve_retire(node: Node, peer: Peer, frame: Retire) -> Any:
     failing = node.failing.get(cell)
     if failing is not None:
         failing.event.set()  # it waits in its failure path: it retires from there
-    elif not cell.mailbox.put_control(("migrate", retire)):
+    elif not cell.opened().put_control(("migrate", retire)):
         retire.cell_stopped(cell, None)
     if timeout is not None:
         with trio.move_on_after(timeout):

@@ -165,6 +165,7 @@ class AtomCell:
         "args",
         "away",
         "busy",
+        "capacity",
         "children",
         "cls",
         "decider",
@@ -212,7 +213,11 @@ class AtomCell:
         self.on_demand_key: str | None = None
         self.parent = parent
         self.table = handler_table(cls)
-        self.mailbox = Mailbox(capacity)
+        self.capacity = capacity  # its mailbox's bound
+        # Made on first use (``opened``): an atom started inline (an on-demand
+        # activation) that is only ever asked inline needs none, and a mailbox
+        # is a quarter of the objects the cyclic collector walks per idle atom.
+        self.mailbox: Mailbox | None = None
         self.instance: Any = None
         self.state = _STARTING
         self.busy = False
@@ -354,8 +359,7 @@ class AtomCell:
             spec.never_suspends
             and self.state == _RUNNING
             and not self.busy
-            and not self.mailbox.user
-            and not self.mailbox.control
+            and ((mailbox := self.mailbox) is None or not (mailbox.user or mailbox.control))
             and self.away is None
         ):
             # Inline turn: see the module docs for why this is a faithful turn.
@@ -400,6 +404,8 @@ class AtomCell:
         reply = Reply(task)
         msg = (spec, args, kwargs, reply)
         mailbox = self.mailbox
+        if mailbox is None:
+            mailbox = self.opened()
         if len(mailbox.user) < mailbox.capacity:
             queued = mailbox.put_nowait(msg)
         else:
@@ -429,8 +435,7 @@ class AtomCell:
             not spec.never_suspends
             or self.state != _RUNNING
             or self.busy
-            or mailbox.user
-            or mailbox.control
+            or (mailbox is not None and (mailbox.user or mailbox.control))
             or self.away is not None
         ):
             if self.state >= _STOPPING and self.away is None:
@@ -469,10 +474,11 @@ class AtomCell:
             if isinstance(exc, spec.answers):
                 raise  # an answer (a Rejection), not a crash: the atom carries on
             self._note(exc, spec)
-            if self.mailbox.put_control(("failed", exc, spec)):
+            mailbox = self.opened()
+            if mailbox.put_control(("failed", exc, spec)):
                 # Handled first, as a failure in a queued turn would be: before
                 # a stop this turn requested.
-                self.mailbox.control.rotate(1)
+                mailbox.control.rotate(1)
             raise
         self.busy = False
         if self._stash_current:
@@ -488,7 +494,7 @@ class AtomCell:
         timeout: float | None,
     ) -> Any:
         reply = Reply(current_task())
-        self.mailbox.stash((spec, args, kwargs, reply))
+        self.opened().stash((spec, args, kwargs, reply))
         if timeout is None:
             return await wait_task_rescheduled(reply)
         with trio.move_on_after(timeout):
@@ -497,7 +503,10 @@ class AtomCell:
 
     def tell(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         spec = self.spec_for(h, args, kwargs)
-        if not self.mailbox.put_nowait((spec, args, kwargs, None)):
+        mailbox = self.mailbox
+        if mailbox is None:  # (tested here, not in a call: every tell passes)
+            mailbox = self.opened()
+        if not mailbox.put_nowait((spec, args, kwargs, None)):
             # A closed mailbox: the atom stopped, or runs elsewhere.
             away = self.away
             if away is not None:
@@ -508,6 +517,8 @@ class AtomCell:
     async def send(self, h: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         spec = self.spec_for(h, args, kwargs)
         mailbox = self.mailbox
+        if mailbox is None:
+            mailbox = self.opened()
         msg = (spec, args, kwargs, None)
         if len(mailbox.user) < mailbox.capacity and not mailbox.closed:
             await checkpoint_if_cancelled()
@@ -543,8 +554,7 @@ class AtomCell:
         if (
             spec is None
             or self.state >= _STOPPING
-            or len(mailbox.user) >= mailbox.capacity
-            or mailbox.closed
+            or (mailbox is not None and (len(mailbox.user) >= mailbox.capacity or mailbox.closed))
         ):
             return False
         check = spec.check
@@ -553,7 +563,7 @@ class AtomCell:
                 check(*args, **kwargs)
             except TypeError:
                 return False
-        mailbox.put_nowait((spec, args, kwargs, reply))
+        self.opened().put_nowait((spec, args, kwargs, reply))
         return True
 
     def answer_now(
@@ -570,8 +580,7 @@ class AtomCell:
         if (
             self.state != _RUNNING
             or self.busy
-            or mailbox.user
-            or mailbox.control
+            or (mailbox is not None and (mailbox.user or mailbox.control))
             or self.away is not None
         ):
             return False
@@ -587,7 +596,7 @@ class AtomCell:
             reply.deliver(outcome.Error(exc))
             return True
         if result is STASHED:
-            mailbox.stash((spec, args, kwargs, reply))
+            self.opened().stash((spec, args, kwargs, reply))
         else:
             reply.deliver(outcome.Value(result))
         return True
@@ -608,7 +617,7 @@ class AtomCell:
             spec = self.spec_for(h, args, kwargs)
             if self.state >= _STOPPING:
                 raise AtomStopped(f"{self.label()} is not running (message {spec.name!r})")
-            if not self.mailbox.put_nowait((spec, args, kwargs, reply)):
+            if not self.opened().put_nowait((spec, args, kwargs, reply)):
                 raise AtomStopped(f"{self.label()} stopped before {spec.name!r} was queued")
         except Exception as exc:
             self.fail_message(h, args, kwargs, reply, exc)
@@ -622,7 +631,7 @@ class AtomCell:
         except Exception:
             self.post(h, args, kwargs, reply)  # reports the error
             return
-        if not await self.mailbox.put((spec, args, kwargs, reply)):
+        if not await self.opened().put((spec, args, kwargs, reply)):
             self.post(h, args, kwargs, reply)  # closed meanwhile: reports it
 
     def fail_message(
@@ -744,7 +753,9 @@ class AtomCell:
         self._stash_current = True
 
     def unstash_all(self) -> None:
-        self.mailbox.unstash_all()
+        mailbox = self.mailbox
+        if mailbox is not None:  # (none yet: nothing was stashed)
+            mailbox.unstash_all()
 
     # ------------------------------------------------------------------
     # The atom's task.
@@ -762,25 +773,43 @@ class AtomCell:
             # A stop from outside overrides a pending normal exit: no restart.
             self._self_stop = False
             return
+        parked = self.parked
+        if (
+            self.mailbox is None
+            and parked is None
+            and self.task is None
+            and self.state == _RUNNING
+            and not self.busy
+        ):
+            # Idle, and it never needed a mailbox: its stop needs a task, not a
+            # mailbox to carry it (a system closing on many such atoms would
+            # otherwise make them all one, and the cyclic collector walk them).
+            # What arrives meanwhile queues for that task (see ``opened``).
+            self._stop_requested = True
+            self._stop_reason = reason
+            self.system.start_soon(self.run_turns, _STOP)
+            return
+        # Made before the flag is set, so that an idle atom's new mailbox wakes it.
+        mailbox = self.opened() if parked is None else None
         self._stop_requested = True
         self._stop_reason = reason
-        parked = self.parked
         if parked is not None:
             # The atom's task is parked under its supervisor: wake it there.
             parked.stop_requested(reason)
             return
-        self.mailbox.put_control(("stop",))
+        assert mailbox is not None
+        mailbox.put_control(_STOP)
 
     def report_failure(self, exc: BaseException) -> bool:
         """Fail the atom with ``exc`` from outside a handler (a child's escalation, a
         supervisor giving up): its failure path runs in its task, between turns.
         False if the atom has already stopped."""
-        return self.mailbox.put_control(("failed", exc, _ESCALATION))
+        return self.opened().put_control(("failed", exc, _ESCALATION))
 
     def call_between_turns(self, fn: Callable[[], Awaitable[None]]) -> bool:
         """Run ``await fn()`` in the atom's task at its next turn boundary, before
         its next message (a snapshot, a supervisor's command). False if stopped."""
-        return self.mailbox.put_control(("call", fn))
+        return self.opened().put_control(("call", fn))
 
     @property
     def stop_requested(self) -> bool:
@@ -797,7 +826,7 @@ class AtomCell:
         if self._self_stop:
             self._self_stop = False
             self._stop_requested = False
-            control = self.mailbox.control
+            control = self.opened().control
             for msg in [m for m in control if m[0] == "stop"]:
                 control.remove(msg)
 
@@ -805,7 +834,7 @@ class AtomCell:
         """Queue a stop that arrived while the cell was parked, for its loop to see."""
         if self.state < _STOPPING:
             self._stop_reason = reason
-            self.mailbox.put_control(("stop",))
+            self.opened().put_control(("stop",))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The atom's task: start, run turns until stopped, stop."""
@@ -849,7 +878,7 @@ class AtomCell:
             self._start_failed(exc)
         self._started()
         mailbox = self.mailbox
-        if mailbox.user or mailbox.control:
+        if mailbox is not None and (mailbox.user or mailbox.control):
             # The start queued something (a tell to itself, a stop): as in a
             # task-started atom, its loop serves that right after the start.
             self.system.start_soon(self.run_turns)
@@ -890,7 +919,9 @@ class AtomCell:
         ):
             return False
         mailbox = self.mailbox
-        if mailbox.user or mailbox.control or mailbox.stashed or mailbox.closed:
+        if mailbox is not None and (
+            mailbox.user or mailbox.control or mailbox.stashed or mailbox.closed
+        ):
             return False
         if not self.stops_inline(self.cls):
             return False
@@ -899,7 +930,9 @@ class AtomCell:
         self.busy = True
         # Closed before on_stop: a message it sends the atom is a dead letter at
         # once (as it would be once the stop ends), and wakes no task for it.
-        mailbox.close()
+        # (None: one made from now on is made closed, see ``opened``.)
+        if mailbox is not None:
+            mailbox.close()
         self.cancel_timers()
         instance = self.instance
         timeout = self.shutdown_timeout
@@ -915,7 +948,8 @@ class AtomCell:
 
     def _start_failed(self, exc: BaseException) -> NoReturn:
         self.state = _STOPPED
-        self.mailbox.close()
+        if self.mailbox is not None:  # (else one made from now on is made closed)
+            self.mailbox.close()
         self.forget()
         self.stopped.set()
         if isinstance(exc, Exception):
@@ -932,17 +966,19 @@ class AtomCell:
             "atom.spawned", atom_id=self.id, atom_name=self.name, atom_class=self.cls.__name__
         )
 
-    async def run_turns(self) -> None:
+    async def run_turns(self, first: tuple[Any, ...] | None = None) -> None:
         """Serve turns in the calling task until the atom stops, or until it has
         been idle long enough to give its task up (the tail of :meth:`run`; also
         how an atom that came back into this process resumes, and what the
-        first message to an idle atom without a task starts: :meth:`go_idle`)."""
+        first message to an idle atom without a task starts: :meth:`go_idle`).
+        ``first``, a control message, is served before the mailbox's (the stop
+        of an atom that has none: :meth:`request_stop`)."""
         self.task = current_task()
         system = self.system
         system.tasked(self)
         idle = False
         try:
-            idle = await self._loop()
+            idle = await self._loop(first)
         finally:
             self.task = None
             system.untasked(self)
@@ -955,7 +991,35 @@ class AtomCell:
         task is most of its memory): the next message, user or control, starts
         one (:meth:`wake_idle`). Only while it runs here, with empty lanes, and
         outside a turn; its current task, if any, must end right after."""
-        self.mailbox.idle(self)
+        mailbox = self.mailbox
+        if mailbox is not None:
+            mailbox.idle(self)
+        # else: the mailbox ``opened`` makes will wake it, being made idle
+
+    def opened(self) -> Mailbox:
+        """The atom's mailbox, made now if it has none yet (the first message
+        that must queue, or anything that needs the mailbox itself).
+
+        A mailbox made while the atom waits without a task is made idle on it
+        (:meth:`go_idle`), so that its first message starts one, unless a task
+        to stop it is already on its way (:meth:`request_stop`): messages then
+        queue for that task, which refuses them once stopped. One made once the
+        atom stops is made closed, so that what is sent to it is refused (a
+        dead letter) as a stopped atom's messages always are."""
+        mailbox = self.mailbox
+        if mailbox is None:
+            mailbox = self.mailbox = Mailbox(self.capacity)
+            state = self.state
+            if state >= _STOPPING:
+                mailbox.close()
+            elif (
+                state == _RUNNING
+                and self.task is None
+                and self.away is None
+                and not self._stop_requested  # (a task to stop it is on its way)
+            ):
+                mailbox.idle(self)
+        return mailbox
 
     def wake_idle(self) -> None:
         """What an idle mailbox calls on its first message: start the turns' task."""
@@ -988,10 +1052,12 @@ class AtomCell:
         self.instance = instance
         await _maybe_await(instance.on_start())
 
-    async def _loop(self) -> bool:
+    async def _loop(self, first: tuple[Any, ...] | None = None) -> bool:
         # True when the atom went idle and gives its task up (see System's
         # idle sweep); False when it stopped or moved away.
-        mailbox = self.mailbox
+        if first is not None and await self._control(first):
+            return False
+        mailbox = self.opened()
         user = mailbox.user_lane()
         b = budget
         while True:
@@ -1226,7 +1292,9 @@ class AtomCell:
         self.cancel_timers()
         for child in list(self.children.values()):
             child.request_stop()
-        for spec, args, kwargs, reply in self.mailbox.close():
+        mailbox = self.mailbox
+        leftover = mailbox.close() if mailbox is not None else ()
+        for spec, args, kwargs, reply in leftover:
             if reply is None:
                 self._dead_letter(spec, args, kwargs, "atom stopped")
             else:
@@ -1259,7 +1327,7 @@ class AtomCell:
         it; the caller passes that on, or gives it back to :meth:`come_back`,
         and sets the cell's state.
         """
-        mailbox = self.mailbox
+        mailbox = self.opened()
         stashed = list(mailbox.stashed)
         user = list(mailbox.user)
         control = list(mailbox.control)
@@ -1283,9 +1351,9 @@ class AtomCell:
         """
         self.away = None
         if taken is None:
-            self.mailbox.reopen()
+            self.opened().reopen()
         else:
-            self.mailbox.reopen(taken.stashed, taken.user, taken.control)
+            self.opened().reopen(taken.stashed, taken.user, taken.control)
         self.take_over(later)
 
     def take_over(
@@ -1304,11 +1372,12 @@ class AtomCell:
                 )
             else:
                 queued.append((spec, args, kwargs, reply))
-        if self.mailbox.closed:  # stopped meanwhile: each message says so
+        mailbox = self.opened()
+        if mailbox.closed:  # stopped meanwhile: each message says so
             for spec, args, kwargs, reply in queued:
                 self.post(spec.name, args, kwargs, reply)
         else:
-            self.mailbox.hand_over(queued)
+            mailbox.hand_over(queued)
 
     def forget(self) -> None:
         """Leave the directory, the system's tables and the parent's children."""
@@ -1325,6 +1394,8 @@ class _Escalation:
 
 
 _ESCALATION: Any = _Escalation()
+
+_STOP: tuple[str] = ("stop",)  # the control message of a requested stop
 
 
 async def _maybe_await(value: Awaitable[None] | None) -> None:

@@ -364,7 +364,7 @@ class System:
             for cell in list(self._tasked):
                 task = cell.task
                 mailbox = cell.mailbox
-                if task is None or mailbox.waiting is not task:
+                if task is None or mailbox is None or mailbox.waiting is not task:
                     continue
                 cell.idle_sweeps += 1
                 if cell.idle_sweeps > 1:
@@ -576,7 +576,7 @@ class System:
         cell = _directory.lookup(ref.id)
         if cell is None or cell.system is not self:
             raise NoSuchAtom(f"{ref!r} is not a running atom of this system")
-        return cell.mailbox.statistics()
+        return cell.opened().statistics()
 
     async def stop(self, ref: Ref[Any]) -> None:
         """Stop the atom behind ``ref`` (children first) and wait until it has stopped.

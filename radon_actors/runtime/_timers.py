@@ -110,7 +110,7 @@ class TimerHandle:
         with self._scope:
             spec, args, kwargs = self._msg
             msg = (spec, args, kwargs, self)
-            mailbox = self._cell.mailbox
+            mailbox = self._cell.opened()
             if not self._periodic:
                 await trio.sleep_until(self._deadline)
                 self._fired = True

@@ -65,11 +65,12 @@ def deliver_down(watcher: AtomCell, spec: HandlerSpec, down: Down) -> None:
     if watcher.state >= _STOPPING:
         return
     msg: tuple[Any, ...] = (spec, (down,), {}, None)
+    mailbox = watcher.opened()
     try:
-        watcher.mailbox.put_nowait(msg)
+        mailbox.put_nowait(msg)
     except MailboxFull:
         # A death notice is not dropped: wait for room in the background.
-        watcher.system.start_soon(watcher.mailbox.put, msg)
+        watcher.system.start_soon(mailbox.put, msg)
 
 
 def _find(target: AtomCell, watcher: AtomCell) -> Watch | None:

@@ -314,7 +314,7 @@ class Supervisor(Atom):
                 # Asked to stop (from outside) before it failed: it stops, and
                 # whoever asked may be waiting for that (even this supervisor).
                 parked.stop_requested(exc)
-            elif me.state >= _STOPPING or not me.mailbox.put_control(("call", notice)):
+            elif me.state >= _STOPPING or not me.opened().put_control(("call", notice)):
                 parked.stop_requested(exc)  # this supervisor is stopping: so does the child
         # else: the supervisor is already acting on this child (a sibling's
         # failure); this failure joins that handover.
@@ -382,7 +382,7 @@ class Supervisor(Atom):
                 # A child on another host (radon_actors.placement): its cell here
                 # serves the handover in a task of its own.
                 away.serve_parked(cell, parked)
-            elif not cell.mailbox.put_control(("call", parked.serve)):
+            elif not cell.opened().put_control(("call", parked.serve)):
                 parked.done = True
                 cell.parked = None
         return parked

@@ -47,7 +47,7 @@ async def test_a_full_mailbox_with_senders_here_and_on_the_target_migrates(kind:
             payer = await system.spawn(kind.Relay, host="w1")
             event = trio.Event()
             gate = await system.spawn(Gate, event)
-            mailbox = cell_of(target).mailbox
+            mailbox = cell_of(target).opened()
 
             async def local(sender: str) -> None:
                 for i in range(n):
@@ -233,7 +233,7 @@ async def test_stashed_and_queued_messages_move_in_order_with_senders_waiting() 
 
             event = trio.Event()
             gate = await system.spawn(Gate, event)
-            mailbox = cell_of(door).mailbox
+            mailbox = cell_of(door).opened()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(door.ask, Doorman.wait_on, gate)  # a turn that waits
                 await trio.testing.wait_all_tasks_blocked()

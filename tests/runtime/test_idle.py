@@ -213,3 +213,84 @@ async def test_stop_inline_refuses_what_needs_a_task(
         await _idle()
         assert cell.stop_inline()
         assert Log.stopped_with == [1]
+
+
+class Tally(Atom):
+    def __init__(self) -> None:
+        self.n = 0
+
+    @handler
+    def bump(self) -> int:
+        self.n += 1
+        return self.n
+
+
+async def test_an_atom_asked_inline_has_no_mailbox_until_a_message_queues() -> None:
+    # An inline-started atom that is only asked inline never needs a mailbox
+    # (AtomCell.opened); the first message that queues gets one, made idle on
+    # the atom, so that it starts the atom's task as before.
+    async with open_system() as system:
+        ref = system.get(Tally, "t")
+        assert await ref.ask(Tally.bump) == 1
+        cell = _activation(ref)
+        assert cell.mailbox is None and cell.task is None
+        made = cell.opened()  # anything that needs the mailbox itself makes it
+        assert cell.mailbox is made and cell.opened() is made and cell.task is None
+        assert made.statistics().queued == 0
+        other = system.get(Tally, "u")
+        assert await other.ask(Tally.bump) == 1
+        late = _activation(other)
+        assert late.mailbox is None
+        other.tell(Tally.bump)  # queues: a mailbox, and a task to serve it
+        assert late.mailbox is not None
+        assert await other.ask(Tally.bump) == 3
+
+
+async def test_an_atom_stopped_before_it_had_a_mailbox_refuses_what_comes_after() -> None:
+    async with open_system() as system:
+        ref = system.get(Tally, "t")
+        assert await ref.ask(Tally.bump) == 1
+        cell = _activation(ref)
+        assert cell.mailbox is None
+        assert cell.stop_inline()
+        letters = len(system.dead_letters)
+        cell.tell(Tally.bump, (), {})  # to the stopped cell itself: a dead letter
+        assert cell.mailbox is not None and cell.mailbox.closed
+        assert len(system.dead_letters) == letters + 1
+        assert cell.task is None
+
+
+class SlowBye(Atom):
+    stops: ClassVar[int] = 0
+
+    @handler
+    def ping(self) -> str:
+        return "pong"
+
+    async def on_stop(self) -> None:
+        await trio.lowlevel.checkpoint()  # may suspend: it needs a task
+        SlowBye.stops += 1
+
+
+async def test_a_stop_of_an_atom_without_a_mailbox_starts_one_task_and_refuses_the_rest() -> None:
+    # request_stop gives an idle atom that never had a mailbox a task for its
+    # stop directly; what is sent meanwhile queues for that task and is refused
+    # once the atom has stopped (as behind a queued stop), and wakes no other.
+    SlowBye.stops = 0
+    async with open_system() as system:
+        ref = await system.spawn(SlowBye)
+        assert await ref.ask(SlowBye.ping) == "pong"
+        cell = _cell(ref)
+        assert cell.mailbox is None and cell.task is None
+        letters = len(system.dead_letters)
+        cell.request_stop()
+        assert cell.mailbox is None  # no mailbox to carry the stop
+        ref.tell(SlowBye.ping)  # queues for the stopping task
+        assert cell.mailbox is not None
+        with trio.fail_after(5):
+            await cell.stopped.wait()
+        assert SlowBye.stops == 1
+        assert len(system.dead_letters) == letters + 1
+        cell.request_stop()  # idempotent
+        await trio.testing.wait_all_tasks_blocked()
+        assert SlowBye.stops == 1
