@@ -153,7 +153,7 @@ console.log(JSON.stringify(report));
 """
 
 
-def _node(script: str) -> str:
+def _node(script: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         ["node", "--input-type=module", "-e", script],
         capture_output=True,
@@ -162,7 +162,7 @@ def _node(script: str) -> str:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done
 
 
 def _run(tmp_path: Path, bindings: str) -> dict[str, object]:
@@ -172,7 +172,7 @@ def _run(tmp_path: Path, bindings: str) -> dict[str, object]:
         "glue": json.dumps(_GLUE.as_uri()),
         "bindings": json.dumps(str(source)),
     }
-    result: dict[str, object] = json.loads(_node(script))
+    result: dict[str, object] = json.loads(_node(script).stdout)
     return result
 
 
@@ -225,7 +225,7 @@ def test_bindings_it_would_break_are_returned_untouched(tmp_path: Path) -> None:
         "const out = optimizeGlue(text, (l) => lines.push(l));\n"
         "console.log(JSON.stringify({ same: out === text, lines }));\n"
     )
-    report = json.loads(_node(script))
+    report = json.loads(_node(script).stdout)
     assert report["same"] is True
     assert report["lines"][0].startswith("radon-actors glue: not applied: the rewritten bindings")
 
@@ -266,14 +266,7 @@ def test_the_hook_rewrites_only_the_componentize_it_was_given() -> None:
         "const c = String((await load('file:///new.js', {}, next)).source);\n"
         "console.log(JSON.stringify({ a, b, c }));\n"
     )
-    done = subprocess.run(
-        ["node", "--input-type=module", "-e", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _node(script)
     out = json.loads(done.stdout)
     assert out["a"].startswith(
         'import { optimizeGlue as __radonOptimizeGlue } from "file:///glue.mjs";'
