@@ -191,7 +191,7 @@ def test_a_plain_value_is_answered_without_a_promise_turn(tmp_path: Path) -> Non
     # The debug-log calls and the per-unit encoder are gone.
     assert "_debugLog(' [Instruction" not in text and "codepoints" not in text
     assert report["lines"] == [
-        "radon-actors glue: 1 of 3 exports return without awaiting a plain value, "
+        "radon-actors glue: 1 of 3 exports answer a plain value without a promise turn, "
         "2 debug-log calls dropped, native string encoder"
     ]
 

@@ -231,7 +231,7 @@ def test_radon_build_js_builds_and_writes_the_component(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "building the WebAssembly component of greeter.js" in done.stdout
     # The export glue pass ran (js/glue.mjs; tests/sandbox/test_sandbox_js_glue.py).
-    assert "glue: 8 of 9 exports return without awaiting a plain value" in done.stdout
+    assert "glue: 8 of 9 exports answer a plain value without a promise turn" in done.stdout
     digest = re.search(r"ready \(sha256 ([0-9a-f]{64})\)", done.stdout)
     assert digest is not None
     wasm = out / "greeter.wasm"

@@ -195,7 +195,7 @@ export function optimizeGlue(text, report = () => {}) {
     return text;
   }
   report(
-    `${REPORT} ${synced} of ${exports.length} exports return without awaiting a plain value, ` +
+    `${REPORT} ${synced} of ${exports.length} exports answer a plain value without a promise turn, ` +
       `${logs} debug-log calls dropped, ${encoder ? "native" : "generated"} string encoder`,
   );
   return out;
