@@ -57,6 +57,12 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
         "Node.js and @bytecodealliance/componentize-js, see docs/polyglot.md)",
     )
     parser.add_argument(
+        "--js-types",
+        metavar="DIR",
+        help="write radon-actors.d.ts, the type declarations of the module JavaScript atoms "
+        "import, to DIR (for editors and tsc --checkJs; see docs/polyglot.md)",
+    )
+    parser.add_argument(
         "--path",
         action="append",
         default=[],
@@ -77,13 +83,15 @@ def _build(args: argparse.Namespace) -> int:
     from .sandbox import _engine
     from .sandbox._errors import SandboxError
 
-    if not args.modules and not args.js:
+    if not args.modules and not args.js and args.js_types is None:
         print("radon build: name a MODULE or a --js FILE to build", file=sys.stderr)
         return 2
     sys.path[:0] = args.path
     if "" not in sys.path:
         sys.path.insert(0, "")
     status = 0
+    if args.js_types is not None:
+        status = _write_js_types(args.js_types)
     for file in args.js:
         status = max(status, _build_js(file, args.out))
     for module in args.modules:
@@ -99,6 +107,28 @@ def _build(args: argparse.Namespace) -> int:
         if args.out is not None:
             status = max(status, _write_component(found, module, args.out))
     return status
+
+
+def _write_js_types(out: str) -> int:
+    """Write the JavaScript runtime's type declarations to ``out``; 1 on failure."""
+    import shutil
+    from pathlib import Path
+
+    from .sandbox._jsbuild import JS_TYPES
+
+    target = Path(out) / JS_TYPES.name
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(JS_TYPES, target)
+    except OSError as exc:
+        print(f"radon build: cannot write {target}: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {target}")
+    print(
+        '  map the module to it in jsconfig.json or tsconfig.json: "paths": '
+        f'{{"radon-actors": ["{target.as_posix()}"]}} (docs/polyglot.md)'
+    )
+    return 0
 
 
 def _build_js(file: str, out: str | None) -> int:

@@ -42,10 +42,13 @@ from ._build import WIT_DIR, WORLD, Progress, _quiet, _run_with_progress, cache_
 from ._cache import _store, entry
 from ._errors import SandboxBuildError
 
-__all__ = ["JS_RUNTIME", "JsBuild", "build_js", "componentize_js", "module_name_of"]
+__all__ = ["JS_RUNTIME", "JS_TYPES", "JsBuild", "build_js", "componentize_js", "module_name_of"]
 
 JS_RUNTIME = Path(__file__).parent / "js" / "radon-actors.js"
 """The guest runtime for JavaScript atoms (imported by them as ``"radon-actors"``)."""
+
+JS_TYPES = Path(__file__).parent / "js" / "radon-actors.d.ts"
+"""Its type declarations, for editors and ``tsc --checkJs`` (``radon build --js-types``)."""
 
 # componentize-js's command line, run with the glue pass (js/glue.mjs).
 _DRIVER = Path(__file__).parent / "js" / "build.mjs"

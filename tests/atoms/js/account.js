@@ -6,6 +6,9 @@ import { Atom, state } from "radon-actors";
 export class Account extends Atom {
   static durableType = "account";
   static states = { ledger: state(() => ({ total: 0, memos: [], payee: null })) };
+  // Installed by the runtime before onStart; declared for editors and tsc.
+  /** @type {import("radon-actors").State<{total: number, memos: string[], payee: any}>} */
+  ledger;
 
   onStart() {
     this.startedWith = this.ledger.value.total; // loaded before onStart
