@@ -34,6 +34,7 @@ from typing import Any
 import trio
 
 from radon_actors import Cluster, open_system
+from radon_actors.bench._process import first_line
 from radon_actors.durable import store_from_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,14 +73,7 @@ async def _members(count: int, secret: bytes, store: str, scratch: Path) -> Asyn
             )  # fmt: skip
             procs.append(proc)
         for proc in procs:
-            assert proc.stdout is not None
-            line = b""
-            with trio.fail_after(60):
-                while not line.endswith(b"\n"):
-                    chunk = await proc.stdout.receive_some()
-                    if not chunk:
-                        raise RuntimeError("a radon member exited before it joined")
-                    line += chunk
+            await first_line(proc, "a radon member", timeout=60)  # READY: it joined
         yield
     finally:
         for proc in procs:

@@ -40,6 +40,7 @@ import structlog
 import trio
 
 from radon_actors import Atom, Ref, handler, open_system
+from radon_actors.bench._process import first_line
 from radon_actors.bench._timing import percentiles
 
 _now = time.perf_counter_ns
@@ -176,13 +177,7 @@ async def raw_tcp_rtt(n: int, warmup: int) -> list[int]:
         [sys.executable, "-c", ECHO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
-        assert proc.stdout is not None
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = await proc.stdout.receive_some()
-            if not chunk:
-                raise RuntimeError("the echo server failed to start")
-            line += chunk
+        line = await first_line(proc, "the echo server")
         stream = await trio.open_tcp_stream("127.0.0.1", int(line))
         frame = (60).to_bytes(4, "big") + b"x" * 60
         samples = [0] * n

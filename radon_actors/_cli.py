@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
@@ -111,17 +112,10 @@ def _build(args: argparse.Namespace) -> int:
 
 def _write_js_types(out: str) -> int:
     """Write the JavaScript runtime's type declarations to ``out``; 1 on failure."""
-    import shutil
-    from pathlib import Path
-
     from .sandbox._jsbuild import JS_TYPES
 
     target = Path(out) / JS_TYPES.name
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(JS_TYPES, target)
-    except OSError as exc:
-        print(f"radon build: cannot write {target}: {exc}", file=sys.stderr)
+    if not _copy(JS_TYPES, target, "radon build"):
         return 1
     print(f"wrote {target}")
     print(
@@ -161,19 +155,27 @@ def _copy_component(source: Any, module: str, out: str, label: str) -> int:
     """Copy the cached component ``source`` to ``out/module.wasm`` and print its
     content hash; 1 on failure (reported under ``label``)."""
     import hashlib
-    import shutil
-    from pathlib import Path
 
     target = Path(out) / f"{module}.wasm"
+    if not _copy(source, target, f"radon build: {label}"):
+        return 1
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    print(f"  wrote {target} (sha256 {digest})")
+    return 0
+
+
+def _copy(source: Path, target: Path, label: str) -> bool:
+    """Copy ``source`` to ``target``, making its directory; False, said on
+    stderr under ``label``, if it cannot be written."""
+    import shutil
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-        digest = hashlib.sha256(target.read_bytes()).hexdigest()
     except OSError as exc:
-        print(f"radon build: {label}: cannot write {target}: {exc}", file=sys.stderr)
-        return 1
-    print(f"  wrote {target} (sha256 {digest})")
-    return 0
+        print(f"{label}: cannot write {target}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _configure_cache(parser: argparse.ArgumentParser) -> None:

@@ -73,6 +73,7 @@ import trio.testing
 
 from .. import Atom, Ref, handler, open_system
 from ..placement._node import get_node
+from ._process import first_line
 from ._timing import (
     LostMessages,
     median_of,
@@ -205,14 +206,7 @@ async def raw_tcp_process_rtt(n: int, warmup: int) -> list[int]:
         [sys.executable, "-c", _ECHO_PROCESS], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
-        assert proc.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                chunk = await proc.stdout.receive_some()
-                if not chunk:
-                    raise RuntimeError("the raw TCP echo process failed to start")
-                line += chunk
+        line = await first_line(proc, "the raw TCP echo process")
         client = await trio.open_tcp_stream("127.0.0.1", int(line))
         async with client:
 

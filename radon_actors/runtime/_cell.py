@@ -774,31 +774,26 @@ class AtomCell:
             self._self_stop = False
             return
         parked = self.parked
-        if (
-            self.mailbox is None
-            and parked is None
-            and self.task is None
-            and self.state == _RUNNING
-            and not self.busy
+        mailbox = self.mailbox
+        if parked is None and (
+            mailbox is not None or self.task is not None or self.state != _RUNNING or self.busy
         ):
-            # Idle, and it never needed a mailbox: its stop needs a task, not a
-            # mailbox to carry it (a system closing on many such atoms would
-            # otherwise make them all one, and the cyclic collector walk them).
-            # What arrives meanwhile queues for that task (see ``opened``).
-            self._stop_requested = True
-            self._stop_reason = reason
-            self.system.start_soon(self.run_turns, _STOP)
-            return
-        # Made before the flag is set, so that an idle atom's new mailbox wakes it.
-        mailbox = self.opened() if parked is None else None
+            # Made (if need be) before the flag is set, so that an idle atom's
+            # new mailbox wakes it.
+            mailbox = self.opened()
         self._stop_requested = True
         self._stop_reason = reason
         if parked is not None:
             # The atom's task is parked under its supervisor: wake it there.
             parked.stop_requested(reason)
-            return
-        assert mailbox is not None
-        mailbox.put_control(_STOP)
+        elif mailbox is None:
+            # Idle, and it never needed a mailbox: its stop needs a task, not a
+            # mailbox to carry it (a system closing on many such atoms would
+            # otherwise make them all one, and the cyclic collector walk them).
+            # What arrives meanwhile queues for that task (see ``opened``).
+            self.system.start_soon(self.run_turns, _STOP)
+        else:
+            mailbox.put_control(_STOP)
 
     def report_failure(self, exc: BaseException) -> bool:
         """Fail the atom with ``exc`` from outside a handler (a child's escalation, a
@@ -834,7 +829,7 @@ class AtomCell:
         """Queue a stop that arrived while the cell was parked, for its loop to see."""
         if self.state < _STOPPING:
             self._stop_reason = reason
-            self.opened().put_control(("stop",))
+            self.opened().put_control(_STOP)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The atom's task: start, run turns until stopped, stop."""

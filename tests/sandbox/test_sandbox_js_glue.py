@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import trio
 
 from radon_actors import open_system
 from radon_actors.runtime import _directory
@@ -246,7 +245,6 @@ async def test_a_plain_js_turn_costs_what_the_fast_glue_costs(js_component: Path
         guest._invoke_sync("handle", "incr", guest.side.writer.message((1,), {}))
         used = 10**12 - store.get_fuel()
         assert used < 110_000, used
-        await trio.lowlevel.checkpoint()
 
 
 def test_the_hook_rewrites_only_the_componentize_it_was_given() -> None:

@@ -24,16 +24,16 @@
 //   in one call instead of measuring the string in a JavaScript loop.
 // The result must parse, or the original is used.
 
-/** Where build.mjs asked the hook to apply (set by `initialize`). */
+/** Where build.mjs asked the hook to apply, and this file's URL (set by `initialize`). */
 let target = null;
-let self = null;
+let glueUrl = null;
 
 const REPORT = "radon-actors glue:";
 
 /** Node's hook: told which componentize.js to rewrite. */
 export function initialize(data) {
   target = data.componentize;
-  self = data.glue;
+  glueUrl = data.glue;
 }
 
 // componentize.js writes the generated bindings to the file the engine runs
@@ -55,7 +55,7 @@ export async function load(url, context, nextLoad) {
     return loaded;
   }
   const patched =
-    `import { optimizeGlue as __radonOptimizeGlue } from ${JSON.stringify(self)};\n` +
+    `import { optimizeGlue as __radonOptimizeGlue } from ${JSON.stringify(glueUrl)};\n` +
     source.replace(
       ANCHOR,
       `jsBindings = __radonOptimizeGlue(jsBindings, (line) => console.error(line));\n  ${ANCHOR}`,
