@@ -92,6 +92,9 @@ async def test_a_busy_connection_holds_a_bounded_amount_then_reads_on() -> None:
         assert MAX_UNREAD <= conn._unread < MAX_UNREAD + CHUNK  # type: ignore[attr-defined]
         assert conn._paused  # type: ignore[attr-defined]
         assert await _drain(conn) == sent
+        # The end of the stream can be read before the sender's task resumes
+        # from aclose (which closes, then checkpoints): let it run first.
+        await trio.testing.wait_all_tasks_blocked()
         assert done.is_set()
         nursery.cancel_scope.cancel()
 
